@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one interface through which the record engine drives storage.
+
+A backend knows its tool (lvm2, zfs, btrfs-progs, or memory for unit tests);
+the engine knows the method. Backends never read or write the state file.
+
+Copies are two-phase so that a failed or interrupted copy never costs a kept
+version: ``create_copies`` makes every copy of the new version at one point in
+time under *staging* names; only after all of them exist does ``promote``
+remove the copies of the version being replaced and give the staged copies
+their final target names. ``discard`` undoes a staging that will not be
+promoted. Technologies that overwrite a pre-existing target in place
+(``lvm_clone``) may stage onto the final target directly; they document that
+the replaced version is lost when such a copy fails.
+
+Every copy we make carries an ownership mark (LVM tag, ZFS user property,
+btrfs marker) naming the copy pool, the version and the source, so that
+``list_copies`` finds copies that records lost and so that nothing without
+our mark is ever destroyed.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import abc
+
+
+class Backend(abc.ABC):
+    """Base class of every backend. One instance serves one technology."""
+
+    #: technology name as in ``copy_pool.technology``
+    technology = None
+    #: True for snapshot technologies: targets are implied, named by
+    #: :meth:`implied_target`, and do not exist before the copy.
+    implied_targets = False
+
+    def __init__(self, runner=None):
+        # runner: object with run(argv, data=None, check=True) -> (rc, out, err)
+        # and pipe([argv1, argv2], check=True) -> (rc, out, err). See _runner.py.
+        self.runner = runner
+
+    # --- discovery -------------------------------------------------------
+
+    @abc.abstractmethod
+    def discover(self, names):
+        """Return ``{name: Volume}`` for those of ``names`` that exist.
+
+        One call for all names: implementations run one report command (e.g.
+        ``lvs --reportformat json``) rather than one per volume. Names that do
+        not exist are absent from the result. Raises InvalidInput for a name
+        that cannot be a volume of this technology (wrong syntax)."""
+
+    def validate_source_name(self, name):
+        """Raise InvalidInput if ``name`` cannot name a source of this technology."""
+
+    def validate_target_name(self, name):
+        """Raise InvalidInput if ``name`` cannot name a target of this technology."""
+
+    def source_kinds(self):
+        """Volume kinds accepted as sources (e.g. ``{'lv'}``)."""
+        return frozenset()
+
+    def target_kinds(self, source_kind):
+        """Volume kinds a target may have for a source of ``source_kind``."""
+        return frozenset((source_kind,))
+
+    def size_must_fit(self):
+        """True when a target must be at least the source's size."""
+        return True
+
+    def implied_target(self, pool, target_pool, source):
+        """Deterministic target name of ``source`` in implied target pool
+        ``target_pool`` of copy pool ``pool`` (snapshot technologies only)."""
+        raise NotImplementedError
+
+    # --- capacity ---------------------------------------------------------
+
+    def check_capacity(self, definition, pairs, replaced_pairs, volumes):
+        """Raise CapacityError, with the numbers, when the copies of ``pairs``
+        cannot fit. ``replaced_pairs`` are freed only after promotion, so they
+        do NOT count as free space. ``volumes`` is the discover() result for
+        the sources and targets. Called when pre-pairing and before copying."""
+
+    # --- copies -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_copies(self, definition, version, pairs, window):
+        """Make the copies of ``pairs`` for copy version ``version`` at one
+        point in time, under staging names, each with our ownership mark.
+
+        ``window`` is a :class:`_quiesce.CopyWindow`: the backend wraps the
+        point-in-time commands in ``with window.open(freeze=[...]):`` so that
+        hooks, freezing and the measured copy window are handled in one place.
+        All-or-nothing: if any pair fails, remove what was made and raise
+        CopyFailed naming the pair (and the CommandError as cause).
+        Returns a CopyOutcome whose ``staged`` lists CopyPair(source,
+        staging name) in the order of ``pairs``."""
+
+    @abc.abstractmethod
+    def promote(self, definition, version, pairs, staged, replaced_pairs):
+        """Remove the copies of ``replaced_pairs`` (ours only) and move each
+        staged copy to its final target name. Idempotent: a second call after
+        a crash finishes what the first began."""
+
+    @abc.abstractmethod
+    def discard(self, definition, staged):
+        """Remove staged copies (ours only). Idempotent; missing ones are fine."""
+
+    @abc.abstractmethod
+    def delete_copies(self, definition, pairs):
+        """Remove the copies of ``pairs`` that carry our mark for this pool.
+
+        A target that does not carry our mark is left alone (and reported by
+        raising CopyFailed only if the caller asked for it explicitly).
+        Listed targets that the user owns (``lvm_clone`` LVs) are not removed:
+        only our mark is."""
+
+    @abc.abstractmethod
+    def list_copies(self, pool_name):
+        """Every copy on the host whose ownership mark names ``pool_name``,
+        staged ones included: a list of CopyInfo."""
+
+    @abc.abstractmethod
+    def restore(self, definition, version, pairs):
+        """Bring the sources of ``pairs`` back to the data of their copies.
+
+        Must not destroy another kept version as a side effect; where the tool
+        would (``zfs rollback -r``, LVM merge of a classic snapshot), refuse
+        with InvalidInput saying why and what to do instead."""
+
+    def copy_valid(self, definition, info):
+        """Whether an existing copy is still valid (e.g. a classic snapshot
+        that overflowed is not). Default: CopyInfo.valid as listed."""
+        return info.valid

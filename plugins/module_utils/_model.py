@@ -1,0 +1,312 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The record engine's model, in the vocabulary of the method.
+
+A *copy pool* is one source pool, its target pools and how many copy versions
+are kept. Version ``n`` of a pool with ``P`` target pools goes to target pool
+``(n - 1) % P`` (version 3 of a two-pool rotation reuses the target pool of
+version 1). A *replication record* describes a copy version that exists, a
+*pre-pairing record* the copy pairs chosen ahead of time for a future version,
+and a *copy record* the pairs one copy operation actually uses.
+
+Plain Python, no Ansible import. Everything here is a value: the engine builds
+new values instead of mutating shared ones, which keeps check mode honest.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Optional, Tuple
+
+TECHNOLOGIES = (
+    "lvm_snapshot",
+    "lvm_thin",
+    "lvm_clone",
+    "zfs_snapshot",
+    "zfs_send",
+    "btrfs_snapshot",
+    "btrfs_send",
+)
+
+# Snapshot technologies imply their target pools ("01", "02", ...) and
+# generate target names; the others take user-listed target pools.
+SNAPSHOT_TECHNOLOGIES = frozenset(("lvm_snapshot", "lvm_thin", "zfs_snapshot", "btrfs_snapshot"))
+LISTED_TARGET_TECHNOLOGIES = frozenset(("lvm_clone", "zfs_send", "btrfs_send"))
+
+CONSISTENCY_MODES = ("auto", "freeze", "none")
+
+RECORD_REPLICATION = "replication"
+RECORD_PREPAIRING = "prepairing"
+
+STATUS_VALID = "valid"
+STATUS_INVALID = "invalid"
+STATUS_INCOMPLETE = "incomplete"
+
+PRE_COPY_PREPAIRING = "prepairing"
+PRE_COPY_REPLICATION = "replication"
+PRE_COPY_NONE = "none"
+
+
+def implied_target_pool_names(versions):
+    """Names of the implied target pools of a snapshot technology."""
+    return ["%02d" % (i + 1) for i in range(versions)]
+
+
+@dataclass(frozen=True)
+class Volume:
+    """What target selection needs to know of one volume on the host.
+
+    ``kind`` is the backend's word for the volume type (``lv``, ``thin_lv``,
+    ``filesystem``, ``volume`` (zvol), ``subvolume``, ``directory`` ...).
+    ``size`` and ``block_size`` are bytes (0 where the notion does not apply,
+    e.g. a btrfs directory target). ``technologies`` are the copy technologies
+    the volume can take part in. ``container`` is what shares free space
+    (VG, thin pool, zpool, filesystem UUID) and ``free`` its free bytes.
+    ``owner`` is the copy pool named by our ownership mark on the volume, or
+    None. ``foreign_data`` is True when a target holds data we do not own:
+    such a target is never eligible and never overwritten.
+    """
+
+    name: str
+    kind: str
+    size: int = 0
+    block_size: int = 0
+    technologies: FrozenSet[str] = frozenset()
+    container: str = ""
+    free: Optional[int] = None
+    owner: Optional[str] = None
+    foreign_data: bool = False
+
+
+@dataclass(frozen=True)
+class CopyPair:
+    """One source volume and the target volume that receives its copy."""
+
+    source: str
+    target: str
+
+    def as_dict(self):
+        return {"source": self.source, "target": self.target}
+
+
+@dataclass(frozen=True)
+class TargetPool:
+    """A named set of target volumes that holds one copy version."""
+
+    name: str
+    volumes: Tuple[str, ...] = ()
+
+    def as_dict(self):
+        return {"name": self.name, "volumes": list(self.volumes)}
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A command run before or after the point in time of a copy.
+
+    ``argv`` is a list, never a shell string. ``abort_on_failure`` on a
+    pre-copy hook stops the copy before any volume is touched."""
+
+    argv: Tuple[str, ...]
+    timeout: int = 60
+    abort_on_failure: bool = True
+
+    def as_dict(self):
+        return {"argv": list(self.argv), "timeout": self.timeout, "abort_on_failure": self.abort_on_failure}
+
+
+@dataclass(frozen=True)
+class PoolDefinition:
+    """A copy pool as the user defined it (``copy_pool`` options)."""
+
+    name: str
+    technology: str
+    sources: Tuple[str, ...]
+    versions: int
+    target_pools: Tuple[TargetPool, ...] = ()
+    snapshot_size: Optional[str] = None
+    consistency: str = "auto"
+    pre_copy_hooks: Tuple[Hook, ...] = ()
+    post_copy_hooks: Tuple[Hook, ...] = ()
+
+    def target_pool_names(self):
+        if self.technology in SNAPSHOT_TECHNOLOGIES:
+            return implied_target_pool_names(self.versions)
+        return [tp.name for tp in self.target_pools]
+
+    def target_pool_for(self, version):
+        """The target pool that copy version ``version`` (1-based) uses."""
+        names = self.target_pool_names()
+        return names[(version - 1) % len(names)]
+
+    def as_dict(self):
+        """The contract's ``pool`` shape (plus our extensions)."""
+        if self.technology in SNAPSHOT_TECHNOLOGIES:
+            tps = [{"name": n, "volumes": []} for n in self.target_pool_names()]
+        else:
+            tps = [tp.as_dict() for tp in self.target_pools]
+        return {
+            "name": self.name,
+            "technology": self.technology,
+            "sources": list(self.sources),
+            "versions": self.versions,
+            "target_pools": tps,
+            "snapshot_size": self.snapshot_size,
+            "consistency": self.consistency,
+            "pre_copy_hooks": [h.as_dict() for h in self.pre_copy_hooks],
+            "post_copy_hooks": [h.as_dict() for h in self.post_copy_hooks],
+        }
+
+
+@dataclass(frozen=True)
+class Record:
+    """A replication record (an existing version) or a pre-pairing record
+    (a future version). ``pairs`` keep the order of the source pool.
+
+    ``created`` is an ISO 8601 UTC timestamp string. ``label`` and ``status``
+    only mean something on replication records."""
+
+    kind: str
+    version: int
+    target_pool: str
+    created: str
+    pairs: Tuple[CopyPair, ...]
+    label: Optional[str] = None
+    status: str = STATUS_VALID
+
+    def target_of(self, source):
+        for p in self.pairs:
+            if p.source == source:
+                return p.target
+        return None
+
+    def as_dict(self):
+        out = {
+            "version": self.version,
+            "target_pool": self.target_pool,
+            "created": self.created,
+            "pairs": [p.as_dict() for p in self.pairs],
+        }
+        if self.kind == RECORD_REPLICATION:
+            out["label"] = self.label
+            out["status"] = self.status
+        return out
+
+
+@dataclass(frozen=True)
+class Unpaired:
+    """A source for which target selection found no eligible target, with the
+    reason each candidate was rejected (step 518's notification)."""
+
+    source: str
+    target_pool: str
+    reasons: Tuple[str, ...]
+
+    def as_dict(self):
+        return {"source": self.source, "target_pool": self.target_pool, "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class Journal:
+    """A copy (or delete/restore) in progress, written to the state file
+    BEFORE any volume is touched, so an interrupted run is visible to the next.
+
+    ``phase``: ``copying`` (copies may be partly made, under staging names),
+    ``copied`` (all staged copies exist), ``committing`` (replaced copies are
+    being removed and staged ones promoted)."""
+
+    operation: str
+    version: int
+    target_pool: str
+    pairs: Tuple[CopyPair, ...]
+    phase: str
+    started: str
+    replaced_version: Optional[int] = None
+    label: Optional[str] = None
+    pid: Optional[int] = None
+    staged: Tuple[CopyPair, ...] = ()
+
+    def as_dict(self):
+        return {
+            "operation": self.operation,
+            "version": self.version,
+            "target_pool": self.target_pool,
+            "pairs": [p.as_dict() for p in self.pairs],
+            "phase": self.phase,
+            "started": self.started,
+            "replaced_version": self.replaced_version,
+            "label": self.label,
+            "pid": self.pid,
+            "staged": [p.as_dict() for p in self.staged],
+        }
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """Everything the state file of one copy pool holds."""
+
+    definition: PoolDefinition
+    replication_records: Tuple[Record, ...] = ()
+    prepairing_records: Tuple[Record, ...] = ()
+    last_version: int = 0
+    journal: Optional[Journal] = None
+
+    def replication(self, version):
+        for r in self.replication_records:
+            if r.version == version:
+                return r
+        return None
+
+    def prepairing(self, version):
+        for r in self.prepairing_records:
+            if r.version == version:
+                return r
+        return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One discrepancy between the records and the host (verify_records)."""
+
+    record: str
+    version: Optional[int]
+    source: Optional[str]
+    target: Optional[str]
+    problem: str
+    action: str
+
+    def as_dict(self):
+        return {
+            "record": self.record,
+            "version": self.version,
+            "source": self.source,
+            "target": self.target,
+            "problem": self.problem,
+            "action": self.action,
+        }
+
+
+@dataclass(frozen=True)
+class CopyInfo:
+    """A copy that exists on the host and carries our ownership mark."""
+
+    target: str
+    pool: str
+    source: Optional[str] = None
+    version: Optional[int] = None
+    staged: bool = False
+    valid: bool = True
+    detail: str = ""
+
+
+@dataclass
+class CopyOutcome:
+    """What a backend reports of one version's copies."""
+
+    staged: List[CopyPair] = field(default_factory=list)
+    window_ms: float = 0.0
+    frozen: List[str] = field(default_factory=list)
+    hooks: List[Dict] = field(default_factory=list)

@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Running the storage tools: argv lists only, never a shell, C locale.
+
+Backends take a runner object so that the module wrapper can hand them one
+built on ``AnsibleModule.run_command`` and tests can hand them this plain
+subprocess one. Both share the interface::
+
+    run(argv, data=None, check=True) -> (rc, stdout, stderr)
+    pipe([argv1, argv2], check=True) -> (rc, stdout, stderr)
+
+``check=True`` raises CommandError on a non-zero exit status.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import subprocess
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError
+
+C_LOCALE = {"LC_ALL": "C", "LANGUAGE": "C", "LVM_SUPPRESS_FD_WARNINGS": "1"}
+
+
+def _as_text(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value or ""
+
+
+def command_error(argv, rc, out, err):
+    """The CommandError for a failed command, with the tool's own words."""
+    first = (_as_text(err).strip() or _as_text(out).strip()).splitlines()
+    reason = first[-1] if first else "no output"
+    return CommandError(
+        "%s failed with exit status %s: %s" % (argv[0], rc, reason),
+        argv=argv, rc=rc, stdout=_as_text(out), stderr=_as_text(err),
+    )
+
+
+class SubprocessRunner:
+    """Runs commands with subprocess, argv lists, C locale, no shell."""
+
+    def __init__(self, env=None, timeout=None):
+        self.env = dict(os.environ)
+        self.env.update(C_LOCALE)
+        if env:
+            self.env.update(env)
+        self.timeout = timeout
+
+    def _check(self, argv):
+        if isinstance(argv, (str, bytes)) or not argv:
+            raise TypeError("argv must be a non-empty list, got %r" % (argv,))
+        return [str(a) for a in argv]
+
+    def run(self, argv, data=None, check=True, timeout=None):
+        argv = self._check(argv)
+        try:
+            proc = subprocess.run(
+                argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=self.env, timeout=timeout or self.timeout, check=False,
+                stdin=None if data is not None else subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise CommandError("cannot run %s: %s" % (argv[0], exc), argv=argv, rc=None, stderr=str(exc))
+        except subprocess.TimeoutExpired as exc:
+            raise CommandError("%s did not finish within %s s" % (argv[0], exc.timeout), argv=argv, rc=None,
+                               stdout=_as_text(exc.stdout), stderr=_as_text(exc.stderr))
+        out, err = _as_text(proc.stdout), _as_text(proc.stderr)
+        if check and proc.returncode != 0:
+            raise command_error(argv, proc.returncode, out, err)
+        return proc.returncode, out, err
+
+    def pipe(self, argvs, check=True, timeout=None):
+        """Run ``argv1 | argv2 | ...`` without a shell.
+
+        Returns the first non-zero exit status (or 0), the last command's
+        stdout and every command's stderr joined; with ``check`` raises the
+        CommandError of the first command that failed."""
+        argvs = [self._check(a) for a in argvs]
+        procs = []
+        prev = subprocess.DEVNULL
+        try:
+            for i, argv in enumerate(argvs):
+                last = i == len(argvs) - 1
+                proc = subprocess.Popen(
+                    argv, stdin=prev, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    env=self.env,
+                )
+                if prev is not subprocess.DEVNULL:
+                    prev.close()  # so the writer sees SIGPIPE if the reader dies
+                prev = proc.stdout if not last else None
+                procs.append(proc)
+        except OSError as exc:
+            for p in procs:
+                p.kill()
+            raise CommandError("cannot run %s: %s" % (argvs[len(procs)][0], exc), argv=argvs[len(procs)], rc=None,
+                               stderr=str(exc))
+        out, err_last = procs[-1].communicate(timeout=timeout or self.timeout)
+        errs = []
+        results = []
+        for p in procs[:-1]:
+            e = p.stderr.read()
+            p.wait()
+            errs.append(_as_text(e))
+            results.append(p.returncode)
+        errs.append(_as_text(err_last))
+        results.append(procs[-1].returncode)
+        for argv, rc, e in zip(argvs, results, errs):
+            if rc != 0:
+                if check:
+                    raise command_error(argv, rc, "", e)
+                return rc, _as_text(out), "".join(errs)
+        return 0, _as_text(out), "".join(errs)
