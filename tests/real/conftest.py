@@ -1,0 +1,267 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared fixtures for tests on real storage (loop devices, real tools).
+
+Nothing here skips: a test that needs a tool or root and does not have it
+FAILS with a message saying what is missing, so that CI cannot count a
+missing btrfs-progs as a pass.
+
+Helpers other suites may import (``from conftest import ...`` inside
+tests/real, or via the fixtures):
+
+    require_tools("btrfs", "mkfs.btrfs")     # pytest.fail if one is missing
+    LoopFs.create(workdir, fstype, size)      # sparse file -> loop -> mkfs -> mount
+    fs.destroy()                              # thaw, unmount, detach, unlink
+    LoopDevice.create(workdir, size)          # a bare loop device (e.g. for pvcreate)
+
+Markers: ``btrfs`` (native here), ``lvm`` and ``zfs`` (run inside the VM
+harness of tests/vm/), ``quiesce`` (fsfreeze on ext4/xfs, native).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+
+def _ensure_collection_importable():
+    """Make ``ansible_collections.pitcopy.versions`` importable when pytest
+    runs straight from a checkout (ansible-test sets this up itself)."""
+    try:
+        import ansible_collections.pitcopy.versions.plugins.module_utils._model  # noqa: F401
+        return
+    except ImportError:
+        pass
+    here = os.path.dirname(os.path.abspath(__file__))
+    coll = os.path.dirname(os.path.dirname(here))
+    parts = coll.split(os.sep)
+    if len(parts) >= 3 and parts[-3] == "ansible_collections":
+        root = os.sep.join(parts[:-3])
+    else:
+        root = os.path.join(tempfile.gettempdir(), "pitcopy-coll-%d" % os.getuid())
+        link_dir = os.path.join(root, "ansible_collections", "pitcopy")
+        os.makedirs(link_dir, exist_ok=True)
+        link = os.path.join(link_dir, "versions")
+        if os.path.realpath(link) != coll:
+            tmp = link + ".%d" % os.getpid()
+            os.symlink(coll, tmp)
+            os.replace(tmp, link)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    # a stale namespace package from a failed import would shadow the path
+    for name in list(sys.modules):
+        if name == "ansible_collections" or name.startswith("ansible_collections."):
+            del sys.modules[name]
+
+
+_ensure_collection_importable()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "btrfs: needs btrfs-progs and loop devices (runs natively)")
+    config.addinivalue_line("markers", "lvm: needs LVM with device-mapper (runs inside the VM harness)")
+    config.addinivalue_line("markers", "zfs: needs OpenZFS (runs inside the VM harness)")
+    config.addinivalue_line("markers", "quiesce: fsfreeze on a loop-backed ext4/xfs filesystem (runs natively)")
+
+
+TOOL_PACKAGES = {
+    "btrfs": "btrfs-progs",
+    "mkfs.btrfs": "btrfs-progs",
+    "mkfs.ext4": "e2fsprogs",
+    "mkfs.xfs": "xfsprogs",
+    "losetup": "util-linux",
+    "fsfreeze": "util-linux",
+    "findmnt": "util-linux",
+    "mount": "mount",
+    "umount": "mount",
+}
+
+SBIN_PATH = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"))
+
+
+def which(tool):
+    return shutil.which(tool, path=SBIN_PATH)
+
+
+def require_tools(*tools):
+    """Fail (never skip) when a tool, root or loop devices are missing."""
+    missing = [t for t in tools if not which(t)]
+    if missing:
+        pkgs = sorted(set(TOOL_PACKAGES.get(t, t) for t in missing))
+        pytest.fail(
+            "real-storage test needs %s on PATH; install the Debian package(s) %s (tests/setup.sh does)"
+            % (", ".join(missing), ", ".join(pkgs)),
+            pytrace=False,
+        )
+    if os.geteuid() != 0:
+        pytest.fail("real-storage tests need root (loop devices, mount); run them as root", pytrace=False)
+    if not os.path.exists("/dev/loop-control"):
+        pytest.fail("real-storage tests need loop devices: /dev/loop-control is missing", pytrace=False)
+
+
+def run(argv, check=True, timeout=120, **kw):
+    """Run a command for a fixture; on failure fail the test with its stderr."""
+    proc = subprocess.run(
+        [str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, timeout=timeout, env=dict(os.environ, LC_ALL="C", PATH=SBIN_PATH), **kw
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode,
+                                                   proc.stderr.decode("utf-8", "replace").strip()))
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+
+def _is_mounted(path):
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            f = line.split(" ")
+            if len(f) > 4 and f[4].replace("\\040", " ") == real:
+                return True
+    return False
+
+
+class LoopDevice:
+    """A loop device backed by a sparse file under ``workdir``."""
+
+    def __init__(self, image, device):
+        self.image = image
+        self.device = device
+
+    @classmethod
+    def create(cls, workdir, size, name="disk"):
+        image = os.path.join(workdir, "%s.img" % name)
+        with open(image, "wb") as fh:
+            fh.truncate(int(size))
+        try:
+            _, out, _ = run(["losetup", "--find", "--show", image])
+        except Exception:
+            os.unlink(image)
+            raise
+        return cls(image, out.strip())
+
+    def destroy(self):
+        errors = []
+        if self.device:
+            for _ in range(20):
+                rc, _, err = run(["losetup", "-d", self.device], check=False)
+                if rc == 0 or "No such device" in err:
+                    break
+                time.sleep(0.1)
+            else:
+                errors.append("losetup -d %s: %s" % (self.device, err.strip()))
+            self.device = None
+        if self.image and os.path.exists(self.image):
+            os.unlink(self.image)
+        self.image = None
+        return errors
+
+
+class LoopFs:
+    """A filesystem of ``fstype`` on a fresh loop device, mounted at ``mountpoint``."""
+
+    def __init__(self, loop, fstype, mountpoint):
+        self.loop = loop
+        self.fstype = fstype
+        self.mountpoint = mountpoint
+
+    @property
+    def device(self):
+        return self.loop.device
+
+    @classmethod
+    def create(cls, workdir, fstype="btrfs", size=512 * 1024 * 1024, name="fs", mkfs_args=()):
+        loop = LoopDevice.create(workdir, size, name=name)
+        mountpoint = os.path.join(workdir, name)
+        try:
+            mkfs = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "ext4": ["mkfs.ext4", "-q", "-F"],
+                    "xfs": ["mkfs.xfs", "-q", "-f"]}[fstype]
+            run(mkfs + list(mkfs_args) + [loop.device])
+            os.makedirs(mountpoint, exist_ok=True)
+            run(["mount", "-t", fstype, loop.device, mountpoint])
+        except Exception:
+            loop.destroy()
+            raise
+        return cls(loop, fstype, mountpoint)
+
+    def path(self, *parts):
+        return os.path.join(self.mountpoint, *parts)
+
+    def destroy(self):
+        """Thaw (a test may have left it frozen), unmount, detach, unlink.
+        Runs in teardown also after a failure; raises only at the end."""
+        errors = []
+        if self.mountpoint and _is_mounted(self.mountpoint):
+            run(["fsfreeze", "--unfreeze", self.mountpoint], check=False)
+            for _ in range(50):
+                rc, _, err = run(["umount", self.mountpoint], check=False)
+                if rc == 0 or not _is_mounted(self.mountpoint):
+                    break
+                time.sleep(0.1)
+            else:
+                # busy for 5 s: detach lazily so the loop device goes away anyway
+                rc, _, err2 = run(["umount", "-l", self.mountpoint], check=False)
+                errors.append("umount %s was busy (%s); detached lazily" % (self.mountpoint, err.strip()))
+        errors.extend(self.loop.destroy())
+        if self.mountpoint and os.path.isdir(self.mountpoint) and not _is_mounted(self.mountpoint):
+            try:
+                os.rmdir(self.mountpoint)
+            except OSError:
+                pass
+        return errors
+
+
+@pytest.fixture
+def real_workdir():
+    """A private directory for images and mountpoints, removed afterwards."""
+    d = tempfile.mkdtemp(prefix="pitcopy-real-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def loopfs_factory(real_workdir):
+    """``make(fstype, size=..., name=...) -> LoopFs``; everything made is
+    destroyed at teardown, in reverse order, even when the test failed."""
+    made = []
+
+    def make(fstype="btrfs", size=512 * 1024 * 1024, name=None, mkfs_args=()):
+        require_tools("losetup", "mount", "umount", "fsfreeze", "mkfs.%s" % fstype)
+        if fstype == "btrfs":
+            require_tools("btrfs")
+        fs = LoopFs.create(real_workdir, fstype, size, name or "fs%d" % len(made), mkfs_args)
+        made.append(fs)
+        return fs
+
+    yield make
+    errors = []
+    for fs in reversed(made):
+        errors.extend(fs.destroy())
+    if errors:
+        raise RuntimeError("teardown of loop filesystems: %s" % "; ".join(errors))
+
+
+@pytest.fixture
+def btrfs_fs(loopfs_factory):
+    return loopfs_factory("btrfs", name="btrfs0")
+
+
+@pytest.fixture
+def ext4_fs(loopfs_factory):
+    return loopfs_factory("ext4", size=128 * 1024 * 1024, name="ext40")
+
+
+@pytest.fixture
+def runner():
+    from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+
+    return SubprocessRunner(env={"PATH": SBIN_PATH})
