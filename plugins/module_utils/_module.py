@@ -1,0 +1,248 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one wrapper over AnsibleModule shared by every pitcopy module.
+
+This is the only module_utils file that imports ``ansible``. It
+
+* builds the AnsibleModule with the shared options (``state_dir``,
+  ``lock_timeout``, documented in the ``pitcopy.versions.common`` fragment);
+* reports a missing PyYAML with ``missing_required_lib``;
+* hands the backends a runner built on ``AnsibleModule.run_command`` (argv
+  lists, C locale, no shell, no ``~``/``$VAR`` expansion of user strings);
+* builds RecordEngine + StateStore + backends;
+* is the ONE place where a PitcopyError becomes ``fail_json``.
+
+Check mode is "compute the plan, do not apply it"; diff mode returns the
+plan's records before and after; ``changed`` is the plan's, never hard-coded.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    CommandError,
+    InvalidInput,
+    PitcopyError,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import (
+    C_LOCALE,
+    SubprocessRunner,
+    command_error,
+)
+
+try:
+    import yaml  # noqa: F401  pylint: disable=unused-import
+except ImportError:
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+
+# The store (and through it the engine) needs PyYAML; import them guarded so
+# that a host without PyYAML gets missing_required_lib, not a traceback.
+try:
+    from ansible_collections.pitcopy.versions.plugins.module_utils._backends import backend_factory
+    from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+    from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+except ImportError:
+    HAS_ENGINE = False
+    ENGINE_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_ENGINE = True
+    ENGINE_IMPORT_ERROR = None
+
+DEFAULT_STATE_DIR = "/var/lib/pitcopy"
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+# Must match the pitcopy.versions.common doc fragment.
+SHARED_ARGUMENT_SPEC = dict(
+    state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+    lock_timeout=dict(type="float", default=DEFAULT_LOCK_TIMEOUT),
+)
+
+# Strings that reach a storage tool as argv words or a file name. A newline or
+# NUL never belongs in a volume, pool or label name and would make the tools'
+# line-oriented reports ambiguous, so refuse them before anything runs.
+_FORBIDDEN_CHARS = ("\n", "\r", "\x00")
+
+
+class ModuleRunner(SubprocessRunner):
+    """The backends' runner, on ``AnsibleModule.run_command``.
+
+    Same interface as _runner.SubprocessRunner: ``run(argv, data=None,
+    check=True, timeout=None)`` and ``pipe([argv, ...], check=True)``.
+    ``run_command`` cannot pipe one process into another nor time a command
+    out, so ``pipe()`` and ``run(timeout=...)`` (hooks) use the inherited
+    subprocess implementation, also with argv lists and no shell.
+    """
+
+    def __init__(self, module):
+        super(ModuleRunner, self).__init__()
+        self.module = module
+
+    def run(self, argv, data=None, check=True, timeout=None):
+        if timeout:
+            return super(ModuleRunner, self).run(argv, data=data, check=check, timeout=timeout)
+        argv = self._check(argv)
+        try:
+            rc, out, err = self.module.run_command(
+                argv,
+                data=data,
+                binary_data=True,  # pass data as given; do not append a newline
+                environ_update=dict(C_LOCALE),
+                expand_user_and_vars=False,  # names are data, never expanded
+                use_unsafe_shell=False,
+                check_rc=False,
+                errors="surrogate_then_replace",
+                handle_exceptions=False,
+            )
+        except OSError as exc:
+            raise CommandError("cannot run %s: %s" % (argv[0], exc), argv=argv, rc=None, stderr=str(exc))
+        if check and rc != 0:
+            raise command_error(argv, rc, out, err)
+        return rc, out, err
+
+
+def _walk_strings(value, where):
+    """Yield (option path, string) for every string inside an option value."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            for found in _walk_strings(item, "%s.%s" % (where, key)):
+                yield found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            for found in _walk_strings(item, "%s[%d]" % (where, index)):
+                yield found
+
+
+def check_no_control_chars(params, names):
+    """Raise InvalidInput naming the option whose string holds a newline/NUL."""
+    for name in names:
+        for where, text in _walk_strings(params.get(name), name):
+            for char in _FORBIDDEN_CHARS:
+                if char in text:
+                    raise InvalidInput(
+                        "%s %r contains a control character (%r); names may not contain newlines, "
+                        "carriage returns or NUL bytes" % (where, text, char)
+                    )
+
+
+def check_positive(params, name, minimum=1):
+    """Raise InvalidInput unless the integer option ``name`` is >= minimum (None passes)."""
+    value = params.get(name)
+    if value is not None and value < minimum:
+        raise InvalidInput("%s must be an integer >= %d, got %r" % (name, minimum, value))
+
+
+class PitcopyModule(object):
+    """AnsibleModule plus the engine, with one error path.
+
+    Modules stay thin::
+
+        module = PitcopyModule(argument_spec=..., required_if=...)
+        module.run_plan(pool_name, lambda session: session.plan_copy(label=...))
+    """
+
+    def __init__(self, argument_spec, supports_check_mode=True, validate=None, **kwargs):
+        spec = dict(SHARED_ARGUMENT_SPEC)
+        spec.update(argument_spec)
+        self.module = AnsibleModule(argument_spec=spec, supports_check_mode=supports_check_mode, **kwargs)
+        self.params = self.module.params
+        if not HAS_YAML:
+            self.module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
+        if not HAS_ENGINE:
+            self.module.fail_json(
+                msg="The pitcopy.versions module_utils could not be imported on %s" % os.uname()[1],
+                exception=ENGINE_IMPORT_ERROR,
+            )
+        if validate is not None:
+            self._guard(validate, self.params)
+
+    @property
+    def check_mode(self):
+        return self.module.check_mode
+
+    # --- construction ----------------------------------------------------
+
+    def runner(self):
+        return ModuleRunner(self.module)
+
+    def state_dir(self):
+        state_dir = self.params["state_dir"]
+        if not os.path.isabs(state_dir):
+            raise InvalidInput(
+                "state_dir %r is a relative path; give an absolute path such as %s" % (state_dir, DEFAULT_STATE_DIR)
+            )
+        return state_dir
+
+    def engine(self):
+        lock_timeout = self.params["lock_timeout"]
+        if lock_timeout < 0:
+            raise InvalidInput("lock_timeout must be >= 0 seconds, got %r" % (lock_timeout,))
+        store = StateStore(self.state_dir(), lock_timeout=lock_timeout)
+        return RecordEngine(store, backend_factory(self.runner()))
+
+    # --- the one error path -------------------------------------------------
+
+    def fail(self, exc):
+        """Turn a PitcopyError into fail_json (CommandError adds rc/stdout/stderr/cmd)."""
+        result = exc.result()
+        result.setdefault("changed", False)
+        self.module.fail_json(**result)
+
+    def _guard(self, func, *args):
+        try:
+            return func(*args)
+        except PitcopyError as exc:
+            self.fail(exc)
+        except Exception as exc:  # pylint: disable=broad-except
+            # A bug, not bad input: say so plainly and keep the traceback.
+            self.module.fail_json(
+                msg="pitcopy internal error (%s): %s" % (type(exc).__name__, exc),
+                exception=traceback.format_exc(),
+                changed=False,
+            )
+
+    # --- running ------------------------------------------------------------
+
+    def _plan_and_apply(self, pool, build):
+        engine = self.engine()
+        with engine.session(pool) as session:
+            plan = build(session)
+            if plan.changed and not self.check_mode:
+                result = dict(plan.apply() or {})
+            else:
+                result = dict(plan.result or {})
+            result["changed"] = bool(plan.changed)
+            if self.module._diff:
+                result["diff"] = {"before": plan.before, "after": plan.after}
+        return result
+
+    def run_plan(self, pool, build):
+        """Plan with ``build(session)``; apply unless check mode; exit."""
+        result = self._guard(self._plan_and_apply, pool, build)
+        self.module.exit_json(**result)
+
+    def _info(self, pool):
+        engine = self.engine()
+        names = [pool] if pool is not None else list(engine.pool_names())
+        pools = []
+        for name in names:
+            with engine.session(name) as session:
+                pools.append(session.info())
+        return dict(changed=False, pools=pools)
+
+    def run_info(self, pool=None):
+        """Read-only listing of one pool or all pools; never changes anything."""
+        result = self._guard(self._info, pool)
+        self.module.exit_json(**result)

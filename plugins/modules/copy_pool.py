@@ -1,0 +1,386 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: copy_pool
+short_description: Define, change or remove a copy pool of point-in-time copies
+version_added: 0.1.0
+description:
+  - A copy pool is one source pool (the volumes copied together at one point in time), its target pools
+    (each holds one copy version), and how many copy versions are kept.
+  - With O(state=present) the copy pool is created, or changed to match the options. Changing O(sources)
+    or O(target_pools) updates the pool's pre-pairing records (targets chosen for future copy versions).
+  - With O(state=absent) the copy pool's records are removed. Existing copies are never deleted silently;
+    the task fails while the pool still has copy versions, unless O(remove_copies=true).
+  - The copy method is described in the collection's C(docs/).
+author:
+  - pitcopy developers
+extends_documentation_fragment:
+  - pitcopy.versions.common
+  - pitcopy.versions.common.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - Name of the copy pool. Letters, digits, V(_), V(.) and V(-); it must start with a letter or a digit.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates or updates the copy pool, V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  technology:
+    description:
+      - How copies are made. Required with O(state=present); it cannot be changed on an existing pool that has copies.
+      - V(lvm_snapshot) classic copy-on-write snapshot LVs; V(lvm_thin) thin snapshots; V(lvm_clone) full block copy
+        onto pre-existing LVs listed in O(target_pools); V(zfs_snapshot) ZFS snapshots; V(zfs_send) C(zfs send) into
+        datasets listed in O(target_pools); V(btrfs_snapshot) read-only btrfs snapshot subvolumes; V(btrfs_send)
+        C(btrfs send)/C(btrfs receive) into directories listed in O(target_pools).
+    type: str
+    choices: [lvm_snapshot, lvm_thin, lvm_clone, zfs_snapshot, zfs_send, btrfs_snapshot, btrfs_send]
+  sources:
+    description:
+      - The source pool. LVM logical volumes as V(vg/lv), ZFS datasets or zvols as V(pool/dataset), btrfs
+        subvolumes as absolute paths.
+      - All of them are copied at one point in time. Names must be unique. Required with O(state=present).
+    type: list
+    elements: str
+  versions:
+    description:
+      - How many copy versions are kept; the oldest is replaced when a new one is taken.
+      - For the snapshot technologies this also names the implied target pools V("01"), V("02"), ...
+      - An integer of at least 1. Required with O(state=present).
+    type: int
+  target_pools:
+    description:
+      - The target pools of V(lvm_clone), V(zfs_send) and V(btrfs_send), in rotation order; copy version N goes to
+        target pool (N - 1) modulo the number of target pools.
+      - Required for those technologies and refused for the snapshot technologies, whose target pools are implied.
+      - A target volume may appear in one target pool only, must be of a compatible type, at least the size of the
+        source it receives, and must not hold data that this collection does not own.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - Name of the target pool.
+        type: str
+        required: true
+      volumes:
+        description:
+          - Target volumes of this target pool (same naming as O(sources)).
+        type: list
+        elements: str
+        required: true
+  snapshot_size:
+    description:
+      - Size of each classic snapshot LV, as C(lvcreate --size) or C(--extents) accepts it (for example V(1G) or
+        V(20%ORIGIN)). Only with O(technology=lvm_snapshot); default is 20% of the origin.
+    type: str
+  consistency:
+    description:
+      - How one point in time is reached for all sources.
+      - V(auto) uses what the technology does atomically (one C(zfs snapshot) command per zpool) and freezes mounted
+        file systems where that is safe (LVM); it never freezes btrfs.
+      - V(freeze) requires freezing the mounted file systems of the sources (C(fsfreeze)) and fails where that is unsafe.
+      - V(none) takes the copies one after another without freezing.
+    type: str
+    choices: [auto, freeze, none]
+    default: auto
+  pre_copy_hooks:
+    description:
+      - Commands run before the point in time of every copy version, for example to quiesce an application.
+      - Each is an argument list, run without a shell.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      argv:
+        description:
+          - The command and its arguments.
+        type: list
+        elements: str
+        required: true
+      timeout:
+        description:
+          - Seconds after which the command is stopped and counts as failed.
+        type: int
+        default: 60
+      abort_on_failure:
+        description:
+          - Whether a failing hook stops the copy (before any volume is touched, for a pre-copy hook).
+        type: bool
+        default: true
+  post_copy_hooks:
+    description:
+      - Commands run after the point in time of every copy version (also when the copy failed), for example to resume
+        an application. Same form as O(pre_copy_hooks).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      argv:
+        description:
+          - The command and its arguments.
+        type: list
+        elements: str
+        required: true
+      timeout:
+        description:
+          - Seconds after which the command is stopped and counts as failed.
+        type: int
+        default: 60
+      abort_on_failure:
+        description:
+          - Whether a failing post-copy hook makes the task fail (the copy version is kept).
+        type: bool
+        default: true
+  remove_copies:
+    description:
+      - With O(state=absent), also delete the copies of every copy version that carry this collection's ownership
+        mark. Targets listed by the user (V(lvm_clone) LVs, V(zfs_send) and V(btrfs_send) targets) lose only the mark
+        and the received copy, never a volume the user created.
+      - Without it, removing a pool that still has copy versions fails and names them.
+    type: bool
+    default: false
+seealso:
+  - module: pitcopy.versions.prepair_record
+  - module: pitcopy.versions.copy_version
+  - module: pitcopy.versions.copy_pool_info
+"""
+
+EXAMPLES = r"""
+- name: Keep three read-only btrfs snapshots of two subvolumes taken together
+  pitcopy.versions.copy_pool:
+    name: web
+    technology: btrfs_snapshot
+    sources:
+      - /srv/data/db
+      - /srv/data/www
+    versions: 3
+
+- name: Send copies to another btrfs file system, rotating over two target pools
+  pitcopy.versions.copy_pool:
+    name: offsite
+    technology: btrfs_send
+    sources:
+      - /srv/data/db
+      - /srv/data/www
+    versions: 2
+    target_pools:
+      - name: "01"
+        volumes: [/srv/backup/a, /srv/backup/b]
+      - name: "02"
+        volumes: [/srv/backup/c, /srv/backup/d]
+
+- name: Quiesce the application around every copy version
+  pitcopy.versions.copy_pool:
+    name: app
+    technology: btrfs_snapshot
+    sources:
+      - /srv/data/logs
+    versions: 2
+    pre_copy_hooks:
+      - argv: [/usr/bin/sync]
+        timeout: 30
+    post_copy_hooks:
+      - argv: [/usr/bin/true]
+        abort_on_failure: false
+
+- name: Thin LVM snapshots of a database and its logs, with filesystems frozen together
+  pitcopy.versions.copy_pool:
+    name: db_thin
+    technology: lvm_thin
+    sources: [vg0/db, vg0/dblog]
+    versions: 7
+    consistency: freeze
+
+- name: ZFS snapshots of two datasets, one atomic zfs snapshot command per version
+  pitcopy.versions.copy_pool:
+    name: tank_daily
+    technology: zfs_snapshot
+    sources: [tank/db, tank/home]
+    versions: 7
+
+- name: Remove a pool that is no longer needed, deleting its copies
+  pitcopy.versions.copy_pool:
+    name: app
+    state: absent
+    remove_copies: true
+"""
+
+RETURN = r"""
+pool:
+  description:
+    - The copy pool as it is after the task (as it would be, in check mode).
+    - Empty after O(state=absent).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Name of the copy pool.
+      type: str
+      sample: web
+    technology:
+      description: The copy technology.
+      type: str
+      sample: btrfs_snapshot
+    sources:
+      description: The source volumes, in the order given.
+      type: list
+      elements: str
+      sample: [/srv/data/db, /srv/data/www]
+    versions:
+      description: How many copy versions are kept.
+      type: int
+      sample: 3
+    target_pools:
+      description:
+        - The target pools in rotation order. For snapshot technologies they are implied (V("01"), V("02"), ...) and
+          their O(target_pools[].volumes) are empty; the target names are generated when copies are made.
+      type: list
+      elements: dict
+      sample: [{"name": "01", "volumes": []}, {"name": "02", "volumes": []}, {"name": "03", "volumes": []}]
+    snapshot_size:
+      description: The snapshot size of V(lvm_snapshot) pools, else null.
+      type: str
+      sample: null
+    consistency:
+      description: The consistency mode.
+      type: str
+      sample: auto
+    pre_copy_hooks:
+      description: The pre-copy hooks, each with C(argv), C(timeout) and C(abort_on_failure).
+      type: list
+      elements: dict
+      sample: []
+    post_copy_hooks:
+      description: The post-copy hooks, each with C(argv), C(timeout) and C(abort_on_failure).
+      type: list
+      elements: dict
+      sample: []
+"""
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    SNAPSHOT_TECHNOLOGIES,
+    TECHNOLOGIES,
+    CONSISTENCY_MODES,
+    Hook,
+    PoolDefinition,
+    TargetPool,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._module import (
+    PitcopyModule,
+    check_no_control_chars,
+    check_positive,
+)
+
+HOOK_SPEC = dict(
+    argv=dict(type="list", elements="str", required=True),
+    timeout=dict(type="int", default=60),
+    abort_on_failure=dict(type="bool", default=True),
+)
+
+
+def validate(params):
+    check_no_control_chars(params, ("name", "sources", "target_pools", "snapshot_size"))
+    if params["state"] != "present":
+        return
+    check_positive(params, "versions")
+    technology = params["technology"]
+    if technology in SNAPSHOT_TECHNOLOGIES:
+        if params["target_pools"]:
+            raise InvalidInput(
+                "target_pools is not accepted with technology %s: its target pools are implied by versions "
+                "(\"01\" .. \"%02d\"); remove target_pools or use lvm_clone, zfs_send or btrfs_send"
+                % (technology, params["versions"])
+            )
+    elif not params["target_pools"]:
+        raise InvalidInput(
+            "technology %s needs target_pools: a list of {name, volumes} naming the pre-existing targets" % technology
+        )
+    if params["snapshot_size"] is not None and technology != "lvm_snapshot":
+        raise InvalidInput(
+            "snapshot_size %r is only accepted with technology lvm_snapshot, not %s"
+            % (params["snapshot_size"], technology)
+        )
+    for option in ("pre_copy_hooks", "post_copy_hooks"):
+        for index, hook in enumerate(params[option]):
+            if not hook["argv"]:
+                raise InvalidInput("%s[%d].argv is empty; give the command and its arguments as a list" % (option, index))
+            if hook["timeout"] < 1:
+                raise InvalidInput("%s[%d].timeout must be >= 1 second, got %r" % (option, index, hook["timeout"]))
+
+
+def _hooks(items):
+    return tuple(Hook(argv=tuple(h["argv"]), timeout=h["timeout"], abort_on_failure=h["abort_on_failure"])
+                 for h in items)
+
+
+def definition(params):
+    """The PoolDefinition that the options describe."""
+    return PoolDefinition(
+        name=params["name"],
+        technology=params["technology"],
+        sources=tuple(params["sources"]),
+        versions=params["versions"],
+        target_pools=tuple(TargetPool(name=tp["name"], volumes=tuple(tp["volumes"]))
+                           for tp in params["target_pools"] or ()),
+        snapshot_size=params["snapshot_size"],
+        consistency=params["consistency"],
+        pre_copy_hooks=_hooks(params["pre_copy_hooks"]),
+        post_copy_hooks=_hooks(params["post_copy_hooks"]),
+    )
+
+
+def main():
+    module = PitcopyModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            technology=dict(type="str", choices=list(TECHNOLOGIES)),
+            sources=dict(type="list", elements="str"),
+            versions=dict(type="int"),
+            target_pools=dict(
+                type="list",
+                elements="dict",
+                options=dict(
+                    name=dict(type="str", required=True),
+                    volumes=dict(type="list", elements="str", required=True),
+                ),
+            ),
+            snapshot_size=dict(type="str"),
+            consistency=dict(type="str", choices=list(CONSISTENCY_MODES), default="auto"),
+            pre_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
+            post_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
+            remove_copies=dict(type="bool", default=False),
+        ),
+        required_if=[("state", "present", ("technology", "sources", "versions"))],
+        validate=validate,
+    )
+    params = module.params
+    if params["state"] == "present":
+        wanted = definition(params)
+        module.run_plan(params["name"], lambda session: session.plan_define(wanted))
+    else:
+        module.run_plan(params["name"], lambda session: session.plan_remove(remove_copies=params["remove_copies"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: copy_pool_info
+short_description: List copy pools with their replication and pre-pairing records
+version_added: 0.1.0
+description:
+  - Reads the state of one copy pool, or of every copy pool under O(state_dir), and returns the records.
+  - Never changes anything.
+author:
+  - pitcopy developers
+extends_documentation_fragment:
+  - pitcopy.versions.common
+  - pitcopy.versions.common.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - This action does not modify state.
+  diff_mode:
+    support: none
+    details:
+      - This action does not modify state.
+  idempotent:
+    support: full
+options:
+  pool:
+    description:
+      - Name of the copy pool to list. All copy pools when omitted.
+    type: str
+seealso:
+  - module: pitcopy.versions.copy_pool
+  - module: pitcopy.versions.verify_records
+"""
+
+EXAMPLES = r"""
+- name: List every copy pool on the host
+  pitcopy.versions.copy_pool_info:
+  register: all_pools
+
+- name: Show the version chronology of each pool
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.replication_records | map(attribute='version') | list }}"
+  loop: "{{ all_pools.pools }}"
+  loop_control:
+    label: "{{ item.name }}"
+
+- name: Read one copy pool
+  pitcopy.versions.copy_pool_info:
+    pool: web
+  register: web
+"""
+
+RETURN = r"""
+pools:
+  description:
+    - The copy pools, sorted by name.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the copy pool.
+      type: str
+      sample: web
+    technology:
+      description: The copy technology.
+      type: str
+      sample: btrfs_snapshot
+    sources:
+      description: The source volumes.
+      type: list
+      elements: str
+      sample: [/srv/data/db, /srv/data/www]
+    versions:
+      description: How many copy versions are kept.
+      type: int
+      sample: 3
+    target_pools:
+      description: The target pools in rotation order, each with C(name) and C(volumes).
+      type: list
+      elements: dict
+      sample: [{"name": "01", "volumes": []}]
+    replication_records:
+      description: The existing copy versions, oldest first.
+      type: list
+      elements: dict
+      contains:
+        version:
+          description: The copy version number.
+          type: int
+          sample: 4
+        target_pool:
+          description: The target pool holding it.
+          type: str
+          sample: "01"
+        created:
+          description: Point in time of the copy (ISO 8601, UTC).
+          type: str
+          sample: "2026-11-25T23:00:00Z"
+        label:
+          description: Its label, or null.
+          type: str
+          sample: daily-2026-11-25
+        status:
+          description: V(valid), V(invalid) or V(incomplete).
+          type: str
+          sample: valid
+        pairs:
+          description: The copy pairs, each with C(source) and C(target).
+          type: list
+          elements: dict
+          sample: [{"source": "/srv/data/db", "target": "/srv/data/.pitcopy/web/01/db"}]
+    prepairing_records:
+      description: The pre-pairing records of future copy versions.
+      type: list
+      elements: dict
+      contains:
+        version:
+          description: The future copy version.
+          type: int
+          sample: 5
+        target_pool:
+          description: The target pool it will use.
+          type: str
+          sample: "02"
+        created:
+          description: When the record was made (ISO 8601, UTC).
+          type: str
+          sample: "2026-11-25T23:05:00Z"
+        pairs:
+          description: The chosen copy pairs, each with C(source) and C(target).
+          type: list
+          elements: dict
+          sample: [{"source": "/srv/data/db", "target": "/srv/backup/c"}]
+"""
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._module import PitcopyModule, check_no_control_chars
+
+
+def validate(params):
+    check_no_control_chars(params, ("pool",))
+
+
+def main():
+    module = PitcopyModule(
+        argument_spec=dict(
+            pool=dict(type="str"),
+        ),
+        validate=validate,
+    )
+    module.run_info(module.params["pool"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: copy_version
+short_description: Take, delete or restore a point-in-time copy version of a copy pool
+version_added: 0.1.0
+description:
+  - With O(state=present) the whole copy method runs in one task. The copy record is built from the pre-pairing
+    record of the new version, else the replication record of the version being replaced, else a fresh target
+    selection, and verified against the current source pool (sources that left are dropped, sources that joined get
+    a target). All pairs are copied at one point in time, the new replication record is saved, pairs of removed
+    sources are broken (their targets become available), and the replaced version and the used pre-pairing record
+    are deleted.
+  - A copy is all or nothing. If any pair fails, the copies already made for the new version are removed and the
+    pool keeps its previous valid versions.
+  - With O(state=absent) the copies and the replication record of O(version) are deleted.
+  - With O(state=restored) the sources are brought back to the data of O(version), all of them or only O(volumes).
+    A restore that the storage tool could only do by destroying another kept version is refused.
+author:
+  - pitcopy developers
+extends_documentation_fragment:
+  - pitcopy.versions.common
+  - pitcopy.versions.common.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode the copy record is built and verified with the read-only discovery commands, so the result
+        shows the targets that would be used, the version that would be replaced and the pairs that would be broken.
+  diff_mode:
+    support: full
+  idempotent:
+    support: partial
+    details:
+      - O(state=present) without O(label) takes a new copy version on every run, which is its purpose.
+        With O(label), a version with that label already existing means no change.
+      - O(state=absent) is idempotent. O(state=restored) restores on every run (a restore cannot tell whether the
+        sources were changed since).
+options:
+  pool:
+    description:
+      - Name of an existing copy pool (see M(pitcopy.versions.copy_pool)).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) takes a new copy version, V(absent) deletes copy version O(version), V(restored) restores it.
+    type: str
+    choices: [present, absent, restored]
+    default: present
+  version:
+    description:
+      - The copy version number to delete or restore. Required with O(state=absent) and O(state=restored);
+        not accepted with O(state=present), where the next number is assigned.
+    type: int
+  label:
+    description:
+      - A free-form label stored with a new copy version (for example the date of a daily run).
+      - With O(state=present), when a kept version already carries this label, nothing is done and that version is
+        returned; this makes scheduled jobs safe to rerun.
+    type: str
+  volumes:
+    description:
+      - With O(state=restored), restore only these sources of the copy pool; default all of them.
+    type: list
+    elements: str
+seealso:
+  - module: pitcopy.versions.copy_pool
+  - module: pitcopy.versions.prepair_record
+  - module: pitcopy.versions.verify_records
+"""
+
+EXAMPLES = r"""
+- name: Take a copy version of the web pool
+  pitcopy.versions.copy_version:
+    pool: web
+  register: taken
+
+- name: Show which target pool it used and how long the copy window was
+  ansible.builtin.debug:
+    msg: "version {{ taken.version.number }} in target pool {{ taken.version.target_pool }}, {{ taken.copy_window_ms }} ms"
+
+- name: Take the daily copy version once per day, however often the job runs
+  pitcopy.versions.copy_version:
+    pool: offsite
+    label: "daily-{{ '%Y-%m-%d' | strftime }}"
+
+- name: Restore only the database subvolume from version 1
+  pitcopy.versions.copy_version:
+    pool: web
+    state: restored
+    version: 1
+    volumes:
+      - /srv/data/db
+
+- name: Delete copy version 1
+  pitcopy.versions.copy_version:
+    pool: web
+    state: absent
+    version: 1
+"""
+
+RETURN = r"""
+version:
+  description:
+    - The copy version that was taken, deleted or restored (that would be, in check mode).
+    - With O(state=present) and an existing O(label), the version that carries the label.
+  returned: success
+  type: dict
+  contains:
+    number:
+      description: The copy version number; numbers grow monotonically.
+      type: int
+      sample: 3
+    target_pool:
+      description: The target pool that holds it.
+      type: str
+      sample: "01"
+    created:
+      description: Point in time of the copy (ISO 8601, UTC).
+      type: str
+      sample: "2026-11-25T23:00:00Z"
+    label:
+      description: Its label, or null.
+      type: str
+      sample: daily-2026-11-25
+    status:
+      description: V(valid), V(invalid) or V(incomplete).
+      type: str
+      sample: valid
+    pre_copy_record:
+      description:
+        - Where the copy record came from. V(prepairing) a pre-pairing record, V(replication) the replication record
+          of the version replaced, V(none) a fresh target selection.
+      type: str
+      sample: prepairing
+    pairs:
+      description: The copy pairs of the version, each with C(source) and C(target).
+      type: list
+      elements: dict
+      sample: [{"source": "/srv/data/db", "target": "/srv/data/.pitcopy/web/01/db"}]
+replaced_version:
+  description: The version number that the new version replaced (its copies are deleted), or null.
+  returned: success
+  type: int
+  sample: 1
+broken_pairs:
+  description: Pairs released because their source left the copy pool since the pre-copy record was made.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"source": "/srv/data/old", "target": "/srv/backup/b"}]
+copy_window_ms:
+  description:
+    - Milliseconds from the first freeze, hook or copy command to the last thaw, for O(state=present).
+    - 0 when nothing was copied (check mode, or an existing O(label)).
+  returned: success
+  type: float
+  sample: 41.7
+"""
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._module import (
+    PitcopyModule,
+    check_no_control_chars,
+    check_positive,
+)
+
+
+def validate(params):
+    check_no_control_chars(params, ("pool", "label", "volumes"))
+    check_positive(params, "version")
+    if params["state"] == "present" and params["version"] is not None:
+        raise InvalidInput(
+            "version %r is not accepted with state=present: the next version number is assigned; "
+            "use label to make the task idempotent" % (params["version"],)
+        )
+    if params["volumes"] is not None and params["state"] != "restored":
+        raise InvalidInput("volumes is only accepted with state=restored, not state=%s" % params["state"])
+
+
+def main():
+    module = PitcopyModule(
+        argument_spec=dict(
+            pool=dict(type="str", required=True),
+            state=dict(type="str", choices=["present", "absent", "restored"], default="present"),
+            version=dict(type="int"),
+            label=dict(type="str"),
+            volumes=dict(type="list", elements="str"),
+        ),
+        required_if=[
+            ("state", "absent", ("version",)),
+            ("state", "restored", ("version",)),
+        ],
+        validate=validate,
+    )
+    params = module.params
+
+    def build(session):
+        if params["state"] == "present":
+            return session.plan_copy(label=params["label"])
+        if params["state"] == "absent":
+            return session.plan_delete(params["version"])
+        return session.plan_restore(params["version"], volumes=params["volumes"])
+
+    module.run_plan(params["pool"], build)
+
+
+if __name__ == "__main__":
+    main()
