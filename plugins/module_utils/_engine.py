@@ -9,6 +9,8 @@ API (what modules and roles rely on; implementers keep these names):
         store        a _store.StateStore
         backend_for  callable(technology) -> _backend.Backend
         clock        callable() -> aware UTC datetime (tests pass a fake)
+        window_factory  (optional, keyword) callable(definition, runner) ->
+                     a copy window; default _quiesce.CopyWindow
 
     engine.pool_names() -> [str]
 
@@ -35,8 +37,893 @@ API (what modules and roles rely on; implementers keep these names):
 
     Errors are the exceptions of _errors.py, raised before anything changed
     unless they say otherwise (CopyFailed after cleaning up).
+
+Crash safety of a copy (Fig. 6): the state file gets a Journal before any
+volume is touched, and is saved again at each phase (``copying`` ->
+``copied`` -> ``committing``); the final save writes the new replication
+record and drops the journal in one atomic write. A run killed anywhere leaves
+either the old records plus a journal, or the new records; ``plan_verify``
+reports the journal as ``interrupted_copy`` and ``repair=True`` rolls it back
+or finishes it.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import contextlib
+import os
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from ansible_collections.pitcopy.versions.plugins.module_utils import _quiesce
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    CopyFailed,
+    HookFailed,
+    InvalidInput,
+    NoEligibleTarget,
+    PitcopyError,
+    PoolNotFound,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    CONSISTENCY_MODES,
+    LISTED_TARGET_TECHNOLOGIES,
+    PRE_COPY_NONE,
+    PRE_COPY_PREPAIRING,
+    PRE_COPY_REPLICATION,
+    RECORD_PREPAIRING,
+    RECORD_REPLICATION,
+    SNAPSHOT_TECHNOLOGIES,
+    STATUS_INCOMPLETE,
+    STATUS_INVALID,
+    STATUS_VALID,
+    TECHNOLOGIES,
+    CopyPair,
+    Finding,
+    Hook,
+    Journal,
+    PoolDefinition,
+    PoolState,
+    Record,
+    TargetPool,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._selection import (
+    TargetScan,
+    select_implied,
+    select_targets,
+)
+
+
+def _utcnow():
+    return datetime.now(timezone.utc)
+
+
+def iso(dt):
+    """ISO 8601 UTC, seconds precision, ``Z`` suffix."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _default_window_factory(definition, runner):
+    return _quiesce.CopyWindow(definition, runner)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pairs(pairs):
+    return [p.as_dict() for p in pairs]
+
+
+def pool_dict(state):
+    """copy_pool_info's dict of one pool (also the diff of every plan)."""
+    if state is None:
+        return {}
+    out = state.definition.as_dict()
+    out["replication_records"] = [r.as_dict() for r in sorted(state.replication_records, key=lambda r: r.version)]
+    out["prepairing_records"] = [r.as_dict() for r in sorted(state.prepairing_records, key=lambda r: r.version)]
+    out["last_version"] = state.last_version
+    out["interrupted_copy"] = state.journal.as_dict() if state.journal is not None else None
+    return out
+
+
+def version_dict(record, pre_copy_record=None):
+    if record is None:
+        return None
+    return {
+        "number": record.version,
+        "target_pool": record.target_pool,
+        "created": record.created,
+        "label": record.label,
+        "status": record.status,
+        "pre_copy_record": pre_copy_record,
+        "pairs": _pairs(record.pairs),
+    }
+
+
+class Plan:
+    """What one module run would do; ``apply()`` does it (once)."""
+
+    def __init__(self, changed, before, after, result, action=None):
+        self.changed = bool(changed)
+        self.before = before
+        self.after = after
+        self.result = result
+        self._action = action
+        self._applied = None
+
+    def apply(self):
+        if self._applied is not None:
+            return self._applied
+        if self.changed and self._action is not None:
+            self._applied = self._action()
+        else:
+            self._applied = self.result
+        return self._applied
+
+
+class CopyRecord:
+    """The pairs one version will use (Fig. 7 + Fig. 8), and where they came from."""
+
+    def __init__(self, version, target_pool, pairs, pre_copy, pre_copy_kind, replaced, broken, unpaired):
+        self.version = version
+        self.target_pool = target_pool
+        self.pairs = tuple(pairs)
+        self.pre_copy = pre_copy
+        self.pre_copy_kind = pre_copy_kind
+        self.replaced = replaced
+        self.broken = tuple(broken)
+        self.unpaired = list(unpaired)
+
+
+class RecordEngine:
+    def __init__(self, store, backend_for, clock=None, window_factory=None):
+        self.store = store
+        self.backend_for = backend_for
+        self.clock = clock or _utcnow
+        self.window_factory = window_factory or _default_window_factory
+
+    def now(self):
+        return iso(self.clock())
+
+    def pool_names(self):
+        return list(self.store.pool_names())
+
+    @contextlib.contextmanager
+    def session(self, pool_name):
+        with self.store.locked(pool_name):
+            yield PoolSession(self, pool_name, self.store.load(pool_name))
+
+
+# --------------------------------------------------------------------------
+# definition checks
+
+
+def _target_pool_volumes(definition, name):
+    for tp in definition.target_pools:
+        if tp.name == name:
+            return tuple(tp.volumes)
+    return ()
+
+
+def validate_definition(definition, backend):
+    """Raise InvalidInput naming the bad value and what is accepted."""
+    d = definition
+    if d.technology not in TECHNOLOGIES:
+        raise InvalidInput("technology %r is not supported; use one of: %s" % (d.technology, ", ".join(TECHNOLOGIES)))
+    if not _is_int(d.versions) or d.versions < 1:
+        raise InvalidInput("versions must be an integer of at least 1, got %r" % (d.versions,))
+    if not d.sources:
+        raise InvalidInput("copy pool %s needs at least one source volume in sources" % d.name)
+    seen = set()
+    for src in d.sources:
+        if not isinstance(src, str):
+            raise InvalidInput("source %r is not a volume name (a string)" % (src,))
+        backend.validate_source_name(src)
+        if src in seen:
+            raise InvalidInput("source %s is listed twice in sources; list every source volume once" % src)
+        seen.add(src)
+    if d.consistency not in CONSISTENCY_MODES:
+        raise InvalidInput("consistency %r is not accepted; use one of: %s" % (
+            d.consistency, ", ".join(CONSISTENCY_MODES)))
+    if d.snapshot_size is not None and d.technology != "lvm_snapshot":
+        raise InvalidInput("snapshot_size %r only applies to technology lvm_snapshot, not %s; leave it out" % (
+            d.snapshot_size, d.technology))
+    for hook in tuple(d.pre_copy_hooks) + tuple(d.post_copy_hooks):
+        if not isinstance(hook, Hook) or not hook.argv or not all(isinstance(a, str) for a in hook.argv):
+            raise InvalidInput("hook %r must have argv, a non-empty list of strings" % (hook,))
+        if not _is_int(hook.timeout) or hook.timeout < 1:
+            raise InvalidInput("hook timeout %r must be a whole number of seconds, at least 1" % (hook.timeout,))
+    if d.technology in SNAPSHOT_TECHNOLOGIES:
+        if d.target_pools:
+            raise InvalidInput("technology %s names its targets itself (target pools %s); leave target_pools out" % (
+                d.technology, ", ".join(d.target_pool_names())))
+        return
+    if not d.target_pools:
+        raise InvalidInput("technology %s needs target_pools: a list of {name, volumes}, at least %d of them "
+                           "(one per kept version)" % (d.technology, d.versions))
+    owner = {}
+    names = set()
+    for tp in d.target_pools:
+        if not isinstance(tp, TargetPool) or not isinstance(tp.name, str) or not tp.name.strip():
+            raise InvalidInput("target pool %r needs a non-empty name" % (tp,))
+        if tp.name in names:
+            raise InvalidInput("target pool name %s is used twice; give every target pool its own name" % tp.name)
+        names.add(tp.name)
+        for vol in tp.volumes:
+            if not isinstance(vol, str):
+                raise InvalidInput("target %r of target pool %s is not a volume name (a string)" % (vol, tp.name))
+            backend.validate_target_name(vol)
+            if vol in seen:
+                raise InvalidInput("%s is both a source and a target (target pool %s); a volume can only be one"
+                                   % (vol, tp.name))
+            if vol in owner:
+                if owner[vol] == tp.name:
+                    raise InvalidInput("target %s is listed twice in target pool %s; list it once" % (vol, tp.name))
+                raise InvalidInput("target %s is in target pools %s and %s; a target belongs to one target pool"
+                                   % (vol, owner[vol], tp.name))
+            owner[vol] = tp.name
+    if d.versions > len(d.target_pools):
+        raise InvalidInput("versions %d needs at least %d target pools for technology %s, got %d (%s); "
+                           "add target pools or lower versions" % (
+                               d.versions, d.versions, d.technology, len(d.target_pools),
+                               ", ".join(tp.name for tp in d.target_pools)))
+
+
+# --------------------------------------------------------------------------
+
+
+class PoolSession:
+    def __init__(self, engine, name, state):
+        self.engine = engine
+        self.name = name
+        self.state = state
+
+    # --- helpers ---------------------------------------------------------
+
+    @property
+    def store(self):
+        return self.engine.store
+
+    def _require(self):
+        if self.state is None:
+            raise PoolNotFound("copy pool %s does not exist (no state file %s); define it with "
+                               "pitcopy.versions.copy_pool first" % (self.name, self.store.path(self.name)))
+        return self.state
+
+    def _backend(self, definition=None):
+        return self.engine.backend_for((definition or self.state.definition).technology)
+
+    def _no_journal(self, what):
+        j = self.state.journal
+        if j is not None:
+            raise PitcopyError(
+                "copy pool %s has an unfinished %s of version %d (phase %s, started %s); run "
+                "pitcopy.versions.verify_records with repair: true before %s" % (
+                    self.name, j.operation, j.version, j.phase, j.started, what))
+
+    def _save(self, state):
+        self.store.save(state)
+        self.state = state
+
+    def _discovery_names(self, definition, backend, target_pools=None):
+        names = list(definition.sources)
+        tps = definition.target_pool_names() if target_pools is None else target_pools
+        for tp in tps:
+            if backend.implied_targets:
+                names.extend(backend.implied_target(definition.name, tp, s) for s in definition.sources)
+            else:
+                names.extend(_target_pool_volumes(definition, tp))
+        seen = set()
+        return [n for n in names if not (n in seen or seen.add(n))]
+
+    @staticmethod
+    def _reserved(records_rr, records_ppr):
+        reserved = {}
+        for rec in records_rr:
+            for p in rec.pairs:
+                reserved[p.target] = "already paired with %s in version %d" % (p.source, rec.version)
+        for rec in records_ppr:
+            for p in rec.pairs:
+                reserved.setdefault(p.target, "reserved for %s by the pre-pairing record of version %d" % (
+                    p.source, rec.version))
+        return reserved
+
+    def _replaced_record(self, state, target_pool):
+        occupying = [r for r in state.replication_records if r.target_pool == target_pool]
+        return min(occupying, key=lambda r: r.version) if occupying else None
+
+    def _build(self, state, definition, backend, version, volumes, prepairing=None, use_prepairing=True):
+        """Fig. 7 and Fig. 8: the copy record of ``version``."""
+        prepairing = state.prepairing_records if prepairing is None else prepairing
+        tp = definition.target_pool_for(version)
+        ppr = None
+        if use_prepairing:
+            for r in prepairing:
+                if r.version == version and r.target_pool == tp:
+                    ppr = r
+        replaced = self._replaced_record(state, tp)
+        if ppr is not None:
+            pre, kind = ppr, PRE_COPY_PREPAIRING
+        elif replaced is not None:
+            pre, kind = replaced, PRE_COPY_REPLICATION
+        else:
+            pre, kind = None, PRE_COPY_NONE
+        sources = list(definition.sources)
+        in_pool = set(sources)
+        broken = [p for p in pre.pairs if p.source not in in_pool] if pre is not None else []
+        if backend.implied_targets:
+            pairs, unpaired = select_implied(backend, definition.name, tp, sources, volumes)
+            return CopyRecord(version, tp, pairs, pre, kind, replaced, broken, unpaired)
+        reserved = self._reserved(
+            [r for r in state.replication_records if r is not replaced],
+            [r for r in prepairing if r.version != version],
+        )
+        candidates = _target_pool_volumes(definition, tp)
+        scan = TargetScan(backend, definition.name, definition.technology, tp, candidates, volumes, reserved)
+        kept = {}
+        if pre is not None:
+            in_tp = set(candidates)
+            for p in pre.pairs:
+                if p.source not in in_pool or p.source in kept or p.target not in in_tp:
+                    continue
+                src = volumes.get(p.source)
+                if src is None or scan.rejection(src, p.target) is not None:
+                    continue
+                kept[p.source] = p.target
+                scan.claim(p.source, p.target)
+        new_pairs, unpaired = select_targets(scan, [s for s in sources if s not in kept])
+        chosen = dict(kept)
+        chosen.update((p.source, p.target) for p in new_pairs)
+        pairs = [CopyPair(s, chosen[s]) for s in sources if s in chosen]
+        return CopyRecord(version, tp, pairs, pre, kind, replaced, broken, unpaired)
+
+    # --- info --------------------------------------------------------------
+
+    def info(self):
+        return pool_dict(self._require())
+
+    # --- copy_pool ------------------------------------------------------------
+
+    def plan_define(self, definition):
+        if definition.name != self.name:
+            raise InvalidInput("the definition names pool %s but this session is for pool %s" % (
+                definition.name, self.name))
+        backend = self._backend(definition) if definition.technology in TECHNOLOGIES else None
+        if backend is None:
+            raise InvalidInput("technology %r is not supported; use one of: %s" % (
+                definition.technology, ", ".join(TECHNOLOGIES)))
+        validate_definition(definition, backend)
+        old = self.state
+        if old is not None:
+            self._check_redefinition(old, definition)
+        names = self._discovery_names(definition, backend)
+        volumes = backend.discover(names)
+        for src in definition.sources:
+            vol = volumes.get(src)
+            if vol is None:
+                raise InvalidInput("source %s does not exist on this host; create it or leave it out of sources"
+                                   % src)
+            kinds = backend.source_kinds()
+            if kinds and vol.kind not in kinds:
+                raise InvalidInput("source %s is of kind %s; technology %s takes sources of kind: %s" % (
+                    src, vol.kind, definition.technology, ", ".join(sorted(kinds))))
+        if not backend.implied_targets:
+            for tp in definition.target_pools:
+                for t in tp.volumes:
+                    vol = volumes.get(t)
+                    if vol is not None and (vol.foreign_data or (vol.owner is not None and vol.owner != self.name)):
+                        raise InvalidInput(
+                            "target %s of target pool %s holds data that copy pool %s does not own%s; it is never "
+                            "overwritten: choose another target volume" % (
+                                t, tp.name, self.name, " (marked by pool %s)" % vol.owner if vol.owner else ""))
+        if old is None:
+            new = PoolState(definition=definition)
+            unpaired = []
+        else:
+            new = replace(old, definition=definition)
+            prepairing, unpaired = self._refresh_prepairing(new, backend, volumes)
+            new = replace(new, prepairing_records=prepairing)
+        changed = old != new
+        result = {"pool": definition.as_dict(), "unpaired": [u.as_dict() for u in unpaired],
+                  "prepairing_records": [r.as_dict() for r in new.prepairing_records]}
+
+        def act():
+            self._save(new)
+            return result
+
+        return Plan(changed, pool_dict(old), pool_dict(new), result, act)
+
+    def _check_redefinition(self, old, new):
+        od = old.definition
+        rrs = sorted(old.replication_records, key=lambda r: r.version)
+        if not rrs:
+            return
+        listing = ", ".join(str(r.version) for r in rrs)
+        if new.technology != od.technology:
+            raise InvalidInput(
+                "copy pool %s has versions %s made with technology %s; changing it to %s would orphan them. "
+                "Delete them first (pitcopy.versions.copy_version state=absent version=N) and redefine" % (
+                    self.name, listing, od.technology, new.technology))
+        if new.versions < len(rrs):
+            extra = rrs[:len(rrs) - new.versions]
+            raise InvalidInput(
+                "versions %d is fewer than the %d versions copy pool %s keeps (%s); delete version(s) %s first "
+                "(pitcopy.versions.copy_version state=absent) and then lower versions" % (
+                    new.versions, len(rrs), self.name, listing, ", ".join(str(r.version) for r in extra)))
+        if new.technology in LISTED_TARGET_TECHNOLOGIES:
+            new_tps = {tp.name: set(tp.volumes) for tp in new.target_pools}
+            for r in rrs:
+                if r.target_pool not in new_tps:
+                    raise InvalidInput(
+                        "target pool %s holds version %d of copy pool %s; delete version %d first "
+                        "(pitcopy.versions.copy_version state=absent version=%d) or keep the target pool" % (
+                            r.target_pool, r.version, self.name, r.version, r.version))
+                for p in r.pairs:
+                    if p.target not in new_tps[r.target_pool]:
+                        raise InvalidInput(
+                            "target %s of target pool %s holds the copy of %s in version %d; delete version %d "
+                            "first (pitcopy.versions.copy_version state=absent version=%d) or keep the target" % (
+                                p.target, r.target_pool, p.source, r.version, r.version, r.version))
+        else:
+            new_names = set(new.target_pool_names())
+            for r in rrs:
+                if r.target_pool not in new_names:
+                    raise InvalidInput(
+                        "versions %d drops target pool %s, which holds version %d of copy pool %s; delete "
+                        "version %d first (pitcopy.versions.copy_version state=absent version=%d)" % (
+                            new.versions, r.target_pool, r.version, self.name, r.version, r.version))
+
+    def _refresh_prepairing(self, state, backend, volumes):
+        """Re-verify every pre-pairing record against the (new) definition and
+        the host ([0012]-[0013]): keep valid pairs, re-pair the others."""
+        definition = state.definition
+        ppl = len(definition.target_pool_names())
+        # stale ones, and those beyond one rotation of the new definition, go
+        working = [r for r in sorted(state.prepairing_records, key=lambda r: r.version)
+                   if state.last_version < r.version <= state.last_version + ppl]
+        unpaired = []
+        for i, rec in enumerate(list(working)):
+            cr = self._build(state, definition, backend, rec.version, volumes, prepairing=tuple(working))
+            unpaired.extend(cr.unpaired)
+            if not (cr.pre_copy is rec and tuple(cr.pairs) == rec.pairs):
+                working[i] = Record(RECORD_PREPAIRING, rec.version, cr.target_pool, self.engine.now(),
+                                    tuple(cr.pairs))
+        return tuple(working), unpaired
+
+    def plan_remove(self, remove_copies=False):
+        old = self.state
+        if old is None:
+            return Plan(False, {}, {}, {"pool": None, "removed_versions": []})
+        self._no_journal("removing the pool")
+        rrs = sorted(old.replication_records, key=lambda r: r.version)
+        if rrs and not remove_copies:
+            raise InvalidInput(
+                "copy pool %s still has copy versions %s; removing it would leave their copies without records. "
+                "Delete them first (pitcopy.versions.copy_version state=absent version=N), or set "
+                "remove_copies: true to delete them with the pool" % (
+                    self.name, ", ".join(str(r.version) for r in rrs)))
+        result = {"pool": old.definition.as_dict(), "removed_versions": [r.version for r in rrs]}
+
+        def act():
+            backend = self._backend()
+            for r in rrs:
+                backend.delete_copies(old.definition, r.pairs)
+                self._save(replace(self.state, replication_records=tuple(
+                    x for x in self.state.replication_records if x.version != r.version)))
+            self.store.remove(self.name)
+            self.state = None
+            return result
+
+        return Plan(True, pool_dict(old), {}, result, act)
+
+    # --- prepair_record ----------------------------------------------------
+
+    def plan_prepair(self, versions=1, allow_unpaired=False):
+        state = self._require()
+        definition = state.definition
+        ntp = len(definition.target_pool_names())
+        if not _is_int(versions) or versions < 1 or versions > ntp:
+            raise InvalidInput("versions %r: pre-pair between 1 and %d upcoming versions (the number of target "
+                               "pools of copy pool %s)" % (versions, ntp, self.name))
+        backend = self._backend()
+        volumes = backend.discover(self._discovery_names(definition, backend))
+        first = state.last_version + 1
+        wanted = list(range(first, first + versions))
+        others = tuple(r for r in state.prepairing_records if r.version not in wanted and r.version >= first)
+        working = list(state.prepairing_records)
+        built = []
+        unpaired = []
+        now = self.engine.now()
+        for v in wanted:
+            cr = self._build(state, definition, backend, v, volumes, prepairing=tuple(working))
+            old = state.prepairing(v)
+            if old is not None and cr.pre_copy is old and tuple(cr.pairs) == old.pairs:
+                rec = old
+            else:
+                rec = Record(RECORD_PREPAIRING, v, cr.target_pool, now, tuple(cr.pairs))
+            unpaired.extend(cr.unpaired)
+            if cr.pairs:
+                replaced_pairs = cr.replaced.pairs if cr.replaced is not None else ()
+                backend.check_capacity(definition, list(cr.pairs), list(replaced_pairs), volumes)
+            working = [r for r in working if r.version != v] + [rec]
+            built.append(rec)
+        if unpaired and not allow_unpaired:
+            raise NoEligibleTarget(
+                "no eligible target for %s of copy pool %s; see unpaired for why each candidate was rejected, "
+                "or set allow_unpaired: true to keep the pairs that were found" % (
+                    ", ".join("%s (target pool %s)" % (u.source, u.target_pool) for u in unpaired), self.name),
+                unpaired=[u.as_dict() for u in unpaired])
+        new_pprs = tuple(sorted(others + tuple(built), key=lambda r: r.version))
+        new = replace(state, prepairing_records=new_pprs)
+        result = {"records": [r.as_dict() for r in built], "unpaired": [u.as_dict() for u in unpaired]}
+
+        def act():
+            self._save(new)
+            return result
+
+        return Plan(new != state, pool_dict(state), pool_dict(new), result, act)
+
+    def plan_drop_prepairing(self):
+        state = self._require()
+        new = replace(state, prepairing_records=())
+        result = {"records": [], "removed_records": [r.as_dict() for r in state.prepairing_records]}
+
+        def act():
+            self._save(new)
+            return result
+
+        return Plan(bool(state.prepairing_records), pool_dict(state), pool_dict(new), result, act)
+
+    # --- copy_version present -------------------------------------------------
+
+    def _decide_copy(self, state, backend, volumes, label, now):
+        definition = state.definition
+        n = state.last_version + 1
+        cr = self._build(state, definition, backend, n, volumes)
+        if cr.unpaired:
+            raise NoEligibleTarget(
+                "version %d of copy pool %s cannot be taken: no eligible target in target pool %s for %s; see "
+                "unpaired for why each candidate was rejected" % (
+                    n, self.name, cr.target_pool, ", ".join(u.source for u in cr.unpaired)),
+                unpaired=[u.as_dict() for u in cr.unpaired])
+        record = Record(RECORD_REPLICATION, n, cr.target_pool, now, cr.pairs, label=label, status=STATUS_VALID)
+        dropped = self._retention(state, n, cr.replaced.version if cr.replaced is not None else None)
+        gone = set(r.version for r in dropped) | set([cr.replaced.version] if cr.replaced is not None else [])
+        kept = sorted([r for r in state.replication_records if r.version not in gone] + [record],
+                      key=lambda r: r.version)
+        new = replace(
+            state,
+            replication_records=tuple(kept),
+            prepairing_records=tuple(r for r in state.prepairing_records if r.version > n),
+            last_version=n,
+            journal=None,
+        )
+        return cr, record, dropped, new
+
+    def plan_copy(self, label=None):
+        state = self._require()
+        if label is not None:
+            for r in state.replication_records:
+                if r.label == label:
+                    result = {"version": version_dict(r), "replaced_version": None, "broken_pairs": [],
+                              "deleted_versions": [], "copy_window_ms": 0.0}
+                    return Plan(False, pool_dict(state), pool_dict(state), result)
+        self._no_journal("taking a new version")
+        definition = state.definition
+        backend = self._backend()
+        validate_definition(definition, backend)
+        n = state.last_version + 1
+        names = self._discovery_names(definition, backend, [definition.target_pool_for(n)])
+        volumes = backend.discover(names)
+        cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, self.engine.now())
+        replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []
+        backend.check_capacity(definition, list(cr.pairs), replaced_pairs, volumes)
+
+        def result_for(rec, window_ms):
+            return {
+                "version": version_dict(rec, cr.pre_copy_kind),
+                "replaced_version": cr.replaced.version if cr.replaced is not None else None,
+                "broken_pairs": _pairs(cr.broken),
+                "deleted_versions": [r.version for r in dropped],
+                "copy_window_ms": window_ms,
+            }
+
+        def act():
+            return self._run_copy(state, definition, backend, names, cr, label, dropped, result_for)
+
+        return Plan(True, pool_dict(state), pool_dict(new), result_for(record, 0.0), act)
+
+    def _run_copy(self, state, definition, backend, names, cr, label, dropped, result_for):
+        # discovery again right before acting: the plan may be minutes old
+        # (an Ansible play between check and act), and capacity may be gone
+        volumes = backend.discover(names)
+        replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []
+        backend.check_capacity(definition, list(cr.pairs), replaced_pairs, volumes)
+        n = cr.version
+        journal = Journal(
+            operation="copy", version=n, target_pool=cr.target_pool, pairs=cr.pairs, phase="copying",
+            started=self.engine.now(), replaced_version=cr.replaced.version if cr.replaced is not None else None,
+            label=label, pid=os.getpid(),
+        )
+        self._save(replace(state, journal=journal))
+        window = self.engine.window_factory(definition, backend.runner)
+        try:
+            outcome = backend.create_copies(definition, n, list(cr.pairs), window)
+        except (CopyFailed, HookFailed):
+            # the backend removed what it made; the records stay at the
+            # previous valid versions
+            self._save(replace(state, journal=None))
+            raise
+        staged = tuple(outcome.staged)
+        journal = replace(journal, phase="copied", staged=staged)
+        self._save(replace(state, journal=journal))
+        journal = replace(journal, phase="committing")
+        self._save(replace(state, journal=journal))
+        self._commit(state, definition, backend, journal, dropped)
+        record = self.state.replication(n)
+        return result_for(record, float(outcome.window_ms or getattr(window, "window_ms", 0.0) or 0.0))
+
+    def _commit(self, state, definition, backend, journal, dropped):
+        """Steps 608-614 and the rotation: promote, retention, one atomic save."""
+        n = journal.version
+        replaced = state.replication(journal.replaced_version) if journal.replaced_version is not None else None
+        replaced_pairs = list(replaced.pairs) if replaced is not None else []
+        backend.promote(definition, n, list(journal.pairs), list(journal.staged), replaced_pairs)
+        for r in dropped:
+            backend.delete_copies(definition, list(r.pairs))
+        record = Record(RECORD_REPLICATION, n, journal.target_pool, self.engine.now(), tuple(journal.pairs),
+                        label=journal.label, status=STATUS_VALID)
+        gone = set(r.version for r in dropped)
+        if replaced is not None:
+            gone.add(replaced.version)
+        kept = [r for r in state.replication_records if r.version not in gone] + [record]
+        kept.sort(key=lambda r: r.version)
+        new = replace(
+            state,
+            replication_records=tuple(kept),
+            prepairing_records=tuple(r for r in state.prepairing_records if r.version > n),
+            last_version=max(n, state.last_version),
+            journal=None,
+        )
+        self._save(new)
+        return new
+
+    def _retention(self, state, n, replaced_version):
+        """Records to drop so that, with version n added, ``versions`` are kept."""
+        keep = [r for r in state.replication_records if r.version != replaced_version and r.version != n]
+        keep.sort(key=lambda r: r.version)
+        excess = len(keep) + 1 - state.definition.versions
+        return keep[:max(0, excess)]
+
+    # --- copy_version absent / restored -------------------------------------
+
+    def plan_delete(self, version):
+        state = self._require()
+        if not _is_int(version) or version < 1:
+            raise InvalidInput("version must be a positive integer, got %r" % (version,))
+        rec = state.replication(version)
+        if rec is None:
+            result = {"version": None, "replaced_version": None, "broken_pairs": [], "deleted_versions": []}
+            return Plan(False, pool_dict(state), pool_dict(state), result)
+        self._no_journal("deleting a version")
+        new = replace(state, replication_records=tuple(r for r in state.replication_records if r.version != version))
+        result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
+                  "deleted_versions": [version]}
+
+        def act():
+            self._backend().delete_copies(state.definition, list(rec.pairs))
+            self._save(new)
+            return result
+
+        return Plan(True, pool_dict(state), pool_dict(new), result, act)
+
+    def plan_restore(self, version, volumes=None):
+        state = self._require()
+        if not _is_int(version) or version < 1:
+            raise InvalidInput("version must be a positive integer, got %r" % (version,))
+        rec = state.replication(version)
+        if rec is None:
+            raise InvalidInput("copy pool %s has no version %d; it keeps versions: %s" % (
+                self.name, version, ", ".join(str(r.version) for r in state.replication_records) or "none"))
+        if rec.status != STATUS_VALID:
+            raise InvalidInput("version %d of copy pool %s is %s and cannot be restored; restore another version "
+                               "(run pitcopy.versions.verify_records to see why)" % (version, self.name, rec.status))
+        self._no_journal("restoring")
+        pairs = list(rec.pairs)
+        if volumes is not None:
+            if isinstance(volumes, str):
+                volumes = [volumes]
+            known = [p.source for p in rec.pairs]
+            for v in volumes:
+                if v not in known:
+                    raise InvalidInput("%s is not a source of version %d of copy pool %s; choose from: %s" % (
+                        v, version, self.name, ", ".join(known)))
+            wanted = set(volumes)
+            pairs = [p for p in rec.pairs if p.source in wanted]
+        result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
+                  "restored": [p.source for p in pairs]}
+
+        def act():
+            self._backend().restore(state.definition, version, pairs)
+            return result
+
+        return Plan(True, pool_dict(state), pool_dict(state), result, act)
+
+    # --- verify_records ---------------------------------------------------------
+
+    def plan_verify(self, repair=False):
+        state = self._require()
+        definition = state.definition
+        backend = self._backend()
+        names = self._discovery_names(definition, backend)
+        for r in state.replication_records + state.prepairing_records:
+            names.extend(p.source for p in r.pairs)
+            names.extend(p.target for p in r.pairs)
+        seen = set()
+        names = [n for n in names if not (n in seen or seen.add(n))]
+        volumes = backend.discover(names)
+        copies = backend.list_copies(self.name)
+        by_target = {}
+        for c in copies:
+            by_target.setdefault(c.target, []).append(c)
+        findings = []
+        tracked = set()
+        listed = not backend.implied_targets
+
+        # the journal first: what it staged is not "untracked"
+        j = state.journal
+        journal_plan = None
+        if j is not None:
+            staged_here = [c for c in copies if c.staged and c.version == j.version]
+            # staged or already promoted copies of the interrupted version
+            tracked.update(c.target for c in copies if c.version == j.version)
+            tracked.update(p.target for p in j.staged)
+            journal_plan = self._journal_repair_plan(state, j, staged_here, by_target)
+            findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_copy",
+                                    journal_plan[1] if repair else "none (repair: true would %s)" % journal_plan[1]))
+
+        new_rrs = []
+        for rec in sorted(state.replication_records, key=lambda r: r.version):
+            keep_pairs = []
+            status = rec.status
+            for p in rec.pairs:
+                tracked.add(p.target)
+                infos = [c for c in by_target.get(p.target, ()) if c.version == rec.version and not c.staged]
+                problem = None
+                if p.source not in volumes:
+                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, "source_missing",
+                                            "left for a human: the copy is kept; create %s again or restore it "
+                                            "from this version" % p.source))
+                if listed and p.target not in volumes:
+                    problem = "target_missing"
+                elif not infos:
+                    problem = "copy_missing"
+                elif not backend.copy_valid(definition, infos[0]):
+                    problem = "copy_invalid"
+                if problem in ("target_missing", "copy_missing"):
+                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
+                                            "pair dropped from the record; version marked incomplete" if repair
+                                            else "none (repair: true would drop the pair)"))
+                    continue
+                if problem == "copy_invalid":
+                    status = STATUS_INVALID
+                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
+                                            "version marked invalid" if repair
+                                            else "none (repair: true would mark the version invalid)"))
+                keep_pairs.append(p)
+            if len(keep_pairs) != len(rec.pairs):
+                if not keep_pairs:
+                    continue  # none of its copies exist: the record goes
+                if status == STATUS_VALID:
+                    status = STATUS_INCOMPLETE
+            new_rrs.append(replace(rec, pairs=tuple(keep_pairs), status=status))
+
+        for rec in sorted(state.prepairing_records, key=lambda r: r.version):
+            for p in rec.pairs:
+                tracked.add(p.target)
+                problem = None
+                src = volumes.get(p.source)
+                if p.source not in definition.sources:
+                    continue  # re-verified at the next copy anyway (Fig. 8)
+                if src is None:
+                    findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target, "source_missing",
+                                            "left for a human: create %s again or remove it from the pool's "
+                                            "sources" % p.source))
+                    continue
+                if listed:
+                    vol = volumes.get(p.target)
+                    if vol is None:
+                        problem = "target_missing"
+                    else:
+                        scan = TargetScan(backend, self.name, definition.technology, rec.target_pool,
+                                          [p.target], volumes, {})
+                        if scan.rejection(src, p.target) is not None:
+                            problem = "target_incompatible"
+                if problem:
+                    findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target, problem,
+                                            "pre-pairing record re-paired" if repair
+                                            else "none (repair: true would re-pair the record)"))
+
+        for c in copies:
+            if c.target in tracked:
+                continue
+            findings.append(Finding(
+                RECORD_REPLICATION, c.version, c.source, c.target, "untracked_copy",
+                "left for a human: %s carries the mark of copy pool %s%s but no record has it; delete it with "
+                "the storage tool if it is not needed" % (
+                    c.target, self.name, " (version %s of %s)" % (c.version, c.source) if c.version else "")))
+
+        new = replace(state, replication_records=tuple(new_rrs))
+        result = {"consistent": not findings, "findings": [f.as_dict() for f in findings]}
+        if not repair:
+            return Plan(False, pool_dict(state), pool_dict(state), result)
+
+        pre_problem = any(f.record == RECORD_PREPAIRING and f.problem != "source_missing" for f in findings)
+        changed = bool(j is not None or new != state or pre_problem)
+
+        def act():
+            current = state
+            if j is not None:
+                current = journal_plan[0]()
+                # records of the finished/rolled-back copy replace ours
+                new_rr = [r for r in new.replication_records
+                          if current.replication(r.version) is not None]
+                extra = [r for r in current.replication_records if state.replication(r.version) is None]
+                current = replace(current, replication_records=tuple(sorted(
+                    new_rr + extra, key=lambda r: r.version)))
+            else:
+                current = new
+            if pre_problem:
+                fresh = backend.discover(self._discovery_names(current.definition, backend))
+                pprs, _unp = self._refresh_prepairing(current, backend, fresh)
+                current = replace(current, prepairing_records=pprs)
+            self._save(current)
+            return result
+
+        return Plan(changed, pool_dict(state), pool_dict(new), result, act)
+
+    def _journal_repair_plan(self, state, j, staged_here, by_target):
+        """(action callable -> new state, description) for an interrupted copy."""
+        definition = state.definition
+        backend = self._backend()
+        final = {p.source: p.target for p in j.pairs}
+        staged_names = set(c.target for c in staged_here)
+
+        def done(p):
+            if p.target in staged_names:
+                return True
+            return any(c.version == j.version and not c.staged for c in by_target.get(final.get(p.source), ()))
+
+        finishable = j.phase in ("copied", "committing") and j.staged and all(done(p) for p in j.staged) and (
+            len(j.staged) == len(j.pairs))
+        if finishable:
+            dropped = self._retention(state, j.version, j.replaced_version)
+
+            def finish():
+                return self._commit(state, definition, backend, j, dropped)
+
+            return finish, "finished the interrupted copy of version %d (promoted its %d staged copies)" % (
+                j.version, len(j.staged))
+
+        # copies of the interrupted version that promote() already moved to
+        # their final names: ours, named by the journal, and in no record
+        promoted = [p for p in j.pairs
+                    if any(c.version == j.version and not c.staged for c in by_target.get(p.target, ()))]
+
+        def rollback():
+            to_discard = [CopyPair(c.source or "", c.target) for c in staged_here]
+            known = set(c.target for c in to_discard)
+            to_discard.extend(p for p in j.staged if p.target not in known)
+            if to_discard:
+                backend.discard(definition, to_discard)
+            if promoted:
+                backend.delete_copies(definition, promoted)
+            new = replace(state, journal=None)
+            self._save(new)
+            return new
+
+        return rollback, "rolled back the interrupted copy of version %d (phase %s): discarded %d staged copies; " \
+                         "the records stay at the previous versions" % (j.version, j.phase, len(staged_here))
