@@ -23,8 +23,900 @@ Refusals (StateFileError / InvalidInput, file left untouched): a file that
 does not parse, one with a newer ``schema_version``, an unreadable one; a
 state_dir that is a symlink, not a directory, or group/world-writable; a pool
 name that is not a safe file name. state_dir is created 0700, files 0600.
+
+Additions beyond that API (all additive): ``store.read_raw(name)`` returns the
+file's bytes unchanged (tests compare them around refusals);
+``store.lock_path(name)``; ``locked()`` is re-entrant within one thread of one
+store; ``save()`` and ``remove()`` take the pool's lock themselves when the
+caller does not hold it; ``save(state, _fault=callable)`` and the module
+global ``_FAULT`` are test-only hooks called with the name of each step of
+the write (see ``WRITE_STEPS``) so crash tests can kill the process there.
+
+File format (docs/state-file.md has the operator's version): lists of names
+and lists of copy pairs are YAML literal blocks, one name or one
+``source -> target`` pair per line. A state of 12 versions x 10,000 pairs is
+then a few dozen YAML nodes instead of a quarter of a million, which is what
+makes load and save take tens of milliseconds instead of seconds (PyYAML
+builds a Python object per node even with the C parser). A list whose names
+would make a line ambiguous (a newline, ``" -> "`` in a source, control
+characters, trailing blanks) is written as a plain YAML list instead; the
+loader accepts both forms.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import contextlib
+import datetime
+import errno
+import fcntl
+import os
+import re
+import stat
+import threading
+import time
+
+try:
+    import yaml
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module wrapper
+    yaml = None
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = exc
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    InvalidInput,
+    PoolBusy,
+    StateFileError,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    RECORD_PREPAIRING,
+    RECORD_REPLICATION,
+    STATUS_VALID,
+    CopyPair,
+    Hook,
+    Journal,
+    PoolDefinition,
+    PoolState,
+    Record,
+    TargetPool,
+)
+
+SCHEMA_VERSION = 1
+
+DEFAULT_STATE_DIR = "/var/lib/pitcopy"
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+# The points of a state write where a crash test may kill the process.
+WRITE_STEPS = ("temp_created", "written", "fsynced", "replaced", "dir_fsynced")
+
+# Test-only: callable(step_name) consulted at every write step when save()
+# got no ``_fault`` argument. Never set outside tests.
+_FAULT = None
+
+PAIR_SEPARATOR = " -> "
+
+_POOL_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+POOL_NAME_RULE = ("1 to 64 characters: letters, digits, '_', '.' or '-', "
+                  "not starting with '.' or '-'")
+
+# Characters that keep a name list out of the one-per-line block form: YAML
+# treats some of them as line breaks inside a block scalar (\x85, \u2028,
+# \u2029), the emitter refuses a block for the others.
+_UNSAFE_IN_BLOCK = re.compile(u"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+_BLANK_AT_LINE_END = re.compile(r"[ ]$", re.M)
+_SEPARATOR_RE = re.compile(u"(?= -> )")
+
+_HEADER = (
+    u"# pitcopy.versions state of copy pool '%s'.\n"
+    u"# Written atomically by the collection; read docs/state-file.md before editing by hand.\n"
+)
+
+
+def _step(name, fault=None):
+    """A named point of the state write; test hooks may stop the process here."""
+    hook = fault if fault is not None else _FAULT
+    if hook is not None:
+        hook(name)
+
+
+# --------------------------------------------------------------------------
+# YAML plumbing
+# --------------------------------------------------------------------------
+
+if HAS_YAML:
+    try:
+        from yaml import CSafeDumper as _BaseDumper
+        from yaml import CSafeLoader as _BaseLoader
+        YAML_C = True
+    except ImportError:  # PyYAML without libyaml: same format, slower
+        from yaml import SafeDumper as _BaseDumper
+        from yaml import SafeLoader as _BaseLoader
+        YAML_C = False
+else:  # pragma: no cover - the module wrapper refuses to run without PyYAML
+    _BaseDumper = _BaseLoader = object
+    YAML_C = False
+
+
+class _Block(str):
+    """A string written as a YAML literal block (one item per line)."""
+
+
+class _Flow(list):
+    """A list written in flow style (``[a, b]``)."""
+
+
+class _Dumper(_BaseDumper):  # pylint: disable=too-many-ancestors
+    def ignore_aliases(self, data):
+        # Anchors and aliases would make the file harder to read and edit.
+        return True
+
+
+class _Loader(_BaseLoader):  # pylint: disable=too-many-ancestors
+    """Safe loader that refuses duplicate keys instead of keeping the last."""
+
+
+if HAS_YAML:
+    def _represent_block(dumper, data):
+        return dumper.represent_scalar(u"tag:yaml.org,2002:str", str(data), style="|")
+
+    def _represent_flow(dumper, data):
+        return dumper.represent_sequence(u"tag:yaml.org,2002:seq", list(data), flow_style=True)
+
+    _Dumper.add_representer(_Block, _represent_block)
+    _Dumper.add_representer(_Flow, _represent_flow)
+
+    def _construct_mapping_unique(loader, node):
+        loader.flatten_mapping(node)
+        seen = set()
+        for key_node, dummy in node.value:
+            key = loader.construct_object(key_node, deep=False)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                duplicate = False  # unhashable keys fail later, with the shape check
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    "found duplicate key %r" % (key,), key_node.start_mark)
+            if not isinstance(key, (list, dict)):
+                seen.add(key)
+        return loader.construct_mapping(node, deep=True)
+
+    _Loader.add_constructor(u"tag:yaml.org,2002:map", _construct_mapping_unique)
+
+
+def _yaml_dump(data, allow_unicode=True):
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=allow_unicode, width=100)
+
+
+def _yaml_load(text):
+    return yaml.load(text, Loader=_Loader)  # nosec - a safe loader
+
+
+# --------------------------------------------------------------------------
+# The codec
+# --------------------------------------------------------------------------
+
+class _Shape(ValueError):
+    """The parsed document does not have the state file's shape."""
+
+    def __init__(self, where, problem):
+        super(_Shape, self).__init__("%s: %s" % (where, problem))
+        self.where = where
+        self.problem = problem
+
+
+def _dump_names(names):
+    names = list(names)
+    if not names:
+        return []
+    text = u"\n".join(names) + u"\n"
+    if (all(names) and text.count(u"\n") == len(names)
+            and not _UNSAFE_IN_BLOCK.search(text) and not _BLANK_AT_LINE_END.search(text)):
+        return _Block(text)
+    return list(names)
+
+
+def _dump_pairs(pairs):
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    text = u"\n".join([p.source + PAIR_SEPARATOR + p.target for p in pairs]) + u"\n"
+    # A line is split at its separator, so each line must hold exactly one
+    # (overlaps counted: a source ending in " ->" makes "a -> -> b"), and no
+    # name may hold a line break.
+    if (text.count(u"\n") == len(pairs) and len(_SEPARATOR_RE.findall(text)) == len(pairs)
+            and not _UNSAFE_IN_BLOCK.search(text) and not _BLANK_AT_LINE_END.search(text)):
+        return _Block(text)
+    return [_Flow([p.source, p.target]) for p in pairs]
+
+
+def _dump_hook(hook, where):
+    return {
+        "argv": _Flow(_str(a, "%s.argv[%d]" % (where, i)) for i, a in enumerate(hook.argv)),
+        "timeout": _int(hook.timeout, where + ".timeout", minimum=0),
+        "abort_on_failure": _bool(hook.abort_on_failure, where + ".abort_on_failure"),
+    }
+
+
+def _dump_definition(d, where="definition"):
+    return {
+        "name": _str(d.name, where + ".name"),
+        "technology": _str(d.technology, where + ".technology"),
+        "versions": _int(d.versions, where + ".versions", minimum=1),
+        "sources": _dump_names(d.sources),
+        "target_pools": [{"name": _str(tp.name, "%s.target_pools[%d].name" % (where, i)),
+                          "volumes": _dump_names(tp.volumes)} for i, tp in enumerate(d.target_pools)],
+        "snapshot_size": _str(d.snapshot_size, where + ".snapshot_size", nullable=True),
+        "consistency": _str(d.consistency, where + ".consistency"),
+        "pre_copy_hooks": [_dump_hook(h, "%s.pre_copy_hooks[%d]" % (where, i)) for i, h in enumerate(d.pre_copy_hooks)],
+        "post_copy_hooks": [_dump_hook(h, "%s.post_copy_hooks[%d]" % (where, i)) for i, h in enumerate(d.post_copy_hooks)],
+    }
+
+
+def _dump_record(r, kind, where):
+    if r.kind != kind:
+        raise _Shape(where, "a %s record was filed among the %s records" % (r.kind, kind))
+    out = {
+        "version": _int(r.version, where + ".version", minimum=1),
+        "target_pool": _str(r.target_pool, where + ".target_pool"),
+        "created": _str(r.created, where + ".created"),
+    }
+    # Label and status mean something on replication records only; keep them
+    # on pre-pairing records only when set, so the file stays lossless.
+    if kind == RECORD_REPLICATION or r.label is not None or r.status != STATUS_VALID:
+        out["label"] = _str(r.label, where + ".label", nullable=True)
+        out["status"] = _str(r.status, where + ".status")
+    out["pairs"] = _dump_pairs(r.pairs)
+    return out
+
+
+def _dump_journal(j, where="journal"):
+    if j is None:
+        return None
+    return {
+        "operation": _str(j.operation, where + ".operation"),
+        "version": _int(j.version, where + ".version"),
+        "target_pool": _str(j.target_pool, where + ".target_pool"),
+        "phase": _str(j.phase, where + ".phase"),
+        "started": _str(j.started, where + ".started"),
+        "replaced_version": _int(j.replaced_version, where + ".replaced_version", nullable=True),
+        "label": _str(j.label, where + ".label", nullable=True),
+        "pid": _int(j.pid, where + ".pid", nullable=True),
+        "pairs": _dump_pairs(j.pairs),
+        "staged": _dump_pairs(j.staged),
+    }
+
+
+def _dump_state(state):
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "definition": _dump_definition(state.definition),
+        "last_version": _int(state.last_version, "last_version", minimum=0),
+        "journal": _dump_journal(state.journal),
+        "replication_records": [_dump_record(r, RECORD_REPLICATION, "replication_records[%d]" % i)
+                                for i, r in enumerate(state.replication_records)],
+        "prepairing_records": [_dump_record(r, RECORD_PREPAIRING, "prepairing_records[%d]" % i)
+                               for i, r in enumerate(state.prepairing_records)],
+    }
+
+
+def dump_state(state):
+    """PoolState -> the plain dict written to the state file (stable key order).
+
+    StateFileError when the state holds a value the file cannot carry (a
+    version that is not an integer, a name that is not a string, ...)."""
+    try:
+        return _dump_state(state)
+    except _Shape as exc:
+        raise StateFileError("refusing to write the state of copy pool %r: %s" % (
+            getattr(state.definition, "name", None), exc), where=exc.where)
+    except (TypeError, AttributeError) as exc:
+        raise StateFileError("refusing to write the state of copy pool %r: a name or pair is not a string (%s)" % (
+            getattr(state.definition, "name", None), exc))
+
+
+def _type_name(value):
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _mapping(value, where, required, optional=()):
+    if not isinstance(value, dict):
+        raise _Shape(where, "expected a mapping, found %s" % _type_name(value))
+    unknown = [k for k in value if k not in required and k not in optional]
+    if unknown:
+        raise _Shape(where, "unknown key(s) %s; expected %s" % (
+            ", ".join(repr(k) for k in unknown), ", ".join(tuple(required) + tuple(optional))))
+    missing = [k for k in required if k not in value]
+    if missing:
+        raise _Shape(where, "missing key(s) %s" % ", ".join(missing))
+    return value
+
+
+def _str(value, where, nullable=False):
+    if value is None and nullable:
+        return None
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        # An unquoted timestamp edited by hand; keep its ISO form.
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise _Shape(where, "expected a string%s, found %s" % (" or null" if nullable else "", _type_name(value)))
+    return value
+
+
+def _int(value, where, nullable=False, minimum=None):
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Shape(where, "expected an integer%s, found %s" % (" or null" if nullable else "", _type_name(value)))
+    if minimum is not None and value < minimum:
+        raise _Shape(where, "expected an integer >= %d, found %d" % (minimum, value))
+    return value
+
+
+def _bool(value, where):
+    if not isinstance(value, bool):
+        raise _Shape(where, "expected true or false, found %s" % _type_name(value))
+    return value
+
+
+def _list(value, where):
+    if not isinstance(value, list):
+        raise _Shape(where, "expected a list, found %s" % _type_name(value))
+    return value
+
+
+def _load_names(value, where):
+    if isinstance(value, str):
+        return tuple(line for line in value.split(u"\n") if line)
+    return tuple(_str(v, "%s[%d]" % (where, i)) for i, v in enumerate(_list(value, where)))
+
+
+def _load_pairs(value, where):
+    if isinstance(value, str):
+        lines = value.split(u"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        parts = [line.partition(PAIR_SEPARATOR) for line in lines]
+        for n, part in enumerate(parts, 1):
+            if not part[1]:
+                if not part[0]:
+                    break  # blank lines (hand edits) are skipped below
+                raise _Shape(where, "line %d %r is not of the form 'source -> target'" % (n, part[0]))
+        else:
+            return tuple([CopyPair(p[0], p[2]) for p in parts])
+        out = []
+        for n, part in enumerate(parts, 1):
+            if part[1]:
+                out.append(CopyPair(part[0], part[2]))
+            elif part[0]:
+                raise _Shape(where, "line %d %r is not of the form 'source -> target'" % (n, part[0]))
+        return tuple(out)
+    out = []
+    for i, item in enumerate(_list(value, where)):
+        w = "%s[%d]" % (where, i)
+        if isinstance(item, dict):
+            _mapping(item, w, ("source", "target"))
+            out.append(CopyPair(_str(item["source"], w + ".source"), _str(item["target"], w + ".target")))
+        elif isinstance(item, list) and len(item) == 2:
+            out.append(CopyPair(_str(item[0], w + "[0]"), _str(item[1], w + "[1]")))
+        else:
+            raise _Shape(w, "expected [source, target] or {source, target}, found %s" % _type_name(item))
+    return tuple(out)
+
+
+def _load_hook(value, where):
+    _mapping(value, where, ("argv",), ("timeout", "abort_on_failure"))
+    argv = _list(value["argv"], where + ".argv")
+    return Hook(
+        argv=tuple(_str(a, "%s.argv[%d]" % (where, i)) for i, a in enumerate(argv)),
+        timeout=_int(value.get("timeout", 60), where + ".timeout", minimum=0),
+        abort_on_failure=_bool(value.get("abort_on_failure", True), where + ".abort_on_failure"),
+    )
+
+
+def _load_definition(value, where="definition"):
+    _mapping(value, where, ("name", "technology", "versions", "sources"),
+             ("target_pools", "snapshot_size", "consistency", "pre_copy_hooks", "post_copy_hooks"))
+    tps = []
+    for i, tp in enumerate(_list(value.get("target_pools", []), where + ".target_pools")):
+        w = "%s.target_pools[%d]" % (where, i)
+        _mapping(tp, w, ("name",), ("volumes",))
+        tps.append(TargetPool(name=_str(tp["name"], w + ".name"),
+                              volumes=_load_names(tp.get("volumes", []), w + ".volumes")))
+    return PoolDefinition(
+        name=_str(value["name"], where + ".name"),
+        technology=_str(value["technology"], where + ".technology"),
+        sources=_load_names(value["sources"], where + ".sources"),
+        versions=_int(value["versions"], where + ".versions", minimum=1),
+        target_pools=tuple(tps),
+        snapshot_size=_str(value.get("snapshot_size"), where + ".snapshot_size", nullable=True),
+        consistency=_str(value.get("consistency", "auto"), where + ".consistency"),
+        pre_copy_hooks=tuple(_load_hook(h, "%s.pre_copy_hooks[%d]" % (where, i))
+                             for i, h in enumerate(_list(value.get("pre_copy_hooks", []), where + ".pre_copy_hooks"))),
+        post_copy_hooks=tuple(_load_hook(h, "%s.post_copy_hooks[%d]" % (where, i))
+                              for i, h in enumerate(_list(value.get("post_copy_hooks", []), where + ".post_copy_hooks"))),
+    )
+
+
+def _load_record(value, where, kind):
+    _mapping(value, where, ("version", "target_pool", "created", "pairs"), ("label", "status"))
+    return Record(
+        kind=kind,
+        version=_int(value["version"], where + ".version", minimum=1),
+        target_pool=_str(value["target_pool"], where + ".target_pool"),
+        created=_str(value["created"], where + ".created"),
+        pairs=_load_pairs(value["pairs"], where + ".pairs"),
+        label=_str(value.get("label"), where + ".label", nullable=True),
+        status=_str(value.get("status", STATUS_VALID), where + ".status"),
+    )
+
+
+def _load_journal(value, where="journal"):
+    if value is None:
+        return None
+    _mapping(value, where, ("operation", "version", "target_pool", "phase", "started", "pairs"),
+             ("replaced_version", "label", "pid", "staged"))
+    return Journal(
+        operation=_str(value["operation"], where + ".operation"),
+        version=_int(value["version"], where + ".version"),
+        target_pool=_str(value["target_pool"], where + ".target_pool"),
+        pairs=_load_pairs(value["pairs"], where + ".pairs"),
+        phase=_str(value["phase"], where + ".phase"),
+        started=_str(value["started"], where + ".started"),
+        replaced_version=_int(value.get("replaced_version"), where + ".replaced_version", nullable=True),
+        label=_str(value.get("label"), where + ".label", nullable=True),
+        pid=_int(value.get("pid"), where + ".pid", nullable=True),
+        staged=_load_pairs(value.get("staged", []), where + ".staged"),
+    )
+
+
+def _load_state(data):
+    """Like load_state(), raising _Shape with the location of the problem."""
+    _mapping(data, "the document", ("schema_version", "definition"),
+             ("last_version", "journal", "replication_records", "prepairing_records"))
+    version = _int(data["schema_version"], "schema_version", minimum=1)
+    if version > SCHEMA_VERSION:
+        raise _Shape("schema_version", "is %d, newer than %d" % (version, SCHEMA_VERSION))
+    return PoolState(
+        definition=_load_definition(data["definition"]),
+        replication_records=tuple(
+            _load_record(r, "replication_records[%d]" % i, RECORD_REPLICATION)
+            for i, r in enumerate(_list(data.get("replication_records", []), "replication_records"))),
+        prepairing_records=tuple(
+            _load_record(r, "prepairing_records[%d]" % i, RECORD_PREPAIRING)
+            for i, r in enumerate(_list(data.get("prepairing_records", []), "prepairing_records"))),
+        last_version=_int(data.get("last_version", 0), "last_version", minimum=0),
+        journal=_load_journal(data.get("journal")),
+    )
+
+
+def load_state(data):
+    """The parsed state file (a dict) -> PoolState. StateFileError on a wrong shape."""
+    try:
+        return _load_state(data)
+    except _Shape as exc:
+        raise StateFileError("the state does not have the expected shape: %s" % exc, where=exc.where)
+
+
+# --------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------
+
+def validate_pool_name(name):
+    """Raise InvalidInput unless ``name`` is a safe file name for a pool."""
+    if not isinstance(name, str) or not _POOL_NAME_RE.match(name):
+        raise InvalidInput("copy pool name %r is not accepted: use %s" % (name, POOL_NAME_RULE), name=name)
+    return name
+
+
+def _read_all(fd):
+    """Read an open file to its end (separate so tests can inject EIO)."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _oserror_text(exc):
+    return exc.strerror or str(exc)
+
+
+class StateStore:
+    """One YAML file per copy pool under ``state_dir``; see the module docstring."""
+
+    def __init__(self, state_dir=DEFAULT_STATE_DIR, lock_timeout=DEFAULT_LOCK_TIMEOUT):
+        if not isinstance(state_dir, str) or not state_dir or "\x00" in state_dir:
+            raise InvalidInput("state_dir %r is not accepted: expected an absolute directory path such as %s"
+                               % (state_dir, DEFAULT_STATE_DIR), state_dir=state_dir)
+        if not os.path.isabs(state_dir):
+            raise InvalidInput("state_dir %r is a relative path; expected an absolute directory path such as %s"
+                               % (state_dir, DEFAULT_STATE_DIR), state_dir=state_dir)
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not lock_timeout >= 0:
+            raise InvalidInput("lock_timeout %r is not accepted: expected a number of seconds >= 0" % (lock_timeout,))
+        # normpath drops a trailing slash, with which lstat() would follow a symlink.
+        self.state_dir = os.path.normpath(state_dir)
+        self.lock_timeout = float(lock_timeout)
+        self._held = {}  # (pool, thread id) -> [fd, depth]
+        self._held_guard = threading.Lock()
+
+    # -- paths ------------------------------------------------------------
+
+    def path(self, name):
+        validate_pool_name(name)
+        return os.path.join(self.state_dir, name + ".yml")
+
+    def lock_path(self, name):
+        validate_pool_name(name)
+        return os.path.join(self.state_dir, "." + name + ".lock")
+
+    def _temp_prefix(self, name):
+        return "." + name + ".yml."
+
+    # -- the directory ----------------------------------------------------
+
+    def _check_dir(self, create):
+        """True when state_dir exists (creating it 0700 if ``create``), False
+        when it does not; InvalidInput when it is not safe to use."""
+        d = self.state_dir
+        try:
+            st = os.lstat(d)
+        except FileNotFoundError:
+            if not create:
+                return False
+            self._create_dir(d)
+            st = os.lstat(d)
+        except OSError as exc:
+            raise InvalidInput("state_dir '%s' cannot be inspected: %s" % (d, _oserror_text(exc)), state_dir=d)
+        if stat.S_ISLNK(st.st_mode):
+            raise InvalidInput("state_dir '%s' is a symlink; give the real directory path (a symlink could "
+                               "redirect the records of every copy pool)" % d, state_dir=d)
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidInput("state_dir '%s' exists but is not a directory; expected a directory "
+                               "(mode 0700) or a path that does not exist yet" % d, state_dir=d)
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o022:
+            raise InvalidInput("state_dir '%s' is group- or world-writable (mode %04o); other users could "
+                               "replace the records. Expected mode 0700: chmod 0700 '%s'" % (d, mode, d), state_dir=d)
+        if st.st_uid not in (0, os.geteuid()):
+            raise InvalidInput("state_dir '%s' is owned by uid %d; expected a directory owned by root or by "
+                               "the user running pitcopy (uid %d)" % (d, st.st_uid, os.geteuid()), state_dir=d)
+        return True
+
+    @staticmethod
+    def _create_dir(d):
+        missing = []
+        p = d
+        while not os.path.lexists(p):
+            missing.append(p)
+            parent = os.path.dirname(p)
+            if parent == p:
+                break
+            p = parent
+        for p in reversed(missing):
+            try:
+                os.mkdir(p, 0o700)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise InvalidInput("state_dir '%s' cannot be created: %s: %s" % (d, p, _oserror_text(exc)), state_dir=d)
+            os.chmod(p, 0o700)  # whatever the umask
+
+    # -- locking ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self, name):
+        """Hold the pool's lock (re-entrant within one thread of this store)."""
+        validate_pool_name(name)
+        key = (name, threading.get_ident())
+        with self._held_guard:
+            held = self._held.get(key)
+            if held is not None:
+                held[1] += 1
+        if held is not None:
+            try:
+                yield
+            finally:
+                held[1] -= 1
+            return
+        fd = self._acquire(name)
+        with self._held_guard:
+            self._held[key] = [fd, 1]
+        try:
+            yield
+        finally:
+            with self._held_guard:
+                del self._held[key]
+            # Closing the descriptor releases the flock; so does the death of
+            # the process, which is why a killed run never leaves a pool busy.
+            os.close(fd)
+
+    def holds_lock(self, name):
+        return (name, threading.get_ident()) in self._held
+
+    def _acquire(self, name):
+        self._check_dir(create=True)
+        lpath = self.lock_path(name)
+        try:
+            fd = os.open(lpath, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StateFileError("cannot open the lock file '%s' of copy pool '%s': %s; expected a regular "
+                                 "file writable by this user" % (lpath, name, _oserror_text(exc)), path=lpath)
+        start = time.monotonic()
+        deadline = start + self.lock_timeout
+        pause = 0.01
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise StateFileError("cannot lock '%s' for copy pool '%s': %s"
+                                             % (lpath, name, _oserror_text(exc)), path=lpath)
+                now = time.monotonic()
+                if now >= deadline:
+                    holder = self._lock_holder(fd)
+                    raise PoolBusy(
+                        "copy pool '%s' is busy: another run holds %s (waited %.3g s)%s; retry when it has "
+                        "finished, or raise the lock timeout" % (
+                            name, lpath, now - start, "; the holder is pid %d" % holder if holder else ""),
+                        pool=name, lock_path=lpath, waited=round(now - start, 3), holder_pid=holder)
+                time.sleep(min(pause, max(deadline - now, 0.0)))
+                pause = min(pause * 2, 0.2)
+            # For the operator's eyes only: who holds the lock.
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, ("%d\n" % os.getpid()).encode("ascii"), 0)
+            except OSError:
+                pass
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @staticmethod
+    def _lock_holder(fd):
+        try:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else None
+        except (OSError, ValueError):
+            return None
+
+    @contextlib.contextmanager
+    def _lock_if_needed(self, name):
+        if self.holds_lock(name):
+            yield
+        else:
+            with self.locked(name):
+                yield
+
+    # -- reading ----------------------------------------------------------
+
+    def pool_names(self):
+        if not self._check_dir(create=False):
+            return []
+        try:
+            entries = os.listdir(self.state_dir)
+        except OSError as exc:
+            raise StateFileError("cannot list state_dir '%s': %s" % (self.state_dir, _oserror_text(exc)))
+        names = []
+        for entry in entries:
+            if entry.endswith(".yml") and _POOL_NAME_RE.match(entry[:-4]):
+                names.append(entry[:-4])
+        return sorted(names)
+
+    def read_raw(self, name):
+        """The state file's bytes exactly as on disk, or None when there is none."""
+        path = self.path(name)
+        if not self._check_dir(create=False):
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._unreadable(name, path, exc)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise StateFileError("the state file '%s' of copy pool '%s' is not a regular file; expected a "
+                                     "YAML file written by pitcopy.versions" % (path, name), path=path)
+            try:
+                return _read_all(fd)
+            except OSError as exc:
+                raise self._unreadable(name, path, exc)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _unreadable(name, path, exc):
+        if exc.errno == errno.ELOOP:
+            what = "it is a symlink; expected a regular file written by pitcopy.versions"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            what = ("permission denied; expected a file readable by the user running pitcopy "
+                    "(files are written 0600 by root; run with become: true)")
+        elif exc.errno == errno.EISDIR:
+            what = "it is a directory; expected a regular file written by pitcopy.versions"
+        else:
+            what = "%s; check the disk and the file system" % _oserror_text(exc)
+        return StateFileError("cannot read the state file '%s' of copy pool '%s': %s" % (path, name, what),
+                              path=path, errno=exc.errno)
+
+    def load(self, name):
+        """The pool's PoolState, or None when it has no state file."""
+        raw = self.read_raw(name)
+        if raw is None:
+            return None
+        return self._decode(name, self.path(name), raw)
+
+    @staticmethod
+    def _decode(name, path, raw):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StateFileError("the state file '%s' of copy pool '%s' is not UTF-8 text (byte %d); expected "
+                                 "a YAML file written by pitcopy.versions. It was left untouched: restore it from "
+                                 "a backup or move it away" % (path, name, exc.start), path=path)
+        try:
+            data = _yaml_load(text)
+        except yaml.YAMLError as exc:
+            detail = " ".join(str(exc).split())
+            raise StateFileError("the state file '%s' of copy pool '%s' does not parse as YAML (%s). It was left "
+                                 "untouched: fix it, restore it from a backup or move it away" % (path, name, detail),
+                                 path=path)
+        if not isinstance(data, dict) or "schema_version" not in data:
+            raise StateFileError("the state file '%s' of copy pool '%s' is not a pitcopy state file: expected a "
+                                 "YAML mapping with schema_version at the top, found %s. It was left untouched"
+                                 % (path, name, _type_name(data) if not isinstance(data, dict) else
+                                    "a mapping without schema_version"), path=path)
+        version = data["schema_version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise StateFileError("the state file '%s' of copy pool '%s' has schema_version %r; expected an integer "
+                                 "from 1 to %d. It was left untouched" % (path, name, version, SCHEMA_VERSION),
+                                 path=path)
+        if version > SCHEMA_VERSION:
+            raise StateFileError("the state file '%s' of copy pool '%s' has schema_version %d, written by a newer "
+                                 "pitcopy.versions (this one reads up to %d); upgrade the collection. It was left "
+                                 "untouched" % (path, name, version, SCHEMA_VERSION),
+                                 path=path, schema_version=version)
+        try:
+            state = _load_state(data)
+        except _Shape as exc:
+            raise StateFileError("the state file '%s' of copy pool '%s' does not have the expected shape: %s. "
+                                 "It was left untouched: fix it (docs/state-file.md), restore it from a backup or "
+                                 "move it away" % (path, name, exc), path=path, where=exc.where)
+        if state.definition.name != name:
+            raise StateFileError("the state file '%s' holds copy pool '%s', not '%s'; expected the file of a pool to "
+                                 "be named after it. It was left untouched" % (path, state.definition.name, name),
+                                 path=path)
+        return state
+
+    # -- writing ----------------------------------------------------------
+
+    def encode(self, state):
+        """The bytes save() would write for ``state``, verified to read back."""
+        name = validate_pool_name(state.definition.name)
+        data = dump_state(state)
+        problem = None
+        # allow_unicode=False makes the emitter escape every non-ASCII
+        # character, which sidesteps any character PyYAML cannot carry
+        # through a block or quoted scalar unchanged.
+        for allow_unicode in (True, False):
+            try:
+                raw = (_HEADER % name + _yaml_dump(data, allow_unicode)).encode("utf-8")
+                back = _yaml_load(raw.decode("utf-8"))
+            except (yaml.YAMLError, UnicodeError) as exc:
+                problem = exc
+                continue
+            if back == data:
+                return raw
+            problem = "the YAML would read back differently"
+        raise StateFileError("refusing to write the state of copy pool '%s': %s" % (name, problem), pool=name)
+
+    def save(self, state, _fault=None):
+        """Write the pool's state atomically (old or new file, never a mix)."""
+        name = validate_pool_name(state.definition.name)
+        raw = self.encode(state)  # before touching anything
+        self._check_dir(create=True)
+        with self._lock_if_needed(name):
+            self._write(name, raw, _fault)
+
+    def _write(self, name, raw, fault):
+        path = self.path(name)
+        self._sweep_temps(name)
+        tmp = None
+        fd = None
+        try:
+            for dummy in range(100):
+                candidate = os.path.join(self.state_dir, "%s%s.tmp" % (self._temp_prefix(name), os.urandom(6).hex()))
+                try:
+                    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                except FileExistsError:
+                    continue
+                tmp = candidate
+                break
+            else:  # pragma: no cover - 100 collisions of 48 random bits
+                raise StateFileError("cannot create a temporary file in '%s'" % self.state_dir)
+            os.fchmod(fd, 0o600)
+            _step("temp_created", fault)
+            _write_all(fd, raw)
+            _step("written", fault)
+            os.fsync(fd)
+            _step("fsynced", fault)
+            os.close(fd)
+            fd = None
+            os.replace(tmp, path)
+            tmp = None
+            _step("replaced", fault)
+            _fsync_dir(self.state_dir)
+            _step("dir_fsynced", fault)
+        except OSError as exc:
+            raise StateFileError("cannot write the state file '%s' of copy pool '%s': %s; the previous state file "
+                                 "was left as it was" % (path, name, _oserror_text(exc)), path=path)
+        finally:
+            if fd is not None:
+                os.close(fd)
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def _sweep_temps(self, name):
+        """Remove temp files a killed writer of this pool left behind (we hold
+        the pool's lock, so no live writer owns one)."""
+        prefix = self._temp_prefix(name)
+        try:
+            entries = os.listdir(self.state_dir)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.startswith(prefix) and entry.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(self.state_dir, entry))
+                except OSError:
+                    pass
+
+    def remove(self, name):
+        """Delete the pool's state file. True if there was one."""
+        path = self.path(name)
+        if not self._check_dir(create=False):
+            return False
+        with self._lock_if_needed(name):
+            self._sweep_temps(name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise StateFileError("cannot remove the state file '%s' of copy pool '%s': %s"
+                                     % (path, name, _oserror_text(exc)), path=path)
+            _fsync_dir(self.state_dir)
+            # The lock file stays: unlinking it while another run waits on it
+            # would let two runs hold "the" lock at once.
+        return True
