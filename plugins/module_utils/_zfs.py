@@ -152,6 +152,8 @@ def validate_copy_pool_name(pool):
 
 def _command_stderr(exc):
     if isinstance(exc, CommandError):
+        if "|" in exc.argv:
+            return exc.msg
         return (exc.stderr or exc.msg).strip()
     return str(exc)
 
@@ -687,7 +689,7 @@ class ZfsSendBackend(_ZfsBase):
                             raise CopyFailed("staging dataset %s exists without this copy pool's mark; it is "
                                              "left alone" % st, source=p.source, target=p.target)
                         self._destroy_dataset(definition, st)  # ours, from an interrupted run
-                    self.runner.pipe([[ZFS, "send", snap], recv])
+                    self._send_receive([ZFS, "send", snap], recv)
                 except (CommandError, CopyFailed) as exc:
                     failure = (p, exc, "send/receive")
                     # A failed full receive leaves nothing, but be sure.
@@ -710,6 +712,18 @@ class ZfsSendBackend(_ZfsBase):
                 cause=exc, source=p.source, target=p.target)
         return CopyOutcome(staged=staged, window_ms=window_ms, frozen=[],
                            hooks=list(getattr(window, "hooks", []) or []))
+
+    def _send_receive(self, send, recv):
+        """``zfs send | zfs receive`` through the runner's pipe (no shell).
+        On failure the error carries both commands' stderr: when receive
+        fails, send usually dies of the broken pipe and says nothing useful."""
+        rc, out, err = self.runner.pipe([send, recv], check=False)
+        if rc != 0:
+            lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+            useful = [ln for ln in lines if "Broken pipe" not in ln and "signal" not in ln] or lines
+            raise CommandError("zfs send | zfs receive failed with exit status %s: %s"
+                               % (rc, "; ".join(useful) or "no output"),
+                               argv=send + ["|"] + recv, rc=rc, stdout=out, stderr=err)
 
     @staticmethod
     def _quiet(fn):
@@ -872,7 +886,7 @@ class ZfsSendBackend(_ZfsBase):
                                  % leftover, source=p.source, target=p.target)
         recv = [ZFS, "receive", "-u", "-o", "%s=%s" % (PROP_POOL, pool), "-o", "%s=%d" % (PROP_VERSION, version),
                 "-o", "%s=%s" % (PROP_RESTORE, p.target)] + keep + [tmp if exists else p.source]
-        self.runner.pipe([[ZFS, "send", snap], recv])
+        self._send_receive([ZFS, "send", snap], recv)
         new = tmp if exists else p.source
         if exists:
             srow = {}

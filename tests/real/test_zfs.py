@@ -1,0 +1,670 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The OpenZFS backends against real zpools (inside the VM harness).
+
+Run with ``tests/vm/run-suite.sh zfs`` or
+``tests/vm/run.sh --zfs -- pytest -p no:cacheprovider -m zfs tests/real/test_zfs.py``.
+
+Every test makes its own zpools on sparse files under /tmp and destroys them
+in teardown, also when the test fails. A missing ``zfs``/``zpool`` FAILS.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    CapacityError,
+    CopyFailed,
+    InvalidInput,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    CopyPair,
+    Hook,
+    PoolDefinition,
+    TargetPool,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import (
+    ZfsSendBackend,
+    ZfsSnapshotBackend,
+    validate_dataset_name,
+)
+
+pytestmark = pytest.mark.zfs
+
+MiB = 1024 * 1024
+SBIN = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"))
+ENV = dict(os.environ, LC_ALL="C", PATH=SBIN)
+
+
+def sh(*argv, **kw):
+    check = kw.pop("check", True)
+    proc = subprocess.run([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, env=ENV, timeout=kw.pop("timeout", 300), **kw)
+    out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode, err.strip()))
+    return out
+
+
+def require_zfs():
+    missing = [t for t in ("zfs", "zpool", "udevadm") if not shutil.which(t, path=SBIN)]
+    if missing:
+        pytest.fail("ZFS tests need %s on PATH: run them inside the VM harness (tests/vm/run.sh --zfs) which "
+                    "provides OpenZFS" % ", ".join(missing), pytrace=False)
+    if os.geteuid() != 0:
+        pytest.fail("ZFS tests need root", pytrace=False)
+    if not os.path.exists("/dev/zfs"):
+        pytest.fail("/dev/zfs is missing: the zfs kernel module is not loaded (tests/vm/run.sh --zfs loads it)",
+                    pytrace=False)
+
+
+class Zpools:
+    """Sparse-file zpools made for one test; ``destroy_all`` in teardown."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.pools = []
+
+    def create(self, label, size=256 * MiB):
+        name = "pc%s%s" % (label, uuid.uuid4().hex[:6])
+        img = os.path.join(self.workdir, name + ".img")
+        with open(img, "wb") as fh:
+            fh.truncate(size)
+        mnt = os.path.join(self.workdir, "mnt", name)
+        # registered before creation so that teardown also covers a half-made pool
+        self.pools.append((name, img))
+        sh("zpool", "create", "-f", "-o", "cachefile=none", "-O", "compression=off", "-m", mnt, name, img)
+        return name
+
+    def destroy_all(self):
+        errors = []
+        for name, img in reversed(self.pools):
+            if subprocess.run(["zpool", "list", name], env=ENV, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0:
+                for _ in range(5):
+                    rc = subprocess.run(["zpool", "destroy", "-f", name], env=ENV, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+                    if rc.returncode == 0:
+                        break
+                    time.sleep(1)
+                else:
+                    errors.append("zpool destroy %s: %s" % (name, rc.stderr.decode().strip()))
+            if os.path.exists(img):
+                os.unlink(img)
+        self.pools = []
+        return errors
+
+
+@pytest.fixture
+def zpools():
+    require_zfs()
+    workdir = "/tmp/pitcopy-zfs-%s" % uuid.uuid4().hex[:8]
+    os.makedirs(workdir)
+    zp = Zpools(workdir)
+    try:
+        yield zp
+    finally:
+        errors = zp.destroy_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+        assert not errors, errors
+
+
+@pytest.fixture
+def runner():
+    return SubprocessRunner(env={"PATH": SBIN})
+
+
+# --- data helpers --------------------------------------------------------------
+
+def mountpoint(ds):
+    return sh("zfs", "get", "-H", "-o", "value", "mountpoint", ds).strip()
+
+
+def zvol_dev(name, timeout=30.0):
+    """/dev/zvol/<name> once udev made it (snapshots need snapdev=visible)."""
+    path = "/dev/zvol/" + name
+    deadline = time.monotonic() + timeout
+    while True:
+        sh("udevadm", "settle", check=False)
+        if os.path.exists(path):
+            return path
+        if time.monotonic() > deadline:
+            raise AssertionError("%s did not appear within %s s" % (path, timeout))
+        time.sleep(0.2)
+
+
+BLOCK = 4096
+
+
+def write_data(ds, kind, text):
+    """Known data: a file ``data`` (filesystem) or the first block (zvol)."""
+    payload = text.encode()
+    if kind == "volume":
+        with open(zvol_dev(ds), "r+b") as fh:
+            fh.write(payload.ljust(BLOCK, b"\0"))
+            fh.flush()
+            os.fsync(fh.fileno())
+    else:
+        path = os.path.join(mountpoint(ds), "data")
+        with open(path + ".tmp", "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(path + ".tmp", path)
+
+
+def read_fs_or_vol(name, kind):
+    if kind == "volume":
+        with open(zvol_dev(name), "rb") as fh:
+            return fh.read(BLOCK).rstrip(b"\0").decode()
+    with open(os.path.join(mountpoint(name), "data"), "rb") as fh:
+        return fh.read().decode()
+
+
+def read_snapshot(snap, kind):
+    ds, sname = snap.split("@", 1)
+    if kind == "volume":
+        return read_fs_or_vol(snap, kind)
+    with open(os.path.join(mountpoint(ds), ".zfs", "snapshot", sname, "data"), "rb") as fh:
+        return fh.read().decode()
+
+
+def make_sources(pool, names, zvols=()):
+    kinds = {}
+    for n in names:
+        sh("zfs", "create", "%s/%s" % (pool, n))
+        kinds["%s/%s" % (pool, n)] = "filesystem"
+    for n in zvols:
+        # snapdev=visible: the snapshots of the zvol get device nodes to read
+        sh("zfs", "create", "-V", "16M", "-o", "snapdev=visible", "%s/%s" % (pool, n))
+        kinds["%s/%s" % (pool, n)] = "volume"
+    for ds, kind in kinds.items():
+        write_data(ds, kind, "initial %s" % ds)
+    return kinds
+
+
+def exists(name):
+    return subprocess.run(["zfs", "list", "-H", "-t", "all", name], env=ENV, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def all_names(pool):
+    return set(sh("zfs", "list", "-H", "-o", "name", "-t", "all", "-r", pool).split())
+
+
+# --- a minimal driver of the two-phase copy (what the engine does) -------------
+
+class Driver:
+    """Takes versions through a backend the way the record engine does:
+    capacity check, create_copies in a CopyWindow, promote replacing the
+    version that used the same target pool."""
+
+    def __init__(self, backend, definition, runner):
+        self.b = backend
+        self.d = definition
+        self.runner = runner
+        self.records = {}  # version -> (target_pool, [CopyPair])
+        self.last = 0
+        self.windows = []
+
+    def targets_for(self, version, sources):
+        tp = self.d.target_pool_for(version)
+        if self.b.implied_targets:
+            return tp, [CopyPair(s, self.b.implied_target(self.d.name, tp, s)) for s in sources]
+        vols = dict((t.name, t.volumes) for t in self.d.target_pools)[tp]
+        return tp, [CopyPair(s, vols[i]) for i, s in enumerate(sources)]
+
+    def take(self, sources):
+        version = self.last + 1
+        tp, pairs = self.targets_for(version, sources)
+        replaced_v = [v for v, (t, _) in self.records.items() if t == tp]
+        replaced = [p for v in replaced_v for p in self.records[v][1]]
+        vols = self.b.discover(sorted(set([p.source for p in pairs] + [p.target for p in pairs])))
+        for p in pairs:
+            assert p.source in vols, "source %s not discovered" % p.source
+            if not self.b.implied_targets:
+                t = vols.get(p.target)
+                assert t is not None, "target %s (parent must exist) not discovered" % p.target
+                assert not t.foreign_data, "target %s is foreign" % p.target
+        self.b.check_capacity(self.d, pairs, replaced, vols)
+        window = CopyWindow(self.d, self.runner)
+        outcome = self.b.create_copies(self.d, version, pairs, window)
+        self.windows.append(outcome.window_ms)
+        self.b.promote(self.d, version, pairs, outcome.staged, replaced)
+        for v in replaced_v:
+            del self.records[v]
+        self.records[version] = (tp, pairs)
+        self.last = version
+        return version, pairs
+
+
+# --- tests ------------------------------------------------------------------------
+
+def test_names_are_validated():
+    for bad in ("tank/../x", "tank/a b", "tank/a;rm -rf /", "tank/$(id)", "-tank/a", "tank/a\nb", "tank//a",
+                "tank/a@snap", "", "1tank/a", "tank/a`id`", "tank/a/", "tank/a|b"):
+        with pytest.raises(InvalidInput) as exc:
+            validate_dataset_name(bad)
+        assert repr(bad) in exc.value.msg
+        assert "expected" in exc.value.msg or "ZFS accepts" in exc.value.msg
+    for good in ("tank", "tank/a", "tank/a-b_c.d:e/f"):
+        validate_dataset_name(good)
+    with pytest.raises(InvalidInput):
+        ZfsSendBackend().validate_target_name("tank")  # a zpool root cannot be received into
+    with pytest.raises(InvalidInput):
+        ZfsSnapshotBackend().implied_target("bad pool", "01", "tank/a")
+
+
+def make_engine(state_dir, runner):
+    from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+    from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+
+    backends = {"zfs_snapshot": ZfsSnapshotBackend, "zfs_send": ZfsSendBackend}
+    return RecordEngine(StateStore(str(state_dir)), lambda tech: backends[tech](runner=runner))
+
+
+def define(engine, d):
+    with engine.session(d.name) as s:
+        return s.plan_define(d).apply()
+
+
+def copy(engine, name):
+    with engine.session(name) as s:
+        return s.plan_copy().apply()
+
+
+def info(engine, name):
+    with engine.session(name) as s:
+        return s.info()
+
+
+def check_kept(engine, name, data, kinds, read_copy):
+    """Every kept version holds exactly the data of its point in time."""
+    pool = info(engine, name)
+    for rec in pool["replication_records"]:
+        for p in rec["pairs"]:
+            got = read_copy(p["target"], kinds[p["source"]])
+            assert got == data[rec["version"]][p["source"]], (rec["version"], p, got)
+    return pool
+
+
+def findings(engine, name, repair=False):
+    with engine.session(name) as s:
+        plan = s.plan_verify(repair=repair)
+        return plan.apply() if repair else plan.result
+
+
+def test_zfs_snapshot_versions_rotation_restore_verify(zpools, runner, tmp_path):
+    pool = zpools.create("s", 384 * MiB)
+    kinds = make_sources(pool, ["fs1", "fs2", "fs3"], zvols=["vol1"])
+    src = ["%s/fs1" % pool, "%s/vol1" % pool, "%s/fs2" % pool]
+    b = ZfsSnapshotBackend(runner)
+    vols = b.discover(src + ["%s/nothere" % pool])
+    assert set(vols) == set(src)
+    assert vols["%s/vol1" % pool].kind == "volume" and vols["%s/vol1" % pool].size == 16 * MiB
+    assert vols["%s/vol1" % pool].block_size > 0 and vols["%s/fs1" % pool].kind == "filesystem"
+    assert vols["%s/fs1" % pool].container == pool and vols["%s/fs1" % pool].free > 0
+
+    eng = make_engine(tmp_path / "state", runner)
+    data = {}
+    sources = list(src)
+    windows = []
+    for n in range(1, 6):
+        if n == 3:
+            sources.append("%s/fs3" % pool)          # a source joins
+        if n == 4:
+            sources.remove("%s/fs2" % pool)          # a source leaves
+        define(eng, PoolDefinition(name="snaps", technology="zfs_snapshot", sources=tuple(sources), versions=3))
+        if n == 2:
+            with eng.session("snaps") as s:
+                pre = s.plan_prepair(versions=2).apply()
+            assert [r["version"] for r in pre["records"]] == [2, 3]
+        for s_ in sources:
+            write_data(s_, kinds[s_], "v%d %s" % (n, s_))
+        data[n] = dict((s_, "v%d %s" % (n, s_)) for s_ in sources)
+        res = copy(eng, "snaps")
+        assert res["version"]["number"] == n and res["copy_window_ms"] > 0
+        windows.append(res["copy_window_ms"])
+        for s_ in sources:
+            write_data(s_, kinds[s_], "after v%d %s" % (n, s_))  # changes after the point in time
+        check_kept(eng, "snaps", data, kinds, read_snapshot)
+    pool_info = info(eng, "snaps")
+    kept = dict((r["version"], r) for r in pool_info["replication_records"])
+    assert sorted(kept) == [3, 4, 5]
+    listed = b.list_copies("snaps")
+    assert sorted((c.target, c.version) for c in listed) == sorted(
+        (p["target"], v) for v, r in kept.items() for p in r["pairs"])
+    assert not any(c.staged for c in listed)
+    snaps = sorted(n for n in all_names(pool) if "@" in n)
+    assert all("@pitcopy-snaps-" in s_ and ".staging" not in s_ for s_ in snaps), snaps
+    assert findings(eng, "snaps")["consistent"] is True
+
+    # Restore an older version: refused, nothing changes (rollback -r would destroy v5).
+    before = dict((s_, read_fs_or_vol(s_, kinds[s_])) for s_ in sources)
+    with eng.session("snaps") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_restore(3, volumes=[x for x in sources if x in [p["source"] for p in kept[3]["pairs"]]]).apply()
+    assert "newer snapshots" in exc.value.msg and "rollback -r" in exc.value.msg
+    assert dict((s_, read_fs_or_vol(s_, kinds[s_])) for s_ in sources) == before
+    assert sorted(c.target for c in b.list_copies("snaps")) == sorted(c.target for c in listed)
+
+    # Restore the newest version: the data of its point in time is back, other versions kept.
+    with eng.session("snaps") as s:
+        res = s.plan_restore(5).apply()
+    assert sorted(res["restored"]) == sorted(sources)
+    for s_ in sources:
+        assert read_fs_or_vol(s_, kinds[s_]) == data[5][s_]
+    check_kept(eng, "snaps", data, kinds, read_snapshot)
+
+    # A copy destroyed behind the tool's back: verify reports it.
+    gone = kept[4]["pairs"][0]["target"]
+    sh("zfs", "destroy", gone)
+    f = findings(eng, "snaps")
+    assert f["consistent"] is False
+    assert [(x["version"], x["target"], x["problem"]) for x in f["findings"]] == [(4, gone, "copy_missing")], f
+
+    # Ownership: a snapshot without our mark is never destroyed.
+    foreign = "%s/fs1@pitcopy-snaps-09" % pool
+    sh("zfs", "snapshot", foreign)
+    assert b.delete_copies(PoolDefinition(name="snaps", technology="zfs_snapshot", sources=tuple(sources),
+                                          versions=3), [CopyPair("%s/fs1" % pool, foreign)]) == [foreign]
+    assert exists(foreign)
+    # copy_version absent removes ours
+    with eng.session("snaps") as s:
+        s.plan_delete(5).apply()
+    assert not any(exists(p["target"]) for p in kept[5]["pairs"])
+    print("zfs_snapshot copy windows through the engine (ms):", ["%.1f" % w for w in windows])
+
+
+def test_zfs_send_versions_rotation_restore_verify(zpools, runner, tmp_path):
+    spool = zpools.create("s", 320 * MiB)
+    tpool = zpools.create("t", 448 * MiB)
+    kinds = make_sources(spool, ["fs1", "fs2", "fs3"], zvols=["vol1"])
+    for tp in ("A", "B"):
+        sh("zfs", "create", "%s/%s" % (tpool, tp))
+    names = ["fs1", "vol1", "fs2", "fs3"]
+    tps = tuple(TargetPool(tp, tuple("%s/%s/%s" % (tpool, tp, n) for n in names)) for tp in ("A", "B"))
+    src = ["%s/%s" % (spool, n) for n in names]
+    b = ZfsSendBackend(runner)
+    first = b.discover([tps[0].volumes[0], "%s/nope/x" % tpool])
+    assert first[tps[0].volumes[0]].kind == "new_dataset" and not first[tps[0].volumes[0]].foreign_data
+    assert "%s/nope/x" % tpool not in first  # parent missing: not a possible target
+
+    eng = make_engine(tmp_path / "state", runner)
+    data = {}
+    sources = list(src[:3])
+    for n in range(1, 6):
+        if n == 2:
+            sources.append(src[3])
+        if n == 4:
+            sources.remove(src[2])
+        define(eng, PoolDefinition(name="sends", technology="zfs_send", sources=tuple(sources), versions=2,
+                                   target_pools=tps))
+        for s_ in sources:
+            write_data(s_, kinds[s_], "v%d %s" % (n, s_))
+        data[n] = dict((s_, "v%d %s" % (n, s_)) for s_ in sources)
+        res = copy(eng, "sends")
+        assert res["version"]["number"] == n
+        for s_ in sources:
+            write_data(s_, kinds[s_], "after v%d %s" % (n, s_))
+        check_kept(eng, "sends", data, kinds, read_fs_or_vol)
+    kept = dict((r["version"], r) for r in info(eng, "sends")["replication_records"])
+    assert sorted(kept) == [4, 5]
+    copies = b.list_copies("sends")
+    assert sorted((c.target, c.version, c.source) for c in copies) == sorted(
+        (p["target"], v, p["source"]) for v, r in kept.items() for p in r["pairs"])
+    assert all(c.valid and not c.staged for c in copies), copies
+    # nothing temporary left: no staging datasets, no send snapshots on the sources
+    leftovers = [n for n in all_names(spool) | all_names(tpool) if "staging" in n or ("@" in n and spool in n)]
+    assert not leftovers, leftovers
+    # the copy of fs2, which left the pool at version 4, went with the versions that had it
+    assert not [n for n in all_names(tpool) if n.endswith("/fs2")]
+    vols = b.discover([p["target"] for p in kept[5]["pairs"]])
+    assert all(v.owner == "sends" and not v.foreign_data for v in vols.values())
+    assert findings(eng, "sends")["consistent"] is True
+
+    # Restore version 4 (not the newest: zfs_send copies are independent datasets).
+    with eng.session("sends") as s:
+        res = s.plan_restore(4).apply()
+    v4 = kept[4]["pairs"]
+    assert sorted(res["restored"]) == sorted(p["source"] for p in v4)
+    for p in v4:
+        assert read_fs_or_vol(p["source"], kinds[p["source"]]) == data[4][p["source"]]
+        assert not exists("%s.pitcopy-restore" % p["source"]) and not exists("%s.pitcopy-replaced" % p["source"])
+        mark = sh("zfs", "get", "-H", "-o", "value,source", "pitcopy:pool", p["source"]).split()
+        assert mark[0] == "-", mark  # the restored source is the user's again
+    check_kept(eng, "sends", data, kinds, read_fs_or_vol)
+    # restored filesystems are writable and mounted where they were
+    write_data(src[0], "filesystem", "after restore")
+    assert read_fs_or_vol(src[0], "filesystem") == "after restore"
+    # and the pool goes on: version 6 replaces version 4
+    data[6] = dict((s_, read_fs_or_vol(s_, kinds[s_])) for s_ in sources)
+    assert copy(eng, "sends")["replaced_version"] == 4
+    check_kept(eng, "sends", data, kinds, read_fs_or_vol)
+    kept = dict((r["version"], r) for r in info(eng, "sends")["replication_records"])
+
+    # A copy changed behind our back is invalid; a destroyed one is missing.
+    changed = [p["target"] for p in kept[6]["pairs"] if kinds[p["source"]] == "filesystem"][0]
+    sh("zfs", "set", "readonly=off", changed)
+    write_data(changed, "filesystem", "tampered")
+    by_target = dict((c.target, c) for c in b.list_copies("sends"))
+    assert not by_target[changed].valid and "written" in by_target[changed].detail
+    gone = kept[5]["pairs"][0]["target"]
+    sh("zfs", "destroy", "-r", gone)
+    f = findings(eng, "sends")
+    got = sorted((x["version"], x["target"], x["problem"]) for x in f["findings"])
+    assert got == sorted([(6, changed, "copy_invalid"), (5, gone, "copy_missing")]), f
+
+    # A foreign dataset at a target name is never eligible and never overwritten.
+    foreign = "%s/A/foreign" % tpool
+    sh("zfs", "create", foreign)
+    v = b.discover([foreign])[foreign]
+    assert v.foreign_data and v.owner is None
+    d = PoolDefinition(name="sends", technology="zfs_send", sources=tuple(sources), versions=2, target_pools=tps)
+    assert b.delete_copies(d, [CopyPair(src[0], foreign)])
+    assert exists(foreign)
+    with pytest.raises(CopyFailed):
+        b.promote(d, 99, [CopyPair(src[0], foreign)], [CopyPair(src[0], "%s/A/x.pitcopy-staging-v99" % tpool)], [])
+    assert exists(foreign)
+    bad = tuple(TargetPool(t.name, (foreign,) + t.volumes[1:]) for t in tps)
+    with pytest.raises(InvalidInput) as exc:
+        define(eng, PoolDefinition(name="other", technology="zfs_send", sources=tuple(sources), versions=2,
+                                   target_pools=bad))
+    assert foreign in exc.value.msg
+
+
+def test_zfs_snapshot_failure_leaves_nothing(zpools, runner):
+    p1 = zpools.create("a")
+    p2 = zpools.create("b")
+    kinds = make_sources(p1, ["x", "y"])
+    kinds.update(make_sources(p2, ["z"]))
+    src = ["%s/x" % p1, "%s/y" % p1, "%s/z" % p2]
+    d = PoolDefinition(name="fail", technology="zfs_snapshot", sources=tuple(src), versions=2)
+    b = ZfsSnapshotBackend(runner)
+    drv = Driver(b, d, runner)
+    data = {}
+    for n in (1, 2):
+        for s in src:
+            write_data(s, kinds[s], "v%d %s" % (n, s))
+        data[n] = dict((s, "v%d %s" % (n, s)) for s in src)
+        drv.take(src)
+    before = all_names(p1) | all_names(p2)
+    # The second zpool's atomic command fails after the first zpool's snapshots were made.
+    sh("zfs", "destroy", "-r", "%s/z" % p2)
+    pairs = [CopyPair(s, b.implied_target("fail", "01", s)) for s in src]
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 3, pairs, CopyWindow(d, runner))
+    assert "%s/z" % p2 in exc.value.msg and "does not exist" in exc.value.msg
+    assert exc.value.details["source"] == "%s/z" % p2
+    after = all_names(p1) | all_names(p2)
+    assert after == before - set(n for n in before if n.startswith("%s/z" % p2)), after ^ before
+    # previous versions intact
+    for v, (_tp, ps) in drv.records.items():
+        for p in ps:
+            if p.source != "%s/z" % p2:
+                assert read_snapshot(p.target, "filesystem") == data[v][p.source]
+
+    # A staging name somebody else took stops the copy before anything is made.
+    foreign = ZfsSnapshotBackend.staging_name(pairs[0].target, 3)
+    sh("zfs", "snapshot", foreign)
+    before = all_names(p1)
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 3, pairs[:2], CopyWindow(d, runner))
+    assert "without this copy pool's mark" in exc.value.msg
+    assert all_names(p1) == before
+
+    # A failing pre-copy hook: nothing made.
+    d2 = PoolDefinition(name="fail", technology="zfs_snapshot", sources=tuple(src[:2]), versions=2,
+                        pre_copy_hooks=(Hook(argv=("false",)),))
+    sh("zfs", "destroy", foreign)
+    before = all_names(p1)
+    with pytest.raises(Exception):
+        b.create_copies(d2, 3, pairs[:2], CopyWindow(d2, runner))
+    assert all_names(p1) == before
+
+
+def test_zfs_send_failure_target_too_full(zpools, runner):
+    spool = zpools.create("s", 320 * MiB)
+    tpool = zpools.create("t", 128 * MiB)
+    make_sources(spool, ["small", "big"])
+    with open(os.path.join(mountpoint("%s/small" % spool), "blob"), "wb") as fh:
+        fh.write(os.urandom(2 * MiB))
+    sh("zfs", "create", "%s/A" % tpool)
+    sh("zfs", "create", "%s/B" % tpool)
+    src = ["%s/small" % spool, "%s/big" % spool]
+    tps = (TargetPool("A", ("%s/A/small" % tpool, "%s/A/big" % tpool)),
+           TargetPool("B", ("%s/B/small" % tpool, "%s/B/big" % tpool)))
+    d = PoolDefinition(name="full", technology="zfs_send", sources=tuple(src), versions=2, target_pools=tps)
+    b = ZfsSendBackend(runner)
+    drv = Driver(b, d, runner)
+    drv.take(src)
+    v1 = set(all_names(tpool))
+    # Now "big" grows beyond what the target zpool can hold.
+    with open(os.path.join(mountpoint("%s/big" % spool), "blob"), "wb") as fh:
+        for _ in range(110):
+            fh.write(os.urandom(MiB))
+    pairs = [CopyPair(s, t) for s, t in zip(src, tps[1].volumes)]
+    vols = b.discover(src + list(tps[1].volumes))
+    with pytest.raises(CapacityError) as exc:
+        b.check_capacity(d, pairs, [], vols)
+    msg = exc.value.msg
+    assert "zpool %s needs" % tpool in msg and "bytes available" in msg and "%s/big" % spool in msg
+    # Bypassing the check, the receive itself fails: nothing of version 2 is left.
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 2, pairs, CopyWindow(d, runner))
+    assert exc.value.details["source"] == "%s/big" % spool
+    assert all_names(tpool) == v1, all_names(tpool) ^ v1
+    assert not [n for n in all_names(spool) if "@" in n]
+    for p in drv.records[1][1]:
+        assert read_fs_or_vol(p.target, "filesystem").startswith("initial")
+    assert all(c.valid for c in b.list_copies("full"))
+
+
+def _writer(paths, stop, pause, paused, counter):
+    """Writes the same increasing number to every source, round after round.
+    Between rounds it honours a pause request (the application's quiesce)."""
+    i = 0
+    while not stop.is_set():
+        if pause.is_set():
+            paused.set()
+            while pause.is_set() and not stop.is_set():
+                time.sleep(0.005)
+            paused.clear()
+            continue
+        i += 1
+        for path in list(paths):
+            # write + rename: a snapshot never sees a half-written file
+            with open(path + ".tmp", "w") as fh:
+                fh.write("%d" % i)
+            os.replace(path + ".tmp", path)
+        counter[0] = i
+
+
+def test_consistency_sequence_numbers(zpools, runner, tmp_path):
+    p1 = zpools.create("c")
+    p2 = zpools.create("d")
+    make_sources(p1, ["a", "b", "c"])
+    make_sources(p2, ["e"])
+    src = ["%s/a" % p1, "%s/b" % p1, "%s/c" % p1]
+    paths = [os.path.join(mountpoint(s), "seq") for s in src]
+    stop, pause, paused = threading.Event(), threading.Event(), threading.Event()
+    counter = [0]
+    t = threading.Thread(target=_writer, args=(paths, stop, pause, paused, counter))
+    t.start()
+    b = ZfsSnapshotBackend(runner)
+    try:
+        while counter[0] < 50:
+            time.sleep(0.01)
+        # 1) One zpool, no hook: the atomic command catches the writer at one
+        # instant, so the numbers read as one round: n..n, n-1..n-1 (a prefix
+        # of the sources already has the next number), never a gap or a later
+        # source ahead of an earlier one.
+        results = []
+        for v in range(1, 4):
+            d = PoolDefinition(name="seq%d" % v, technology="zfs_snapshot", sources=tuple(src), versions=1)
+            pairs = [CopyPair(s, b.implied_target(d.name, "01", s)) for s in src]
+            out = b.create_copies(d, 1, pairs, CopyWindow(d, runner))
+            b.promote(d, 1, pairs, out.staged, [])
+            nums = [int(read_snapshot(p.target, "filesystem").strip() or 0) for p in pairs]
+            results.append(nums)
+            assert nums == sorted(nums, reverse=True) and nums[0] - nums[-1] <= 1, nums
+        # 2) With a pre-copy hook that quiesces the writer (waits for it to
+        # finish its round) and a post-copy hook that resumes it, every copy
+        # carries the same number, across two zpools too.
+        flag = str(tmp_path / "pause")
+        ack = str(tmp_path / "paused")
+
+        def bridge():
+            while not stop.is_set():
+                if os.path.exists(flag):
+                    pause.set()
+                    if paused.wait(5):
+                        open(ack, "w").close()
+                    while os.path.exists(flag) and not stop.is_set():
+                        time.sleep(0.005)
+                    pause.clear()
+                    if os.path.exists(ack):
+                        os.unlink(ack)
+                time.sleep(0.005)
+
+        br = threading.Thread(target=bridge)
+        br.start()
+        pre = Hook(argv=(sys.executable, "-c", "import os,sys,time\nopen(sys.argv[1],'w').close()\n"
+                         "t=time.time()\nwhile not os.path.exists(sys.argv[2]):\n"
+                         "    time.sleep(0.005)\n    assert time.time()-t<20\n", flag, ack), timeout=30)
+        post = Hook(argv=("rm", "-f", flag), timeout=30)
+        src2 = src + ["%s/e" % p2]
+        paths.append(os.path.join(mountpoint(src2[3]), "seq"))  # the writer now writes 4 sources
+        d = PoolDefinition(name="seqhook", technology="zfs_snapshot", sources=tuple(src2), versions=1,
+                           pre_copy_hooks=(pre,), post_copy_hooks=(post,))
+        pairs = [CopyPair(s, b.implied_target(d.name, "01", s)) for s in src2]
+        time.sleep(0.2)
+        win = CopyWindow(d, runner)
+        out = b.create_copies(d, 1, pairs, win)
+        b.promote(d, 1, pairs, out.staged, [])
+        nums = [int(read_snapshot(p.target, "filesystem").strip() or 0) for p in pairs]
+        assert len(set(nums)) == 1 and nums[0] > 0, nums
+        assert [h["phase"] for h in win.hooks] == ["pre", "post"] and all(h["ok"] for h in win.hooks)
+        c0 = counter[0]
+        time.sleep(0.3)
+        assert counter[0] > c0, "the writer was not resumed by the post-copy hook"
+        print("atomic (no hook) numbers:", results, "with quiesce hook:", nums, "window ms: %.1f" % out.window_ms)
+    finally:
+        stop.set()
+        t.join(10)
+        if "br" in locals():
+            br.join(10)
