@@ -587,6 +587,17 @@ class ZfsSendBackend(_ZfsBase):
     def _new_target_allowed(self):
         return True
 
+    def _volume(self, name, row, facts):
+        vol = super(ZfsSendBackend, self)._volume(name, row, facts)
+        if vol.owner is not None:
+            # One of our received copies: zfs receive recreates it from the
+            # stream, so its record/block size is no constraint (a backup
+            # zpool with recordsize=1M must not make our own copies ineligible).
+            vol = Volume(name=vol.name, kind=vol.kind, size=vol.size, block_size=0,
+                         technologies=vol.technologies, container=vol.container, free=vol.free,
+                         owner=vol.owner, foreign_data=vol.foreign_data)
+        return vol
+
     def validate_target_name(self, name):
         validate_dataset_name(name, "target", allow_root=False)
 
