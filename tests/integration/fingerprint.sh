@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Print a fingerprint of everything a pitcopy task may change on this host:
+# every file under the given state directories (type, mode, sha256; lock
+# files excluded, since taking a lock is not a change) and every volume under
+# the given places (btrfs subvolumes with their UUIDs, LVM LVs with tags, ZFS
+# datasets/snapshots with our user properties, plus a file listing with
+# checksums). Two equal fingerprints mean "nothing changed".
+#
+#   fingerprint.sh --state DIR [--state DIR...] [--btrfs MNT...] [--lvm VG...] [--zfs POOL...]
+set -uo pipefail
+export LC_ALL=C
+mode=
+for arg in "$@"; do
+    case $arg in
+    --state | --btrfs | --lvm | --zfs) mode=${arg#--}; continue ;;
+    esac
+    case $mode in
+    state)
+        echo "## state $arg"
+        if [[ -L $arg ]]; then
+            echo "symlink -> $(readlink "$arg")"
+        elif [[ -e $arg ]]; then
+            stat -c '%F %a' "$arg"
+            find "$arg" -mindepth 1 ! -name '*.lock' -printf '%P %y %m\n' | sort
+            find "$arg" -mindepth 1 -type f ! -name '*.lock' -readable -print0 | sort -z |
+                xargs -0 -r sha256sum
+        else
+            echo "absent"
+        fi
+        ;;
+    btrfs)
+        echo "## btrfs $arg"
+        btrfs subvolume list -a -u -q -R -r "$arg" 2>&1 | sed 's/^/ro /'
+        btrfs subvolume list -a -u -q -R "$arg" 2>&1
+        find "$arg" -xdev -mindepth 1 -printf '%P %y %s %m\n' 2>/dev/null | sort
+        find "$arg" -xdev -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
+        ;;
+    lvm)
+        echo "## lvm $arg"
+        lvs --noheadings -o lv_name,lv_attr,lv_size,origin,pool_lv,lv_tags,lv_uuid --units b "$arg" 2>&1 | sort
+        ;;
+    zfs)
+        echo "## zfs $arg"
+        zfs list -Hp -t all -r -o name,guid,used,referenced,origin "$arg" 2>&1 | sort
+        zfs get -Hp -r -s local -o name,property,value all "$arg" 2>&1 | grep -v -e '	written	' | sort
+        ;;
+    *)
+        echo "usage: $0 --state DIR [--btrfs MNT...] [--lvm VG...] [--zfs POOL...]" >&2
+        exit 2
+        ;;
+    esac
+done

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Integration tests of the pitcopy.versions modules: real playbooks, run with
+# ansible-playbook against localhost, on real storage that this script creates
+# on loop devices / sparse files and removes again (also on failure).
+#
+#   tests/integration/run.sh btrfs   # natively: module flow, bad-input table, EXAMPLES
+#   tests/integration/run.sh lvm     # inside the VM (tests/vm/run-suite.sh lvm)
+#   tests/integration/run.sh zfs     # inside the VM (tests/vm/run-suite.sh zfs)
+#
+# PITCOPY_IT_PARTS="flow bad examples" limits what runs (default: all that
+# apply to the technology). Exit status non-zero when any part failed.
+set -uo pipefail
+
+tech=${1:-}
+case $tech in
+btrfs | lvm | zfs) ;;
+*) echo "usage: $0 btrfs|lvm|zfs" >&2; exit 2 ;;
+esac
+if [[ $tech == btrfs ]]; then
+    parts=${PITCOPY_IT_PARTS:-flow bad examples}
+else
+    parts=${PITCOPY_IT_PARTS:-flow examples}
+fi
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+if [[ -x $REPO/.venv/bin/ansible-playbook ]]; then
+    export PATH="$REPO/.venv/bin:$PATH"
+fi
+PY=$(command -v python3)
+[[ $(id -u) == 0 ]] || { echo "FAIL: run as root (storage tools, loop devices)" >&2; exit 1; }
+for tool in ansible-playbook losetup; do
+    command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing" >&2; exit 1; }
+done
+
+ROOT=$(mktemp -d /tmp/pitcopy-it.XXXXXX)
+chmod 0700 "$ROOT"
+LOOPS=()
+MOUNTS=()
+EXAMPLE_MOUNTS=()
+cleanup() {
+    set +e
+    if [[ -f $ROOT/lock.pid ]]; then bash "$HERE/hold_lock.sh" --release "$ROOT/lock.pid"; fi
+    local m
+    for ((i = ${#EXAMPLE_MOUNTS[@]} - 1; i >= 0; i--)); do umount "${EXAMPLE_MOUNTS[i]}" && rmdir "${EXAMPLE_MOUNTS[i]}"; done
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}"; done
+    if [[ $tech == lvm ]]; then vgremove -f -y pitcopyit >/dev/null 2>&1; vgremove -f -y vg0 >/dev/null 2>&1; fi
+    if [[ $tech == zfs ]]; then zpool destroy -f pitcopyit >/dev/null 2>&1; zpool destroy -f tank >/dev/null 2>&1; fi
+    for m in "${LOOPS[@]}"; do losetup -d "$m"; done
+    rm -rf "$ROOT"
+}
+trap cleanup EXIT
+
+# The collection must be found as ansible_collections/pitcopy/versions.
+mkdir -p "$ROOT/coll/ansible_collections/pitcopy"
+ln -s "$REPO" "$ROOT/coll/ansible_collections/pitcopy/versions"
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/coll"
+export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_LOCALHOST_WARNING=0
+export ANSIBLE_INVENTORY_UNPARSED_WARNING=0 ANSIBLE_FORCE_COLOR=0
+export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml
+# We are root already; where sudo is not installed, become through su.
+command -v sudo >/dev/null || export ANSIBLE_BECOME_METHOD=su
+export PYTHONPATH="$ROOT/coll${PYTHONPATH:+:$PYTHONPATH}"
+
+loop_file() { # loop_file NAME SIZE -> prints the loop device
+    truncate -s "$2" "$ROOT/$1.img"
+    local dev
+    dev=$(losetup --find --show "$ROOT/$1.img") || return 1
+    LOOPS+=("$dev")
+    echo "$dev"
+}
+
+btrfs_fs() { # btrfs_fs NAME SIZE MOUNTPOINT [mkfs options]
+    local dev
+    dev=$(loop_file "$1" "$2") || return 1
+    mkfs.btrfs -q -f "${@:4}" "$dev" >/dev/null 2>&1 || return 1
+    mkdir -p "$3"
+    mount "$dev" "$3" || return 1
+    MOUNTS+=("$3")
+}
+
+state_path() { # the state file of pool $2 under $1, as the store names it
+    "$PY" -c 'import sys
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+print(StateStore(sys.argv[1]).path(sys.argv[2]))' "$1" "$2"
+}
+
+setup_btrfs() {
+    btrfs_fs data 256M "$ROOT/data" && btrfs_fs backup 256M "$ROOT/backup" || return 1
+    local s
+    for s in s1 s2 s3 s4; do btrfs -q subvolume create "$ROOT/data/$s" >/dev/null || return 1; done
+    for s in 1 2 3 4 5 6 7 8; do mkdir "$ROOT/backup/t$s"; done
+}
+
+setup_lvm() {
+    modprobe -a dm_mod dm_snapshot dm_thin_pool 2>/dev/null
+    local dev
+    dev=$(loop_file lvm 768M) || return 1
+    pvcreate -q "$dev" >/dev/null && vgcreate -q pitcopyit "$dev" >/dev/null || return 1
+    local s
+    for s in s1 s2 s3 s4 t1 t2 t3 t4 t5 t6 t7 t8; do lvcreate -q -y -L 16M -n "$s" pitcopyit >/dev/null || return 1; done
+    lvcreate -q -y -L 128M -T pitcopyit/tpool >/dev/null || return 1
+    for s in th1 th2 th3 th4; do lvcreate -q -y -V 32M -T pitcopyit/tpool -n "$s" >/dev/null || return 1; done
+}
+
+setup_zfs() {
+    truncate -s 512M "$ROOT/zfs.img"
+    zpool create -f -m "$ROOT/zmnt" pitcopyit "$ROOT/zfs.img" || return 1
+    local s
+    for s in s1 s2 s3 s4; do zfs create "pitcopyit/$s" || return 1; done
+    zfs create pitcopyit/b || return 1
+}
+
+# The EXAMPLES use the paths and names of a typical host; give them a
+# throw-away storage of their own under those names.
+setup_examples() {
+    case $tech in
+    btrfs)
+        local p
+        for p in /srv/data /srv/backup; do
+            if mountpoint -q "$p" || [[ -n $(ls -A "$p" 2>/dev/null) ]]; then
+                echo "FAIL: $p is in use on this host; the EXAMPLES run needs it free" >&2
+                return 1
+            fi
+        done
+        btrfs_fs exdata 256M /srv/data && EXAMPLE_MOUNTS+=(/srv/data) || return 1
+        unset 'MOUNTS[${#MOUNTS[@]}-1]'
+        btrfs_fs exbackup 256M /srv/backup && EXAMPLE_MOUNTS+=(/srv/backup) || return 1
+        unset 'MOUNTS[${#MOUNTS[@]}-1]'
+        for p in db www logs; do btrfs -q subvolume create "/srv/data/$p" >/dev/null || return 1; done
+        for p in a b c d; do mkdir "/srv/backup/$p"; done
+        ;;
+    lvm)
+        local dev
+        dev=$(loop_file vg0 512M) || return 1
+        pvcreate -q "$dev" >/dev/null && vgcreate -q vg0 "$dev" >/dev/null || return 1
+        lvcreate -q -y -L 128M -T vg0/tpool >/dev/null || return 1
+        lvcreate -q -y -V 32M -T vg0/tpool -n db >/dev/null && lvcreate -q -y -V 32M -T vg0/tpool -n dblog >/dev/null
+        ;;
+    zfs)
+        truncate -s 256M "$ROOT/tank.img"
+        zpool create -f -m "$ROOT/tank" tank "$ROOT/tank.img" && zfs create tank/db && zfs create tank/home
+        ;;
+    esac
+}
+
+prepare_bad() { # storage for the bad-input table, beyond setup_btrfs
+    mkdir "$ROOT/data/plain" && echo data >"$ROOT/data/file" || return 1
+    mkdir -p "$ROOT/ext/dir"  # on the root file system, not btrfs
+    btrfs -q subvolume create "$ROOT/data/big" >/dev/null || return 1
+    dd if=/dev/urandom of="$ROOT/data/big/blob" bs=1M count=60 status=none || return 1
+    btrfs_fs tiny 40M "$ROOT/tiny" --mixed || return 1
+    mkdir "$ROOT/tiny/t"
+    echo data >"$ROOT/backup/file"
+    mkdir "$ROOT/backup/foreign" && echo "not ours" >"$ROOT/backup/foreign/precious.txt"
+    btrfs -q subvolume create "$ROOT/backup/foreign/received" >/dev/null
+    sync
+}
+
+run_playbook() { # run_playbook NAME FILE
+    local start=$SECONDS rc
+    echo "=== $1: ansible-playbook $2"
+    ansible-playbook -i localhost, "$2" >"$ROOT/$1.log" 2>&1
+    rc=$?
+    grep -E '^(PLAY RECAP|localhost +:)' -A0 "$ROOT/$1.log" | tail -1
+    if [[ $rc != 0 ]]; then
+        echo "--- $1 FAILED (rc=$rc); the failing tasks:"
+        grep -B2 -A25 -E '^(fatal|failed):' "$ROOT/$1.log" | head -150
+    fi
+    echo "=== $1: rc=$rc in $((SECONDS - start)) s, $(grep -c '^TASK \[' "$ROOT/$1.log") tasks"
+    if [[ -n ${PITCOPY_IT_LOGS:-} ]]; then mkdir -p "$PITCOPY_IT_LOGS" && cp "$ROOT/$1.log" "$PITCOPY_IT_LOGS/$tech-$1.log"; fi
+    return $rc
+}
+
+failed=0
+passed=0
+"setup_$tech" || { echo "FAIL: could not set up $tech storage"; exit 1; }
+for part in $parts; do
+    case $part in
+    flow)
+        "$PY" "$HERE/gen.py" flow --tech "$tech" --root "$ROOT" >"$ROOT/flow.yml" || { failed=$((failed + 1)); continue; }
+        ;;
+    bad)
+        prepare_bad || { echo "FAIL: could not prepare the bad-input storage"; failed=$((failed + 1)); continue; }
+        "$PY" "$HERE/gen.py" bad --root "$ROOT" >"$ROOT/bad.yml" || { failed=$((failed + 1)); continue; }
+        ;;
+    examples)
+        setup_examples || { echo "FAIL: could not set up the EXAMPLES storage"; failed=$((failed + 1)); continue; }
+        mkdir -m 0700 "$ROOT/exstate"
+        "$PY" "$HERE/gen.py" examples --tech "$tech" --state-dir "$ROOT/exstate" \
+            --report "$ROOT/examples.json" >"$ROOT/examples.yml" || { failed=$((failed + 1)); continue; }
+        "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))
+print("EXAMPLES run: %d tasks" % len(r["ran"])); [print("  ran:", t) for t in r["ran"]]
+[print("  not here (other technology):", t) for t in r["left_out"]]' "$ROOT/examples.json"
+        ;;
+    *) echo "unknown part $part"; failed=$((failed + 1)); continue ;;
+    esac
+    if run_playbook "$part" "$ROOT/$part.yml"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
+echo "integration $tech: $passed passed, $failed failed"
+[[ $failed == 0 ]]

@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.modules import copy_pool, copy_version, prepair_record
+from ansible_collections.pitcopy.versions.tests.unit.plugins.modules.utils import CLONE_POOL, SNAP_POOL
+
+
+def _pairs(version):
+    return [(p["source"], p["target"]) for p in version["pairs"]]
+
+
+def test_table_2_1_rotation(clone_host):
+    clone_host.ok(copy_pool, CLONE_POOL)
+    clone_host.ok(prepair_record, {"pool": "tab", "state": "absent"})
+    v1 = clone_host.ok(copy_version, {"pool": "tab"})
+    v2 = clone_host.ok(copy_version, {"pool": "tab"})
+    v3 = clone_host.ok(copy_version, {"pool": "tab"})
+    assert [v["version"]["number"] for v in (v1, v2, v3)] == [1, 2, 3]
+    assert _pairs(v1["version"]) == [("vg/A", "vg/a"), ("vg/B", "vg/b")]
+    assert _pairs(v2["version"]) == [("vg/A", "vg/c"), ("vg/B", "vg/d")]
+    # Table 3.6: V3 reuses the pairs of V1, whose record it replaces.
+    assert _pairs(v3["version"]) == _pairs(v1["version"])
+    assert v3["version"]["target_pool"] == "01"
+    assert v3["version"]["pre_copy_record"] == "replication"
+    assert v3["replaced_version"] == 1
+    assert v1["replaced_version"] is None
+    assert v1["version"]["status"] == "valid"
+    assert v1["broken_pairs"] == []
+    assert "copy_window_ms" in v3
+
+
+def test_prepairing_record_is_used(clone_host):
+    clone_host.ok(copy_pool, CLONE_POOL)
+    clone_host.ok(prepair_record, {"pool": "tab"})
+    result = clone_host.ok(copy_version, {"pool": "tab"})
+    assert result["version"]["pre_copy_record"] == "prepairing"
+
+
+def test_check_mode_reports_without_copying(clone_host):
+    clone_host.ok(copy_pool, CLONE_POOL)
+    clone_host.ok(copy_version, {"pool": "tab"})
+    clone_host.ok(copy_version, {"pool": "tab"})
+    calls = list(clone_host.backend.calls)
+    before = clone_host.snapshot()
+    checked = clone_host.ok(copy_version, {"pool": "tab"}, check_mode=True, diff=True)
+    assert checked["changed"] is True
+    assert checked["version"]["number"] == 3
+    assert checked["replaced_version"] == 1
+    assert _pairs(checked["version"]) == [("vg/A", "vg/a"), ("vg/B", "vg/b")]
+    assert clone_host.snapshot() == before
+    assert clone_host.backend.calls == calls
+    assert checked["diff"]["before"] != checked["diff"]["after"]
+
+
+def test_label_makes_it_idempotent(snap_host):
+    snap_host.ok(copy_pool, SNAP_POOL)
+    first = snap_host.ok(copy_version, {"pool": "web", "label": "daily-2026-11-25"})
+    assert first["changed"] is True
+    assert first["version"]["label"] == "daily-2026-11-25"
+    before = snap_host.snapshot()
+    again = snap_host.ok(copy_version, {"pool": "web", "label": "daily-2026-11-25"})
+    assert again["changed"] is False
+    assert again["version"]["number"] == first["version"]["number"]
+    assert snap_host.snapshot() == before
+    checked = snap_host.ok(copy_version, {"pool": "web", "label": "daily-2026-11-25"}, check_mode=True)
+    assert checked["changed"] is False
+
+
+def test_broken_pairs_when_source_leaves(clone_host):
+    clone_host.ok(copy_pool, CLONE_POOL)
+    clone_host.ok(copy_version, {"pool": "tab"})
+    clone_host.ok(copy_version, {"pool": "tab"})
+    smaller = dict(CLONE_POOL, sources=["vg/A"])
+    clone_host.ok(copy_pool, smaller)
+    result = clone_host.ok(copy_version, {"pool": "tab"})
+    assert _pairs(result["version"]) == [("vg/A", "vg/a")]
+    assert [(p["source"], p["target"]) for p in result["broken_pairs"]] == [("vg/B", "vg/b")]
+
+
+def test_delete_and_restore(clone_host):
+    clone_host.ok(copy_pool, CLONE_POOL)
+    clone_host.ok(copy_version, {"pool": "tab"})
+    clone_host.backend.set_data("vg/A", "A@1")
+    clone_host.backend.set_data("vg/B", "B@1")
+
+    before = clone_host.snapshot()
+    checked = clone_host.ok(copy_version, {"pool": "tab", "state": "restored", "version": 1,
+                                           "volumes": ["vg/A"]}, check_mode=True)
+    assert checked["changed"] is True
+    assert clone_host.snapshot() == before
+
+    clone_host.ok(copy_version, {"pool": "tab", "state": "restored", "version": 1, "volumes": ["vg/A"]})
+    assert clone_host.backend.data["vg/A"] == "A@0"
+    assert clone_host.backend.data["vg/B"] == "B@1"
+
+    deleted = clone_host.ok(copy_version, {"pool": "tab", "state": "absent", "version": 1}, diff=True)
+    assert deleted["changed"] is True
+    assert clone_host.backend.copy_data("vg/a") is None
+    again = clone_host.ok(copy_version, {"pool": "tab", "state": "absent", "version": 1})
+    assert again["changed"] is False
+
+
+def test_copy_failure_reports_command_and_keeps_versions(clone_host):
+    clone_host.ok(copy_pool, CLONE_POOL)
+    clone_host.ok(copy_version, {"pool": "tab"})
+    clone_host.backend.fail_sources.add("vg/B")
+    before = clone_host.snapshot()
+    result = clone_host.fail(copy_version, {"pool": "tab"})
+    assert "vg/B" in result["msg"]
+    assert result["rc"] == 5
+    assert "cannot copy vg/B" in result["stderr"]
+    assert result["cmd"][0] == "memcopy"
+    assert clone_host.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ({"pool": "tab", "state": "absent"}, ["version"]),
+        ({"pool": "tab", "state": "restored"}, ["version"]),
+        ({"pool": "tab", "version": 1}, ["version", "state=present"]),
+        ({"pool": "tab", "state": "absent", "version": 0}, ["version", "0"]),
+        ({"pool": "tab", "state": "absent", "version": "1.5"}, ["version"]),
+        ({"pool": "tab", "volumes": ["vg/A"]}, ["volumes", "restored"]),
+        ({"pool": "tab", "state": "frozen"}, ["state", "frozen"]),
+        ({"pool": "tab", "label": "a\nb"}, ["label", "control character"]),
+        ({"pool": "nope"}, ["nope"]),
+        ({"pool": "tab", "state": "restored", "version": 9}, ["9"]),
+        ({"pool": "tab", "state": "restored", "version": 1, "volumes": ["vg/Z"]}, ["vg/Z"]),
+    ],
+)
+def test_bad_arguments(clone_host, args, words):
+    clone_host.ok(copy_pool, CLONE_POOL)
+    clone_host.ok(copy_version, {"pool": "tab"})
+    before = clone_host.snapshot()
+    result = clone_host.fail(copy_version, args)
+    for word in words:
+        assert word in result["msg"], result["msg"]
+    assert clone_host.snapshot() == before
