@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# THE test command of pitcopy.versions (README, .ci/run).
+#
+#   tests/run.sh                 # set-up, then every stage below, in order
+#   tests/run.sh unit sanity     # set-up, then only these stages
+#   tests/run.sh --list          # the stages and what each runs
+#
+# Each stage's output goes to tests/output/logs/<stage>.log; a failing stage
+# shows its last lines. Every stage runs even after a failure; the exit code
+# is non-zero when any stage failed. A stage whose script or tests do not
+# exist yet FAILS as "missing": nothing is skipped silently.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+VENV="$REPO/.venv"
+LOGS="$REPO/tests/output/logs"
+COLL_COPY="$REPO/.cache/coll/ansible_collections/pitcopy/versions"
+COLL_LINK_ROOT="$REPO/.cache/coll-link"
+TAIL_LINES=${PITCOPY_TAIL_LINES:-40}
+
+ALL_STAGES=(unit sanity units btrfs integration molecule vm-lvm vm-zfs build lint changelog ee)
+
+describe() {
+    case $1 in
+    unit) echo "pytest tests/unit (collection tree on PYTHONPATH)" ;;
+    sanity) echo "ansible-test sanity --venv --python 3.11" ;;
+    units) echo "ansible-test units --venv --python 3.11" ;;
+    btrfs) echo "pytest tests/real -m btrfs (native loop devices)" ;;
+    integration) echo "tests/integration/run.sh btrfs (playbooks, native btrfs)" ;;
+    molecule) echo "tests/molecule.sh btrfs (molecule scenarios, native btrfs)" ;;
+    vm-lvm) echo "tests/vm/run-suite.sh lvm (one VM boot: real tests, playbooks, molecule)" ;;
+    vm-zfs) echo "tests/vm/run-suite.sh zfs (one VM boot: real tests, playbooks, molecule)" ;;
+    build) echo "ansible-galaxy collection build" ;;
+    lint) echo "ansible-lint --profile production roles playbooks" ;;
+    changelog) echo "antsibull-changelog lint" ;;
+    ee) echo "ansible-builder create -f execution-environment.yml" ;;
+    *) return 1 ;;
+    esac
+}
+
+usage() {
+    echo "usage: tests/run.sh [--list] [STAGE...]"
+    echo "stages (default: all, in this order):"
+    local s
+    for s in "${ALL_STAGES[@]}"; do printf '  %-12s %s\n' "$s" "$(describe "$s")"; done
+    echo "aliases: vm = vm-lvm vm-zfs; package = build lint changelog ee"
+}
+
+# --- stage bodies: each returns non-zero on failure; "missing" prints why ----
+
+missing() {
+    echo "MISSING: $*"
+    echo "$*" >"$LOGS/.missing-$CURRENT_STAGE"
+    return 3
+}
+
+need_exec() {
+    [[ -x $REPO/$1 ]] || missing "$1 does not exist (or is not executable)"
+}
+
+ansible_test() {
+    # ansible-test resolves the current directory, so it must run inside the
+    # copy under .cache/coll (see tests/setup.sh).
+    (cd "$COLL_COPY" && ansible-test "$@")
+}
+
+stage_unit() {
+    [[ -d tests/unit ]] || { missing "tests/unit does not exist"; return; }
+    PYTHONPATH="$COLL_LINK_ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+        python -m pytest -c "$REPO/pytest.ini" --rootdir "$REPO" tests/unit
+}
+
+stage_sanity() {
+    ansible_test sanity --venv --python 3.11 --color no
+}
+
+stage_units() {
+    [[ -d tests/unit ]] || { missing "tests/unit does not exist"; return; }
+    ansible_test units --venv --python 3.11 --color no
+}
+
+stage_btrfs() {
+    compgen -G "tests/real/test_btrfs*.py" >/dev/null || { missing "tests/real/test_btrfs*.py do not exist"; return; }
+    PYTHONPATH="$COLL_LINK_ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+        python -m pytest -c "$REPO/pytest.ini" --rootdir "$REPO" tests/real -m btrfs
+}
+
+stage_integration() {
+    need_exec tests/integration/run.sh || return
+    tests/integration/run.sh btrfs
+}
+
+stage_molecule() {
+    need_exec tests/molecule.sh || return
+    tests/molecule.sh btrfs
+}
+
+stage_vm-lvm() {
+    need_exec tests/vm/run-suite.sh || return
+    tests/vm/run-suite.sh lvm
+}
+
+stage_vm-zfs() {
+    need_exec tests/vm/run-suite.sh || return
+    tests/vm/run-suite.sh zfs
+}
+
+stage_build() {
+    local out="$REPO/tests/output/build" tarball
+    rm -rf "$out" && mkdir -p "$out"
+    ansible-galaxy collection build --force --output-path "$out" "$REPO" || return
+    tarball=$(ls "$out"/pitcopy-versions-*.tar.gz) || return
+    ls -l "$tarball"
+    # build_ignore must keep the venv, caches and test output out of a release.
+    if tar -tzf "$tarball" | grep -E '^(\.venv|\.cache|\.git|tests/output)/'; then
+        echo "FAIL: the collection tarball contains the files listed above"
+        return 1
+    fi
+}
+
+stage_lint() {
+    compgen -G "roles/*/tasks/main.yml" >/dev/null || { missing "no role in roles/ (roles/<name>/tasks/main.yml)"; return; }
+    compgen -G "playbooks/*.yml" >/dev/null || { missing "no playbook in playbooks/"; return; }
+    ANSIBLE_COLLECTIONS_PATH="$COLL_LINK_ROOT" ansible-lint --profile production roles playbooks
+}
+
+stage_changelog() {
+    antsibull-changelog lint
+}
+
+stage_ee() {
+    [[ -f execution-environment.yml ]] || { missing "execution-environment.yml does not exist"; return; }
+    local ctx="$REPO/tests/output/ee-context"
+    rm -rf "$ctx"
+    ansible-builder create -f execution-environment.yml --context "$ctx" -v 2 || return
+    [[ -f $ctx/Containerfile || -f $ctx/Dockerfile ]] || { echo "FAIL: no Containerfile in $ctx"; return 1; }
+}
+
+# --- driver ------------------------------------------------------------------
+
+STAGES=()
+for arg in "$@"; do
+    case $arg in
+    -h | --help | --list) usage; exit 0 ;;
+    all) STAGES+=("${ALL_STAGES[@]}") ;;
+    vm) STAGES+=(vm-lvm vm-zfs) ;;
+    package) STAGES+=(build lint changelog ee) ;;
+    *)
+        if describe "$arg" >/dev/null; then
+            STAGES+=("$arg")
+        else
+            echo "tests/run.sh: unknown stage '$arg'" >&2
+            usage >&2
+            exit 2
+        fi
+        ;;
+    esac
+done
+((${#STAGES[@]})) || STAGES=("${ALL_STAGES[@]}")
+
+mkdir -p "$LOGS"
+rm -f "$LOGS"/.missing-*
+
+declare -A RESULT SECONDS_TAKEN DETAIL
+passed=0
+failed=0
+run_start=$EPOCHREALTIME
+
+elapsed_since() {
+    local now=$EPOCHREALTIME
+    awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# The last pytest/ansible-test result line of a log, for the summary.
+detail_of() {
+    grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s.*=+$|^(ERROR|FATAL): .*' "$1" 2>/dev/null \
+        | tail -n 1 | sed -E 's/^=+ //; s/ =+$//' | cut -c1-100
+}
+
+run_stage() {
+    local name=$1 log="$LOGS/$1.log" start rc
+    CURRENT_STAGE=$name
+    printf '==> %-12s %s\n' "$name" "$(describe "$name" 2>/dev/null || echo 'set-up (tests/setup.sh)')"
+    start=$EPOCHREALTIME
+    {
+        echo "# $(date -u '+%F %T UTC') stage $name"
+        "stage_$name"
+    } >"$log" 2>&1 </dev/null
+    rc=$?
+    SECONDS_TAKEN[$name]=$(elapsed_since "$start")
+    if ((rc == 0)); then
+        RESULT[$name]=PASS
+        passed=$((passed + 1))
+    else
+        if [[ -f $LOGS/.missing-$name ]]; then
+            RESULT[$name]=MISSING
+        else
+            RESULT[$name]=FAIL
+        fi
+        failed=$((failed + 1))
+        echo "---- $name failed (rc=$rc); last $TAIL_LINES lines of $log:"
+        tail -n "$TAIL_LINES" "$log" | sed 's/^/    /'
+        echo "----"
+    fi
+    DETAIL[$name]=$(if [[ ${RESULT[$name]} == MISSING ]]; then cat "$LOGS/.missing-$name"; else detail_of "$log"; fi)
+    printf '    %s in %ss\n' "${RESULT[$name]}" "${SECONDS_TAKEN[$name]}"
+    return $rc
+}
+
+stage_setup() {
+    # The VM harness set-up (kernel, dkms-built zfs module) is only needed by
+    # the VM stages; skip its cost when none is selected.
+    local s vm=--no-vm
+    for s in "${STAGES[@]}"; do [[ $s == vm-* ]] && vm=; done
+    "$REPO/tests/setup.sh" $vm
+}
+
+if ! run_stage setup; then
+    echo "set-up failed; no stage can run. See $LOGS/setup.log"
+    for s in "${STAGES[@]}"; do
+        RESULT[$s]="NOT RUN"
+        SECONDS_TAKEN[$s]=0.0
+        DETAIL[$s]="set-up failed"
+        failed=$((failed + 1))
+    done
+else
+    export PATH="$VENV/bin:$PATH"
+    export VIRTUAL_ENV="$VENV"
+    # Playbooks, molecule and the VM suites find the collection here.
+    export ANSIBLE_COLLECTIONS_PATH="$COLL_LINK_ROOT"
+    export PITCOPY_REPO="$REPO" PITCOPY_COLLECTION_ROOT="$COLL_LINK_ROOT"
+    for s in "${STAGES[@]}"; do
+        run_stage "$s" || true
+    done
+fi
+
+echo
+echo "==================== summary ===================="
+printf '%-12s %-8s %8s  %s\n' stage result seconds detail
+for s in setup "${STAGES[@]}"; do
+    printf '%-12s %-8s %8s  %s\n' "$s" "${RESULT[$s]:-}" "${SECONDS_TAKEN[$s]:-}" "${DETAIL[$s]:-}"
+done
+echo "total: $(elapsed_since "$run_start")s; logs in tests/output/logs/"
+# setup counts as a stage too: it can fail like any other.
+echo "$passed passed, $failed failed"
+((failed == 0))
