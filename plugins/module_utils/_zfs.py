@@ -299,6 +299,11 @@ class _ZfsBase(Backend):
         return self._get((PROP_POOL, PROP_VERSION, PROP_SOURCE, "type", "written"), names,
                          recursive=recursive, types="filesystem,volume,snapshot")
 
+    @staticmethod
+    def _our_snapshot_name(definition, name):
+        snap = name.split("@", 1)[1]
+        return re.match(r"^pitcopy-%s-v\d+\Z" % re.escape(_pool_name(definition)), snap) is not None
+
     def _is_ours(self, definition, row):
         return self._mark(row, PROP_POOL) == _pool_name(definition)
 
@@ -333,8 +338,9 @@ class _ZfsBase(Backend):
         for child, row in rows.items():
             if child == name:
                 continue
-            if "@" in child and child.split("@", 1)[0] == name and self._is_ours(definition, row):
-                continue
+            if "@" in child and child.split("@", 1)[0] == name and (
+                    self._is_ours(definition, row) or self._our_snapshot_name(definition, child)):
+                continue  # made by us: the mark, or the received snapshot (it inherits the dataset's mark)
             foreign.append(child)
         if foreign:
             raise CopyFailed("%s holds %s that this copy pool did not make; it was left alone (remove or move "
@@ -664,6 +670,16 @@ class ZfsSendBackend(_ZfsBase):
         failure = None
         t0 = time.monotonic()
         self._quiet(lambda: self._destroy_snapshots(definition, snaps))  # ours, from an interrupted run
+        # Staging names: ours from an interrupted run go, anyone else's stop
+        # the copy before anything is made. One listing for all.
+        stagings = [self.staging_name(p.target, version) for p in pairs]
+        existing = self._owned(definition, stagings)
+        for p, st in zip(pairs, stagings):
+            if st in existing:
+                if not self._is_ours(definition, existing[st]):
+                    raise CopyFailed("staging dataset %s exists without this copy pool's mark; it is left alone "
+                                     "and no copy was made" % st, source=p.source, target=p.target)
+                self._destroy_dataset(definition, st)
         ctx = window.open(freeze=[]) if window is not None else _null_window()
         try:
             with ctx:
@@ -689,17 +705,11 @@ class ZfsSendBackend(_ZfsBase):
         made_ds = []
         if failure is None:
             # Outside the window: the point in time is the snapshots.
-            for p, snap in ((p, s) for z in order for p, s in groups[z]):
-                st = self.staging_name(p.target, version)
+            # In the order of pairs, as the engine expects staged to be.
+            for p, snap, st in zip(pairs, snaps, stagings):
                 recv = [ZFS, "receive", "-o", "%s=%s" % (PROP_POOL, pool), "-o", "%s=%d" % (PROP_VERSION, version),
                         "-o", "%s=%s" % (PROP_SOURCE, p.source), "-o", "readonly=on", st]
                 try:
-                    existing = self._owned(definition, [st])
-                    if st in existing:
-                        if not self._is_ours(definition, existing[st]):
-                            raise CopyFailed("staging dataset %s exists without this copy pool's mark; it is "
-                                             "left alone" % st, source=p.source, target=p.target)
-                        self._destroy_dataset(definition, st)  # ours, from an interrupted run
                     self._send_receive([ZFS, "send", snap], recv)
                 except (CommandError, CopyFailed) as exc:
                     failure = (p, exc, "send/receive")
