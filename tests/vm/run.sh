@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Run one command inside a throw-away VM with Debian's kernel (device-mapper,
+# dm-snapshot, dm-thin-pool and, with --zfs, OpenZFS), one boot per call.
+#
+# Usage:
+#   tests/vm/run.sh [--zfs] [--timeout SECONDS] [--memory SIZE] [--cpus N]
+#                   [--results DIR] [--disk SIZE]... -- COMMAND [ARG...]
+#
+#   --zfs            also load the zfs module and put the zfs userland on PATH
+#   --timeout S      kill the VM after S seconds (default 1800); exit 124
+#   --memory SIZE    guest memory, qemu syntax (default 3G)
+#   --cpus N         guest CPUs (default 2)
+#   --results DIR    host directory the guest may write (default: a new
+#                    /tmp/pitcopy-vm.XXXXXX); inside the guest it is
+#                    $PITCOPY_VM_RESULTS, at the same path
+#   --disk SIZE      attach an empty sparse disk of SIZE (e.g. 4G) as a
+#                    virtio-scsi disk (/dev/sda, /dev/sdb, ...); repeatable
+#
+# Examples:
+#   tests/vm/run.sh -- lvs --version
+#   tests/vm/run.sh --zfs -- bash -c 'truncate -s 256M /tmp/z && zpool create t /tmp/z && zpool list'
+#   tests/vm/run.sh -- pytest -p no:cacheprovider tests/real -m lvm
+#
+# Prerequisite: tests/vm/setup.sh (idempotent; caches under
+# $PITCOPY_VM_CACHE, default /opt/pitcopy-vm).
+#
+# In the guest the host's root is shared read-only (the repo included);
+# /etc /lib /usr /var /tmp /home are throw-away overlays, so write scratch
+# files under /tmp and results under $PITCOPY_VM_RESULTS. The command runs
+# in the current directory with the repo's venv first on PATH, the collection
+# importable (PYTHONPATH has ansible_collections/pitcopy/versions -> repo) and
+# LVM_SUPPRESS_FD_WARNINGS=1. Its output is shown and its exit status is
+# this script's exit status (124: timeout, 125: the VM or the harness failed).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+CACHE=${PITCOPY_VM_CACHE:-/opt/pitcopy-vm}
+ZFS=0
+TIMEOUT=${PITCOPY_VM_TIMEOUT:-1800}
+MEMORY=${PITCOPY_VM_MEMORY:-3G}
+CPUS=${PITCOPY_VM_CPUS:-2}
+RESULTS=
+DISKS=()
+
+die() { echo "tests/vm/run.sh: $*" >&2; exit 125; }
+usage() { sed -n '2,36p' "${BASH_SOURCE[0]}" >&2; exit 2; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --zfs) ZFS=1; shift ;;
+        --timeout) TIMEOUT=${2:?}; shift 2 ;;
+        --memory) MEMORY=${2:?}; shift 2 ;;
+        --cpus) CPUS=${2:?}; shift 2 ;;
+        --results) RESULTS=${2:?}; shift 2 ;;
+        --disk) DISKS+=("${2:?}"); shift 2 ;;
+        --) shift; break ;;
+        -h|--help) usage ;;
+        *) echo "tests/vm/run.sh: unknown option $1" >&2; usage ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "tests/vm/run.sh: no command given" >&2; usage; }
+[[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout must be a number of seconds, got '$TIMEOUT'"
+
+[ -r "$CACHE/env" ] || die "no VM set up in $CACHE: run tests/vm/setup.sh first"
+# shellcheck disable=SC1091
+. "$CACHE/env"
+[ -s "${VMLINUZ:-}" ] || die "guest kernel ${VMLINUZ:-?} is missing: run tests/vm/setup.sh"
+KMODS=$(dirname "$(dirname "$VMLINUZ")")/lib/modules/$KVER
+[ -s "$KMODS/modules.dep" ] || die "modules of $KVER are missing ($KMODS): run tests/vm/setup.sh"
+[ -x "${VNG:-}" ] || VNG=$(command -v vng || true)
+[ -x "$VNG" ] || die "vng (virtme-ng) not found: create the venv (requirements/) and rerun tests/vm/setup.sh"
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run tests/vm/setup.sh"
+if [ "$ZFS" = 1 ]; then
+    ls "$KMODS/updates/dkms/"zfs.ko* >/dev/null 2>&1 \
+        || die "the zfs module for $KVER is missing ($KMODS/updates/dkms): run tests/vm/setup.sh (without --no-zfs)"
+    [ -n "${ZFS_PREFIX:-}" ] && [ -x "$ZFS_PREFIX/sbin/zpool" ] \
+        || die "the zfs userland is missing (${ZFS_PREFIX:-no prefix recorded}): run tests/vm/setup.sh (without --no-zfs)"
+fi
+
+if [ -z "$RESULTS" ]; then
+    RESULTS=$(mktemp -d /tmp/pitcopy-vm.XXXXXX)
+else
+    mkdir -p "$RESULTS"
+    RESULTS=$(cd "$RESULTS" && pwd)
+fi
+rm -f "$RESULTS/rc" "$RESULTS/guest-start" "$RESULTS/guest-end"
+# The command travels as NUL-separated words so that no quoting is involved.
+printf '%s\0' "$@" > "$RESULTS/argv"
+{
+    printf 'REPO=%q\n' "$REPO"
+    printf 'CWD=%q\n' "$PWD"
+    printf 'ZFS=%q\n' "$ZFS"
+    printf 'ZFS_PREFIX=%q\n' "${ZFS_PREFIX:-}"
+    printf 'RESULTS=%q\n' "$RESULTS"
+    # Pass through what tests read (CI mode, strictness, local overrides).
+    for v in CI PITCOPY_ALLOW_MISSING PYTEST_ADDOPTS PITCOPY_BENCH_N; do
+        [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
+    done
+} > "$RESULTS/guest.env"
+
+DISKDIR=
+cleanup() { [ -n "$DISKDIR" ] && rm -rf "$DISKDIR"; }
+trap cleanup EXIT
+disk_args=()
+if [ "${#DISKS[@]}" -gt 0 ]; then
+    DISKDIR=$(mktemp -d /var/tmp/pitcopy-vm-disks.XXXXXX)
+    i=0
+    for size in "${DISKS[@]}"; do
+        truncate -s "$size" "$DISKDIR/disk$i.img" || die "cannot create a sparse disk of size '$size'"
+        disk_args+=(--disk "$DISKDIR/disk$i.img")
+        i=$((i + 1))
+    done
+fi
+
+# vng runs virtme-run from its own bin directory.
+export PATH="$(dirname "$VNG"):$PATH"
+start=$(date +%s.%N)
+echo "[vm] booting $KVER (cpus=$CPUS memory=$MEMORY zfs=$ZFS timeout=${TIMEOUT}s results=$RESULTS)" >&2
+timeout --kill-after=15 "$TIMEOUT" "$VNG" --run "$VMLINUZ" --disable-kvm --cpus "$CPUS" --memory "$MEMORY" \
+    --rwdir "$RESULTS" "${disk_args[@]}" --exec "/bin/bash $HERE/guest.sh $RESULTS" </dev/null
+vng_rc=$?
+end=$(date +%s.%N)
+
+if [ "$vng_rc" = 124 ] || [ "$vng_rc" = 137 ]; then
+    echo "[vm] TIMEOUT: the VM did not finish within ${TIMEOUT}s and was killed" >&2
+    exit 124
+fi
+if [ ! -s "$RESULTS/guest-start" ]; then
+    echo "[vm] the guest never reached the command (vng exit status $vng_rc); see the console output above" >&2
+    exit 125
+fi
+gstart=$(cat "$RESULTS/guest-start")
+if [ ! -s "$RESULTS/rc" ]; then
+    echo "[vm] the guest did not report an exit status (crash or panic?), vng exit status $vng_rc" >&2
+    exit 125
+fi
+rc=$(cat "$RESULTS/rc")
+gend=$(cat "$RESULTS/guest-end" 2>/dev/null || echo "$end")
+awk -v s="$start" -v g="$gstart" -v ge="$gend" -v e="$end" -v rc="$rc" 'BEGIN {
+    printf "[vm] boot %.1f s, command %.1f s, total %.1f s, exit status %s\n", g - s, ge - g, e - s, rc }' >&2
+exit "$rc"
