@@ -1,0 +1,1107 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""btrfs backends: ``btrfs_snapshot`` and ``btrfs_send``.
+
+Names
+    Sources and targets are absolute paths: letters, digits and ``. _ - + @ :
+    = ,`` in each component; no ``.``/``..`` components, no component starting
+    with ``-`` or with ``.pitcopy`` (our namespace), no trailing slash, no
+    symlinks on the way. Nothing ever goes through a shell.
+
+    btrfs_snapshot: the copy of ``/srv/db`` in implied target pool ``01`` of
+    copy pool ``nightly`` is the read-only snapshot subvolume
+    ``/srv/.pitcopy/nightly/01/db`` (``<parent>/.pitcopy/<pool>/<target
+    pool>/<basename>``): in the source's parent directory, so on the same
+    filesystem, and outside the source, so that restoring the source never
+    touches a copy. It is staged as ``.../01/.pitcopy-staging.db`` and renamed
+    on promotion: btrfs renames a read-only subvolume only within its
+    directory, so staging and final names share it.
+
+    btrfs_send: a target is a directory on a btrfs filesystem. The copy of
+    ``/srv/db`` in target ``/backup/a`` is the received read-only subvolume
+    ``/backup/a/db``. A temporary read-only snapshot
+    ``/srv/.pitcopy/<pool>/send/.pitcopy-staging.db`` is taken at the point in
+    time, sent with ``btrfs send | btrfs receive`` (two processes, one pipe,
+    no shell) into ``/backup/a`` where it arrives as
+    ``/backup/a/.pitcopy-staging.db``, and is deleted after the send;
+    promotion deletes the replaced copy (ours only) and renames the staged
+    one to ``/backup/a/db``.
+
+Ownership mark
+    Read-only subvolumes take no xattrs and a received one must stay
+    read-only, so the mark is a sidecar file beside the copy:
+    ``<dir>/.pitcopy-mark.<name>.json`` for the copy ``<dir>/<name>``. It is
+    written BEFORE the snapshot or receive (state ``pending``: whatever
+    appears at that path belongs to us even if we die at once) and completed
+    after it with the subvolume's UUID, ctransid and generation. It names the
+    copy pool, version, source and target. A target directory holding any
+    entry without such a mark is foreign: never eligible, never written to.
+
+Validity
+    A copy is invalid when it is gone, is no longer read-only, is another
+    subvolume than the one we made (UUID), or changed since it was made: its
+    ctransid (the transaction of its last change, which ``btrfs property set
+    ro false`` plus a write moves on) differs from the recorded one. The
+    generation is recorded too; it is reported but not judged, because a
+    balance or device replace rewrites tree blocks and moves it without
+    changing the data.
+
+Point in time
+    btrfs is never frozen (a snapshot of a frozen btrfs blocks until the
+    thaw). Sources are grouped by filesystem and snapshotted back to back,
+    one ``btrfs subvolume snapshot -r`` each with nothing else between them,
+    inside ``window.open(freeze=[])`` so that the pool's pre/post-copy hooks
+    can quiesce the applications. Each snapshot is its own transaction, so
+    without hooks two sources are copied a few milliseconds apart.
+    ``consistency: freeze`` is refused for btrfs.
+
+Sizes and capacity
+    A subvolume has no fixed size. Its ``size`` is its referenced bytes when
+    quotas (qgroups) are enabled on its filesystem, otherwise the bytes used
+    on its filesystem (an upper bound). block_size is the filesystem's
+    sectorsize, container its UUID, free the bytes available to unprivileged
+    writers (statvfs f_bavail). btrfs_snapshot needs metadata only: 1 MiB
+    free per snapshot on the source's filesystem. btrfs_send needs, on each
+    target filesystem, the sum over its source filesystems of
+    ``min(sum of the sources' sizes, that filesystem's used bytes)``, plus
+    the snapshot reserve on each source filesystem; the replaced copies are
+    deleted only after the new version is complete, so they do not count as
+    free.
+
+Processes
+    Discovery, validity and marks are pure Python (``/proc/self/mountinfo``,
+    stat, statvfs and the read-only ioctls BTRFS_IOC_FS_INFO and
+    BTRFS_IOC_GET_SUBVOL_INFO). A version of N sources costs N
+    ``btrfs subvolume snapshot -r`` (plus N send|receive pairs for
+    btrfs_send) and one ``btrfs subvolume delete`` per batch of deletions.
+    ``list_copies`` runs one ``btrfs subvolume list`` per mounted btrfs
+    filesystem.
+
+Restore
+    The source subvolume is moved aside (to ``<parent>/.pitcopy/<pool>/
+    restore/``), a writable snapshot of the copy (btrfs_send: of a copy sent
+    back to the source's filesystem) is made at the source's path, and the
+    moved-aside subvolume is deleted only after that succeeded; on failure it
+    is moved back. Refused, before anything changes, when the source is a
+    mountpoint, is in use by a process (open file, working directory), holds
+    nested subvolumes (a snapshot does not contain them), or the copy is not
+    valid. Other kept versions are never touched.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import re
+import stat
+import struct
+import uuid
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    CapacityError,
+    CommandError,
+    CopyFailed,
+    InvalidInput,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    CopyInfo,
+    CopyOutcome,
+    CopyPair,
+    Volume,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import mount_of, read_mounts
+
+BTRFS = "btrfs"
+NAMESPACE = ".pitcopy"
+STAGING_PREFIX = ".pitcopy-staging."
+MARK_PREFIX = ".pitcopy-mark."
+MARK_SUFFIX = ".json"
+MARK_FORMAT = 1
+
+KIND_SUBVOLUME = "subvolume"
+KIND_DIRECTORY = "directory"
+
+#: metadata reserve per snapshot on the source filesystem (see module doc)
+SNAPSHOT_RESERVE = 1024 * 1024
+
+_COMPONENT = re.compile(r"^[A-Za-z0-9_.+@:=,-]+$")
+_SAFE_POOL = re.compile(r"^[A-Za-z0-9_.+@:=,-]+$")
+
+# --- ioctls (read-only except SYNC); layouts from linux/btrfs.h -------------
+
+_IOC_MAGIC = 0x94
+_FS_INFO_SIZE = 1024
+# struct btrfs_ioctl_get_subvol_info_args
+_SUBVOL_INFO_FMT = "=Q256sQQQQ16s16s16sQQQQ" + "QI4x" * 4 + "8Q"
+_SUBVOL_INFO_SIZE = struct.calcsize(_SUBVOL_INFO_FMT)  # 504
+_SUBVOL_RDONLY = 1 << 0  # BTRFS_ROOT_SUBVOL_RDONLY in the root item flags
+FIRST_FREE_OBJECTID = 256  # inode number of every subvolume's root directory
+
+
+def _ior(nr, size):
+    return (2 << 30) | (size << 16) | (_IOC_MAGIC << 8) | nr
+
+
+_IOC_FS_INFO = _ior(31, _FS_INFO_SIZE)
+_IOC_GET_SUBVOL_INFO = _ior(60, _SUBVOL_INFO_SIZE)
+_IOC_SYNC = (_IOC_MAGIC << 8) | 8
+
+
+def _open_dir(path):
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+
+
+def fs_info(path):
+    """(fsid, sectorsize, nodesize) of the btrfs filesystem holding ``path``."""
+    fd = _open_dir(path)
+    try:
+        buf = bytearray(_FS_INFO_SIZE)
+        fcntl.ioctl(fd, _IOC_FS_INFO, buf)
+    finally:
+        os.close(fd)
+    fsid = str(uuid.UUID(bytes=bytes(buf[16:32])))
+    nodesize, sectorsize = struct.unpack_from("=II", buf, 32)
+    return fsid, sectorsize, nodesize
+
+
+def subvol_info(path):
+    """Facts of the subvolume whose root is ``path`` (no process)."""
+    fd = _open_dir(path)
+    try:
+        buf = bytearray(_SUBVOL_INFO_SIZE)
+        fcntl.ioctl(fd, _IOC_GET_SUBVOL_INFO, buf)
+    finally:
+        os.close(fd)
+    v = struct.unpack(_SUBVOL_INFO_FMT, bytes(buf))
+    null = b"\0" * 16
+    return {
+        "id": v[0],
+        "generation": v[4],
+        "readonly": bool(v[5] & _SUBVOL_RDONLY),
+        "uuid": str(uuid.UUID(bytes=v[6])),
+        "parent_uuid": str(uuid.UUID(bytes=v[7])) if v[7] != null else None,
+        "received_uuid": str(uuid.UUID(bytes=v[8])) if v[8] != null else None,
+        "ctransid": v[9],
+    }
+
+
+def sync_fs(path):
+    """Commit the filesystem's transaction (BTRFS_IOC_SYNC): a received
+    subvolume's generation settles only then."""
+    fd = _open_dir(path)
+    try:
+        fcntl.ioctl(fd, _IOC_SYNC)
+    finally:
+        os.close(fd)
+
+
+# --- names -------------------------------------------------------------------
+
+_ACCEPTED = ("an absolute path such as /srv/data: letters, digits and . _ - + @ : = , in each component; "
+             "no '.' or '..' components, no component starting with '-' or '.pitcopy', no trailing slash, "
+             "no spaces, newlines or shell characters")
+
+
+def validate_path(name, what="source"):
+    """Raise InvalidInput unless ``name`` is an acceptable absolute path."""
+    def bad(why):
+        return InvalidInput("btrfs %s %r is not accepted: %s; give %s" % (what, name, why, _ACCEPTED))
+
+    if not isinstance(name, str) or not name:
+        raise bad("not a non-empty string")
+    if not name.startswith("/"):
+        raise bad("it is not an absolute path" + (" (it starts with '-')" if name.startswith("-") else ""))
+    if name == "/":
+        raise bad("the root directory cannot be a %s" % what)
+    if len(name) > 4000:
+        raise bad("it is longer than 4000 characters")
+    if name.endswith("/") or "//" in name:
+        raise bad("it has a trailing or doubled slash")
+    for comp in name[1:].split("/"):
+        if comp in (".", ".."):
+            raise bad("it has a %r component" % comp)
+        if comp.startswith("-"):
+            raise bad("component %r starts with '-'" % comp)
+        if comp.startswith(NAMESPACE):
+            raise bad("component %r is in pitcopy's own namespace (.pitcopy*)" % comp)
+        if len(comp) > 255:
+            raise bad("a component is longer than 255 bytes")
+        if not _COMPONENT.match(comp):
+            raise bad("component %r has a character outside letters, digits and . _ - + @ : = ," % comp)
+    return name
+
+
+def _validate_pool_component(value, what):
+    if not isinstance(value, str) or not _SAFE_POOL.match(value) or value in (".", "..") or value.startswith("-"):
+        raise InvalidInput("%s %r cannot be used in a btrfs path: use letters, digits and . _ - + @ : = , "
+                           "(not starting with '-')" % (what, value))
+
+
+def mark_path(copy_path):
+    d, b = os.path.split(copy_path)
+    return os.path.join(d, MARK_PREFIX + b + MARK_SUFFIX)
+
+
+def staged_path(copy_path):
+    d, b = os.path.split(copy_path)
+    return os.path.join(d, STAGING_PREFIX + b)
+
+
+def pool_dir(source, pool):
+    return os.path.join(os.path.dirname(source), NAMESPACE, pool)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def read_mark(copy_path):
+    """The mark of ``copy_path`` as a dict, or None (no mark, or unreadable:
+    an unreadable mark does not make a copy ours)."""
+    try:
+        with open(mark_path(copy_path), "r") as fh:
+            data = json.load(fh)
+    except (IOError, OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("pitcopy") != MARK_FORMAT or not isinstance(data.get("pool"), str):
+        return None
+    return data
+
+
+def write_mark(copy_path, data):
+    """Atomically write the mark of ``copy_path`` (temp file, fsync, rename)."""
+    path = mark_path(copy_path)
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        os.write(fd, (json.dumps(data, sort_keys=True) + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def remove_mark(copy_path):
+    try:
+        os.unlink(mark_path(copy_path))
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def _exists(path):
+    try:
+        os.lstat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _is_subvolume(path):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_ino == FIRST_FREE_OBJECTID
+
+
+def _makedirs(path, mode=0o700):
+    if not os.path.isdir(path):
+        os.makedirs(path, mode)
+
+
+def _stderr(exc):
+    if isinstance(exc, CommandError):
+        return (exc.stderr or exc.stdout or exc.msg).strip()
+    return str(exc)
+
+
+def busy_users(path):
+    """PIDs with an open file, working directory or root under ``path``
+    (read from /proc; no process started)."""
+    prefix = path.rstrip("/") + "/"
+    users = []
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        base = "/proc/%s" % pid
+        links = [base + "/cwd", base + "/root"]
+        try:
+            links.extend(base + "/fd/" + fd for fd in os.listdir(base + "/fd"))
+        except OSError:
+            pass
+        for link in links:
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue
+            if target == path or target.startswith(prefix):
+                users.append(int(pid))
+                break
+    return users
+
+
+class _BtrfsBase(Backend):
+    """What both btrfs technologies share: names, discovery, marks, deletion."""
+
+    implied_targets = False
+
+    def __init__(self, runner=None, mounts_path="/proc/self/mountinfo"):
+        super(_BtrfsBase, self).__init__(runner)
+        self.mounts_path = mounts_path
+
+    # --- helpers -------------------------------------------------------------
+
+    def _run(self, argv, **kw):
+        return self.runner.run(argv, **kw)
+
+    def _mounts(self):
+        return read_mounts(self.mounts_path)
+
+    def _fs_facts(self, mount, cache):
+        """{fsid, sectorsize, nodesize, free, used, mountpoint} of a btrfs
+        mount, once per filesystem per call."""
+        key = mount["mount_id"]
+        if key not in cache:
+            mp = mount["mountpoint"]
+            fsid, sectorsize, nodesize = fs_info(mp)
+            sv = os.statvfs(mp)
+            cache[key] = {
+                "fsid": fsid, "sectorsize": sectorsize, "nodesize": nodesize, "mountpoint": mp,
+                "free": sv.f_bavail * sv.f_frsize, "used": (sv.f_blocks - sv.f_bfree) * sv.f_frsize,
+            }
+        return cache[key]
+
+    def _qgroup_sizes(self, fsid, mountpoint, cache):
+        """{subvolume id: referenced bytes} when quotas are on, else {}."""
+        key = ("qgroups", fsid)
+        if key not in cache:
+            sizes = {}
+            if os.path.isdir("/sys/fs/btrfs/%s/qgroups" % fsid):
+                rc, out, _err = self._run(["btrfs", "qgroup", "show", "--raw", "-r", "--", mountpoint], check=False)
+                if rc == 0:
+                    for line in out.splitlines():
+                        f = line.split()
+                        if len(f) >= 2 and f[0].startswith("0/") and f[1].isdigit():
+                            sizes[int(f[0][2:])] = int(f[1])
+            cache[key] = sizes
+        return cache[key]
+
+    def _dir_ownership(self, path):
+        """(owners, foreign entries) of a directory used as a copy location:
+        owners maps entry -> mark; foreign lists entries without our mark
+        (the first one found: one is enough to make it foreign)."""
+        owners = {}
+        foreign = []
+        try:
+            entries = set(os.listdir(path))
+        except OSError:
+            return owners, foreign
+        for e in sorted(entries):
+            if e.startswith(MARK_PREFIX):
+                continue  # marks (and their temp files) are ours by name
+            mark = read_mark(os.path.join(path, e)) if (MARK_PREFIX + e + MARK_SUFFIX) in entries else None
+            if mark is None:
+                foreign.append(e)
+                break
+            owners[e] = mark
+        return owners, foreign
+
+    def _volume(self, name, mounts, cache):
+        try:
+            st = os.lstat(name)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode) or os.path.realpath(name) != name:
+            return Volume(name=name, kind="symlink")
+        if not stat.S_ISDIR(st.st_mode):
+            return Volume(name=name, kind="file", size=st.st_size)
+        m = mount_of(name, mounts)
+        if m is None or m["fstype"] != BTRFS:
+            sv = os.statvfs(name)
+            return Volume(name=name, kind=KIND_DIRECTORY, container=(m or {}).get("source", ""),
+                          free=sv.f_bavail * sv.f_frsize, foreign_data=bool(os.listdir(name)))
+        fs = self._fs_facts(m, cache)
+        if st.st_ino == FIRST_FREE_OBJECTID:
+            kind = KIND_SUBVOLUME
+            info = subvol_info(name)
+            size = self._qgroup_sizes(fs["fsid"], fs["mountpoint"], cache).get(info["id"], fs["used"])
+            technologies = frozenset(("btrfs_snapshot", "btrfs_send"))
+        else:
+            kind = KIND_DIRECTORY
+            size = 0
+            technologies = frozenset(("btrfs_send",))
+        owner, foreign = self._ownership_of(name, kind)
+        return Volume(name=name, kind=kind, size=size, block_size=fs["sectorsize"], technologies=technologies,
+                      container=fs["fsid"], free=fs["free"], owner=owner, foreign_data=foreign)
+
+    def _ownership_of(self, name, kind):
+        """(owner pool or None, foreign_data) of a volume; per technology."""
+        mark = read_mark(name)
+        return (mark["pool"] if mark else None), False
+
+    def _validate_any(self, name):
+        """Syntax of any name discover() may get: a plain path, or one of
+        our own copy paths (``.../.pitcopy/<pool>/...``)."""
+        if isinstance(name, str) and "/%s/" % NAMESPACE in name:
+            head, _sep, tail = name.partition("/%s/" % NAMESPACE)
+            parts = tail.split("/")
+            validate_path(head + "/x", "path")
+            for p in parts:
+                if p in ("", ".", "..") or "\n" in p or "\0" in p or p.startswith("-"):
+                    raise InvalidInput("btrfs path %r is not accepted; give %s" % (name, _ACCEPTED))
+            return
+        validate_path(name, "volume")
+
+    # --- Backend: discovery --------------------------------------------------
+
+    def discover(self, names):
+        for n in names:
+            self._validate_any(n)
+        mounts = self._mounts()
+        cache = {}
+        out = {}
+        for n in names:
+            vol = self._volume(n, mounts, cache)
+            if vol is not None:
+                out[n] = vol
+        return out
+
+    def validate_source_name(self, name):
+        validate_path(name, "source")
+
+    def source_kinds(self):
+        return frozenset((KIND_SUBVOLUME,))
+
+    def size_must_fit(self):
+        # subvolumes have no fixed size: check_capacity compares free bytes
+        return False
+
+    # --- shared checks ---------------------------------------------------------
+
+    def _check_definition(self, definition):
+        if definition.consistency == "freeze":
+            raise InvalidInput(
+                "consistency 'freeze' is not possible for %s: a snapshot of a frozen btrfs filesystem blocks "
+                "in uninterruptible sleep until the thaw; use consistency 'auto' with pre_copy_hooks that "
+                "quiesce the applications" % definition.technology)
+        _validate_pool_component(definition.name, "copy pool name")
+
+    def _check_source(self, source, mounts):
+        """The source must be a btrfs subvolume that is not a mountpoint."""
+        validate_path(source, "source")
+        if os.path.realpath(source) != source:
+            raise InvalidInput("btrfs source %s has a symlink in its path (it resolves to %s); give the real path"
+                               % (source, os.path.realpath(source)))
+        if not _is_subvolume(source):
+            raise InvalidInput("btrfs source %s is not a btrfs subvolume (create it with 'btrfs subvolume create' "
+                               "or choose an existing subvolume)" % source)
+        m = mount_of(source, mounts)
+        if m is None or m["fstype"] != BTRFS:
+            raise InvalidInput("btrfs source %s is not on a btrfs filesystem" % source)
+        if m["mountpoint"] == source:
+            raise InvalidInput(
+                "btrfs source %s is the mountpoint of a filesystem; its copies would go to %s which is on another "
+                "filesystem: mount the filesystem's top level elsewhere and give the subvolume's path below it"
+                % (source, pool_dir(source, "<pool>")))
+        return m
+
+    def _delete_subvolumes(self, paths):
+        """One ``btrfs subvolume delete`` for all of ``paths`` that exist."""
+        paths = [p for p in paths if _is_subvolume(p)]
+        if paths:
+            self._run(["btrfs", "subvolume", "delete", "--"] + paths)
+        return paths
+
+    def _delete_ours(self, pool, paths, keep_version=None):
+        """Delete the subvolumes at ``paths`` whose mark names ``pool`` (and,
+        with ``keep_version``, another version), then their marks."""
+        doomed = []
+        for p in paths:
+            mark = read_mark(p)
+            if mark is None or mark.get("pool") != pool:
+                continue
+            if keep_version is not None and mark.get("version") == keep_version:
+                continue
+            doomed.append(p)
+        self._delete_subvolumes(doomed)
+        for p in doomed:
+            remove_mark(p)
+        return doomed
+
+    def _complete_mark(self, path, mark, **extra):
+        info = subvol_info(path)
+        data = dict(mark)
+        data.update(state="complete", uuid=info["uuid"], ctransid=info["ctransid"], generation=info["generation"],
+                    received_uuid=info["received_uuid"], completed=_now())
+        data.update(extra)
+        write_mark(path, data)
+        return data
+
+    def _judge(self, path, mark):
+        """(valid, detail) of an existing copy against its mark."""
+        if mark.get("state") != "complete":
+            return False, "the copy was interrupted before it was recorded (mark state %s)" % mark.get("state")
+        if not _is_subvolume(path):
+            return False, "%s is not a subvolume any more" % path
+        try:
+            info = subvol_info(path)
+        except OSError as exc:
+            return False, "cannot read subvolume facts of %s: %s" % (path, exc)
+        if info["uuid"] != mark.get("uuid"):
+            return False, "%s is another subvolume (UUID %s) than the copy made (UUID %s)" % (
+                path, info["uuid"], mark.get("uuid"))
+        if not info["readonly"]:
+            return False, "%s is no longer read-only: it may have been changed behind pitcopy's back" % path
+        if info["ctransid"] != mark.get("ctransid"):
+            return False, "%s changed after the copy was made (ctransid %s, recorded %s; generation %s, recorded %s)" % (
+                path, info["ctransid"], mark.get("ctransid"), info["generation"], mark.get("generation"))
+        return True, "read-only, unchanged since transaction %s" % mark.get("ctransid")
+
+    def copy_valid(self, definition, info):
+        return info.valid
+
+    def _listing_roots(self, mounts):
+        """One mount per mounted btrfs filesystem (the one showing the most)."""
+        best = {}
+        for m in mounts:
+            if m["fstype"] != BTRFS:
+                continue
+            key = m["source"], m["dev"]
+            if key not in best or len(m["root"]) < len(best[key]["root"]):
+                best[key] = m
+        return list(best.values())
+
+    def _all_subvolume_paths(self, mounts):
+        """Paths of every subvolume visible through the mounts: one
+        ``btrfs subvolume list`` per filesystem."""
+        paths = []
+        for m in self._listing_roots(mounts):
+            rc, out, _err = self._run(["btrfs", "subvolume", "list", "--", m["mountpoint"]], check=False)
+            if rc != 0:
+                continue
+            # paths are relative to the filesystem's top level; map them
+            # through every mount of that filesystem
+            same_fs = [x for x in mounts if x["fstype"] == BTRFS and x["dev"] == m["dev"]]
+            for line in out.splitlines():
+                _head, sep, rel = line.partition(" path ")
+                if not sep:
+                    continue
+                rel = "/" + rel.strip().lstrip("/")
+                if rel.startswith("/<FS_TREE>/"):
+                    rel = rel[len("/<FS_TREE>"):]
+                for x in same_fs:
+                    root = x["root"].rstrip("/")
+                    if rel.startswith(root + "/"):
+                        paths.append(os.path.join(x["mountpoint"], rel[len(root) + 1:]))
+        seen = set()
+        return [p for p in paths if not (p in seen or seen.add(p))]
+
+    def list_copies(self, pool_name):
+        mounts = self._mounts()
+        out = []
+        for path in self._all_subvolume_paths(mounts):
+            mark = read_mark(path)
+            if mark is None or mark.get("pool") != pool_name or mark.get("technology") != self.technology:
+                continue
+            staged = mark.get("role") != "copy"
+            valid, detail = self._judge(path, mark)
+            target = path if (staged or self.implied_targets) else mark.get("target", path)
+            out.append(CopyInfo(target=target, pool=pool_name, source=mark.get("source"),
+                                version=mark.get("version"), staged=staged, valid=valid, detail=detail))
+        return out
+
+    # --- restore ------------------------------------------------------------------
+
+    def _restore_checks(self, definition, version, pairs, mounts):
+        plan = []
+        problems = []
+        for p in pairs:
+            copy = self._copy_path(p.source, p.target)
+            mark = read_mark(copy)
+            if mark is None or mark.get("pool") != definition.name or mark.get("role") != "copy":
+                problems.append("%s: no copy of pool %s at %s" % (p.source, definition.name, copy))
+                continue
+            if mark.get("version") != version:
+                problems.append("%s: %s holds version %s, not %s" % (p.source, copy, mark.get("version"), version))
+                continue
+            valid, detail = self._judge(copy, mark)
+            if not valid:
+                problems.append("%s: the copy is not valid: %s" % (p.source, detail))
+                continue
+            try:
+                validate_path(p.source, "source")
+            except InvalidInput as exc:
+                problems.append(exc.msg)
+                continue
+            parent = os.path.dirname(p.source)
+            pm = mount_of(parent, mounts)
+            if not os.path.isdir(parent) or pm is None or pm["fstype"] != BTRFS:
+                problems.append("%s: its parent directory %s is not a directory on btrfs" % (p.source, parent))
+                continue
+            if any(m["mountpoint"] == p.source for m in mounts):
+                problems.append("%s is a mountpoint; unmount it first (a mounted subvolume cannot be replaced)"
+                                % p.source)
+                continue
+            if _exists(p.source):
+                if not _is_subvolume(p.source):
+                    problems.append("%s exists and is not a subvolume; move it away first" % p.source)
+                    continue
+                users = busy_users(p.source)
+                if users:
+                    problems.append("%s is in use by process(es) %s (open files or working directory); stop them "
+                                    "first" % (p.source, ", ".join(str(u) for u in users[:10])))
+                    continue
+                rc, out, err = self._run(["btrfs", "subvolume", "list", "-o", "--", p.source], check=False)
+                nested = [ln.partition(" path ")[2] for ln in out.splitlines() if " path " in ln]
+                if rc != 0:
+                    problems.append("%s: cannot list nested subvolumes: %s" % (p.source, err.strip()))
+                    continue
+                if nested:
+                    problems.append("%s holds nested subvolumes (%s) that the copy does not contain; move them out "
+                                    "first" % (p.source, ", ".join(nested[:5])))
+                    continue
+            plan.append((p, copy))
+        if problems:
+            raise InvalidInput("cannot restore version %s of copy pool %s, nothing was changed: %s" % (
+                version, definition.name, "; ".join(problems)))
+        return plan
+
+    def restore(self, definition, version, pairs):
+        self._check_definition(definition)
+        mounts = self._mounts()
+        plan = self._restore_checks(definition, version, pairs, mounts)
+        restored = []
+        for p, copy in plan:
+            self._restore_one(definition, p.source, copy)
+            restored.append(p.source)
+        return restored
+
+    def _restore_one(self, definition, source, copy):
+        work = os.path.join(pool_dir(source, definition.name), "restore")
+        _makedirs(work)
+        base = os.path.basename(source)
+        aside = os.path.join(work, ".pitcopy-aside." + base)
+        if _exists(aside):
+            raise InvalidInput("cannot restore %s: %s is left from an earlier interrupted restore and may hold the "
+                               "data %s had then; look at it and delete it with 'btrfs subvolume delete' first"
+                               % (source, aside, source))
+        origin, cleanup = self._restore_origin(definition, source, copy, work)
+        moved = False
+        try:
+            if _exists(source):
+                os.rename(source, aside)
+                moved = True
+            try:
+                self._run(["btrfs", "subvolume", "snapshot", "--", origin, source])
+            except CommandError as exc:
+                if moved:
+                    os.rename(aside, source)
+                    moved = False
+                raise CopyFailed("restore of %s from %s failed: %s; %s was left as it was" % (
+                    source, copy, _stderr(exc), source), cause=exc, source=source, target=copy)
+            if moved:
+                self._delete_subvolumes([aside])
+        finally:
+            if cleanup:
+                self._delete_subvolumes(cleanup)
+                for c in cleanup:
+                    remove_mark(c)
+
+    def _restore_origin(self, definition, source, copy, work):
+        """(path to snapshot from, temporary subvolumes to delete after)."""
+        return copy, []
+
+
+class BtrfsSnapshotBackend(_BtrfsBase):
+    """``btrfs_snapshot``: read-only snapshot subvolumes beside the source."""
+
+    technology = "btrfs_snapshot"
+    implied_targets = True
+
+    def target_kinds(self, source_kind):
+        return frozenset((KIND_SUBVOLUME,))
+
+    def implied_target(self, pool, target_pool, source):
+        validate_path(source, "source")
+        _validate_pool_component(pool, "copy pool name")
+        _validate_pool_component(target_pool, "target pool name")
+        return os.path.join(pool_dir(source, pool), target_pool, os.path.basename(source))
+
+    def validate_target_name(self, name):
+        self._validate_any(name)
+
+    def _copy_path(self, source, target):
+        return target
+
+    def _ownership_of(self, name, kind):
+        if kind != KIND_SUBVOLUME or "/%s/" % NAMESPACE not in name:
+            return super(BtrfsSnapshotBackend, self)._ownership_of(name, kind)
+        mark = read_mark(name)
+        # something at one of our implied names without our mark is foreign
+        return (mark["pool"] if mark else None), mark is None
+
+    def _expected_target(self, definition, source, target):
+        tp = os.path.basename(os.path.dirname(target))
+        if tp not in definition.target_pool_names() or target != self.implied_target(definition.name, tp, source):
+            raise InvalidInput("%s is not the implied target of source %s in copy pool %s (expected %s/<target "
+                               "pool>/%s)" % (target, source, definition.name, pool_dir(source, definition.name),
+                                              os.path.basename(source)))
+
+    def check_capacity(self, definition, pairs, replaced_pairs, volumes):
+        self._check_definition(definition)
+        need = {}
+        where = {}
+        for p in pairs:
+            vol = volumes.get(p.source)
+            if vol is None or vol.kind != KIND_SUBVOLUME:
+                continue  # target selection reports it
+            need[vol.container] = need.get(vol.container, 0) + SNAPSHOT_RESERVE
+            where.setdefault(vol.container, []).append((p.source, vol.free))
+        for fsid, needed in need.items():
+            free = where[fsid][0][1] or 0
+            if free < needed:
+                raise CapacityError(
+                    "copy pool %s: btrfs filesystem %s (holding %s) has %d bytes free; %d snapshots need at least "
+                    "%d bytes of metadata space (%d per snapshot); replaced snapshots are deleted only after the "
+                    "new version is complete" % (definition.name, fsid, ", ".join(s for s, _f in where[fsid]),
+                                                 free, len(where[fsid]), needed, SNAPSHOT_RESERVE))
+
+    def create_copies(self, definition, version, pairs, window):
+        self._check_definition(definition)
+        mounts = self._mounts()
+        groups = []  # [(fs key, [(pair, staged path)])] in first-seen order
+        index = {}
+        for p in pairs:
+            m = self._check_source(p.source, mounts)
+            self._expected_target(definition, p.source, p.target)
+            st = staged_path(p.target)
+            key = m["dev"]
+            if key not in index:
+                index[key] = len(groups)
+                groups.append((key, []))
+            groups[index[key]][1].append((p, st))
+        todo = [item for _k, items in groups for item in items]
+        # leftovers of an interrupted run: ours go, anything else stops us
+        for p, st in todo:
+            if _exists(st):
+                mark = read_mark(st)
+                if mark is None or mark.get("pool") != definition.name:
+                    raise CopyFailed("cannot stage the copy of %s: %s exists and is not pitcopy's; nothing was "
+                                     "copied" % (p.source, st), source=p.source, target=p.target)
+                self._delete_ours(definition.name, [st])
+        for p, st in todo:
+            _makedirs(os.path.dirname(st))
+            write_mark(st, {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
+                            "version": version, "source": p.source, "target": p.target, "role": "staged",
+                            "state": "pending", "created": _now()})
+        made = []
+        failed = None
+        try:
+            with window.open(freeze=[]):
+                # back to back, nothing else between two snapshots of a group
+                for _key, items in groups:
+                    for p, st in items:
+                        try:
+                            self._run(["btrfs", "subvolume", "snapshot", "-r", "--", p.source, st])
+                        except CommandError as exc:
+                            failed = (p, exc)
+                            break
+                        made.append((p, st))
+                    if failed:
+                        break
+            if failed:
+                p, exc = failed
+                raise CopyFailed(
+                    "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d snapshot(s) already made "
+                    "were removed and the previous versions are intact" % (
+                        version, definition.name, p.source, p.target, _stderr(exc), len(made)),
+                    cause=exc, source=p.source, target=p.target)
+            staged = []
+            for p, st in made:
+                self._complete_mark(st, read_mark(st))
+                staged.append(CopyPair(p.source, st))
+        except BaseException:
+            self._cleanup_staged([st for _p, st in todo], definition.name)
+            raise
+        return CopyOutcome(staged=staged, window_ms=window.window_ms, frozen=[], hooks=list(window.hooks))
+
+    def _cleanup_staged(self, paths, pool):
+        try:
+            self._delete_ours(pool, paths)
+        finally:
+            for st in paths:
+                if not _exists(st):
+                    mark = read_mark(st)
+                    if mark is not None and mark.get("pool") == pool:
+                        remove_mark(st)
+
+    def promote(self, definition, version, pairs, staged, replaced_pairs):
+        staged_by_source = dict((s.source, s.target) for s in staged)
+        self._delete_ours(definition.name, [p.target for p in replaced_pairs], keep_version=version)
+        for p in pairs:
+            st = staged_by_source.get(p.source, staged_path(p.target))
+            self._promote_one(definition, version, p, st)
+
+    def _promote_one(self, definition, version, p, st, final=None):
+        """Staged -> final for one pair. Crash-safe order: the final mark is
+        written (state ``promoting``) before the rename and completed after
+        it, so whatever a crash leaves is either still staged or already a
+        marked copy of this version; a second call finishes the job."""
+        final = final or p.target
+        pool = definition.name
+        smark = read_mark(st)
+        ours_staged = smark is not None and smark.get("pool") == pool and smark.get("version") == version
+        if _is_subvolume(st) and ours_staged:
+            fmark = read_mark(final)
+            if _exists(final):
+                if fmark is None or fmark.get("pool") != pool:
+                    raise CopyFailed("cannot promote the copy of %s: %s exists and is not a copy of pool %s; "
+                                     "it is never overwritten" % (p.source, final, pool),
+                                     source=p.source, target=p.target)
+                if fmark.get("version") != version:
+                    # an older copy of ours at this name that no record named
+                    self._delete_ours(pool, [final])
+            if not _exists(final):
+                data = dict(smark)
+                data.update(role="copy", target=p.target, state="promoting")
+                write_mark(final, data)
+                os.rename(st, final)
+        fmark = read_mark(final)
+        if not _is_subvolume(final) or fmark is None or fmark.get("pool") != pool or fmark.get("version") != version:
+            raise CopyFailed("cannot promote the copy of %s: neither %s nor %s holds version %d of copy pool %s" % (
+                p.source, st, final, version, pool), source=p.source, target=p.target)
+        if fmark.get("state") != "complete" or fmark.get("role") != "copy":
+            data = dict(fmark)
+            data.update(role="copy", target=p.target, promoted=_now())
+            self._complete_mark(final, data)
+        if smark is not None and smark.get("pool") == pool and not _exists(st):
+            remove_mark(st)
+
+    def discard(self, definition, staged):
+        self._cleanup_staged([s.target for s in staged], definition.name)
+
+    def delete_copies(self, definition, pairs):
+        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in pairs])
+
+
+class BtrfsSendBackend(BtrfsSnapshotBackend):
+    """``btrfs_send``: full send/receive into directories of target pools."""
+
+    technology = "btrfs_send"
+    implied_targets = False
+
+    def implied_target(self, pool, target_pool, source):
+        raise NotImplementedError("btrfs_send targets are listed in target_pools")
+
+    def target_kinds(self, source_kind):
+        # a subvolume is a directory too
+        return frozenset((KIND_DIRECTORY, KIND_SUBVOLUME))
+
+    def validate_target_name(self, name):
+        validate_path(name, "target")
+
+    def _copy_path(self, source, target):
+        return os.path.join(target, os.path.basename(source))
+
+    @staticmethod
+    def _send_snapshot(definition, source):
+        return os.path.join(pool_dir(source, definition.name), "send", STAGING_PREFIX + os.path.basename(source))
+
+    def _ownership_of(self, name, kind):
+        owners, foreign = self._dir_ownership(name)
+        pools = sorted(set(m.get("pool") for m in owners.values()))
+        return (pools[0] if pools else None), bool(foreign) or len(pools) > 1
+
+    def check_capacity(self, definition, pairs, replaced_pairs, volumes):
+        self._check_definition(definition)
+        # per target fs: per source fs, the sources' sizes capped at that fs's used bytes
+        by_target = {}
+        snap_need = {}
+        for p in pairs:
+            src = volumes.get(p.source)
+            tgt = volumes.get(p.target)
+            if src is None or tgt is None or src.kind != KIND_SUBVOLUME:
+                continue  # target selection reports it
+            t = by_target.setdefault(tgt.container, {"free": tgt.free or 0, "targets": [], "sources": {}})
+            t["targets"].append(p.target)
+            s = t["sources"].setdefault(src.container, {"sum": 0, "cap": None, "names": []})
+            s["sum"] += src.size
+            s["names"].append(p.source)
+            sn = snap_need.setdefault(src.container, {"free": src.free or 0, "need": 0, "names": []})
+            sn["need"] += SNAPSHOT_RESERVE
+            sn["names"].append(p.source)
+        used = self._fs_used(volumes, pairs)
+        for fsid, t in sorted(by_target.items()):
+            need = 0
+            parts = []
+            for sfs, s in sorted(t["sources"].items()):
+                cap = used.get(sfs)
+                n = min(s["sum"], cap) if cap is not None else s["sum"]
+                need += n
+                parts.append("%s: %d bytes" % (", ".join(s["names"]), n))
+            if t["free"] < need:
+                raise CapacityError(
+                    "copy pool %s: target filesystem %s (targets %s) has %d bytes free but the new version needs "
+                    "%d bytes (%s; sizes are qgroup referenced bytes, or the source filesystem's used bytes without "
+                    "quotas); the replaced copies are deleted only after the new version is complete, so they do "
+                    "not count as free" % (definition.name, fsid, ", ".join(t["targets"]), t["free"], need,
+                                           "; ".join(parts)))
+        for fsid, sn in sorted(snap_need.items()):
+            if sn["free"] < sn["need"]:
+                raise CapacityError(
+                    "copy pool %s: source filesystem %s (holding %s) has %d bytes free; the temporary snapshots "
+                    "for the send need at least %d bytes" % (definition.name, fsid, ", ".join(sn["names"]),
+                                                             sn["free"], sn["need"]))
+
+    def _fs_used(self, volumes, pairs):
+        used = {}
+        mounts = self._mounts()
+        cache = {}
+        for p in pairs:
+            vol = volumes.get(p.source)
+            if vol is None or vol.container in used:
+                continue
+            m = mount_of(p.source, mounts)
+            if m is not None and m["fstype"] == BTRFS:
+                used[vol.container] = self._fs_facts(m, cache)["used"]
+        return used
+
+    def _check_target(self, definition, p, mounts):
+        validate_path(p.target, "target")
+        if not os.path.isdir(p.target) or os.path.islink(p.target) or os.path.realpath(p.target) != p.target:
+            raise InvalidInput("btrfs_send target %s is not an existing directory (create it; no symlinks)" % p.target)
+        m = mount_of(p.target, mounts)
+        if m is None or m["fstype"] != BTRFS:
+            raise InvalidInput("btrfs_send target %s is not on a btrfs filesystem" % p.target)
+        owners, foreign = self._dir_ownership(p.target)
+        others = sorted(set(mk.get("pool") for mk in owners.values()) - set([definition.name]))
+        if foreign or others:
+            raise InvalidInput(
+                "btrfs_send target %s holds data copy pool %s does not own (%s); it is never overwritten: choose "
+                "another target" % (p.target, definition.name,
+                                    ", ".join(foreign[:5] + ["copies of pool %s" % o for o in others])))
+
+    def create_copies(self, definition, version, pairs, window):
+        self._check_definition(definition)
+        mounts = self._mounts()
+        groups = []
+        index = {}
+        for p in pairs:
+            m = self._check_source(p.source, mounts)
+            self._check_target(definition, p, mounts)
+            snap = self._send_snapshot(definition, p.source)
+            st = staged_path(self._copy_path(p.source, p.target))
+            key = m["dev"]
+            if key not in index:
+                index[key] = len(groups)
+                groups.append((key, []))
+            groups[index[key]][1].append((p, snap, st))
+        todo = [item for _k, items in groups for item in items]
+        for p, snap, st in todo:
+            for path in (snap, st):
+                if _exists(path):
+                    mark = read_mark(path)
+                    if mark is None or mark.get("pool") != definition.name:
+                        raise CopyFailed("cannot stage the copy of %s: %s exists and is not pitcopy's; nothing was "
+                                         "copied" % (p.source, path), source=p.source, target=p.target)
+                    self._delete_ours(definition.name, [path])
+        base = {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology, "version": version,
+                "state": "pending", "created": _now()}
+        for p, snap, st in todo:
+            _makedirs(os.path.dirname(snap))
+            write_mark(snap, dict(base, source=p.source, target=p.target, role="send-snapshot"))
+            write_mark(st, dict(base, source=p.source, target=p.target, role="staged"))
+        failed = None
+        done = 0
+        staged = []
+        try:
+            with window.open(freeze=[]):
+                for _key, items in groups:
+                    for p, snap, st in items:
+                        try:
+                            self._run(["btrfs", "subvolume", "snapshot", "-r", "--", p.source, snap])
+                        except CommandError as exc:
+                            failed = (p, exc)
+                            break
+                        done += 1
+                    if failed:
+                        break
+            if failed:
+                p, exc = failed
+                raise CopyFailed(
+                    "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d temporary snapshot(s) "
+                    "already made were removed and the previous versions are intact" % (
+                        version, definition.name, p.source, p.target, _stderr(exc), done),
+                    cause=exc, source=p.source, target=p.target)
+            for p, snap, st in todo:
+                try:
+                    self.runner.pipe([["btrfs", "send", "-q", "--", snap], ["btrfs", "receive", "--", p.target]])
+                except CommandError as exc:
+                    raise CopyFailed(
+                        "version %d of copy pool %s failed at the pair %s -> %s: btrfs send | btrfs receive: %s; "
+                        "the copies already made were removed and the previous versions are intact" % (
+                            version, definition.name, p.source, p.target, _stderr(exc)),
+                        cause=exc, source=p.source, target=p.target)
+                if not _is_subvolume(st):
+                    raise CopyFailed("version %d of copy pool %s: btrfs receive into %s did not create %s" % (
+                        version, definition.name, p.target, st), source=p.source, target=p.target)
+            synced = set()
+            for p, snap, st in todo:
+                if p.target not in synced:
+                    sync_fs(p.target)
+                    synced.add(p.target)
+                self._complete_mark(st, read_mark(st))
+                staged.append(CopyPair(p.source, st))
+        except BaseException:
+            self._cleanup_staged([st for _p, _s, st in todo], definition.name)
+            raise
+        finally:
+            self._cleanup_staged([snap for _p, snap, _st in todo], definition.name)
+        return CopyOutcome(staged=staged, window_ms=window.window_ms, frozen=[], hooks=list(window.hooks))
+
+    def promote(self, definition, version, pairs, staged, replaced_pairs):
+        staged_by_source = dict((s.source, s.target) for s in staged)
+        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in replaced_pairs],
+                          keep_version=version)
+        for p in pairs:
+            final = self._copy_path(p.source, p.target)
+            st = staged_by_source.get(p.source, staged_path(final))
+            self._promote_one(definition, version, p, st, final=final)
+
+    def discard(self, definition, staged):
+        paths = [s.target for s in staged]
+        paths.extend(self._send_snapshot(definition, s.source) for s in staged if s.source)
+        self._cleanup_staged(paths, definition.name)
+
+    def _restore_origin(self, definition, source, copy, work):
+        # bring the copy back to the source's filesystem first: a snapshot
+        # cannot cross filesystems
+        back = os.path.join(work, os.path.basename(copy))
+        if _exists(back):
+            self._delete_ours(definition.name, [back])
+            if _exists(back):
+                raise InvalidInput("cannot restore %s: %s exists and is not pitcopy's" % (source, back))
+        write_mark(back, {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
+                          "role": "restore-temp", "source": source, "state": "pending", "created": _now()})
+        try:
+            self.runner.pipe([["btrfs", "send", "-q", "--", copy], ["btrfs", "receive", "--", work]])
+        except CommandError as exc:
+            self._delete_ours(definition.name, [back])
+            remove_mark(back)
+            raise CopyFailed("restore of %s: sending the copy %s back failed: %s; %s was left as it was" % (
+                source, copy, _stderr(exc), source), cause=exc, source=source, target=copy)
+        return back, [back]

@@ -1,0 +1,559 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""btrfs_snapshot and btrfs_send through the record engine, on real btrfs
+filesystems on loop devices (native; no VM)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
+    BtrfsSendBackend,
+    BtrfsSnapshotBackend,
+    mark_path,
+    read_mark,
+    subvol_info,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    CapacityError,
+    CopyFailed,
+    InvalidInput,
+    NoEligibleTarget,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import Hook, PoolDefinition, TargetPool
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+
+pytestmark = pytest.mark.btrfs
+
+BACKENDS = {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBackend}
+
+
+def btrfs(*args):
+    proc = subprocess.run(["btrfs"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
+    assert proc.returncode == 0, "btrfs %s: %s" % (" ".join(args), proc.stderr)
+    return proc.stdout
+
+
+def write(path, text):
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def read(path):
+    with open(path) as fh:
+        return fh.read()
+
+
+class World:
+    """A copy pool on real btrfs: sources on fs ``src``, send targets on ``dst``."""
+
+    def __init__(self, tmp_path, runner, src, dst, technology, name="pool1"):
+        self.runner = runner
+        self.src = src
+        self.dst = dst
+        self.technology = technology
+        self.name = name
+        self.store = StateStore(str(tmp_path / "state"))
+        self.engine = RecordEngine(self.store, lambda tech: BACKENDS[tech](runner=runner))
+        self.backend = BACKENDS[technology](runner=runner)
+        os.makedirs(src.path("vol"), exist_ok=True)
+        self.sources = []
+        self.target_pools = ()
+        self.hooks = ((), ())
+        self.versions = 2
+
+    def add_source(self, name, parent="vol"):
+        path = self.src.path(parent, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        btrfs("subvolume", "create", path)
+        self.sources.append(path)
+        return path
+
+    def make_target_pools(self, count=2, per_pool=4):
+        tps = []
+        for i in range(count):
+            vols = []
+            for j in range(per_pool):
+                d = self.dst.path("tp%d" % (i + 1), "t%d" % (j + 1))
+                os.makedirs(d, exist_ok=True)
+                vols.append(d)
+            tps.append(TargetPool("tp%d" % (i + 1), tuple(vols)))
+        self.target_pools = tuple(tps)
+
+    def definition(self):
+        return PoolDefinition(
+            name=self.name, technology=self.technology, sources=tuple(self.sources), versions=self.versions,
+            target_pools=self.target_pools if self.technology == "btrfs_send" else (),
+            pre_copy_hooks=tuple(self.hooks[0]), post_copy_hooks=tuple(self.hooks[1]))
+
+    def define(self):
+        with self.engine.session(self.name) as s:
+            return s.plan_define(self.definition()).apply()
+
+    def copy(self, label=None):
+        with self.engine.session(self.name) as s:
+            return s.plan_copy(label=label).apply()
+
+    def verify(self, repair=False):
+        with self.engine.session(self.name) as s:
+            return s.plan_verify(repair=repair).apply()
+
+    def restore(self, version, volumes=None):
+        with self.engine.session(self.name) as s:
+            return s.plan_restore(version, volumes=volumes).apply()
+
+    def state(self):
+        return self.store.load(self.name)
+
+    def copy_path(self, pair):
+        if self.technology == "btrfs_snapshot":
+            return pair.target
+        return os.path.join(pair.target, os.path.basename(pair.source))
+
+    def pitcopy_leftovers(self):
+        """Staged copies, temporary snapshots and pending marks anywhere."""
+        found = []
+        for fs in (self.src, self.dst):
+            for root, dirs, files in os.walk(fs.mountpoint):
+                for n in dirs + files:
+                    if n.startswith(".pitcopy-staging.") or n.startswith(".pitcopy-aside."):
+                        found.append(os.path.join(root, n))
+                    if n.startswith(".pitcopy-mark.") and ".pitcopy-staging." in n:
+                        found.append(os.path.join(root, n))
+                    if n.startswith(".pitcopy-mark.") and ".tmp." in n:
+                        found.append(os.path.join(root, n))
+                dirs[:] = [d for d in dirs if not d.startswith(".pitcopy-staging.") and not
+                           (d.startswith("v") and d[1:].isdigit())]
+        return found
+
+
+@pytest.fixture
+def fs_pair(loopfs_factory):
+    return loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src"), \
+        loopfs_factory("btrfs", size=512 * 1024 * 1024, name="dst")
+
+
+def check_versions(world, expected):
+    """Every kept version holds exactly the data of its point in time."""
+    state = world.state()
+    kept = sorted(r.version for r in state.replication_records)
+    assert kept == sorted(expected)[-len(kept):]
+    for rec in state.replication_records:
+        assert rec.status == "valid"
+        assert sorted(p.source for p in rec.pairs) == sorted(expected[rec.version])
+        for p in rec.pairs:
+            path = world.copy_path(p)
+            assert read(os.path.join(path, "data")) == expected[rec.version][p.source], (rec.version, p)
+            info = subvol_info(path)
+            assert info["readonly"], path
+            mark = read_mark(path)
+            assert mark["pool"] == world.name and mark["version"] == rec.version and mark["source"] == p.source
+    return kept
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_versions_rotate_with_sources_added_and_removed(fs_pair, runner, tmp_path, technology):
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, technology)
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.make_target_pools()
+    w.define()
+    with w.engine.session(w.name) as s:
+        pre = s.plan_prepair(versions=1).apply()
+    assert [len(r["pairs"]) for r in pre["records"]] == [3]
+
+    expected = {}
+    windows = []
+    for v in range(1, 7):
+        if v == 3:
+            w.add_source("d")
+            w.define()
+        if v == 4:
+            w.sources.remove(src.path("vol", "b"))
+            w.define()
+        content = {}
+        for s_ in w.sources:
+            content[s_] = "version %d of %s\n" % (v, os.path.basename(s_))
+            write(os.path.join(s_, "data"), content[s_])
+        result = w.copy(label="L%d" % v)
+        assert result["version"]["number"] == v
+        assert result["version"]["status"] == "valid"
+        windows.append(result["copy_window_ms"])
+        expected[v] = content
+        kept = check_versions(w, expected)
+        assert len(kept) == min(v, 2)
+        if v == 1:
+            assert result["version"]["pre_copy_record"] == "prepairing"
+        if v >= 3:
+            assert result["replaced_version"] == v - 2
+        if v == 4:
+            assert [p["source"] for p in result["broken_pairs"]] == [src.path("vol", "b")]
+        assert w.pitcopy_leftovers() == []
+    print("%s copy windows (ms): %s" % (technology, ", ".join("%.1f" % x for x in windows)))
+
+    # rotation: version 5 reuses the targets of version 3 (same target pool)
+    state = w.state()
+    assert [r.target_pool for r in state.replication_records] == (
+        ["01", "02"] if technology == "btrfs_snapshot" else ["tp1", "tp2"])
+    # the dropped source's copies left with its versions; its subvolume is untouched
+    assert read(os.path.join(src.path("vol", "b"), "data")) == "version 3 of b\n"
+    ours = w.backend.list_copies(w.name)
+    assert sorted((c.version, c.source) for c in ours) == sorted(
+        (v, s_) for v in (5, 6) for s_ in expected[v])
+    assert all(c.valid and not c.staged for c in ours)
+    assert w.verify()["consistent"] is True
+
+    # same label: no change
+    with w.engine.session(w.name) as s:
+        assert s.plan_copy(label="L6").changed is False
+
+    # restore version 5 of the whole pool, then version 6 of source a only
+    for s_ in w.sources:
+        write(os.path.join(s_, "data"), "scribbled\n")
+        write(os.path.join(s_, "extra"), "new file\n")
+    w.restore(5)
+    for s_ in w.sources:
+        assert read(os.path.join(s_, "data")) == expected[5][s_]
+        assert not os.path.exists(os.path.join(s_, "extra"))
+        assert not subvol_info(s_)["readonly"]
+        write(os.path.join(s_, "data"), "after restore\n")  # writable again
+    w.restore(6, volumes=[src.path("vol", "a")])
+    assert read(src.path("vol", "a", "data")) == expected[6][src.path("vol", "a")]
+    assert read(src.path("vol", "c", "data")) == "after restore\n"
+    check_versions(w, expected)  # restoring destroyed no kept version
+    assert w.pitcopy_leftovers() == []
+
+    # a copy deleted and a copy made writable behind the tool's back
+    state = w.state()
+    v6 = state.replication(6)
+    gone, changed = v6.pairs[0], v6.pairs[1]
+    btrfs("subvolume", "delete", w.copy_path(gone))
+    btrfs("property", "set", "-f", w.copy_path(changed), "ro", "false")
+    result = w.verify()
+    assert result["consistent"] is False
+    problems = sorted((f["version"], f["source"], f["problem"]) for f in result["findings"])
+    assert problems == sorted([(6, gone.source, "copy_missing"), (6, changed.source, "copy_invalid")])
+    info = [c for c in w.backend.list_copies(w.name) if c.source == changed.source and c.version == 6][0]
+    assert "no longer read-only" in info.detail
+    # a writable copy changed and set read-only again is still caught (ctransid)
+    write(os.path.join(w.copy_path(changed), "data"), "tampered\n")
+    btrfs("property", "set", "-f", w.copy_path(changed), "ro", "true")
+    btrfs("filesystem", "sync", w.copy_path(changed))
+    info = [c for c in w.backend.list_copies(w.name) if c.source == changed.source and c.version == 6][0]
+    assert not info.valid and "changed after the copy was made" in info.detail
+    repaired = w.verify(repair=True)
+    assert repaired["consistent"] is False
+    state = w.state()
+    assert state.replication(6).status == "invalid"
+    assert gone.source not in [p.source for p in state.replication(6).pairs]
+    assert state.replication(5).status == "valid"
+
+
+def test_source_names_are_validated(runner):
+    b = BtrfsSnapshotBackend(runner=runner)
+    for bad in ("relative/path", "/srv/../etc", "/srv/a b", "/srv/a;rm", "/srv/$(x)", "/srv/a\nb", "-rf",
+                "/srv/-x", "/srv/.pitcopy/x", "/srv/data/", "/", "/srv//x", "/srv/./x", "/srv/`x`"):
+        with pytest.raises(InvalidInput) as err:
+            b.validate_source_name(bad)
+        assert repr(bad) in err.value.msg and "absolute path" in err.value.msg
+    b.validate_source_name("/srv/data-1_x.y@z:2")
+    assert b.implied_target("p", "01", "/srv/db") == "/srv/.pitcopy/p/01/db"
+    with pytest.raises(InvalidInput):
+        b.implied_target("../p", "01", "/srv/db")
+    with pytest.raises(InvalidInput):
+        b.discover(["/srv/a b"])
+
+
+def test_discovery_facts(fs_pair, runner):
+    src, dst = fs_pair
+    os.makedirs(src.path("vol"))
+    btrfs("subvolume", "create", src.path("vol", "a"))
+    os.makedirs(dst.path("empty"))
+    os.makedirs(dst.path("foreign"))
+    write(dst.path("foreign", "somebody.txt"), "not ours\n")
+    b = BtrfsSendBackend(runner=runner)
+    vols = b.discover([src.path("vol", "a"), src.path("vol"), dst.path("empty"), dst.path("foreign"),
+                       dst.path("missing")])
+    a = vols[src.path("vol", "a")]
+    uuid_line = [ln for ln in btrfs("filesystem", "show", src.mountpoint).splitlines() if "uuid:" in ln][0]
+    assert a.kind == "subvolume" and a.container == uuid_line.split("uuid:")[1].strip()
+    assert a.block_size == 4096 and a.free > 100 * 1024 * 1024 and a.size > 0
+    assert vols[src.path("vol")].kind == "directory"
+    assert vols[dst.path("empty")].kind == "directory" and not vols[dst.path("empty")].foreign_data
+    assert vols[dst.path("empty")].owner is None
+    assert vols[dst.path("foreign")].foreign_data is True
+    assert dst.path("missing") not in vols
+
+
+def test_foreign_target_is_never_used_or_overwritten(fs_pair, runner, tmp_path):
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_send")
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.make_target_pools(count=2, per_pool=3)
+    w.define()
+    for s_ in w.sources:
+        write(os.path.join(s_, "data"), "v1\n")
+    w.copy()
+    # someone puts their own data into a target of the next target pool
+    victim = w.target_pools[1].volumes[2]
+    write(os.path.join(victim, "precious"), "theirs\n")
+    with pytest.raises(NoEligibleTarget) as err:
+        w.copy()
+    assert "holds data that is not a copy of pool" in str(err.value.details["unpaired"])
+    assert read(os.path.join(victim, "precious")) == "theirs\n"
+    assert sorted(os.listdir(victim)) == ["precious"]
+    assert w.pitcopy_leftovers() == []
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1] and state.journal is None
+    check_versions(w, {1: dict((s_, "v1\n") for s_ in w.sources)})
+    # the backend refuses it on its own too (a stale plan must not overwrite it)
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair
+    with pytest.raises(InvalidInput, match="never overwritten"):
+        w.backend.create_copies(w.definition(), 9, [CopyPair(w.sources[0], victim)], None)
+
+
+def test_target_filesystem_too_full(loopfs_factory, runner, tmp_path):
+    src = loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src")
+    dst = loopfs_factory("btrfs", size=256 * 1024 * 1024, name="dst")
+    w = World(tmp_path, runner, src, dst, "btrfs_send")
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.make_target_pools(count=2, per_pool=3)
+    w.define()
+    for s_ in w.sources:
+        write(os.path.join(s_, "data"), "v1\n")
+    w.copy()
+    # 240 MiB of real data in one source: more than the 256 MiB target fs has free
+    with open(os.path.join(w.sources[0], "big"), "wb") as fh:
+        for _ in range(240):
+            fh.write(os.urandom(1024 * 1024))
+    btrfs("filesystem", "sync", src.mountpoint)
+    with pytest.raises(CapacityError) as err:
+        w.copy()
+    msg = err.value.msg
+    assert "bytes free but the new version needs" in msg and dst.path("tp2", "t1") in msg
+    print(msg)
+    assert w.pitcopy_leftovers() == []
+    assert os.listdir(src.path("vol", ".pitcopy", w.name, "send")) == []
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1] and state.journal is None
+    check_versions(w, {1: dict((s_, "v1\n") for s_ in w.sources)})
+
+
+def test_failing_pair_removes_the_whole_version(fs_pair, runner, tmp_path):
+    """The third snapshot fails inside the copy window (its directory is
+    immutable): the two made before it are removed, records stay."""
+    src, dst = fs_pair
+    if not subprocess.call(["which", "chattr"], stdout=subprocess.DEVNULL) == 0:
+        pytest.fail("chattr (e2fsprogs) is needed for this test")
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
+    w.add_source("a")
+    w.add_source("b")
+    w.add_source("c", parent="other")
+    w.define()
+    for s_ in w.sources:
+        write(os.path.join(s_, "data"), "v1\n")
+    w.copy()
+    w.copy()
+    # version 3 goes to target pool 01; make c's directory there immutable
+    # from a pre-copy hook (after the backend's preparations) until the post hook
+    tdir = src.path("other", ".pitcopy", w.name, "01")
+    w.hooks = ([Hook(argv=("chattr", "+i", tdir))], [Hook(argv=("chattr", "-i", tdir))])
+    w.define()
+    for s_ in w.sources:
+        write(os.path.join(s_, "data"), "v3\n")
+    with pytest.raises(CopyFailed) as err:
+        w.copy()
+    msg = err.value.msg
+    print(msg)
+    assert src.path("vol", "c") not in msg and w.sources[2] in msg
+    assert "Operation not permitted" in msg and "the 2 snapshot(s) already made were removed" in msg
+    assert err.value.details["source"] == w.sources[2]
+    assert w.pitcopy_leftovers() == []
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1, 2] and state.journal is None
+    check_versions(w, {1: dict((s_, "v1\n") for s_ in w.sources), 2: dict((s_, "v1\n") for s_ in w.sources)})
+    # without the obstacle the next attempt succeeds
+    w.hooks = ((), ())
+    w.define()
+    assert w.copy()["version"]["number"] == 3
+
+
+WRITER = r"""
+import os, signal, sys, time
+paths = sys.argv[2:]
+ack = sys.argv[1]
+state = {"pause": False}
+def on_pause(signum, frame):
+    state["pause"] = True
+signal.signal(signal.SIGUSR1, on_pause)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+i = 0
+while True:
+    i += 1
+    for p in paths:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"%d\n" % i)
+        os.close(fd)
+    if state["pause"]:
+        # a consistent point: every source holds i; wait to be resumed
+        with open(ack, "w") as fh:
+            fh.write("%d\n" % i)
+        signal.sigwait([signal.SIGUSR2])
+        os.unlink(ack)
+        state["pause"] = False
+"""
+
+QUIESCE = r"""
+import os, signal, sys, time
+pid, ack = int(sys.argv[1]), sys.argv[2]
+os.kill(pid, signal.SIGUSR1)
+deadline = time.time() + 10
+while not os.path.exists(ack):
+    if time.time() > deadline:
+        sys.exit("writer did not reach a consistent point")
+    time.sleep(0.001)
+"""
+
+
+def _seq_of_version(w, version):
+    rec = w.state().replication(version)
+    return dict((p.source, int(read(os.path.join(w.copy_path(p), "seq")))) for p in rec.pairs)
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_consistency_with_a_continuous_writer(fs_pair, runner, tmp_path, technology):
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, technology)
+    w.versions = 2
+    for n in ("a", "b", "c", "d", "e"):
+        w.add_source(n)
+    w.make_target_pools(count=2, per_pool=5)
+    w.define()
+    ack = str(tmp_path / "ack")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, ack] + [os.path.join(s_, "seq") for s_ in w.sources])
+    try:
+        time.sleep(0.3)
+        # without hooks: back-to-back snapshots, one transaction each
+        w.copy()
+        plain = _seq_of_version(w, 1)
+        # with a pre-copy hook that brings the writer to a consistent point
+        w.hooks = ([Hook(argv=(sys.executable, "-c", QUIESCE, str(writer.pid), ack), timeout=20)],
+                   [Hook(argv=("kill", "-USR2", str(writer.pid)))])
+        w.define()
+        result = w.copy()
+        hooked = _seq_of_version(w, 2)
+        time.sleep(0.2)
+        assert writer.poll() is None
+        # the writer was resumed by the post hook: it moves on
+        now = int(read(os.path.join(w.sources[0], "seq")))
+        assert now > max(hooked.values())
+    finally:
+        writer.kill()
+        writer.wait()
+    spread = max(plain.values()) - min(plain.values())
+    print("%s without hooks: sequence numbers %s (spread %d across %d sources)" % (
+        technology, [plain[s_] for s_ in w.sources], spread, len(w.sources)))
+    print("%s with the quiescing hook: %s; copy window %.1f ms (hooks included)" % (
+        technology, [hooked[s_] for s_ in w.sources], result["copy_window_ms"]))
+    assert len(set(hooked.values())) == 1, hooked
+    # every copy is a real point in time of its own source: numbers only grow
+    # in snapshot order because sources are snapshotted one after the other
+    seq = [plain[s_] for s_ in w.sources]
+    assert seq == sorted(seq) or max(seq) - min(seq) <= 1
+
+
+def test_refuses_freeze_consistency(fs_pair, runner, tmp_path):
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
+    w.add_source("a")
+    w.define()
+    d = w.definition()
+    frozen = PoolDefinition(name=d.name, technology=d.technology, sources=d.sources, versions=2,
+                            consistency="freeze")
+    b = BtrfsSnapshotBackend(runner=runner)
+    with pytest.raises(InvalidInput, match="uninterruptible"):
+        b.check_capacity(frozen, [], [], {})
+
+
+def test_restore_refuses_busy_and_mountpoint_sources(fs_pair, runner, tmp_path):
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
+    a = w.add_source("a")
+    b_ = w.add_source("b")
+    w.define()
+    write(os.path.join(a, "data"), "v1\n")
+    write(os.path.join(b_, "data"), "v1\n")
+    w.copy()
+    write(os.path.join(a, "data"), "later\n")
+    holder = subprocess.Popen(["sleep", "60"], cwd=a)
+    try:
+        with pytest.raises(InvalidInput) as err:
+            w.restore(1)
+        assert "in use by process(es) %d" % holder.pid in err.value.msg and a in err.value.msg
+    finally:
+        holder.kill()
+        holder.wait()
+    # refused as a whole: b was not restored either
+    assert read(os.path.join(a, "data")) == "later\n"
+    # a nested subvolume would be lost: refused
+    btrfs("subvolume", "create", os.path.join(b_, "nested"))
+    with pytest.raises(InvalidInput, match="nested subvolumes"):
+        w.restore(1, volumes=[b_])
+    btrfs("subvolume", "delete", os.path.join(b_, "nested"))
+    # a mounted source cannot be swapped: refused
+    subprocess.check_call(["mount", "--bind", a, a])
+    try:
+        with pytest.raises(InvalidInput, match="is a mountpoint; unmount it first"):
+            w.restore(1)
+    finally:
+        subprocess.check_call(["umount", a])
+    w.restore(1)
+    assert read(os.path.join(a, "data")) == "v1\n"
+
+
+def test_interrupted_copy_is_repaired(fs_pair, runner, tmp_path):
+    """A run killed after staging: verify_records repair rolls it back or
+    finishes it, and nothing of ours is left unowned."""
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.define()
+    for s_ in w.sources:
+        write(os.path.join(s_, "data"), "v1\n")
+    w.copy()
+    # stage version 2 by hand through the backend, as a killed run would leave it
+    from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Journal
+    d = w.definition()
+    pairs = [CopyPair(s_, w.backend.implied_target(w.name, "02", s_)) for s_ in w.sources]
+    outcome = w.backend.create_copies(d, 2, pairs, CopyWindow(d, runner))
+    staged = [c for c in w.backend.list_copies(w.name) if c.staged]
+    assert sorted(c.target for c in staged) == sorted(p.target for p in outcome.staged)
+    assert all(c.valid for c in staged)
+    state = w.state()
+    from dataclasses import replace
+    w.store.save(replace(state, journal=Journal(operation="copy", version=2, target_pool="02", pairs=tuple(pairs),
+                                                phase="copied", started="2026-11-25T00:00:00Z",
+                                                staged=tuple(outcome.staged))))
+    result = w.verify(repair=True)
+    assert [f["problem"] for f in result["findings"]] == ["interrupted_copy"]
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1, 2] and state.journal is None
+    assert all(os.path.exists(mark_path(p.target)) for p in pairs)
+    assert w.pitcopy_leftovers() == []
+    assert w.verify()["consistent"] is True
