@@ -129,6 +129,15 @@ def pool_dict(state):
     return out
 
 
+def unpaired_summary(unpaired, limit=3):
+    """``vg/A (target pool 01: <first reason>)``, for the one-line msg."""
+    parts = ["%s (target pool %s: %s)" % (u.source, u.target_pool, u.reasons[0] if u.reasons else "no candidates")
+             for u in unpaired[:limit]]
+    if len(unpaired) > limit:
+        parts.append("and %d more" % (len(unpaired) - limit))
+    return "; ".join(parts)
+
+
 def version_dict(record, pre_copy_record=None):
     if record is None:
         return None
@@ -427,6 +436,8 @@ class PoolSession:
             prepairing, unpaired = self._refresh_prepairing(new, backend, volumes)
             new = replace(new, prepairing_records=prepairing)
         changed = old != new
+        if changed and old is not None:
+            self._no_journal("changing the pool")
         result = {"pool": definition.as_dict(), "unpaired": [u.as_dict() for u in unpaired],
                   "prepairing_records": [r.as_dict() for r in new.prepairing_records]}
 
@@ -552,9 +563,9 @@ class PoolSession:
             built.append(rec)
         if unpaired and not allow_unpaired:
             raise NoEligibleTarget(
-                "no eligible target for %s of copy pool %s; see unpaired for why each candidate was rejected, "
-                "or set allow_unpaired: true to keep the pairs that were found" % (
-                    ", ".join("%s (target pool %s)" % (u.source, u.target_pool) for u in unpaired), self.name),
+                "no eligible target for %d source(s) of copy pool %s: %s. See unpaired for why each candidate was "
+                "rejected; add or free target volumes, or set allow_unpaired: true to keep the pairs that were "
+                "found" % (len(unpaired), self.name, unpaired_summary(unpaired)),
                 unpaired=[u.as_dict() for u in unpaired])
         new_pprs = tuple(sorted(others + tuple(built), key=lambda r: r.version))
         new = replace(state, prepairing_records=new_pprs)
@@ -585,9 +596,8 @@ class PoolSession:
         cr = self._build(state, definition, backend, n, volumes)
         if cr.unpaired:
             raise NoEligibleTarget(
-                "version %d of copy pool %s cannot be taken: no eligible target in target pool %s for %s; see "
-                "unpaired for why each candidate was rejected" % (
-                    n, self.name, cr.target_pool, ", ".join(u.source for u in cr.unpaired)),
+                "version %d of copy pool %s cannot be taken, nothing was copied: %s. See unpaired for why each "
+                "candidate was rejected" % (n, self.name, unpaired_summary(cr.unpaired)),
                 unpaired=[u.as_dict() for u in cr.unpaired])
         record = Record(RECORD_REPLICATION, n, cr.target_pool, now, cr.pairs, label=label, status=STATUS_VALID)
         dropped = self._retention(state, n, cr.replaced.version if cr.replaced is not None else None)
