@@ -682,9 +682,9 @@ class StateStore:
                 if now >= deadline:
                     holder = self._lock_holder(fd)
                     raise PoolBusy(
-                        "copy pool '%s' is busy: another run holds %s (waited %.3g s)%s; retry when it has "
+                        "copy pool '%s' is busy: another run holds %s (waited %g s)%s; retry when it has "
                         "finished, or raise the lock timeout" % (
-                            name, lpath, now - start, "; the holder is pid %d" % holder if holder else ""),
+                            name, lpath, round(now - start, 1), "; the holder is pid %d" % holder if holder else ""),
                         pool=name, lock_path=lpath, waited=round(now - start, 3), holder_pid=holder)
                 time.sleep(min(pause, max(deadline - now, 0.0)))
                 pause = min(pause * 2, 0.2)
