@@ -152,6 +152,11 @@ def _ior(nr, size):
 _IOC_FS_INFO = _ior(31, _FS_INFO_SIZE)
 _IOC_GET_SUBVOL_INFO = _ior(60, _SUBVOL_INFO_SIZE)
 _IOC_SYNC = (_IOC_MAGIC << 8) | 8
+# struct btrfs_ioctl_vol_args_v2: fd, transid, flags, 32-byte union, name[4040]
+_VOL_ARGS_V2_SIZE = 4096
+_VOL_ARGS_V2_NAME = 56
+_SUBVOL_CREATE_RDONLY = 1 << 1  # BTRFS_SUBVOL_RDONLY
+_IOC_SNAP_CREATE_V2 = (1 << 30) | (_VOL_ARGS_V2_SIZE << 16) | (_IOC_MAGIC << 8) | 23
 
 
 def _open_dir(path):
@@ -190,6 +195,36 @@ def subvol_info(path):
         "received_uuid": str(uuid.UUID(bytes=v[8])) if v[8] != null else None,
         "ctransid": v[9],
     }
+
+
+class SnapshotJob:
+    """One read-only snapshot by BTRFS_IOC_SNAP_CREATE_V2, the ioctl that
+    ``btrfs subvolume snapshot -r`` itself issues. Both descriptors are
+    opened beforehand, so that inside the copy window only the ioctls run,
+    back to back, without a process start between two snapshots."""
+
+    def __init__(self, source, dest):
+        self.source = source
+        self.dest = dest
+        self.sfd = self.dfd = None
+        name = os.path.basename(dest).encode("utf-8")
+        self.buf = bytearray(_VOL_ARGS_V2_SIZE)
+        self.name = name
+
+    def prepare(self):
+        self.sfd = _open_dir(self.source)
+        self.dfd = _open_dir(os.path.dirname(self.dest))
+        struct.pack_into("=qQQ", self.buf, 0, self.sfd, 0, _SUBVOL_CREATE_RDONLY)
+        self.buf[_VOL_ARGS_V2_NAME:_VOL_ARGS_V2_NAME + len(self.name)] = self.name
+
+    def run(self):
+        fcntl.ioctl(self.dfd, _IOC_SNAP_CREATE_V2, self.buf)
+
+    def close(self):
+        for fd in (self.sfd, self.dfd):
+            if fd is not None:
+                os.close(fd)
+        self.sfd = self.dfd = None
 
 
 def sync_fs(path):
@@ -275,22 +310,26 @@ def read_mark(copy_path):
     return data
 
 
-def write_mark(copy_path, data):
-    """Atomically write the mark of ``copy_path`` (temp file, fsync, rename)."""
+def write_mark(copy_path, data, durable=True):
+    """Atomically write the mark of ``copy_path`` (temp file, rename). With
+    ``durable`` also fsync file and directory; batches pass False and make
+    the whole batch durable with one sync_fs() per filesystem instead."""
     path = mark_path(copy_path)
     tmp = "%s.tmp.%d" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         os.write(fd, (json.dumps(data, sort_keys=True) + "\n").encode("utf-8"))
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
-    dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    if durable:
+        dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def remove_mark(copy_path):
@@ -359,9 +398,19 @@ class _BtrfsBase(Backend):
 
     implied_targets = False
 
-    def __init__(self, runner=None, mounts_path="/proc/self/mountinfo"):
+    #: how read-only snapshots are taken: "ioctl" (BTRFS_IOC_SNAP_CREATE_V2,
+    #: what ``btrfs subvolume snapshot -r`` calls, without a process per
+    #: snapshot; falls back to the command where the kernel lacks it) or
+    #: "command" (``btrfs subvolume snapshot -r`` through the runner)
+    snapshot_with = "ioctl"
+
+    def __init__(self, runner=None, mounts_path="/proc/self/mountinfo", snapshot_with=None):
         super(_BtrfsBase, self).__init__(runner)
         self.mounts_path = mounts_path
+        if snapshot_with is not None:
+            if snapshot_with not in ("ioctl", "command"):
+                raise InvalidInput("snapshot_with %r: use 'ioctl' or 'command'" % (snapshot_with,))
+            self.snapshot_with = snapshot_with
 
     # --- helpers -------------------------------------------------------------
 
@@ -542,14 +591,83 @@ class _BtrfsBase(Backend):
             remove_mark(p)
         return doomed
 
-    def _complete_mark(self, path, mark, **extra):
+    def _complete_mark(self, path, mark, durable=True, **extra):
         info = subvol_info(path)
         data = dict(mark)
         data.update(state="complete", uuid=info["uuid"], ctransid=info["ctransid"], generation=info["generation"],
                     received_uuid=info["received_uuid"], completed=_now())
         data.update(extra)
-        write_mark(path, data)
+        write_mark(path, data, durable=durable)
         return data
+
+    def _sync(self, paths):
+        """Make the marks written beside ``paths`` durable: one
+        BTRFS_IOC_SYNC per filesystem instead of an fsync per file."""
+        mounts = self._mounts()
+        done = set()
+        for p in paths:
+            d = os.path.dirname(p)
+            m = mount_of(d, mounts)
+            key = m["dev"] if m else d
+            if key in done or not os.path.isdir(d):
+                continue
+            done.add(key)
+            if m is not None and m["fstype"] == BTRFS:
+                sync_fs(d)
+            else:
+                fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def _snapshot_all(self, groups, window):
+        """Take the read-only snapshots of ``groups`` ([(fs, [(pair, dest)])])
+        back to back inside ``window.open(freeze=[])``. Returns (made,
+        failure) where failure is (pair, CommandError) or None."""
+        made = []
+        failed = None
+        jobs = []
+        use_ioctl = self.snapshot_with == "ioctl"
+        try:
+            if use_ioctl:
+                for _key, items in groups:
+                    for p, dest in items:
+                        job = SnapshotJob(p.source, dest)
+                        jobs.append(job)
+                        job.prepare()
+            it = iter(jobs)
+            with window.open(freeze=[]):
+                # back to back, nothing else between two snapshots of a group
+                for _key, items in groups:
+                    for p, dest in items:
+                        argv = ["btrfs", "subvolume", "snapshot", "-r", "--", p.source, dest]
+                        try:
+                            if use_ioctl:
+                                job = next(it)
+                                try:
+                                    job.run()
+                                except (IOError, OSError) as exc:
+                                    if exc.errno not in (errno.ENOTTY, errno.EOPNOTSUPP) or made:
+                                        raise CommandError(
+                                            "ERROR: cannot snapshot '%s': %s" % (p.source, exc.strerror),
+                                            argv=argv, rc=1,
+                                            stderr="ERROR: cannot snapshot '%s': %s" % (p.source, exc.strerror))
+                                    # an old kernel without the ioctl: the command from now on
+                                    use_ioctl = False
+                                    self._run(argv)
+                            else:
+                                self._run(argv)
+                        except CommandError as exc:
+                            failed = (p, exc)
+                            break
+                        made.append((p, dest))
+                    if failed:
+                        break
+        finally:
+            for job in jobs:
+                job.close()
+        return made, failed
 
     def _judge(self, path, mark):
         """(valid, detail) of an existing copy against its mark."""
@@ -807,22 +925,11 @@ class BtrfsSnapshotBackend(_BtrfsBase):
             _makedirs(os.path.dirname(st))
             write_mark(st, {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
                             "version": version, "source": p.source, "target": p.target, "role": "staged",
-                            "state": "pending", "created": _now()})
-        made = []
-        failed = None
+                            "state": "pending", "created": _now()}, durable=False)
         try:
-            with window.open(freeze=[]):
-                # back to back, nothing else between two snapshots of a group
-                for _key, items in groups:
-                    for p, st in items:
-                        try:
-                            self._run(["btrfs", "subvolume", "snapshot", "-r", "--", p.source, st])
-                        except CommandError as exc:
-                            failed = (p, exc)
-                            break
-                        made.append((p, st))
-                    if failed:
-                        break
+            # pending marks on disk before any snapshot can exist
+            self._sync([st for _p, st in todo])
+            made, failed = self._snapshot_all(groups, window)
             if failed:
                 p, exc = failed
                 raise CopyFailed(
@@ -832,8 +939,9 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                     cause=exc, source=p.source, target=p.target)
             staged = []
             for p, st in made:
-                self._complete_mark(st, read_mark(st))
+                self._complete_mark(st, read_mark(st), durable=False)
                 staged.append(CopyPair(p.source, st))
+            self._sync([st for _p, st in made])
         except BaseException:
             self._cleanup_staged([st for _p, st in todo], definition.name)
             raise
@@ -851,21 +959,29 @@ class BtrfsSnapshotBackend(_BtrfsBase):
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_by_source = dict((s.source, s.target) for s in staged)
-        self._delete_ours(definition.name, [p.target for p in replaced_pairs], keep_version=version)
+        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in replaced_pairs],
+                          keep_version=version)
+        work = []
         for p in pairs:
-            st = staged_by_source.get(p.source, staged_path(p.target))
-            self._promote_one(definition, version, p, st)
+            final = self._copy_path(p.source, p.target)
+            work.append((p, staged_by_source.get(p.source, staged_path(final)), final))
+        self._promote(definition, version, work)
 
-    def _promote_one(self, definition, version, p, st, final=None):
-        """Staged -> final for one pair. Crash-safe order: the final mark is
-        written (state ``promoting``) before the rename and completed after
-        it, so whatever a crash leaves is either still staged or already a
-        marked copy of this version; a second call finishes the job."""
-        final = final or p.target
+    def _promote(self, definition, version, work):
+        """Staged -> final for every (pair, staged, final). Crash-safe order:
+        the final marks are written (state ``promoting``) and made durable
+        before the renames, and completed after them; whatever a crash leaves
+        is still staged or already a marked copy of this version, and a
+        second call finishes the job."""
         pool = definition.name
-        smark = read_mark(st)
-        ours_staged = smark is not None and smark.get("pool") == pool and smark.get("version") == version
-        if _is_subvolume(st) and ours_staged:
+        marks = {}
+        renames = []
+        for p, st, final in work:
+            smark = read_mark(st)
+            marks[st] = smark
+            if not (_is_subvolume(st) and smark is not None and smark.get("pool") == pool
+                    and smark.get("version") == version):
+                continue
             fmark = read_mark(final)
             if _exists(final):
                 if fmark is None or fmark.get("pool") != pool:
@@ -878,18 +994,30 @@ class BtrfsSnapshotBackend(_BtrfsBase):
             if not _exists(final):
                 data = dict(smark)
                 data.update(role="copy", target=p.target, state="promoting")
-                write_mark(final, data)
+                write_mark(final, data, durable=False)
+                renames.append((st, final))
+        if renames:
+            self._sync([f for _s, f in renames])
+            for st, final in renames:
                 os.rename(st, final)
-        fmark = read_mark(final)
-        if not _is_subvolume(final) or fmark is None or fmark.get("pool") != pool or fmark.get("version") != version:
-            raise CopyFailed("cannot promote the copy of %s: neither %s nor %s holds version %d of copy pool %s" % (
-                p.source, st, final, version, pool), source=p.source, target=p.target)
-        if fmark.get("state") != "complete" or fmark.get("role") != "copy":
-            data = dict(fmark)
-            data.update(role="copy", target=p.target, promoted=_now())
-            self._complete_mark(final, data)
-        if smark is not None and smark.get("pool") == pool and not _exists(st):
-            remove_mark(st)
+        completed = []
+        for p, st, final in work:
+            fmark = read_mark(final)
+            if not _is_subvolume(final) or fmark is None or fmark.get("pool") != pool or \
+                    fmark.get("version") != version:
+                raise CopyFailed("cannot promote the copy of %s: neither %s nor %s holds version %d of copy pool "
+                                 "%s" % (p.source, st, final, version, pool), source=p.source, target=p.target)
+            if fmark.get("state") != "complete" or fmark.get("role") != "copy":
+                data = dict(fmark)
+                data.update(role="copy", target=p.target, promoted=_now())
+                self._complete_mark(final, data, durable=False)
+                completed.append(final)
+        if completed:
+            self._sync(completed)
+        for p, st, final in work:
+            smark = marks.get(st)
+            if smark is not None and smark.get("pool") == pool and not _exists(st):
+                remove_mark(st)
 
     def discard(self, definition, staged):
         self._cleanup_staged([s.target for s in staged], definition.name)
@@ -1023,64 +1151,45 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                 "state": "pending", "created": _now()}
         for p, snap, st in todo:
             _makedirs(os.path.dirname(snap))
-            write_mark(snap, dict(base, source=p.source, target=p.target, role="send-snapshot"))
-            write_mark(st, dict(base, source=p.source, target=p.target, role="staged"))
-        failed = None
-        done = 0
+            write_mark(snap, dict(base, source=p.source, target=p.target, role="send-snapshot"), durable=False)
+            write_mark(st, dict(base, source=p.source, target=p.target, role="staged"), durable=False)
         staged = []
         try:
-            with window.open(freeze=[]):
-                for _key, items in groups:
-                    for p, snap, st in items:
-                        try:
-                            self._run(["btrfs", "subvolume", "snapshot", "-r", "--", p.source, snap])
-                        except CommandError as exc:
-                            failed = (p, exc)
-                            break
-                        done += 1
-                    if failed:
-                        break
-            if failed:
-                p, exc = failed
-                raise CopyFailed(
-                    "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d temporary snapshot(s) "
-                    "already made were removed and the previous versions are intact" % (
-                        version, definition.name, p.source, p.target, _stderr(exc), done),
-                    cause=exc, source=p.source, target=p.target)
-            for p, snap, st in todo:
-                try:
-                    self.runner.pipe([["btrfs", "send", "-q", "--", snap], ["btrfs", "receive", "--", p.target]])
-                except CommandError as exc:
+            try:
+                self._sync([snap for _p, snap, _st in todo] + [st for _p, _snap, st in todo])
+                made, failed = self._snapshot_all([(k, [(p, snap) for p, snap, _st in items]) for k, items in groups],
+                                                  window)
+                if failed:
+                    p, exc = failed
                     raise CopyFailed(
-                        "version %d of copy pool %s failed at the pair %s -> %s: btrfs send | btrfs receive: %s; "
-                        "the copies already made were removed and the previous versions are intact" % (
-                            version, definition.name, p.source, p.target, _stderr(exc)),
+                        "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d temporary snapshot(s) "
+                        "already made were removed and the previous versions are intact" % (
+                            version, definition.name, p.source, p.target, _stderr(exc), len(made)),
                         cause=exc, source=p.source, target=p.target)
-                if not _is_subvolume(st):
-                    raise CopyFailed("version %d of copy pool %s: btrfs receive into %s did not create %s" % (
-                        version, definition.name, p.target, st), source=p.source, target=p.target)
-            synced = set()
-            for p, snap, st in todo:
-                if p.target not in synced:
-                    sync_fs(p.target)
-                    synced.add(p.target)
-                self._complete_mark(st, read_mark(st))
-                staged.append(CopyPair(p.source, st))
-        except BaseException:
-            self._cleanup_staged([st for _p, _s, st in todo], definition.name)
-            raise
+                for p, snap, st in todo:
+                    try:
+                        self.runner.pipe([["btrfs", "send", "-q", "--", snap], ["btrfs", "receive", "--", p.target]])
+                    except CommandError as exc:
+                        raise CopyFailed(
+                            "version %d of copy pool %s failed at the pair %s -> %s: btrfs send | btrfs receive: %s; "
+                            "the copies already made were removed and the previous versions are intact" % (
+                                version, definition.name, p.source, p.target, _stderr(exc)),
+                            cause=exc, source=p.source, target=p.target)
+                    if not _is_subvolume(st):
+                        raise CopyFailed("version %d of copy pool %s: btrfs receive into %s did not create %s" % (
+                            version, definition.name, p.target, st), source=p.source, target=p.target)
+                # a received subvolume's generation settles with the commit
+                self._sync([st for _p, _snap, st in todo])
+                for p, snap, st in todo:
+                    self._complete_mark(st, read_mark(st), durable=False)
+                    staged.append(CopyPair(p.source, st))
+                self._sync([st for _p, _snap, st in todo])
+            except BaseException:
+                self._cleanup_staged([st for _p, _s, st in todo], definition.name)
+                raise
         finally:
             self._cleanup_staged([snap for _p, snap, _st in todo], definition.name)
         return CopyOutcome(staged=staged, window_ms=window.window_ms, frozen=[], hooks=list(window.hooks))
-
-    def promote(self, definition, version, pairs, staged, replaced_pairs):
-        staged_by_source = dict((s.source, s.target) for s in staged)
-        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in replaced_pairs],
-                          keep_version=version)
-        for p in pairs:
-            final = self._copy_path(p.source, p.target)
-            st = staged_by_source.get(p.source, staged_path(final))
-            self._promote_one(definition, version, p, st, final=final)
 
     def discard(self, definition, staged):
         paths = [s.target for s in staged]

@@ -557,3 +557,40 @@ def test_interrupted_copy_is_repaired(fs_pair, runner, tmp_path):
     assert all(os.path.exists(mark_path(p.target)) for p in pairs)
     assert w.pitcopy_leftovers() == []
     assert w.verify()["consistent"] is True
+
+
+@pytest.mark.parametrize("snapshot_with", ["ioctl", "command"])
+def test_both_snapshot_paths_make_the_same_copies(fs_pair, runner, snapshot_with):
+    """The ioctl path (default) and the ``btrfs subvolume snapshot -r``
+    command path give identical, marked, read-only staged copies."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair
+    from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
+    src, _dst = fs_pair
+    os.makedirs(src.path("vol"))
+    sources = []
+    for n in ("a", "b", "c"):
+        path = src.path("vol", n)
+        btrfs("subvolume", "create", path)
+        write(os.path.join(path, "data"), n)
+        sources.append(path)
+    b = BtrfsSnapshotBackend(runner=runner, snapshot_with=snapshot_with)
+    d = PoolDefinition(name="p", technology="btrfs_snapshot", sources=tuple(sources), versions=1)
+    pairs = [CopyPair(s_, b.implied_target("p", "01", s_)) for s_ in sources]
+    window = CopyWindow(d, runner)
+    outcome = b.create_copies(d, 1, pairs, window)
+    assert [p.source for p in outcome.staged] == sources
+    for pair, st in zip(pairs, outcome.staged):
+        assert os.path.basename(st.target) == ".pitcopy-staging." + os.path.basename(pair.source)
+        info = subvol_info(st.target)
+        assert info["readonly"] and info["parent_uuid"] == subvol_info(pair.source)["uuid"]
+        assert read_mark(st.target)["state"] == "complete"
+        assert read(os.path.join(st.target, "data")) == os.path.basename(pair.source)
+    assert window.window_ms > 0
+    b.promote(d, 1, pairs, outcome.staged, [])
+    b.promote(d, 1, pairs, outcome.staged, [])  # idempotent
+    assert sorted((c.version, c.staged, c.valid) for c in b.list_copies("p")) == [(1, False, True)] * 3
+    b.delete_copies(d, pairs)
+    assert b.list_copies("p") == []
+    assert sorted(os.listdir(src.path("vol", ".pitcopy", "p", "01"))) == []
+    with pytest.raises(InvalidInput):
+        BtrfsSnapshotBackend(runner=runner, snapshot_with="shell")
