@@ -568,6 +568,20 @@ class _BtrfsBase(Backend):
                 % (source, pool_dir(source, "<pool>")))
         return m
 
+    def _check_pair(self, definition, p, mounts):
+        """Raise InvalidInput if pair ``p`` cannot be copied; return the
+        source's mount."""
+        raise NotImplementedError
+
+    def _preflight(self, definition, p, mounts):
+        """_check_pair for create_copies: the engine has journaled the copy
+        by then and expects CopyFailed (nothing was changed)."""
+        try:
+            return self._check_pair(definition, p, mounts)
+        except InvalidInput as exc:
+            raise CopyFailed("version of copy pool %s not taken, nothing was changed: %s" % (definition.name, exc.msg),
+                             source=p.source, target=p.target)
+
     def _delete_subvolumes(self, paths):
         """One ``btrfs subvolume delete`` for all of ``paths`` that exist."""
         paths = [p for p in paths if _is_subvolume(p)]
@@ -728,12 +742,28 @@ class _BtrfsBase(Backend):
         seen = set()
         return [p for p in paths if not (p in seen or seen.add(p))]
 
+    def _canonical_path(self, mark):
+        """Where the copy a mark describes lives, by our naming rules; a
+        subvolume seen through a second mount of its filesystem elsewhere is
+        not listed twice."""
+        source, target, role = mark.get("source") or "", mark.get("target") or "", mark.get("role")
+        base = os.path.basename(source)
+        if role == "send-snapshot":
+            return os.path.join(pool_dir(source, mark.get("pool")), "send", STAGING_PREFIX + base)
+        if role == "restore-temp":
+            return None
+        final = target if self.implied_targets else os.path.join(target, base)
+        return final if role == "copy" else staged_path(final)
+
     def list_copies(self, pool_name):
         mounts = self._mounts()
         out = []
         for path in self._all_subvolume_paths(mounts):
             mark = read_mark(path)
             if mark is None or mark.get("pool") != pool_name or mark.get("technology") != self.technology:
+                continue
+            canonical = self._canonical_path(mark)
+            if canonical is not None and canonical != path:
                 continue
             staged = mark.get("role") != "copy"
             valid, detail = self._judge(path, mark)
@@ -879,8 +909,17 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                                "pool>/%s)" % (target, source, definition.name, pool_dir(source, definition.name),
                                               os.path.basename(source)))
 
+    def _check_pair(self, definition, p, mounts):
+        m = self._check_source(p.source, mounts)
+        self._expected_target(definition, p.source, p.target)
+        return m
+
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
         self._check_definition(definition)
+        mounts = self._mounts()
+        for p in pairs:
+            if _exists(p.source):
+                self._check_pair(definition, p, mounts)
         need = {}
         where = {}
         for p in pairs:
@@ -904,8 +943,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         groups = []  # [(fs key, [(pair, staged path)])] in first-seen order
         index = {}
         for p in pairs:
-            m = self._check_source(p.source, mounts)
-            self._expected_target(definition, p.source, p.target)
+            m = self._preflight(definition, p, mounts)
             st = staged_path(p.target)
             key = m["dev"]
             if key not in index:
@@ -1054,8 +1092,17 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         pools = sorted(set(m.get("pool") for m in owners.values()))
         return (pools[0] if pools else None), bool(foreign) or len(pools) > 1
 
+    def _check_pair(self, definition, p, mounts):
+        m = self._check_source(p.source, mounts)
+        self._check_target(definition, p, mounts)
+        return m
+
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
         self._check_definition(definition)
+        mounts = self._mounts()
+        for p in pairs:
+            if _exists(p.source) and _exists(p.target):
+                self._check_pair(definition, p, mounts)
         # per target fs: per source fs, the sources' sizes capped at that fs's used bytes
         by_target = {}
         snap_need = {}
@@ -1129,8 +1176,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         groups = []
         index = {}
         for p in pairs:
-            m = self._check_source(p.source, mounts)
-            self._check_target(definition, p, mounts)
+            m = self._preflight(definition, p, mounts)
             snap = self._send_snapshot(definition, p.source)
             st = staged_path(self._copy_path(p.source, p.target))
             key = m["dev"]

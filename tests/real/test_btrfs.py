@@ -321,8 +321,10 @@ def test_foreign_target_is_never_used_or_overwritten(fs_pair, runner, tmp_path):
     check_versions(w, {1: dict((s_, "v1\n") for s_ in w.sources)})
     # the backend refuses it on its own too (a stale plan must not overwrite it)
     from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair
-    with pytest.raises(InvalidInput, match="never overwritten"):
+    with pytest.raises(CopyFailed, match="never overwritten") as err:
         w.backend.create_copies(w.definition(), 9, [CopyPair(w.sources[0], victim)], None)
+    assert "nothing was changed" in err.value.msg
+    assert sorted(os.listdir(victim)) == ["precious"]
 
 
 def test_target_filesystem_too_full(loopfs_factory, runner, tmp_path):
@@ -397,6 +399,7 @@ import os, signal, sys, time
 paths = sys.argv[2:]
 ack = sys.argv[1]
 state = {"pause": False}
+fds = [os.open(p, os.O_WRONLY | os.O_CREAT, 0o644) for p in paths]
 def on_pause(signum, frame):
     state["pause"] = True
 signal.signal(signal.SIGUSR1, on_pause)
@@ -404,10 +407,9 @@ signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
 i = 0
 while True:
     i += 1
-    for p in paths:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, b"%d\n" % i)
-        os.close(fd)
+    for fd in fds:
+        # same length every time, written in place: never empty or torn
+        os.pwrite(fd, b"%012d\n" % i, 0)
     if state["pause"]:
         # a consistent point: every source holds i; wait to be resumed
         with open(ack, "w") as fh:
@@ -594,3 +596,48 @@ def test_both_snapshot_paths_make_the_same_copies(fs_pair, runner, snapshot_with
     assert sorted(os.listdir(src.path("vol", ".pitcopy", "p", "01"))) == []
     with pytest.raises(InvalidInput):
         BtrfsSnapshotBackend(runner=runner, snapshot_with="shell")
+
+
+def test_list_copies_through_subvolume_mounts(fs_pair, runner, tmp_path):
+    """Copies are found by one ``btrfs subvolume list`` per filesystem and
+    mapped through its mounts; a second mount does not list them twice."""
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
+    for n in ("a", "b"):
+        w.add_source(n)
+    w.define()
+    w.copy()
+    second = str(tmp_path / "second")
+    os.makedirs(second)
+    subprocess.check_call(["mount", "-o", "subvol=/", src.device, second])
+    try:
+        listed = sorted(c.target for c in w.backend.list_copies(w.name))
+        assert listed == sorted(w.backend.implied_target(w.name, "01", s_) for s_ in w.sources)
+        # the same pool defined through the second mount sees its own paths
+        b2 = BtrfsSnapshotBackend(runner=runner)
+        other = os.path.join(second, "vol", "a")
+        vols = b2.discover([other, b2.implied_target(w.name, "01", other)])
+        assert vols[other].kind == "subvolume"
+        # the mark names the canonical path, so the copy is ours but listed once
+        assert vols[b2.implied_target(w.name, "01", other)].owner == w.name
+    finally:
+        subprocess.check_call(["umount", second])
+
+
+def test_mountpoint_source_is_refused_before_the_copy(fs_pair, runner, tmp_path):
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
+    a = w.add_source("a")
+    w.add_source("b")
+    w.define()
+    subprocess.check_call(["mount", "--bind", a, a])
+    try:
+        with pytest.raises(InvalidInput) as err:
+            w.copy()
+        assert "%s is the mountpoint of a filesystem" % a in err.value.msg
+    finally:
+        subprocess.check_call(["umount", a])
+    state = w.state()
+    assert state.journal is None and state.replication_records == ()
+    assert w.pitcopy_leftovers() == []
+    assert w.copy()["version"]["number"] == 1
