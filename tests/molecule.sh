@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Molecule scenarios of the roles on real storage, for one technology:
+#   tests/molecule.sh btrfs   natively (loop devices): rotation, restore and
+#                             the 60-day calendar of the tiered policy
+#   tests/molecule.sh lvm     inside the test VM (device-mapper needed)
+#   tests/molecule.sh zfs     inside the test VM (OpenZFS module needed)
+# Needs root. Fails when any scenario fails; ends with "N passed, N failed".
+set -uo pipefail
+
+tech=${1:-}
+case "$tech" in
+  btrfs) scenarios=(rotation_btrfs restore_btrfs calendar) ;;
+  lvm) scenarios=(rotation_lvm restore_lvm) ;;
+  zfs) scenarios=(rotation_zfs restore_zfs) ;;
+  *) echo "usage: $0 btrfs|lvm|zfs [scenario ...]" >&2; exit 2 ;;
+esac
+shift
+[ $# -gt 0 ] && scenarios=("$@")
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+venv=${PITCOPY_VENV:-$repo/.venv}
+if [ ! -x "$venv/bin/molecule" ]; then
+  echo "molecule not found in $venv; run tests/setup.sh first (or set PITCOPY_VENV)" >&2
+  exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "the scenarios create loop devices and filesystems: run as root" >&2
+  exit 1
+fi
+export PATH="$venv/bin:$PATH"
+
+# The collection as Ansible looks for it: <root>/ansible_collections/pitcopy/versions.
+work=$(mktemp -d /tmp/pitcopy-molecule-run.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/collections/ansible_collections/pitcopy"
+ln -s "$repo" "$work/collections/ansible_collections/pitcopy/versions"
+export ANSIBLE_COLLECTIONS_PATH="$work/collections"
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+export ANSIBLE_PIPELINING=true
+export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+export MOLECULE_NO_LOG=false
+export LVM_SUPPRESS_FD_WARNINGS=1
+# Molecule keeps its per-scenario state here; a fresh one per run.
+export MOLECULE_EPHEMERAL_DIRECTORY="$work/ephemeral"
+export XDG_CACHE_HOME="$work/cache"
+
+cd "$repo"
+passed=0 failed=0 failed_names=()
+for s in "${scenarios[@]}"; do
+  start=$(date +%s)
+  echo "=== molecule test -s $s"
+  if molecule test -s "$s"; then
+    passed=$((passed + 1)); verdict=PASSED
+  else
+    failed=$((failed + 1)); verdict=FAILED; failed_names+=("$s")
+  fi
+  echo "=== $s: $verdict in $(( $(date +%s) - start )) s"
+done
+[ "$failed" -gt 0 ] && echo "failed scenarios: ${failed_names[*]}"
+echo "molecule: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
