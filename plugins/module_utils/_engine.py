@@ -82,7 +82,6 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     Finding,
     Hook,
     Journal,
-    PoolDefinition,
     PoolState,
     Record,
     TargetPool,

@@ -86,7 +86,7 @@ def main():
     backend = MixedKindsBackend(TECH)
     volumes, sources, targets = environment(n)
     runs = []
-    for _ in range(3):
+    for dummy in range(3):
         t0 = time.perf_counter()
         pairs, unpaired = engine_selection(backend, volumes, sources, targets)
         runs.append(time.perf_counter() - t0)

@@ -191,7 +191,7 @@ class MemoryBackend(Backend):
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
         if self.capacity is not None and len(pairs) > self.capacity:
             raise CapacityError("copy pool %s needs %d copies for the next version but the memory backend "
-                                "has room for %d" % (definition.name, len(pairs), self.capacity))
+                                "has room for %s" % (definition.name, len(pairs), self.capacity))
 
     # --- copies -------------------------------------------------------------
 

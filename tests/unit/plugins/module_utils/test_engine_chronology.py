@@ -187,10 +187,8 @@ def test_snapshot_rotation_with_implied_targets(tmp_path):
     assert be.copy_data("vg/A@P.02") == "A5"
     assert be.volumes["vg/A@P.01"].owner == "P"
     # a foreign volume squatting on the next implied name is never overwritten
-    be.add_volume("vg/B@P.03x", size=1)
-    del be.copies["vg/B@P.03"]
-    be.volumes["vg/B@P.03"] = be.volumes.pop("vg/B@P.03x").__class__(name="vg/B@P.03", kind="thin_lv",
-                                                                       foreign_data=True)
+    be.remove_volume("vg/B@P.03")
+    be.add_volume("vg/B@P.03", kind="thin_lv", foreign_data=True)
     with engine.session("P") as s:
         with pytest.raises(Exception) as exc:
             s.plan_copy()

@@ -96,7 +96,8 @@ def _run_child(script, state_dir, host, technology, kill_at):
     env["KILL_AT"] = str(kill_at)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return subprocess.run([sys.executable, script, state_dir, host, technology], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
+                          check=False)
 
 
 @pytest.mark.parametrize("technology", ["lvm_clone", "lvm_thin"])

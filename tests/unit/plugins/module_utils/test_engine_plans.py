@@ -118,7 +118,7 @@ def test_define_is_idempotent_and_check_mode_writes_nothing(tmp_path):
 
 def _copies(engine, n):
     with engine.session("P") as s:
-        for _ in range(n):
+        for dummy in range(n):
             s.plan_copy().apply()
 
 

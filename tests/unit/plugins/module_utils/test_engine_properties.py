@@ -47,10 +47,10 @@ class World:
         self.technology = technology
         self.versions = versions
         self.serial = 0
-        self.sources = [self.new_volume(GIB, "S") for _ in range(2)]
+        self.sources = [self.new_volume(GIB, "S") for dummy in range(2)]
         self.tps = []
         if technology == "lvm_clone":
-            self.tps = [[self.new_volume(GIB, "t%d_" % i) for _ in range(2)] for i in range(3)]
+            self.tps = [[self.new_volume(GIB, "t%d_" % i) for dummy in range(2)] for i in range(3)]
         self.define()
 
     def new_volume(self, size, prefix):

@@ -94,10 +94,10 @@ def test_own_mark_is_eligible_and_geometry_zero_matches():
 
 def test_compatible_kinds_choose_smallest_across_buckets():
     vols = [vol("A", GIB, kind="thin_lv"), vol("t_lv", 3 * GIB), vol("t_thin", 2 * GIB, kind="thin_lv")]
-    pairs, _ = run(vols, ["A"], ["t_lv", "t_thin"], backend=ThinToo(TECH))
+    pairs = run(vols, ["A"], ["t_lv", "t_thin"], backend=ThinToo(TECH))[0]
     assert pairs == [("A", "t_thin")]
     vols[2] = vol("t_thin", 4 * GIB, kind="thin_lv")
-    pairs, _ = run(vols, ["A"], ["t_lv", "t_thin"], backend=ThinToo(TECH))
+    pairs = run(vols, ["A"], ["t_lv", "t_thin"], backend=ThinToo(TECH))[0]
     assert pairs == [("A", "t_lv")]
 
 
@@ -112,19 +112,19 @@ def test_size_need_not_fit_when_backend_says_so():
 
 def test_reasons_are_capped():
     vols = [vol("A", 100 * GIB)] + [vol("t%03d" % i, GIB) for i in range(50)]
-    _, unpaired = run(vols, ["A"], ["t%03d" % i for i in range(50)])
+    unpaired = run(vols, ["A"], ["t%03d" % i for i in range(50)])[1]
     reasons = unpaired[0].reasons
     assert len(reasons) == MAX_REASONS + 1
     assert reasons[-1] == "... and 30 more candidates of target pool 01, none eligible"
 
 
 def test_empty_target_pool_and_missing_or_wrong_source():
-    _, unpaired = run([vol("A")], ["A"], [])
+    unpaired = run([vol("A")], ["A"], [])[1]
     assert unpaired[0].reasons == ("target pool 01 has no target volumes",)
-    _, unpaired = run([vol("t")], ["A"], ["t"])
+    unpaired = run([vol("t")], ["A"], ["t"])[1]
     assert unpaired[0].reasons == ("source A does not exist on this host",)
     be = MemoryBackend("zfs_send")
-    _, unpaired = run([vol("A", kind="snapshot"), vol("t")], ["A"], ["t"], backend=be)
+    unpaired = run([vol("A", kind="snapshot"), vol("t")], ["A"], ["t"], backend=be)[1]
     assert "source A is of kind snapshot" in unpaired[0].reasons[0]
 
 
@@ -132,7 +132,7 @@ def test_claimed_targets_are_skipped():
     vols = [vol("A"), vol("B"), vol("t1"), vol("t2"), vol("t3")]
     scan = TargetScan(MemoryBackend(TECH), "P", TECH, "01", ["t1", "t2", "t3"], {v.name: v for v in vols})
     scan.claim("B", "t2")
-    pairs, _ = select_targets(scan, ["A"])
+    pairs = select_targets(scan, ["A"])[0]
     assert [(p.source, p.target) for p in pairs] == [("A", "t1")]
     scan.claim("X", "t3")
     pairs, unpaired = select_targets(scan, ["B"])
