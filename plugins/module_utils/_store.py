@@ -379,8 +379,16 @@ def _load_names(value, where):
     return tuple(_str(v, "%s[%d]" % (where, i)) for i, v in enumerate(_list(value, where)))
 
 
-def _load_pairs(value, where):
+def _load_pairs(value, where, cache=None):
     if isinstance(value, str):
+        # The same block often appears more than once (a pre-pairing record
+        # that repeats the record it will replace, the journal's copy record):
+        # build it once and share the (immutable) result.
+        if cache is not None:
+            hit = cache.get(value)
+            if hit is None:
+                hit = cache[value] = _load_pairs(value, where)
+            return hit
         lines = value.split(u"\n")
         if lines and not lines[-1]:
             lines.pop()
@@ -446,20 +454,20 @@ def _load_definition(value, where="definition"):
     )
 
 
-def _load_record(value, where, kind):
+def _load_record(value, where, kind, cache=None):
     _mapping(value, where, ("version", "target_pool", "created", "pairs"), ("label", "status"))
     return Record(
         kind=kind,
         version=_int(value["version"], where + ".version", minimum=1),
         target_pool=_str(value["target_pool"], where + ".target_pool"),
         created=_str(value["created"], where + ".created"),
-        pairs=_load_pairs(value["pairs"], where + ".pairs"),
+        pairs=_load_pairs(value["pairs"], where + ".pairs", cache),
         label=_str(value.get("label"), where + ".label", nullable=True),
         status=_str(value.get("status", STATUS_VALID), where + ".status"),
     )
 
 
-def _load_journal(value, where="journal"):
+def _load_journal(value, where="journal", cache=None):
     if value is None:
         return None
     _mapping(value, where, ("operation", "version", "target_pool", "phase", "started", "pairs"),
@@ -468,13 +476,13 @@ def _load_journal(value, where="journal"):
         operation=_str(value["operation"], where + ".operation"),
         version=_int(value["version"], where + ".version"),
         target_pool=_str(value["target_pool"], where + ".target_pool"),
-        pairs=_load_pairs(value["pairs"], where + ".pairs"),
+        pairs=_load_pairs(value["pairs"], where + ".pairs", cache),
         phase=_str(value["phase"], where + ".phase"),
         started=_str(value["started"], where + ".started"),
         replaced_version=_int(value.get("replaced_version"), where + ".replaced_version", nullable=True),
         label=_str(value.get("label"), where + ".label", nullable=True),
         pid=_int(value.get("pid"), where + ".pid", nullable=True),
-        staged=_load_pairs(value.get("staged", []), where + ".staged"),
+        staged=_load_pairs(value.get("staged", []), where + ".staged", cache),
     )
 
 
@@ -485,16 +493,17 @@ def _load_state(data):
     version = _int(data["schema_version"], "schema_version", minimum=1)
     if version > SCHEMA_VERSION:
         raise _Shape("schema_version", "is %d, newer than %d" % (version, SCHEMA_VERSION))
+    cache = {}
     return PoolState(
         definition=_load_definition(data["definition"]),
         replication_records=tuple(
-            _load_record(r, "replication_records[%d]" % i, RECORD_REPLICATION)
+            _load_record(r, "replication_records[%d]" % i, RECORD_REPLICATION, cache)
             for i, r in enumerate(_list(data.get("replication_records", []), "replication_records"))),
         prepairing_records=tuple(
-            _load_record(r, "prepairing_records[%d]" % i, RECORD_PREPAIRING)
+            _load_record(r, "prepairing_records[%d]" % i, RECORD_PREPAIRING, cache)
             for i, r in enumerate(_list(data.get("prepairing_records", []), "prepairing_records"))),
         last_version=_int(data.get("last_version", 0), "last_version", minimum=0),
-        journal=_load_journal(data.get("journal")),
+        journal=_load_journal(data.get("journal"), cache=cache),
     )
 
 
