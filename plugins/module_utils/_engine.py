@@ -623,7 +623,12 @@ class PoolSession:
         self._no_journal("taking a new version")
         definition = state.definition
         backend = self._backend()
-        validate_definition(definition, backend)
+        # the stored definition was validated when defined; only re-check
+        # what rotation relies on (a hand-edited file could break it)
+        if definition.technology in LISTED_TARGET_TECHNOLOGIES and definition.versions > len(definition.target_pools):
+            raise InvalidInput("copy pool %s keeps %d versions but has only %d target pools; add target pools or "
+                               "lower versions with pitcopy.versions.copy_pool" % (
+                                   self.name, definition.versions, len(definition.target_pools)))
         n = state.last_version + 1
         names = self._discovery_names(definition, backend, [definition.target_pool_for(n)])
         volumes = backend.discover(names)
@@ -802,7 +807,8 @@ class PoolSession:
                 tracked.add(p.target)
                 infos = [c for c in by_target.get(p.target, ()) if c.version == rec.version and not c.staged]
                 problem = None
-                if p.source not in volumes:
+                if p.source not in volumes and p.source in definition.sources:
+                    # a source that left the pool may well be gone for good
                     findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, "source_missing",
                                             "left for a human: the copy is kept; create %s again or restore it "
                                             "from this version" % p.source))

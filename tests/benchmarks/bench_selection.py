@@ -13,13 +13,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import random
 import sys
 import time
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Volume
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    CopyPair,
+    PoolDefinition,
+    TargetPool,
+    Volume,
+)
 from ansible_collections.pitcopy.versions.plugins.module_utils._selection import TargetScan, select_targets
-from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend
+from ansible_collections.pitcopy.versions.tests.unit.memory_backend import FakeClock, MemoryBackend, SimpleWindow
 
 TECH = "lvm_clone"
 GIB = 1 << 30
@@ -81,6 +88,72 @@ def naive_selection(backend, volumes, sources, targets):
     return pairs, unpaired
 
 
+class DictStore:
+    """The StateStore API on a dict: the engine's own time, without YAML and
+    fsync (bench_store.py measures those)."""
+
+    def __init__(self):
+        self.states = {}
+
+    @contextlib.contextmanager
+    def locked(self, name):
+        yield
+
+    def load(self, name):
+        return self.states.get(name)
+
+    def save(self, state):
+        self.states[state.definition.name] = state
+
+    def path(self, name):
+        return "<memory>/" + name
+
+    def pool_names(self):
+        return sorted(self.states)
+
+
+def engine_round(n):
+    """Whole plans on n sources: pre-pair two versions, take three copies."""
+    backend = MixedKindsBackend(TECH)
+    volumes, sources, targets = environment(n, seed=2)
+    backend.volumes = dict(volumes)
+    more = ["tg/u%05d" % i for i in range(n)]
+    for name, t in zip(more, targets):
+        v = volumes[t]
+        backend.volumes[name] = Volume(name, v.kind, v.size, v.block_size, v.technologies)
+    engine = RecordEngine(DictStore(), lambda t: backend, clock=FakeClock(), window_factory=SimpleWindow)
+    definition = PoolDefinition("bench", TECH, tuple(sources), 2,
+                                (TargetPool("01", tuple(targets)), TargetPool("02", tuple(more))))
+    timings = []
+    with engine.session("bench") as s:
+        s.plan_define(definition).apply()
+        t0 = time.perf_counter()
+        s.plan_prepair(versions=2, allow_unpaired=True).apply()
+        timings.append(("plan_prepair(versions=2) + apply", time.perf_counter() - t0))
+        for i in range(3):
+            t0 = time.perf_counter()
+            try:
+                plan = s.plan_copy()
+            except Exception as exc:  # pylint: disable=broad-except
+                # unpaired sources refuse the copy; drop them and go on
+                keep = set(u["source"] for u in exc.details["unpaired"])
+                definition = PoolDefinition("bench", TECH, tuple(x for x in definition.sources if x not in keep),
+                                            2, definition.target_pools)
+                s.plan_define(definition).apply()
+                t0 = time.perf_counter()
+                plan = s.plan_copy()
+            decided = time.perf_counter() - t0
+            plan.apply()
+            timings.append(("plan_copy() decision, version %d (%s)" % (
+                i + 1, plan.result["version"]["pre_copy_record"]), decided))
+            timings.append(("  apply incl. memory backend, version %d" % (i + 1), time.perf_counter() - t0 - decided))
+        t0 = time.perf_counter()
+        s.plan_verify()
+        timings.append(("plan_verify()", time.perf_counter() - t0))
+        pairs = len(s.state.replication_records[-1].pairs)
+    return timings, pairs
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     backend = MixedKindsBackend(TECH)
@@ -106,6 +179,12 @@ def main():
         small, small, naive_small, n, n, naive_full))
     print("same choices as the engine at %d x %d: %s" % (small, small, same))
     print("ratio naive (extrapolated) / engine: %.0fx" % (naive_full / best))
+
+    timings, pairs = engine_round(n)
+    print("engine plans on %d sources (%d pairs per version), two target pools of %d, state kept in memory:"
+          % (n, pairs, n))
+    for label, secs in timings:
+        print("  %-48s %.3f s" % (label, secs))
 
 
 if __name__ == "__main__":

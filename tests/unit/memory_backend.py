@@ -72,6 +72,7 @@ DEFAULT_KINDS = {
 }
 
 STAGE_SUFFIX = "~staged-v"
+_BAD_CHARS = frozenset(" ;$`\n\t\\'\"")
 
 
 class SimpleWindow:
@@ -173,8 +174,8 @@ class MemoryBackend(Backend):
         return {n: self.volumes[n] for n in names if n in self.volumes}
 
     def validate_source_name(self, name):
-        if not isinstance(name, str) or not name or name != name.strip() or any(
-                c in name for c in " ;$`\n\t\\'\"") or name.startswith("-") or ".." in name.split("/"):
+        if not isinstance(name, str) or not name or name != name.strip() or not _BAD_CHARS.isdisjoint(name) \
+                or name.startswith("-") or ".." in name.split("/"):
             raise InvalidInput("%r is not a volume name: use vg/lv style names without spaces, quotes, "
                                "shell characters, '..' or a leading '-'" % (name,))
 

@@ -418,3 +418,82 @@ def test_copy_window_factory_gets_definition_and_runner(tmp_path):
     assert seen == [("P", be.runner)]
     assert os.stat(engine.store.path("P")).st_mode & 0o777 == 0o600
     assert CopyPair("A", "a") in engine.store.load("P").replication_records[0].pairs
+
+
+def test_interrupted_commit_with_a_staged_copy_gone_is_rolled_back(tmp_path):
+    be, engine = env(tmp_path)
+    with engine.session("P") as s:
+        s.plan_define(good()).apply()
+        s.plan_copy().apply()
+
+    def crash(step):
+        if step == "promote":
+            raise KeyboardInterrupt
+
+    be.step = crash
+    with engine.session("P") as s:
+        with pytest.raises(KeyboardInterrupt):
+            s.plan_copy().apply()
+    be.step = None
+    del be.copies["d~staged-v2"]  # lost behind our back
+    with engine.session("P") as s:
+        assert s.state.journal.phase == "committing"
+        result = s.plan_verify(repair=True).apply()
+        assert result["findings"][0]["problem"] == "interrupted_copy"
+        assert result["findings"][0]["action"].startswith("rolled back the interrupted copy of version 2")
+        assert s.state.journal is None and [r.version for r in s.state.replication_records] == [1]
+        assert s.plan_verify().result["consistent"] is True
+    assert sorted(be.copies) == ["a", "b"]
+
+
+def test_staged_copy_without_journal_is_left_for_a_human(tmp_path):
+    be, engine = env(tmp_path)
+    with engine.session("P") as s:
+        s.plan_define(good()).apply()
+    be.copies["a~staged-v7"] = {"pool": "P", "source": "A", "version": 7, "staged": True, "valid": True,
+                                "data": None}
+    with engine.session("P") as s:
+        plan = s.plan_verify(repair=True)
+        assert not plan.changed
+        plan.apply()
+        f = plan.result["findings"]
+        assert [(x["problem"], x["target"]) for x in f] == [("untracked_copy", "a~staged-v7")]
+        assert f[0]["action"].startswith("left for a human")
+    assert "a~staged-v7" in be.copies
+
+
+def test_failing_pre_copy_hook_leaves_records_and_journal_clean(tmp_path):
+    from ansible_collections.pitcopy.versions.plugins.module_utils._errors import HookFailed
+
+    class FailingWindow(object):
+        window_ms = 0.0
+
+        def __init__(self, definition, runner):
+            pass
+
+        def open(self, freeze=()):
+            raise HookFailed("pre-copy hook ['false'] failed with exit status 1")
+
+    be = MemoryBackend("lvm_clone")
+    for name in ("A", "B", "a", "b", "c", "d"):
+        be.add_volume(name)
+    engine = make_engine(tmp_path / "state", be, window_factory=FailingWindow)
+    with engine.session("P") as s:
+        s.plan_define(good()).apply()
+        with pytest.raises(HookFailed):
+            s.plan_copy().apply()
+    with engine.session("P") as s:
+        assert s.state.journal is None and s.state.last_version == 0
+    assert be.copies == {}
+
+
+def test_copy_refused_when_a_source_vanished(tmp_path):
+    be, engine = env(tmp_path)
+    with engine.session("P") as s:
+        s.plan_define(good()).apply()
+    be.remove_volume("B")
+    with engine.session("P") as s:
+        with pytest.raises(NoEligibleTarget) as exc:
+            s.plan_copy()
+        assert "B (target pool 01: source B does not exist on this host)" in exc.value.msg
+        assert "nothing was copied" in exc.value.msg
