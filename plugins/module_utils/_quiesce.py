@@ -216,7 +216,7 @@ class _Watchdog:
             # must not take the watchdog down with us
             start_new_session=True, close_fds=True,
         )
-        ready, _, _ = select.select([self.proc.stdout], [], [], 10.0)
+        ready = select.select([self.proc.stdout], [], [], 10.0)[0]
         line = self.proc.stdout.readline() if ready else b""
         self.proc.stdout.close()
         if line.strip() != b"R":

@@ -115,7 +115,7 @@ def bench_btrbk(mountpoint, rel_sources, workdir):
     with open(conf, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     t0 = time.monotonic()
-    proc = subprocess.run(["btrbk", "-c", conf, "snapshot"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.run(["btrbk", "-c", conf, "snapshot"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
                           universal_newlines=True)
     total = time.monotonic() - t0
     if proc.returncode != 0:
@@ -128,7 +128,7 @@ def bench_btrbk(mountpoint, rel_sources, workdir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--sources", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
@@ -166,7 +166,7 @@ def main():
         results = {}
 
         def record(name, fn, rounds=args.rounds):
-            runs = [fn() for _ in range(rounds)]
+            runs = [fn() for dummy in range(rounds)]
             total = statistics.median(r[0] for r in runs)
             windows = [r[1] for r in runs if r[1] is not None]
             results[name] = (total, statistics.median(windows) if windows else None, len(runs))

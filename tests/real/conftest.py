@@ -112,7 +112,7 @@ def run(argv, check=True, timeout=120, **kw):
     """Run a command for a fixture; on failure fail the test with its stderr."""
     proc = subprocess.run(
         [str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL, timeout=timeout, env=dict(os.environ, LC_ALL="C", PATH=SBIN_PATH), **kw
+        stdin=subprocess.DEVNULL, timeout=timeout, check=False, env=dict(os.environ, LC_ALL="C", PATH=SBIN_PATH), **kw
     )
     if check and proc.returncode != 0:
         raise RuntimeError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode,
@@ -143,7 +143,7 @@ class LoopDevice:
         with open(image, "wb") as fh:
             fh.truncate(int(size))
         try:
-            _, out, _ = run(["losetup", "--find", "--show", image])
+            out = run(["losetup", "--find", "--show", image])[1]
         except Exception:
             os.unlink(image)
             raise
@@ -152,8 +152,8 @@ class LoopDevice:
     def destroy(self):
         errors = []
         if self.device:
-            for _ in range(20):
-                rc, _, err = run(["losetup", "-d", self.device], check=False)
+            for dummy in range(20):
+                rc, dummy, err = run(["losetup", "-d", self.device], check=False)
                 if rc == 0 or "No such device" in err:
                     break
                 time.sleep(0.1)
@@ -202,14 +202,14 @@ class LoopFs:
         errors = []
         if self.mountpoint and _is_mounted(self.mountpoint):
             run(["fsfreeze", "--unfreeze", self.mountpoint], check=False)
-            for _ in range(50):
-                rc, _, err = run(["umount", self.mountpoint], check=False)
+            for dummy in range(50):
+                rc, dummy, err = run(["umount", self.mountpoint], check=False)
                 if rc == 0 or not _is_mounted(self.mountpoint):
                     break
                 time.sleep(0.1)
             else:
                 # busy for 5 s: detach lazily so the loop device goes away anyway
-                rc, _, err2 = run(["umount", "-l", self.mountpoint], check=False)
+                run(["umount", "-l", self.mountpoint], check=False)
                 errors.append("umount %s was busy (%s); detached lazily" % (self.mountpoint, err.strip()))
         errors.extend(self.loop.destroy())
         if self.mountpoint and os.path.isdir(self.mountpoint) and not _is_mounted(self.mountpoint):

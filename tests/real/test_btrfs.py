@@ -9,7 +9,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ BACKENDS = {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBacke
 
 
 def btrfs(*args):
-    proc = subprocess.run(["btrfs"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.run(["btrfs"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
                           universal_newlines=True)
     assert proc.returncode == 0, "btrfs %s: %s" % (" ".join(args), proc.stderr)
     return proc.stdout
@@ -340,7 +339,7 @@ def test_target_filesystem_too_full(loopfs_factory, runner, tmp_path):
     w.copy()
     # 240 MiB of real data in one source: more than the 256 MiB target fs has free
     with open(os.path.join(w.sources[0], "big"), "wb") as fh:
-        for _ in range(240):
+        for dummy in range(240):
             fh.write(os.urandom(1024 * 1024))
     btrfs("filesystem", "sync", src.mountpoint)
     with pytest.raises(CapacityError) as err:
@@ -359,7 +358,7 @@ def test_failing_pair_removes_the_whole_version(fs_pair, runner, tmp_path):
     """The third snapshot fails inside the copy window (its directory is
     immutable): the two made before it are removed, records stay."""
     src, dst = fs_pair
-    if not subprocess.call(["which", "chattr"], stdout=subprocess.DEVNULL) == 0:
+    if subprocess.call(["which", "chattr"], stdout=subprocess.DEVNULL) != 0:
         pytest.fail("chattr (e2fsprogs) is needed for this test")
     w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
     w.add_source("a")

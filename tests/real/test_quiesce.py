@@ -21,7 +21,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import Ho
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import Hook, PoolDefinition
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 
-pytestmark = pytest.mark.quiesce
+# native like the btrfs suite (CI selects that one with -m btrfs)
+pytestmark = [pytest.mark.quiesce, pytest.mark.btrfs]
 
 
 def definition(pre=(), post=()):
