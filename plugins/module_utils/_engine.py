@@ -137,6 +137,15 @@ def unpaired_summary(unpaired, limit=3):
     return "; ".join(parts)
 
 
+def _journaled(exc, journal, pool):
+    """``exc`` with its msg saying the copy is journaled and how to go on
+    (the journal stays; CommandError keeps its rc/stdout/stderr)."""
+    exc.msg = "%s (version %d of copy pool %s is journaled in phase %s; run pitcopy.versions.verify_records " \
+              "with repair: true to finish or roll it back)" % (exc.msg, journal.version, pool, journal.phase)
+    exc.args = (exc.msg,)
+    return exc
+
+
 def version_dict(record, pre_copy_record=None):
     if record is None:
         return None
@@ -671,12 +680,27 @@ class PoolSession:
             # previous valid versions
             self._save(replace(state, journal=None))
             raise
+        except PitcopyError as exc:
+            # not the all-or-nothing failure a backend promises: remove what
+            # it staged for this version ourselves (ours, staged, version n)
+            try:
+                leftovers = [CopyPair(c.source or "", c.target) for c in backend.list_copies(self.name)
+                             if c.staged and c.version == n]
+                if leftovers:
+                    backend.discard(definition, leftovers)
+            except PitcopyError:
+                raise _journaled(exc, journal, self.name)
+            self._save(replace(state, journal=None))
+            raise
         staged = tuple(outcome.staged)
         journal = replace(journal, phase="copied", staged=staged)
         self._save(replace(state, journal=journal))
         journal = replace(journal, phase="committing")
         self._save(replace(state, journal=journal))
-        self._commit(state, definition, backend, journal, dropped)
+        try:
+            self._commit(state, definition, backend, journal, dropped)
+        except PitcopyError as exc:
+            raise _journaled(exc, journal, self.name)
         record = self.state.replication(n)
         return result_for(record, float(outcome.window_ms or getattr(window, "window_ms", 0.0) or 0.0))
 

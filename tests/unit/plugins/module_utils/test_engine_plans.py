@@ -497,3 +497,46 @@ def test_copy_refused_when_a_source_vanished(tmp_path):
             s.plan_copy()
         assert "B (target pool 01: source B does not exist on this host)" in exc.value.msg
         assert "nothing was copied" in exc.value.msg
+
+
+def test_backend_error_while_committing_keeps_the_journal_and_says_what_to_do(tmp_path):
+    from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError
+
+    be, engine = env(tmp_path)
+    with engine.session("P") as s:
+        s.plan_define(good()).apply()
+        s.plan_copy().apply()
+
+    def broken(step):
+        if step == "promote":
+            raise CommandError("lvrename failed with exit status 5: busy", argv=["lvrename"], rc=5, stderr="busy")
+
+    be.step = broken
+    with engine.session("P") as s:
+        with pytest.raises(CommandError) as exc:
+            s.plan_copy().apply()
+        assert "journaled in phase committing; run pitcopy.versions.verify_records with repair: true" in exc.value.msg
+        assert exc.value.result()["rc"] == 5
+    be.step = None
+    with engine.session("P") as s:
+        s.plan_verify(repair=True).apply()
+        assert [r.version for r in s.state.replication_records] == [1, 2]
+
+
+def test_unexpected_backend_error_while_copying_is_cleaned_up(tmp_path):
+    from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError
+
+    be, engine = env(tmp_path)
+    with engine.session("P") as s:
+        s.plan_define(good()).apply()
+
+    def broken(step):
+        if step == "create:B":
+            raise CommandError("lvcreate failed with exit status 5: odd", argv=["lvcreate"], rc=5)
+
+    be.step = broken
+    with engine.session("P") as s:
+        with pytest.raises(CommandError):
+            s.plan_copy().apply()
+        assert s.state.journal is None and s.state.last_version == 0
+    assert be.copies == {}
