@@ -51,6 +51,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import math
 import os
 import re
 import stat
@@ -126,20 +127,6 @@ def _step(name, fault=None):
 # YAML plumbing
 # --------------------------------------------------------------------------
 
-if HAS_YAML:
-    try:
-        from yaml import CSafeDumper as _BaseDumper
-        from yaml import CSafeLoader as _BaseLoader
-        YAML_C = True
-    except ImportError:  # PyYAML without libyaml: same format, slower
-        from yaml import SafeDumper as _BaseDumper
-        from yaml import SafeLoader as _BaseLoader
-        YAML_C = False
-else:  # pragma: no cover - the module wrapper refuses to run without PyYAML
-    _BaseDumper = _BaseLoader = object
-    YAML_C = False
-
-
 class _Block(str):
     """A string written as a YAML literal block (one item per line)."""
 
@@ -148,44 +135,58 @@ class _Flow(list):
     """A list written in flow style (``[a, b]``)."""
 
 
-class _Dumper(_BaseDumper):  # pylint: disable=too-many-ancestors
-    def ignore_aliases(self, data):
-        # Anchors and aliases would make the file harder to read and edit.
-        return True
+def _represent_block(dumper, data):
+    return dumper.represent_scalar(u"tag:yaml.org,2002:str", str(data), style="|")
 
 
-class _Loader(_BaseLoader):  # pylint: disable=too-many-ancestors
-    """Safe loader that refuses duplicate keys instead of keeping the last."""
+def _represent_flow(dumper, data):
+    return dumper.represent_sequence(u"tag:yaml.org,2002:seq", list(data), flow_style=True)
+
+
+def _construct_mapping_unique(loader, node):
+    """A mapping, refusing duplicate keys instead of keeping the last."""
+    loader.flatten_mapping(node)
+    seen = set()
+    for key_node, dummy in node.value:
+        key = loader.construct_object(key_node, deep=False)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            continue  # unhashable keys fail later, in construct_mapping
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                "found duplicate key %r" % (key,), key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+def _ignore_aliases(dummy_self, dummy_data):
+    # Anchors and aliases would make the file harder to read and edit.
+    return True
+
+
+def yaml_classes(pure=False):
+    """(Dumper, Loader) for the state file: PyYAML's safe ones, libyaml-backed
+    unless ``pure`` or libyaml is missing, with our representers."""
+    if pure or not hasattr(yaml, "CSafeLoader"):
+        dumper_base, loader_base = yaml.SafeDumper, yaml.SafeLoader
+    else:
+        dumper_base, loader_base = yaml.CSafeDumper, yaml.CSafeLoader
+    dumper = type("StateDumper", (dumper_base,), {"ignore_aliases": _ignore_aliases})
+    dumper.add_representer(_Block, _represent_block)
+    dumper.add_representer(_Flow, _represent_flow)
+    loader = type("StateLoader", (loader_base,), {})
+    loader.add_constructor(u"tag:yaml.org,2002:map", _construct_mapping_unique)
+    return dumper, loader
 
 
 if HAS_YAML:
-    def _represent_block(dumper, data):
-        return dumper.represent_scalar(u"tag:yaml.org,2002:str", str(data), style="|")
-
-    def _represent_flow(dumper, data):
-        return dumper.represent_sequence(u"tag:yaml.org,2002:seq", list(data), flow_style=True)
-
-    _Dumper.add_representer(_Block, _represent_block)
-    _Dumper.add_representer(_Flow, _represent_flow)
-
-    def _construct_mapping_unique(loader, node):
-        loader.flatten_mapping(node)
-        seen = set()
-        for key_node, dummy in node.value:
-            key = loader.construct_object(key_node, deep=False)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                duplicate = False  # unhashable keys fail later, with the shape check
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    "found duplicate key %r" % (key,), key_node.start_mark)
-            if not isinstance(key, (list, dict)):
-                seen.add(key)
-        return loader.construct_mapping(node, deep=True)
-
-    _Loader.add_constructor(u"tag:yaml.org,2002:map", _construct_mapping_unique)
+    _Dumper, _Loader = yaml_classes()
+    YAML_C = hasattr(yaml, "CSafeLoader")
+else:  # pragma: no cover - the module wrapper refuses to run without PyYAML
+    _Dumper = _Loader = None
+    YAML_C = False
 
 
 def _yaml_dump(data, allow_unicode=True):
@@ -565,7 +566,8 @@ class StateStore:
         if not os.path.isabs(state_dir):
             raise InvalidInput("state_dir %r is a relative path; expected an absolute directory path such as %s"
                                % (state_dir, DEFAULT_STATE_DIR), state_dir=state_dir)
-        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not lock_timeout >= 0:
+        if (isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float))
+                or math.isnan(lock_timeout) or lock_timeout < 0):
             raise InvalidInput("lock_timeout %r is not accepted: expected a number of seconds >= 0" % (lock_timeout,))
         # normpath drops a trailing slash, with which lstat() would follow a symlink.
         self.state_dir = os.path.normpath(state_dir)

@@ -103,7 +103,7 @@ def row(label, wall, cpu, base=None, note=""):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--pairs", type=int, default=10000)
     ap.add_argument("--versions", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=3)

@@ -568,3 +568,31 @@ def test_leftover_temp_files_are_ignored_and_swept_by_the_next_save(store):
     left = sorted(os.listdir(store.state_dir))
     # only this pool's leftovers are swept (another pool's writer may be alive)
     assert left == [".db.lock", ".other.yml.deadbeef0003.tmp", "db.yml"]
+
+
+def test_pure_python_yaml_fallback_writes_and_reads_the_same_file(store, monkeypatch):
+    """A managed host whose PyYAML lacks libyaml uses the pure-Python safe
+    dumper/loader: the same bytes for ordinary names, and either reads the
+    other's files."""
+    tricky = PoolState(PoolDefinition("odd", "btrfs_send", ("/mnt/a b", "/mnt/x -> y", "/mnt/\u00e9\x85"), 1))
+    states = (rich_state(), tricky)
+    for s in states:
+        store.save(s)
+    c_bytes = [store.read_raw(s.definition.name) for s in states]
+    pure_dumper, pure_loader = _store.yaml_classes(pure=True)
+    assert not issubclass(pure_loader, getattr(yaml, "CSafeLoader", ()))
+    monkeypatch.setattr(_store, "_Dumper", pure_dumper)
+    monkeypatch.setattr(_store, "_Loader", pure_loader)
+    assert [store.load(s.definition.name) for s in states] == list(states)  # pure reads C's files
+    for s in states:
+        store.save(s)
+        assert store.load(s.definition.name) == s
+    assert store.read_raw("db") == c_bytes[0]
+    monkeypatch.undo()
+    assert [store.load(s.definition.name) for s in states] == list(states)  # C reads pure's files
+
+
+def test_loading_never_constructs_python_objects(store):
+    """Only safe loading: a python/object tag is refused, not executed."""
+    path = write_raw(store, "db", b"schema_version: 1\ndefinition: !!python/object/apply:os.system ['true']\n")
+    assert_refused(store, "db", StateFileError, path, "does not parse as YAML", "python/object/apply")
