@@ -36,7 +36,13 @@ ops = st.one_of(
     st.tuples(st.just("copy"), st.none()),
     st.tuples(st.just("copy"), st.integers(0, 20)),
     st.tuples(st.just("delete"), st.integers(0, 3)),
+    st.tuples(st.just("crash"), st.integers(1, 8)),
 )
+
+
+class Interrupted(BaseException):
+    """Stands for a kill at a backend step (the subprocess crash tests do
+    the real SIGKILL; this one mixes interruptions into random histories)."""
 
 
 class World:
@@ -163,6 +169,30 @@ def run_history(technology, versions, history):
                         assert s.state == before  # previous valid versions intact
                 finally:
                     world.be.fail_sources.clear()
+            elif kind == "crash":
+                calls = [0]
+
+                def crash(step, at=op[1]):
+                    calls[0] += 1
+                    if calls[0] == at:
+                        raise Interrupted(step)
+
+                world.be.step = crash
+                try:
+                    with world.engine.session("P") as s:
+                        result = s.plan_copy().apply()
+                    made[result["version"]["number"]] = list(world.sources)
+                except Interrupted:
+                    with world.engine.session("P") as s:
+                        assert s.state.journal is not None
+                        world.be.step = None
+                        s.plan_verify(repair=True).apply()
+                        if s.state.last_version > before.last_version:
+                            made[s.state.last_version] = list(world.sources)
+                except NoEligibleTarget:
+                    pass
+                finally:
+                    world.be.step = None
             elif kind == "delete" and before.replication_records:
                 rec = before.replication_records[op[1] % len(before.replication_records)]
                 with world.engine.session("P") as s:
