@@ -525,6 +525,11 @@ def test_restore_refuses_busy_and_mountpoint_sources(fs_pair, runner, tmp_path):
         subprocess.check_call(["umount", a])
     w.restore(1)
     assert read(os.path.join(a, "data")) == "v1\n"
+    # a source that was deleted comes back from its copy
+    btrfs("subvolume", "delete", b_)
+    w.restore(1, volumes=[b_])
+    assert read(os.path.join(b_, "data")) == "v1\n" and not subvol_info(b_)["readonly"]
+    assert w.pitcopy_leftovers() == []
 
 
 def test_interrupted_copy_is_repaired(fs_pair, runner, tmp_path):
