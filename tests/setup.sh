@@ -52,8 +52,8 @@ install_apt_packages() {
     fi
     log "Debian packages missing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=900 update -q
-    apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=1800 update -q
+    apt-get -o DPkg::Lock::Timeout=1800 install -y -q --no-install-recommends "${missing[@]}"
 }
 
 # ---------------------------------------------------------------------------
@@ -179,15 +179,27 @@ PY
 COLL_COPY="$REPO/.cache/coll/ansible_collections/pitcopy/versions"
 COLL_LINK_ROOT="$REPO/.cache/coll-link"
 
+SYNC_EXCLUDES=(/.git /.venv /.cache /.benchmarks /tests/output __pycache__ '*.pyc' .pytest_cache .hypothesis '/*.tar.gz')
+
 sync_collection() {
     mkdir -p "$COLL_COPY" "$COLL_LINK_ROOT/ansible_collections/pitcopy"
     ln -sfn "$REPO" "$COLL_LINK_ROOT/ansible_collections/pitcopy/versions"
-    rsync -a --delete \
-        --exclude=/.git --exclude=/.venv --exclude=/.cache \
-        --exclude=/tests/output --exclude=__pycache__ --exclude='*.pyc' \
-        --exclude=.pytest_cache --exclude=.hypothesis --exclude='/*.tar.gz' \
-        --exclude=/.benchmarks \
-        "$REPO/" "$COLL_COPY/"
+    local x args=()
+    if command -v rsync >/dev/null 2>&1; then
+        for x in "${SYNC_EXCLUDES[@]}"; do args+=("--exclude=$x"); done
+        # --delete spares excluded paths: ansible-test's tests/output (its
+        # cached venvs) survives in the copy.
+        rsync -a --delete "${args[@]}" "$REPO/" "$COLL_COPY/"
+    else
+        # Without rsync (PITCOPY_SKIP_APT=1 machines): a fresh copy, still
+        # keeping the copy's tests/output.
+        for x in "${SYNC_EXCLUDES[@]}"; do
+            if [[ $x == /* ]]; then args+=("--exclude=.$x"); else args+=("--exclude=$x"); fi
+        done
+        find "$COLL_COPY" -mindepth 1 -maxdepth 1 ! -name tests -exec rm -rf {} +
+        [[ ! -d $COLL_COPY/tests ]] || find "$COLL_COPY/tests" -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
+        tar -C "$REPO" "${args[@]}" -cf - . | tar -C "$COLL_COPY" -xf -
+    fi
     log "collection trees: $COLL_COPY (copy), $COLL_LINK_ROOT (symlink)"
 }
 
