@@ -146,6 +146,19 @@ def _journaled(exc, journal, pool):
     return exc
 
 
+def _unpaired_action(finding, unpaired, pprs):
+    """The finding's dict, saying so when re-pairing found no target."""
+    out = finding.as_dict()
+    if finding.record != RECORD_PREPAIRING:
+        return out
+    tps = dict((r.version, r.target_pool) for r in pprs)
+    for u in unpaired:
+        if u.source == finding.source and u.target_pool == tps.get(finding.version):
+            out["action"] = "pair dropped, no eligible target left (%s); add or free a target and run " \
+                            "pitcopy.versions.prepair_record" % (u.reasons[0] if u.reasons else "no candidates")
+    return out
+
+
 def version_dict(record, pre_copy_record=None):
     if record is None:
         return None
@@ -872,7 +885,11 @@ class PoolSession:
                                             "left for a human: create %s again or remove it from the pool's "
                                             "sources" % p.source))
                     continue
-                if listed:
+                if not listed:
+                    vol = volumes.get(p.target)
+                    if vol is not None and (vol.foreign_data or vol.owner != self.name):
+                        problem = "target_incompatible"  # someone else's volume took the implied name
+                else:
                     vol = volumes.get(p.target)
                     if vol is None:
                         problem = "target_missing"
@@ -915,12 +932,15 @@ class PoolSession:
                     new_rr + extra, key=lambda r: r.version)))
             else:
                 current = new
+            out = result
             if pre_problem:
                 fresh = backend.discover(self._discovery_names(current.definition, backend))
-                pprs, _unp = self._refresh_prepairing(current, backend, fresh)
+                pprs, unpaired = self._refresh_prepairing(current, backend, fresh)
                 current = replace(current, prepairing_records=pprs)
+                if unpaired:
+                    out = dict(result, findings=[_unpaired_action(f, unpaired, pprs) for f in findings])
             self._save(current)
-            return result
+            return out
 
         return Plan(changed, pool_dict(state), pool_dict(new), result, act)
 

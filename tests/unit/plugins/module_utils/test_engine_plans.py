@@ -540,3 +540,25 @@ def test_unexpected_backend_error_while_copying_is_cleaned_up(tmp_path):
             s.plan_copy().apply()
         assert s.state.journal is None and s.state.last_version == 0
     assert be.copies == {}
+
+
+def test_verify_flags_a_foreign_volume_on_an_implied_name(tmp_path):
+    be = MemoryBackend("zfs_snapshot")
+    for name in ("tank/A", "tank/B"):
+        be.add_volume(name)
+    engine = make_engine(tmp_path / "state", be)
+    with engine.session("P") as s:
+        s.plan_define(PoolDefinition("P", "zfs_snapshot", ("tank/A", "tank/B"), 2)).apply()
+        s.plan_prepair(versions=2).apply()
+        assert s.plan_verify().result["consistent"] is True
+        be.add_volume("tank/B@P.02", foreign_data=True)
+        plan = s.plan_verify()
+        assert [(f["version"], f["target"], f["problem"]) for f in plan.result["findings"]] == [
+            (2, "tank/B@P.02", "target_incompatible")]
+        result = s.plan_verify(repair=True).apply()
+        assert result["findings"][0]["action"] == (
+            "pair dropped, no eligible target left (tank/B@P.02: exists and is not a copy of pool P; it is never "
+            "overwritten); add or free a target and run pitcopy.versions.prepair_record")
+        assert [p.source for p in s.state.prepairing(2).pairs] == ["tank/A"]
+        with pytest.raises(NoEligibleTarget):
+            s.plan_prepair(versions=2)
