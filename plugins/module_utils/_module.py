@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import os
 import traceback
 
@@ -144,6 +145,24 @@ def check_positive(params, name, minimum=1):
         raise InvalidInput("%s must be an integer >= %d, got %r" % (name, minimum, value))
 
 
+if HAS_ENGINE:
+
+    class CheckModeStore(StateStore):
+        """The store as check mode uses it: a state_dir that does not exist yet
+        is not created just to hold a lock. Without it there is no state to
+        protect, and check mode writes nothing; an existing one is locked and
+        checked exactly as in a real run."""
+
+        @contextlib.contextmanager
+        def locked(self, name):
+            if os.path.lexists(self.state_dir):
+                with super(CheckModeStore, self).locked(name):
+                    yield
+            else:
+                self.path(name)  # validates the pool name all the same
+                yield
+
+
 class PitcopyModule(object):
     """AnsibleModule plus the engine, with one error path.
 
@@ -189,7 +208,8 @@ class PitcopyModule(object):
         lock_timeout = self.params["lock_timeout"]
         if lock_timeout < 0:
             raise InvalidInput("lock_timeout must be >= 0 seconds, got %r" % (lock_timeout,))
-        store = StateStore(self.state_dir(), lock_timeout=lock_timeout)
+        store_class = CheckModeStore if self.check_mode else StateStore
+        store = store_class(self.state_dir(), lock_timeout=lock_timeout)
         return RecordEngine(store, backend_factory(self.runner()))
 
     # --- the one error path -------------------------------------------------

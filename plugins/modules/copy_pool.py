@@ -228,7 +228,7 @@ RETURN = r"""
 pool:
   description:
     - The copy pool as it is after the task (as it would be, in check mode).
-    - Empty after O(state=absent).
+    - With O(state=absent), the definition of the pool that was removed, or null when there was no such pool.
   returned: always
   type: dict
   contains:
@@ -274,6 +274,30 @@ pool:
       type: list
       elements: dict
       sample: []
+unpaired:
+  description:
+    - With O(state=present) on an existing pool, sources for which the refreshed pre-pairing records found no eligible
+      target, with the reason each candidate was rejected (as in M(pitcopy.versions.prepair_record)).
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  sample: []
+prepairing_records:
+  description:
+    - With O(state=present), the pre-pairing records after the change; a change of O(sources) or O(target_pools)
+      re-pairs them.
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  sample: [{"version": 3, "target_pool": "01", "created": "2026-11-25T22:40:00Z",
+            "pairs": [{"source": "/srv/data/db", "target": "/srv/backup/a"}]}]
+removed_versions:
+  description:
+    - With O(state=absent), the copy versions whose copies were deleted with the pool (O(remove_copies=true)).
+  returned: when O(state=absent)
+  type: list
+  elements: int
+  sample: [3, 4]
 """
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (

@@ -113,6 +113,7 @@ version:
   description:
     - The copy version that was taken, deleted or restored (that would be, in check mode).
     - With O(state=present) and an existing O(label), the version that carries the label.
+    - Null with O(state=absent) when the version did not exist (nothing to do).
   returned: success
   type: dict
   contains:
@@ -158,11 +159,25 @@ broken_pairs:
   type: list
   elements: dict
   sample: [{"source": "/srv/data/old", "target": "/srv/backup/b"}]
+deleted_versions:
+  description:
+    - Version numbers whose copies and records were deleted besides the replaced one, because the pool keeps only
+      the copy pool's C(versions) versions (with O(state=present)), or the deleted version (with O(state=absent)).
+  returned: success
+  type: list
+  elements: int
+  sample: []
+restored:
+  description: With O(state=restored), the sources that were restored (would be, in check mode).
+  returned: when O(state=restored)
+  type: list
+  elements: str
+  sample: [/srv/data/db]
 copy_window_ms:
   description:
     - Milliseconds from the first freeze, hook or copy command to the last thaw, for O(state=present).
     - 0 when nothing was copied (check mode, or an existing O(label)).
-  returned: success
+  returned: when O(state=present)
   type: float
   sample: 41.7
 """

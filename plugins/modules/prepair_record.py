@@ -119,7 +119,7 @@ unpaired:
   description:
     - Sources for which no eligible target was found, with the reason each candidate was rejected.
     - Only non-empty when O(allow_unpaired=true) (otherwise the task fails and returns the same list).
-  returned: always
+  returned: when O(state=present)
   type: list
   elements: dict
   contains:
@@ -136,6 +136,13 @@ unpaired:
       type: list
       elements: str
       sample: ["/srv/backup/d: not on a btrfs file system"]
+removed_records:
+  description:
+    - With O(state=absent), the pre-pairing records that were dropped (same shape as RV(records)).
+  returned: when O(state=absent)
+  type: list
+  elements: dict
+  sample: []
 """
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._module import (

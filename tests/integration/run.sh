@@ -24,8 +24,9 @@ fi
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-if [[ -x $REPO/.venv/bin/ansible-playbook ]]; then
-    export PATH="$REPO/.venv/bin:$PATH"
+VENV=${PITCOPY_VENV:-$REPO/.venv}
+if [[ -x $VENV/bin/ansible-playbook ]]; then
+    export PATH="$VENV/bin:$PATH"
 fi
 PY=$(command -v python3)
 [[ $(id -u) == 0 ]] || { echo "FAIL: run as root (storage tools, loop devices)" >&2; exit 1; }

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import os
 
 import pytest
 
@@ -37,6 +38,7 @@ def test_check_mode_creates_nothing(clone_host):
     assert result["changed"] is True
     assert result["pool"]["name"] == "tab"
     assert clone_host.snapshot() == before
+    assert not os.path.exists(clone_host.state_dir), "check mode created the state_dir"
     assert clone_host.backend.calls == []
     assert "diff" in result and set(result["diff"]) == {"before", "after"}
     assert result["diff"]["before"] != result["diff"]["after"]
