@@ -959,6 +959,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                     raise CopyFailed("cannot stage the copy of %s: %s exists and is not pitcopy's; nothing was "
                                      "copied" % (p.source, st), source=p.source, target=p.target)
                 self._delete_ours(definition.name, [st])
+        self._sweep_orphan_marks(set(os.path.dirname(st) for _p, st in todo), definition.name)
         for p, st in todo:
             _makedirs(os.path.dirname(st))
             write_mark(st, {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
@@ -994,6 +995,25 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                     mark = read_mark(st)
                     if mark is not None and mark.get("pool") == pool:
                         remove_mark(st)
+            self._sweep_orphan_marks(set(os.path.dirname(p) for p in paths), pool)
+
+    def _sweep_orphan_marks(self, dirs, pool):
+        """Staging marks of ``pool`` whose subvolume never came to be (a run
+        killed between writing the pending marks and the snapshots)."""
+        for d in dirs:
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for n in names:
+                if not (n.startswith(MARK_PREFIX + STAGING_PREFIX) and n.endswith(MARK_SUFFIX)):
+                    continue
+                copy = os.path.join(d, n[len(MARK_PREFIX):-len(MARK_SUFFIX)])
+                if _exists(copy):
+                    continue
+                mark = read_mark(copy)
+                if mark is not None and mark.get("pool") == pool:
+                    remove_mark(copy)
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_by_source = dict((s.source, s.target) for s in staged)
@@ -1195,6 +1215,8 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                     self._delete_ours(definition.name, [path])
         base = {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology, "version": version,
                 "state": "pending", "created": _now()}
+        self._sweep_orphan_marks(set(os.path.dirname(x) for _p, snap, st in todo for x in (snap, st)),
+                                 definition.name)
         for p, snap, st in todo:
             _makedirs(os.path.dirname(snap))
             write_mark(snap, dict(base, source=p.source, target=p.target, role="send-snapshot"), durable=False)

@@ -646,3 +646,76 @@ def test_mountpoint_source_is_refused_before_the_copy(fs_pair, runner, tmp_path)
     assert state.journal is None and state.replication_records == ()
     assert w.pitcopy_leftovers() == []
     assert w.copy()["version"]["number"] == 1
+
+
+KILLER = r"""
+import os, signal, sys
+from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import BtrfsSendBackend, BtrfsSnapshotBackend
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+state_dir, pool, words, count = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4])
+class KillingRunner(SubprocessRunner):
+    seen = 0
+    def run(self, argv, *a, **kw):
+        out = super(KillingRunner, self).run(argv, *a, **kw)
+        if argv[:len(words)] == words:
+            KillingRunner.seen += 1
+            if KillingRunner.seen == count:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return out
+runner = KillingRunner()
+backends = {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBackend}
+engine = RecordEngine(StateStore(state_dir), lambda t: backends[t](runner=runner, snapshot_with="command"))
+with engine.session(pool) as s:
+    s.plan_copy().apply()
+sys.exit("not killed")
+"""
+
+
+@pytest.mark.parametrize("kill_at,outcome", [
+    ("btrfs subvolume snapshot:2", "rolled back"),      # inside the copy window, 2 of 3 made
+    ("btrfs subvolume delete:1", "finished"),           # promotion began: replaced copies deleted
+])
+def test_sigkill_during_a_copy_is_repaired(fs_pair, runner, tmp_path, kill_at, outcome):
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.define()
+    expected = {}
+    for v in (1, 2):
+        for s_ in w.sources:
+            write(os.path.join(s_, "data"), "v%d\n" % v)
+        w.copy()
+        expected[v] = dict((s_, "v%d\n" % v) for s_ in w.sources)
+    for s_ in w.sources:
+        write(os.path.join(s_, "data"), "v3\n")
+    words, count = kill_at.split(":")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    child = subprocess.run([sys.executable, "-c", KILLER, w.store.state_dir, w.name, words, count], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, universal_newlines=True)
+    assert child.returncode == -9, child.stderr
+    state = w.state()
+    assert state.journal is not None and state.journal.version == 3
+    found = w.verify()
+    problems = [(f["problem"], f["version"]) for f in found["findings"]]
+    assert problems[0] == ("interrupted_copy", 3)
+    if outcome == "finished":
+        # promotion had deleted the replaced version 1 before the kill
+        assert sorted(problems[1:]) == [("copy_missing", 1)] * 3
+    else:
+        assert problems[1:] == []
+    repaired = w.verify(repair=True)
+    assert outcome in repaired["findings"][0]["action"], repaired
+    state = w.state()
+    assert state.journal is None
+    if outcome == "finished":
+        expected[3] = dict((s_, "v3\n") for s_ in w.sources)
+        assert [r.version for r in state.replication_records] == [2, 3]
+    else:
+        assert [r.version for r in state.replication_records] == [1, 2]
+    check_versions(w, expected)
+    assert w.pitcopy_leftovers() == []
+    assert w.verify()["consistent"] is True
+    assert w.copy()["version"]["number"] == 4 if outcome == "finished" else 3
