@@ -459,8 +459,15 @@ class PoolSession:
         changed = old != new
         if changed and old is not None:
             self._no_journal("changing the pool")
+        n = new.last_version + 1
+        tp = definition.target_pool_for(n)
+        occupying = self._replaced_record(new, tp)
         result = {"pool": definition.as_dict(), "unpaired": [u.as_dict() for u in unpaired],
-                  "prepairing_records": [r.as_dict() for r in new.prepairing_records]}
+                  "prepairing_records": [r.as_dict() for r in new.prepairing_records],
+                  # what the next copy_version will do, so that a change of
+                  # the rotation (more target pools) shows before it bites
+                  "next_version": {"number": n, "target_pool": tp,
+                                   "replaces": occupying.version if occupying is not None else None}}
 
         def act():
             self._save(new)
