@@ -37,6 +37,10 @@ failed copy never costs a kept version.
 
 ``FileBackend(path, technology)`` is the same backend persisted to a JSON file
 after every mutation (atomically), for tests that kill the process.
+
+Helpers: ``FakeClock()`` (aware UTC, one minute per call) and
+``make_engine(state_dir, backend)``, a RecordEngine on a real StateStore under
+``state_dir`` with ``SimpleWindow`` as its copy window.
 """
 
 from __future__ import absolute_import, division, print_function
