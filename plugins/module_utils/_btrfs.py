@@ -194,6 +194,8 @@ def subvol_info(path):
         "parent_uuid": str(uuid.UUID(bytes=v[7])) if v[7] != null else None,
         "received_uuid": str(uuid.UUID(bytes=v[8])) if v[8] != null else None,
         "ctransid": v[9],
+        "otransid": v[10],
+        "otime": v[15] + v[16] / 1e9,
     }
 
 

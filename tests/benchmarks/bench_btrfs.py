@@ -37,6 +37,7 @@ import conftest  # noqa: E402  (tests/real/conftest.py: loop fs helpers, import 
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (  # noqa: E402
     BtrfsSendBackend,
     BtrfsSnapshotBackend,
+    subvol_info,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine  # noqa: E402
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (  # noqa: E402
@@ -53,6 +54,13 @@ def sh(argv):
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def spread(paths):
+    """(first-to-last creation time in s, distinct transactions) of snapshots,
+    read from the subvolumes themselves (otime, otransid)."""
+    infos = [subvol_info(p) for p in paths]
+    return max(i["otime"] for i in infos) - min(i["otime"] for i in infos), len(set(i["otransid"] for i in infos))
+
+
 def delete_subvolumes(paths):
     if paths:
         sh(["btrfs", "subvolume", "delete", "-c", "--"] + list(paths))
@@ -67,8 +75,9 @@ def bench_bare(sources, outdir):
         subprocess.run(["btrfs", "subvolume", "snapshot", "-r", s, dst], check=True, stdout=subprocess.DEVNULL)
         made.append(dst)
     total = time.monotonic() - t0
+    sp = spread(made)
     delete_subvolumes(made)
-    return total, total
+    return total, total, sp
 
 
 def bench_backend(sources, runner, pool="benchb", snapshot_with="ioctl"):
@@ -79,8 +88,9 @@ def bench_backend(sources, runner, pool="benchb", snapshot_with="ioctl"):
     t0 = time.monotonic()
     outcome = b.create_copies(d, 1, pairs, window)
     total = time.monotonic() - t0
+    sp = spread([c.target for c in outcome.staged])
     b.discard(d, outcome.staged)
-    return total, outcome.window_ms / 1000.0
+    return total, outcome.window_ms / 1000.0, sp
 
 
 class EngineBench:
@@ -89,6 +99,7 @@ class EngineBench:
         backends = {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBackend}
         self.engine = RecordEngine(self.store, lambda tech: backends[tech](runner=runner))
         self.name = "bench-%s" % technology.replace("_", "-")
+        self.technology = technology
         tps = ()
         if technology == "btrfs_send":
             tps = tuple(TargetPool("tp%d" % (i + 1), tuple(targets[i])) for i in range(2))
@@ -101,7 +112,12 @@ class EngineBench:
         t0 = time.monotonic()
         with self.engine.session(self.name) as s:
             result = s.plan_copy().apply()
-        return time.monotonic() - t0, result["copy_window_ms"] / 1000.0
+        total = time.monotonic() - t0
+        if self.technology == "btrfs_snapshot":
+            sp = spread([p["target"] for p in result["version"]["pairs"]])
+        else:
+            sp = None  # received copies are made one after another, after the window
+        return total, result["copy_window_ms"] / 1000.0, sp
 
 
 def bench_btrbk(mountpoint, rel_sources, workdir):
@@ -123,8 +139,9 @@ def bench_btrbk(mountpoint, rel_sources, workdir):
     made = [os.path.join(snapdir, n) for n in os.listdir(snapdir)]
     if len(made) != len(rel_sources):
         raise RuntimeError("btrbk made %d snapshots, expected %d" % (len(made), len(rel_sources)))
+    sp = spread(made)
     delete_subvolumes(made)
-    return total, None
+    return total, None, sp
 
 
 def main():
@@ -169,7 +186,9 @@ def main():
             runs = [fn() for dummy in range(rounds)]
             total = statistics.median(r[0] for r in runs)
             windows = [r[1] for r in runs if r[1] is not None]
-            results[name] = (total, statistics.median(windows) if windows else None, len(runs))
+            spreads = [r[2] for r in runs if r[2] is not None]
+            results[name] = (total, statistics.median(windows) if windows else None,
+                             (statistics.median(x[0] for x in spreads), max(x[1] for x in spreads)) if spreads else None)
 
         record("bare", lambda: bench_bare(sources, src.path("bare")))
         record("backend", lambda: bench_backend(sources, runner))
@@ -185,7 +204,7 @@ def main():
         bare = results["bare"][0]
         print("btrfs benchmark: %d subvolumes (64 KiB each) on a loop-backed btrfs, medians of %d rounds"
               % (args.sources, args.rounds))
-        print("%-11s %10s %16s %12s" % ("what", "total s", "copy window s", "total/bare"))
+        print("%-11s %8s %14s %18s %11s" % ("what", "total s", "copy window s", "first-last snap s", "total/bare"))
         labels = {
             "bare": "bare loop of `btrfs subvolume snapshot -r`",
             "backend": "BtrfsSnapshotBackend.create_copies, ioctl snapshots (default), marks",
@@ -197,9 +216,10 @@ def main():
         for name in ("bare", "backend", "backend-cmd", "engine", "send", "btrbk"):
             if name not in results:
                 continue
-            total, window, _n = results[name]
-            print("%-11s %10.3f %16s %12.2f   %s" % (name, total, "%.3f" % window if window is not None else "-",
-                                                     total / bare, labels[name]))
+            total, window, sp = results[name]
+            print("%-11s %8.3f %14s %18s %11.2f   %s" % (
+                name, total, "%.3f" % window if window is not None else "-",
+                "%.3f (%d txns)" % sp if sp is not None else "-", total / bare, labels[name]))
         if not btrbk:
             print("btrbk   not installed: `apt-get install btrbk` to compare with the peer tool")
         if results.get("btrbk"):
