@@ -719,3 +719,26 @@ def test_sigkill_during_a_copy_is_repaired(fs_pair, runner, tmp_path, kill_at, o
     assert w.pitcopy_leftovers() == []
     assert w.verify()["consistent"] is True
     assert w.copy()["version"]["number"] == 4 if outcome == "finished" else 3
+
+
+def test_sizes_come_from_qgroups_when_quotas_are_on(fs_pair, runner):
+    src, dst = fs_pair
+    os.makedirs(src.path("vol"))
+    small, big = src.path("vol", "small"), src.path("vol", "big")
+    btrfs("subvolume", "create", small)
+    btrfs("subvolume", "create", big)
+    with open(os.path.join(big, "blob"), "wb") as fh:
+        fh.write(os.urandom(8 * 1024 * 1024))
+    btrfs("filesystem", "sync", src.mountpoint)
+    b = BtrfsSendBackend(runner=runner)
+    before = b.discover([small, big])
+    # without quotas both report the filesystem's used bytes (an upper bound)
+    assert before[small].size == before[big].size >= 8 * 1024 * 1024
+    btrfs("quota", "enable", src.mountpoint)
+    btrfs("quota", "rescan", "-w", src.mountpoint)
+    btrfs("filesystem", "sync", src.mountpoint)
+    after = b.discover([small, big])
+    print("sizes without quotas %d/%d, with qgroups %d/%d" % (
+        before[small].size, before[big].size, after[small].size, after[big].size))
+    assert after[small].size < 1024 * 1024
+    assert 8 * 1024 * 1024 <= after[big].size < 9 * 1024 * 1024
