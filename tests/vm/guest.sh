@@ -39,5 +39,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 cd "$CWD" 2>/dev/null || cd "$REPO"
 argv=()
 while IFS= read -r -d '' word; do argv+=("$word"); done < "$RESULTS/argv"
-"${argv[@]}"
-finish $?
+# Also kept in the results directory: the console may be unreadable when
+# the host side's stdout is not a terminal.
+"${argv[@]}" 2>&1 | tee "$RESULTS/output.log"
+finish "${PIPESTATUS[0]}"

@@ -168,6 +168,11 @@ EOF
     fi
 fi
 
+if [ "$WANT_ZFS" = 0 ] && [ -r "$CACHE/env" ]; then
+    # keep what an earlier full setup recorded
+    ZFS_PREFIX=$(sed -n 's/^ZFS_PREFIX=//p' "$CACHE/env")
+    ZFS_TARBALL=$(sed -n 's/^ZFS_TARBALL=//p' "$CACHE/env")
+fi
 cat > "$CACHE/env.tmp" <<EOF
 KVER=$KVER
 VMLINUZ=$VMLINUZ

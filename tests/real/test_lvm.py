@@ -1,0 +1,633 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The LVM backends against real LVM (inside the VM harness).
+
+Run with ``tests/vm/run-suite.sh lvm`` or
+``tests/vm/run.sh -- pytest -p no:cacheprovider -m lvm tests/real/test_lvm.py``.
+
+Every test makes its own VG on a sparse file behind a loop device under /tmp
+and removes it (LVs, VG, PV, loop device, file) in teardown, also when the
+test fails. Missing LVM tools or device-mapper FAIL the test.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils import _lvm
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    CapacityError,
+    CopyFailed,
+    InvalidInput,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import (
+    LvmCloneBackend,
+    LvmSnapshotBackend,
+    LvmThinBackend,
+    dm_path,
+    validate_lv_name,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    CopyPair,
+    Hook,
+    PoolDefinition,
+    TargetPool,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+
+pytestmark = pytest.mark.lvm
+
+MiB = 1024 * 1024
+SBIN = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"))
+ENV = dict(os.environ, LC_ALL="C", PATH=SBIN, LVM_SUPPRESS_FD_WARNINGS="1")
+BACKENDS = {"lvm_snapshot": LvmSnapshotBackend, "lvm_thin": LvmThinBackend, "lvm_clone": LvmCloneBackend}
+
+
+def sh(*argv, **kw):
+    check = kw.pop("check", True)
+    proc = subprocess.run([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, env=ENV, timeout=kw.pop("timeout", 300), **kw)
+    out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode, err.strip()))
+    return out
+
+
+def require_lvm():
+    missing = [t for t in ("lvm", "lvcreate", "losetup", "fsfreeze", "mkfs.ext4") if not shutil.which(t, path=SBIN)]
+    if missing:
+        pytest.fail("LVM tests need %s: run them inside the VM harness (tests/vm/run.sh)" % ", ".join(missing),
+                    pytrace=False)
+    if os.geteuid() != 0:
+        pytest.fail("LVM tests need root", pytrace=False)
+    if not os.path.exists("/dev/mapper/control"):
+        pytest.fail("/dev/mapper/control is missing: no device-mapper in this kernel; run the LVM tests inside "
+                    "the VM harness (tests/vm/run.sh loads dm_mod, dm_snapshot, dm_thin_pool)", pytrace=False)
+
+
+class Vgs:
+    """Loop-backed VGs made for one test; ``destroy_all`` in teardown."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.vgs = []
+        self.loops = []
+        self.mounts = []
+
+    def create(self, tag, size=256 * MiB):
+        name = "pct%s%s" % (tag, uuid.uuid4().hex[:6])
+        img = os.path.join(self.workdir, name + ".img")
+        with open(img, "wb") as fh:
+            fh.truncate(size)
+        loop = sh("losetup", "--find", "--show", img).strip()
+        self.loops.append((loop, img))
+        sh("pvcreate", "-q", loop)
+        sh("vgcreate", "-q", "-s", "4M", name, loop)
+        self.vgs.append(name)
+        return name
+
+    def mount(self, lv, mountpoint):
+        os.makedirs(mountpoint, exist_ok=True)
+        sh("mount", dm_path(lv), mountpoint)
+        self.mounts.append(mountpoint)
+
+    def destroy_all(self):
+        errors = []
+        for mp in reversed(self.mounts):
+            subprocess.call(["fsfreeze", "-u", mp], stderr=subprocess.DEVNULL, env=ENV)
+            if subprocess.call(["umount", mp], stderr=subprocess.DEVNULL, env=ENV) != 0:
+                subprocess.call(["umount", "-l", mp], stderr=subprocess.DEVNULL, env=ENV)
+        for vg in reversed(self.vgs):
+            for _ in range(3):
+                if subprocess.call(["vgremove", "-ff", "-y", vg], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, env=ENV) == 0:
+                    break
+                subprocess.call(["dmsetup", "remove_all", "--force"], stderr=subprocess.DEVNULL, env=ENV)
+                time.sleep(0.5)
+            else:
+                errors.append("vgremove %s failed" % vg)
+        for loop, img in reversed(self.loops):
+            subprocess.call(["pvremove", "-ff", "-y", loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=ENV)
+            subprocess.call(["losetup", "-d", loop], env=ENV)
+            if os.path.exists(img):
+                os.unlink(img)
+        return errors
+
+
+@pytest.fixture
+def vgs():
+    require_lvm()
+    workdir = tempfile.mkdtemp(prefix="pitcopy-lvm-")
+    v = Vgs(workdir)
+    yield v
+    errors = v.destroy_all()
+    shutil.rmtree(workdir, ignore_errors=True)
+    assert not errors, errors
+
+
+@pytest.fixture
+def lvm_runner():
+    return SubprocessRunner(env={"PATH": SBIN})
+
+
+def lv(vg, name, size_mib=8, thin_pool=None):
+    if thin_pool:
+        sh("lvcreate", "-q", "-V", "%dM" % size_mib, "-T", "%s/%s" % (vg, thin_pool), "-n", name)
+    else:
+        sh("lvcreate", "-q", "-y", "-Wy", "-Zy", "-L", "%dM" % size_mib, "-n", name, vg)
+    return "%s/%s" % (vg, name)
+
+
+def write_data(name, text):
+    """The source's data: ``text`` at offset 0 and at 1 MiB into the LV."""
+    data = text.encode("utf-8").ljust(4096, b"\0")
+    fd = os.open(dm_path(name), os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, 0)
+        os.pwrite(fd, data, MiB)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_data(name):
+    fd = os.open(dm_path(name), os.O_RDONLY)
+    try:
+        a = os.pread(fd, 4096, 0)
+        b = os.pread(fd, 4096, MiB)
+    finally:
+        os.close(fd)
+    assert a == b, (name, a[:40], b[:40])
+    return a.rstrip(b"\0").decode("utf-8")
+
+
+def activate(name):
+    sh("lvchange", "-ay", "-K", name)
+
+
+def exists(name):
+    return subprocess.call(["lvs", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV) == 0
+
+
+def lv_tags(name):
+    return sh("lvs", "--noheadings", "-o", "lv_tags", name).strip().split(",")
+
+
+def make_engine(state_dir, runner):
+    from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+    from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+
+    return RecordEngine(StateStore(str(state_dir)), lambda tech: BACKENDS[tech](runner=runner))
+
+
+def define(engine, d):
+    with engine.session(d.name) as s:
+        return s.plan_define(d).apply()
+
+
+def copy(engine, name):
+    with engine.session(name) as s:
+        return s.plan_copy().apply()
+
+
+def info(engine, name):
+    with engine.session(name) as s:
+        return s.info()
+
+
+def findings(engine, name, repair=False):
+    with engine.session(name) as s:
+        plan = s.plan_verify(repair=repair)
+        return plan.apply() if repair else plan.result
+
+
+def check_kept(engine, name, data):
+    """Every kept version holds exactly the data of its point in time."""
+    pool = info(engine, name)
+    for rec in pool["replication_records"]:
+        for p in rec["pairs"]:
+            activate(p["target"])
+            got = read_data(p["target"])
+            assert got == data[rec["version"]][p["source"]], (rec["version"], p, got)
+    return pool
+
+
+# --- names and sizes (no volumes touched) ---------------------------------------
+
+
+def test_names_and_sizes_are_validated():
+    for good in ("vg0/data", "vg_a/lv.1", "v+g/l-v"):
+        validate_lv_name(good)
+    bad = ["vg0", "vg0/a/b", "vg0/..", "../x", "vg0/-rf", "-vg/x", "vg0/a b", "vg0/a;rm", "vg0/$(x)", "vg0/a\nb",
+           "vg0/a`b`", "/dev/vg0/a", "vg0/snapshot", "vg0/x_tdata", "", None, "vg0/" + "x" * 128]
+    for b in bad:
+        with pytest.raises(InvalidInput) as exc:
+            validate_lv_name(b, "source")
+        assert repr(b) in exc.value.msg or "source" in exc.value.msg
+    b = LvmSnapshotBackend()
+    assert b.implied_target("db", "01", "vg0/data") == "vg0/data-pc-db-01"
+    long_t = b.implied_target("db", "01", "vg0/" + "y" * 120)
+    assert len(long_t.split("/")[1]) <= 127 and long_t == b.implied_target("db", "01", "vg0/" + "y" * 120)
+    with pytest.raises(InvalidInput):
+        b.implied_target("bad pool", "01", "vg0/data")
+    assert _lvm.parse_snapshot_size("8M", 100 * MiB, 0, 4 * MiB) == 8 * MiB
+    assert _lvm.parse_snapshot_size("5", 100 * MiB, 0, 4 * MiB) == 8 * MiB  # MiB, rounded up to extents
+    assert _lvm.parse_snapshot_size("20%ORIGIN", 100 * MiB, 0, 4 * MiB) == 20 * MiB
+    assert _lvm.parse_snapshot_size("10%VG", 0, 400 * MiB, 4 * MiB) == 40 * MiB
+    for bad_size in ("20%FREE", "abc", "-1M", "0", "12X", "150%ORIGIN", "5M;ls"):
+        with pytest.raises(InvalidInput) as exc:
+            _lvm.parse_snapshot_size(bad_size, 100 * MiB, 100 * MiB, 4 * MiB)
+        assert repr(bad_size) in exc.value.msg
+
+
+# --- the point in time on this kernel ---------------------------------------------
+
+
+def test_fsfreeze_then_snapshot_works_on_this_kernel(vgs, tmp_path):
+    """Re-measures the fact FREEZE_THEN_SNAPSHOT records: whether LVM can
+    snapshot an origin whose filesystem is frozen with fsfreeze. On Debian's
+    6.1 kernel its own suspend fails with EBUSY (freeze_bdev refuses an
+    already frozen filesystem), so the backend must not freeze."""
+    vg = vgs.create("fz")
+    src = lv(vg, "c", 16)
+    sh("mkfs.ext4", "-q", dm_path(src))
+    mp = str(tmp_path / "c")
+    vgs.mount(src, mp)
+    with open(os.path.join(mp, "f"), "w") as fh:
+        fh.write("frozen")
+    sh("fsfreeze", "-f", mp)
+    # thaw from a timer too: should lvcreate block instead of failing, the
+    # test must not hang the VM
+    timer = threading.Timer(90, lambda: subprocess.call(["fsfreeze", "-u", mp], env=ENV))
+    timer.start()
+    try:
+        proc = subprocess.run(["lvcreate", "-q", "-s", "-n", "c_s", "-L", "8M", src], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=ENV, timeout=180)
+    finally:
+        timer.cancel()
+        subprocess.call(["fsfreeze", "-u", mp], env=ENV, stderr=subprocess.DEVNULL)
+        # a failed suspend leaves LVM's devices half-done: resume them all
+        for dev in sh("dmsetup", "ls").split("\n"):
+            name = dev.split("\t")[0].strip()
+            if name.startswith(vg.replace("-", "--") + "-"):
+                subprocess.call(["dmsetup", "resume", name], env=ENV, stderr=subprocess.DEVNULL)
+    err = proc.stderr.decode().strip()
+    print("classic snapshot of a frozen ext4: rc=%s %s" % (proc.returncode, err))
+    assert (proc.returncode == 0) == _lvm.FREEZE_THEN_SNAPSHOT, err
+    if not _lvm.FREEZE_THEN_SNAPSHOT:
+        assert "busy" in err.lower(), err
+    # consistency freeze is refused before anything is touched
+    b = LvmSnapshotBackend(SubprocessRunner(env={"PATH": SBIN}))
+    d = PoolDefinition(name="fz", technology="lvm_snapshot", sources=(src,), versions=1, consistency="freeze",
+                       snapshot_size="4M")
+    before = sh("lvs", "--noheadings", "-o", "lv_name", vg)
+    if not _lvm.FREEZE_THEN_SNAPSHOT:
+        with pytest.raises(InvalidInput) as exc:
+            b.create_copies(d, 1, [CopyPair(src, b.implied_target("fz", "01", src))], CopyWindow(d, b.runner))
+        assert "freeze" in exc.value.msg and "hooks" in exc.value.msg
+        assert sh("lvs", "--noheadings", "-o", "lv_name", vg) == before
+
+
+# --- rotation, restore, verify through the record engine ---------------------------------
+
+
+def _setup_sources(vgs, technology):
+    vg = vgs.create(technology.split("_")[1][:2], 384 * MiB)
+    thin = "tp" if technology == "lvm_thin" else None
+    if thin:
+        sh("lvcreate", "-q", "-L", "128M", "-T", "%s/%s" % (vg, thin))
+    sources = [lv(vg, n, 8, thin_pool=thin) for n in ("a", "b", "c", "d")]
+    return vg, sources
+
+
+@pytest.mark.parametrize("technology", ["lvm_snapshot", "lvm_thin", "lvm_clone"])
+def test_versions_rotation_restore_verify(vgs, lvm_runner, tmp_path, technology):
+    vg, all_sources = _setup_sources(vgs, technology)
+    b = BACKENDS[technology](lvm_runner)
+    vols = b.discover(all_sources + ["%s/nothere" % vg])
+    assert set(vols) == set(all_sources)
+    v = vols[all_sources[0]]
+    assert v.size == 8 * MiB and v.block_size in (512, 4096) and v.free > 0
+    assert v.kind == ("thin_lv" if technology == "lvm_thin" else "lv")
+
+    extra = {}
+    versions = 3
+    if technology == "lvm_clone":
+        versions = 2
+        tps = []
+        for t in ("01", "02"):
+            tps.append(TargetPool(name=t, volumes=tuple(lv(vg, "t%s%s" % (t, x), 8) for x in "abcd")))
+        extra["target_pools"] = tuple(tps)
+    if technology == "lvm_snapshot":
+        extra["snapshot_size"] = "4M"
+
+    eng = make_engine(tmp_path / "state", lvm_runner)
+    data = {}
+    sources = all_sources[:3]
+    windows = []
+    for n in range(1, 5):
+        if n == 3:
+            sources.append(all_sources[3])           # a source joins
+        if n == 4:
+            sources.remove(all_sources[1])           # a source leaves
+        define(eng, PoolDefinition(name="p%s" % technology[4:], technology=technology, sources=tuple(sources),
+                                   versions=versions, **extra))
+        name = "p%s" % technology[4:]
+        if n == 2:
+            with eng.session(name) as s:
+                pre = s.plan_prepair(versions=2).apply()
+            assert [r["version"] for r in pre["records"]] == [2, 3]
+        for s_ in sources:
+            write_data(s_, "v%d %s" % (n, s_))
+        data[n] = dict((s_, "v%d %s" % (n, s_)) for s_ in sources)
+        res = copy(eng, name)
+        assert res["version"]["number"] == n and res["copy_window_ms"] > 0
+        windows.append(res["copy_window_ms"])
+        for s_ in sources:
+            write_data(s_, "after v%d %s" % (n, s_))  # changes after the point in time
+        check_kept(eng, name, data)
+    pool = info(eng, name)
+    kept = dict((r["version"], r) for r in pool["replication_records"])
+    assert sorted(kept) == list(range(5 - versions, 5))
+    assert [p["source"] for p in kept[4]["pairs"]] == sources
+    listed = b.list_copies(name)
+    assert sorted((c.target, c.version) for c in listed) == sorted(
+        (p["target"], ver) for ver, r in kept.items() for p in r["pairs"])
+    assert not any(c.staged for c in listed)
+    for c in listed:
+        tags = lv_tags(c.target)
+        assert "pitcopy_pool=%s" % name in tags and "pitcopy_version=%d" % c.version in tags, tags
+    assert findings(eng, name)["consistent"] is True
+
+    # Restore an older kept version while a source is mounted: refused, nothing changes.
+    old = min(kept)
+    src0 = kept[old]["pairs"][0]["source"]
+    before = dict((s_, read_data(s_)) for s_ in sources)
+    sh("mkdir", "-p", str(tmp_path / "m"))
+    # a read-only open is enough to make the LV "open"
+    holder = subprocess.Popen(["sleep", "60"], stdin=open(dm_path(src0), "rb"), env=ENV)
+    try:
+        with eng.session(name) as s:
+            with pytest.raises(InvalidInput) as exc:
+                s.plan_restore(old).apply()
+        assert "is open" in exc.value.msg and "nmount" in exc.value.msg, exc.value.msg
+    finally:
+        holder.kill()
+        holder.wait()
+    assert dict((s_, read_data(s_)) for s_ in sources) == before
+
+    # Restore it: its data is back; every kept version is still there, intact.
+    with eng.session(name) as s:
+        res = s.plan_restore(old).apply()
+    restored = [p["source"] for p in kept[old]["pairs"]]
+    assert sorted(res["restored"]) == sorted(restored)
+    for s_ in restored:
+        assert read_data(s_) == data[old][s_]
+    check_kept(eng, name, data)
+    assert sorted(c.target for c in b.list_copies(name)) == sorted(c.target for c in listed)
+
+    # Behind the tool's back.
+    victim = kept[4]["pairs"][0]
+    if technology == "lvm_clone":
+        sh("lvchange", "-q", "-p", "rw", victim["target"])
+        write_data(victim["target"], "changed by someone")
+        expect = [(4, victim["target"], "copy_invalid")]
+    else:
+        sh("lvremove", "-y", victim["target"])
+        expect = [(4, victim["target"], "copy_missing")]
+    f = findings(eng, name)
+    assert f["consistent"] is False
+    assert [(x["version"], x["target"], x["problem"]) for x in f["findings"]] == expect, f
+
+    if technology == "lvm_snapshot":
+        # An overflowed classic snapshot (4 MiB of COW space) is invalid.
+        ov = kept[3]["pairs"][1]
+        fd = os.open(dm_path(ov["source"]), os.O_WRONLY)
+        try:
+            os.write(fd, os.urandom(8 * MiB))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        f = findings(eng, name)
+        assert (3, ov["target"], "copy_invalid") in [(x["version"], x["target"], x["problem"]) for x in f["findings"]]
+
+    # Ownership: an LV at one of our names without our tag is never removed.
+    foreign = "%s/foreign-pc-x" % vg
+    lv(vg, "foreign-pc-x", 4)
+    d = PoolDefinition(name=name, technology=technology, sources=tuple(sources), versions=versions, **extra)
+    skipped = b.delete_copies(d, [CopyPair(sources[0], foreign)])
+    assert skipped == [foreign] and exists(foreign)
+
+    # copy_version absent removes ours (clone: only our tags, never the LV).
+    with eng.session(name) as s:
+        s.plan_delete(3).apply()
+    for p in kept[3]["pairs"]:
+        if technology == "lvm_clone":
+            assert exists(p["target"])
+            tags = lv_tags(p["target"])
+            assert not any(t.startswith("pitcopy_version=") for t in tags), tags
+        else:
+            assert not exists(p["target"])
+    print("%s copy windows through the engine (ms): %s" % (technology, ["%.0f" % w for w in windows]))
+
+
+# --- failures leave nothing behind -------------------------------------------------------
+
+
+def test_snapshot_failure_full_vg_leaves_nothing(vgs, lvm_runner, tmp_path):
+    vg = vgs.create("fl", 64 * MiB)  # 15 extents of 4 MiB
+    sources = [lv(vg, n, 8) for n in ("a", "b", "c")]  # 6 extents used, 9 free
+    b = LvmSnapshotBackend(lvm_runner)
+    eng = make_engine(tmp_path / "state", lvm_runner)
+    d = PoolDefinition(name="full", technology="lvm_snapshot", sources=tuple(sources), versions=2,
+                       snapshot_size="8M")
+    define(eng, d)
+    for s_ in sources:
+        write_data(s_, "v1 %s" % s_)
+    copy(eng, "full")  # 3 x 8 MiB = 6 extents: fits
+    lvs_before = sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_tags", vg).split("\n"))
+    # The engine refuses before any copy starts, with the numbers.
+    with eng.session("full") as s:
+        with pytest.raises(CapacityError) as exc:
+            s.plan_copy().apply()
+    msg = exc.value.msg
+    assert vg in msg and "bytes" in msg and str(3 * 8 * MiB) in msg, msg
+    assert sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_tags", vg).split("\n")) == lvs_before
+    # The backend alone, past the capacity check: the third snapshot fails in
+    # the middle of the batch; the two made are removed; the error names the pair.
+    pairs = [CopyPair(s_, b.implied_target("full", "02", s_)) for s_ in sources]
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 2, pairs, CopyWindow(d, lvm_runner))
+    assert exc.value.details.get("source") == sources[2], exc.value.msg
+    assert "space" in exc.value.msg.lower() or "insufficient" in exc.value.msg.lower(), exc.value.msg
+    assert sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_tags", vg).split("\n")) == lvs_before
+    # The previous version is intact and verifies.
+    rec = info(eng, "full")["replication_records"]
+    assert [r["version"] for r in rec] == [1]
+    for p in rec[0]["pairs"]:
+        assert read_data(p["target"]) == "v1 %s" % p["source"]
+    assert findings(eng, "full")["consistent"] is True
+
+
+def test_clone_failure_and_foreign_target(vgs, lvm_runner, tmp_path):
+    vg = vgs.create("cf", 128 * MiB)
+    sources = [lv(vg, n, 8) for n in ("a", "b", "c")]
+    for s_ in sources:
+        write_data(s_, "v1 %s" % s_)
+    good = [lv(vg, "ta", 8), lv(vg, "tb", 12)]
+    small = lv(vg, "tsmall", 4)
+    foreign = lv(vg, "tforeign", 8)
+    write_data(foreign, "the user's own data")
+    b = LvmCloneBackend(lvm_runner)
+    vols = b.discover(good + [small, foreign])
+    assert vols[foreign].foreign_data is True and vols[good[0]].foreign_data is False
+    d = PoolDefinition(name="cl", technology="lvm_clone", sources=tuple(sources), versions=1,
+                       target_pools=(TargetPool(name="01", volumes=tuple(good + [small, foreign])),))
+    lvs_before = sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_attr,lv_tags", vg).split("\n"))
+    # too small: refused before any copy, with the numbers
+    pairs = [CopyPair(sources[0], good[0]), CopyPair(sources[1], good[1]), CopyPair(sources[2], small)]
+    with pytest.raises(CapacityError) as exc:
+        b.check_capacity(d, pairs, [], vols)
+    assert small in exc.value.msg and str(4 * MiB) in exc.value.msg and str(8 * MiB) in exc.value.msg
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 1, pairs, CopyWindow(d, lvm_runner))
+    assert exc.value.details.get("target") == small
+    # a target holding data we do not own: never written
+    pairs[2] = CopyPair(sources[2], foreign)
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 1, pairs, CopyWindow(d, lvm_runner))
+    assert "does not own" in exc.value.msg and exc.value.details.get("target") == foreign
+    assert read_data(foreign) == "the user's own data"
+    assert sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_attr,lv_tags", vg).split("\n")) == lvs_before
+    # through the engine the foreign target is never selected (or is reported)
+    eng = make_engine(tmp_path / "state", lvm_runner)
+    with eng.session("cl") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_define(d).apply()
+    assert foreign in exc.value.msg
+    assert read_data(foreign) == "the user's own data"
+
+
+# --- one point in time ---------------------------------------------------------------------
+
+
+def _writer(paths, stop, pause, paused, counter):
+    """Writes round n to every path in order, fsync each, until stopped."""
+    n = 0
+    while not stop.is_set():
+        if pause.is_set():
+            paused.set()
+            while pause.is_set() and not stop.is_set():
+                time.sleep(0.002)
+            paused.clear()
+            continue
+        n += 1
+        for p in paths:
+            with open(p, "w") as fh:
+                fh.write("%d\n" % n)
+                fh.flush()
+                os.fsync(fh.fileno())
+        counter[0] = n
+
+
+def _read_seq(vgs, snap, mp):
+    activate(snap)
+    os.makedirs(mp, exist_ok=True)
+    sh("mount", "-o", "ro,noload", dm_path(snap), mp)
+    try:
+        with open(os.path.join(mp, "seq")) as fh:
+            return int(fh.read().strip() or 0)
+    finally:
+        sh("umount", mp)
+
+
+@pytest.mark.parametrize("technology", ["lvm_snapshot", "lvm_thin"])
+def test_consistency_sequence_numbers(vgs, lvm_runner, tmp_path, technology):
+    vg = vgs.create("cs", 256 * MiB)
+    thin = None
+    if technology == "lvm_thin":
+        thin = "tp"
+        sh("lvcreate", "-q", "-L", "160M", "-T", "%s/tp" % vg)
+    src = [lv(vg, n, 16, thin_pool=thin) for n in ("a", "b", "c")]
+    paths = []
+    for s_ in src:
+        sh("mkfs.ext4", "-q", dm_path(s_))
+        mp = str(tmp_path / ("m" + s_.split("/")[1]))
+        vgs.mount(s_, mp)
+        paths.append(os.path.join(mp, "seq"))
+    b = BACKENDS[technology](lvm_runner)
+    stop, pause, paused = threading.Event(), threading.Event(), threading.Event()
+    counter = [0]
+    t = threading.Thread(target=_writer, args=(paths, stop, pause, paused, counter))
+    t.start()
+    try:
+        while counter[0] < 5:
+            time.sleep(0.01)
+        # 1) consistency auto, no hook: nothing is frozen (this kernel cannot
+        # snapshot a frozen filesystem; LVM freezes each one itself while it
+        # snapshots it), all snapshots come from one lvm process back to
+        # back. Each copy is a clean filesystem holding a number the writer
+        # wrote; across sources they may differ (printed).
+        d = PoolDefinition(name="seq", technology=technology, sources=tuple(src), versions=1, snapshot_size="8M")
+        pairs = [CopyPair(s_, b.implied_target(d.name, "01", s_)) for s_ in src]
+        win = CopyWindow(d, lvm_runner)
+        c_before = counter[0]
+        out = b.create_copies(d, 1, pairs, win)
+        c_after = counter[0]
+        assert out.frozen == []
+        b.promote(d, 1, pairs, out.staged, [])
+        nums = [_read_seq(vgs, p.target, str(tmp_path / "r")) for p in pairs]
+        assert all(c_before - 1 <= n_ <= c_after + 1 for n_ in nums), (nums, c_before, c_after)
+        # 2) with a pre-copy hook that quiesces the writer (waits for the end
+        # of its round) and a post-copy hook that resumes it: every copy
+        # carries the same number.
+        flag, ack = str(tmp_path / "pause"), str(tmp_path / "paused")
+
+        def bridge():
+            while not stop.is_set():
+                if os.path.exists(flag):
+                    pause.set()
+                    if paused.wait(20):
+                        open(ack, "w").close()
+                    while os.path.exists(flag) and not stop.is_set():
+                        time.sleep(0.005)
+                    pause.clear()
+                    if os.path.exists(ack):
+                        os.unlink(ack)
+                time.sleep(0.005)
+
+        br = threading.Thread(target=bridge)
+        br.start()
+        pre = Hook(argv=(sys.executable, "-c", "import os,sys,time\nopen(sys.argv[1],'w').close()\n"
+                         "t=time.time()\nwhile not os.path.exists(sys.argv[2]):\n"
+                         "    time.sleep(0.005)\n    assert time.time()-t<60\n", flag, ack), timeout=90)
+        post = Hook(argv=("rm", "-f", flag), timeout=30)
+        d2 = PoolDefinition(name="seqhook", technology=technology, sources=tuple(src), versions=1,
+                            snapshot_size="8M", pre_copy_hooks=(pre,), post_copy_hooks=(post,))
+        pairs = [CopyPair(s_, b.implied_target(d2.name, "01", s_)) for s_ in src]
+        win = CopyWindow(d2, lvm_runner)
+        out = b.create_copies(d2, 1, pairs, win)
+        b.promote(d2, 1, pairs, out.staged, [])
+        nums2 = [_read_seq(vgs, p.target, str(tmp_path / "r")) for p in pairs]
+        assert len(set(nums2)) == 1 and nums2[0] > 0, nums2
+        assert [h["phase"] for h in win.hooks] == ["pre", "post"] and all(h["ok"] for h in win.hooks)
+        print("%s: freeze only %s, with quiesce hook %s, window %.0f ms" % (technology, nums, nums2, out.window_ms))
+    finally:
+        stop.set()
+        t.join(30)
+        if "br" in locals():
+            br.join(30)
