@@ -795,8 +795,9 @@ class PoolSession:
             if isinstance(volumes, str):
                 volumes = [volumes]
             known = [p.source for p in rec.pairs]
+            known_set = set(known)
             for v in volumes:
-                if v not in known:
+                if v not in known_set:
                     raise InvalidInput("%s is not a source of version %d of copy pool %s; choose from: %s" % (
                         v, version, self.name, ", ".join(known)))
             wanted = set(volumes)
@@ -830,6 +831,9 @@ class PoolSession:
         findings = []
         tracked = set()
         listed = not backend.implied_targets
+        in_pool = set(definition.sources)
+        # rejection() needs no candidate index: one empty scan serves all pairs
+        checker = TargetScan(backend, self.name, definition.technology, "", (), volumes, {})
 
         # the journal first: what it staged is not "untracked"
         j = state.journal
@@ -851,7 +855,7 @@ class PoolSession:
                 tracked.add(p.target)
                 infos = [c for c in by_target.get(p.target, ()) if c.version == rec.version and not c.staged]
                 problem = None
-                if p.source not in volumes and p.source in definition.sources:
+                if p.source not in volumes and p.source in in_pool:
                     # a source that left the pool may well be gone for good
                     findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, "source_missing",
                                             "left for a human: the copy is kept; create %s again or restore it "
@@ -885,7 +889,7 @@ class PoolSession:
                 tracked.add(p.target)
                 problem = None
                 src = volumes.get(p.source)
-                if p.source not in definition.sources:
+                if p.source not in in_pool:
                     continue  # re-verified at the next copy anyway (Fig. 8)
                 if src is None:
                     findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target, "source_missing",
@@ -901,9 +905,7 @@ class PoolSession:
                     if vol is None:
                         problem = "target_missing"
                     else:
-                        scan = TargetScan(backend, self.name, definition.technology, rec.target_pool,
-                                          [p.target], volumes, {})
-                        if scan.rejection(src, p.target) is not None:
+                        if checker.rejection(src, p.target) is not None:
                             problem = "target_incompatible"
                 if problem:
                     findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target, problem,
