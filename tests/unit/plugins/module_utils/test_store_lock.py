@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -189,3 +190,34 @@ def test_the_lock_is_freed_when_the_holder_is_sigkilled(state_dir):
         store_free = time.monotonic() - start
     assert store_free < 5
     assert store.read_raw("db") == before
+
+
+def test_concurrent_writers_lose_no_update(state_dir):
+    """Several processes each load, change and save the same pool under the
+    lock: every change survives (no lost update, no torn file)."""
+    store = StateStore(state_dir)
+    store.save(state())
+    workers, rounds = 3, 15
+    pids = []
+    for w in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                s = StateStore(state_dir, lock_timeout=60)
+                for dummy in range(rounds):
+                    with s.locked("db"):
+                        cur = s.load("db")
+                        d = replace(cur.definition, sources=cur.definition.sources + ("vg/w%d" % w,))
+                        s.save(replace(cur, definition=d, last_version=cur.last_version + 1))
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    for pid in pids:
+        dummy, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    final = store.load("db")
+    assert final.last_version == workers * rounds
+    for w in range(workers):
+        assert final.definition.sources.count("vg/w%d" % w) == rounds
