@@ -523,7 +523,7 @@ def load_state(data):
 def validate_pool_name(name):
     """Raise InvalidInput unless ``name`` is a safe file name for a pool."""
     if not isinstance(name, str) or not _POOL_NAME_RE.match(name):
-        raise InvalidInput("copy pool name %r is not accepted: use %s" % (name, POOL_NAME_RULE), name=name)
+        raise InvalidInput("copy pool name %r is not accepted: use %s" % (name, POOL_NAME_RULE), pool=name)
     return name
 
 
@@ -795,8 +795,9 @@ class StateStore:
                                  "a backup or move it away" % (path, name, exc.start), path=path)
         try:
             data = _yaml_load(text)
-        except yaml.YAMLError as exc:
-            detail = " ".join(str(exc).split())
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+            # ValueError: e.g. an unquoted impossible date (2026-13-45)
+            detail = " ".join(str(exc).split()) or type(exc).__name__
             raise StateFileError("the state file '%s' of copy pool '%s' does not parse as YAML (%s). It was left "
                                  "untouched: fix it, restore it from a backup or move it away" % (path, name, detail),
                                  path=path)
@@ -862,6 +863,7 @@ class StateStore:
         self._sweep_temps(name)
         tmp = None
         fd = None
+        replaced = False
         try:
             for dummy in range(100):
                 candidate = os.path.join(self.state_dir, "%s%s.tmp" % (self._temp_prefix(name), os.urandom(6).hex()))
@@ -883,10 +885,15 @@ class StateStore:
             fd = None
             os.replace(tmp, path)
             tmp = None
+            replaced = True
             _step("replaced", fault)
             _fsync_dir(self.state_dir)
             _step("dir_fsynced", fault)
         except OSError as exc:
+            if replaced:
+                raise StateFileError("the state file '%s' of copy pool '%s' was replaced, but syncing its directory "
+                                     "failed: %s; check the disk and the file system" % (path, name, _oserror_text(exc)),
+                                     path=path)
             raise StateFileError("cannot write the state file '%s' of copy pool '%s': %s; the previous state file "
                                  "was left as it was" % (path, name, _oserror_text(exc)), path=path)
         finally:

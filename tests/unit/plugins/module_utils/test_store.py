@@ -319,10 +319,18 @@ CORRUPT = [
      b"last_version: -1\n", "last_version: expected an integer >= 0"),
     (b"schema_version: 1\ndefinition: {name: db, technology: lvm_thin, versions: 2, sources: [1]}\n",
      "definition.sources[0]: expected a string, found an integer"),
+    (b"schema_version: 1\ndefinition: {name: db, technology: lvm_thin, versions: 2, sources: []}\n"
+     b"replication_records:\n- {version: 1, target_pool: '01', created: 2026-13-45, pairs: []}\n",
+     "does not parse as YAML (month must be in 1..12)"),
+    (b"schema_version: 1\ndefinition: {name: db, technology: lvm_thin, versions: 2, sources: []}\n"
+     b"replication_records:\n- {version: 1, target_pool: '01', created: x, pairs: [[a, b, c]]}\n",
+     "replication_records[0].pairs[0]: expected [source, target] or {source, target}, found a list"),
+    (b"schema_version: 1\n? [a]\n: 1\n", "does not parse as YAML"),
+    (b"schema_version: 1\n" + b"x: " + b"[" * 5000 + b"]" * 5000 + b"\n", "does not parse as YAML (maximum recursion depth exceeded)"),
 ]
 
 
-@pytest.mark.parametrize("raw,fragment", CORRUPT)
+@pytest.mark.parametrize("raw,fragment", CORRUPT, ids=["%02d-%s" % (i, c[1][:40]) for i, c in enumerate(CORRUPT)])
 def test_corrupt_or_wrong_shape_file_is_refused_and_left_untouched(store, raw, fragment):
     path = write_raw(store, "db", raw)
     err = assert_refused(store, "db", StateFileError, fragment, path, "left untouched")
@@ -337,6 +345,29 @@ def test_newer_schema_is_refused(store):
     path = write_raw(store, "db", raw)
     assert_refused(store, "db", StateFileError, path, "schema_version 2",
                    "written by a newer pitcopy.versions", "upgrade the collection")
+
+
+def test_unquoted_dates_edited_by_hand_are_read_as_iso_strings(store):
+    write_raw(store, "db", b"schema_version: 1\ndefinition: {name: db, technology: lvm_thin, versions: 2, sources: []}\n"
+                           b"replication_records:\n- {version: 1, target_pool: '01', created: 2026-11-25, pairs: []}\n"
+                           b"- {version: 2, target_pool: '02', created: 2026-11-25T02:00:00Z, pairs: []}\n")
+    recs = store.load("db").replication_records
+    assert [r.created for r in recs] == ["2026-11-25", "2026-11-25T02:00:00+00:00"]
+
+
+def test_failed_directory_sync_says_the_new_file_is_in_place(store, monkeypatch):
+    store.save(rich_state())
+    new = PoolState(rich_state().definition)
+
+    def eio(path):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(_store, "_fsync_dir", eio)
+    with pytest.raises(StateFileError) as info:
+        store.save(new)
+    assert "was replaced, but syncing its directory failed: Input/output error" in info.value.msg
+    monkeypatch.undo()
+    assert store.load("db") == new
 
 
 def test_eio_is_refused(store, monkeypatch):
