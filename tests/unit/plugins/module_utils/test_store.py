@@ -335,9 +335,13 @@ def test_corrupt_or_wrong_shape_file_is_refused_and_left_untouched(store, raw, f
     path = write_raw(store, "db", raw)
     err = assert_refused(store, "db", StateFileError, fragment, path, "left untouched")
     assert err.result()["msg"] == err.msg
-    # a save of the same pool is not what refuses; the engine loads first.
-    # But nothing around the refusal wrote anything:
-    assert sorted(os.listdir(store.state_dir)) == ["db.yml"]
+    assert sorted(os.listdir(store.state_dir)) == ["db.yml"]  # reading created nothing
+    # as the engine does it: lock, then load
+    with store.locked("db"):
+        with pytest.raises(StateFileError):
+            store.load("db")
+    assert store.read_raw("db") == raw
+    assert sorted(os.listdir(store.state_dir)) == [".db.lock", "db.yml"]
 
 
 def test_newer_schema_is_refused(store):
@@ -627,3 +631,29 @@ def test_loading_never_constructs_python_objects(store):
     """Only safe loading: a python/object tag is refused, not executed."""
     path = write_raw(store, "db", b"schema_version: 1\ndefinition: !!python/object/apply:os.system ['true']\n")
     assert_refused(store, "db", StateFileError, path, "does not parse as YAML", "python/object/apply")
+
+
+@pytest.mark.parametrize("raw,fragment", [
+    (b"schema_version: 1\ndefinition: [unclosed\n", "does not parse as YAML"),
+    (b"schema_version: 7\n", "written by a newer pitcopy.versions"),
+])
+def test_the_engine_passes_refusals_through_and_changes_nothing(tmp_path, raw, fragment):
+    """End to end with the record engine: every plan on a refused state file
+    fails with the store's message; the file and the volumes stay as they were."""
+    from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, make_engine
+
+    be = MemoryBackend("lvm_clone")
+    for vol in ("A", "a"):
+        be.add_volume(vol, size=1 << 30)
+    engine = make_engine(tmp_path / "state", be)
+    with engine.session("P") as s:
+        s.plan_define(PoolDefinition("P", "lvm_clone", ("A",), 1, (TargetPool("01", ("a",)),))).apply()
+    store = engine.store
+    path = write_raw(store, "P", raw)
+    be.calls[:] = []
+    with pytest.raises(StateFileError) as info:
+        with engine.session("P") as s:
+            s.plan_copy().apply()
+    assert fragment in info.value.msg and path in info.value.msg
+    assert store.read_raw("P") == raw
+    assert be.calls == []
