@@ -118,12 +118,10 @@ def _walk_strings(value, where):
         yield where, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            for found in _walk_strings(item, "%s.%s" % (where, key)):
-                yield found
+            yield from _walk_strings(item, "%s.%s" % (where, key))
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            for found in _walk_strings(item, "%s[%d]" % (where, index)):
-                yield found
+            yield from _walk_strings(item, "%s[%d]" % (where, index))
 
 
 def check_no_control_chars(params, names):

@@ -21,7 +21,7 @@ description:
     the task fails while the pool still has copy versions, unless O(remove_copies=true).
   - The copy method is described in the collection's C(docs/).
 author:
-  - pitcopy developers
+  - pitcopy developers (@pitcopy)
 extends_documentation_fragment:
   - pitcopy.versions.common
   - pitcopy.versions.common.attributes

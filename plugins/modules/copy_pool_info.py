@@ -16,7 +16,7 @@ description:
   - Reads the state of one copy pool, or of every copy pool under O(state_dir), and returns the records.
   - Never changes anything.
 author:
-  - pitcopy developers
+  - pitcopy developers (@pitcopy)
 extends_documentation_fragment:
   - pitcopy.versions.common
   - pitcopy.versions.common.attributes

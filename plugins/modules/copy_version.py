@@ -25,7 +25,7 @@ description:
   - With O(state=restored) the sources are brought back to the data of O(version), all of them or only O(volumes).
     A restore that the storage tool could only do by destroying another kept version is refused.
 author:
-  - pitcopy developers
+  - pitcopy developers (@pitcopy)
 extends_documentation_fragment:
   - pitcopy.versions.common
   - pitcopy.versions.common.attributes

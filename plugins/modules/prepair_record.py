@@ -22,7 +22,7 @@ description:
   - Fails, naming each source and the reason every candidate target was rejected, when a source has no eligible
     target, unless O(allow_unpaired=true).
 author:
-  - pitcopy developers
+  - pitcopy developers (@pitcopy)
 extends_documentation_fragment:
   - pitcopy.versions.common
   - pitcopy.versions.common.attributes

@@ -22,7 +22,7 @@ description:
     copies that are gone are dropped, and pre-pairing records are re-paired. Each finding's RV(findings[].action)
     says what was done or what is left for a human.
 author:
-  - pitcopy developers
+  - pitcopy developers (@pitcopy)
 extends_documentation_fragment:
   - pitcopy.versions.common
   - pitcopy.versions.common.attributes
