@@ -368,7 +368,7 @@ class PoolSession:
     def _build(self, state, definition, backend, version, volumes, prepairing=None, use_prepairing=True):
         """Fig. 7 and Fig. 8: the copy record of ``version``."""
         prepairing = state.prepairing_records if prepairing is None else prepairing
-        tp = definition.target_pool_for(version)
+        tp = replace(state, definition=definition).target_pool_for(version)
         ppr = None
         if use_prepairing:
             for r in prepairing:
@@ -460,7 +460,7 @@ class PoolSession:
         if changed and old is not None:
             self._no_journal("changing the pool")
         n = new.last_version + 1
-        tp = definition.target_pool_for(n)
+        tp = new.target_pool_for(n)
         occupying = self._replaced_record(new, tp)
         result = {"pool": definition.as_dict(), "unpaired": [u.as_dict() for u in unpaired],
                   "prepairing_records": [r.as_dict() for r in new.prepairing_records],
@@ -659,7 +659,7 @@ class PoolSession:
                                "lower versions with pitcopy.versions.copy_pool" % (
                                    self.name, definition.versions, len(definition.target_pools)))
         n = state.last_version + 1
-        names = self._discovery_names(definition, backend, [definition.target_pool_for(n)])
+        names = self._discovery_names(definition, backend, [state.target_pool_for(n)])
         volumes = backend.discover(names)
         cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, self.engine.now())
         replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []

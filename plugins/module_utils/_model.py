@@ -138,7 +138,9 @@ class PoolDefinition:
         return [tp.name for tp in self.target_pools]
 
     def target_pool_for(self, version):
-        """The target pool that copy version ``version`` (1-based) uses."""
+        """The target pool of copy version ``version`` (1-based) in a steady
+        rotation that started empty. The engine uses
+        :meth:`PoolState.target_pool_for`, which also knows the kept versions."""
         names = self.target_pool_names()
         return names[(version - 1) % len(names)]
 
@@ -253,6 +255,29 @@ class PoolState:
     prepairing_records: Tuple[Record, ...] = ()
     last_version: int = 0
     journal: Optional[Journal] = None
+
+    def target_pool_for(self, version):
+        """The target pool that upcoming copy version ``version`` will use.
+
+        An empty target pool is filled first (in name order), else the one
+        holding the oldest kept version is reused. From an empty start this is
+        the steady rotation ``(n - 1) % P``; after target pools are added or a
+        version is deleted, it never replaces a newer version while an older
+        one or an empty target pool exists."""
+        names = self.definition.target_pool_names()
+        kept = sorted((r.version, r.target_pool) for r in self.replication_records if r.target_pool in names)
+        n = self.last_version + 1
+        if version < n:
+            raise ValueError("version %d is not an upcoming version (next is %d)" % (version, n))
+        while True:
+            used = set(tp for _, tp in kept)
+            empty = [tp for tp in names if tp not in used]
+            tp = empty[0] if empty else kept[0][1]
+            if n == version:
+                return tp
+            kept = sorted([vt for vt in kept if vt[1] != tp] + [(n, tp)])
+            del kept[:max(0, len(kept) - self.definition.versions)]
+            n += 1
 
     def replication(self, version):
         for r in self.replication_records:
