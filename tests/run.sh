@@ -16,7 +16,10 @@ cd "$REPO"
 
 VENV="$REPO/.venv"
 LOGS="$REPO/tests/output/logs"
-COLL_COPY="$REPO/.cache/coll/ansible_collections/pitcopy/versions"
+# Outside the checkout on purpose: inside it, ansible-test would find the
+# checkout's .git and list only files git knows (none under .cache/).
+COLL_COPY_ROOT=${PITCOPY_COLL_COPY_ROOT:-$HOME/.cache/pitcopy/coll-$(printf '%s' "$REPO" | sha256sum | cut -c1-12)}
+COLL_COPY="$COLL_COPY_ROOT/ansible_collections/pitcopy/versions"
 COLL_LINK_ROOT="$REPO/.cache/coll-link"
 TAIL_LINES=${PITCOPY_TAIL_LINES:-40}
 
@@ -62,8 +65,18 @@ need_exec() {
 
 ansible_test() {
     # ansible-test resolves the current directory, so it must run inside the
-    # copy under .cache/coll (see tests/setup.sh).
-    (cd "$COLL_COPY" && ansible-test "$@")
+    # copy that tests/setup.sh keeps (COLL_COPY).
+    (cd "$COLL_COPY" && ansible-test "$@") || return
+    # It exits 0 when it found nothing to test; that is no pass.
+    if grep -q 'All targets skipped' "$LOGS/$CURRENT_STAGE.log"; then
+        echo "FAIL: ansible-test found no targets in $COLL_COPY"
+        return 1
+    fi
+    # A sanity test whose tool is missing is skipped with only a warning.
+    if grep -E 'WARNING: Required program .* not found' "$LOGS/$CURRENT_STAGE.log"; then
+        echo "FAIL: a tool ansible-test needs is missing (add it to APT_PACKAGES in tests/setup.sh)"
+        return 1
+    fi
 }
 
 stage_unit() {

@@ -12,7 +12,8 @@
 #      requirements/constraints.txt, and checks the pins really installed;
 #   3. makes ansible-test's pip bootstrap work without internet (fallback only);
 #   4. builds the collection trees ansible-test and pytest need
-#      (.cache/coll: rsync copy, .cache/coll-link: symlink);
+#      (~/.cache/pitcopy/coll-<hash of the checkout path>: rsync copy,
+#      .cache/coll-link: symlink);
 #   5. runs the VM harness set-up, tests/vm/setup.sh (kernel, OpenZFS module
 #      built with dkms and cached; ~4 min the first time on a machine).
 # Options:   --no-vm      skip step 5 (tests/run.sh passes it when no VM stage
@@ -29,7 +30,8 @@ log() { printf '[setup] %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------
 # Debian packages: THE list. Add a package here (with a comment saying who
-# needs it); nowhere else installs Debian packages for the tests.
+# needs it). The only other apt use is tests/vm/setup.sh, for what depends on
+# the guest kernel version (its image, headers, dkms/zfs-dkms, zfsutils debs).
 # ---------------------------------------------------------------------------
 APT_PACKAGES=(
     # real storage tools (backends, tests/real, integration, molecule, demo)
@@ -38,6 +40,8 @@ APT_PACKAGES=(
     qemu-system-x86 busybox-static
     # tooling: venv creation, collection tree copy, git for ansible-test/galaxy
     python3 python3-venv rsync git ca-certificates curl
+    # ansible-test sanity's shellcheck test (skipped with a mere warning without it)
+    shellcheck
 )
 
 install_apt_packages() {
@@ -176,7 +180,10 @@ PY
 # .git it lists files by walking the tree, hence the excludes). pytest only
 # needs the import path, so a symlink to the checkout is enough for it.
 # ---------------------------------------------------------------------------
-COLL_COPY="$REPO/.cache/coll/ansible_collections/pitcopy/versions"
+# Outside the checkout on purpose: inside it, ansible-test would find the
+# checkout's .git and list only files git knows (none under .cache/).
+COLL_COPY_ROOT=${PITCOPY_COLL_COPY_ROOT:-$HOME/.cache/pitcopy/coll-$(printf '%s' "$REPO" | sha256sum | cut -c1-12)}
+COLL_COPY="$COLL_COPY_ROOT/ansible_collections/pitcopy/versions"
 COLL_LINK_ROOT="$REPO/.cache/coll-link"
 
 SYNC_EXCLUDES=(/.git /.venv /.cache /.benchmarks /tests/output __pycache__ '*.pyc' .pytest_cache .hypothesis '/*.tar.gz')
