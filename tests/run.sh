@@ -201,9 +201,11 @@ elapsed_since() {
 # count of tests, from a stage's log.
 detail_of() {
     local log=$1 line n
-    line=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s.*=+$' "$log" 2>/dev/null | tail -n 1)
+    # ansible-test units runs pytest once per group (modules, module_utils).
+    line=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s.*=+$' "$log" 2>/dev/null \
+        | sed -E 's/^=+ //; s/ =+$//' | paste -sd';' | sed 's/;/; /g')
     if [[ -n $line ]]; then
-        sed -E 's/^=+ //; s/ =+$//' <<<"$line"
+        echo "$line"
         return
     fi
     line=$(grep -oE 'The [0-9]+ sanity test\(s\) listed below \(out of [0-9]+\) failed' "$log" 2>/dev/null | tail -n 1)
