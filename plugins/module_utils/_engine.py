@@ -383,7 +383,14 @@ class PoolSession:
             pre, kind = None, PRE_COPY_NONE
         sources = list(definition.sources)
         in_pool = set(sources)
-        broken = [p for p in pre.pairs if p.source not in in_pool] if pre is not None else []
+        # steps 612-614: pairs whose source left the pool; a pre-pairing
+        # record was already trimmed when the pool changed, so the version
+        # being replaced speaks for those sources too
+        broken = []
+        for rec in (pre, replaced):
+            for p in (rec.pairs if rec is not None else ()):
+                if p.source not in in_pool and p not in broken:
+                    broken.append(p)
         if backend.implied_targets:
             pairs, unpaired = select_implied(backend, definition.name, tp, sources, volumes)
             return CopyRecord(version, tp, pairs, pre, kind, replaced, broken, unpaired)

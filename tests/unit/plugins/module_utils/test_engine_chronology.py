@@ -113,8 +113,8 @@ def test_seven_versions(tmp_path):
     c.define()
     c.prepair(1)
     assert c.records()[1] == [(4, "02", "B_d C_f D_g")]
-    # T4: V4 replaces V2
-    assert short(c.copy()) == (4, "02", "prepairing", "B_d C_f D_g", 2, "")
+    # T4: V4 replaces V2, and V2's pair of A (which left at T3) is broken now
+    assert short(c.copy()) == (4, "02", "prepairing", "B_d C_f D_g", 2, "A_c")
     assert c.records() == ([(3, "01", "B_b C_a"), (4, "02", "B_d C_f D_g")], [])
 
     # pre-pair V5, then take away the target it chose for D: re-paired or reported

@@ -79,3 +79,26 @@ def test_upcoming_target_pools_simulate_retention():
     state = PoolState(d, (rr(1, "01"), rr(2, "02")), (), 2)
     # version 3 takes the empty 03, retention then drops 1, so 4 gets 01
     assert [state.target_pool_for(v) for v in (3, 4, 5, 6)] == ["03", "01", "02", "03"]
+
+
+def test_broken_pairs_name_the_replaced_versions_pairs_when_a_prepairing_record_was_used(tmp_path):
+    be = MemoryBackend("lvm_clone")
+    for name in ("A", "B", "a", "b", "c", "d"):
+        be.add_volume(name, size=GIB)
+    engine = make_engine(tmp_path / "state", be)
+    tps = (TargetPool("01", ("a", "b")), TargetPool("02", ("c", "d")))
+
+    def define(sources):
+        with engine.session("P") as s:
+            s.plan_define(PoolDefinition("P", "lvm_clone", sources, 2, tps)).apply()
+
+    define(("A", "B"))
+    _copy(engine)
+    _copy(engine)
+    with engine.session("P") as s:
+        s.plan_prepair(versions=1).apply()
+    define(("A",))  # B leaves; the pre-pairing record of V3 is trimmed at once
+    v3 = _copy(engine)
+    assert v3["version"]["pre_copy_record"] == "prepairing"
+    assert v3["replaced_version"] == 1
+    assert v3["broken_pairs"] == [{"source": "B", "target": "b"}]
