@@ -12,7 +12,7 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO"
+cd "$REPO" || exit 2
 
 VENV="$REPO/.venv"
 LOGS="$REPO/tests/output/logs"
@@ -183,6 +183,10 @@ for arg in "$@"; do
     esac
 done
 ((${#STAGES[@]})) || STAGES=("${ALL_STAGES[@]}")
+# Each stage once, in the canonical order.
+mapfile -t STAGES < <(for s in "${ALL_STAGES[@]}"; do
+    for w in "${STAGES[@]}"; do [[ $w == "$s" ]] && { echo "$s"; break; }; done
+done)
 
 mkdir -p "$LOGS"
 rm -f "$LOGS"/.missing-*
