@@ -228,13 +228,21 @@ class _Watchdog:
             )
 
     def _send(self, op, mountpoint):
-        self.proc.stdin.write(json.dumps([op, mountpoint]).encode("utf-8") + b"\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(json.dumps([op, mountpoint]).encode("utf-8") + b"\n")
+            self.proc.stdin.flush()
+            return True
+        except (IOError, OSError, ValueError):
+            return False  # the watchdog is gone (killed by someone else)
 
     def will_freeze(self, mountpoint):
-        self._send("F", mountpoint)
+        # never freeze without a live watchdog
+        if self.proc.poll() is not None or not self._send("F", mountpoint):
+            raise CommandError("the freeze watchdog is gone (exit status %s); %s was not frozen"
+                               % (self.proc.poll(), mountpoint), argv=["fsfreeze", "--freeze", mountpoint])
 
     def thawed(self, mountpoint):
+        # a dead watchdog must not stop us from thawing the others
         self._send("T", mountpoint)
 
     def disarm(self, timeout=60.0):
@@ -264,7 +272,8 @@ class CopyWindow:
         self.window_ms = 0.0
         self.quiesced_ms = 0.0
         self.hooks = []
-        self.frozen = []
+        self.frozen = []  # frozen right now
+        self.was_frozen = []  # frozen during the last open()
         self.warnings = []
         self._start = None
 
@@ -350,6 +359,7 @@ class CopyWindow:
         self._start = self.clock()
         self.hooks = []
         self.frozen = []
+        self.was_frozen = []
         watchdog = None
         end = None
         thaw_errors = []
@@ -368,6 +378,7 @@ class CopyWindow:
                     for mp in mountpoints:
                         watchdog.will_freeze(mp)
                         self.frozen.append(mp)
+                        self.was_frozen.append(mp)
                         try:
                             self.runner.run(["fsfreeze", "--freeze", mp])
                         except Exception:

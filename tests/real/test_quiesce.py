@@ -219,3 +219,28 @@ def test_watchdog_max_frozen_thaws_a_hung_copy(ext4_fs, runner):
         # the copy "hangs" longer than max_frozen: the watchdog thaws anyway
         assert writer.wait(timeout=10) == 0
     assert any("already thawed" in w for w in window.warnings)
+
+
+def test_a_killed_watchdog_does_not_stop_the_thaw(loopfs_factory, runner):
+    fs1 = loopfs_factory("ext4", size=128 * 1024 * 1024, name="a")
+    fs2 = loopfs_factory("ext4", size=128 * 1024 * 1024, name="b")
+    window = CopyWindow(definition(), runner)
+    with window.open(freeze=[fs1.mountpoint, fs2.mountpoint]):
+        watchdogs = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_watchdog(int(p))]
+        assert len(watchdogs) == 1
+        os.kill(watchdogs[0], signal.SIGKILL)
+        time.sleep(0.2)
+    assert window.was_frozen == [fs1.mountpoint, fs2.mountpoint] and window.frozen == []
+    assert start_writer(fs1.path("w")).wait(timeout=10) == 0
+    assert start_writer(fs2.path("w")).wait(timeout=10) == 0
+
+
+def _is_watchdog(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            argv = fh.read().split(b"\0")
+        with open("/proc/%d/stat" % pid) as fh:
+            ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (IOError, OSError, ValueError, IndexError):
+        return False
+    return ppid == os.getpid() and any(b"thaw_all" in a for a in argv)
