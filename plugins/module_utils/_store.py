@@ -103,12 +103,7 @@ _POOL_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 POOL_NAME_RULE = ("1 to 64 characters: letters, digits, '_', '.' or '-', "
                   "not starting with '.' or '-'")
 
-# Characters that keep a name list out of the one-per-line block form: YAML
-# treats some of them as line breaks inside a block scalar (\x85, \u2028,
-# \u2029), the emitter refuses a block for the others.
-_UNSAFE_IN_BLOCK = re.compile(u"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
 _BLANK_AT_LINE_END = re.compile(r"[ ]$", re.M)
-_SEPARATOR_RE = re.compile(u"(?= -> )")
 
 _HEADER = (
     u"# pitcopy.versions state of copy pool '%s'.\n"
@@ -211,13 +206,22 @@ class _Shape(ValueError):
         self.problem = problem
 
 
+def _fits_block(text, lines):
+    """Whether ``text`` (``lines`` lines, each ending in a newline) can be a
+    literal block that reads back as exactly those lines: no line break inside
+    a line (YAML would also break at \x85, \u2028, \u2029), nothing
+    unprintable (the emitter would fall back to an escaped string), no blank
+    at a line's end (same)."""
+    return (text.count(u"\n") == lines and text.replace(u"\n", u"").isprintable()
+            and not _BLANK_AT_LINE_END.search(text))
+
+
 def _dump_names(names):
     names = list(names)
     if not names:
         return []
     text = u"\n".join(names) + u"\n"
-    if (all(names) and text.count(u"\n") == len(names)
-            and not _UNSAFE_IN_BLOCK.search(text) and not _BLANK_AT_LINE_END.search(text)):
+    if all(names) and _fits_block(text, len(names)):
         return _Block(text)
     return list(names)
 
@@ -226,12 +230,12 @@ def _dump_pairs(pairs):
     pairs = list(pairs)
     if not pairs:
         return []
+    n = len(pairs)
     text = u"\n".join([p.source + PAIR_SEPARATOR + p.target for p in pairs]) + u"\n"
-    # A line is split at its separator, so each line must hold exactly one
-    # (overlaps counted: a source ending in " ->" makes "a -> -> b"), and no
-    # name may hold a line break.
-    if (text.count(u"\n") == len(pairs) and len(_SEPARATOR_RE.findall(text)) == len(pairs)
-            and not _UNSAFE_IN_BLOCK.search(text) and not _BLANK_AT_LINE_END.search(text)):
+    # A line is split at its separator, so each line must hold exactly one.
+    # Two occurrences can only overlap as " -> -> " (a source ending in " ->"),
+    # so without that, n non-overlapping occurrences are one per line.
+    if _fits_block(text, n) and text.count(PAIR_SEPARATOR) == n and u" -> -> " not in text:
         return _Block(text)
     return [_Flow([p.source, p.target]) for p in pairs]
 

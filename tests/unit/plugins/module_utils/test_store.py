@@ -657,3 +657,20 @@ def test_the_engine_passes_refusals_through_and_changes_nothing(tmp_path, raw, f
     assert fragment in info.value.msg and path in info.value.msg
     assert store.read_raw("P") == raw
     assert be.calls == []
+
+
+# The separator's own characters, blanks and line breaks, densely mixed: the
+# one-per-line form must either read back exactly or not be chosen.
+_sep_names = st.text(alphabet=[" ", "-", ">", "a", "\n", "\x85"], max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs=st.lists(st.builds(CopyPair, _sep_names, _sep_names), max_size=5).map(tuple),
+       names_=st.lists(_sep_names, max_size=5).map(tuple))
+def test_line_forms_never_misread(pairs, names_):
+    dumped_pairs, dumped_names = _store._dump_pairs(pairs), _store._dump_names(names_)
+    assert _store._load_pairs(dumped_pairs, "p") == pairs
+    assert _store._load_names(dumped_names, "n") == names_
+    back = _store._yaml_load(_store._yaml_dump({"p": dumped_pairs, "n": dumped_names}))
+    assert _store._load_pairs(back["p"], "p") == pairs
+    assert _store._load_names(back["n"], "n") == names_
