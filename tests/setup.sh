@@ -26,7 +26,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
-log() { printf '[setup] %s\n' "$*"; }
+log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
 # ---------------------------------------------------------------------------
 # Debian packages: THE list. Add a package here (with a comment saying who
