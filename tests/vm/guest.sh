@@ -12,7 +12,7 @@ finish() {
     exit "$1"
 }
 export LVM_SUPPRESS_FD_WARNINGS=1 PITCOPY_VM=1 PITCOPY_VM_RESULTS="$RESULTS" LC_ALL=C.UTF-8
-export PYTHONDONTWRITEBYTECODE=1 HOME=/tmp/home
+export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp/home
 mkdir -p /tmp/home
 if ! modprobe -a dm_mod dm_snapshot dm_thin_pool loop 2>"$RESULTS/modprobe.err"; then
     echo "[guest] cannot load device-mapper modules: $(cat "$RESULTS/modprobe.err")" >&2

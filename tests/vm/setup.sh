@@ -130,7 +130,7 @@ EOF
     [ -n "$ZVER" ] && [ "$ZVER" != "(none)" ] || { echo "setup.sh: zfs-dkms not available from apt (contrib)" >&2; exit 1; }
     ZFS_TARBALL=$CACHE/zfs-modules-$KVER-$ZVER.tar.gz
     if [ ! -s "$ZFS_TARBALL" ]; then
-        log "building the zfs module $ZVER for $KVER with dkms (takes minutes)"
+        log "building (or packing the already built) zfs module $ZVER for $KVER with dkms (a build takes minutes)"
         t0=$SECONDS
         apt_update
         # Recommends would pull zfsutils-linux onto the host (services, a
