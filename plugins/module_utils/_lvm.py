@@ -739,7 +739,7 @@ class _SnapshotBase(_LvmBackend):
         return skipped
 
     def _activate(self, name):
-        self._lv("lvchange", "-ay", "-K", name)
+        self._lv("lvchange", "-ay", "-K", "-y", name)
 
     def restore(self, definition, version, pairs):
         pool = _pool_name(definition)
@@ -968,7 +968,7 @@ class LvmThinBackend(_SnapshotBase):
     def _create_argv(self, definition, version, pair, staging, rows):
         # Thin snapshots get the activation skip flag (LVM's default): they
         # stay inactive until read or restored (lvchange -ay -K).
-        return ["lvcreate", "-q", "-s", "-ky", "-n", split_name(staging)[1],
+        return ["lvcreate", "-q", "-s", "--setactivationskip", "y", "-n", split_name(staging)[1],
                 "--addtag", TAG_POOL + _pool_name(definition), "--addtag", TAG_VERSION + str(version),
                 "--addtag", TAG_SOURCE + pair.source, "--addtag", TAG_STAGED, pair.source]
 
@@ -1162,7 +1162,8 @@ class LvmCloneBackend(_LvmBackend):
             tags = ["--addtag", TAG_POOL + pool, "--addtag", TAG_VERSION + str(version),
                     "--addtag", TAG_SOURCE + p.source, "--addtag", TAG_TMP]
             if self._kind(rows[p.source]) == KIND_THIN:
-                commands.append(["lvcreate", "-q", "-s", "-kn", "-n", split_name(tmp)[1]] + tags + [p.source])
+                commands.append(["lvcreate", "-q", "-s", "--setactivationskip", "n", "-n", split_name(tmp)[1]]
+                                + tags + [p.source])
             else:
                 size = self._snapshot_bytes(definition, rows[p.source])
                 commands.append(["lvcreate", "-q", "-s", "-L", "%db" % size, "-n", split_name(tmp)[1]] + tags

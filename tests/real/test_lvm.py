@@ -176,7 +176,8 @@ def read_data(name):
 
 
 def activate(name):
-    sh("lvchange", "-ay", "-K", name)
+    # -y: for a classic snapshot lvchange asks whether to change the origin too
+    sh("lvchange", "-ay", "-K", "-y", name)
 
 
 def exists(name):
@@ -379,7 +380,8 @@ def test_versions_rotation_restore_verify(vgs, lvm_runner, tmp_path, technology)
     before = dict((s_, read_data(s_)) for s_ in sources)
     sh("mkdir", "-p", str(tmp_path / "m"))
     # a read-only open is enough to make the LV "open"
-    holder = subprocess.Popen(["sleep", "60"], stdin=open(dm_path(src0), "rb"), env=ENV)
+    with open(dm_path(src0), "rb") as dev:
+        holder = subprocess.Popen(["sleep", "60"], stdin=dev, env=ENV)
     try:
         with eng.session(name) as s:
             with pytest.raises(InvalidInput) as exc:
@@ -467,14 +469,20 @@ def test_snapshot_failure_full_vg_leaves_nothing(vgs, lvm_runner, tmp_path):
     msg = exc.value.msg
     assert vg in msg and "bytes" in msg and str(3 * 8 * MiB) in msg, msg
     assert sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_tags", vg).split("\n")) == lvs_before
-    # The backend alone, past the capacity check: the third snapshot fails in
-    # the middle of the batch; the two made are removed; the error names the pair.
+    # The backend alone, past the capacity check: 4 MiB snapshots with 8 MiB
+    # left, so the third fails in the middle of the batch; the two made are
+    # removed; the error names the pair and carries LVM's words.
+    filler = lv(vg, "filler", 4)
+    lvs_before = sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_tags", vg).split("\n"))
+    d4 = PoolDefinition(name="full", technology="lvm_snapshot", sources=tuple(sources), versions=2,
+                        snapshot_size="4M")
     pairs = [CopyPair(s_, b.implied_target("full", "02", s_)) for s_ in sources]
     with pytest.raises(CopyFailed) as exc:
-        b.create_copies(d, 2, pairs, CopyWindow(d, lvm_runner))
+        b.create_copies(d4, 2, pairs, CopyWindow(d4, lvm_runner))
     assert exc.value.details.get("source") == sources[2], exc.value.msg
-    assert "space" in exc.value.msg.lower() or "insufficient" in exc.value.msg.lower(), exc.value.msg
+    assert "insufficient" in exc.value.msg.lower() or "space" in exc.value.msg.lower(), exc.value.msg
     assert sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_tags", vg).split("\n")) == lvs_before
+    sh("lvremove", "-y", filler)
     # The previous version is intact and verifies.
     rec = info(eng, "full")["replication_records"]
     assert [r["version"] for r in rec] == [1]
