@@ -73,6 +73,9 @@ options:
       - Required for those technologies and refused for the snapshot technologies, whose target pools are implied.
       - A target volume may appear in one target pool only, must be of a compatible type, at least the size of the
         source it receives, and must not hold data that this collection does not own.
+      - A target listed twice or holding data we do not own is refused when the pool is defined; type, size and free
+        space are checked when targets are selected (M(pitcopy.versions.prepair_record) and
+        M(pitcopy.versions.copy_version)), which fail naming each rejected target and why.
     type: list
     elements: dict
     suboptions:

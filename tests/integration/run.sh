@@ -65,6 +65,9 @@ export ANSIBLE_COLLECTIONS_PATH="$ROOT/coll"
 export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_LOCALHOST_WARNING=0
 export ANSIBLE_INVENTORY_UNPARSED_WARNING=0 ANSIBLE_FORCE_COLOR=0
 export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml
+# In the VM the host's root (and so /root) is read-only: keep Ansible's own
+# files in the scratch directory.
+export ANSIBLE_HOME="$ROOT/ansible-home" ANSIBLE_LOCAL_TEMP="$ROOT/ansible-tmp" ANSIBLE_REMOTE_TMP="$ROOT/ansible-tmp"
 # We are root already; where sudo is not installed, become through su.
 command -v sudo >/dev/null || export ANSIBLE_BECOME_METHOD=su
 export PYTHONPATH="$ROOT/coll${PYTHONPATH:+:$PYTHONPATH}"
