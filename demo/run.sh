@@ -63,9 +63,14 @@ cleanup() {
   for m in $(findmnt -rn -o TARGET | grep "^$work/" | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m"
   done
-  for dev in "${loops[@]}"; do
-    [ "$tech" = lvm ] && LVM_SUPPRESS_FD_WARNINGS=1 pvremove -q -ff -y "$dev" >/dev/null 2>&1
-    losetup -d "$dev" 2>/dev/null
+  # The loop devices are found by their backing files (newloop runs in a
+  # command substitution, a subshell, so it cannot record them for us).
+  for img in "$work"/*.img; do
+    [ -e "$img" ] || continue
+    for dev in $(losetup -j "$img" -O NAME -n); do
+      [ "$tech" = lvm ] && LVM_SUPPRESS_FD_WARNINGS=1 pvremove -q -ff -y "$dev" >/dev/null 2>&1
+      losetup -d "$dev" 2>/dev/null && loops+=("$dev")
+    done
   done
   if [ "${PITCOPY_DEMO_KEEP_LOGS:-0}" = 1 ]; then
     mkdir -p /tmp/pitcopy-demo-logs && cp "$work"/*.log /tmp/pitcopy-demo-logs/ 2>/dev/null
@@ -85,10 +90,7 @@ trap 'exit 130' INT TERM
 
 newloop() {
   truncate -s "$2" "$work/$1.img"
-  local dev
-  dev=$(losetup --find --show "$work/$1.img")
-  loops+=("$dev")
-  echo "$dev"
+  losetup --find --show "$work/$1.img"
 }
 
 # ---------------------------------------------------------------- storage
@@ -137,7 +139,7 @@ mkdir -p "$work/collections/ansible_collections/pitcopy"
 ln -s "$repo" "$work/collections/ansible_collections/pitcopy/versions"
 export ANSIBLE_COLLECTIONS_PATH="$work/collections" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 export ANSIBLE_PIPELINING=true ANSIBLE_NOCOLOR=1 ANSIBLE_DISPLAY_SKIPPED_HOSTS=false
-export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml
+export ANSIBLE_CALLBACK_RESULT_FORMAT=json
 
 # The copy pools, as an inventory would hold them (host_vars rotation_pools).
 pools_json() {
@@ -156,11 +158,12 @@ pools_json() {
 EOF
 }
 
-# Shows the lines of the summary task of a run (the whole log is in $work).
-summary_of() {
-  awk '/TASK \[pitcopy.versions.rotation : Summarise the run\]/ {on=1; next}
-       on && /^(TASK|PLAY RECAP)/ {on=0}
-       on && /^ *- / {sub(/^ *- /, "  "); print}' "$1"
+# Prints the message lines of one task of an ansible log (the whole log stays in $work).
+task_msg() { # log, task title
+  awk -v title="$2" '
+    index($0, "TASK [" title "]") == 1 {on=1; next}
+    on && /^(TASK|PLAY RECAP)/ {on=0}
+    on && /^        "/ {s=$0; sub(/^ *"/, "", s); sub(/",?$/, "", s); gsub(/\\"/, "\"", s); print "  " s}' "$1"
 }
 
 run_rotation() {
@@ -172,7 +175,7 @@ run_rotation() {
     echo "playbooks/rotate.yml failed on run $n (log above)" >&2
     return 1
   fi
-  summary_of "$work/rotate-$n.log"
+  task_msg "$work/rotate-$n.log" "pitcopy.versions.rotation : Summarise the run"
 }
 
 if [ "$tech" = btrfs ]; then
@@ -208,11 +211,9 @@ run_rotation 5 db media
 say "The version chronology: playbooks/report.yml (RR = replication record, PPR = pre-pairing record)"
 ansible-playbook -i "$inventory" "$repo/playbooks/report.yml" -e rotation_state_dir="$state_dir" >"$work/report.log" 2>&1 \
   || { tail -40 "$work/report.log"; exit 1; }
-awk '/TASK \[Show the chronology\]/ {on=1; next} on && /^PLAY RECAP/ {on=0}
-     on && /^ *- / {sub(/^ *- /, "  "); gsub(/^ *'"'"'|'"'"' *$/, ""); print}' "$work/report.log"
+task_msg "$work/report.log" "Show the chronology"
 
 say "Verifying the records against the storage: playbooks/verify.yml"
 ansible-playbook -i "$inventory" "$repo/playbooks/verify.yml" -e "@$work/vars-5.json" >"$work/verify.log" 2>&1 \
   || { tail -40 "$work/verify.log"; exit 1; }
-awk '/TASK \[pitcopy.versions.rotation : Show the result\]/ {on=1; next} on && /^PLAY RECAP/ {on=0}
-     on && /^ *- / {sub(/^ *- /, "  "); print}' "$work/verify.log"
+task_msg "$work/verify.log" "pitcopy.versions.rotation : Show the result"

@@ -43,6 +43,9 @@ export LVM_SUPPRESS_FD_WARNINGS=1
 # Molecule keeps its per-scenario state here; a fresh one per run.
 export MOLECULE_EPHEMERAL_DIRECTORY="$work/ephemeral"
 export XDG_CACHE_HOME="$work/cache"
+# Inside the test VM the host's root (and so /root) is read-only: keep every
+# Ansible scratch directory under $work.
+export ANSIBLE_HOME="$work/ansible-home" ANSIBLE_LOCAL_TEMP="$work/ansible-tmp" ANSIBLE_REMOTE_TEMP="$work/ansible-tmp"
 
 cd "$repo"
 passed=0 failed=0 failed_names=()
