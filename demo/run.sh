@@ -16,7 +16,10 @@
 # 5. removes everything it created, also when interrupted or failing.
 #
 # Options (environment): PITCOPY_DEMO_TECH=btrfs|lvm to force a technology,
-# PITCOPY_DEMO_KEEP_LOGS=1 to keep the full ansible logs.
+# PITCOPY_DEMO_KEEP_LOGS=1 to keep the full ansible logs,
+# PITCOPY_DEMO_SKIP_SETUP=1 to use the existing .venv as it is (e.g. inside
+# the test VM, where the checkout is read-only:
+# tests/vm/run.sh -- env PITCOPY_DEMO_SKIP_SETUP=1 demo/run.sh).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,10 +32,13 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # ---------------------------------------------------------------- set-up
-say "Setting up (tests/setup.sh --no-vm)"
-if [ -x "$repo/tests/setup.sh" ]; then
+if [ "${PITCOPY_DEMO_SKIP_SETUP:-0}" = 1 ]; then
+  say "Set-up skipped (PITCOPY_DEMO_SKIP_SETUP=1)"
+elif [ -x "$repo/tests/setup.sh" ]; then
+  say "Setting up (tests/setup.sh --no-vm)"
   "$repo/tests/setup.sh" --no-vm
 else
+  say "Setting up (light: btrfs-progs and a venv with ansible-core and PyYAML)"
   # Light set-up: what the demo needs and nothing else.
   command -v mkfs.btrfs >/dev/null || { apt-get update -q && apt-get install -y -q btrfs-progs; }
   if [ ! -x "$repo/.venv/bin/ansible-playbook" ]; then
@@ -139,6 +145,7 @@ mkdir -p "$work/collections/ansible_collections/pitcopy"
 ln -s "$repo" "$work/collections/ansible_collections/pitcopy/versions"
 export ANSIBLE_COLLECTIONS_PATH="$work/collections" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 export ANSIBLE_PIPELINING=true ANSIBLE_NOCOLOR=1 ANSIBLE_DISPLAY_SKIPPED_HOSTS=false
+export ANSIBLE_HOME="$work/ansible-home" ANSIBLE_LOCAL_TEMP="$work/ansible-tmp" ANSIBLE_REMOTE_TEMP="$work/ansible-tmp"
 export ANSIBLE_CALLBACK_RESULT_FORMAT=json
 
 # The copy pools, as an inventory would hold them (host_vars rotation_pools).
