@@ -566,6 +566,9 @@ def gen_bad(root):
         ["[%s] | select('failed') | list | length == 0" % ", ".join(verdicts)],
         msg="failed cases: {{ [%s] | select('failed') | map(attribute='msg') | list }}" % ", ".join(verdicts),
     )
+    f.add({"name": "The message of every bad-input case",
+           "ansible.builtin.debug": {"msg": ["case %02d %s: {{ case%02d.msg }}" % (i, c[0], i)
+                                             for i, c in enumerate(cases, 1)]}})
     f.add({"name": "Bad-input cases run", "ansible.builtin.debug": {"msg": "%d bad-input cases passed" % len(cases)}})
     return play("pitcopy.versions bad input (btrfs)", f.tasks, [sd])
 
