@@ -40,8 +40,6 @@ export ANSIBLE_PIPELINING=true
 export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
 export MOLECULE_NO_LOG=false
 export LVM_SUPPRESS_FD_WARNINGS=1
-# Molecule keeps its per-scenario state here; a fresh one per run.
-export MOLECULE_EPHEMERAL_DIRECTORY="$work/ephemeral"
 export XDG_CACHE_HOME="$work/cache"
 # Inside the test VM the host's root (and so /root) is read-only: keep every
 # Ansible scratch directory under $work.
@@ -52,6 +50,9 @@ passed=0 failed=0 failed_names=()
 for s in "${scenarios[@]}"; do
   start=$(date +%s)
   echo "=== molecule test -s $s"
+  # Molecule's per-scenario state ("prepared" etc.): fresh for each scenario
+  # of each run, or a scenario would skip its prepare after another one.
+  export MOLECULE_EPHEMERAL_DIRECTORY="$work/ephemeral/$s"
   if molecule test -s "$s"; then
     passed=$((passed + 1)); verdict=PASSED
   else
