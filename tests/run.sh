@@ -73,8 +73,9 @@ ansible_test() {
         return 1
     fi
     # A sanity test whose tool is missing is skipped with only a warning.
-    if grep -E 'WARNING: Required program .* not found' "$LOGS/$CURRENT_STAGE.log"; then
-        echo "FAIL: a tool ansible-test needs is missing (add it to APT_PACKAGES in tests/setup.sh)"
+    # (grep -q: this function's output goes to the very log it reads.)
+    if grep -qE 'WARNING: Required program .* not found' "$LOGS/$CURRENT_STAGE.log"; then
+        echo "FAIL: a tool ansible-test needs is missing (see 'Required program' above; add it to APT_PACKAGES in tests/setup.sh)"
         return 1
     fi
 }
