@@ -175,9 +175,9 @@ def read_data(name):
     return a.rstrip(b"\0").decode("utf-8")
 
 
-def activate(name):
+def activate(*names):
     # -y: for a classic snapshot lvchange asks whether to change the origin too
-    sh("lvchange", "-ay", "-K", "-y", name)
+    sh("lvchange", "-ay", "-K", "-y", *names)
 
 
 def exists(name):
@@ -219,9 +219,11 @@ def findings(engine, name, repair=False):
 def check_kept(engine, name, data):
     """Every kept version holds exactly the data of its point in time."""
     pool = info(engine, name)
+    targets = [p["target"] for rec in pool["replication_records"] for p in rec["pairs"]]
+    if targets:
+        activate(*targets)  # one lvm process for all
     for rec in pool["replication_records"]:
         for p in rec["pairs"]:
-            activate(p["target"])
             got = read_data(p["target"])
             assert got == data[rec["version"]][p["source"]], (rec["version"], p, got)
     return pool
