@@ -130,8 +130,16 @@ def runner():
 
 # --- data helpers --------------------------------------------------------------
 
+_MOUNTPOINTS = {}
+
+
 def mountpoint(ds):
-    return sh("zfs", "get", "-H", "-o", "value", "mountpoint", ds).strip()
+    # cached: every zfs process is seconds in the emulated VM, and the
+    # datasets of these tests keep their mountpoint (restored ones inherit
+    # the same one)
+    if ds not in _MOUNTPOINTS:
+        _MOUNTPOINTS[ds] = sh("zfs", "get", "-H", "-o", "value", "mountpoint", ds).strip()
+    return _MOUNTPOINTS[ds]
 
 
 def zvol_dev(name, timeout=30.0):
