@@ -516,6 +516,11 @@ class ZfsSnapshotBackend(_ZfsBase):
         replaced = [p.target for p in replaced_pairs or ()]
         rows = self._owned(definition, sorted(set(finals + replaced + list(staged_map.values()))))
         renamed_devs = []
+        for p in pairs:  # check everything before changing anything
+            frow = rows.get(p.target)
+            if p.source in staged_map and frow is not None and not self._is_ours(definition, frow):
+                raise CopyFailed("target %s exists without this copy pool's mark; it is not overwritten"
+                                 % p.target, source=p.source, target=p.target)
         # Replaced copies first (ours only): their names are the final names.
         for name in replaced:
             row = rows.get(name)
