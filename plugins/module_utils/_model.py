@@ -270,7 +270,7 @@ class PoolState:
         if version < n:
             raise ValueError("version %d is not an upcoming version (next is %d)" % (version, n))
         while True:
-            used = set(tp for _, tp in kept)
+            used = set(vt[1] for vt in kept)
             empty = [tp for tp in names if tp not in used]
             tp = empty[0] if empty else kept[0][1]
             if n == version:

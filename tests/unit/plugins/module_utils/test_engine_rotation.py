@@ -37,17 +37,17 @@ def _kept(engine):
 
 
 def test_steady_rotation_matches_the_spec(tmp_path):
-    _, engine = _snapshot_engine(tmp_path)
+    engine = _snapshot_engine(tmp_path)[1]
     _define(engine, 2)
-    pools = [_copy(engine)["version"]["target_pool"] for _ in range(5)]
+    pools = [_copy(engine)["version"]["target_pool"] for dummy in range(5)]
     assert pools == ["01", "02", "01", "02", "01"]
     assert _kept(engine) == [(4, "02"), (5, "01")]
 
 
 def test_more_versions_fill_the_new_target_pool_before_replacing_anything(tmp_path):
-    _, engine = _snapshot_engine(tmp_path)
+    engine = _snapshot_engine(tmp_path)[1]
     _define(engine, 2)
-    for _ in range(4):
+    for dummy in range(4):
         _copy(engine)
     assert _kept(engine) == [(3, "01"), (4, "02")]
     result = _define(engine, 3)
@@ -61,9 +61,9 @@ def test_more_versions_fill_the_new_target_pool_before_replacing_anything(tmp_pa
 
 
 def test_a_deleted_version_frees_its_target_pool_for_the_next(tmp_path):
-    _, engine = _snapshot_engine(tmp_path)
+    engine = _snapshot_engine(tmp_path)[1]
     _define(engine, 3)
-    for _ in range(3):
+    for dummy in range(3):
         _copy(engine)
     with engine.session("P") as s:
         s.plan_delete(3).apply()
@@ -75,8 +75,7 @@ def test_a_deleted_version_frees_its_target_pool_for_the_next(tmp_path):
 def test_upcoming_target_pools_simulate_retention():
     tps = (TargetPool("01", ("a",)), TargetPool("02", ("b",)), TargetPool("03", ("c",)))
     d = PoolDefinition("P", "lvm_clone", ("A",), 2, tps)
-    rr = lambda v, tp: Record("replication", v, tp, "t", ())  # noqa: E731
-    state = PoolState(d, (rr(1, "01"), rr(2, "02")), (), 2)
+    state = PoolState(d, (Record("replication", 1, "01", "t", ()), Record("replication", 2, "02", "t", ())), (), 2)
     # version 3 takes the empty 03, retention then drops 1, so 4 gets 01
     assert [state.target_pool_for(v) for v in (3, 4, 5, 6)] == ["03", "01", "02", "03"]
 
