@@ -6,7 +6,7 @@
 # 1. sets itself up (tests/setup.sh --no-vm: Debian packages and the venv;
 #    without it, a light venv with ansible-core and PyYAML);
 # 2. creates a throw-away loop-backed storage pool: LVM (a thin pool) where
-#    the kernel has device-mapper (/dev/mapper/control), btrfs otherwise;
+#    the kernel has device-mapper (with dm-thin-pool), btrfs otherwise;
 # 3. runs playbooks/rotate.yml five times -- the rotation role defines the
 #    copy pools, verifies their records, takes a copy version, pre-pairs the
 #    next one -- adding a source before the third run and removing one
@@ -51,7 +51,16 @@ export PATH="$venv/bin:$PATH"
 
 tech=${PITCOPY_DEMO_TECH:-}
 if [ -z "$tech" ]; then
-  if [ -e /dev/mapper/control ]; then tech=lvm; else tech=btrfs; fi
+  # LVM where the kernel has device-mapper with thin provisioning (a
+  # /dev/mapper/control node alone proves nothing: it can exist without the
+  # driver), btrfs otherwise.
+  modprobe -q -a dm_mod dm_thin_pool 2>/dev/null || true
+  if [ -e /dev/mapper/control ] && grep -qw device-mapper /proc/misc 2>/dev/null \
+      && dmsetup targets 2>/dev/null | grep -q '^thin-pool'; then
+    tech=lvm
+  else
+    tech=btrfs
+  fi
 fi
 case "$tech" in btrfs | lvm) ;; *) echo "PITCOPY_DEMO_TECH must be btrfs or lvm, not $tech" >&2; exit 2 ;; esac
 
