@@ -10,7 +10,7 @@
 # A missing piece is a FAILURE. For local development while pieces are being
 # written, PITCOPY_ALLOW_MISSING=1 reports it as "missing" instead; under CI
 # (CI=true) that allowance is ignored. Exit status: 0 only if every step
-# passed. Timeout for the whole boot: PITCOPY_VM_TIMEOUT (default 2400 s).
+# passed. Timeout for the whole boot: PITCOPY_VM_TIMEOUT (default 3600 s).
 # The VM itself is tests/vm/run.sh (see its header); setup: tests/vm/setup.sh.
 set -uo pipefail
 
@@ -70,5 +70,5 @@ case $tech in
 esac
 shift
 [ "${1:-}" = -- ] && shift
-exec "$HERE/run.sh" "${opts[@]}" --timeout "${PITCOPY_VM_TIMEOUT:-2400}" -- \
+exec "$HERE/run.sh" "${opts[@]}" --timeout "${PITCOPY_VM_TIMEOUT:-3600}" -- \
     bash "$HERE/run-suite.sh" --in-guest "$tech" "$@"
