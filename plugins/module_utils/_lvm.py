@@ -308,6 +308,13 @@ def _is_zero_region(path, offset, length):
     return not data.strip(b"\0")
 
 
+# segment types of an ordinary (non-thin, non-snapshot) LV
+_PLAIN_SEGMENT_TYPES = frozenset((
+    "linear", "striped", "raid0", "raid0_meta", "raid1", "raid4", "raid5", "raid5_n", "raid5_la", "raid5_ra",
+    "raid5_ls", "raid5_rs", "raid6", "raid6_zr", "raid6_nr", "raid6_nc", "raid10", "mirror",
+))
+
+
 class _LvmBackend(Backend):
     """What the three LVM technologies share: names, the report, tags, batches."""
 
@@ -379,11 +386,7 @@ class _LvmBackend(Backend):
             return KIND_THIN_POOL
         if seg == "thin":
             return KIND_THIN
-        if attr[0] in ("-", "o", "r", "R", "m", "M") and seg in ("linear", "striped", "raid0", "raid0_meta",
-                                                                    "raid1", "raid4", "raid5", "raid5_n",
-                                                                    "raid5_la", "raid5_ra", "raid5_ls",
-                                                                    "raid5_rs", "raid6", "raid6_zr", "raid6_nr",
-                                                                    "raid6_nc", "raid10", "mirror"):
+        if attr[0] in ("-", "o", "r", "R", "m", "M") and seg in _PLAIN_SEGMENT_TYPES:
             return KIND_LV
         return seg or "unknown"
 
@@ -570,7 +573,7 @@ class _LvmBackend(Backend):
         """needs: {vg: [(source, bytes)]}; CapacityError with the numbers."""
         for vg in sorted(needs):
             items = needs[vg]
-            total = sum(b for _, b in items)
+            total = sum(item[1] for item in items)
             free = None
             for r in rows.values():
                 if r.get("vg_name") == vg:
@@ -761,8 +764,8 @@ class _SnapshotBase(_LvmBackend):
                                    % (p.source, p.target, _tag_value(tags, TAG_VERSION), version))
             valid, detail = self._row_valid(row, tags)
             if not valid:
-                raise InvalidInput("cannot restore %s from %s: the copy is not valid (%s)" % (p.source, p.target,
-                                                                                           detail))
+                raise InvalidInput("cannot restore %s from %s: the copy is not valid (%s)"
+                                   % (p.source, p.target, detail))
             srow = rows.get(p.source)
             if srow is None:
                 raise InvalidInput("cannot restore %s: the source LV does not exist any more; create it again (at "
@@ -771,8 +774,8 @@ class _SnapshotBase(_LvmBackend):
                 raise InvalidInput(
                     "cannot restore %s from %s: %s is open (mounted or in use). Unmount it and stop what uses it, "
                     "then retry. (lvconvert --merge is not used: it would consume the snapshot of version %d and, "
-                    "with the origin open, only happen at its next activation)" % (p.source, p.target, p.source,
-                                                                                 version))
+                    "with the origin open, only happen at its next activation)"
+                    % (p.source, p.target, p.source, version))
             plans.append(p)
         for p in plans:
             if not self._active(rows[p.source]):

@@ -76,7 +76,8 @@ def sh(*argv, **kw):
 def remove_lvs(names):
     if names:
         script = "".join("lvremove -y -q %s\n" % n for n in names)
-        subprocess.run(["lvm"], input=script.encode(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+        subprocess.run(["lvm"], input=script.encode(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                       check=False)
 
 
 def bare_loop(vg, lvs, tag):
@@ -185,10 +186,10 @@ def main():
                         env=ENV)
         subprocess.call(["losetup", "-d", loop], env=ENV)
         shutil.rmtree(workdir, ignore_errors=True)
-    base = statistics.median(t for t, _ in results["bare loop of lvcreate -s"])
-    base_w = statistics.median(w for _, w in results["bare loop of lvcreate -s"])
-    print("\n%-42s %10s %14s %12s %12s" % ("method (%d thin LVs)" % args.lvs, "time s", "copy window s",
-                                            "time ratio", "window ratio"))
+    base = statistics.median(tw[0] for tw in results["bare loop of lvcreate -s"])
+    base_w = statistics.median(tw[1] for tw in results["bare loop of lvcreate -s"])
+    print("\n%-42s %10s %14s %12s %12s"
+          % ("method (%d thin LVs)" % args.lvs, "time s", "copy window s", "time ratio", "window ratio"))
     for name, vals in results.items():
         t = statistics.median(v[0] for v in vals)
         w = statistics.median(v[1] for v in vals) / 1000.0

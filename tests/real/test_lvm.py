@@ -59,7 +59,7 @@ BACKENDS = {"lvm_snapshot": LvmSnapshotBackend, "lvm_thin": LvmThinBackend, "lvm
 def sh(*argv, **kw):
     check = kw.pop("check", True)
     proc = subprocess.run([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          stdin=subprocess.DEVNULL, env=ENV, timeout=kw.pop("timeout", 300), **kw)
+                          stdin=subprocess.DEVNULL, env=ENV, timeout=kw.pop("timeout", 300), check=False, **kw)
     out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
     if check and proc.returncode != 0:
         raise AssertionError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode, err.strip()))
@@ -111,7 +111,7 @@ class Vgs:
             if subprocess.call(["umount", mp], stderr=subprocess.DEVNULL, env=ENV) != 0:
                 subprocess.call(["umount", "-l", mp], stderr=subprocess.DEVNULL, env=ENV)
         for vg in reversed(self.vgs):
-            for _ in range(3):
+            for dummy in range(3):
                 if subprocess.call(["vgremove", "-ff", "-y", vg], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, env=ENV) == 0:
                     break
@@ -279,7 +279,7 @@ def test_fsfreeze_then_snapshot_works_on_this_kernel(vgs, tmp_path):
     timer.start()
     try:
         proc = subprocess.run(["lvcreate", "-q", "-s", "-n", "c_s", "-L", "8M", src], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=ENV, timeout=180)
+                              stderr=subprocess.PIPE, env=ENV, timeout=180, check=False)
     finally:
         timer.cancel()
         subprocess.call(["fsfreeze", "-u", mp], env=ENV, stderr=subprocess.DEVNULL)

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Runs inside the guest (called by run.sh through vng --exec); not for direct use.
 RESULTS=$1
 set -u
@@ -36,7 +36,7 @@ export PYTHONPATH="/tmp/coll${PYTHONPATH:+:$PYTHONPATH}"
 export ANSIBLE_COLLECTIONS_PATH=/tmp/coll ANSIBLE_LOCAL_TEMP=/tmp/home/.ansible/tmp
 [ -d "$REPO/.venv/bin" ] && export PATH="$REPO/.venv/bin:$PATH" VIRTUAL_ENV="$REPO/.venv"
 export PATH="$PATH:/usr/sbin:/sbin"
-cd "$CWD" 2>/dev/null || cd "$REPO"
+cd "$CWD" 2>/dev/null || cd "$REPO" || exit 125
 argv=()
 while IFS= read -r -d '' word; do argv+=("$word"); done < "$RESULTS/argv"
 # Also kept in the results directory: the console may be unreadable when

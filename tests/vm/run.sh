@@ -74,8 +74,9 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run
 if [ "$ZFS" = 1 ]; then
     ls "$KMODS/updates/dkms/"zfs.ko* >/dev/null 2>&1 \
         || die "the zfs module for $KVER is missing ($KMODS/updates/dkms): run tests/vm/setup.sh (without --no-zfs)"
-    [ -n "${ZFS_PREFIX:-}" ] && [ -x "$ZFS_PREFIX/sbin/zpool" ] \
-        || die "the zfs userland is missing (${ZFS_PREFIX:-no prefix recorded}): run tests/vm/setup.sh (without --no-zfs)"
+    if [ -z "${ZFS_PREFIX:-}" ] || [ ! -x "$ZFS_PREFIX/sbin/zpool" ]; then
+        die "the zfs userland is missing (${ZFS_PREFIX:-no prefix recorded}): run tests/vm/setup.sh (without --no-zfs)"
+    fi
 fi
 
 if [ -z "$RESULTS" ]; then
@@ -100,8 +101,7 @@ printf '%s\0' "$@" > "$RESULTS/argv"
 } > "$RESULTS/guest.env"
 
 DISKDIR=
-cleanup() { [ -n "$DISKDIR" ] && rm -rf "$DISKDIR"; }
-trap cleanup EXIT
+trap 'if [ -n "$DISKDIR" ]; then rm -rf "$DISKDIR"; fi' EXIT
 disk_args=()
 if [ "${#DISKS[@]}" -gt 0 ]; then
     DISKDIR=$(mktemp -d /var/tmp/pitcopy-vm-disks.XXXXXX)
@@ -114,7 +114,8 @@ if [ "${#DISKS[@]}" -gt 0 ]; then
 fi
 
 # vng runs virtme-run from its own bin directory.
-export PATH="$(dirname "$VNG"):$PATH"
+VNG_DIR=$(dirname "$VNG")
+export PATH="$VNG_DIR:$PATH"
 start=$(date +%s.%N)
 echo "[vm] booting $KVER (cpus=$CPUS memory=$MEMORY zfs=$ZFS timeout=${TIMEOUT}s results=$RESULTS)" >&2
 timeout --kill-after=15 "$TIMEOUT" "$VNG" --run "$VMLINUZ" --disable-kvm --cpus "$CPUS" --memory "$MEMORY" \

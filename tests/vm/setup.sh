@@ -76,7 +76,13 @@ if [ ! -s "$VMLINUZ" ] || [ ! -s "$KDIR/.complete" ]; then
     log "fetching kernel linux-image-$KVER"
     rm -rf "$KDIR" "$CACHE/debs-kernel"
     mkdir -p "$CACHE/debs-kernel" "$KDIR"
-    (cd "$CACHE/debs-kernel" && apt-get download -qq "linux-image-$KVER" || { apt_update; apt-get download -qq "linux-image-$KVER"; })
+    (
+        cd "$CACHE/debs-kernel" || exit 1
+        if ! apt-get download -qq "linux-image-$KVER"; then
+            apt_update
+            apt-get download -qq "linux-image-$KVER"
+        fi
+    )
     dpkg-deb -x "$CACHE"/debs-kernel/linux-image-"$KVER"_*.deb "$KDIR"
     rm -rf "$CACHE/debs-kernel"
     echo "$KVER" > "$KDIR/.complete"
@@ -127,7 +133,10 @@ EOF
         apt_update
     fi
     ZVER=$(apt-cache policy zfs-dkms | sed -n 's/^ *Candidate: \(.*\)$/\1/p')
-    [ -n "$ZVER" ] && [ "$ZVER" != "(none)" ] || { echo "setup.sh: zfs-dkms not available from apt (contrib)" >&2; exit 1; }
+    if [ -z "$ZVER" ] || [ "$ZVER" = "(none)" ]; then
+        echo "setup.sh: zfs-dkms not available from apt (contrib)" >&2
+        exit 1
+    fi
     ZFS_TARBALL=$CACHE/zfs-modules-$KVER-$ZVER.tar.gz
     if [ ! -s "$ZFS_TARBALL" ]; then
         log "building (or packing the already built) zfs module $ZVER for $KVER with dkms (a build takes minutes)"
