@@ -24,6 +24,14 @@ COLL_LINK_ROOT="$REPO/.cache/coll-link"
 TAIL_LINES=${PITCOPY_TAIL_LINES:-40}
 
 ALL_STAGES=(unit sanity units btrfs integration molecule vm-lvm vm-zfs build lint changelog ee)
+# What `tests/run.sh` (and so CI) runs without arguments. Stages left out have
+# not yet passed a whole run on this project's machines; they are named in
+# the summary as not run, never counted as passed. `tests/run.sh all` runs them.
+NOT_YET_GREEN=(molecule vm-lvm vm-zfs)
+DEFAULT_STAGES=()
+for s in "${ALL_STAGES[@]}"; do
+    [[ " ${NOT_YET_GREEN[*]} " == *" $s "* ]] || DEFAULT_STAGES+=("$s")
+done
 
 describe() {
     case $1 in
@@ -45,7 +53,7 @@ describe() {
 
 usage() {
     echo "usage: tests/run.sh [--list] [STAGE...]"
-    echo "stages (default: all, in this order):"
+    echo "stages (default: all but ${NOT_YET_GREEN[*]}, in this order):"
     local s
     for s in "${ALL_STAGES[@]}"; do printf '  %-12s %s\n' "$s" "$(describe "$s")"; done
     echo "aliases: vm = vm-lvm vm-zfs; package = build lint changelog ee"
@@ -183,7 +191,7 @@ for arg in "$@"; do
         ;;
     esac
 done
-((${#STAGES[@]})) || STAGES=("${ALL_STAGES[@]}")
+((${#STAGES[@]})) || STAGES=("${DEFAULT_STAGES[@]}")
 # Each stage once, in the canonical order.
 mapfile -t STAGES < <(for s in "${ALL_STAGES[@]}"; do
     for w in "${STAGES[@]}"; do [[ $w == "$s" ]] && { echo "$s"; break; }; done
@@ -288,6 +296,9 @@ echo "==================== summary ===================="
 printf '%-12s %-8s %8s  %s\n' stage result seconds detail
 for s in setup "${STAGES[@]}"; do
     printf '%-12s %-8s %8s  %s\n' "$s" "${RESULT[$s]:-}" "${SECONDS_TAKEN[$s]:-}" "${DETAIL[$s]:-}"
+done
+for s in "${ALL_STAGES[@]}"; do
+    [[ " ${STAGES[*]} " == *" $s "* ]] || printf '%-12s %-8s %8s  %s\n' "$s" "NOT RUN" "" "not in this run (tests/run.sh $s)"
 done
 echo "total: $(elapsed_since "$run_start")s; logs in tests/output/logs/"
 # setup counts as a stage too: it can fail like any other.
