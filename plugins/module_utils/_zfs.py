@@ -459,11 +459,11 @@ class ZfsSnapshotBackend(_ZfsBase):
                 for z in order:
                     items = groups[z]
                     try:
-                        self._run("snapshot", *(marks + [n for _, n in items]))
+                        self._run("snapshot", *(marks + [item[1] for item in items]))
                     except CommandError as exc:
                         failure = (items, exc)
                         break
-                    made.extend(n for _, n in items)
+                    made.extend(item[1] for item in items)
         except BaseException:
             # A hook or the window itself failed: nothing of this version stays.
             self._cleanup(definition, made)
@@ -593,7 +593,7 @@ class ZfsSnapshotBackend(_ZfsBase):
         # ``rollback -r`` destroy them. One listing for all datasets.
         argv = [ZFS, "list", "-H", "-p", "-o", "name,createtxg", "-t", "snapshot,bookmark", "-s", "createtxg",
                 "-d", "1"] + datasets
-        _, out, _ = self.runner.run(argv)
+        out = self.runner.run(argv)[1]
         txg = {}
         per_ds = {}
         for line in out.splitlines():
@@ -736,7 +736,7 @@ class ZfsSendBackend(_ZfsBase):
                 for z in order:
                     items = groups[z]
                     try:
-                        self._run("snapshot", *(marks + [s for _, s in items]))
+                        self._run("snapshot", *(marks + [item[1] for item in items]))
                     except CommandError as exc:
                         failure = (items[0][0], exc, "snapshot")
                         for p, s in items:
@@ -744,7 +744,7 @@ class ZfsSendBackend(_ZfsBase):
                                 failure = (p, exc, "snapshot")
                                 break
                         break
-                    made_snaps.extend(s for _, s in items)
+                    made_snaps.extend(item[1] for item in items)
         except BaseException:
             self._quiet(lambda: self._destroy_snapshots(definition, made_snaps))
             raise

@@ -53,7 +53,7 @@ ENV = dict(os.environ, LC_ALL="C", PATH=SBIN)
 def sh(*argv, **kw):
     check = kw.pop("check", True)
     proc = subprocess.run([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          stdin=subprocess.DEVNULL, env=ENV, timeout=kw.pop("timeout", 300), **kw)
+                          stdin=subprocess.DEVNULL, env=ENV, timeout=kw.pop("timeout", 300), check=False, **kw)
     out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
     if check and proc.returncode != 0:
         raise AssertionError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode, err.strip()))
@@ -94,10 +94,10 @@ class Zpools:
         errors = []
         for name, img in reversed(self.pools):
             if subprocess.run(["zpool", "list", name], env=ENV, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL).returncode == 0:
-                for _ in range(5):
+                              stderr=subprocess.DEVNULL, check=False).returncode == 0:
+                for dummy in range(5):
                     rc = subprocess.run(["zpool", "destroy", "-f", name], env=ENV, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
+                                        stderr=subprocess.PIPE, check=False)
                     if rc.returncode == 0:
                         break
                     time.sleep(1)
@@ -220,7 +220,7 @@ def make_sources(pool, names, zvols=()):
 
 def exists(name):
     return subprocess.run(["zfs", "list", "-H", "-t", "all", name], env=ENV, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0
+                          stderr=subprocess.DEVNULL, check=False).returncode == 0
 
 
 def all_names(pool):
@@ -252,7 +252,7 @@ class Driver:
     def take(self, sources):
         version = self.last + 1
         tp, pairs = self.targets_for(version, sources)
-        replaced_v = [v for v, (t, _) in self.records.items() if t == tp]
+        replaced_v = [v for v, rec in self.records.items() if rec[0] == tp]
         replaced = [p for v in replaced_v for p in self.records[v][1]]
         vols = self.b.discover(sorted(set([p.source for p in pairs] + [p.target for p in pairs])))
         for p in pairs:
@@ -583,7 +583,7 @@ def test_zfs_send_failure_target_too_full(zpools, runner):
     v1 = set(all_names(tpool))
     # Now "big" grows beyond what the target zpool can hold.
     with open(os.path.join(mountpoint("%s/big" % spool), "blob"), "wb") as fh:
-        for _ in range(110):
+        for dummy in range(110):
             fh.write(os.urandom(MiB))
     pairs = [CopyPair(s, t) for s, t in zip(src, tps[1].volumes)]
     vols = b.discover(src + list(tps[1].volumes))
