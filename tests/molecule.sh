@@ -45,7 +45,7 @@ export XDG_CACHE_HOME="$work/cache"
 # Ansible scratch directory under $work.
 export ANSIBLE_HOME="$work/ansible-home" ANSIBLE_LOCAL_TEMP="$work/ansible-tmp" ANSIBLE_REMOTE_TEMP="$work/ansible-tmp"
 
-cd "$repo"
+cd "$repo" || exit 2
 passed=0 failed=0 failed_names=()
 for s in "${scenarios[@]}"; do
   start=$(date +%s)
