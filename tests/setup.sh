@@ -35,7 +35,9 @@ log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
 # ---------------------------------------------------------------------------
 APT_PACKAGES=(
     # real storage tools (backends, tests/real, integration, molecule, demo)
-    btrfs-progs lvm2 xfsprogs util-linux kmod e2fsprogs
+    btrfs-progs lvm2 thin-provisioning-tools xfsprogs util-linux kmod e2fsprogs
+    # peer tool the btrfs benchmark compares with (tests/benchmarks/bench_btrfs.py)
+    btrbk
     # VM harness launcher (tests/vm/, virtme-ng)
     qemu-system-x86 busybox-static
     # tooling: venv creation, collection tree copy, git for ansible-test/galaxy
