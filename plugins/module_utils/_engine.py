@@ -654,7 +654,7 @@ class PoolSession:
             for r in state.replication_records:
                 if r.label == label:
                     result = {"version": version_dict(r), "replaced_version": None, "broken_pairs": [],
-                              "deleted_versions": [], "copy_window_ms": 0.0}
+                              "deleted_versions": [], "copy_window_ms": 0.0, "hooks": []}
                     return Plan(False, pool_dict(state), pool_dict(state), result)
         self._no_journal("taking a new version")
         definition = state.definition
@@ -672,13 +672,14 @@ class PoolSession:
         replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []
         backend.check_capacity(definition, list(cr.pairs), replaced_pairs, volumes)
 
-        def result_for(rec, window_ms):
+        def result_for(rec, window_ms, hooks=()):
             return {
                 "version": version_dict(rec, cr.pre_copy_kind),
                 "replaced_version": cr.replaced.version if cr.replaced is not None else None,
                 "broken_pairs": _pairs(cr.broken),
                 "deleted_versions": [r.version for r in dropped],
                 "copy_window_ms": window_ms,
+                "hooks": list(hooks),
             }
 
         def act():
@@ -729,7 +730,9 @@ class PoolSession:
         except PitcopyError as exc:
             raise _journaled(exc, journal, self.name)
         record = self.state.replication(n)
-        return result_for(record, float(outcome.window_ms or getattr(window, "window_ms", 0.0) or 0.0))
+        # what the hooks did (a non-aborting failure is only visible here)
+        hooks = outcome.hooks or getattr(window, "hooks", None) or []
+        return result_for(record, float(outcome.window_ms or getattr(window, "window_ms", 0.0) or 0.0), hooks)
 
     def _commit(self, state, definition, backend, journal, dropped):
         """Steps 608-614 and the rotation: promote, retention, one atomic save."""

@@ -180,6 +180,16 @@ copy_window_ms:
   returned: when O(state=present)
   type: float
   sample: 41.7
+hooks:
+  description:
+    - What each pre-copy and post-copy hook of the pool did when this version was taken, in the order they ran.
+    - A hook that failed without aborting the copy is only visible here.
+    - Empty when nothing was copied (check mode, or an existing O(label)).
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  sample:
+    - {phase: pre, argv: [/usr/local/bin/db-checkpoint], rc: 0, ok: true, timed_out: false, ms: 812.4, stdout: "", stderr: ""}
 """
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput

@@ -101,3 +101,26 @@ def test_broken_pairs_name_the_replaced_versions_pairs_when_a_prepairing_record_
     assert v3["version"]["pre_copy_record"] == "prepairing"
     assert v3["replaced_version"] == 1
     assert v3["broken_pairs"] == [{"source": "B", "target": "b"}]
+
+
+def test_copy_result_reports_what_the_hooks_did(tmp_path):
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Hook
+    from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
+    from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+    from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+
+    be = MemoryBackend("zfs_snapshot")
+    be.add_volume("A", size=GIB)
+    engine = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: be, window_factory=CopyWindow)
+    definition = PoolDefinition("P", "zfs_snapshot", ("A",), 1,
+                                pre_copy_hooks=(Hook(("sh", "-c", "echo quiet; exit 3"), 10, False),),
+                                post_copy_hooks=(Hook(("true",), 10, True),))
+    with engine.session("P") as s:
+        s.plan_define(definition).apply()
+    with engine.session("P") as s:
+        plan = s.plan_copy()
+        assert plan.result["hooks"] == []
+        result = plan.apply()
+    assert [(h["phase"], h["argv"][0], h["rc"], h["ok"]) for h in result["hooks"]] == [
+        ("pre", "sh", 3, False), ("post", "true", 0, True)]
+    assert result["hooks"][0]["stdout"].strip() == "quiet"
