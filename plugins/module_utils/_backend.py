@@ -59,12 +59,27 @@ class Backend(abc.ABC):
     def validate_target_name(self, name):
         """Raise InvalidInput if ``name`` cannot name a target of this technology."""
 
+    def validate_definition(self, definition):
+        """Raise InvalidInput when ``definition`` can never work with this
+        technology, whatever the host holds (e.g. a ``consistency`` its tool
+        cannot provide), so that ``copy_pool`` refuses it before anything is
+        saved rather than the first copy failing. Called by the engine after
+        its own checks and before discovery: names only, no commands.
+        Default: nothing more to check."""
+
     def source_kinds(self):
         """Volume kinds accepted as sources (e.g. ``{'lv'}``)."""
         return frozenset()
 
     def target_kinds(self, source_kind):
-        """Volume kinds a target may have for a source of ``source_kind``."""
+        """Volume kinds a target may have for a source of ``source_kind``.
+
+        A listed target that discover() reports with another kind, or
+        without this technology in ``Volume.technologies``, can never be a
+        target: ``copy_pool`` refuses it (unless it holds a copy of the pool
+        itself). A target that does not exist yet is absent from discover()
+        unless the technology creates it (e.g. ``zfs_send``'s
+        ``new_dataset``), and is left to target selection."""
         return frozenset((source_kind,))
 
     def size_must_fit(self):

@@ -551,6 +551,11 @@ class _BtrfsBase(Backend):
                 "quiesce the applications" % definition.technology)
         _validate_pool_component(definition.name, "copy pool name")
 
+    def validate_definition(self, definition):
+        # refused when the pool is defined, and again before each copy for a
+        # definition saved earlier
+        self._check_definition(definition)
+
     def _check_source(self, source, mounts):
         """The source must be a btrfs subvolume that is not a mountpoint."""
         validate_path(source, "source")

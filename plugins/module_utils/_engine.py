@@ -302,6 +302,24 @@ def validate_definition(definition, backend):
                                ", ".join(tp.name for tp in d.target_pools)))
 
 
+def target_type_problem(backend, technology, vol, source_kinds):
+    """Why existing target ``vol`` can never be a target of ``technology``
+    for sources of ``source_kinds``, or None. Only the volume's type counts
+    (its kind and the technologies it can take part in): what records,
+    sizes or free space decide is left to target selection."""
+    kinds = set()
+    for k in source_kinds:
+        kinds.update(backend.target_kinds(k))
+    if vol.kind not in kinds:
+        return "is of kind %s, which can never receive a %s copy; technology %s takes targets of kind: %s" % (
+            vol.kind, technology, technology, ", ".join(sorted(kinds)) or "none")
+    if technology not in vol.technologies:
+        return "(kind %s) cannot take part in %s copies (it supports: %s); technology %s takes targets on " \
+               "storage that supports it" % (vol.kind, technology, ", ".join(sorted(vol.technologies)) or "none",
+                                             technology)
+    return None
+
+
 # --------------------------------------------------------------------------
 
 
@@ -433,6 +451,7 @@ class PoolSession:
             raise InvalidInput("technology %r is not supported; use one of: %s" % (
                 definition.technology, ", ".join(TECHNOLOGIES)))
         validate_definition(definition, backend)
+        backend.validate_definition(definition)
         old = self.state
         if old is not None:
             self._check_redefinition(old, definition)
@@ -448,9 +467,17 @@ class PoolSession:
                 raise InvalidInput("source %s is of kind %s; technology %s takes sources of kind: %s" % (
                     src, vol.kind, definition.technology, ", ".join(sorted(kinds))))
         if not backend.implied_targets:
+            source_kinds = set(volumes[src].kind for src in definition.sources)
             for tp in definition.target_pools:
                 for t in tp.volumes:
                     vol = volumes.get(t)
+                    # a target holding our own copy stays acceptable: a kept
+                    # version's target cannot be dropped (_check_redefinition)
+                    problem = None if vol is None or vol.owner == self.name else target_type_problem(
+                        backend, definition.technology, vol, source_kinds)
+                    if problem is not None:
+                        raise InvalidInput("target %s of target pool %s %s. Choose another target volume"
+                                           % (t, tp.name, problem))
                     if vol is not None and (vol.foreign_data or (vol.owner is not None and vol.owner != self.name)):
                         raise InvalidInput(
                             "target %s of target pool %s holds data that copy pool %s does not own%s; it is never "

@@ -522,14 +522,23 @@ class _LvmBackend(Backend):
                                "mounted: %s. Use consistency auto (freeze what is mounted) with pre-copy hooks "
                                "that quiesce the applications using the others" % ", ".join(unmounted))
         if not FREEZE_THEN_SNAPSHOT:
-            if mode == "freeze":
-                raise InvalidInput(
-                    "consistency freeze is not available for %s on this kernel: LVM cannot snapshot an LV whose "
-                    "filesystem is frozen (its own suspend fails with 'Device or resource busy'). Use consistency "
-                    "auto (LVM freezes each filesystem itself while it snapshots it) with pre-copy hooks that "
-                    "quiesce the applications for one point in time across sources" % self.technology)
+            self._check_consistency(definition)
             return []
         return out
+
+    def _check_consistency(self, definition):
+        mode = getattr(definition, "consistency", "auto") or "auto"
+        if mode == "freeze" and not FREEZE_THEN_SNAPSHOT:
+            raise InvalidInput(
+                "consistency freeze is not available for %s on this kernel: LVM cannot snapshot an LV whose "
+                "filesystem is frozen (its own suspend fails with 'Device or resource busy'). Use consistency "
+                "auto (LVM freezes each filesystem itself while it snapshots it) with pre-copy hooks that "
+                "quiesce the applications for one point in time across sources" % self.technology)
+
+    def validate_definition(self, definition):
+        # what can never work on this kernel is refused when the pool is
+        # defined; _freeze_list checks again for a definition saved earlier
+        self._check_consistency(definition)
 
     # --- listing ------------------------------------------------------------------
 

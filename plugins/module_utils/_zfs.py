@@ -324,6 +324,11 @@ class _ZfsBase(Backend):
                 % definition.technology)
         validate_copy_pool_name(definition)
 
+    def validate_definition(self, definition):
+        # refused when the pool is defined, and again before each copy for a
+        # definition saved earlier
+        self._check_definition(definition)
+
     def _zvol_links(self, names):
         """Device nodes behind the /dev/zvol links of ``names`` (zvols only)."""
         devs = []

@@ -23,6 +23,11 @@ Knobs:
   CopyFailed raised, as a real backend must);
 * ``capacity``: when not None, the most copies one version may make, else
   ``check_capacity`` raises CapacityError (exercises the refusal path);
+* ``extra_target_kinds``: kinds accepted as targets besides the source's own
+  (e.g. ``{"directory"}`` for ``btrfs_send``, ``{"new_dataset"}`` for
+  ``zfs_send``), as a real backend's ``target_kinds`` says;
+* ``definition_check``: optional callable(definition) run by
+  ``validate_definition`` (raise InvalidInput to refuse a definition);
 * ``step``: optional callable(name) called before and after every mutating
   call (``create:<source>``, ``promote``, ...); crash tests use it;
 * ``calls``: the log of mutating calls, for asserting that check mode (a plan
@@ -117,6 +122,8 @@ class MemoryBackend(Backend):
         self.fail_sources = set()
         self.fail_targets = set()
         self.capacity = None
+        self.extra_target_kinds = set()
+        self.definition_check = None
         self.step = None
         self.calls = []
 
@@ -187,6 +194,13 @@ class MemoryBackend(Backend):
 
     def source_kinds(self):
         return frozenset((self.default_kind, "volume")) if self.technology.startswith("zfs") else frozenset()
+
+    def target_kinds(self, source_kind):
+        return frozenset((source_kind,)) | frozenset(self.extra_target_kinds)
+
+    def validate_definition(self, definition):
+        if self.definition_check is not None:
+            self.definition_check(definition)
 
     def implied_target(self, pool, target_pool, source):
         return "%s@%s.%s" % (source, pool, target_pool)

@@ -170,7 +170,7 @@ def test_no_eligible_target_names_every_reason(tmp_path):
     be.add_volume("vg/t1", size=GIB)
     be.add_volume("vg/t2", size=4 * GIB, block_size=4096)
     be.add_volume("vg/t3", size=4 * GIB, foreign_data=True)
-    be.add_volume("vg/t4", size=4 * GIB, kind="thin_lv")
+    be.add_volume("vg/t4", size=4 * GIB)
     engine = make_engine(tmp_path / "state", be)
     d = PoolDefinition("P", "lvm_clone", ("vg/A", "vg/B"), 1,
                        (TargetPool("01", ("vg/t1", "vg/t2", "vg/t3", "vg/t4", "vg/t5")),))
@@ -181,9 +181,14 @@ def test_no_eligible_target_names_every_reason(tmp_path):
     with engine.session("P") as s:
         with pytest.raises(InvalidInput, match="pool other"):
             s.plan_define(d)
-    be.update_volume("vg/t3", owner=None, technologies=frozenset(["zfs_send"]))
+    be.update_volume("vg/t3", owner=None)
     with engine.session("P") as s:
         s.plan_define(d).apply()
+    # the host changes after the definition: targets of the wrong type are
+    # then found (and explained) by target selection
+    be.update_volume("vg/t3", technologies=frozenset(["zfs_send"]))
+    be.update_volume("vg/t4", kind="thin_lv")
+    with engine.session("P") as s:
         with pytest.raises(NoEligibleTarget) as exc:
             s.plan_prepair()
         unpaired = exc.value.details["unpaired"]
