@@ -73,9 +73,12 @@ options:
       - Required for those technologies and refused for the snapshot technologies, whose target pools are implied.
       - A target volume may appear in one target pool only, must be of a compatible type, at least the size of the
         source it receives, and must not hold data that this collection does not own.
-      - A target listed twice or holding data we do not own is refused when the pool is defined; type, size and free
-        space are checked when targets are selected (M(pitcopy.versions.prepair_record) and
-        M(pitcopy.versions.copy_version)), which fail naming each rejected target and why.
+      - An existing target of a type that can never receive a copy of the technology (for example a regular file, or
+        a directory outside btrfs for V(btrfs_send)), a target listed twice, or one holding data we do not own is
+        refused when the pool is defined. A target that does not exist yet is accepted here (it may be created later;
+        V(zfs_send) creates it itself); existence, size and free space are checked when targets
+        are selected (M(pitcopy.versions.prepair_record) and M(pitcopy.versions.copy_version)), which fail naming
+        each rejected target and why.
     type: list
     elements: dict
     suboptions:
@@ -100,7 +103,9 @@ options:
       - How one point in time is reached for all sources.
       - V(auto) uses what the technology does atomically (one C(zfs snapshot) command per zpool) and freezes mounted
         file systems where that is safe (LVM); it never freezes btrfs.
-      - V(freeze) requires freezing the mounted file systems of the sources (C(fsfreeze)) and fails where that is unsafe.
+      - V(freeze) requires freezing the mounted file systems of the sources (C(fsfreeze)). Where that can never work
+        (btrfs, ZFS, and LVM on a kernel whose snapshot cannot suspend a frozen file system) the pool definition
+        is refused, naming the technology and what to use instead.
       - V(none) takes the copies one after another without freezing.
     type: str
     choices: [auto, freeze, none]
@@ -205,13 +210,13 @@ EXAMPLES = r"""
       - argv: [/usr/bin/true]
         abort_on_failure: false
 
-- name: Thin LVM snapshots of a database and its logs, with filesystems frozen together
+- name: Thin LVM snapshots of a database and its logs, LVM freezing each file system while it snapshots it
   pitcopy.versions.copy_pool:
     name: db_thin
     technology: lvm_thin
     sources: [vg0/db, vg0/dblog]
     versions: 7
-    consistency: freeze
+    consistency: auto
 
 - name: ZFS snapshots of two datasets, one atomic zfs snapshot command per version
   pitcopy.versions.copy_pool:
