@@ -29,6 +29,22 @@ if [ "$ZFS" = 1 ]; then
         finish 125
     fi
 fi
+# Python trees from the runtime image (see run.sh) over their own paths.
+rt=$(blkid -L pitcopy-rt 2>/dev/null || true)
+if [ -z "$rt" ] && command -v udevadm >/dev/null; then
+    udevadm settle 2>/dev/null
+    rt=$(blkid -L pitcopy-rt 2>/dev/null || true)
+fi
+if [ -n "$rt" ]; then
+    mkdir -p /run/pitcopy-rt
+    if ! mount -t ext4 -o ro,noload "$rt" /run/pitcopy-rt 2>"$RESULTS/mount.err"; then
+        echo "[guest] cannot mount the runtime image $rt: $(cat "$RESULTS/mount.err")" >&2
+        finish 125
+    fi
+    while read -r name path; do
+        mount --bind "/run/pitcopy-rt/$name" "$path" || { echo "[guest] cannot bind $name over $path" >&2; finish 125; }
+    done < /run/pitcopy-rt/mounts
+fi
 # The collection importable as ansible_collections.pitcopy.versions.
 mkdir -p /tmp/coll/ansible_collections/pitcopy
 ln -sfn "$REPO" /tmp/coll/ansible_collections/pitcopy/versions
