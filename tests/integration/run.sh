@@ -42,18 +42,22 @@ done
 
 ROOT=$(mktemp -d /tmp/pitcopy-it.XXXXXX)
 chmod 0700 "$ROOT"
-LOOPS=()
 MOUNTS=()
 EXAMPLE_MOUNTS=()
 cleanup() {
     set +e
     if [[ -f $ROOT/lock.pid ]]; then bash "$HERE/hold_lock.sh" --release "$ROOT/lock.pid"; fi
-    local m
     for ((i = ${#EXAMPLE_MOUNTS[@]} - 1; i >= 0; i--)); do umount "${EXAMPLE_MOUNTS[i]}" && rmdir "${EXAMPLE_MOUNTS[i]}"; done
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}"; done
     if [[ $tech == lvm ]]; then vgremove -f -y pitcopyit >/dev/null 2>&1; vgremove -f -y vg0 >/dev/null 2>&1; fi
     if [[ $tech == zfs ]]; then zpool destroy -f pitcopyit >/dev/null 2>&1; zpool destroy -f tank >/dev/null 2>&1; fi
-    for m in "${LOOPS[@]}"; do losetup -d "$m"; done
+    # loop_file runs in $(...), so this shell never learns the devices:
+    # detach them by backing file (also what an interrupted run left).
+    local img dev
+    for img in "$ROOT"/*.img; do
+        [[ -e $img ]] || continue
+        for dev in $(losetup -l -n -O NAME -j "$img"); do losetup -d "$dev"; done
+    done
     rm -rf "$ROOT"
 }
 trap cleanup EXIT
@@ -74,10 +78,7 @@ export PYTHONPATH="$ROOT/coll${PYTHONPATH:+:$PYTHONPATH}"
 
 loop_file() { # loop_file NAME SIZE -> prints the loop device
     truncate -s "$2" "$ROOT/$1.img"
-    local dev
-    dev=$(losetup --find --show "$ROOT/$1.img") || return 1
-    LOOPS+=("$dev")
-    echo "$dev"
+    losetup --find --show "$ROOT/$1.img"
 }
 
 btrfs_fs() { # btrfs_fs NAME SIZE MOUNTPOINT [mkfs options]
