@@ -43,7 +43,12 @@ for arg in "$@"; do
         ;;
     zfs)
         echo "## zfs $arg"
-        zfs list -Hp -t all -r -o name,guid,used,referenced,origin "$arg" 2>&1 | sort
+        # Space accounting settles when the transaction group commits, seconds
+        # after a write or destroy (seen: "used" moved between two identical
+        # runs): commit first, and compare what a dataset holds (referenced),
+        # not what its snapshots pin (used).
+        zpool sync "${arg%%/*}" 2>/dev/null
+        zfs list -Hp -t all -r -o name,guid,referenced,origin "$arg" 2>&1 | sort
         zfs get -Hp -r -s local -o name,property,value all "$arg" 2>&1 | grep -v -e '	written	' | sort
         ;;
     *)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Run one technology's real-storage suites inside ONE VM boot.
 #
-# Usage: tests/vm/run-suite.sh <lvm|zfs|btrfs> [-- PYTEST_ARGS...]
+# Usage: tests/vm/run-suite.sh <lvm|zfs|btrfs> [--parts LIST] [-- PYTEST_ARGS...]
 #
 # In the guest, in this order, each reported with its status and time:
 #   1. pytest tests/real -m <tech>          (backend tests; none collected = failure)
 #   2. tests/integration/run.sh <tech>      (MODULES: playbooks), if present
 #   3. tests/molecule.sh <tech>             (ROLES: molecule scenarios), if present
+# --parts takes a comma-separated subset of real,integration,molecule
+# (default: all three).
 # A missing piece is a FAILURE. For local development while pieces are being
 # written, PITCOPY_ALLOW_MISSING=1 reports it as "missing" instead; under CI
 # (CI=true) that allowance is ignored. Exit status: 0 only if every step
@@ -19,15 +21,16 @@ REPO=$(cd "$HERE/../.." && pwd)
 
 if [ "${1:-}" = --in-guest ]; then
     shift
-    tech=$1
-    shift
+    tech=$1 parts=$2
+    shift 2
     allow=0
     if [ "${PITCOPY_ALLOW_MISSING:-0}" = 1 ] && [ "${CI:-}" != true ]; then allow=1; fi
     summary=()
     failed=0
-    step() {  # step NAME PATH-THAT-MUST-EXIST COMMAND...
-        local name=$1 path=$2 t0 rc
-        shift 2
+    step() {  # step PART NAME PATH-THAT-MUST-EXIST COMMAND...
+        local part=$1 name=$2 path=$3 t0 rc
+        shift 3
+        [[ ",$parts," == *",$part,"* ]] || return 0
         if [ ! -e "$REPO/$path" ]; then
             if [ "$allow" = 1 ]; then
                 summary+=("$(printf '%-28s %-8s %s' "$name" missing "($path not there; allowed by PITCOPY_ALLOW_MISSING=1)")")
@@ -51,11 +54,11 @@ if [ "${1:-}" = --in-guest ]; then
         fi
     }
     cd "$REPO" || exit 125
-    step "pytest tests/real -m $tech" tests/real \
+    step real "pytest tests/real -m $tech" tests/real \
         python -m pytest -p no:cacheprovider -o cache_dir=/tmp/pytest-cache --rootdir "$REPO" \
         --junitxml "$PITCOPY_VM_RESULTS/pytest-$tech.xml" -m "$tech" "$@" tests/real
-    step "integration ($tech)" tests/integration/run.sh bash tests/integration/run.sh "$tech"
-    step "molecule ($tech)" tests/molecule.sh bash tests/molecule.sh "$tech"
+    step integration "integration ($tech)" tests/integration/run.sh bash tests/integration/run.sh "$tech"
+    step molecule "molecule ($tech)" tests/molecule.sh bash tests/molecule.sh "$tech"
     echo "===== [$tech] summary ====="
     printf '%s\n' "${summary[@]}"
     exit "$failed"
@@ -69,6 +72,18 @@ case $tech in
     *) echo "usage: tests/vm/run-suite.sh <lvm|zfs|btrfs> [-- PYTEST_ARGS...] (got '${tech}')" >&2; exit 2 ;;
 esac
 shift
+parts=real,integration,molecule
+if [ "${1:-}" = --parts ]; then
+    parts=${2:-}
+    shift 2
+fi
+for p in ${parts//,/ }; do
+    case $p in
+        real|integration|molecule) ;;
+        *) echo "run-suite.sh: unknown part '$p' in --parts (accepted: real, integration, molecule)" >&2; exit 2 ;;
+    esac
+done
+[ -n "$parts" ] || { echo "run-suite.sh: --parts needs at least one of real, integration, molecule" >&2; exit 2; }
 [ "${1:-}" = -- ] && shift
 exec "$HERE/run.sh" "${opts[@]}" --timeout "${PITCOPY_VM_TIMEOUT:-3600}" -- \
-    bash "$HERE/run-suite.sh" --in-guest "$tech" "$@"
+    bash "$HERE/run-suite.sh" --in-guest "$tech" "$parts" "$@"
