@@ -149,21 +149,18 @@ stage_vm-zfs() {
     tests/vm/run-suite.sh zfs --parts real -- -m "zfs or btrfs"
 }
 
-stage_vm-integration() {
+# One part of the VM suites for LVM, then ZFS (one boot each).
+vm_part_both() {
     need_exec tests/vm/run-suite.sh || return
     local rc=0
-    tests/vm/run-suite.sh lvm --parts integration || rc=1
-    tests/vm/run-suite.sh zfs --parts integration || rc=1
+    tests/vm/run-suite.sh lvm --parts "$1" || rc=1
+    tests/vm/run-suite.sh zfs --parts "$1" || rc=1
     return $rc
 }
 
-stage_vm-molecule() {
-    need_exec tests/vm/run-suite.sh || return
-    local rc=0
-    tests/vm/run-suite.sh lvm --parts molecule || rc=1
-    tests/vm/run-suite.sh zfs --parts molecule || rc=1
-    return $rc
-}
+stage_vm-integration() { vm_part_both integration; }
+
+stage_vm-molecule() { vm_part_both molecule; }
 
 stage_build() {
     local out="$REPO/tests/output/build" tarball
