@@ -422,12 +422,20 @@ QUIESCE = r"""
 import os, signal, sys, time
 pid, ack = int(sys.argv[1]), sys.argv[2]
 os.kill(pid, signal.SIGUSR1)
-deadline = time.time() + 10
+deadline = time.time() + 30
 while not os.path.exists(ack):
     if time.time() > deadline:
         sys.exit("writer did not reach a consistent point")
     time.sleep(0.001)
 """
+
+
+def _wait_for(cond, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail("waited %d s for %s" % (seconds, what))
+        time.sleep(0.05)
 
 
 def _seq_of_version(w, version):
@@ -445,23 +453,24 @@ def test_consistency_with_a_continuous_writer(fs_pair, runner, tmp_path, technol
     w.make_target_pools(count=2, per_pool=5)
     w.define()
     ack = str(tmp_path / "ack")
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, ack] + [os.path.join(s_, "seq") for s_ in w.sources])
+    seqs = [os.path.join(s_, "seq") for s_ in w.sources]
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, ack] + seqs)
     try:
-        time.sleep(0.3)
+        # the writer has started once every source holds a number (a Python
+        # start takes seconds inside the test VM, not the 0.3 s once slept)
+        _wait_for(lambda: all(os.path.exists(p) and os.path.getsize(p) for p in seqs), 60, "the writer to start")
         # without hooks: back-to-back snapshots, one transaction each
         w.copy()
         plain = _seq_of_version(w, 1)
         # with a pre-copy hook that brings the writer to a consistent point
-        w.hooks = ([Hook(argv=(sys.executable, "-c", QUIESCE, str(writer.pid), ack), timeout=20)],
+        w.hooks = ([Hook(argv=(sys.executable, "-c", QUIESCE, str(writer.pid), ack), timeout=60)],
                    [Hook(argv=("kill", "-USR2", str(writer.pid)))])
         w.define()
         result = w.copy()
         hooked = _seq_of_version(w, 2)
-        time.sleep(0.2)
-        assert writer.poll() is None
         # the writer was resumed by the post hook: it moves on
-        now = int(read(os.path.join(w.sources[0], "seq")))
-        assert now > max(hooked.values())
+        _wait_for(lambda: int(read(seqs[0])) > max(hooked.values()), 30, "the resumed writer to move on")
+        assert writer.poll() is None
     finally:
         writer.kill()
         writer.wait()

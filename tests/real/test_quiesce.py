@@ -143,17 +143,17 @@ def test_non_aborting_failure_is_recorded_and_the_copy_goes_on(runner, tmp_path)
 
 def test_hook_timeout_kills_its_process_group(runner, tmp_path):
     pidfile = str(tmp_path / "grandchild.pid")
-    code = ("import subprocess,sys,time\n"
-            "p=subprocess.Popen(['sleep','60'])\n"
-            "open(sys.argv[1],'w').write(str(p.pid))\n"
-            "time.sleep(60)\n")
-    hook = Hook(argv=(sys.executable, "-c", code, pidfile), timeout=1, abort_on_failure=True)
+    # a shell, not Python: it must have started its child well within the
+    # timeout, also inside the test VM where a Python start takes seconds
+    code = 'sleep 60 & echo $! > "$1"; sleep 60'
+    timeout = 5 if os.environ.get("PITCOPY_VM") else 1
+    hook = Hook(argv=("sh", "-c", code, "hook", pidfile), timeout=timeout, abort_on_failure=True)
     window = CopyWindow(definition(pre=[hook]), runner)
     t0 = time.monotonic()
     with pytest.raises(HookFailed, match="did not finish within its timeout"):
         with window.open(freeze=[]):
             pytest.fail("the block must not run")
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < timeout + 9
     assert window.hooks[0]["timed_out"] is True
     with open(pidfile) as fh:
         grandchild = int(fh.read())
