@@ -12,7 +12,7 @@
 # A missing piece is a FAILURE. For local development while pieces are being
 # written, PITCOPY_ALLOW_MISSING=1 reports it as "missing" instead; under CI
 # (CI=true) that allowance is ignored. Exit status: 0 only if every step
-# passed. Timeout for the whole boot: PITCOPY_VM_TIMEOUT (default 3600 s).
+# passed. Timeout for the whole boot: PITCOPY_VM_TIMEOUT (default 4800 s).
 # The VM itself is tests/vm/run.sh (see its header); setup: tests/vm/setup.sh.
 set -uo pipefail
 
@@ -85,5 +85,5 @@ for p in ${parts//,/ }; do
 done
 [ -n "$parts" ] || { echo "run-suite.sh: --parts needs at least one of real, integration, molecule" >&2; exit 2; }
 [ "${1:-}" = -- ] && shift
-exec "$HERE/run.sh" "${opts[@]}" --timeout "${PITCOPY_VM_TIMEOUT:-3600}" -- \
+exec "$HERE/run.sh" "${opts[@]}" --timeout "${PITCOPY_VM_TIMEOUT:-4800}" -- \
     bash "$HERE/run-suite.sh" --in-guest "$tech" "$parts" "$@"
