@@ -226,8 +226,9 @@ passed=0
 failed=0
 run_start=$EPOCHREALTIME
 
-elapsed_since() {
-    local now=$EPOCHREALTIME
+END_TIME=
+elapsed_since() {  # until END_TIME when set (a background stage), else now
+    local now=${END_TIME:-$EPOCHREALTIME}
     awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", b - a }'
 }
 
@@ -294,8 +295,11 @@ collect_stage() {
     printf '==> %-12s %s (waiting for the background run)\n' "$name" "$(describe "$name")"
     wait "${BG_PID[$name]}"
     rc=$(cat "$LOGS/.rc-$name" 2>/dev/null || echo 125)
-    rm -f "$LOGS/.rc-$name"
+    # its own time, not the time until it was collected
+    END_TIME=$(cat "$LOGS/.end-$name" 2>/dev/null || echo "$EPOCHREALTIME")
+    rm -f "$LOGS/.rc-$name" "$LOGS/.end-$name"
     finish_stage "$name" "$rc" "${BG_START[$name]}"
+    END_TIME=
 }
 
 stage_setup() {
@@ -340,6 +344,7 @@ else
                     "stage_$s"
                 } >"$LOGS/$s.log" 2>&1 </dev/null
                 echo $? >"$LOGS/.rc-$s"
+                echo "$EPOCHREALTIME" >"$LOGS/.end-$s"
             ) &
             BG_PID[$s]=$!
         done
