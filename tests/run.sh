@@ -226,9 +226,8 @@ passed=0
 failed=0
 run_start=$EPOCHREALTIME
 
-END_TIME=
-elapsed_since() {  # until END_TIME when set (a background stage), else now
-    local now=${END_TIME:-$EPOCHREALTIME}
+elapsed_since() {  # elapsed_since START [END, default now]
+    local now=${2:-$EPOCHREALTIME}
     awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", b - a }'
 }
 
@@ -267,9 +266,9 @@ run_stage() {
     finish_stage "$name" "$rc" "$start"
 }
 
-finish_stage() {  # finish_stage NAME RC START
-    local name=$1 rc=$2 start=$3 log="$LOGS/$1.log"
-    SECONDS_TAKEN[$name]=$(elapsed_since "$start")
+finish_stage() {  # finish_stage NAME RC START [END]
+    local name=$1 rc=$2 start=$3 end=${4:-} log="$LOGS/$1.log"
+    SECONDS_TAKEN[$name]=$(elapsed_since "$start" "$end")
     if ((rc == 0)); then
         RESULT[$name]=PASS
         passed=$((passed + 1))
@@ -291,15 +290,14 @@ finish_stage() {  # finish_stage NAME RC START
 
 # Wait for a stage started in the background and report it like run_stage.
 collect_stage() {
-    local name=$1 rc
+    local name=$1 rc end
     printf '==> %-12s %s (waiting for the background run)\n' "$name" "$(describe "$name")"
     wait "${BG_PID[$name]}"
     rc=$(cat "$LOGS/.rc-$name" 2>/dev/null || echo 125)
     # its own time, not the time until it was collected
-    END_TIME=$(cat "$LOGS/.end-$name" 2>/dev/null || echo "$EPOCHREALTIME")
+    end=$(cat "$LOGS/.end-$name" 2>/dev/null || echo "$EPOCHREALTIME")
     rm -f "$LOGS/.rc-$name" "$LOGS/.end-$name"
-    finish_stage "$name" "$rc" "${BG_START[$name]}"
-    END_TIME=
+    finish_stage "$name" "$rc" "${BG_START[$name]}" "$end"
 }
 
 stage_setup() {

@@ -490,6 +490,10 @@ class _LvmBackend(Backend):
         mode = getattr(definition, "consistency", "auto") or "auto"
         if mode == "none":
             return []
+        if not FREEZE_THEN_SNAPSHOT:
+            # nothing is frozen on this kernel: no mount table to read
+            self._check_consistency(definition)
+            return []
         from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import read_mounts
 
         mounts = read_mounts()
@@ -517,13 +521,10 @@ class _LvmBackend(Backend):
                 unmounted.append(s)
             elif found not in out:
                 out.append(found)
-        if FREEZE_THEN_SNAPSHOT and mode == "freeze" and unmounted:
+        if mode == "freeze" and unmounted:
             raise InvalidInput("consistency freeze needs every source mounted so that it can be frozen; not "
                                "mounted: %s. Use consistency auto (freeze what is mounted) with pre-copy hooks "
                                "that quiesce the applications using the others" % ", ".join(unmounted))
-        if not FREEZE_THEN_SNAPSHOT:
-            self._check_consistency(definition)
-            return []
         return out
 
     def _check_consistency(self, definition):

@@ -545,11 +545,7 @@ class ZfsSnapshotBackend(_ZfsBase):
                     continue  # renamed before a crash
                 raise CopyFailed("staged copy %s of %s is missing; version %d cannot be completed"
                                  % (st, p.source, version), source=p.source, target=p.target)
-            frow = rows.get(p.target)
-            if frow is not None:
-                if not self._is_ours(definition, frow):
-                    raise CopyFailed("target %s exists without this copy pool's mark; it is not overwritten"
-                                     % p.target, source=p.source, target=p.target)
+            if p.target in rows:  # ours: checked before anything was changed
                 self._run("destroy", p.target)
             devs = self._zvol_links([st])
             self._run("rename", st, p.target)
