@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# Run one technology's real-storage suites inside ONE VM boot.
+# Run one technology's real-storage suites against a throw-away VM.
 #
 # Usage: tests/vm/run-suite.sh <lvm|zfs|btrfs> [--parts LIST] [-- PYTEST_ARGS...]
 #
-# In the guest, in this order, each reported with its status and time:
-#   1. pytest tests/real -m <tech>          (backend tests; none collected = failure)
-#   2. tests/integration/run.sh <tech>      (MODULES: playbooks), if present
-#   3. tests/molecule.sh <tech>             (ROLES: molecule scenarios), if present
+# One boot (tests/vm/with-guest.sh), then in this order, each reported with
+# its status and time:
+#   1. pytest tests/real -m <tech>          (backend tests; none collected =
+#                                           failure), run in the guest over ssh
+#   2. tests/integration/run.sh <tech>      (MODULES: playbooks) and
+#   3. tests/molecule.sh <tech>             (ROLES: molecule scenarios), with
+#      ansible-playbook and molecule on this host and the guest as their
+#      managed host over ssh, as a controller and its hosts are deployed
 # --parts takes a comma-separated subset of real,integration,molecule
-# (default: all three).
+# (default: all three; btrfs: real only, its playbooks and scenarios run
+# natively).
 # A missing piece is a FAILURE. For local development while pieces are being
 # written, PITCOPY_ALLOW_MISSING=1 reports it as "missing" instead; under CI
 # (CI=true) that allowance is ignored. Exit status: 0 only if every step
 # passed. Timeout for the whole boot: PITCOPY_VM_TIMEOUT (default 4800 s).
 # The VM itself is tests/vm/run.sh (see its header); setup: tests/vm/setup.sh.
+#
+# --steps TECH PARTS [PYTEST_ARGS...] is the inner half, run under
+# with-guest.sh (PITCOPY_TARGET set: the tests go to the guest over ssh) or
+# directly inside a guest (tests/vm/run.sh -- bash run-suite.sh --steps ...).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
-if [ "${1:-}" = --in-guest ]; then
+if [ "${1:-}" = --steps ] || [ "${1:-}" = --in-guest ]; then
     shift
     tech=$1 parts=$2
     shift 2
@@ -53,10 +62,23 @@ if [ "${1:-}" = --in-guest ]; then
             failed=1
         fi
     }
+    # shellcheck disable=SC2317  # called through step
+    in_guest() {  # in_guest COMMAND...: in the guest, with the environment guest.sh gives a command
+        if [ -z "${PITCOPY_TARGET:-}" ]; then
+            "$@"
+            return
+        fi
+        # a script on stdin, words quoted with %q: no second round of
+        # shell parsing for the pytest arguments
+        local script
+        script=". /run/pitcopy-ssh/env.sh && cd $(printf %q "$REPO") || exit 125
+exec$(printf ' %q' "$@")"
+        printf '%s\n' "$script" | ssh -F "$PITCOPY_TARGET_SSH_CONFIG" "$PITCOPY_TARGET" -- bash -s
+    }
     cd "$REPO" || exit 125
     step real "pytest tests/real -m $tech" tests/real \
-        python -m pytest -p no:cacheprovider -o cache_dir=/tmp/pytest-cache --rootdir "$REPO" \
-        --junitxml "$PITCOPY_VM_RESULTS/pytest-$tech.xml" -m "$tech" "$@" tests/real
+        in_guest python -m pytest -p no:cacheprovider -o cache_dir=/tmp/pytest-cache --rootdir "$REPO" \
+        --junitxml "${PITCOPY_VM_RESULTS:-$PITCOPY_TARGET_RESULTS}/pytest-$tech.xml" -m "$tech" "$@" tests/real
     step integration "integration ($tech)" tests/integration/run.sh bash tests/integration/run.sh "$tech"
     step molecule "molecule ($tech)" tests/molecule.sh bash tests/molecule.sh "$tech"
     echo "===== [$tech] summary ====="
@@ -73,6 +95,7 @@ case $tech in
 esac
 shift
 parts=real,integration,molecule
+[ "$tech" = btrfs ] && parts=real  # its playbooks and scenarios run natively
 if [ "${1:-}" = --parts ]; then
     parts=${2:-}
     shift 2
@@ -85,5 +108,9 @@ for p in ${parts//,/ }; do
 done
 [ -n "$parts" ] || { echo "run-suite.sh: --parts needs at least one of real, integration, molecule" >&2; exit 2; }
 [ "${1:-}" = -- ] && shift
-exec "$HERE/run.sh" "${opts[@]}" --timeout "${PITCOPY_VM_TIMEOUT:-4800}" -- \
-    bash "$HERE/run-suite.sh" --in-guest "$tech" "$parts" "$@"
+if [ "$tech" = btrfs ] && [ "$parts" != real ]; then
+    echo "run-suite.sh: the btrfs playbooks and scenarios run natively (tests/integration/run.sh btrfs, tests/molecule.sh btrfs)" >&2
+    exit 2
+fi
+exec "$HERE/with-guest.sh" "${opts[@]}" --timeout "${PITCOPY_VM_TIMEOUT:-4800}" -- \
+    bash "$HERE/run-suite.sh" --steps "$tech" "$parts" "$@"

@@ -15,6 +15,9 @@
 #                    $PITCOPY_VM_RESULTS, at the same path
 #   --disk SIZE      attach an empty sparse disk of SIZE (e.g. 4G) as a
 #                    virtio-scsi disk (/dev/sda, /dev/sdb, ...); repeatable
+#   --ssh PORT       give the guest a user-mode network and an sshd, reached
+#                    from the host at 127.0.0.1:PORT as root with the key
+#                    RESULTS/ssh/id_ed25519 (see tests/vm/with-guest.sh)
 #
 # Examples:
 #   tests/vm/run.sh -- lvs --version
@@ -42,6 +45,7 @@ MEMORY=${PITCOPY_VM_MEMORY:-3G}
 CPUS=${PITCOPY_VM_CPUS:-2}
 RESULTS=
 DISKS=()
+SSH_PORT=
 
 die() { echo "tests/vm/run.sh: $*" >&2; exit 125; }
 usage() { sed -n '2,36p' "${BASH_SOURCE[0]}" >&2; exit 2; }
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
         --cpus) CPUS=${2:?}; shift 2 ;;
         --results) RESULTS=${2:?}; shift 2 ;;
         --disk) DISKS+=("${2:?}"); shift 2 ;;
+        --ssh) SSH_PORT=${2:?}; shift 2 ;;
         --) shift; break ;;
         -h|--help) usage ;;
         *) echo "tests/vm/run.sh: unknown option $1" >&2; usage ;;
@@ -61,6 +66,11 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "tests/vm/run.sh: no command given" >&2; usage; }
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout must be a number of seconds, got '$TIMEOUT'"
+if [ -n "$SSH_PORT" ]; then
+    if ! [[ $SSH_PORT =~ ^[0-9]+$ ]] || [ "$SSH_PORT" -lt 1024 ] || [ "$SSH_PORT" -gt 65535 ]; then
+        die "--ssh must be a TCP port from 1024 to 65535, got '$SSH_PORT'"
+    fi
+fi
 
 [ -r "$CACHE/env" ] || die "no VM set up in $CACHE: run tests/vm/setup.sh first"
 # shellcheck disable=SC1091
@@ -71,6 +81,9 @@ KMODS=$(dirname "$(dirname "$VMLINUZ")")/lib/modules/$KVER
 [ -x "${VNG:-}" ] || VNG=$(command -v vng || true)
 [ -x "$VNG" ] || die "vng (virtme-ng) not found: create the venv (requirements/) and rerun tests/vm/setup.sh"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run tests/vm/setup.sh"
+if [ -n "$SSH_PORT" ] && [ ! -x "${SSHD_PREFIX:-/nonexistent}/usr/sbin/sshd" ]; then
+    die "the guest's sshd is missing (${SSHD_PREFIX:-no prefix recorded}): run tests/vm/setup.sh"
+fi
 if [ "$ZFS" = 1 ]; then
     ls "$KMODS/updates/dkms/"zfs.ko* >/dev/null 2>&1 \
         || die "the zfs module for $KVER is missing ($KMODS/updates/dkms): run tests/vm/setup.sh (without --no-zfs)"
@@ -85,7 +98,18 @@ else
     mkdir -p "$RESULTS"
     RESULTS=$(cd "$RESULTS" && pwd)
 fi
-rm -f "$RESULTS/rc" "$RESULTS/guest-start" "$RESULTS/guest-end"
+rm -f "$RESULTS/rc" "$RESULTS/guest-start" "$RESULTS/guest-end" "$RESULTS/ssh-ready" "$RESULTS/stop"
+net_args=()
+if [ -n "$SSH_PORT" ]; then
+    # Fresh keys per boot: the host key is pinned in known_hosts by
+    # with-guest.sh, the client key is root's only way in.
+    rm -rf "$RESULTS/ssh"
+    mkdir -m 0700 "$RESULTS/ssh"
+    ssh-keygen -q -t ed25519 -N '' -C pitcopy-vm-host -f "$RESULTS/ssh/host_key" || die "ssh-keygen failed"
+    ssh-keygen -q -t ed25519 -N '' -C pitcopy-vm-client -f "$RESULTS/ssh/id_ed25519" || die "ssh-keygen failed"
+    # Must stay the last vng option: --qemu-opts takes the rest of the line.
+    net_args=("--qemu-opts=-netdev user,id=pcnet,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22 -device virtio-net-pci,netdev=pcnet")
+fi
 # The command travels as NUL-separated words so that no quoting is involved.
 printf '%s\0' "$@" > "$RESULTS/argv"
 {
@@ -94,6 +118,8 @@ printf '%s\0' "$@" > "$RESULTS/argv"
     printf 'ZFS=%q\n' "$ZFS"
     printf 'ZFS_PREFIX=%q\n' "${ZFS_PREFIX:-}"
     printf 'RESULTS=%q\n' "$RESULTS"
+    printf 'SSH_PORT=%q\n' "$SSH_PORT"
+    printf 'SSHD_PREFIX=%q\n' "${SSHD_PREFIX:-}"
     # Pass through what tests read (CI mode, strictness, local overrides).
     for v in CI PITCOPY_ALLOW_MISSING PYTEST_ADDOPTS PITCOPY_BENCH_N; do
         [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
@@ -172,7 +198,7 @@ export PATH="$VNG_DIR:$PATH"
 start=$(date +%s.%N)
 echo "[vm] booting $KVER (cpus=$CPUS memory=$MEMORY zfs=$ZFS timeout=${TIMEOUT}s results=$RESULTS)" >&2
 timeout --kill-after=15 "$TIMEOUT" "$VNG" --run "$VMLINUZ" --disable-kvm --cpus "$CPUS" --memory "$MEMORY" \
-    --rwdir "$RESULTS" "${disk_args[@]}" --exec "/bin/bash $HERE/guest.sh $RESULTS" </dev/null
+    --rwdir "$RESULTS" "${disk_args[@]}" --exec "/bin/bash $HERE/guest.sh $RESULTS" "${net_args[@]}" </dev/null
 vng_rc=$?
 end=$(date +%s.%N)
 

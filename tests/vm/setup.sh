@@ -103,6 +103,42 @@ if [ -z "$VNG" ]; then
     fi
 fi
 
+# --- sshd for the guest -----------------------------------------------------
+# The guest is a managed host for a controller on the host (run.sh --ssh):
+# an Ansible task costs ~43 s when the controller itself runs emulated. The
+# server is extracted into a prefix, not installed, so the host gets no ssh
+# service of its own.
+SSHVER=$(apt-cache policy openssh-server | sed -n 's/^ *Candidate: \(.*\)$/\1/p')
+if [ -z "$SSHVER" ] || [ "$SSHVER" = "(none)" ]; then
+    apt_update
+    SSHVER=$(apt-cache policy openssh-server | sed -n 's/^ *Candidate: \(.*\)$/\1/p')
+fi
+if [ -z "$SSHVER" ] || [ "$SSHVER" = "(none)" ]; then
+    echo "setup.sh: openssh-server is not available from apt" >&2
+    exit 1
+fi
+SSHD_PREFIX=$CACHE/sshd-prefix-${SSHVER//[:~+]/_}
+if [ ! -x "$SSHD_PREFIX/usr/sbin/sshd" ]; then
+    log "extracting openssh-server $SSHVER into $SSHD_PREFIX"
+    rm -rf "$SSHD_PREFIX" "$SSHD_PREFIX.tmp" "$CACHE/debs-ssh"
+    mkdir -p "$CACHE/debs-ssh" "$SSHD_PREFIX.tmp"
+    (
+        cd "$CACHE/debs-ssh" || exit 1
+        if ! apt-get download -qq "openssh-server=$SSHVER" openssh-sftp-server libwrap0 2>/dev/null; then
+            apt_update
+            apt-get download -qq "openssh-server=$SSHVER" openssh-sftp-server libwrap0
+        fi
+    )
+    for deb in "$CACHE"/debs-ssh/*.deb; do dpkg-deb -x "$deb" "$SSHD_PREFIX.tmp"; done
+    rm -rf "$CACHE/debs-ssh"
+    mv "$SSHD_PREFIX.tmp" "$SSHD_PREFIX"
+fi
+if ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
+    log "installing openssh-client"
+    apt_update
+    apt-get install -y -qq --no-install-recommends openssh-client
+fi
+
 # --- OpenZFS -----------------------------------------------------------------
 ZFS_PREFIX=
 ZFS_TARBALL=
@@ -188,6 +224,7 @@ VMLINUZ=$VMLINUZ
 VNG=$VNG
 ZFS_PREFIX=$ZFS_PREFIX
 ZFS_TARBALL=$ZFS_TARBALL
+SSHD_PREFIX=$SSHD_PREFIX
 EOF
 mv "$CACHE/env.tmp" "$CACHE/env"
 log "ready: kernel $KVER${ZFS_PREFIX:+, zfs userland $ZFS_PREFIX}"
