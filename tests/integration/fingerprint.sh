@@ -50,6 +50,14 @@ for arg in "$@"; do
         zpool sync "${arg%%/*}" 2>/dev/null
         zfs list -Hp -t all -r -o name,guid,referenced,origin "$arg" 2>&1 | sort
         zfs get -Hp -r -s local -o name,property,value all "$arg" 2>&1 | grep -v -e '	written	' | sort
+        # what the file systems hold: a rollback restores content of the
+        # same size, which no space figure shows
+        zfs list -H -o mounted,mountpoint -t filesystem -r "$arg" 2>/dev/null | sort -k2 |
+            while read -r mounted mountpoint; do
+                [[ $mounted == yes ]] || continue
+                echo "# files $mountpoint"
+                find "$mountpoint" -xdev -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
+            done
         ;;
     *)
         echo "usage: $0 --state DIR [--btrfs MNT...] [--lvm VG...] [--zfs POOL...]" >&2

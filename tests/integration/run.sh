@@ -4,14 +4,20 @@
 # on loop devices / sparse files and removes again (also on failure).
 #
 #   tests/integration/run.sh btrfs   # natively: module flow, bad-input table, EXAMPLES
-#   tests/integration/run.sh lvm     # inside the VM (tests/vm/run-suite.sh lvm)
-#   tests/integration/run.sh zfs     # inside the VM (tests/vm/run-suite.sh zfs)
+#   tests/integration/run.sh lvm     # the VM as managed host (tests/vm/run-suite.sh lvm)
+#   tests/integration/run.sh zfs     # the VM as managed host (tests/vm/run-suite.sh zfs)
 #
 # PITCOPY_IT_PARTS="flow bad examples" limits what runs (default: all that
-# apply to the technology); PITCOPY_IT_LEVEL=full|light the depth of the flow
-# (default full on btrfs, light in the VM); PITCOPY_IT_LOGS=DIR keeps the
-# ansible-playbook logs; PITCOPY_VENV the venv with ansible-core (default
-# the repo's .venv). Exit status non-zero when any part failed.
+# apply to the technology); PITCOPY_IT_LEVEL=full|light|vm the depth of the
+# flow (default full on btrfs; vm on LVM and ZFS, which run in the emulated VM
+# where a module task costs seconds: see gen.py); PITCOPY_IT_LOGS=DIR keeps the logs;
+# PITCOPY_VENV the venv with ansible-core (default the repo's .venv). Exit
+# status non-zero when any part failed.
+#
+# A managed host over ssh instead of localhost: PITCOPY_TARGET (inventory
+# host), PITCOPY_TARGET_INVENTORY and PITCOPY_TARGET_SSH_CONFIG, as
+# tests/vm/with-guest.sh sets them for the VM (LVM, ZFS). ansible-playbook
+# then runs here and the storage is set up, fingerprinted and removed there.
 set -uo pipefail
 
 tech=${1:-}
@@ -21,11 +27,19 @@ btrfs | lvm | zfs) ;;
 esac
 if [[ $tech == btrfs ]]; then
     parts=${PITCOPY_IT_PARTS:-flow bad examples}
-    level=${PITCOPY_IT_LEVEL:-full}
 else
-    # in the VM every task costs seconds: the light flow (see gen.py)
+    # the bad-input table is technology-neutral: it runs on btrfs
     parts=${PITCOPY_IT_PARTS:-flow examples}
-    level=${PITCOPY_IT_LEVEL:-light}
+fi
+if [[ $tech == btrfs ]]; then level=${PITCOPY_IT_LEVEL:-full}; else level=${PITCOPY_IT_LEVEL:-vm}; fi
+TARGET=${PITCOPY_TARGET:-}
+TARGET_SSH=${PITCOPY_TARGET_SSH_CONFIG:-}
+if [[ -n $TARGET ]]; then
+    [[ -n $TARGET_SSH && -r $TARGET_SSH && -r ${PITCOPY_TARGET_INVENTORY:-} ]] || {
+        echo "FAIL: PITCOPY_TARGET=$TARGET needs readable PITCOPY_TARGET_SSH_CONFIG and PITCOPY_TARGET_INVENTORY" >&2; exit 2; }
+    # btrfs keeps its mounts in this shell's arrays, bad-input needs local files
+    [[ $tech != btrfs && " $parts " != *" bad "* ]] || {
+        echo "FAIL: a remote target runs lvm or zfs with the parts flow and examples (got $tech: $parts)" >&2; exit 2; }
 fi
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,8 +49,10 @@ if [[ -x $VENV/bin/ansible-playbook ]]; then
     export PATH="$VENV/bin:$PATH"
 fi
 PY=$(command -v python3)
-[[ $(id -u) == 0 ]] || { echo "FAIL: run as root (storage tools, loop devices)" >&2; exit 1; }
-for tool in ansible-playbook losetup; do
+if [[ -z $TARGET ]]; then
+    [[ $(id -u) == 0 ]] || { echo "FAIL: run as root (storage tools, loop devices)" >&2; exit 1; }
+fi
+for tool in ansible-playbook ${TARGET:+ssh}; do
     command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing" >&2; exit 1; }
 done
 
@@ -44,14 +60,10 @@ ROOT=$(mktemp -d /tmp/pitcopy-it.XXXXXX)
 chmod 0700 "$ROOT"
 MOUNTS=()
 EXAMPLE_MOUNTS=()
-cleanup() {
-    set +e
-    if [[ -f $ROOT/lock.pid ]]; then bash "$HERE/hold_lock.sh" --release "$ROOT/lock.pid"; fi
-    for ((i = ${#EXAMPLE_MOUNTS[@]} - 1; i >= 0; i--)); do umount "${EXAMPLE_MOUNTS[i]}" && rmdir "${EXAMPLE_MOUNTS[i]}"; done
-    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}"; done
+remove_storage() { # what setup_$tech made, found again (runs where the storage is)
     if [[ $tech == lvm ]]; then vgremove -f -y pitcopyit >/dev/null 2>&1; vgremove -f -y vg0 >/dev/null 2>&1; fi
     if [[ $tech == zfs ]]; then zpool destroy -f pitcopyit >/dev/null 2>&1; zpool destroy -f tank >/dev/null 2>&1; fi
-    # loop_file runs in $(...), so this shell never learns the devices:
+    # loop_file runs in $(...), so no shell ever learns the devices:
     # detach them by backing file (also what an interrupted run left).
     local img dev
     for img in "$ROOT"/*.img; do
@@ -60,7 +72,32 @@ cleanup() {
     done
     rm -rf "$ROOT"
 }
+cleanup() {
+    set +e
+    if [[ -f $ROOT/lock.pid ]]; then bash "$HERE/hold_lock.sh" --release "$ROOT/lock.pid"; fi
+    for ((i = ${#EXAMPLE_MOUNTS[@]} - 1; i >= 0; i--)); do umount "${EXAMPLE_MOUNTS[i]}" && rmdir "${EXAMPLE_MOUNTS[i]}"; done
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount "${MOUNTS[i]}"; done
+    on_target remove_storage
+    rm -rf "$ROOT"
+}
 trap cleanup EXIT
+
+# The storage functions below run where the modules run: here, or shipped
+# with their definitions to the managed host (bash -s over ssh). Arguments
+# are quoted with %q; nothing here comes from a user.
+TARGET_FUNCTIONS=(remove_storage loop_file setup_lvm setup_zfs setup_examples)
+on_target() { # on_target FUNCTION [ARG...]
+    if [[ -z $TARGET ]]; then
+        "$@"
+        return
+    fi
+    {
+        declare -p ROOT tech
+        declare -f "${TARGET_FUNCTIONS[@]}"
+        printf '%q ' "$@"
+        echo
+    } | ssh -F "$TARGET_SSH" "$TARGET" -- bash -s
+}
 
 # The collection must be found as ansible_collections/pitcopy/versions.
 mkdir -p "$ROOT/coll/ansible_collections/pitcopy"
@@ -88,12 +125,6 @@ btrfs_fs() { # btrfs_fs NAME SIZE MOUNTPOINT [mkfs options]
     mkdir -p "$3"
     mount "$dev" "$3" || return 1
     MOUNTS+=("$3")
-}
-
-state_path() { # the state file of pool $2 under $1, as the store names it
-    "$PY" -c 'import sys
-from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-print(StateStore(sys.argv[1]).path(sys.argv[2]))' "$1" "$2"
 }
 
 setup_btrfs() {
@@ -171,9 +202,9 @@ prepare_bad() { # storage for the bad-input table, beyond setup_btrfs
 run_playbook() { # run_playbook NAME FILE
     local start=$SECONDS rc
     echo "=== $1: ansible-playbook $2"
-    ansible-playbook -i localhost, "$2" >"$ROOT/$1.log" 2>&1
+    ansible-playbook -i "${PITCOPY_TARGET_INVENTORY:-localhost,}" "$2" >"$ROOT/$1.log" 2>&1
     rc=$?
-    grep -E '^(PLAY RECAP|localhost +:)' -A0 "$ROOT/$1.log" | tail -1
+    grep -E '^[^ ]+ +: ok=' "$ROOT/$1.log" | tail -1
     if [[ $rc != 0 ]]; then
         echo "--- $1 FAILED (rc=$rc); the end of its log:"
         tail -n 45 "$ROOT/$1.log"
@@ -185,20 +216,26 @@ run_playbook() { # run_playbook NAME FILE
 
 failed=0
 passed=0
-"setup_$tech" || { echo "FAIL: could not set up $tech storage"; exit 1; }
+if [[ -n $TARGET ]]; then
+    on_target mkdir -p -m 0700 "$ROOT" || { echo "FAIL: cannot reach $TARGET over ssh"; exit 1; }
+    target_args=(--target "$TARGET" --target-ssh-config "$TARGET_SSH")
+else
+    target_args=()
+fi
+on_target "setup_$tech" || { echo "FAIL: could not set up $tech storage"; exit 1; }
 for part in $parts; do
     case $part in
     flow)
-        "$PY" "$HERE/gen.py" flow --tech "$tech" --root "$ROOT" --level "$level" >"$ROOT/flow.yml" || { failed=$((failed + 1)); continue; }
+        "$PY" "$HERE/gen.py" flow --tech "$tech" --root "$ROOT" --level "$level" "${target_args[@]}" >"$ROOT/flow.yml" || { failed=$((failed + 1)); continue; }
         ;;
     bad)
         prepare_bad || { echo "FAIL: could not prepare the bad-input storage"; failed=$((failed + 1)); continue; }
         "$PY" "$HERE/gen.py" bad --root "$ROOT" >"$ROOT/bad.yml" || { failed=$((failed + 1)); continue; }
         ;;
     examples)
-        setup_examples || { echo "FAIL: could not set up the EXAMPLES storage"; failed=$((failed + 1)); continue; }
-        mkdir -m 0700 "$ROOT/exstate"
-        "$PY" "$HERE/gen.py" examples --tech "$tech" --state-dir "$ROOT/exstate" \
+        on_target setup_examples || { echo "FAIL: could not set up the EXAMPLES storage"; failed=$((failed + 1)); continue; }
+        on_target mkdir -m 0700 "$ROOT/exstate"
+        "$PY" "$HERE/gen.py" examples --tech "$tech" --state-dir "$ROOT/exstate" "${target_args[@]}" \
             --report "$ROOT/examples.json" >"$ROOT/examples.yml" || { failed=$((failed + 1)); continue; }
         "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))
 print("EXAMPLES run: %d tasks" % len(r["ran"])); [print("  ran:", t) for t in r["ran"]]
