@@ -2,9 +2,12 @@
 # Molecule scenarios of the roles on real storage, for one technology:
 #   tests/molecule.sh btrfs   natively (loop devices): rotation, restore and
 #                             the 60-day calendar of the tiered policy
-#   tests/molecule.sh lvm     inside the test VM (device-mapper needed)
-#   tests/molecule.sh zfs     inside the test VM (OpenZFS module needed)
-# Needs root. Fails when any scenario fails; ends with "N passed, N failed".
+#   tests/molecule.sh lvm     device-mapper needed: the test VM
+#   tests/molecule.sh zfs     the OpenZFS module needed: the test VM
+# The managed host is this machine (needs root), or, when PITCOPY_TARGET is
+# set (tests/vm/with-guest.sh), that host over ssh with molecule running here:
+# tests/vm/run-suite.sh lvm|zfs --parts molecule.
+# Fails when any scenario fails; ends with "N passed, N failed".
 set -uo pipefail
 
 tech=${1:-}
@@ -23,7 +26,15 @@ if [ ! -x "$venv/bin/molecule" ]; then
   echo "molecule not found in $venv; run tests/setup.sh first (or set PITCOPY_VENV)" >&2
   exit 1
 fi
-if [ "$(id -u)" != 0 ]; then
+if [ -n "${PITCOPY_TARGET:-}" ]; then
+  if [ "$tech" = btrfs ] || [ ! -r "${PITCOPY_TARGET_SSH_CONFIG:-}" ]; then
+    echo "PITCOPY_TARGET=$PITCOPY_TARGET: only the lvm and zfs scenarios take a remote host, with a readable PITCOPY_TARGET_SSH_CONFIG" >&2
+    exit 2
+  fi
+  # read by the scenarios' host_vars (extensions/molecule/*_{lvm,zfs}/molecule.yml)
+  export PITCOPY_MOL_CONNECTION=ssh PITCOPY_MOL_HOST="$PITCOPY_TARGET"
+  export PITCOPY_MOL_SSH_ARGS="-F $PITCOPY_TARGET_SSH_CONFIG" PITCOPY_MOL_PYTHON=/usr/bin/python3
+elif [ "$(id -u)" != 0 ]; then
   echo "the scenarios create loop devices and filesystems: run as root" >&2
   exit 1
 fi
