@@ -28,7 +28,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
-if [ "${1:-}" = --steps ] || [ "${1:-}" = --in-guest ]; then
+if [ "${1:-}" = --steps ]; then
     shift
     tech=$1 parts=$2
     shift 2
