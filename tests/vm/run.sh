@@ -78,7 +78,13 @@ fi
 [ -s "${VMLINUZ:-}" ] || die "guest kernel ${VMLINUZ:-?} is missing: run tests/vm/setup.sh"
 KMODS=$(dirname "$(dirname "$VMLINUZ")")/lib/modules/$KVER
 [ -s "$KMODS/modules.dep" ] || die "modules of $KVER are missing ($KMODS): run tests/vm/setup.sh"
-[ -x "${VNG:-}" ] || VNG=$(command -v vng || true)
+# This checkout's vng first: the one setup.sh recorded in $CACHE/env belongs
+# to whichever checkout ran it last, which may be gone (a CI clone).
+if [ -x "$REPO/.venv/bin/vng" ]; then
+    VNG=$REPO/.venv/bin/vng
+elif [ ! -x "${VNG:-}" ]; then
+    VNG=$(command -v vng || true)
+fi
 [ -x "$VNG" ] || die "vng (virtme-ng) not found: create the venv (requirements/) and rerun tests/vm/setup.sh"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run tests/vm/setup.sh"
 if [ -n "$SSH_PORT" ] && [ ! -x "${SSHD_PREFIX:-/nonexistent}/usr/sbin/sshd" ]; then
