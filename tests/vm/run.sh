@@ -107,8 +107,8 @@ fi
 rm -f "$RESULTS/rc" "$RESULTS/guest-start" "$RESULTS/guest-end" "$RESULTS/ssh-ready" "$RESULTS/stop"
 # vng gives each of its six console channels (stdin, stdout, ...) a
 # virtio-serial device with 31 ports: ~400 queue eventfds that QEMU's main
-# loop polls on every wake-up, ~15% of a guest's host CPU here (measured:
-# main thread 11-15% of a core with them, 2% with one port per device).
+# loop polls on every wake-up (measured here: the main thread used 11-19% of
+# a core per guest with them, 4-6% with one port per device).
 # Port 0 is reserved for consoles, so one port per device needs 2.
 qemu_opts="-global virtio-serial-pci.max_ports=2"
 if [ -n "$SSH_PORT" ]; then
