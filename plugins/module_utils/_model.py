@@ -178,6 +178,9 @@ class Record:
     pairs: Tuple[CopyPair, ...]
     label: Optional[str] = None
     status: str = STATUS_VALID
+    # what went wrong around a copy that was still kept (a post-copy hook
+    # failed, the watchdog thawed early): shown to the operator, kept here
+    warnings: Tuple[str, ...] = ()
 
     def target_of(self, source):
         for p in self.pairs:
@@ -195,6 +198,7 @@ class Record:
         if self.kind == RECORD_REPLICATION:
             out["label"] = self.label
             out["status"] = self.status
+            out["warnings"] = list(self.warnings)
         return out
 
 

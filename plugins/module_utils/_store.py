@@ -51,6 +51,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import hashlib
 import math
 import os
 import re
@@ -85,19 +86,46 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     TargetPool,
 )
 
-SCHEMA_VERSION = 1
+# 2: the file ends in a seal line and every key is written and required.
+# 1: earlier releases (no seal, optional keys); still read, sealed on the next write.
+SCHEMA_VERSION = 2
+LEGACY_SCHEMA_VERSION = 1
 
 DEFAULT_STATE_DIR = "/var/lib/pitcopy"
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 # The points of a state write where a crash test may kill the process.
-WRITE_STEPS = ("temp_created", "written", "fsynced", "replaced", "dir_fsynced")
+WRITE_STEPS = ("temp_created", "written", "fsynced", "previous_kept", "replaced", "dir_fsynced")
 
 # Test-only: callable(step_name) consulted at every write step when save()
 # got no ``_fault`` argument. Never set outside tests.
 _FAULT = None
 
 PAIR_SEPARATOR = " -> "
+
+# The seal: the last line of a file written by this version, over every byte
+# before it. Being last, any truncation removes or cuts it; the digest
+# catches a changed byte anywhere before it, the byte count a cut that
+# happened to land on a line boundary of a hand-copied file.
+SEAL_PREFIX = b"# pitcopy-seal: "
+_SEAL_RE = re.compile(br"(?:\A|\n)(# pitcopy-seal: sha256=([0-9a-f]{64}) bytes=([0-9]{1,12})\n)\Z")
+SEAL_RULE = "a last line '# pitcopy-seal: sha256=<hex digest of every byte before it> bytes=<their number>'"
+
+# Keys a sealed (schema_version 2) file must carry; an older file may omit
+# the optional ones (the loader's defaults apply). Pre-pairing records carry
+# label and status only when set (they mean nothing there).
+_REQUIRED_KEYS = {
+    "the document": ("schema_version", "definition", "last_version", "journal",
+                     "replication_records", "prepairing_records"),
+    "definition": ("name", "technology", "versions", "sources", "target_pools", "snapshot_size",
+                   "consistency", "pre_copy_hooks", "post_copy_hooks"),
+    "target_pool": ("name", "volumes"),
+    "hook": ("argv", "timeout", "abort_on_failure"),
+    "replication": ("version", "target_pool", "created", "label", "status", "warnings", "pairs"),
+    "prepairing": ("version", "target_pool", "created", "pairs"),
+    "journal": ("operation", "version", "target_pool", "phase", "started", "replaced_version", "label",
+                "pid", "pairs", "staged"),
+}
 
 _POOL_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 POOL_NAME_RULE = ("1 to 64 characters: letters, digits, '_', '.' or '-', "
@@ -276,6 +304,8 @@ def _dump_record(r, kind, where):
     if kind == RECORD_REPLICATION or r.label is not None or r.status != STATUS_VALID:
         out["label"] = _str(r.label, where + ".label", nullable=True)
         out["status"] = _str(r.status, where + ".status")
+    if kind == RECORD_REPLICATION or r.warnings:
+        out["warnings"] = [_str(w, "%s.warnings[%d]" % (where, i)) for i, w in enumerate(r.warnings)]
     out["pairs"] = _dump_pairs(r.pairs)
     return out
 
@@ -460,7 +490,7 @@ def _load_definition(value, where="definition"):
 
 
 def _load_record(value, where, kind, cache=None):
-    _mapping(value, where, ("version", "target_pool", "created", "pairs"), ("label", "status"))
+    _mapping(value, where, ("version", "target_pool", "created", "pairs"), ("label", "status", "warnings"))
     return Record(
         kind=kind,
         version=_int(value["version"], where + ".version", minimum=1),
@@ -469,6 +499,8 @@ def _load_record(value, where, kind, cache=None):
         pairs=_load_pairs(value["pairs"], where + ".pairs", cache),
         label=_str(value.get("label"), where + ".label", nullable=True),
         status=_str(value.get("status", STATUS_VALID), where + ".status"),
+        warnings=tuple(_str(w, "%s.warnings[%d]" % (where, i))
+                       for i, w in enumerate(_list(value.get("warnings", []), where + ".warnings"))),
     )
 
 
@@ -510,6 +542,56 @@ def _load_state(data):
         last_version=_int(data.get("last_version", 0), "last_version", minimum=0),
         journal=_load_journal(data.get("journal"), cache=cache),
     )
+
+
+def _require_complete(data):
+    """Raise _Shape unless every key a sealed file carries is present (the
+    parsed document already has the right types: _load_state passed)."""
+    def need(value, where, kind):
+        missing = [k for k in _REQUIRED_KEYS[kind] if k not in value]
+        if missing:
+            raise _Shape(where, "missing key(s) %s (a schema_version %d file carries every key)"
+                         % (", ".join(missing), SCHEMA_VERSION))
+
+    need(data, "the document", "the document")
+    definition = data["definition"]
+    need(definition, "definition", "definition")
+    for i, tp in enumerate(definition["target_pools"]):
+        need(tp, "definition.target_pools[%d]" % i, "target_pool")
+    for phase in ("pre", "post"):
+        for i, hook in enumerate(definition[phase + "_copy_hooks"]):
+            need(hook, "definition.%s_copy_hooks[%d]" % (phase, i), "hook")
+    for kind in ("replication", "prepairing"):
+        for i, rec in enumerate(data[kind + "_records"]):
+            need(rec, "%s_records[%d]" % (kind, i), kind)
+    if data["journal"] is not None:
+        need(data["journal"], "journal", "journal")
+
+
+def seal(body):
+    """``body`` (bytes) followed by its seal line."""
+    return body + SEAL_PREFIX + b"sha256=" + hashlib.sha256(body).hexdigest().encode("ascii") + \
+        b" bytes=%d\n" % len(body)
+
+
+def unseal(raw):
+    """(body, sealed, problem) of a state file's bytes: ``body`` is what comes
+    before a well-formed seal line (else all of ``raw``); ``sealed`` whether
+    such a line ends the file; ``problem`` None or what is wrong with the
+    seal. No seal line at all is no problem here (an older file, or one whose
+    seal was cut off: the caller decides by schema_version)."""
+    m = _SEAL_RE.search(raw)
+    if m is None:
+        if SEAL_PREFIX in raw:
+            return raw, False, "its seal line is damaged or is not the last line (the file was cut short or changed)"
+        return raw, False, None
+    body = raw[:m.start(1)]
+    if int(m.group(3)) != len(body):
+        return body, True, "its seal counts %s bytes before it but %d are there (the file was cut short or changed)" % (
+            m.group(3).decode("ascii"), len(body))
+    if hashlib.sha256(body).hexdigest() != m.group(2).decode("ascii"):
+        return body, True, "its content does not match its seal (the sha256 differs: the file was damaged or edited)"
+    return body, True, None
 
 
 def load_state(data):
@@ -556,6 +638,12 @@ def _fsync_dir(path):
         os.close(fd)
 
 
+def _prev_path(path, name):
+    """The previous generation of the state file at ``path``: hidden (so
+    pool_names() never lists it) and not ending in .tmp (so no sweep takes it)."""
+    return os.path.join(os.path.dirname(path), "." + name + ".yml.prev")
+
+
 def _oserror_text(exc):
     return exc.strerror or str(exc)
 
@@ -584,6 +672,10 @@ class StateStore:
     def path(self, name):
         validate_pool_name(name)
         return os.path.join(self.state_dir, name + ".yml")
+
+    def prev_path(self, name):
+        """The previous generation of the pool's state file (see save())."""
+        return _prev_path(self.path(name), name)
 
     def lock_path(self, name):
         validate_pool_name(name)
@@ -644,13 +736,22 @@ class StateStore:
     # -- locking ----------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self, name):
-        """Hold the pool's lock (re-entrant within one thread of this store)."""
+    def locked(self, name, shared=False):
+        """Hold the pool's lock (re-entrant within one thread of this store).
+
+        ``shared``: a reader's lock (flock LOCK_SH). Readers do not exclude
+        each other; they wait for a writer and a writer waits for them. A
+        reader creates nothing: without state_dir, or on a read-only one
+        where the lock file does not exist, it reads without a lock (no
+        writer can be at work where the lock file cannot be created)."""
         validate_pool_name(name)
         key = (name, threading.get_ident())
         with self._held_guard:
             held = self._held.get(key)
             if held is not None:
+                if held[2] and not shared:
+                    raise StateFileError("copy pool '%s': a write was attempted under the shared (read) lock; "
+                                         "this is a pitcopy bug" % name, pool=name)
                 held[1] += 1
         if held is not None:
             try:
@@ -658,9 +759,9 @@ class StateStore:
             finally:
                 held[1] -= 1
             return
-        fd = self._acquire(name)
+        fd = self._acquire(name, shared)
         with self._held_guard:
-            self._held[key] = [fd, 1]
+            self._held[key] = [fd, 1, shared]
         try:
             yield
         finally:
@@ -668,26 +769,51 @@ class StateStore:
                 del self._held[key]
             # Closing the descriptor releases the flock; so does the death of
             # the process, which is why a killed run never leaves a pool busy.
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
 
     def holds_lock(self, name):
         return (name, threading.get_ident()) in self._held
 
-    def _acquire(self, name):
-        self._check_dir(create=True)
+    def _open_lock(self, name, shared):
+        """The lock file's descriptor; None for a reader that has none to open."""
         lpath = self.lock_path(name)
+        if shared:
+            if not self._check_dir(create=False):
+                return None
+            try:
+                return os.open(lpath, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise StateFileError("cannot open the lock file '%s' of copy pool '%s': %s; expected a "
+                                         "regular file" % (lpath, name, _oserror_text(exc)), path=lpath)
+            # a read-only state_dir (or file): flock works on a read-only descriptor
+            try:
+                return os.open(lpath, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise StateFileError("cannot open the lock file '%s' of copy pool '%s' for reading: %s; expected "
+                                     "a regular file" % (lpath, name, _oserror_text(exc)), path=lpath)
+        self._check_dir(create=True)
         try:
-            fd = os.open(lpath, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            return os.open(lpath, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise StateFileError("cannot open the lock file '%s' of copy pool '%s': %s; expected a regular "
                                  "file writable by this user" % (lpath, name, _oserror_text(exc)), path=lpath)
+
+    def _acquire(self, name, shared=False):
+        lpath = self.lock_path(name)
+        fd = self._open_lock(name, shared)
+        if fd is None:
+            return None
         start = time.monotonic()
         deadline = start + self.lock_timeout
         pause = 0.01
         try:
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                     break
                 except OSError as exc:
                     if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
@@ -703,12 +829,14 @@ class StateStore:
                         pool=name, lock_path=lpath, waited=round(now - start, 3), holder_pid=holder)
                 time.sleep(min(pause, max(deadline - now, 0.0)))
                 pause = min(pause * 2, 0.2)
-            # For the operator's eyes only: who holds the lock.
-            try:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, ("%d\n" % os.getpid()).encode("ascii"), 0)
-            except OSError:
-                pass
+            # For the operator's eyes only: who holds the lock (the writer;
+            # readers leave the file alone, it may be read-only).
+            if not shared:
+                try:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, ("%d\n" % os.getpid()).encode("ascii"), 0)
+                except OSError:
+                    pass
         except BaseException:
             os.close(fd)
             raise
@@ -724,11 +852,9 @@ class StateStore:
 
     @contextlib.contextmanager
     def _lock_if_needed(self, name):
-        if self.holds_lock(name):
+        # locked() refuses a write under this thread's shared lock
+        with self.locked(name):
             yield
-        else:
-            with self.locked(name):
-                yield
 
     # -- reading ----------------------------------------------------------
 
@@ -745,9 +871,10 @@ class StateStore:
                 names.append(entry[:-4])
         return sorted(names)
 
-    def read_raw(self, name):
-        """The state file's bytes exactly as on disk, or None when there is none."""
-        path = self.path(name)
+    def read_raw(self, name, previous=False):
+        """The state file's bytes exactly as on disk, or None when there is
+        none; ``previous``: those of its previous generation."""
+        path = self.prev_path(name) if previous else self.path(name)
         if not self._check_dir(create=False):
             return None
         try:
@@ -789,47 +916,87 @@ class StateStore:
             return None
         return self._decode(name, self.path(name), raw)
 
+    def load_hand_edit(self, name):
+        """(PoolState or None, needs_seal) for verify_records reseal: the file
+        may lack a valid seal but must have every key of a sealed file."""
+        raw = self.read_raw(name)
+        if raw is None:
+            return None, False
+        state = self._decode(name, self.path(name), raw, hand_edit=True)
+        dummy, sealed, problem = unseal(raw)
+        return state, not sealed or problem is not None
+
+    def load_previous(self, name):
+        """The previous generation (``.<name>.yml.prev``) as a PoolState, or
+        None when there is none. Refused like the current file."""
+        raw = self.read_raw(name, previous=True)
+        if raw is None:
+            return None
+        return self._decode(name, self.prev_path(name), raw)
+
     @staticmethod
-    def _decode(name, path, raw):
+    def _way_out(name, path):
+        """What the operator can do about a refused file (docs/state-file.md)."""
+        prev = _prev_path(path, name)
+        return ("It was left untouched. If it was damaged, put the previous generation back "
+                "(cp -p '%s' '%s', then run pitcopy.versions.verify_records); if you edited it by hand, accept the "
+                "edit with pitcopy.versions.verify_records reseal: true (see docs/state-file.md)" % (prev, path))
+
+    @classmethod
+    def _decode(cls, name, path, raw, hand_edit=False):
+        """The PoolState in ``raw``; StateFileError naming the file, what is
+        wrong and the way out. ``hand_edit``: accept a file without a valid
+        seal (verify_records reseal), still requiring every key."""
+        body, sealed, seal_problem = unseal(raw)
+        if hand_edit:
+            seal_problem = None
+        way_out = cls._way_out(name, path)
+
+        def refuse(what, **details):
+            # a damaged seal is the root cause of whatever else is wrong
+            if seal_problem:
+                what = seal_problem
+            return StateFileError("the state file '%s' of copy pool '%s' is refused: %s. %s"
+                                  % (path, name, what, way_out), path=path, **details)
+
         try:
-            text = raw.decode("utf-8")
+            text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise StateFileError("the state file '%s' of copy pool '%s' is not UTF-8 text (byte %d); expected "
-                                 "a YAML file written by pitcopy.versions. It was left untouched: restore it from "
-                                 "a backup or move it away" % (path, name, exc.start), path=path)
+            raise refuse("it is not UTF-8 text (byte %d); expected a YAML file written by pitcopy.versions"
+                         % exc.start)
         try:
             data = _yaml_load(text)
         except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
             # ValueError: e.g. an unquoted impossible date (2026-13-45)
             detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise StateFileError("the state file '%s' of copy pool '%s' does not parse as YAML (%s). It was left "
-                                 "untouched: fix it, restore it from a backup or move it away" % (path, name, detail),
-                                 path=path)
+            raise refuse("it does not parse as YAML (%s)" % detail)
         if not isinstance(data, dict) or "schema_version" not in data:
-            raise StateFileError("the state file '%s' of copy pool '%s' is not a pitcopy state file: expected a "
-                                 "YAML mapping with schema_version at the top, found %s. It was left untouched"
-                                 % (path, name, _type_name(data) if not isinstance(data, dict) else
-                                    "a mapping without schema_version"), path=path)
+            raise refuse("it is not a pitcopy state file: expected a YAML mapping with schema_version at the top, "
+                         "found %s" % (_type_name(data) if not isinstance(data, dict) else
+                                       "a mapping without schema_version"))
         version = data["schema_version"]
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise StateFileError("the state file '%s' of copy pool '%s' has schema_version %r; expected an integer "
-                                 "from 1 to %d. It was left untouched" % (path, name, version, SCHEMA_VERSION),
-                                 path=path)
+            raise refuse("it has schema_version %r; expected an integer from 1 to %d" % (version, SCHEMA_VERSION))
         if version > SCHEMA_VERSION:
+            # checked before the seal: a newer collection may seal differently
             raise StateFileError("the state file '%s' of copy pool '%s' has schema_version %d, written by a newer "
                                  "pitcopy.versions (this one reads up to %d); upgrade the collection. It was left "
                                  "untouched" % (path, name, version, SCHEMA_VERSION),
                                  path=path, schema_version=version)
+        if seal_problem:
+            raise refuse(seal_problem)
+        legacy = version == LEGACY_SCHEMA_VERSION and not sealed and not hand_edit
+        if version != LEGACY_SCHEMA_VERSION and not sealed and not hand_edit:
+            raise refuse("it has schema_version %d but no seal; expected %s" % (version, SEAL_RULE))
         try:
             state = _load_state(data)
+            if not legacy:
+                _require_complete(data)
         except _Shape as exc:
-            raise StateFileError("the state file '%s' of copy pool '%s' does not have the expected shape: %s. "
-                                 "It was left untouched: fix it (docs/state-file.md), restore it from a backup or "
-                                 "move it away" % (path, name, exc), path=path, where=exc.where)
+            raise refuse("it does not have the expected shape: %s" % exc, where=exc.where)
         if state.definition.name != name:
-            raise StateFileError("the state file '%s' holds copy pool '%s', not '%s'; expected the file of a pool to "
-                                 "be named after it. It was left untouched" % (path, state.definition.name, name),
-                                 path=path)
+            raise refuse("it holds copy pool '%s', not '%s'; expected the file of a pool to be named after it"
+                         % (state.definition.name, name))
         return state
 
     # -- writing ----------------------------------------------------------
@@ -844,25 +1011,76 @@ class StateStore:
         # through a block or quoted scalar unchanged.
         for allow_unicode in (True, False):
             try:
-                raw = (_HEADER % name + _yaml_dump(data, allow_unicode)).encode("utf-8")
-                back = _yaml_load(raw.decode("utf-8"))
+                body = (_HEADER % name + _yaml_dump(data, allow_unicode)).encode("utf-8")
+                back = _yaml_load(body.decode("utf-8"))
             except (yaml.YAMLError, UnicodeError) as exc:
                 problem = exc
                 continue
             if back == data:
-                return raw
+                return seal(body)
             problem = "the YAML would read back differently"
         raise StateFileError("refusing to write the state of copy pool '%s': %s" % (name, problem), pool=name)
 
-    def save(self, state, _fault=None):
-        """Write the pool's state atomically (old or new file, never a mix)."""
+    def save(self, state, _fault=None, keep_previous=True):
+        """Write the pool's state atomically (old or new file, never a mix).
+
+        The file being replaced becomes the previous generation
+        (``.<name>.yml.prev``) unless ``keep_previous`` is false (reseal: the
+        file replaced is a hand edit, the generation before it is the one
+        worth keeping)."""
         name = validate_pool_name(state.definition.name)
         raw = self.encode(state)  # before touching anything
         self._check_dir(create=True)
         with self._lock_if_needed(name):
-            self._write(name, raw, _fault)
+            self._write(name, raw, _fault, keep_previous)
 
-    def _write(self, name, raw, fault):
+    def _keep_previous(self, name, path):
+        """Make the current file the previous generation, atomically: a hard
+        link (or, where the file system has none, a copy) under a temporary
+        name, renamed over ``.<name>.yml.prev``. A pool created anew drops a
+        stray previous generation (of a pool removed by an older release)."""
+        prev = self.prev_path(name)
+        tmp = os.path.join(self.state_dir, "%sprev.%s.tmp" % (self._temp_prefix(name), os.urandom(6).hex()))
+        try:
+            try:
+                os.link(path, tmp, follow_symlinks=False)
+            except FileNotFoundError:
+                try:
+                    os.unlink(prev)
+                except FileNotFoundError:
+                    pass
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV, errno.ENOSYS):
+                    raise
+                raw = self.read_raw(name)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                try:
+                    _write_all(fd, raw)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            # 0600 whatever the old file had; O_NOFOLLOW: never chmod through a link
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
+            # rename() of two links to one inode does nothing and leaves the
+            # temporary name (a run killed after this step, before the state
+            # file was replaced, leaves the previous generation equal to the
+            # current one): the finally below removes it then
+            os.replace(tmp, prev)
+            if not os.path.lexists(tmp):
+                tmp = None
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def _write(self, name, raw, fault, keep_previous=True):
         path = self.path(name)
         self._sweep_temps(name)
         tmp = None
@@ -887,6 +1105,9 @@ class StateStore:
             _step("fsynced", fault)
             os.close(fd)
             fd = None
+            if keep_previous:
+                self._keep_previous(name, path)
+                _step("previous_kept", fault)
             os.replace(tmp, path)
             tmp = None
             replaced = True
@@ -912,13 +1133,15 @@ class StateStore:
     def _sweep_temps(self, name):
         """Remove temp files a killed writer of this pool left behind (we hold
         the pool's lock, so no live writer owns one)."""
-        prefix = self._temp_prefix(name)
+        # exactly our temp names: pool 'a' must not sweep those of pool
+        # 'a.yml', nor anything else (the previous generation, the lock)
+        ours = re.compile(re.escape(self._temp_prefix(name)) + r"(?:prev\.)?[0-9a-f]{12}\.tmp\Z")
         try:
             entries = os.listdir(self.state_dir)
         except OSError:
             return
         for entry in entries:
-            if entry.startswith(prefix) and entry.endswith(".tmp"):
+            if ours.match(entry):
                 try:
                     os.unlink(os.path.join(self.state_dir, entry))
                 except OSError:
@@ -931,13 +1154,19 @@ class StateStore:
             return False
         with self._lock_if_needed(name):
             self._sweep_temps(name)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                return False
-            except OSError as exc:
-                raise StateFileError("cannot remove the state file '%s' of copy pool '%s': %s"
-                                     % (path, name, _oserror_text(exc)), path=path)
+            # The previous generation goes first and with the pool: a pool
+            # defined again later under this name must not find the old
+            # pool's records as "its" previous generation.
+            for doomed in (self.prev_path(name), path):
+                try:
+                    os.unlink(doomed)
+                except FileNotFoundError:
+                    if doomed == path:
+                        _fsync_dir(self.state_dir)
+                        return False
+                except OSError as exc:
+                    raise StateFileError("cannot remove the state file '%s' of copy pool '%s': %s"
+                                         % (doomed, name, _oserror_text(exc)), path=doomed)
             _fsync_dir(self.state_dir)
             # The lock file stays: unlinking it while another run waits on it
             # would let two runs hold "the" lock at once.

@@ -108,7 +108,7 @@ def test_schema_version_is_the_first_key_and_keys_keep_their_order(store):
     keys = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith(("#", " ", "-"))]
     assert keys == ["schema_version", "definition", "last_version", "journal",
                     "replication_records", "prepairing_records"]
-    assert yaml.safe_load(text)["schema_version"] == SCHEMA_VERSION == 1
+    assert yaml.safe_load(text)["schema_version"] == SCHEMA_VERSION == 2
     # saving the same state again writes the very same bytes (stable output)
     before = store.read_raw("db")
     store.save(store.load("db"))
@@ -300,7 +300,7 @@ CORRUPT = [
     (b"just a string\n", "expected a YAML mapping with schema_version at the top"),
     (b"", "expected a YAML mapping with schema_version at the top, found null"),
     (b"definition: {}\n", "a mapping without schema_version"),
-    (b"schema_version: '1'\n", "schema_version '1'; expected an integer from 1 to 1"),
+    (b"schema_version: '1'\n", "schema_version '1'; expected an integer from 1 to 2"),
     (b"schema_version: 0\n", "schema_version 0"),
     (b"schema_version: 1\n", "missing key(s) definition"),
     (b"schema_version: 1\nschema_version: 1\n", "found duplicate key 'schema_version'"),
@@ -347,7 +347,7 @@ def test_corrupt_or_wrong_shape_file_is_refused_and_left_untouched(store, raw, f
 def test_newer_schema_is_refused(store):
     raw = yaml.safe_dump({"schema_version": SCHEMA_VERSION + 1, "something": "new"}).encode()
     path = write_raw(store, "db", raw)
-    assert_refused(store, "db", StateFileError, path, "schema_version 2",
+    assert_refused(store, "db", StateFileError, path, "schema_version %d" % (SCHEMA_VERSION + 1),
                    "written by a newer pitcopy.versions", "upgrade the collection")
 
 
@@ -602,7 +602,7 @@ def test_leftover_temp_files_are_ignored_and_swept_by_the_next_save(store):
     store.save(PoolState(old.definition))
     left = sorted(os.listdir(store.state_dir))
     # only this pool's leftovers are swept (another pool's writer may be alive)
-    assert left == [".db.lock", ".other.yml.deadbeef0003.tmp", "db.yml"]
+    assert left == [".db.lock", ".db.yml.prev", ".other.yml.deadbeef0003.tmp", "db.yml"]
 
 
 def test_pure_python_yaml_fallback_writes_and_reads_the_same_file(store, monkeypatch):

@@ -143,12 +143,15 @@ class ModuleHarness(object):
         return os.path.join(self.state_dir, "%s.yml" % pool)
 
     def snapshot(self):
-        """Bytes of every file under state_dir (lock files excluded) plus the
-        in-memory host: compared before/after to prove nothing changed."""
+        """Bytes of every file under state_dir (lock files and the previous
+        generation excluded) plus the in-memory host: compared before/after
+        to prove nothing changed. The previous generation (.<pool>.yml.prev)
+        is a recovery copy that every write rotates, also a write that puts
+        the same records back (a failed copy drops its journal)."""
         files = {}
         if os.path.isdir(self.state_dir):
             for name in sorted(os.listdir(self.state_dir)):
-                if name.endswith(".lock"):
+                if name.endswith((".lock", ".yml.prev")):
                     continue
                 path = os.path.join(self.state_dir, name)
                 if os.path.isfile(path):
