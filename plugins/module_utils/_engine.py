@@ -14,7 +14,8 @@ API (what modules and roles rely on; implementers keep these names):
 
     engine.pool_names() -> [str]
 
-    with engine.session(pool_name) as s:      # takes the pool's lock, loads state
+    with engine.session(pool_name, shared=False) as s:   # takes the pool's lock
+                                                # (shared: a reader's), loads state
         plan = s.plan_define(definition)        # copy_pool state=present
         plan = s.plan_remove(remove_copies=False)   # copy_pool state=absent
         plan = s.plan_prepair(versions=1, allow_unpaired=False)   # prepair_record present
@@ -168,6 +169,7 @@ def version_dict(record, pre_copy_record=None):
         "created": record.created,
         "label": record.label,
         "status": record.status,
+        "warnings": list(record.warnings),
         "pre_copy_record": pre_copy_record,
         "pairs": _pairs(record.pairs),
     }
@@ -222,8 +224,10 @@ class RecordEngine:
         return list(self.store.pool_names())
 
     @contextlib.contextmanager
-    def session(self, pool_name):
-        with self.store.locked(pool_name):
+    def session(self, pool_name, shared=False):
+        """``shared``: the caller only reads (info, verify without repair,
+        check mode): a reader's lock, which other readers do not wait for."""
+        with self.store.locked(pool_name, shared=shared):
             yield PoolSession(self, pool_name, self.store.load(pool_name))
 
 
@@ -752,16 +756,28 @@ class PoolSession:
         self._save(replace(state, journal=journal))
         journal = replace(journal, phase="committing")
         self._save(replace(state, journal=journal))
+        # what went wrong without stopping the copy: kept on the record
+        warnings = tuple(getattr(window, "warnings", None) or ())
         try:
-            self._commit(state, definition, backend, journal, dropped)
+            self._commit(state, definition, backend, journal, dropped, warnings)
         except PitcopyError as exc:
             raise _journaled(exc, journal, self.name)
         record = self.state.replication(n)
         # what the hooks did (a non-aborting failure is only visible here)
         hooks = outcome.hooks or getattr(window, "hooks", None) or []
-        return result_for(record, float(outcome.window_ms or getattr(window, "window_ms", 0.0) or 0.0), hooks)
+        result = result_for(record, float(outcome.window_ms or getattr(window, "window_ms", 0.0) or 0.0), hooks)
+        result["_warnings"] = list(warnings)  # to Ansible's warnings (the module wrapper)
+        failures = list(getattr(window, "post_hook_failures", None) or ())
+        if failures:
+            # the copy is one point in time and recorded; what the hook was to
+            # do afterwards (resume a service, ...) did not happen: not green
+            raise HookFailed("%s; version %d of copy pool %s was taken and recorded (its record carries this "
+                             "warning), but abort_on_failure is true for this hook, so the run fails: do by hand "
+                             "what the hook failed to do" % ("; ".join(failures), n, self.name),
+                             changed=True, version=result["version"], hooks=list(hooks), warnings=list(warnings))
+        return result
 
-    def _commit(self, state, definition, backend, journal, dropped):
+    def _commit(self, state, definition, backend, journal, dropped, warnings=()):
         """Steps 608-614 and the rotation: promote, retention, one atomic save."""
         n = journal.version
         replaced = state.replication(journal.replaced_version) if journal.replaced_version is not None else None
@@ -770,7 +786,7 @@ class PoolSession:
         for r in dropped:
             backend.delete_copies(definition, list(r.pairs))
         record = Record(RECORD_REPLICATION, n, journal.target_pool, self.engine.now(), tuple(journal.pairs),
-                        label=journal.label, status=STATUS_VALID)
+                        label=journal.label, status=STATUS_VALID, warnings=tuple(warnings))
         gone = set(r.version for r in dropped)
         if replaced is not None:
             gone.add(replaced.version)

@@ -31,6 +31,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CommandError,
     InvalidInput,
     PitcopyError,
+    StateFileError,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import (
     C_LOCALE,
@@ -51,7 +52,7 @@ else:
 # that a host without PyYAML gets missing_required_lib, not a traceback.
 try:
     from ansible_collections.pitcopy.versions.plugins.module_utils._backends import backend_factory
-    from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+    from ansible_collections.pitcopy.versions.plugins.module_utils._engine import PoolSession, RecordEngine, pool_dict
     from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 except ImportError:
     HAS_ENGINE = False
@@ -73,6 +74,32 @@ SHARED_ARGUMENT_SPEC = dict(
 # NUL never belongs in a volume, pool or label name and would make the tools'
 # line-oriented reports ambiguous, so refuse them before anything runs.
 _FORBIDDEN_CHARS = ("\n", "\r", "\x00")
+
+
+def record_changes(before, after, where="", limit=100):
+    """``path: before -> after`` lines between two records dicts (at most
+    ``limit``): what a hand edit changed, readable without diff mode."""
+    out = []
+
+    def walk(a, b, path):
+        if len(out) >= limit or a == b:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in list(a) + [k for k in b if k not in a]:
+                walk(a.get(key), b.get(key), "%s.%s" % (path, key) if path else key)
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                walk(x, y, "%s[%d]" % (path, i))
+        else:
+            out.append("%s: %s -> %s" % (path or "records", _short(a), _short(b)))
+
+    walk(before, after, where)
+    return out
+
+
+def _short(value, width=200):
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 class ModuleRunner(SubprocessRunner):
@@ -146,18 +173,13 @@ def check_positive(params, name, minimum=1):
 if HAS_ENGINE:
 
     class CheckModeStore(StateStore):
-        """The store as check mode uses it: a state_dir that does not exist yet
-        is not created just to hold a lock. Without it there is no state to
-        protect, and check mode writes nothing; an existing one is locked and
-        checked exactly as in a real run."""
+        """The store as check mode uses it: every lock is a reader's (shared),
+        which creates nothing (no state_dir, no lock file) and works on a
+        read-only state_dir; check mode writes nothing."""
 
         @contextlib.contextmanager
-        def locked(self, name):
-            if os.path.lexists(self.state_dir):
-                with super(CheckModeStore, self).locked(name):
-                    yield
-            else:
-                self.path(name)  # validates the pool name all the same
+        def locked(self, name, shared=True):
+            with super(CheckModeStore, self).locked(name, shared=True):
                 yield
 
 
@@ -233,9 +255,10 @@ class PitcopyModule(object):
 
     # --- running ------------------------------------------------------------
 
-    def _plan_and_apply(self, pool, build):
+    def _plan_and_apply(self, pool, build, read_only=False):
         engine = self.engine()
-        with engine.session(pool) as session:
+        # the one place that decides the lock: readers share it
+        with engine.session(pool, shared=read_only or self.check_mode) as session:
             plan = build(session)
             if plan.changed and not self.check_mode:
                 result = dict(plan.apply() or {})
@@ -246,21 +269,79 @@ class PitcopyModule(object):
                 result["diff"] = {"before": plan.before, "after": plan.after}
         return result
 
-    def run_plan(self, pool, build):
-        """Plan with ``build(session)``; apply unless check mode; exit."""
-        result = self._guard(self._plan_and_apply, pool, build)
+    def run_plan(self, pool, build, read_only=False):
+        """Plan with ``build(session)``; apply unless check mode; exit.
+
+        ``read_only``: the plan never changes anything (verify_records
+        without repair), so the run takes the shared lock as check mode does."""
+        result = self._guard(self._plan_and_apply, pool, build, read_only)
+        self._exit(result)
+
+    def _exit(self, result):
+        # every warning of the run reaches Ansible's warnings as well
+        for text in result.pop("_warnings", None) or ():
+            self.module.warn(text)
         self.module.exit_json(**result)
+
+    def _verify(self, pool, repair, reseal):
+        if not reseal:
+            return self._plan_and_apply(pool, lambda session: session.plan_verify(repair=repair), read_only=not repair)
+        engine = self.engine()
+        store = engine.store
+        with store.locked(pool, shared=self.check_mode):
+            edited, needs_seal = store.load_hand_edit(pool)
+            session = PoolSession(engine, pool, edited)
+            session._require()  # pylint: disable=protected-access
+            try:
+                previous, previous_error = store.load_previous(pool), None
+            except StateFileError as exc:
+                previous, previous_error = None, exc.msg
+            before, after = pool_dict(previous), pool_dict(edited)
+            if needs_seal and not self.check_mode:
+                # the hand edit is sealed as is; the generation before it stays
+                # the previous one (the edit itself is no generation worth keeping)
+                store.save(edited, keep_previous=False)
+            plan = session.plan_verify(repair=repair)
+            if plan.changed and not self.check_mode:
+                result = dict(plan.apply() or {})
+            else:
+                result = dict(plan.result or {})
+        result["changed"] = bool(plan.changed or needs_seal)
+        result["resealed"] = needs_seal
+        result["reseal_changes"] = record_changes(before, after) if previous is not None else []
+        if previous_error is not None:
+            result["_warnings"] = ["no usable previous generation to compare the hand edit with: %s" % previous_error]
+        elif previous is None:
+            result["_warnings"] = ["copy pool %s has no previous generation (%s) to compare the hand edit with"
+                                   % (pool, store.prev_path(pool))]
+        if self.module._diff:
+            result["diff"] = {"before": before, "after": after} if needs_seal else {
+                "before": plan.before, "after": plan.after}
+        return result
+
+    def run_verify(self, pool, repair=False, reseal=False):
+        """verify_records: a reader unless it repairs or reseals."""
+        result = self._guard(self._verify, pool, repair, reseal)
+        self._exit(result)
 
     def _info(self, pool):
         engine = self.engine()
-        names = [pool] if pool is not None else list(engine.pool_names())
+        if pool is not None:
+            with engine.session(pool, shared=True) as session:
+                return dict(changed=False, pools=[session.info()])
         pools = []
-        for name in names:
-            with engine.session(name) as session:
-                pools.append(session.info())
-        return dict(changed=False, pools=pools)
+        for name in engine.pool_names():
+            # one damaged pool must not hide the others: it is listed as
+            # {name, error} and the run says so in a warning
+            try:
+                with engine.session(name, shared=True) as session:
+                    pools.append(session.info())
+            except StateFileError as exc:
+                pools.append({"name": name, "error": exc.msg})
+        return dict(changed=False, pools=pools,
+                    _warnings=["copy pool %s: %s" % (p["name"], p["error"]) for p in pools if "error" in p])
 
     def run_info(self, pool=None):
         """Read-only listing of one pool or all pools; never changes anything."""
         result = self._guard(self._info, pool)
-        self.module.exit_json(**result)
+        self._exit(result)

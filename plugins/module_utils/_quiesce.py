@@ -26,7 +26,13 @@ Details an operator or a backend may rely on:
 * Post-copy hooks run in ``finally`` once the pre-copy phase has begun, also
   after an aborting pre-copy hook or a failed copy, so that whatever an
   earlier pre-copy hook did (a table lock, a paused writer) is undone. Their
-  failures are recorded, never raised: the copy is already made.
+  failures are never raised here: the copy is already made and the backend
+  must not undo it. Each one is a warning, and one with
+  ``abort_on_failure`` is also listed in ``post_hook_failures`` for the
+  engine, which records the copy and then fails the run.
+* ``warnings`` lists what went wrong without stopping the copy (a failing
+  hook, a mountpoint the watchdog thawed early); the engine puts them on the
+  version's record and into Ansible's warnings.
 * ``freeze`` takes mountpoints (absolute paths of a mount, as in
   /proc/self/mountinfo). A btrfs mountpoint is refused with InvalidInput:
   ``btrfs subvolume snapshot`` on a frozen btrfs blocks in uninterruptible
@@ -275,6 +281,7 @@ class CopyWindow:
         self.frozen = []  # frozen right now
         self.was_frozen = []  # frozen during the last open()
         self.warnings = []
+        self.post_hook_failures = []  # messages of failed post-copy hooks with abort_on_failure
         self._start = None
 
     # --- hooks ---------------------------------------------------------------
@@ -360,6 +367,7 @@ class CopyWindow:
         self.hooks = []
         self.frozen = []
         self.was_frozen = []
+        self.post_hook_failures = []
         watchdog = None
         end = None
         thaw_errors = []
@@ -399,7 +407,10 @@ class CopyWindow:
             for hook in self.definition.post_copy_hooks:
                 rec = self._run_hook("post", hook)
                 if not rec["ok"]:
-                    self.warnings.append("post-copy hook %s %s" % (json.dumps(rec["argv"]), self._hook_reason(rec)))
+                    msg = "post-copy hook %s %s" % (json.dumps(rec["argv"]), self._hook_reason(rec))
+                    self.warnings.append(msg)
+                    if hook.abort_on_failure:
+                        self.post_hook_failures.append(msg)
             self.quiesced_ms = (self.clock() - self._start) * 1000.0
         if thaw_errors:
             what, rc, err = thaw_errors[0]

@@ -155,7 +155,8 @@ options:
         default: 60
       abort_on_failure:
         description:
-          - Whether a failing post-copy hook makes the task fail (the copy version is kept).
+          - Whether a failing post-copy hook (non-zero exit, or over its timeout) makes the task fail. The copy version
+            is kept and recorded, with the failure in its C(warnings), and the task fails saying so.
         type: bool
         default: true
   remove_copies:

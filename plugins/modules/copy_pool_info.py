@@ -14,7 +14,11 @@ short_description: List copy pools with their replication and pre-pairing record
 version_added: 0.1.0
 description:
   - Reads the state of one copy pool, or of every copy pool under O(state_dir), and returns the records.
-  - Never changes anything.
+  - Never changes anything. It takes a shared lock, so it runs beside other readers and on a read-only
+    O(state_dir); it waits for a run that is writing the pool's records.
+  - When listing every pool, a pool whose state file is refused (damaged, unreadable) is listed as
+    C({name, error}) and reported in a warning; the other pools are listed as usual. A damaged pool named in
+    O(pool) fails the task.
 author:
   - pitcopy developers (@pitcopy)
 extends_documentation_fragment:
@@ -71,6 +75,13 @@ pools:
       description: Name of the copy pool.
       type: str
       sample: web
+    error:
+      description:
+        - Only on a pool whose state file was refused, when listing every pool; the entry then has just
+          RV(pools[].name) and this message (what is wrong with the file and the way out).
+      type: str
+      returned: when the pool's state file is refused
+      sample: "the state file '/var/lib/pitcopy/web.yml' of copy pool 'web' is refused: its content does not match its seal ..."
     technology:
       description: The copy technology.
       type: str
@@ -114,6 +125,13 @@ pools:
           description: V(valid), V(invalid) or V(incomplete).
           type: str
           sample: valid
+        warnings:
+          description:
+            - What went wrong around this copy although it was kept, for example a failed post-copy hook or a
+              filesystem thawed early by the watchdog. Empty for a clean copy.
+          type: list
+          elements: str
+          sample: []
         pairs:
           description: The copy pairs, each with C(source) and C(target).
           type: list

@@ -137,6 +137,15 @@ version:
       description: V(valid), V(invalid) or V(incomplete).
       type: str
       sample: valid
+    warnings:
+      description:
+        - What went wrong around this copy although it was kept (a failed post-copy hook, a pre-copy hook that
+          failed without O(pitcopy.versions.copy_pool#module:pre_copy_hooks[].abort_on_failure), a filesystem the
+          watchdog thawed early so that the copy may not be one point in time). Also on the record and in the task's
+          warnings. A failed post-copy hook with C(abort_on_failure) fails the task after the copy was recorded.
+      type: list
+      elements: str
+      sample: []
     pre_copy_record:
       description:
         - Where the copy record came from. V(prepairing) a pre-pairing record, V(replication) the replication record

@@ -17,7 +17,8 @@ description:
     reports each discrepancy as a finding. Problems found include a missing source, a missing target, a missing
     or invalid copy (for example an overflowed classic snapshot), a target that is no longer compatible, a copy that
     carries this collection's mark but has no record, and an interrupted copy.
-  - Changes nothing unless O(repair=true) and not in check mode.
+  - Changes nothing unless O(repair=true) or O(reseal=true), and not in check mode. Without them it only reads,
+    under a shared lock, so it runs beside other readers and on a read-only O(state_dir).
   - With O(repair=true) what can be fixed safely is fixed. An interrupted copy is finished or rolled back, records of
     copies that are gone are dropped, and pre-pairing records are re-paired. Each finding's RV(findings[].action)
     says what was done or what is left for a human.
@@ -46,6 +47,19 @@ options:
       - Fix what can be fixed safely. Without it the module only reports.
     type: bool
     default: false
+  reseal:
+    description:
+      - Accept a state file that was edited by hand. Such a file has lost its integrity seal and every other run
+        refuses it (see C(docs/state-file.md)).
+      - The file must still parse with every key of the state file. The module reports what the edit changed
+        against the previous generation (C(.<pool>.yml.prev)) in RV(reseal_changes) and, in diff mode, in the diff;
+        then, unless in check mode, it rewrites the file with a new seal and goes on to verify the records as usual.
+      - The previous generation is left as it was, so the state before the edit can still be put back.
+      - A file whose seal is intact is left alone.
+      - Only use it after checking the change; a file damaged by a disk or a crash should be recovered from its
+        previous generation instead.
+    type: bool
+    default: false
 seealso:
   - module: pitcopy.versions.copy_pool_info
   - module: pitcopy.versions.copy_version
@@ -61,6 +75,12 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: check.consistent
     fail_msg: "{{ check.findings }}"
+
+- name: Accept a state file edited by hand (shows what changed; rewrites it sealed)
+  pitcopy.versions.verify_records:
+    pool: web
+    reseal: true
+  diff: true
 
 - name: Repair what can be repaired safely
   pitcopy.versions.verify_records:
@@ -106,6 +126,20 @@ findings:
       description: What the repair did or would do, or what is left for a human.
       type: str
       sample: none (report only)
+resealed:
+  description:
+    - Whether the hand-edited state file was (in check mode, would be) rewritten with a new seal.
+  returned: when O(reseal=true)
+  type: bool
+  sample: true
+reseal_changes:
+  description:
+    - What the hand edit changed against the previous generation, one C(place: before -> after) line each (at most 100).
+    - Empty when there is no previous generation to compare with (a warning says so).
+  returned: when O(reseal=true)
+  type: list
+  elements: str
+  sample: ["replication_records[0].label: 'nightly' -> 'before-upgrade'"]
 """
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._module import PitcopyModule, check_no_control_chars
@@ -120,11 +154,12 @@ def main():
         argument_spec=dict(
             pool=dict(type="str", required=True),
             repair=dict(type="bool", default=False),
+            reseal=dict(type="bool", default=False),
         ),
         validate=validate,
     )
     params = module.params
-    module.run_plan(params["pool"], lambda session: session.plan_verify(repair=params["repair"]))
+    module.run_verify(params["pool"], repair=params["repair"], reseal=params["reseal"])
 
 
 if __name__ == "__main__":
