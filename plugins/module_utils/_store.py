@@ -109,6 +109,7 @@ PAIR_SEPARATOR = " -> "
 # happened to land on a line boundary of a hand-copied file.
 SEAL_PREFIX = b"# pitcopy-seal: "
 _SEAL_RE = re.compile(br"(?:\A|\n)(# pitcopy-seal: sha256=([0-9a-f]{64}) bytes=([0-9]{1,12})\n)\Z")
+_SCHEMA_LINE_RE = re.compile(br"^schema_version: ([0-9]{1,6})\n", re.M)
 SEAL_RULE = "a last line '# pitcopy-seal: sha256=<hex digest of every byte before it> bytes=<their number>'"
 
 # Keys a sealed (schema_version 2) file must carry; an older file may omit
@@ -951,6 +952,16 @@ class StateStore:
         if hand_edit:
             seal_problem = None
         way_out = cls._way_out(name, path)
+        # A damaged file need not be parsed to be refused: the schema_version
+        # line as written (always the first key) tells a newer file, whose
+        # message matters more, and an unsealed version 2 file apart.
+        m = _SCHEMA_LINE_RE.search(body[:4096])
+        written = int(m.group(1)) if m else None
+        if not hand_edit and written is not None and written <= SCHEMA_VERSION and (
+                seal_problem or (written != LEGACY_SCHEMA_VERSION and not sealed)):
+            raise StateFileError("the state file '%s' of copy pool '%s' is refused: %s. %s" % (
+                path, name, seal_problem or "it has schema_version %d but no seal; expected %s" % (written, SEAL_RULE),
+                way_out), path=path)
 
         def refuse(what, **details):
             # a damaged seal is the root cause of whatever else is wrong
