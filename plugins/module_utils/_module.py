@@ -87,6 +87,12 @@ def record_changes(before, after, where="", limit=100):
         if isinstance(a, dict) and isinstance(b, dict):
             for key in list(a) + [k for k in b if k not in a]:
                 walk(a.get(key), b.get(key), "%s.%s" % (path, key) if path else key)
+        elif _by_version(a) is not None and _by_version(b) is not None:
+            # records: matched by version, so one added or dropped record
+            # does not make every later one look changed
+            mine, theirs = _by_version(a), _by_version(b)
+            for version in sorted(set(mine) | set(theirs)):
+                walk(mine.get(version, {}), theirs.get(version, {}), "%s[version %s]" % (path, version))
         elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
             for i, (x, y) in enumerate(zip(a, b)):
                 walk(x, y, "%s[%d]" % (path, i))
@@ -95,6 +101,13 @@ def record_changes(before, after, where="", limit=100):
 
     walk(before, after, where)
     return out
+
+
+def _by_version(items):
+    """{version: record} of a list of records, else None."""
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "version" in i for i in items):
+        return None
+    return dict((i["version"], i) for i in items)
 
 
 def _short(value, width=200):
