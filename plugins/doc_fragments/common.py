@@ -24,6 +24,9 @@ options:
     description:
       - How many seconds to wait for the copy pool's lock when another run is working on the same copy pool.
       - After that the task fails and reports the copy pool as busy; nothing is changed.
+      - Runs that only read (M(pitcopy.versions.copy_pool_info), M(pitcopy.versions.verify_records) without
+        O(pitcopy.versions.verify_records#module:repair) or O(pitcopy.versions.verify_records#module:reseal), and
+        check mode) share the lock with each other and only wait for a run that changes the copy pool.
     type: float
     default: 30.0
 requirements:
