@@ -17,7 +17,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import StateFileError
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PoolBusy, StateFileError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyPair,
     Hook,
@@ -27,6 +27,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import (
     SCHEMA_VERSION,
+    StateStore,
     _yaml_dump,
     dump_state,
     seal,
@@ -273,3 +274,30 @@ def test_remove_takes_the_previous_generation_with_it(tmp_path):
     os.unlink(store.path(name))
     store.save(old)
     assert not os.path.exists(store.prev_path(name))
+
+
+# --------------------------------------------------------------------------
+# the shared (reader's) lock
+
+
+def test_readers_share_the_lock_and_never_write_under_it(tmp_path):
+    store, name = _snap_pool(str(tmp_path / "state"))
+    other = StateStore(store.state_dir, lock_timeout=0.2)
+    with store.locked(name, shared=True):
+        with other.locked(name, shared=True):  # a second reader does not wait
+            assert other.load(name) == store.load(name)
+        with pytest.raises(PoolBusy):  # a writer does
+            other.save(store.load(name))
+        with pytest.raises(StateFileError, match="a write was attempted under the shared"):
+            store.save(store.load(name))
+    with store.locked(name):
+        with pytest.raises(PoolBusy):  # and a reader waits for a writer
+            with other.locked(name, shared=True):
+                pass
+
+
+def test_a_reader_creates_nothing(tmp_path):
+    store = StateStore(str(tmp_path / "state"))
+    with store.locked("db", shared=True):
+        assert store.load("db") is None
+    assert not os.path.exists(store.state_dir)
