@@ -134,7 +134,7 @@ resealed:
   sample: true
 reseal_changes:
   description:
-    - What the hand edit changed against the previous generation, one C(place: before -> after) line each (at most 100).
+    - "What the hand edit changed against the previous generation, one C(place: before -> after) line each (at most 100)."
     - Empty when there is no previous generation to compare with (a warning says so).
   returned: when O(reseal=true)
   type: list

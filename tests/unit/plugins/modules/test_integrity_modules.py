@@ -211,7 +211,7 @@ def _hook_host(tmp_path, post_hooks):
     be = MemoryBackend("btrfs_snapshot")
     for name in SNAP_POOL["sources"]:
         be.add_volume(name, size=GIB)
-    host = ModuleHarness(tmp_path / "state", be, window_factory=lambda definition, runner: CopyWindow(definition, runner))
+    host = ModuleHarness(tmp_path / "state", be, window_factory=CopyWindow)
     host.ok(copy_pool, dict(SNAP_POOL, post_copy_hooks=post_hooks))
     return host
 
