@@ -17,7 +17,17 @@ API (what the engine relies on; implementers keep these names):
     store.path(name) -> str
 
     dump_state(state) -> dict / load_state(dict) -> PoolState   # the codec
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = 2
+
+Integrity (docs/state-file.md): a file ends in a seal line over every byte
+before it (``seal()``/``unseal()``) and a sealed file must carry every key;
+a ``schema_version`` 1 file (earlier releases, unsealed) is still read and
+sealed by the next write. ``save()`` first makes the file it replaces the
+previous generation ``.<name>.yml.prev`` (``prev_path``, ``load_previous``;
+``save(keep_previous=False)`` for a reseal); ``remove()`` removes it too.
+``load_hand_edit(name)`` reads an unsealed hand edit for verify_records
+reseal. ``locked(name, shared=True)`` is a reader's lock (flock LOCK_SH):
+readers share it and create nothing, so they work on a read-only state_dir.
 
 Refusals (StateFileError / InvalidInput, file left untouched): a file that
 does not parse, one with a newer ``schema_version``, an unreadable one; a
