@@ -593,7 +593,8 @@ def unseal(raw):
     seal was cut off: the caller decides by schema_version)."""
     m = _SEAL_RE.search(raw)
     if m is None:
-        if SEAL_PREFIX in raw:
+        # (only the last line: a name in an older file may hold the text)
+        if raw.rstrip(b"\n").rsplit(b"\n", 1)[-1].startswith(SEAL_PREFIX):
             return raw, False, "its seal line is damaged or is not the last line (the file was cut short or changed)"
         return raw, False, None
     body = raw[:m.start(1)]
