@@ -374,6 +374,16 @@ def identity_of(path, technology):
     return info["uuid"]
 
 
+def same_subvolume(recorded, found):
+    """Whether two identities of identity_of() name the same subvolume: the
+    UUID decides. A received UUID is cleared when someone makes the copy
+    writable (``btrfs property set ro false``): that is the same subvolume
+    changed, which validity (ctransid, read-only) reports, not another one."""
+    if not recorded or not found:
+        return False
+    return recorded.split(",", 1)[0] == found.split(",", 1)[0]
+
+
 def mark_agrees(path, mark):
     """Whether the subvolume at ``path`` is the one ``mark`` describes. A
     mark that records a UUID (complete, or promoting) speaks only for the
@@ -642,7 +652,8 @@ class _BtrfsBase(Backend):
                 continue
             if not mark_agrees(p, mark):
                 continue
-            if identities.get(p) and _is_subvolume(p) and identity_of(p, self.technology) != identities[p]:
+            if identities.get(p) and _is_subvolume(p) and \
+                    not same_subvolume(identities[p], identity_of(p, self.technology)):
                 continue
             doomed.append(p)
         self._delete_subvolumes(doomed)
@@ -751,6 +762,9 @@ class _BtrfsBase(Backend):
     def copy_valid(self, definition, info):
         return info.valid
 
+    def same_copy(self, recorded, found):
+        return same_subvolume(recorded, found)
+
     def _listing_roots(self, mounts):
         """One mount per mounted btrfs filesystem (the one showing the most)."""
         best = {}
@@ -837,7 +851,7 @@ class _BtrfsBase(Backend):
                 problems.append("%s: the copy is not valid: %s" % (p.source, detail))
                 continue
             found = identity_of(copy, self.technology)
-            if p.identity and found != p.identity:
+            if p.identity and not same_subvolume(p.identity, found):
                 problems.append("%s: %s is not the copy recorded for version %s (identity %s, recorded %s); it is "
                                 "never restored from" % (p.source, copy, version, found, p.identity))
                 continue

@@ -116,12 +116,14 @@ def _pairs(pairs):
     return [p.as_dict() for p in pairs]
 
 
-def highest_marked_version(copies):
-    """The highest version number our marks on the storage carry (0 if none)."""
-    return max([c.version for c in copies if _is_int(c.version)] or [0])
+def highest_marked_version(copies, targets):
+    """The highest version number our marks carry on the promoted copies at
+    ``targets`` (0 if none). Only the pool's own targets count: a pool of the
+    same name kept in another state_dir marks copies elsewhere on the host."""
+    return max([c.version for c in copies if _is_int(c.version) and not c.staged and c.target in targets] or [0])
 
 
-def identity_problem(pair, infos):
+def identity_problem(pair, infos, same=None):
     """Why the copy of ``pair`` found on the storage (``infos``, the
     CopyInfos at its target) is not the one the record names, or None. A
     pair without a recorded identity (a record from before identities were
@@ -129,7 +131,8 @@ def identity_problem(pair, infos):
     if pair.identity is None or not infos:
         return None
     found = [c.identity for c in infos if c.identity is not None]
-    if not found or pair.identity in found:
+    same = same or (lambda recorded, seen: recorded == seen)
+    if not found or any(same(pair.identity, f) for f in found):
         return None
     return "%s holds a copy with identity %s, but the record names the copy with identity %s: it is not the " \
            "copy that was made, so it is never deleted, rotated or restored from" % (
@@ -717,7 +720,7 @@ class PoolSession:
         # back), the new version is numbered after it instead of reusing a
         # number an existing copy bears.
         copies = backend.list_copies(self.name)
-        marked = highest_marked_version(copies)
+        marked = highest_marked_version(copies, self._own_targets(state, backend))
         warnings = []
         if marked > state.last_version:
             warnings.append(
@@ -731,7 +734,7 @@ class PoolSession:
         volumes = backend.discover(names)
         cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, self.engine.now())
         replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []
-        self._check_identities([cr.replaced] + list(dropped), copies, "taking version %d" % n)
+        self._check_identities(backend, [cr.replaced] + list(dropped), copies, "taking version %d" % n)
         backend.check_capacity(definition, list(cr.pairs), replaced_pairs, volumes)
 
         def result_for(rec, window_ms, hooks=()):
@@ -837,6 +840,13 @@ class PoolSession:
         self._save(new)
         return new
 
+    def _own_targets(self, state, backend):
+        """Every target the pool's definition or records name."""
+        targets = set(self._discovery_names(state.definition, backend)) - set(state.definition.sources)
+        for r in state.replication_records + state.prepairing_records:
+            targets.update(p.target for p in r.pairs)
+        return targets
+
     def _found_identities(self, backend):
         """{version: {target: identity}} of the valid, promoted copies of our
         pool on the storage, for records that do not know them yet."""
@@ -846,7 +856,7 @@ class PoolSession:
                 out.setdefault(c.version, {})[c.target] = c.identity
         return out
 
-    def _check_identities(self, records, copies, what):
+    def _check_identities(self, backend, records, copies, what):
         """Refuse, before anything changes, to act on records whose copies on
         the storage are not the ones they name (another volume took the
         target's name): rotation and deletion would destroy what is not ours."""
@@ -857,7 +867,7 @@ class PoolSession:
         problems = []
         for rec in records:
             for p in (rec.pairs if rec is not None else ()):
-                why = identity_problem(p, by_target.get(p.target, ()))
+                why = identity_problem(p, by_target.get(p.target, ()), backend.same_copy)
                 if why:
                     problems.append("version %d: %s" % (rec.version, why))
         if problems:
@@ -970,7 +980,7 @@ class PoolSession:
         # a version number never goes backwards: our marks know the highest
         # (an interrupted copy's own staged copies bear its version: not behind)
         floor = max(state.last_version, j.version if j is not None else 0)
-        marked = highest_marked_version(copies)
+        marked = highest_marked_version(copies, self._own_targets(state, backend))
         behind = marked > floor
         raise_note = ("repair raised last_version from %d to %d" if repair else
                       "repair: true would raise last_version from %d to %d") % (state.last_version, marked)
@@ -984,7 +994,8 @@ class PoolSession:
                 tracked.add(p.target)
                 infos = [c for c in by_target.get(p.target, ()) if c.version == rec.version and not c.staged]
                 problem = None
-                mismatch = identity_problem(p, [c for c in by_target.get(p.target, ()) if not c.staged])
+                mismatch = identity_problem(p, [c for c in by_target.get(p.target, ()) if not c.staged],
+                                            backend.same_copy)
                 if p.source not in volumes and p.source in in_pool:
                     # a source that left the pool may well be gone for good
                     findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, "source_missing",
