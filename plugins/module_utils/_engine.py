@@ -734,7 +734,7 @@ class PoolSession:
         volumes = backend.discover(names)
         cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, self.engine.now())
         replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []
-        self._check_identities(backend, [cr.replaced] + list(dropped), copies, "taking version %d" % n)
+        self._check_identities(backend, [cr.replaced] + list(dropped), copies, "to take version %d" % n)
         backend.check_capacity(definition, list(cr.pairs), replaced_pairs, volumes)
 
         def result_for(rec, window_ms, hooks=()):
@@ -856,6 +856,17 @@ class PoolSession:
                 out.setdefault(c.version, {})[c.target] = c.identity
         return out
 
+    def _recorded_copies(self, backend, pairs):
+        """Those of ``pairs`` whose copy on the storage is the one recorded
+        (or whose identity is not known): the only ones a deletion touches."""
+        if not any(p.identity for p in pairs):
+            return list(pairs)
+        by_target = {}
+        for c in backend.list_copies(self.name):
+            if not c.staged:
+                by_target.setdefault(c.target, []).append(c)
+        return [p for p in pairs if not identity_problem(p, by_target.get(p.target, ()), backend.same_copy)]
+
     def _check_identities(self, backend, records, copies, what):
         """Refuse, before anything changes, to act on records whose copies on
         the storage are not the ones they name (another volume took the
@@ -871,7 +882,7 @@ class PoolSession:
                 if why:
                     problems.append("version %d: %s" % (rec.version, why))
         if problems:
-            raise PitcopyError(
+            raise InvalidInput(
                 "copy pool %s: refusing %s, nothing was changed: copy_identity_mismatch: %s. Run "
                 "pitcopy.versions.verify_records to see the finding; move the volume that is not ours away, or "
                 "delete that version with pitcopy.versions.copy_version state=absent, which removes its record and leaves that "
@@ -896,13 +907,14 @@ class PoolSession:
             return Plan(False, pool_dict(state), pool_dict(state), result)
         self._no_journal("deleting a version")
         new = replace(state, replication_records=tuple(r for r in state.replication_records if r.version != version))
-        # the backend leaves alone a copy whose identity is not the recorded
-        # one; the record then goes, the volume that is not ours stays
+        # a copy whose identity is not the recorded one is not ours: the
+        # record goes, that volume stays (backends check it again)
         result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
                   "deleted_versions": [version]}
 
         def act():
-            self._backend().delete_copies(state.definition, list(rec.pairs))
+            backend = self._backend()
+            backend.delete_copies(state.definition, self._recorded_copies(backend, rec.pairs))
             self._save(new)
             return result
 
@@ -932,6 +944,9 @@ class PoolSession:
                         v, version, self.name, ", ".join(known)))
             wanted = set(volumes)
             pairs = [p for p in rec.pairs if p.source in wanted]
+        backend = self._backend()
+        self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], backend.list_copies(self.name),
+                               "to restore version %d" % version)
         result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
                   "restored": [p.source for p in pairs]}
 
