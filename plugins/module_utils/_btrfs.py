@@ -1083,13 +1083,43 @@ class BtrfsSnapshotBackend(_BtrfsBase):
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_by_source = dict((s.source, s.target) for s in staged)
-        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in replaced_pairs],
-                          keep_version=version, identities=self._recorded(replaced_pairs))
         work = []
         for p in pairs:
             final = self._copy_path(p.source, p.target)
             work.append((p, staged_by_source.get(p.source, staged_path(final)), final))
+        # before anything is deleted
+        self._check_number_unused(definition.name, version, work)
+        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in replaced_pairs],
+                          keep_version=version, identities=self._recorded(replaced_pairs))
         self._promote(definition, version, work)
+
+    @staticmethod
+    def _check_number_unused(pool, version, work):
+        """Refuse to promote version ``version`` onto a final name that holds
+        another copy of ours bearing the same number while the staged copy
+        is still there (a final copy of this version is taken as already
+        promoted only when it is the staged one: same UUID)."""
+        for p, st, final in work:
+            smark = read_mark(st)
+            if not (_is_subvolume(st) and smark is not None and smark.get("pool") == pool
+                    and smark.get("version") == version and _is_subvolume(final)):
+                continue
+            fmark = read_mark(final)
+            if fmark is None or fmark.get("pool") != pool:
+                continue  # not ours: _promote refuses to overwrite it
+            if fmark.get("version") == version and fmark.get("uuid") != smark.get("uuid"):
+                # the staged copy is still there, so the final one is
+                # not it: another copy of ours that bears this version
+                # number. The records went back (an older state file put
+                # back); never record the new version against it.
+                raise CopyFailed(
+                    "cannot promote the copy of %s: %s already holds a copy numbered version %d of copy pool %s "
+                    "(UUID %s) that is not the copy just made (UUID %s): the state file's last_version is behind "
+                    "the copies on the storage (was an older state file put back?); it is left as it is: look "
+                    "at it, delete it with 'btrfs subvolume delete' if it is not needed, then run "
+                    "pitcopy.versions.verify_records with repair: true to finish this copy" % (
+                        p.source, final, version, pool, fmark.get("uuid"), smark.get("uuid")),
+                    source=p.source, target=p.target)
 
     def _promote(self, definition, version, work):
         """Staged -> final for every (pair, staged, final). Crash-safe order:
@@ -1112,19 +1142,6 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                     raise CopyFailed("cannot promote the copy of %s: %s exists and is not a copy of pool %s; "
                                      "it is never overwritten" % (p.source, final, pool),
                                      source=p.source, target=p.target)
-                if fmark.get("version") == version and fmark.get("uuid") != smark.get("uuid"):
-                    # the staged copy is still there, so the final one is
-                    # not it: another copy of ours that bears this version
-                    # number. The records went back (an older state file put
-                    # back); never record the new version against it.
-                    raise CopyFailed(
-                        "cannot promote the copy of %s: %s already holds a copy numbered version %d of copy pool %s "
-                        "(UUID %s) that is not the copy just made (UUID %s): the state file's last_version is behind "
-                        "the copies on the storage (was an older state file put back?); run "
-                        "pitcopy.versions.verify_records with repair: true, which rolls this copy back and raises "
-                        "last_version, then copy again" % (p.source, final, version, pool, fmark.get("uuid"),
-                                                           smark.get("uuid")),
-                        source=p.source, target=p.target)
                 if fmark.get("version") != version:
                     # an older copy of ours at this name that no record named
                     self._delete_ours(pool, [final])
