@@ -41,6 +41,10 @@ class Backend(abc.ABC):
     #: True for snapshot technologies: targets are implied, named by
     #: :meth:`implied_target`, and do not exist before the copy.
     implied_targets = False
+    #: True when ``list_copies`` reports ``CopyInfo.identity`` (and
+    #: ``create_copies`` the staged copies' identities): the engine then
+    #: records them and asks for the ones its records lack
+    identifies_copies = False
 
     def __init__(self, runner=None):
         # runner: object with run(argv, data=None, check=True) -> (rc, out, err)

@@ -439,6 +439,7 @@ class _BtrfsBase(Backend):
     """What both btrfs technologies share: names, discovery, marks, deletion."""
 
     implied_targets = False
+    identifies_copies = True
 
     #: how read-only snapshots are taken: "ioctl" (BTRFS_IOC_SNAP_CREATE_V2,
     #: what ``btrfs subvolume snapshot -r`` calls, without a process per

@@ -824,7 +824,7 @@ class PoolSession:
         final = dict((p.source, p.target) for p in journal.pairs)
         record = record.with_identities(dict((final[s.source], s.identity) for s in journal.staged
                                              if s.identity and s.source in final))
-        if any(p.identity is None for r in kept + [record] for p in r.pairs):
+        if backend.identifies_copies and any(p.identity is None for r in kept + [record] for p in r.pairs):
             found = self._found_identities(backend)
             record = record.with_identities(found.get(n, {}))
             kept = [r.with_identities(found.get(r.version, {})) for r in kept]

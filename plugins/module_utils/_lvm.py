@@ -319,6 +319,8 @@ _PLAIN_SEGMENT_TYPES = frozenset((
 class _LvmBackend(Backend):
     """What the three LVM technologies share: names, the report, tags, batches."""
 
+    identifies_copies = True  # lv_uuid in the lvs report
+
     #: run the point-in-time commands in one lvm shell process
     batch = True
 

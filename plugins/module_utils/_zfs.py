@@ -628,6 +628,8 @@ class ZfsSnapshotBackend(_ZfsBase):
 class ZfsSendBackend(_ZfsBase):
     """``zfs_send``: a full send of a snapshot, received into a listed target."""
 
+    identifies_copies = True  # the received dataset's guid (list_copies)
+
     technology = "zfs_send"
 
     def size_must_fit(self):

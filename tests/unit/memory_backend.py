@@ -112,6 +112,8 @@ class SimpleWindow:
 class MemoryBackend(Backend):
     """All of the Backend interface, on dictionaries."""
 
+    identifies_copies = True
+
     def __init__(self, technology="lvm_clone", runner=None):
         super(MemoryBackend, self).__init__(runner)
         self.technology = technology
