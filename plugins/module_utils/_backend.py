@@ -15,6 +15,11 @@ promoted. Technologies that overwrite a pre-existing target in place
 (``lvm_clone``) may stage onto the final target directly; they document that
 the replaced version is lost when such a copy fails.
 
+Every copy also has an identity on the storage (``CopyInfo.identity``: btrfs
+subvolume UUID, ZFS guid, LVM LV UUID) that replication records keep, so
+that rotation, deletion and restore act only on the copy a record names,
+whatever mark another volume at that name carries.
+
 Every copy we make carries an ownership mark (LVM tag, ZFS user property,
 btrfs marker) naming the copy pool, the version and the source, so that
 ``list_copies`` finds copies that records lost and so that nothing without
@@ -36,6 +41,10 @@ class Backend(abc.ABC):
     #: True for snapshot technologies: targets are implied, named by
     #: :meth:`implied_target`, and do not exist before the copy.
     implied_targets = False
+    #: True when ``list_copies`` reports ``CopyInfo.identity`` (and
+    #: ``create_copies`` the staged copies' identities): the engine then
+    #: records them and asks for the ones its records lack
+    identifies_copies = False
 
     def __init__(self, runner=None):
         # runner: object with run(argv, data=None, check=True) -> (rc, out, err)
@@ -145,6 +154,12 @@ class Backend(abc.ABC):
         Must not destroy another kept version as a side effect; where the tool
         would (``zfs rollback -r``, LVM merge of a classic snapshot), refuse
         with InvalidInput saying why and what to do instead."""
+
+    def same_copy(self, recorded, found):
+        """Whether identity ``found`` (CopyInfo.identity, read from the
+        storage now) is the copy whose identity ``recorded`` a record holds.
+        Default: equal strings."""
+        return recorded == found
 
     def copy_valid(self, definition, info):
         """Whether an existing copy is still valid (e.g. a classic snapshot

@@ -358,6 +358,46 @@ def _is_subvolume(path):
     return stat.S_ISDIR(st.st_mode) and st.st_ino == FIRST_FREE_OBJECTID
 
 
+def identity_of(path, technology):
+    """What identifies the subvolume at ``path`` (CopyPair.identity): its
+    UUID, and for ``btrfs_send`` also the received UUID (the sent snapshot's
+    UUID, which ``btrfs receive`` stamps on the copy). None when ``path`` is
+    not a subvolume."""
+    if not _is_subvolume(path):
+        return None
+    try:
+        info = subvol_info(path)
+    except OSError:
+        return None
+    if technology == "btrfs_send":
+        return "%s,received=%s" % (info["uuid"], info["received_uuid"] or "none")
+    return info["uuid"]
+
+
+def same_subvolume(recorded, found):
+    """Whether two identities of identity_of() name the same subvolume: the
+    UUID decides. A received UUID is cleared when someone makes the copy
+    writable (``btrfs property set ro false``): that is the same subvolume
+    changed, which validity (ctransid, read-only) reports, not another one."""
+    if not recorded or not found:
+        return False
+    return recorded.split(",", 1)[0] == found.split(",", 1)[0]
+
+
+def mark_agrees(path, mark):
+    """Whether the subvolume at ``path`` is the one ``mark`` describes. A
+    mark that records a UUID (complete, or promoting) speaks only for the
+    subvolume with that UUID: another subvolume put at that path beside an
+    old mark is not ours. A pending mark (no UUID yet) claims whatever
+    appears at its staging path, as written before the snapshot."""
+    if mark is None or not mark.get("uuid") or not _is_subvolume(path):
+        return True
+    try:
+        return subvol_info(path)["uuid"] == mark.get("uuid")
+    except OSError:
+        return False
+
+
 def _makedirs(path, mode=0o700):
     if not os.path.isdir(path):
         os.makedirs(path, mode)
@@ -399,6 +439,7 @@ class _BtrfsBase(Backend):
     """What both btrfs technologies share: names, discovery, marks, deletion."""
 
     implied_targets = False
+    identifies_copies = True
 
     #: how read-only snapshots are taken: "ioctl" (BTRFS_IOC_SNAP_CREATE_V2,
     #: what ``btrfs subvolume snapshot -r`` calls, without a process per
@@ -465,7 +506,7 @@ class _BtrfsBase(Backend):
             if e.startswith(MARK_PREFIX):
                 continue  # marks (and their temp files) are ours by name
             mark = read_mark(os.path.join(path, e)) if (MARK_PREFIX + e + MARK_SUFFIX) in entries else None
-            if mark is None:
+            if mark is None or not mark_agrees(os.path.join(path, e), mark):
                 foreign.append(e)
                 break
             owners[e] = mark
@@ -502,7 +543,7 @@ class _BtrfsBase(Backend):
     def _ownership_of(self, name, kind):
         """(owner pool or None, foreign_data) of a volume; per technology."""
         mark = read_mark(name)
-        return (mark["pool"] if mark else None), False
+        return (mark["pool"] if mark else None), not mark_agrees(name, mark)
 
     def _validate_any(self, name):
         """Syntax of any name discover() may get: a plain path, or one of
@@ -596,15 +637,24 @@ class _BtrfsBase(Backend):
             self._run(["btrfs", "subvolume", "delete", "--"] + paths)
         return paths
 
-    def _delete_ours(self, pool, paths, keep_version=None):
+    def _delete_ours(self, pool, paths, keep_version=None, identities=None):
         """Delete the subvolumes at ``paths`` whose mark names ``pool`` (and,
-        with ``keep_version``, another version), then their marks."""
+        with ``keep_version``, another version), then their marks. A
+        subvolume that is not the one its mark describes (UUID), or not the
+        copy the record names (``identities``: {path: identity}), is not
+        ours and is left alone, mark and all."""
         doomed = []
+        identities = identities or {}
         for p in paths:
             mark = read_mark(p)
             if mark is None or mark.get("pool") != pool:
                 continue
             if keep_version is not None and mark.get("version") == keep_version:
+                continue
+            if not mark_agrees(p, mark):
+                continue
+            if identities.get(p) and _is_subvolume(p) and \
+                    not same_subvolume(identities[p], identity_of(p, self.technology)):
                 continue
             doomed.append(p)
         self._delete_subvolumes(doomed)
@@ -713,6 +763,9 @@ class _BtrfsBase(Backend):
     def copy_valid(self, definition, info):
         return info.valid
 
+    def same_copy(self, recorded, found):
+        return same_subvolume(recorded, found)
+
     def _listing_roots(self, mounts):
         """One mount per mounted btrfs filesystem (the one showing the most)."""
         best = {}
@@ -776,7 +829,8 @@ class _BtrfsBase(Backend):
             valid, detail = self._judge(path, mark)
             target = path if (staged or self.implied_targets) else mark.get("target", path)
             out.append(CopyInfo(target=target, pool=pool_name, source=mark.get("source"),
-                                version=mark.get("version"), staged=staged, valid=valid, detail=detail))
+                                version=mark.get("version"), staged=staged, valid=valid, detail=detail,
+                                identity=identity_of(path, self.technology)))
         return out
 
     # --- restore ------------------------------------------------------------------
@@ -796,6 +850,11 @@ class _BtrfsBase(Backend):
             valid, detail = self._judge(copy, mark)
             if not valid:
                 problems.append("%s: the copy is not valid: %s" % (p.source, detail))
+                continue
+            found = identity_of(copy, self.technology)
+            if p.identity and not same_subvolume(p.identity, found):
+                problems.append("%s: %s is not the copy recorded for version %s (identity %s, recorded %s); it is "
+                                "never restored from" % (p.source, copy, version, found, p.identity))
                 continue
             try:
                 validate_path(p.source, "source")
@@ -906,8 +965,9 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         if kind != KIND_SUBVOLUME or "/%s/" % NAMESPACE not in name:
             return super(BtrfsSnapshotBackend, self)._ownership_of(name, kind)
         mark = read_mark(name)
-        # something at one of our implied names without our mark is foreign
-        return (mark["pool"] if mark else None), mark is None
+        # something at one of our implied names without our mark, or another
+        # subvolume than the one our mark describes, is foreign
+        return (mark["pool"] if mark else None), mark is None or not mark_agrees(name, mark)
 
     def _expected_target(self, definition, source, target):
         tp = os.path.basename(os.path.dirname(target))
@@ -986,7 +1046,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
             staged = []
             for p, st in made:
                 self._complete_mark(st, read_mark(st), durable=False)
-                staged.append(CopyPair(p.source, st))
+                staged.append(CopyPair(p.source, st, identity_of(st, self.technology)))
             self._sync([st for _p, st in made])
         except BaseException:
             self._cleanup_staged([st for _p, st in todo], definition.name)
@@ -1024,13 +1084,43 @@ class BtrfsSnapshotBackend(_BtrfsBase):
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_by_source = dict((s.source, s.target) for s in staged)
-        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in replaced_pairs],
-                          keep_version=version)
         work = []
         for p in pairs:
             final = self._copy_path(p.source, p.target)
             work.append((p, staged_by_source.get(p.source, staged_path(final)), final))
+        # before anything is deleted
+        self._check_number_unused(definition.name, version, work)
+        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in replaced_pairs],
+                          keep_version=version, identities=self._recorded(replaced_pairs))
         self._promote(definition, version, work)
+
+    @staticmethod
+    def _check_number_unused(pool, version, work):
+        """Refuse to promote version ``version`` onto a final name that holds
+        another copy of ours bearing the same number while the staged copy
+        is still there (a final copy of this version is taken as already
+        promoted only when it is the staged one: same UUID)."""
+        for p, st, final in work:
+            smark = read_mark(st)
+            if not (_is_subvolume(st) and smark is not None and smark.get("pool") == pool
+                    and smark.get("version") == version and _is_subvolume(final)):
+                continue
+            fmark = read_mark(final)
+            if fmark is None or fmark.get("pool") != pool:
+                continue  # not ours: _promote refuses to overwrite it
+            if fmark.get("version") == version and fmark.get("uuid") != smark.get("uuid"):
+                # the staged copy is still there, so the final one is
+                # not it: another copy of ours that bears this version
+                # number. The records went back (an older state file put
+                # back); never record the new version against it.
+                raise CopyFailed(
+                    "cannot promote the copy of %s: %s already holds a copy numbered version %d of copy pool %s "
+                    "(UUID %s) that is not the copy just made (UUID %s): the state file's last_version is behind "
+                    "the copies on the storage (was an older state file put back?); it is left as it is: look "
+                    "at it, delete it with 'btrfs subvolume delete' if it is not needed, then run "
+                    "pitcopy.versions.verify_records with repair: true to finish this copy" % (
+                        p.source, final, version, pool, fmark.get("uuid"), smark.get("uuid")),
+                    source=p.source, target=p.target)
 
     def _promote(self, definition, version, work):
         """Staged -> final for every (pair, staged, final). Crash-safe order:
@@ -1049,7 +1139,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                 continue
             fmark = read_mark(final)
             if _exists(final):
-                if fmark is None or fmark.get("pool") != pool:
+                if fmark is None or fmark.get("pool") != pool or not mark_agrees(final, fmark):
                     raise CopyFailed("cannot promote the copy of %s: %s exists and is not a copy of pool %s; "
                                      "it is never overwritten" % (p.source, final, pool),
                                      source=p.source, target=p.target)
@@ -1088,7 +1178,12 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         self._cleanup_staged([s.target for s in staged], definition.name)
 
     def delete_copies(self, definition, pairs):
-        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in pairs])
+        self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in pairs],
+                          identities=self._recorded(pairs))
+
+    def _recorded(self, pairs):
+        """{copy path: recorded identity} of the pairs whose identity is known."""
+        return dict((self._copy_path(p.source, p.target), p.identity) for p in pairs if p.identity)
 
 
 class BtrfsSendBackend(BtrfsSnapshotBackend):
@@ -1257,7 +1352,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                 self._sync([st for _p, _snap, st in todo])
                 for p, snap, st in todo:
                     self._complete_mark(st, read_mark(st), durable=False)
-                    staged.append(CopyPair(p.source, st))
+                    staged.append(CopyPair(p.source, st, identity_of(st, self.technology)))
                 self._sync([st for _p, _snap, st in todo])
             except BaseException:
                 self._cleanup_staged([st for _p, _s, st in todo], definition.name)

@@ -117,6 +117,29 @@ def _pairs(pairs):
     return [p.as_dict() for p in pairs]
 
 
+def highest_marked_version(copies, targets):
+    """The highest version number our marks carry on the promoted copies at
+    ``targets`` (0 if none). Only the pool's own targets count: a pool of the
+    same name kept in another state_dir marks copies elsewhere on the host."""
+    return max([c.version for c in copies if _is_int(c.version) and not c.staged and c.target in targets] or [0])
+
+
+def identity_problem(pair, infos, same=None):
+    """Why the copy of ``pair`` found on the storage (``infos``, the
+    CopyInfos at its target) is not the one the record names, or None. A
+    pair without a recorded identity (a record from before identities were
+    kept) is not judged here: its identity is recorded when next seen."""
+    if pair.identity is None or not infos:
+        return None
+    found = [c.identity for c in infos if c.identity is not None]
+    same = same or (lambda recorded, seen: recorded == seen)
+    if not found or any(same(pair.identity, f) for f in found):
+        return None
+    return "%s holds a copy with identity %s, but the record names the copy with identity %s: it is not the " \
+           "copy that was made, so it is never deleted, rotated or restored from" % (
+               pair.target, ", ".join(sorted(set(found))), pair.identity)
+
+
 def pool_dict(state):
     """copy_pool_info's dict of one pool (also the diff of every plan)."""
     if state is None:
@@ -696,15 +719,30 @@ class PoolSession:
             raise InvalidInput("copy pool %s keeps %d versions but has only %d target pools; add target pools or "
                                "lower versions with pitcopy.versions.copy_pool" % (
                                    self.name, definition.versions, len(definition.target_pools)))
+        # A version number never goes backwards: when our marks on the storage
+        # know a higher version than the records (an older state file was put
+        # back), the new version is numbered after it instead of reusing a
+        # number an existing copy bears.
+        copies = backend.list_copies(self.name)
+        marked = highest_marked_version(copies, self._own_targets(state, backend))
+        warnings = []
+        if marked > state.last_version:
+            warnings.append(
+                "copy pool %s: the copies on the storage bear version numbers up to %d but the records end at "
+                "last_version %d (was an older state file put back?); the new version is numbered %d so that no "
+                "number is used twice. Run pitcopy.versions.verify_records to see the copies the records do not "
+                "know" % (self.name, marked, state.last_version, marked + 1))
+            state = replace(state, last_version=marked)
         n = state.last_version + 1
         names = self._discovery_names(definition, backend, [state.target_pool_for(n)])
         volumes = backend.discover(names)
         cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, self.engine.now())
         replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []
+        self._check_identities(backend, [cr.replaced] + list(dropped), copies, "to take version %d" % n)
         backend.check_capacity(definition, list(cr.pairs), replaced_pairs, volumes)
 
         def result_for(rec, window_ms, hooks=()):
-            return {
+            out = {
                 "version": version_dict(rec, cr.pre_copy_kind),
                 "replaced_version": cr.replaced.version if cr.replaced is not None else None,
                 "broken_pairs": _pairs(cr.broken),
@@ -712,6 +750,9 @@ class PoolSession:
                 "copy_window_ms": window_ms,
                 "hooks": list(hooks),
             }
+            if warnings:
+                out["warnings"] = list(warnings)
+            return out
 
         def act():
             return self._run_copy(state, definition, backend, names, cr, label, dropped, result_for)
@@ -790,7 +831,20 @@ class PoolSession:
         gone = set(r.version for r in dropped)
         if replaced is not None:
             gone.add(replaced.version)
-        kept = [r for r in state.replication_records if r.version not in gone] + [record]
+        kept = [r for r in state.replication_records if r.version not in gone]
+        # the new record names the copies promote() just made: a rename keeps
+        # a copy's identity, so the staged copies' identities are the final
+        # ones; a journal read back from the file (repair) has none, and
+        # records written before identities were kept have none either: ask
+        # the storage for those
+        final = dict((p.source, p.target) for p in journal.pairs)
+        record = record.with_identities(dict((final[s.source], s.identity) for s in journal.staged
+                                             if s.identity and s.source in final))
+        if backend.identifies_copies and any(p.identity is None for r in kept + [record] for p in r.pairs):
+            found = self._found_identities(backend)
+            record = record.with_identities(found.get(n, {}))
+            kept = [r.with_identities(found.get(r.version, {})) for r in kept]
+        kept.append(record)
         kept.sort(key=lambda r: r.version)
         new = replace(
             state,
@@ -801,6 +855,54 @@ class PoolSession:
         )
         self._save(new)
         return new
+
+    def _own_targets(self, state, backend):
+        """Every target the pool's definition or records name."""
+        targets = set(self._discovery_names(state.definition, backend)) - set(state.definition.sources)
+        for r in state.replication_records + state.prepairing_records:
+            targets.update(p.target for p in r.pairs)
+        return targets
+
+    def _found_identities(self, backend):
+        """{version: {target: identity}} of the valid, promoted copies of our
+        pool on the storage, for records that do not know them yet."""
+        out = {}
+        for c in backend.list_copies(self.name):
+            if c.identity is not None and not c.staged and c.valid and _is_int(c.version):
+                out.setdefault(c.version, {})[c.target] = c.identity
+        return out
+
+    def _recorded_copies(self, backend, pairs):
+        """Those of ``pairs`` whose copy on the storage is the one recorded
+        (or whose identity is not known): the only ones a deletion touches."""
+        if not any(p.identity for p in pairs):
+            return list(pairs)
+        by_target = {}
+        for c in backend.list_copies(self.name):
+            if not c.staged:
+                by_target.setdefault(c.target, []).append(c)
+        return [p for p in pairs if not identity_problem(p, by_target.get(p.target, ()), backend.same_copy)]
+
+    def _check_identities(self, backend, records, copies, what):
+        """Refuse, before anything changes, to act on records whose copies on
+        the storage are not the ones they name (another volume took the
+        target's name): rotation and deletion would destroy what is not ours."""
+        by_target = {}
+        for c in copies:
+            if not c.staged:
+                by_target.setdefault(c.target, []).append(c)
+        problems = []
+        for rec in records:
+            for p in (rec.pairs if rec is not None else ()):
+                why = identity_problem(p, by_target.get(p.target, ()), backend.same_copy)
+                if why:
+                    problems.append("version %d: %s" % (rec.version, why))
+        if problems:
+            raise InvalidInput(
+                "copy pool %s: refusing %s, nothing was changed: copy_identity_mismatch: %s. Run "
+                "pitcopy.versions.verify_records to see the finding; move the volume that is not ours away, or "
+                "delete that version with pitcopy.versions.copy_version state=absent, which removes its record and leaves that "
+                "volume alone" % (self.name, what, "; ".join(problems)))
 
     def _retention(self, state, n, replaced_version):
         """Records to drop so that, with version n added, ``versions`` are kept."""
@@ -821,11 +923,14 @@ class PoolSession:
             return Plan(False, pool_dict(state), pool_dict(state), result)
         self._no_journal("deleting a version")
         new = replace(state, replication_records=tuple(r for r in state.replication_records if r.version != version))
+        # a copy whose identity is not the recorded one is not ours: the
+        # record goes, that volume stays (backends check it again)
         result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
                   "deleted_versions": [version]}
 
         def act():
-            self._backend().delete_copies(state.definition, list(rec.pairs))
+            backend = self._backend()
+            backend.delete_copies(state.definition, self._recorded_copies(backend, rec.pairs))
             self._save(new)
             return result
 
@@ -855,6 +960,9 @@ class PoolSession:
                         v, version, self.name, ", ".join(known)))
             wanted = set(volumes)
             pairs = [p for p in rec.pairs if p.source in wanted]
+        backend = self._backend()
+        self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], backend.list_copies(self.name),
+                               "to restore version %d" % version)
         result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
                   "restored": [p.source for p in pairs]}
 
@@ -900,7 +1008,16 @@ class PoolSession:
             findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_copy",
                                     journal_plan[1] if repair else "none (repair: true would %s)" % journal_plan[1]))
 
+        # a version number never goes backwards: our marks know the highest
+        # (an interrupted copy's own staged copies bear its version: not behind)
+        floor = max(state.last_version, j.version if j is not None else 0)
+        marked = highest_marked_version(copies, self._own_targets(state, backend))
+        behind = marked > floor
+        raise_note = ("repair raised last_version from %d to %d" if repair else
+                      "repair: true would raise last_version from %d to %d") % (state.last_version, marked)
+
         new_rrs = []
+        learned = False
         for rec in sorted(state.replication_records, key=lambda r: r.version):
             keep_pairs = []
             status = rec.status
@@ -908,6 +1025,8 @@ class PoolSession:
                 tracked.add(p.target)
                 infos = [c for c in by_target.get(p.target, ()) if c.version == rec.version and not c.staged]
                 problem = None
+                mismatch = identity_problem(p, [c for c in by_target.get(p.target, ()) if not c.staged],
+                                            backend.same_copy)
                 if p.source not in volumes and p.source in in_pool:
                     # a source that left the pool may well be gone for good
                     findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, "source_missing",
@@ -917,8 +1036,26 @@ class PoolSession:
                     problem = "target_missing"
                 elif not infos:
                     problem = "copy_missing"
+                elif mismatch:
+                    problem = "copy_identity_mismatch"
                 elif not backend.copy_valid(definition, infos[0]):
                     problem = "copy_invalid"
+                if problem == "copy_identity_mismatch":
+                    # keep the pair and its identity: the record is what says
+                    # the volume there is not ours, so nothing deletes it
+                    status = STATUS_INVALID
+                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
+                                            ("version marked invalid; " if repair else
+                                             "none (repair: true would mark the version invalid); ")
+                                            + mismatch + "; move it away (then repair drops the pair) or delete "
+                                            "the version with pitcopy.versions.copy_version state=absent"))
+                    keep_pairs.append(p)
+                    continue
+                if problem is None and p.identity is None and infos and infos[0].identity is not None:
+                    # a record from before identities were kept: the copy
+                    # checked out, so its identity is recorded from now on
+                    p = replace(p, identity=infos[0].identity)
+                    learned = True
                 if problem in ("target_missing", "copy_missing"):
                     findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
                                             "pair dropped from the record; version marked incomplete" if repair
@@ -965,22 +1102,42 @@ class PoolSession:
                                             "pre-pairing record re-paired" if repair
                                             else "none (repair: true would re-pair the record)"))
 
+        explained = True
         for c in copies:
             if c.target in tracked:
+                if _is_int(c.version) and c.version > floor:
+                    explained = False
                 continue
+            ahead = _is_int(c.version) and c.version > floor
             findings.append(Finding(
                 RECORD_REPLICATION, c.version, c.source, c.target, "untracked_copy",
                 "left for a human: %s carries the mark of copy pool %s%s but no record has it; delete it with "
-                "the storage tool if it is not needed" % (
-                    c.target, self.name, " (version %s of %s)" % (c.version, c.source) if c.version else "")))
+                "the storage tool if it is not needed%s" % (
+                    c.target, self.name, " (version %s of %s)" % (c.version, c.source) if c.version else "",
+                    "; its version is above the records' last_version %d (an older state file put back?): the "
+                    "next copy_version is numbered after it, so that no version number is used twice"
+                    % state.last_version if ahead else "")))
+        behind = behind and not explained
+        if behind:
+            # copies the records point at bear later versions than the records
+            # know: the records went back (an older state file was put back)
+            findings.append(Finding(
+                RECORD_REPLICATION, marked, None, None, "last_version_behind",
+                "%s: copies on the storage bear version numbers up to %d, which the records (last_version %d) do "
+                "not know (an older state file put back?), so the next version is numbered after them" % (
+                    raise_note if repair else "none (%s)" % raise_note, marked, state.last_version)))
 
         new = replace(state, replication_records=tuple(new_rrs))
+        if behind:
+            new = replace(new, last_version=marked)
         result = {"consistent": not findings, "findings": [f.as_dict() for f in findings]}
         if not repair:
             return Plan(False, pool_dict(state), pool_dict(state), result)
 
         pre_problem = any(f.record == RECORD_PREPAIRING and f.problem != "source_missing" for f in findings)
-        changed = bool(j is not None or new != state or pre_problem)
+        # identities learned change the file, not the records' meaning
+        # (CopyPair equality ignores them)
+        changed = bool(j is not None or new != state or pre_problem or learned)
 
         def act():
             current = state
@@ -992,6 +1149,8 @@ class PoolSession:
                 extra = [r for r in current.replication_records if state.replication(r.version) is None]
                 current = replace(current, replication_records=tuple(sorted(
                     new_rr + extra, key=lambda r: r.version)))
+                if behind:
+                    current = replace(current, last_version=max(current.last_version, marked))
             else:
                 current = new
             out = result

@@ -151,8 +151,9 @@ _UNITS = {"": MiB, "b": 1, "s": 512, "k": 1024, "m": MiB, "g": 1024 ** 3, "t": 1
 _ACCEPTED = ("a logical volume as 'vg/lv' (e.g. 'vg0/data'): VG and LV names of letters, digits and _ . + - "
              "that do not start with '-'")
 
+# lv_uuid: a copy's identity (CopyPair.identity), kept by lvrename
 _LVS_FIELDS = ("vg_name,lv_name,lv_attr,lv_size,origin,pool_lv,lv_tags,segtype,data_percent,metadata_percent,"
-               "snap_percent,lv_metadata_size,lv_kernel_minor,vg_extent_size,vg_free,vg_size")
+               "snap_percent,lv_metadata_size,lv_kernel_minor,vg_extent_size,vg_free,vg_size,lv_uuid")
 
 
 def _pool_name(pool):
@@ -318,6 +319,8 @@ _PLAIN_SEGMENT_TYPES = frozenset((
 class _LvmBackend(Backend):
     """What the three LVM technologies share: names, the report, tags, batches."""
 
+    identifies_copies = True  # lv_uuid in the lvs report
+
     #: run the point-in-time commands in one lvm shell process
     batch = True
 
@@ -481,8 +484,13 @@ class _LvmBackend(Backend):
             self._batch([["lvremove", "-y", "-q", n] for n in names])
 
     @staticmethod
-    def _ours(row, pool):
-        return row is not None and _tag_value(_tags(row), TAG_POOL) == pool
+    def _ours(row, pool, identity=None):
+        """Whether ``row`` carries our pool's tag and, when the record knows
+        the copy's identity, is that LV (its LV UUID): an LV that took a
+        recorded copy's name is not ours, whatever tags it carries."""
+        if row is None or _tag_value(_tags(row), TAG_POOL) != pool:
+            return False
+        return not (identity and row.get("lv_uuid") and row.get("lv_uuid") != identity)
 
     # --- freeze -----------------------------------------------------------------
 
@@ -560,11 +568,13 @@ class _LvmBackend(Backend):
                 ver = None
             if TAG_TMP in tags:
                 out.append(CopyInfo(target=name, pool=pool_name, source=_tag_value(tags, TAG_SOURCE), version=ver,
-                                    staged=True, valid=False, detail="temporary snapshot of a clone copy"))
+                                    staged=True, valid=False, detail="temporary snapshot of a clone copy",
+                                    identity=row.get("lv_uuid") or None))
                 continue
             valid, detail = self._row_valid(row, tags)
             out.append(CopyInfo(target=name, pool=pool_name, source=_tag_value(tags, TAG_SOURCE), version=ver,
-                                staged=TAG_STAGED in tags, valid=valid, detail=detail))
+                                staged=TAG_STAGED in tags, valid=valid, detail=detail,
+                                identity=row.get("lv_uuid") or None))
         return out
 
     def _row_valid(self, row, tags):
@@ -688,7 +698,7 @@ class _SnapshotBase(_LvmBackend):
         removes = []
         for p in replaced_pairs or ():
             row = rows.get(p.target)
-            if row is None or not self._ours(row, pool):
+            if row is None or not self._ours(row, pool, p.identity):
                 continue
             if _tag_value(_tags(row), TAG_VERSION) == str(version) and TAG_STAGED not in _tags(row):
                 continue  # already promoted by an interrupted call
@@ -736,11 +746,12 @@ class _SnapshotBase(_LvmBackend):
         rows = self._report(set(split_name(n)[0] for n in names))
         skipped = []
         removes = []
+        identities = dict((p.target, p.identity) for p in pairs)
         for n in names:
             row = rows.get(n)
             if row is None:
                 continue
-            if not self._ours(row, pool):
+            if not self._ours(row, pool, identities.get(n)):
                 skipped.append(n)
                 continue
             removes.append(n)
@@ -765,7 +776,7 @@ class _SnapshotBase(_LvmBackend):
         for p in pairs:
             validate_lv_name(p.source, "source")
             row = rows.get(p.target)
-            if row is None or not self._ours(row, pool) or TAG_STAGED in _tags(row):
+            if row is None or not self._ours(row, pool, p.identity) or TAG_STAGED in _tags(row):
                 raise InvalidInput("cannot restore %s from version %d: its copy %s does not exist"
                                    % (p.source, version, p.target))
             tags = _tags(row)
@@ -1273,7 +1284,7 @@ class LvmCloneBackend(_LvmBackend):
             if p.target in new_targets:
                 continue  # overwritten by this version
             row = rows.get(p.target)
-            if self._ours(row, pool) and _tag_value(_tags(row), TAG_VERSION) != str(version):
+            if self._ours(row, pool, p.identity) and _tag_value(_tags(row), TAG_VERSION) != str(version):
                 self._release(pool, p.target)
         for s in staged:
             row = rows.get(s.target)
@@ -1303,7 +1314,7 @@ class LvmCloneBackend(_LvmBackend):
             row = rows.get(p.target)
             if row is None:
                 continue
-            if not self._ours(row, pool):
+            if not self._ours(row, pool, p.identity):
                 skipped.append(p.target)
                 continue
             self._release(pool, p.target)
@@ -1319,7 +1330,7 @@ class LvmCloneBackend(_LvmBackend):
         for p in pairs:
             validate_lv_name(p.source, "source")
             row = rows.get(p.target)
-            if row is None or not self._ours(row, pool):
+            if row is None or not self._ours(row, pool, p.identity):
                 raise InvalidInput("cannot restore %s from version %d: %s holds no copy of this pool"
                                    % (p.source, version, p.target))
             tags = _tags(row)

@@ -18,7 +18,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
 TECHNOLOGIES = (
@@ -83,10 +83,20 @@ class Volume:
 
 @dataclass(frozen=True)
 class CopyPair:
-    """One source volume and the target volume that receives its copy."""
+    """One source volume and the target volume that receives its copy.
+
+    ``identity`` is what identifies the copy on the storage once it exists
+    (btrfs subvolume UUID, plus the received UUID for ``btrfs_send``; ZFS
+    guid; LVM LV UUID), as the backend reports it in ``CopyInfo.identity``.
+    Replication records carry it so that rotation, deletion and restore act
+    only on the copy that was made, never on another volume that took its
+    name; None means unknown (a record written before identities were kept,
+    or a pair not copied yet). It is not part of a pair's equality: two
+    pairs with the same source and target are the same pairing."""
 
     source: str
     target: str
+    identity: Optional[str] = field(default=None, compare=False)
 
     def as_dict(self):
         return {"source": self.source, "target": self.target}
@@ -187,6 +197,17 @@ class Record:
             if p.source == source:
                 return p.target
         return None
+
+    def identities(self):
+        """``{target: identity}`` of the pairs whose copy identity is known."""
+        return dict((p.target, p.identity) for p in self.pairs if p.identity is not None)
+
+    def with_identities(self, identities):
+        """This record with the identities of ``identities`` ({target:
+        identity}) filled in where the pair has none yet."""
+        pairs = tuple(replace(p, identity=identities[p.target])
+                      if p.identity is None and identities.get(p.target) else p for p in self.pairs)
+        return replace(self, pairs=pairs)
 
     def as_dict(self):
         out = {
@@ -329,6 +350,9 @@ class CopyInfo:
     staged: bool = False
     valid: bool = True
     detail: str = ""
+    #: what identifies the volume on the storage NOW (read from the storage,
+    #: not from the mark): see CopyPair.identity. None if the backend cannot tell.
+    identity: Optional[str] = None
 
 
 @dataclass

@@ -318,7 +318,22 @@ def _dump_record(r, kind, where):
     if kind == RECORD_REPLICATION or r.warnings:
         out["warnings"] = [_str(w, "%s.warnings[%d]" % (where, i)) for i, w in enumerate(r.warnings)]
     out["pairs"] = _dump_pairs(r.pairs)
+    if any(p.identity is not None for p in r.pairs):
+        out["identities"] = _dump_identities(r.pairs, where + ".identities")
     return out
+
+
+def _dump_identities(pairs, where):
+    """The copies' identities of a record: a literal block with one
+    ``<target> <identity>`` line per pair whose identity is known (an
+    identity never holds a blank, so the last blank splits the line), or a
+    mapping {target: identity} when a target would make a line ambiguous."""
+    known = [(p.target, _str(p.identity, where)) for p in pairs if p.identity is not None]
+    if all(ident and not any(c.isspace() for c in ident) for _t, ident in known):
+        text = u"\n".join(t + u" " + ident for t, ident in known) + u"\n"
+        if all(t for t, _i in known) and _fits_block(text, len(known)):
+            return _Block(text)
+    return dict(known)
 
 
 def _dump_journal(j, where="journal"):
@@ -500,14 +515,45 @@ def _load_definition(value, where="definition"):
     )
 
 
+def _load_identities(value, where, pairs):
+    """{target: identity} of a record's ``identities`` (either form); every
+    target must be one of the record's pairs."""
+    if isinstance(value, str):
+        ids = {}
+        for n, line in enumerate(value.split(u"\n"), 1):
+            if not line:
+                continue
+            target, sep, ident = line.rpartition(u" ")
+            if not sep or not target or not ident:
+                raise _Shape(where, "line %d %r is not of the form '<target> <identity>'" % (n, line))
+            ids[target] = ident
+    elif isinstance(value, dict):
+        ids = dict((_str(k, where), _str(v, "%s[%r]" % (where, k))) for k, v in value.items())
+    else:
+        raise _Shape(where, "expected a block of '<target> <identity>' lines or a mapping, found %s"
+                     % _type_name(value))
+    targets = set(p.target for p in pairs)
+    for target in ids:
+        if target not in targets:
+            raise _Shape(where, "%r is not a target of this record's pairs" % target)
+    return ids
+
+
 def _load_record(value, where, kind, cache=None):
-    _mapping(value, where, ("version", "target_pool", "created", "pairs"), ("label", "status", "warnings"))
+    _mapping(value, where, ("version", "target_pool", "created", "pairs"),
+             ("label", "status", "warnings", "identities"))
+    pairs = _load_pairs(value["pairs"], where + ".pairs", cache)
+    # a file written before identities were kept has none: each copy is
+    # verified and its identity recorded the next time it is seen
+    if value.get("identities") is not None:
+        ids = _load_identities(value["identities"], where + ".identities", pairs)
+        pairs = tuple(CopyPair(p.source, p.target, ids.get(p.target)) for p in pairs)
     return Record(
         kind=kind,
         version=_int(value["version"], where + ".version", minimum=1),
         target_pool=_str(value["target_pool"], where + ".target_pool"),
         created=_str(value["created"], where + ".created"),
-        pairs=_load_pairs(value["pairs"], where + ".pairs", cache),
+        pairs=pairs,
         label=_str(value.get("label"), where + ".label", nullable=True),
         status=_str(value.get("status", STATUS_VALID), where + ".status"),
         warnings=tuple(_str(w, "%s.warnings[%d]" % (where, i))

@@ -628,6 +628,8 @@ class ZfsSnapshotBackend(_ZfsBase):
 class ZfsSendBackend(_ZfsBase):
     """``zfs_send``: a full send of a snapshot, received into a listed target."""
 
+    identifies_copies = True  # the received dataset's guid (list_copies)
+
     technology = "zfs_send"
 
     def size_must_fit(self):
@@ -869,7 +871,8 @@ class ZfsSendBackend(_ZfsBase):
         ours = [n for n, r in rows.items() if self._mark(r, PROP_POOL) == pool_name]
         datasets = sorted(n for n in ours if "@" not in n)
         # Written bytes and snapshots of our datasets: one more call.
-        facts = self._get(("type", "written"), datasets, recursive=True, depth=1,
+        # guid: a copy's identity (CopyPair.identity), kept by zfs rename
+        facts = self._get(("type", "written", "guid"), datasets, recursive=True, depth=1,
                           types="filesystem,volume,snapshot") if datasets else {}
         out = []
         for name in datasets:
@@ -889,8 +892,10 @@ class ZfsSendBackend(_ZfsBase):
                 written = self._num(facts[name], "written")
                 if written > 0:
                     valid, detail = False, "%d bytes were written to it after the received snapshot" % written
+            guid = facts.get(name, {}).get("guid", ("-", "-"))[0]
             out.append(CopyInfo(target=name, pool=pool_name, source=self._mark(row, PROP_SOURCE), version=ver,
-                                staged=staged, valid=valid, detail=detail))
+                                staged=staged, valid=valid, detail=detail,
+                                identity=guid if guid not in ("-", "") else None))
         # Temporary source snapshots left by an interrupted copy: staged.
         for name in sorted(n for n in ours if "@" in n):
             ds, snap = name.split("@", 1)

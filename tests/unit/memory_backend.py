@@ -54,6 +54,7 @@ __metaclass__ = type
 
 import json
 import os
+import uuid
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
@@ -110,6 +111,8 @@ class SimpleWindow:
 
 class MemoryBackend(Backend):
     """All of the Backend interface, on dictionaries."""
+
+    identifies_copies = True
 
     def __init__(self, technology="lvm_clone", runner=None):
         super(MemoryBackend, self).__init__(runner)
@@ -219,9 +222,12 @@ class MemoryBackend(Backend):
         if vol is not None and not self.implied_targets:
             self.volumes[target] = Volume(**dict(vol.__dict__, owner=pool))
 
-    def _ours(self, name, pool):
+    def _ours(self, name, pool, identity=None):
         info = self.copies.get(name)
-        return info is not None and info["pool"] == pool
+        if info is None or info["pool"] != pool:
+            return False
+        # a copy that is not the one the record names is not ours
+        return not (identity and info.get("id") and info["id"] != identity)
 
     def create_copies(self, definition, version, pairs, window):
         self._log("create_copies", version, tuple(pairs))
@@ -241,9 +247,11 @@ class MemoryBackend(Backend):
                         pair.source, pair.target, version, definition.name, cause.msg),
                         cause=cause, source=pair.source, target=pair.target)
                 stage = "%s%s%d" % (pair.target, STAGE_SUFFIX, version)
+                ident = "mem-%s" % uuid.uuid4().hex[:12]
                 self.copies[stage] = {"pool": definition.name, "source": pair.source, "version": version,
-                                      "staged": True, "valid": True, "data": self.data.get(pair.source)}
-                made.append(CopyPair(pair.source, stage))
+                                      "staged": True, "valid": True, "data": self.data.get(pair.source),
+                                      "id": ident}
+                made.append(CopyPair(pair.source, stage, ident))
                 self._persist()
         return CopyOutcome(staged=made, window_ms=window.window_ms)
 
@@ -252,7 +260,7 @@ class MemoryBackend(Backend):
         self._step("promote")
         for pair in replaced_pairs:
             info = self.copies.get(pair.target)
-            if info is not None and info["pool"] == definition.name and info["version"] != version:
+            if self._ours(pair.target, definition.name, pair.identity) and info["version"] != version:
                 self._drop(pair.target)
         final = {p.source: p.target for p in pairs}
         for st in staged:
@@ -299,7 +307,7 @@ class MemoryBackend(Backend):
         self._log("delete_copies", tuple(pairs))
         self._step("delete_copies")
         for pair in pairs:
-            if self._ours(pair.target, definition.name):
+            if self._ours(pair.target, definition.name, pair.identity):
                 self._drop(pair.target)
 
     def list_copies(self, pool_name):
@@ -308,14 +316,14 @@ class MemoryBackend(Backend):
             info = self.copies[name]
             if info["pool"] == pool_name:
                 out.append(CopyInfo(target=name, pool=pool_name, source=info["source"], version=info["version"],
-                                    staged=info["staged"], valid=info["valid"]))
+                                    staged=info["staged"], valid=info["valid"], identity=info.get("id")))
         return out
 
     def restore(self, definition, version, pairs):
         self._log("restore", version, tuple(pairs))
         for pair in pairs:
             info = self.copies.get(pair.target)
-            if info is None or info["pool"] != definition.name or info["version"] != version:
+            if not self._ours(pair.target, definition.name, pair.identity) or info["version"] != version:
                 raise InvalidInput("the copy of %s on %s for version %d does not exist; nothing was restored"
                                    % (pair.source, pair.target, version))
         for pair in pairs:
