@@ -146,6 +146,31 @@ class Backend(abc.ABC):
         would (``zfs rollback -r``, LVM merge of a classic snapshot), refuse
         with InvalidInput saying why and what to do instead."""
 
+    # --- journaled restore (the engine restores one pair at a time) ----------
+
+    def check_restore(self, definition, version, pairs):
+        """Raise InvalidInput, naming every problem, when the restore of
+        ``pairs`` would be refused; called once before the restore is
+        journaled, so that a refusal changes nothing. Default: ``restore``
+        checks each pair itself."""
+
+    def restore_aside(self, definition, source):
+        """Where ``restore`` moves the current data of ``source`` while its
+        copy takes its place (recorded in the restore journal and reported),
+        or None for a technology that restores in place. Names only."""
+        return None
+
+    def restore_progress(self, definition, pair, aside):
+        """For verify_records: where the data of an interrupted restore of
+        ``pair`` is (the source, the aside), in words; "" when unknown."""
+        return ""
+
+    def resume_restore(self, definition, version, pair, aside):
+        """Finish an interrupted restore of ``pair`` (verify_records repair).
+        ``aside`` is what :meth:`restore_aside` said before the restore began.
+        Default: restore the pair again."""
+        self.restore(definition, version, [pair])
+
     def copy_valid(self, definition, info):
         """Whether an existing copy is still valid (e.g. a classic snapshot
         that overflowed is not). Default: CopyInfo.valid as listed."""
