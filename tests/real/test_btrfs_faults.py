@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -271,3 +272,44 @@ def test_sigkill_at_every_step_of_a_send_copy(fs_pair, runner, tmp_path):
 
     points = _kill_everywhere(tmp_path, fs_pair, runner, "btrfs_send", "copy", check)
     assert len(points) >= 20, points
+
+
+def _fill(path):
+    """Fill the filesystem of ``path`` (root's reserve too) with one file."""
+    filler = os.path.join(path, "filler")
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for chunk in (1 << 20, 4096, 512):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.mark.parametrize("op", ["delete", "restore"])
+def test_full_state_dir_changes_nothing(fs_pair, loopfs_factory, runner, op):
+    """The intent is saved before any copy is deleted or source moved: with
+    no room for the state file the task fails and the storage is as it was."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._errors import StateFileError
+
+    state_fs = loopfs_factory("ext4", size=16 * 1024 * 1024, name="statefs")
+    w, expected = _world(pathlib.Path(state_fs.mountpoint), fs_pair, runner, "btrfs_snapshot", 1)
+    filler = _fill(state_fs.mountpoint)
+    with pytest.raises(StateFileError) as info:
+        with w.engine.session(w.name) as s:
+            (s.plan_delete(1) if op == "delete" else s.plan_restore(1)).apply()
+    assert "cannot write the state file" in info.value.msg
+    os.unlink(filler)
+    assert w.state().journal is None
+    check_versions(w, expected)
+    assert [read(os.path.join(s_, "data")) for s_ in w.sources] == ["live\n", "live\n"]
+    assert _leftovers(w, 1) == []
+    _consistent(w)
