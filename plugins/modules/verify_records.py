@@ -18,8 +18,9 @@ description:
     or invalid copy (for example an overflowed classic snapshot), a target that is no longer compatible, a copy that
     carries this collection's mark but has no record, and an interrupted copy.
   - Changes nothing unless O(repair=true) and not in check mode.
-  - With O(repair=true) what can be fixed safely is fixed. An interrupted copy is finished or rolled back, records of
-    copies that are gone are dropped, and pre-pairing records are re-paired. Each finding's RV(findings[].action)
+  - With O(repair=true) what can be fixed safely is fixed. An interrupted copy is finished or rolled back (one
+    interrupted while committing is always finished, with the copies that exist), an interrupted delete, restore or
+    pool removal is finished, records of copies that are gone are dropped, and pre-pairing records are re-paired. Each finding's RV(findings[].action)
     says what was done or what is left for a human.
 author:
   - pitcopy developers (@pitcopy)
