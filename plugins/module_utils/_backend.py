@@ -146,7 +146,13 @@ class Backend(abc.ABC):
         would (``zfs rollback -r``, LVM merge of a classic snapshot), refuse
         with InvalidInput saying why and what to do instead."""
 
-    # --- journaled restore (the engine restores one pair at a time) ----------
+    # --- journaled restore ----------------------------------------------------
+
+    #: True when ``restore`` may be called one pair at a time after
+    #: :meth:`check_restore` passed for all of them (the engine then journals
+    #: each source as done). False: the engine passes every pair in one call,
+    #: so checks that add up over the pairs (capacity) still see them all.
+    restore_per_pair = False
 
     def check_restore(self, definition, version, pairs):
         """Raise InvalidInput, naming every problem, when the restore of

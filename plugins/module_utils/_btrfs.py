@@ -838,6 +838,8 @@ class _BtrfsBase(Backend):
                 version, definition.name, "; ".join(problems)))
         return plan
 
+    restore_per_pair = True
+
     def restore_aside(self, definition, source):
         return os.path.join(pool_dir(source, definition.name), "restore", ".pitcopy-aside." + os.path.basename(source))
 

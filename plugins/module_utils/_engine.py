@@ -888,9 +888,10 @@ class PoolSession:
                           pairs=tuple(pairs), phase="restoring", started=self.engine.now(), label=rec.label,
                           pid=os.getpid(), asides=asides)
         self._save(replace(state, journal=journal))
-        for p in pairs:
+        batches = [[p] for p in pairs] if backend.restore_per_pair else [list(pairs)]
+        for batch in batches:
             try:
-                backend.restore(definition, rec.version, [p])
+                backend.restore(definition, rec.version, batch)
             except (CopyFailed, InvalidInput) as exc:
                 # the backend left this source as it was: the journal goes,
                 # saying which sources were restored before it
@@ -902,7 +903,7 @@ class PoolSession:
                 raise
             except PitcopyError as exc:
                 raise _journaled(exc, journal, self.name)
-            journal = replace(journal, done=journal.done + (p.source,))
+            journal = replace(journal, done=journal.done + tuple(p.source for p in batch))
             if len(journal.done) < len(pairs):
                 self._save(replace(state, journal=journal))
         self._save(replace(state, journal=None))

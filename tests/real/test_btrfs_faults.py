@@ -33,6 +33,7 @@ def fs_pair(loopfs_factory):
     return loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src"), \
         loopfs_factory("btrfs", size=512 * 1024 * 1024, name="dst")
 
+
 CHILD = r"""
 import fcntl, os, signal, sys
 from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs

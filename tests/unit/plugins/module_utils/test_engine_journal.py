@@ -90,6 +90,7 @@ def test_delete_with_an_unwritable_state_deletes_nothing(tmp_path):
 
 def test_restore_is_journaled_per_source_and_finished_by_repair(tmp_path):
     be, engine = env(tmp_path)
+    be.restore_per_pair = True  # as the btrfs backends
     seen = []
     real_restore = be.restore
 
@@ -117,6 +118,15 @@ def test_restore_is_journaled_per_source_and_finished_by_repair(tmp_path):
         s.plan_verify(repair=True).apply()
         assert s.state.journal is None
         assert s.plan_verify().result["consistent"] is True
+    assert (be.data["A"], be.data["B"]) == ("A1", "B1")
+
+
+def test_in_place_restore_gets_every_pair_in_one_call(tmp_path):
+    be, engine = env(tmp_path)
+    with engine.session("P") as s:
+        s.plan_restore(1).apply()
+        assert s.state.journal is None
+    assert [c for c in be.calls if c[0] == "restore"] == [("restore", 1, (CopyPair("A", "a"), CopyPair("B", "b")))]
     assert (be.data["A"], be.data["B"]) == ("A1", "B1")
 
 
