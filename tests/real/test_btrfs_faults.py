@@ -93,6 +93,8 @@ with engine.session(pool) as s:
         s.plan_remove(remove_copies=True).apply()
     elif op == "copy":
         s.plan_copy().apply()
+    elif op == "repair":
+        s.plan_verify(repair=True).apply()
 print("DONE %d" % count[0])
 """
 
@@ -252,7 +254,8 @@ def test_sigkill_at_every_step_of_a_pool_removal(fs_pair, runner, tmp_path):
     assert len(points) >= 3, points
 
 
-def test_sigkill_at_every_step_of_a_send_copy(fs_pair, runner, tmp_path):
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_sigkill_at_every_step_of_a_copy(fs_pair, runner, tmp_path, technology):
     """The copy journal as before, now with one repair at every step: the
     rollback of a killed btrfs_send copy used to name its temporary send
     snapshot twice to one ``btrfs subvolume delete`` and fail ("Could not
@@ -271,8 +274,8 @@ def test_sigkill_at_every_step_of_a_send_copy(fs_pair, runner, tmp_path):
             assert kept == [2, 3]
         check_versions(w, expected)
 
-    points = _kill_everywhere(tmp_path, fs_pair, runner, "btrfs_send", "copy", check)
-    assert len(points) >= 20, points
+    points = _kill_everywhere(tmp_path, fs_pair, runner, technology, "copy", check)
+    assert len(points) >= 15, points
 
 
 def _fill(path):
@@ -314,3 +317,41 @@ def test_full_state_dir_changes_nothing(fs_pair, loopfs_factory, runner, op):
     assert [read(os.path.join(s_, "data")) for s_ in w.sources] == ["live\n", "live\n"]
     assert _leftovers(w, 1) == []
     _consistent(w)
+
+
+@pytest.mark.parametrize("technology,op,marker,nth", [
+    ("btrfs_send", "restore", "run btrfs subvolume snapshot", 1),  # first source moved aside, not yet restored
+    ("btrfs_send", "copy", "pipe btrfs send", 2),                  # copying: one copy received, one not
+])
+def test_sigkill_at_every_step_of_a_repair(fs_pair, runner, tmp_path, technology, op, marker, nth):
+    """The repair is killed too, at every step; one more repair finishes."""
+    w, _expected = _world(tmp_path, fs_pair, runner, technology, 0)
+    steps = _run_child(w, op, 1, 0).stdout.splitlines()
+    kill_op = [int(line.split()[0]) for line in steps if marker in line][nth - 1]
+    repair_at = 0
+    points = []
+    while True:
+        repair_at += 1
+        assert repair_at < 200, "the repair never finished"
+        k = 1000 + repair_at
+        w, expected = _world(tmp_path, fs_pair, runner, technology, k)
+        assert _run_child(w, op, 1, kill_op).returncode == -signal.SIGKILL
+        journal = w.state().journal
+        assert journal is not None and journal.operation == op
+        child = _run_child(w, "repair", 0, repair_at)
+        if child.returncode != 0:
+            assert child.returncode == -signal.SIGKILL, child.stderr
+            points.append(child.stdout.strip().splitlines()[-1])
+            _repair_once(w)
+        _consistent(w)
+        if op == "restore":
+            assert [read(os.path.join(s_, "data")) for s_ in w.sources] == ["v1\n", "v1\n"]
+        else:
+            assert [r.version for r in w.state().replication_records] == [1, 2]
+        check_versions(w, expected)
+        assert _leftovers(w, k) == []
+        if child.returncode == 0:
+            break
+    sys.stderr.write("%s repair of a %s killed at step %d: %d kill points:\n  %s\n" % (
+        technology, op, kill_op, len(points), "\n  ".join(points)))
+    assert len(points) >= 3, points
