@@ -850,8 +850,10 @@ class _BtrfsBase(Backend):
         left = [a for a in left if _exists(a)]
         if left:
             raise InvalidInput("cannot restore version %s of copy pool %s, nothing was changed: %s %s left from an "
-                               "earlier interrupted restore and may hold the only data its source had then; look at "
-                               "it and delete it with 'btrfs subvolume delete' first" % (
+                               "interrupted restore that no journal names and may hold the only data its source had "
+                               "before it. If the source is missing, move the aside back to the source's path; if "
+                               "the source is as you want it and you no longer need that data, delete the aside with "
+                               "'btrfs subvolume delete'" % (
                                    version, definition.name, ", ".join(left), "is" if len(left) == 1 else "are"))
 
     def restore_progress(self, definition, pair, aside):
@@ -919,9 +921,10 @@ class _BtrfsBase(Backend):
         work = os.path.dirname(aside)
         _makedirs(work)
         if _exists(aside):
-            raise InvalidInput("cannot restore %s: %s is left from an earlier interrupted restore and may hold the "
-                               "data %s had then; look at it and delete it with 'btrfs subvolume delete' first"
-                               % (source, aside, source))
+            raise InvalidInput("cannot restore %s: %s is left from an interrupted restore and may hold the only "
+                               "data %s had before it; move it back to %s if %s is missing, or delete it with "
+                               "'btrfs subvolume delete' once you no longer need that data" % (
+                                   source, aside, source, source, source))
         origin, cleanup = self._restore_origin(definition, source, copy, work)
         moved = False
         try:

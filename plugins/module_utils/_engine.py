@@ -1121,6 +1121,10 @@ class PoolSession:
                 findings.append(Finding(RECORD_REPLICATION, j.version, p.source, p.target, "interrupted_restore",
                                         "%s%s" % (say(what), " (%s)" % where if where else "")))
 
+            if not todo:
+                what = "cleared the journal of the restore of version %d (every source had been restored)" % j.version
+                findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_restore", say(what)))
+
             def finish_restore():
                 for p in todo:
                     backend.resume_restore(definition, j.version, p, j.aside_of(p.source))

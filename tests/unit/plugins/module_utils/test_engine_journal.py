@@ -178,3 +178,19 @@ def test_journal_round_trip_and_old_copy_journals(tmp_path):
     # a copy journal is written exactly as before: no new keys
     assert "asides" not in doc["journal"] and "done" not in doc["journal"]
     assert load_state(doc).journal == copy
+
+
+def test_restore_journal_with_every_source_done_is_reported_and_cleared(tmp_path):
+    be, engine = env(tmp_path)
+    state = engine.store.load("P")
+    j = Journal(operation="restore", version=1, target_pool="01", pairs=(CopyPair("A", "a"), CopyPair("B", "b")),
+                phase="restoring", started="2026-11-25T00:00:00Z", done=("A", "B"))
+    engine.store.save(replace(state, journal=j))
+    with engine.session("P") as s:
+        found = s.plan_verify().result
+        assert found["consistent"] is False
+        assert [(f["problem"], f["source"]) for f in found["findings"]] == [("interrupted_restore", None)]
+        s.plan_verify(repair=True).apply()
+        assert s.state.journal is None
+        assert s.plan_verify().result["consistent"] is True
+    assert be.data["A"] == "A-live"  # nothing restored again
