@@ -161,6 +161,37 @@ class Backend(abc.ABC):
         Default: equal strings."""
         return recorded == found
 
+    # --- journaled restore ----------------------------------------------------
+
+    #: True when ``restore`` may be called one pair at a time after
+    #: :meth:`check_restore` passed for all of them (the engine then journals
+    #: each source as done). False: the engine passes every pair in one call,
+    #: so checks that add up over the pairs (capacity) still see them all.
+    restore_per_pair = False
+
+    def check_restore(self, definition, version, pairs):
+        """Raise InvalidInput, naming every problem, when the restore of
+        ``pairs`` would be refused; called once before the restore is
+        journaled, so that a refusal changes nothing. Default: ``restore``
+        checks each pair itself."""
+
+    def restore_aside(self, definition, source):
+        """Where ``restore`` moves the current data of ``source`` while its
+        copy takes its place (recorded in the restore journal and reported),
+        or None for a technology that restores in place. Names only."""
+        return None
+
+    def restore_progress(self, definition, pair, aside):
+        """For verify_records: where the data of an interrupted restore of
+        ``pair`` is (the source, the aside), in words; "" when unknown."""
+        return ""
+
+    def resume_restore(self, definition, version, pair, aside):
+        """Finish an interrupted restore of ``pair`` (verify_records repair).
+        ``aside`` is what :meth:`restore_aside` said before the restore began.
+        Default: restore the pair again."""
+        self.restore(definition, version, [pair])
+
     def copy_valid(self, definition, info):
         """Whether an existing copy is still valid (e.g. a classic snapshot
         that overflowed is not). Default: CopyInfo.valid as listed."""

@@ -632,7 +632,10 @@ class _BtrfsBase(Backend):
 
     def _delete_subvolumes(self, paths):
         """One ``btrfs subvolume delete`` for all of ``paths`` that exist."""
-        paths = [p for p in paths if _is_subvolume(p)]
+        # each path once: ``btrfs subvolume delete`` given the same path
+        # twice deletes it and then fails on the second ("Could not statfs")
+        seen = set()
+        paths = [p for p in paths if _is_subvolume(p) and not (p in seen or seen.add(p))]
         if paths:
             self._run(["btrfs", "subvolume", "delete", "--"] + paths)
         return paths
@@ -894,6 +897,74 @@ class _BtrfsBase(Backend):
                 version, definition.name, "; ".join(problems)))
         return plan
 
+    restore_per_pair = True
+
+    def restore_aside(self, definition, source):
+        return os.path.join(pool_dir(source, definition.name), "restore", ".pitcopy-aside." + os.path.basename(source))
+
+    def check_restore(self, definition, version, pairs):
+        self._check_definition(definition)
+        self._restore_checks(definition, version, pairs, self._mounts())
+        left = [self.restore_aside(definition, p.source) for p in pairs]
+        left = [a for a in left if _exists(a)]
+        if left:
+            raise InvalidInput("cannot restore version %s of copy pool %s, nothing was changed: %s %s left from an "
+                               "interrupted restore that no journal names and may hold the only data its source had "
+                               "before it. If the source is missing, move the aside back to the source's path; if "
+                               "the source is as you want it and you no longer need that data, delete the aside with "
+                               "'btrfs subvolume delete'" % (
+                                   version, definition.name, ", ".join(left), "is" if len(left) == 1 else "are"))
+
+    def restore_progress(self, definition, pair, aside):
+        aside = aside or self.restore_aside(definition, pair.source)
+        if _exists(aside):
+            if _exists(pair.source):
+                return "%s already holds the copy; %s still holds the data %s had before the restore" % (
+                    pair.source, aside, pair.source)
+            return "%s is missing: %s holds the data it had before the restore, kept until the copy takes its " \
+                   "place" % (pair.source, aside)
+        return "%s was not moved aside yet, or its restore had finished; it is restored again" % pair.source
+
+    def resume_restore(self, definition, version, pair, aside):
+        self._check_definition(definition)
+        source = pair.source
+        copy = self._copy_path(source, pair.target)
+        aside = aside or self.restore_aside(definition, source)
+        if not _exists(aside):
+            # not moved yet (the source is as it was) or already finished
+            # (the source holds the copy): restoring it again is right either way
+            self.restore(definition, version, [pair])
+            return
+        work = os.path.dirname(aside)
+        if _exists(source):
+            # the interrupted run made the source from the copy (btrfs_send:
+            # from the copy received back into ``work``) and died before it
+            # deleted the aside; anything else there is left for a human
+            origins = [x for x in (copy, os.path.join(work, os.path.basename(copy))) if _is_subvolume(x)]
+            parent = subvol_info(source)["parent_uuid"] if _is_subvolume(source) else None
+            if parent is None or parent not in [subvol_info(x)["uuid"] for x in origins]:
+                raise InvalidInput("cannot finish the restore of %s: %s holds the data it had before the restore "
+                                   "and %s exists but is not a snapshot of the copy %s; both were left as they are: "
+                                   "move %s away or back to %s by hand" % (source, aside, source, copy, aside, source))
+            self._delete_subvolumes([aside])
+            self._delete_ours(definition.name, [os.path.join(work, os.path.basename(copy))])
+            return
+        mark = read_mark(copy)
+        valid, detail = self._judge(copy, mark) if mark is not None else (False, "no mark")
+        if not valid or mark.get("pool") != definition.name or mark.get("version") != version:
+            raise InvalidInput("cannot finish the restore of %s from version %s: the copy %s is not valid (%s); %s "
+                               "holds the data %s had before the restore: move it back to %s" % (
+                                   source, version, copy, detail, aside, source, source))
+        origin, cleanup = self._restore_origin(definition, source, copy, work)
+        try:
+            self._run(["btrfs", "subvolume", "snapshot", "--", origin, source])
+            self._delete_subvolumes([aside])
+        finally:
+            if cleanup:
+                self._delete_subvolumes(cleanup)
+                for c in cleanup:
+                    remove_mark(c)
+
     def restore(self, definition, version, pairs):
         self._check_definition(definition)
         mounts = self._mounts()
@@ -905,14 +976,14 @@ class _BtrfsBase(Backend):
         return restored
 
     def _restore_one(self, definition, source, copy):
-        work = os.path.join(pool_dir(source, definition.name), "restore")
+        aside = self.restore_aside(definition, source)
+        work = os.path.dirname(aside)
         _makedirs(work)
-        base = os.path.basename(source)
-        aside = os.path.join(work, ".pitcopy-aside." + base)
         if _exists(aside):
-            raise InvalidInput("cannot restore %s: %s is left from an earlier interrupted restore and may hold the "
-                               "data %s had then; look at it and delete it with 'btrfs subvolume delete' first"
-                               % (source, aside, source))
+            raise InvalidInput("cannot restore %s: %s is left from an interrupted restore and may hold the only "
+                               "data %s had before it; move it back to %s if %s is missing, or delete it with "
+                               "'btrfs subvolume delete' once you no longer need that data" % (
+                                   source, aside, source, source, source))
         origin, cleanup = self._restore_origin(definition, source, copy, work)
         moved = False
         try:

@@ -68,6 +68,10 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CONSISTENCY_MODES,
+    JOURNAL_COPY,
+    JOURNAL_DELETE,
+    JOURNAL_REMOVE,
+    JOURNAL_RESTORE,
     LISTED_TARGET_TECHNOLOGIES,
     PRE_COPY_NONE,
     PRE_COPY_PREPAIRING,
@@ -609,10 +613,21 @@ class PoolSession:
 
         def act():
             backend = self._backend()
-            for r in rrs:
-                backend.delete_copies(old.definition, r.pairs)
-                self._save(replace(self.state, replication_records=tuple(
-                    x for x in self.state.replication_records if x.version != r.version)))
+            if rrs:
+                # journaled before the first copy goes: a run killed here is
+                # finished by verify_records repair (copies, then the file)
+                journal = Journal(operation=JOURNAL_REMOVE, version=rrs[-1].version, target_pool="",
+                                  pairs=tuple(p for r in rrs for p in r.pairs), phase="deleting",
+                                  started=self.engine.now(), pid=os.getpid())
+                self._save(replace(old, journal=journal))
+                try:
+                    for r in rrs:
+                        # only the copies the records name (identity), never a stranger at their path
+                        backend.delete_copies(old.definition, self._recorded_copies(backend, r.pairs))
+                        self._save(replace(self.state, replication_records=tuple(
+                            x for x in self.state.replication_records if x.version != r.version)))
+                except PitcopyError as exc:
+                    raise _journaled(exc, journal, self.name)
             self.store.remove(self.name)
             self.state = None
             return result
@@ -818,7 +833,7 @@ class PoolSession:
                              changed=True, version=result["version"], hooks=list(hooks), warnings=list(warnings))
         return result
 
-    def _commit(self, state, definition, backend, journal, dropped, warnings=()):
+    def _commit(self, state, definition, backend, journal, dropped, warnings=(), status=STATUS_VALID):
         """Steps 608-614 and the rotation: promote, retention, one atomic save."""
         n = journal.version
         replaced = state.replication(journal.replaced_version) if journal.replaced_version is not None else None
@@ -827,7 +842,7 @@ class PoolSession:
         for r in dropped:
             backend.delete_copies(definition, list(r.pairs))
         record = Record(RECORD_REPLICATION, n, journal.target_pool, self.engine.now(), tuple(journal.pairs),
-                        label=journal.label, status=STATUS_VALID, warnings=tuple(warnings))
+                        label=journal.label, status=status, warnings=tuple(warnings))
         gone = set(r.version for r in dropped)
         if replaced is not None:
             gone.add(replaced.version)
@@ -929,8 +944,19 @@ class PoolSession:
                   "deleted_versions": [version]}
 
         def act():
+            # the intent first: with a full or read-only state_dir this save
+            # fails and nothing is deleted; a run killed while deleting
+            # leaves the journal, which verify_records repair finishes
+            journal = Journal(operation=JOURNAL_DELETE, version=version, target_pool=rec.target_pool,
+                              pairs=rec.pairs, phase="deleting", started=self.engine.now(), label=rec.label,
+                              pid=os.getpid())
+            self._save(replace(state, journal=journal))
             backend = self._backend()
-            backend.delete_copies(state.definition, self._recorded_copies(backend, rec.pairs))
+            try:
+                # only the copies the record names (identity), never a stranger at their path
+                backend.delete_copies(state.definition, self._recorded_copies(backend, rec.pairs))
+            except PitcopyError as exc:
+                raise _journaled(exc, journal, self.name)
             self._save(new)
             return result
 
@@ -963,14 +989,50 @@ class PoolSession:
         backend = self._backend()
         self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], backend.list_copies(self.name),
                                "to restore version %d" % version)
+        asides = tuple(CopyPair(p.source, a) for p in pairs
+                       for a in (backend.restore_aside(state.definition, p.source),) if a)
         result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
-                  "restored": [p.source for p in pairs]}
+                  "restored": [p.source for p in pairs],
+                  "asides": [{"source": a.source, "aside": a.target} for a in asides]}
 
         def act():
-            self._backend().restore(state.definition, version, pairs)
-            return result
+            return self._run_restore(state, rec, pairs, asides, result)
 
         return Plan(True, pool_dict(state), pool_dict(state), result, act)
+
+    def _run_restore(self, state, rec, pairs, asides, result):
+        """Restore source by source under a journal that names each source's
+        aside (where its data waits while the copy takes its place), so that
+        a run killed in the middle is finished by verify_records repair
+        instead of leaving a source missing and its data in an aside."""
+        definition = state.definition
+        backend = self._backend()
+        # every refusal before anything is journaled or moved
+        backend.check_restore(definition, rec.version, pairs)
+        journal = Journal(operation=JOURNAL_RESTORE, version=rec.version, target_pool=rec.target_pool,
+                          pairs=tuple(pairs), phase="restoring", started=self.engine.now(), label=rec.label,
+                          pid=os.getpid(), asides=asides)
+        self._save(replace(state, journal=journal))
+        batches = [[p] for p in pairs] if backend.restore_per_pair else [list(pairs)]
+        for batch in batches:
+            try:
+                backend.restore(definition, rec.version, batch)
+            except (CopyFailed, InvalidInput) as exc:
+                # the backend left this source as it was: the journal goes,
+                # saying which sources were restored before it
+                self._save(replace(state, journal=None))
+                if journal.done:
+                    exc.msg = "%s (sources restored before the failure: %s; the others were left as they were)" % (
+                        exc.msg, ", ".join(journal.done))
+                    exc.args = (exc.msg,)
+                raise
+            except PitcopyError as exc:
+                raise _journaled(exc, journal, self.name)
+            journal = replace(journal, done=journal.done + tuple(p.source for p in batch))
+            if len(journal.done) < len(pairs):
+                self._save(replace(state, journal=journal))
+        self._save(replace(state, journal=None))
+        return result
 
     # --- verify_records ---------------------------------------------------------
 
@@ -999,7 +1061,11 @@ class PoolSession:
         # the journal first: what it staged is not "untracked"
         j = state.journal
         journal_plan = None
-        if j is not None:
+        # versions whose copies the journal is deleting: not "missing"
+        going = set()
+        # sources the journal is restoring: not "missing" either
+        restoring = set()
+        if j is not None and j.operation == JOURNAL_COPY:
             staged_here = [c for c in copies if c.staged and c.version == j.version]
             # staged or already promoted copies of the interrupted version
             tracked.update(c.target for c in copies if c.version == j.version)
@@ -1007,6 +1073,16 @@ class PoolSession:
             journal_plan = self._journal_repair_plan(state, j, staged_here, by_target)
             findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_copy",
                                     journal_plan[1] if repair else "none (repair: true would %s)" % journal_plan[1]))
+            findings.extend(journal_plan[2])
+        elif j is not None:
+            journal_plan = self._other_journal_plan(state, j, volumes, repair)
+            findings.extend(journal_plan[2])
+            if j.operation in (JOURNAL_DELETE, JOURNAL_REMOVE):
+                going.update(r.version for r in state.replication_records
+                             if j.operation == JOURNAL_REMOVE or r.version == j.version)
+                tracked.update(p.target for p in j.pairs)
+            else:
+                restoring.update(p.source for p in j.pairs)
 
         # a version number never goes backwards: our marks know the highest
         # (an interrupted copy's own staged copies bear its version: not behind)
@@ -1019,6 +1095,10 @@ class PoolSession:
         new_rrs = []
         learned = False
         for rec in sorted(state.replication_records, key=lambda r: r.version):
+            if rec.version in going:
+                tracked.update(p.target for p in rec.pairs)
+                new_rrs.append(rec)
+                continue
             keep_pairs = []
             status = rec.status
             for p in rec.pairs:
@@ -1027,7 +1107,7 @@ class PoolSession:
                 problem = None
                 mismatch = identity_problem(p, [c for c in by_target.get(p.target, ()) if not c.staged],
                                             backend.same_copy)
-                if p.source not in volumes and p.source in in_pool:
+                if p.source not in volumes and p.source in in_pool and p.source not in restoring:
                     # a source that left the pool may well be gone for good
                     findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, "source_missing",
                                             "left for a human: the copy is kept; create %s again or restore it "
@@ -1141,6 +1221,9 @@ class PoolSession:
 
         def act():
             current = state
+            if j is not None and j.operation == JOURNAL_REMOVE:
+                journal_plan[0]()  # the pool and its state file are gone
+                return result
             if j is not None:
                 current = journal_plan[0]()
                 # records of the finished/rolled-back copy replace ours
@@ -1165,8 +1248,82 @@ class PoolSession:
 
         return Plan(changed, pool_dict(state), pool_dict(new), result, act)
 
+    def _other_journal_plan(self, state, j, volumes, repair):
+        """(action callable -> new state, description, findings) for an
+        interrupted delete, restore or pool removal. Each is finished, never
+        rolled back: a copy half deleted cannot come back, and a restore is
+        only safe to finish (its sources' data waits in the journaled asides)."""
+        definition = state.definition
+        backend = self._backend()
+
+        def say(done):
+            return done if repair else "none (repair: true would have %s)" % done
+
+        if j.operation == JOURNAL_DELETE:
+            what = "finished deleting version %d (its %d copies deleted, its record dropped)" % (
+                j.version, len(j.pairs))
+
+            def finish_delete():
+                # the record (kept until its copies are gone) knows their identities; the journal does not
+                rec = state.replication(j.version)
+                backend.delete_copies(definition, self._recorded_copies(backend, rec.pairs if rec else j.pairs))
+                new = replace(state, journal=None, replication_records=tuple(
+                    r for r in state.replication_records if r.version != j.version))
+                self._save(new)
+                return new
+
+            return finish_delete, what, [Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_delete",
+                                                 say(what))]
+        if j.operation == JOURNAL_REMOVE:
+            # the records' pairs first: they carry the identities
+            pairs = [p for r in state.replication_records for p in r.pairs]
+            pairs += [p for p in j.pairs if p not in pairs]
+            what = "finished removing copy pool %s (the copies of versions %s deleted, its state file removed)" % (
+                self.name, ", ".join(str(r.version) for r in state.replication_records) or "none left")
+
+            def finish_remove():
+                backend.delete_copies(definition, self._recorded_copies(backend, pairs))
+                self.store.remove(self.name)
+                self.state = None
+                return None
+
+            return finish_remove, what, [Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_remove",
+                                                 say(what))]
+        if j.operation == JOURNAL_RESTORE:
+            todo = [p for p in j.pairs if p.source not in j.done]
+            findings = []
+            for p in todo:
+                aside = j.aside_of(p.source)
+                where = backend.restore_progress(definition, p, aside)
+                what = "finished the restore of %s from version %d%s" % (
+                    p.source, j.version, "; the data it had before the restore, held at %s, was deleted once the "
+                    "copy took its place" % aside if aside else "")
+                findings.append(Finding(RECORD_REPLICATION, j.version, p.source, p.target, "interrupted_restore",
+                                        "%s%s" % (say(what), " (%s)" % where if where else "")))
+
+            if not todo:
+                what = "cleared the journal of the restore of version %d (every source had been restored)" % j.version
+                findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_restore", say(what)))
+
+            def finish_restore():
+                for p in todo:
+                    backend.resume_restore(definition, j.version, p, j.aside_of(p.source))
+                new = replace(state, journal=None)
+                self._save(new)
+                return new
+
+            return finish_restore, "finished the restore of version %d" % j.version, findings
+
+        def unknown():
+            raise PitcopyError("copy pool %s has a journal of operation %r, which this version of pitcopy does not "
+                               "know; finish it with the pitcopy version that wrote it" % (self.name, j.operation))
+
+        return unknown, "left for a human", [Finding(RECORD_REPLICATION, j.version, None, None, "unknown_journal",
+                                                     "left for a human: operation %r is unknown" % j.operation)]
+
     def _journal_repair_plan(self, state, j, staged_here, by_target):
-        """(action callable -> new state, description) for an interrupted copy."""
+        """(action callable -> new state, description, extra findings) for an
+        interrupted copy."""
         definition = state.definition
         backend = self._backend()
         final = {p.source: p.target for p in j.pairs}
@@ -1186,7 +1343,39 @@ class PoolSession:
                 return self._commit(state, definition, backend, j, dropped)
 
             return finish, "finished the interrupted copy of version %d (promoted its %d staged copies)" % (
-                j.version, len(j.staged))
+                j.version, len(j.staged)), []
+
+        if j.phase == "committing":
+            # promotion may already have deleted the replaced version and
+            # renamed some copies: rolling back would delete complete copies
+            # of the new version. Finish with the copies that exist; a staged
+            # copy lost meanwhile (a second fault) is a finding, not a reason
+            # to delete the others.
+            staged_by_source = dict((p.source, p) for p in j.staged)
+            present = []
+            lost = []
+            for p in j.pairs:
+                st = staged_by_source.get(p.source)
+                final_done = any(c.version == j.version and not c.staged for c in by_target.get(p.target, ()))
+                if final_done or (st is not None and st.target in staged_names):
+                    present.append(p)
+                else:
+                    lost.append(p)
+            if present:
+                partial = replace(j, pairs=tuple(present),
+                                  staged=tuple(p for p in j.staged if p.source in set(x.source for x in present)))
+                dropped = self._retention(state, j.version, j.replaced_version)
+
+                def finish_partial():
+                    return self._commit(state, definition, backend, partial, dropped,
+                                        status=STATUS_INCOMPLETE if lost else STATUS_VALID)
+
+                extra = [Finding(RECORD_REPLICATION, j.version, p.source, p.target, "staged_copy_missing",
+                                 "left for a human: the staged copy of %s was lost before it was promoted; "
+                                 "version %d is recorded without it (incomplete) and its other copies are kept"
+                                 % (p.source, j.version)) for p in lost]
+                return finish_partial, "finished the interrupted copy of version %d (promoted %d of its %d copies%s)" % (
+                    j.version, len(present), len(j.pairs), "; version marked incomplete" if lost else ""), extra
 
         # copies of the interrupted version that promote() already moved to
         # their final names: ours, named by the journal, and in no record
@@ -1194,9 +1383,14 @@ class PoolSession:
                     if any(c.version == j.version and not c.staged for c in by_target.get(p.target, ()))]
 
         def rollback():
-            to_discard = [CopyPair(c.source or "", c.target) for c in staged_here]
-            known = set(c.target for c in to_discard)
-            to_discard.extend(p for p in j.staged if p.target not in known)
+            # each staged copy once, even when the journal and the storage
+            # both name it (one tool call must not get a path twice)
+            to_discard = []
+            known = set()
+            for p in [CopyPair(c.source or "", c.target) for c in staged_here] + list(j.staged):
+                if p.target not in known:
+                    known.add(p.target)
+                    to_discard.append(p)
             if to_discard:
                 backend.discard(definition, to_discard)
             if promoted:
@@ -1206,4 +1400,4 @@ class PoolSession:
             return new
 
         return rollback, "rolled back the interrupted copy of version %d (phase %s): discarded %d staged copies; " \
-                         "the records stay at the previous versions" % (j.version, j.phase, len(staged_here))
+                         "the records stay at the previous versions" % (j.version, j.phase, len(staged_here)), []

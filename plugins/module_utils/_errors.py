@@ -97,3 +97,10 @@ class CopyFailed(PitcopyError):
 
 class HookFailed(PitcopyError):
     """A pre- or post-copy hook failed and is configured to abort the copy."""
+
+
+class HostError(PitcopyError):
+    """A system call on the host failed while acting (an OSError from a
+    backend or the store). The message names the path and the error and,
+    when the operation left a journal, says to run verify_records with
+    repair; ``details`` carry ``errno`` and ``path``."""

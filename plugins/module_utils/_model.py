@@ -236,14 +236,34 @@ class Unpaired:
         return {"source": self.source, "target_pool": self.target_pool, "reasons": list(self.reasons)}
 
 
+#: what a journal can describe; ``copy`` is what state files written before
+#: the other operations were journaled hold (and the default when absent)
+JOURNAL_COPY = "copy"
+JOURNAL_DELETE = "delete"
+JOURNAL_RESTORE = "restore"
+JOURNAL_REMOVE = "remove"
+JOURNAL_OPERATIONS = (JOURNAL_COPY, JOURNAL_DELETE, JOURNAL_RESTORE, JOURNAL_REMOVE)
+
+
 @dataclass(frozen=True)
 class Journal:
-    """A copy (or delete/restore) in progress, written to the state file
+    """A mutation of the storage in progress, written to the state file
     BEFORE any volume is touched, so an interrupted run is visible to the next.
 
-    ``phase``: ``copying`` (copies may be partly made, under staging names),
-    ``copied`` (all staged copies exist), ``committing`` (replaced copies are
-    being removed and staged ones promoted)."""
+    ``operation`` and its phases:
+
+    * ``copy``: ``copying`` (copies may be partly made, under staging names),
+      ``copied`` (all staged copies exist), ``committing`` (replaced copies
+      are being removed and staged ones promoted);
+    * ``delete`` (copy_version state=absent): ``deleting``; ``pairs`` are the
+      copies of ``version`` being deleted, its record stays until they are;
+    * ``restore`` (copy_version state=restored): ``restoring``; ``pairs`` are
+      the pairs being restored, ``asides`` where each source's data is moved
+      while its copy takes its place (CopyPair(source, aside path)) and
+      ``done`` the sources already restored;
+    * ``remove`` (copy_pool state=absent, remove_copies): ``deleting``;
+      ``pairs`` are the copies of every kept version, the state file goes
+      once they are deleted."""
 
     operation: str
     version: int
@@ -255,9 +275,17 @@ class Journal:
     label: Optional[str] = None
     pid: Optional[int] = None
     staged: Tuple[CopyPair, ...] = ()
+    asides: Tuple[CopyPair, ...] = ()
+    done: Tuple[str, ...] = ()
+
+    def aside_of(self, source):
+        for p in self.asides:
+            if p.source == source:
+                return p.target
+        return None
 
     def as_dict(self):
-        return {
+        out = {
             "operation": self.operation,
             "version": self.version,
             "target_pool": self.target_pool,
@@ -269,6 +297,10 @@ class Journal:
             "pid": self.pid,
             "staged": [p.as_dict() for p in self.staged],
         }
+        if self.operation == JOURNAL_RESTORE:
+            out["asides"] = [{"source": p.source, "aside": p.target} for p in self.asides]
+            out["done"] = list(self.done)
+        return out
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import errno
 import os
 import traceback
 
@@ -29,6 +30,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CommandError,
+    HostError,
     InvalidInput,
     PitcopyError,
     StateFileError,
@@ -164,6 +166,30 @@ def _walk_strings(value, where):
             yield from _walk_strings(item, "%s[%d]" % (where, index))
 
 
+def host_error(exc, module_name, pool, state):
+    """The HostError for an OSError that escaped a backend or the store while
+    acting: what failed, on which path, and whether a journal was left (then
+    verify_records with repair finishes or rolls it back)."""
+    where = ""
+    if getattr(exc, "filename", None) is not None:
+        where = " on %s" % exc.filename
+        if getattr(exc, "filename2", None) is not None:
+            where += " -> %s" % exc.filename2
+    why = exc.strerror or str(exc)
+    if getattr(exc, "errno", None):
+        why = "%s (%s)" % (why, errno.errorcode.get(exc.errno, exc.errno))
+    journal = getattr(state, "journal", None)
+    if journal is not None:
+        then = "the %s of version %d of copy pool %s is journaled in phase %s; run pitcopy.versions.verify_records " \
+               "with repair: true to finish or roll it back" % (journal.operation, journal.version, pool, journal.phase)
+    else:
+        then = "no journal was left for copy pool %s; run pitcopy.versions.verify_records to compare the records " \
+               "with the host" % pool
+    return HostError("%s failed for copy pool %s: a system call failed%s: %s; %s" % (
+        module_name.rpartition(".")[2] or module_name, pool, where, why, then),
+        errno=getattr(exc, "errno", None), path=getattr(exc, "filename", None))
+
+
 def check_no_control_chars(params, names):
     """Raise InvalidInput naming the option whose string holds a newline/NUL."""
     for name in names:
@@ -272,11 +298,16 @@ class PitcopyModule(object):
         engine = self.engine()
         # the one place that decides the lock: readers share it
         with engine.session(pool, shared=read_only or self.check_mode) as session:
-            plan = build(session)
-            if plan.changed and not self.check_mode:
-                result = dict(plan.apply() or {})
-            else:
-                result = dict(plan.result or {})
+            try:
+                plan = build(session)
+                if plan.changed and not self.check_mode:
+                    result = dict(plan.apply() or {})
+                else:
+                    result = dict(plan.result or {})
+            except EnvironmentError as exc:
+                # an OSError is the host's answer, not a bug: say where, and
+                # what to run when the operation left a journal
+                raise host_error(exc, getattr(self.module, "_name", None) or "pitcopy", pool, session.state)
             result["changed"] = bool(plan.changed)
             if self.module._diff:
                 result["diff"] = {"before": plan.before, "after": plan.after}

@@ -339,7 +339,7 @@ def _dump_identities(pairs, where):
 def _dump_journal(j, where="journal"):
     if j is None:
         return None
-    return {
+    out = {
         "operation": _str(j.operation, where + ".operation"),
         "version": _int(j.version, where + ".version"),
         "target_pool": _str(j.target_pool, where + ".target_pool"),
@@ -351,6 +351,11 @@ def _dump_journal(j, where="journal"):
         "pairs": _dump_pairs(j.pairs),
         "staged": _dump_pairs(j.staged),
     }
+    # restore only: older readers never see these keys on a copy journal
+    if j.asides or j.done:
+        out["asides"] = _dump_pairs(j.asides)
+        out["done"] = [_str(s, "%s.done[%d]" % (where, i)) for i, s in enumerate(j.done)]
+    return out
 
 
 def _dump_state(state):
@@ -564,8 +569,10 @@ def _load_record(value, where, kind, cache=None):
 def _load_journal(value, where="journal", cache=None):
     if value is None:
         return None
+    # ``operation`` was always written (``copy`` by every release before the
+    # delete/restore/remove journals); ``asides`` and ``done`` are restore's
     _mapping(value, where, ("operation", "version", "target_pool", "phase", "started", "pairs"),
-             ("replaced_version", "label", "pid", "staged"))
+             ("replaced_version", "label", "pid", "staged", "asides", "done"))
     return Journal(
         operation=_str(value["operation"], where + ".operation"),
         version=_int(value["version"], where + ".version"),
@@ -577,6 +584,9 @@ def _load_journal(value, where="journal", cache=None):
         label=_str(value.get("label"), where + ".label", nullable=True),
         pid=_int(value.get("pid"), where + ".pid", nullable=True),
         staged=_load_pairs(value.get("staged", []), where + ".staged", cache),
+        asides=_load_pairs(value.get("asides", []), where + ".asides", cache),
+        done=tuple(_str(s, "%s.done[%d]" % (where, i)) for i, s in enumerate(_list(value.get("done", []),
+                                                                                   where + ".done"))),
     )
 
 

@@ -182,6 +182,23 @@ restored:
   type: list
   elements: str
   sample: [/srv/data/db]
+asides:
+  description:
+    - With O(state=restored), where each restored source's data from before the restore is held while its copy takes
+      its place (btrfs; empty for technologies that restore in place). The aside is deleted once the source holds
+      the copy; it is recorded in the restore journal first, so a run killed in between is finished by
+      M(pitcopy.versions.verify_records) with O(pitcopy.versions.verify_records#module:repair=true).
+  returned: when O(state=restored)
+  type: list
+  elements: dict
+  contains:
+    source:
+      description: The source volume.
+      type: str
+    aside:
+      description: Where its data from before the restore is held during the restore.
+      type: str
+  sample: [{"source": "/srv/data/db", "aside": "/srv/data/.pitcopy/web/restore/.pitcopy-aside.db"}]
 copy_window_ms:
   description:
     - Milliseconds from the first freeze, hook or copy command to the last thaw, for O(state=present).

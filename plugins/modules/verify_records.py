@@ -19,8 +19,10 @@ description:
     carries this collection's mark but has no record, and an interrupted copy.
   - Changes nothing unless O(repair=true) or O(reseal=true), and not in check mode. Without them it only reads,
     under a shared lock, so it runs beside other readers and on a read-only O(state_dir).
-  - With O(repair=true) what can be fixed safely is fixed. An interrupted copy is finished or rolled back, records of
-    copies that are gone are dropped, and pre-pairing records are re-paired. Each finding's RV(findings[].action)
+  - With O(repair=true) what can be fixed safely is fixed. An interrupted copy is finished or rolled back (one
+    interrupted while committing is always finished, with the copies that exist), an interrupted delete, restore or
+    pool removal is finished, records of copies that are gone are dropped, and pre-pairing records are re-paired.
+    Each finding's RV(findings[].action)
     says what was done or what is left for a human.
 author:
   - pitcopy developers (@pitcopy)

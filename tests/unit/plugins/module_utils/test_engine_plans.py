@@ -422,7 +422,10 @@ def test_copy_window_factory_gets_definition_and_runner(tmp_path):
     assert CopyPair("A", "a") in engine.store.load("P").replication_records[0].pairs
 
 
-def test_interrupted_commit_with_a_staged_copy_gone_is_rolled_back(tmp_path):
+def test_interrupted_commit_with_a_staged_copy_gone_keeps_the_complete_copies(tmp_path):
+    """Issue 12, item 6: in phase committing the repair rolls forward; a
+    staged copy lost meanwhile is a finding, the complete copies stay (this
+    test asserted the old roll back, which deleted them)."""
     be, engine = env(tmp_path)
     with engine.session("P") as s:
         s.plan_define(good()).apply()
@@ -442,10 +445,13 @@ def test_interrupted_commit_with_a_staged_copy_gone_is_rolled_back(tmp_path):
         assert s.state.journal.phase == "committing"
         result = s.plan_verify(repair=True).apply()
         assert result["findings"][0]["problem"] == "interrupted_copy"
-        assert result["findings"][0]["action"].startswith("rolled back the interrupted copy of version 2")
-        assert s.state.journal is None and [r.version for r in s.state.replication_records] == [1]
+        assert result["findings"][0]["action"].startswith("finished the interrupted copy of version 2 (promoted 1 of")
+        assert [(f["problem"], f["source"]) for f in result["findings"][1:]] == [("staged_copy_missing", "B")]
+        assert s.state.journal is None and [r.version for r in s.state.replication_records] == [1, 2]
+        v2 = s.state.replication(2)
+        assert v2.status == "incomplete" and [p.source for p in v2.pairs] == ["A"]
         assert s.plan_verify().result["consistent"] is True
-    assert sorted(be.copies) == ["a", "b"]
+    assert sorted(be.copies) == ["a", "b", "c"]
 
 
 def test_staged_copy_without_journal_is_left_for_a_human(tmp_path):

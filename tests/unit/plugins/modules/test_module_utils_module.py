@@ -119,3 +119,34 @@ def test_exit_is_not_swallowed(tmp_path):
     ):
         with pytest.raises(AnsibleExitJson):
             copy_pool_info.main()
+
+
+def test_oserror_names_the_path_and_the_journal():
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Journal
+
+    class State(object):
+        journal = Journal(operation="restore", version=2, target_pool="01", pairs=(), phase="restoring",
+                          started="2026-11-25T00:00:00Z")
+
+    exc = OSError(28, "No space left on device", "/srv/.pitcopy/web/restore/.pitcopy-aside.db")
+    err = _module.host_error(exc, "pitcopy.versions.copy_version", "web", State())
+    assert err.msg == (
+        "copy_version failed for copy pool web: a system call failed on /srv/.pitcopy/web/restore/.pitcopy-aside.db: "
+        "No space left on device (ENOSPC); the restore of version 2 of copy pool web is journaled in phase "
+        "restoring; run pitcopy.versions.verify_records with repair: true to finish or roll it back")
+    err = _module.host_error(OSError(1, "Operation not permitted", "/a", None, "/b"), "copy_version", "web", None)
+    assert "on /a -> /b: Operation not permitted (EPERM); no journal was left" in err.msg
+
+
+def test_oserror_while_acting_is_a_domain_error(module):
+    plan = mock.Mock(changed=True)
+    plan.apply.side_effect = OSError(2, "No such file or directory", "/gone")
+    session = mock.Mock(state=None)
+    engine = mock.MagicMock()
+    engine.session.return_value.__enter__.return_value = session
+    with mock.patch.object(module, "engine", return_value=engine):
+        with pytest.raises(AnsibleFailJson) as info:
+            module._guard(module._plan_and_apply, "web", lambda s: plan)
+    assert "internal error" not in info.value.result["msg"]
+    assert "a system call failed on /gone: No such file or directory (ENOENT)" in info.value.result["msg"]
+    assert info.value.result["errno"] == 2 and info.value.result["path"] == "/gone"
