@@ -138,6 +138,9 @@ def test_records_name_each_copy_by_its_identity(fs_pair, runner, tmp_path, techn
     text = read(p.store.path(p.name))
     older = re.sub(r"\n  identities: \|\n    [^\n]*", "", text)
     assert older != text
+    # ... and so without the seal of schema_version 2 either
+    older = re.sub(r"(?m)^# pitcopy-seal: .*\n\Z", "", older.replace("schema_version: 2\n", "schema_version: 1\n"))
+    assert "pitcopy-seal" not in older and "schema_version: 1\n" in older
     write(p.store.path(p.name), older)
     assert p.state().replication(1).pairs[0].identity is None
     assert p.verify() == {"consistent": True, "findings": []}
