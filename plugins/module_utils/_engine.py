@@ -320,6 +320,32 @@ def target_type_problem(backend, technology, vol, source_kinds):
     return None
 
 
+def restore_pairs(state, rec, volumes=None):
+    """The pairs of version ``rec`` a restore acts on. Without ``volumes``:
+    the pool's CURRENT sources only; a source that left the pool since the
+    version was taken may hold someone's live data now, so it is restored
+    only when ``volumes`` names it."""
+    known = [p.source for p in rec.pairs]
+    if volumes is None:
+        current = set(state.definition.sources)
+        pairs = [p for p in rec.pairs if p.source in current]
+        if not pairs:
+            raise InvalidInput(
+                "version %d of copy pool %s holds none of the pool's current sources (%s), so a restore without "
+                "volumes restores nothing; name the sources to restore in volumes, from: %s" % (
+                    rec.version, state.definition.name, ", ".join(state.definition.sources), ", ".join(known)))
+        return pairs
+    if isinstance(volumes, str):
+        volumes = [volumes]
+    known_set = set(known)
+    for v in volumes:
+        if v not in known_set:
+            raise InvalidInput("%s is not a source of version %d of copy pool %s; choose from: %s" % (
+                v, rec.version, state.definition.name, ", ".join(known)))
+    wanted = set(volumes)
+    return [p for p in rec.pairs if p.source in wanted]
+
+
 # --------------------------------------------------------------------------
 
 
@@ -827,18 +853,7 @@ class PoolSession:
             raise InvalidInput("version %d of copy pool %s is %s and cannot be restored; restore another version "
                                "(run pitcopy.versions.verify_records to see why)" % (version, self.name, rec.status))
         self._no_journal("restoring")
-        pairs = list(rec.pairs)
-        if volumes is not None:
-            if isinstance(volumes, str):
-                volumes = [volumes]
-            known = [p.source for p in rec.pairs]
-            known_set = set(known)
-            for v in volumes:
-                if v not in known_set:
-                    raise InvalidInput("%s is not a source of version %d of copy pool %s; choose from: %s" % (
-                        v, version, self.name, ", ".join(known)))
-            wanted = set(volumes)
-            pairs = [p for p in rec.pairs if p.source in wanted]
+        pairs = restore_pairs(state, rec, volumes)
         result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
                   "restored": [p.source for p in pairs]}
 
