@@ -146,6 +146,17 @@ class Backend(abc.ABC):
         would (``zfs rollback -r``, LVM merge of a classic snapshot), refuse
         with InvalidInput saying why and what to do instead."""
 
+    def leftovers(self, definition):
+        """Paths of files of this pool that a killed run left behind and that
+        no record or mark names (temporary marks); verify_records reports
+        them. Default: none."""
+        return []
+
+    def sweep_leftovers(self, definition):
+        """Remove leftovers() (the caller holds the pool's lock); returns the
+        paths removed."""
+        return []
+
     def copy_valid(self, definition, info):
         """Whether an existing copy is still valid (e.g. a classic snapshot
         that overflowed is not). Default: CopyInfo.valid as listed."""

@@ -302,6 +302,38 @@ def validate_definition(definition, backend):
                                ", ".join(tp.name for tp in d.target_pools)))
 
 
+def check_targets_not_shared(store, definition, backend):
+    """Raise InvalidInput when another copy pool in the same state_dir lists
+    one of ``definition``'s targets and the backend cannot share a target
+    between pools (``exclusive_targets``: btrfs_send's first copies of two
+    pools would meet at one staging path). Read from the other pools' state
+    files; one that cannot be read is not judged here (its own runs report
+    it)."""
+    if not getattr(backend, "exclusive_targets", False):
+        return
+    mine = {}
+    for tp in definition.target_pools:
+        for t in tp.volumes:
+            mine[t] = tp.name
+    for other in store.pool_names():
+        if other == definition.name:
+            continue
+        try:
+            state = store.load(other)
+        except PitcopyError:
+            continue
+        if state is None:
+            continue
+        for tp in state.definition.target_pools:
+            for t in tp.volumes:
+                if t in mine:
+                    raise InvalidInput(
+                        "target %s of target pool %s is already a target of copy pool %s (target pool %s) in the "
+                        "same state_dir; technology %s needs a target directory per copy pool (the copies of two "
+                        "pools would meet at one staging path): choose another target directory" % (
+                            t, mine[t], other, tp.name, definition.technology))
+
+
 def target_type_problem(backend, technology, vol, source_kinds):
     """Why existing target ``vol`` can never be a target of ``technology``
     for sources of ``source_kinds``, or None. Only the volume's type counts
@@ -478,6 +510,7 @@ class PoolSession:
                 definition.technology, ", ".join(TECHNOLOGIES)))
         validate_definition(definition, backend)
         backend.validate_definition(definition)
+        check_targets_not_shared(self.store, definition, backend)
         old = self.state
         if old is not None:
             self._check_redefinition(old, definition)
@@ -973,15 +1006,23 @@ class PoolSession:
                 "the storage tool if it is not needed" % (
                     c.target, self.name, " (version %s of %s)" % (c.version, c.source) if c.version else "")))
 
+        leftovers = backend.leftovers(definition)
+        for path in leftovers:
+            findings.append(Finding(RECORD_REPLICATION, None, None, path, "leftover_file",
+                                    "removed" if repair else "none (repair: true would remove it): a temporary "
+                                    "file of this pool that a killed run left"))
+
         new = replace(state, replication_records=tuple(new_rrs))
         result = {"consistent": not findings, "findings": [f.as_dict() for f in findings]}
         if not repair:
             return Plan(False, pool_dict(state), pool_dict(state), result)
 
         pre_problem = any(f.record == RECORD_PREPAIRING and f.problem != "source_missing" for f in findings)
-        changed = bool(j is not None or new != state or pre_problem)
+        changed = bool(j is not None or new != state or pre_problem or leftovers)
 
         def act():
+            if leftovers:
+                backend.sweep_leftovers(definition)
             current = state
             if j is not None:
                 current = journal_plan[0]()
