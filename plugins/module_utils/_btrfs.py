@@ -74,7 +74,9 @@ Processes
     stat, statvfs and the read-only ioctls BTRFS_IOC_FS_INFO and
     BTRFS_IOC_GET_SUBVOL_INFO). A version of N sources costs N
     ``btrfs subvolume snapshot -r`` (plus N send|receive pairs for
-    btrfs_send) and one ``btrfs subvolume delete`` per batch of deletions.
+    btrfs_send) and one ``btrfs subvolume delete`` per batch of deletions,
+    plus a ``btrfs subvolume list -o`` per source for the nested-subvolume
+    check (at definition, at the capacity check and before the snapshots).
     ``list_copies`` runs one ``btrfs subvolume list`` per mounted btrfs
     filesystem.
 

@@ -65,3 +65,22 @@ def test_restore_without_volumes_of_a_version_of_removed_sources_only(tmp_path):
                                                r"\(C\).*name the sources to restore in volumes, from: B"):
             s.plan_restore(1)
         assert be.data["B"] == "B2"
+
+
+def test_a_target_of_another_pool_is_refused_where_targets_are_exclusive(tmp_path):
+    be, engine = env(tmp_path)
+    be.add_volume("C", size=GIB)
+    be.add_volume("e", size=GIB)
+    with engine.session("P") as s:
+        s.plan_define(good()).apply()
+    q = good(name="Q", sources=("C",), target_pools=(TargetPool("x", ("e",)), TargetPool("y", ("d",))))
+    # backends whose targets may be shared (LVM, ZFS) are not limited
+    assert not getattr(be, "exclusive_targets", False)
+    be.exclusive_targets = True  # as btrfs_send
+    with engine.session("Q") as s:
+        with pytest.raises(InvalidInput, match="target d of target pool y is already a target of copy pool P "
+                                               r"\(target pool 02\) in the same state_dir"):
+            s.plan_define(q)
+    assert engine.store.load("Q") is None
+    with engine.session("Q") as s:
+        s.plan_define(good(name="Q", sources=("C",), target_pools=(TargetPool("x", ("e",)),), versions=1)).apply()
