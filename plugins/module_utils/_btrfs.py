@@ -710,11 +710,11 @@ class _BtrfsBase(Backend):
                 source, (err or out).strip() or "exit status %s" % rc))
         nested = [ln.partition(" path ")[2].strip() for ln in out.splitlines() if " path " in ln]
         if nested:
+            listing = ", ".join(nested[:5]) + (", ..." if len(nested) > 5 else "")
             raise InvalidInput(
-                "btrfs source %s holds nested subvolumes (%s%s) that a snapshot of it does not contain: its copies "
+                "btrfs source %s holds nested subvolumes (%s) that a snapshot of it does not contain: its copies "
                 "would miss them; add them to sources as sources of their own and move them out of %s (for example "
-                "beside it), or delete them" % (source, ", ".join(nested[:5]), ", ..." if len(nested) > 5 else "",
-                                                 source))
+                "beside it), or delete them" % (source, listing, source))
 
     def _check_pair(self, definition, p, mounts):
         """Raise InvalidInput if pair ``p`` cannot be copied; return the

@@ -22,8 +22,8 @@ description:
   - A copy is all or nothing. If any pair fails, the copies already made for the new version are removed and the
     pool keeps its previous valid versions.
   - With O(state=absent) the copies and the replication record of O(version) are deleted.
-  - With O(state=restored) the sources are brought back to the data of O(version): the pool's current sources that
-    O(version) holds, or only O(volumes). A source that has left the pool since O(version) was taken is restored
+  - With O(state=restored) the sources are brought back to the data of O(version), namely the pool's current sources
+    that O(version) holds, or only O(volumes). A source that has left the pool since O(version) was taken is restored
     only when O(volumes) names it, so that its live data is never overwritten by surprise.
     A restore that the storage tool could only do by destroying another kept version is refused.
 author:

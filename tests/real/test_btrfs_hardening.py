@@ -24,16 +24,22 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import _default_window_factory
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, TargetPool
-from ansible_collections.pitcopy.versions.tests.real.test_btrfs import (  # noqa: F401 (fs_pair is a fixture)
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import (
     World,
     btrfs,
     check_versions,
-    fs_pair,
     read,
     write,
 )
 
 pytestmark = pytest.mark.btrfs
+
+
+@pytest.fixture
+def fs_pair(loopfs_factory):
+    return loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src"), \
+        loopfs_factory("btrfs", size=512 * 1024 * 1024, name="dst")
+
 
 NOBODY = 65534
 
