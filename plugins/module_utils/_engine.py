@@ -510,7 +510,6 @@ class PoolSession:
                 definition.technology, ", ".join(TECHNOLOGIES)))
         validate_definition(definition, backend)
         backend.validate_definition(definition)
-        check_targets_not_shared(self.store, definition, backend)
         old = self.state
         if old is not None:
             self._check_redefinition(old, definition)
@@ -542,6 +541,8 @@ class PoolSession:
                             "target %s of target pool %s holds data that copy pool %s does not own%s; it is never "
                             "overwritten: choose another target volume" % (
                                 t, tp.name, self.name, " (marked by pool %s)" % vol.owner if vol.owner else ""))
+        # last: what is wrong with the definition itself is named first
+        check_targets_not_shared(self.store, definition, backend)
         if old is None:
             new = PoolState(definition=definition)
             unpaired = []
