@@ -192,6 +192,17 @@ class Backend(abc.ABC):
         Default: restore the pair again."""
         self.restore(definition, version, [pair])
 
+    def leftovers(self, definition):
+        """Paths of files of this pool that a killed run left behind and that
+        no record or mark names (temporary marks); verify_records reports
+        them. Default: none."""
+        return []
+
+    def sweep_leftovers(self, definition):
+        """Remove leftovers() (the caller holds the pool's lock); returns the
+        paths removed."""
+        return []
+
     def copy_valid(self, definition, info):
         """Whether an existing copy is still valid (e.g. a classic snapshot
         that overflowed is not). Default: CopyInfo.valid as listed."""

@@ -74,7 +74,9 @@ Processes
     stat, statvfs and the read-only ioctls BTRFS_IOC_FS_INFO and
     BTRFS_IOC_GET_SUBVOL_INFO). A version of N sources costs N
     ``btrfs subvolume snapshot -r`` (plus N send|receive pairs for
-    btrfs_send) and one ``btrfs subvolume delete`` per batch of deletions.
+    btrfs_send) and one ``btrfs subvolume delete`` per batch of deletions,
+    plus a ``btrfs subvolume list -o`` per source for the nested-subvolume
+    check (at definition, at the capacity check and before the snapshots).
     ``list_copies`` runs one ``btrfs subvolume list`` per mounted btrfs
     filesystem.
 
@@ -93,6 +95,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import binascii
 import datetime
 import errno
 import fcntl
@@ -124,6 +127,10 @@ STAGING_PREFIX = ".pitcopy-staging."
 MARK_PREFIX = ".pitcopy-mark."
 MARK_SUFFIX = ".json"
 MARK_FORMAT = 1
+#: a mark is written to ``<mark>.tmp.<pid>`` (or ``.tmp.<pid>.<random>``
+#: when that name is taken) and renamed into place
+TEMP_INFIX = ".tmp."
+_TEMP_TAIL = re.compile(r"^([0-9]+)(\.[0-9a-f]+)?$")
 
 KIND_SUBVOLUME = "subvolume"
 KIND_DIRECTORY = "directory"
@@ -303,7 +310,9 @@ def read_mark(copy_path):
     """The mark of ``copy_path`` as a dict, or None (no mark, or unreadable:
     an unreadable mark does not make a copy ours)."""
     try:
-        with open(mark_path(copy_path), "r") as fh:
+        # a symlink at a mark's name is not our mark (and is never followed)
+        fd = os.open(mark_path(copy_path), os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "r") as fh:
             data = json.load(fh)
     except (IOError, OSError, ValueError):
         return None
@@ -317,8 +326,7 @@ def write_mark(copy_path, data, durable=True):
     ``durable`` also fsync file and directory; batches pass False and make
     the whole batch durable with one sync_fs() per filesystem instead."""
     path = mark_path(copy_path)
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    tmp, fd = _create_temp(path)
     try:
         os.write(fd, (json.dumps(data, sort_keys=True) + "\n").encode("utf-8"))
         if durable:
@@ -332,6 +340,56 @@ def write_mark(copy_path, data, durable=True):
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _create_temp(path):
+    """(name, fd) of a new temporary file for ``path``'s content, created
+    exclusively and never through a symlink: a directory someone else can
+    write to (a btrfs_send target) may hold a symlink planted at our temp
+    name, and O_CREAT|O_TRUNC would make root truncate and write what it
+    points to. A name that is taken is never reused; another one is drawn."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    base = "%s%s%d" % (path, TEMP_INFIX, os.getpid())
+    name = base
+    for dummy in range(8):
+        try:
+            return name, os.open(name, flags, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+        name = "%s.%s" % (base, binascii.hexlify(os.urandom(6)).decode("ascii"))
+    raise OSError(errno.EEXIST, "cannot create a temporary mark beside %s: every name tried exists" % path)
+
+
+def temp_mark_owner(d, name):
+    """The copy name whose mark ``name`` in directory ``d`` is a temporary
+    of (``.pitcopy-mark.<copy>.json.tmp.<pid>[.<random>]``), or None when it
+    is not one, was not left by a finished process, or is not a plain file
+    of ours: only such files are ever swept."""
+    if not name.startswith(MARK_PREFIX):
+        return None
+    head, sep, tail = name.partition(MARK_SUFFIX + TEMP_INFIX)
+    m = _TEMP_TAIL.match(tail) if sep else None
+    if m is None or int(m.group(1)) == os.getpid():
+        return None
+    try:
+        st = os.lstat(os.path.join(d, name))
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        return None
+    return head[len(MARK_PREFIX):]
+
+
+def _temp_mark_pool(path):
+    """The pool named in a temporary mark, or None (empty or cut short)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "r") as fh:
+            data = json.load(fh)
+    except (IOError, OSError, ValueError):
+        return None
+    return data.get("pool") if isinstance(data, dict) else None
 
 
 def remove_mark(copy_path):
@@ -399,8 +457,64 @@ def mark_agrees(path, mark):
 
 
 def _makedirs(path, mode=0o700):
-    if not os.path.isdir(path):
-        os.makedirs(path, mode)
+    """Make ``path``, a directory in our namespace (``<dir>/.pitcopy/...``),
+    with every component from ``.pitcopy`` down created ``mode`` whatever the
+    umask (os.makedirs gives intermediate directories 0777 & ~umask), and
+    refuse one that is not a plain directory of ours; one of ours that is
+    open to others (made by an older version under umask 000) is closed."""
+    head, sep, tail = path.partition("/%s" % NAMESPACE)
+    if not sep or (tail and not tail.startswith("/")):
+        raise CopyFailed("internal: %s is not in pitcopy's namespace" % path)
+    current = head + sep
+    for comp in [""] + [c for c in tail.split("/") if c]:
+        current = os.path.join(current, comp) if comp else current
+        try:
+            os.mkdir(current, mode)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+        try:
+            fd = os.open(current, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise CopyFailed("%s is not a directory pitcopy can use (%s); it must be a plain directory owned by "
+                             "uid %d: move it away" % (current, exc.strerror, os.geteuid()))
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid():
+                raise CopyFailed("%s is owned by uid %d, not by uid %d that runs pitcopy: another user could change "
+                                 "the copies and marks in it; move it away" % (current, st.st_uid, os.geteuid()))
+            if stat.S_IMODE(st.st_mode) != mode:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+
+def target_dir_problem(path):
+    """Why another user could write into directory ``path`` (plant symlinks
+    or forged marks beside our copies, swap a copy), or None: ``path`` and
+    every directory above it must be owned by root or by us and not be
+    writable by group or others unless sticky (then they cannot rename or
+    remove what is ours; ``path`` itself must not be writable by others at
+    all, sticky or not)."""
+    me = os.geteuid()
+    current = path
+    while True:
+        try:
+            st = os.lstat(current)
+        except OSError as exc:
+            return "%s cannot be examined: %s" % (current, exc.strerror)
+        mode = stat.S_IMODE(st.st_mode)
+        where = "it" if current == path else "its parent directory %s" % current
+        if st.st_uid not in (0, me):
+            return "%s is owned by uid %d, another user than root or uid %d that runs pitcopy" % (
+                where, st.st_uid, me)
+        if mode & 0o022 and (current == path or not mode & stat.S_ISVTX):
+            return "%s is writable by %s (mode %04o)" % (
+                where, "group and others" if mode & 0o022 == 0o022 else ("others" if mode & 0o002 else "its group"),
+                mode)
+        if current == "/":
+            return None
+        current = os.path.dirname(current)
 
 
 def _stderr(exc):
@@ -596,6 +710,12 @@ class _BtrfsBase(Backend):
         # refused when the pool is defined, and again before each copy for a
         # definition saved earlier
         self._check_definition(definition)
+        # what the storage says about the sources there are (a missing one is
+        # reported by the engine): refused here, not at the first copy
+        mounts = self._mounts()
+        for source in definition.sources:
+            if isinstance(source, str) and _exists(source):
+                self._check_source(source, mounts)
 
     def _check_source(self, source, mounts):
         """The source must be a btrfs subvolume that is not a mountpoint."""
@@ -610,11 +730,32 @@ class _BtrfsBase(Backend):
         if m is None or m["fstype"] != BTRFS:
             raise InvalidInput("btrfs source %s is not on a btrfs filesystem" % source)
         if m["mountpoint"] == source:
+            parent = mount_of(os.path.dirname(source), mounts)
+            same_fs = parent is not None and parent["fstype"] == BTRFS and parent["dev"] == m["dev"]
             raise InvalidInput(
-                "btrfs source %s is the mountpoint of a filesystem; its copies would go to %s which is on another "
-                "filesystem: mount the filesystem's top level elsewhere and give the subvolume's path below it"
-                % (source, pool_dir(source, "<pool>")))
+                "btrfs source %s is the mountpoint of a filesystem: %sa restore could never put the copy in its place "
+                "(a mountpoint cannot be renamed or replaced: EBUSY); give the subvolume's path below a mount of its "
+                "filesystem's top level (for example mount it with subvolid=5 elsewhere) instead" % (
+                    source, "" if same_fs else "its copies would be snapshots in %s, on another filesystem than the "
+                    "source (a btrfs snapshot cannot cross filesystems), and " % pool_dir(source, "<pool>")))
+        self._check_not_nested(source)
         return m
+
+    def _check_not_nested(self, source):
+        """Subvolumes nested inside a source are not in its snapshots (they
+        show as empty directories), so its copies would silently miss them:
+        refused, at definition and before each copy."""
+        rc, out, err = self._run(["btrfs", "subvolume", "list", "-o", "--", source], check=False)
+        if rc != 0:
+            raise InvalidInput("btrfs source %s: cannot list the subvolumes nested in it: %s" % (
+                source, (err or out).strip() or "exit status %s" % rc))
+        nested = [ln.partition(" path ")[2].strip() for ln in out.splitlines() if " path " in ln]
+        if nested:
+            listing = ", ".join(nested[:5]) + (", ..." if len(nested) > 5 else "")
+            raise InvalidInput(
+                "btrfs source %s holds nested subvolumes (%s) that a snapshot of it does not contain: its copies "
+                "would miss them; add them to sources as sources of their own and move them out of %s (for example "
+                "beside it), or delete them" % (source, listing, source))
 
     def _check_pair(self, definition, p, mounts):
         """Raise InvalidInput if pair ``p`` cannot be copied; return the
@@ -1098,6 +1239,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                                      "copied" % (p.source, st), source=p.source, target=p.target)
                 self._delete_ours(definition.name, [st])
         self._sweep_orphan_marks(set(os.path.dirname(st) for _p, st in todo), definition.name)
+        self.sweep_leftovers(definition)
         for p, st in todo:
             _makedirs(os.path.dirname(st))
             write_mark(st, {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
@@ -1152,6 +1294,56 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                 mark = read_mark(copy)
                 if mark is not None and mark.get("pool") == pool:
                     remove_mark(copy)
+        self.sweep_leftovers(None, dirs=dirs, pool=pool)
+
+    def _pool_dirs(self, definition):
+        """Every directory where this pool writes copies and marks."""
+        dirs = set()
+        for source in definition.sources:
+            pd = pool_dir(source, definition.name)
+            try:
+                dirs.update(os.path.join(pd, e) for e in os.listdir(pd))
+            except OSError:
+                pass
+        for tp in definition.target_pools:
+            dirs.update(tp.volumes)
+        return dirs
+
+    def leftovers(self, definition, dirs=None, pool=None):
+        """Temporary marks of ``pool`` left by a process that died between
+        writing and renaming one: never read as marks, but never removed
+        either. A file counts only when it is a plain file of ours with a
+        temp mark's name and it names the pool, or it is cut short and lies
+        in the pool's own directory or beside a mark of the pool."""
+        pool = pool or definition.name
+        found = []
+        own = "/%s/%s/" % (NAMESPACE, pool)
+        for d in sorted(dirs if dirs is not None else self._pool_dirs(definition)):
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for n in sorted(names):
+                copy = temp_mark_owner(d, n)
+                if copy is None:
+                    continue
+                path = os.path.join(d, n)
+                named = _temp_mark_pool(path)
+                if named == pool or (named is None and (
+                        own in d + "/" or (read_mark(os.path.join(d, copy)) or {}).get("pool") == pool)):
+                    found.append(path)
+        return found
+
+    def sweep_leftovers(self, definition, dirs=None, pool=None):
+        removed = []
+        for path in self.leftovers(definition, dirs=dirs, pool=pool):
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+            removed.append(path)
+        return removed
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_by_source = dict((s.source, s.target) for s in staged)
@@ -1262,6 +1454,9 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
 
     technology = "btrfs_send"
     implied_targets = False
+    # two pools' first copies of same-named sources would meet at one
+    # staging path in a shared target directory
+    exclusive_targets = True
 
     def implied_target(self, pool, target_pool, source):
         raise NotImplementedError("btrfs_send targets are listed in target_pools")
@@ -1289,6 +1484,34 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         m = self._check_source(p.source, mounts)
         self._check_target(definition, p, mounts)
         return m
+
+    def _check_definition(self, definition):
+        super(BtrfsSendBackend, self)._check_definition(definition)
+        for tp in definition.target_pools:
+            for t in tp.volumes:
+                for source in definition.sources:
+                    if isinstance(t, str) and isinstance(source, str) and (t + "/").startswith(source + "/"):
+                        raise InvalidInput(
+                            "btrfs_send target %s of target pool %s is inside source %s: its copies would be "
+                            "subvolumes nested in the source, missing from the source's own copies and blocking its "
+                            "restore; choose a target directory outside every source" % (t, tp.name, source))
+
+    def validate_definition(self, definition):
+        super(BtrfsSendBackend, self).validate_definition(definition)
+        for tp in definition.target_pools:
+            for t in tp.volumes:
+                if isinstance(t, str) and os.path.isdir(t):
+                    self._check_target_access(t)
+
+    @staticmethod
+    def _check_target_access(target):
+        problem = target_dir_problem(target)
+        if problem is not None:
+            raise InvalidInput(
+                "btrfs_send target %s is refused: %s, so another user could plant files beside the copies (or swap "
+                "a copy) that pitcopy, running as root, would trust; give a directory that only root (or the user "
+                "running pitcopy) can write, in directories that only they can change (sticky ones like /tmp "
+                "excepted)" % (target, problem))
 
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
         self._check_definition(definition)
@@ -1355,6 +1578,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         m = mount_of(p.target, mounts)
         if m is None or m["fstype"] != BTRFS:
             raise InvalidInput("btrfs_send target %s is not on a btrfs filesystem" % p.target)
+        self._check_target_access(p.target)
         owners, foreign = self._dir_ownership(p.target)
         others = sorted(set(mk.get("pool") for mk in owners.values()) - set([definition.name]))
         if foreign or others:
@@ -1390,6 +1614,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                 "state": "pending", "created": _now()}
         self._sweep_orphan_marks(set(os.path.dirname(x) for _p, snap, st in todo for x in (snap, st)),
                                  definition.name)
+        self.sweep_leftovers(definition)
         for p, snap, st in todo:
             _makedirs(os.path.dirname(snap))
             write_mark(snap, dict(base, source=p.source, target=p.target, role="send-snapshot"), durable=False)

@@ -333,6 +333,38 @@ def validate_definition(definition, backend):
                                ", ".join(tp.name for tp in d.target_pools)))
 
 
+def check_targets_not_shared(store, definition, backend):
+    """Raise InvalidInput when another copy pool in the same state_dir lists
+    one of ``definition``'s targets and the backend cannot share a target
+    between pools (``exclusive_targets``: btrfs_send's first copies of two
+    pools would meet at one staging path). Read from the other pools' state
+    files; one that cannot be read is not judged here (its own runs report
+    it)."""
+    if not getattr(backend, "exclusive_targets", False):
+        return
+    mine = {}
+    for tp in definition.target_pools:
+        for t in tp.volumes:
+            mine[t] = tp.name
+    for other in store.pool_names():
+        if other == definition.name:
+            continue
+        try:
+            state = store.load(other)
+        except PitcopyError:
+            continue
+        if state is None:
+            continue
+        for tp in state.definition.target_pools:
+            for t in tp.volumes:
+                if t in mine:
+                    raise InvalidInput(
+                        "target %s of target pool %s is already a target of copy pool %s (target pool %s) in the "
+                        "same state_dir; technology %s needs a target directory per copy pool (the copies of two "
+                        "pools would meet at one staging path): choose another target directory" % (
+                            t, mine[t], other, tp.name, definition.technology))
+
+
 def target_type_problem(backend, technology, vol, source_kinds):
     """Why existing target ``vol`` can never be a target of ``technology``
     for sources of ``source_kinds``, or None. Only the volume's type counts
@@ -349,6 +381,32 @@ def target_type_problem(backend, technology, vol, source_kinds):
                "storage that supports it" % (vol.kind, technology, ", ".join(sorted(vol.technologies)) or "none",
                                              technology)
     return None
+
+
+def restore_pairs(state, rec, volumes=None):
+    """The pairs of version ``rec`` a restore acts on. Without ``volumes``:
+    the pool's CURRENT sources only; a source that left the pool since the
+    version was taken may hold someone's live data now, so it is restored
+    only when ``volumes`` names it."""
+    known = [p.source for p in rec.pairs]
+    if volumes is None:
+        current = set(state.definition.sources)
+        pairs = [p for p in rec.pairs if p.source in current]
+        if not pairs:
+            raise InvalidInput(
+                "version %d of copy pool %s holds none of the pool's current sources (%s), so a restore without "
+                "volumes restores nothing; name the sources to restore in volumes, from: %s" % (
+                    rec.version, state.definition.name, ", ".join(state.definition.sources), ", ".join(known)))
+        return pairs
+    if isinstance(volumes, str):
+        volumes = [volumes]
+    known_set = set(known)
+    for v in volumes:
+        if v not in known_set:
+            raise InvalidInput("%s is not a source of version %d of copy pool %s; choose from: %s" % (
+                v, rec.version, state.definition.name, ", ".join(known)))
+    wanted = set(volumes)
+    return [p for p in rec.pairs if p.source in wanted]
 
 
 # --------------------------------------------------------------------------
@@ -514,6 +572,8 @@ class PoolSession:
                             "target %s of target pool %s holds data that copy pool %s does not own%s; it is never "
                             "overwritten: choose another target volume" % (
                                 t, tp.name, self.name, " (marked by pool %s)" % vol.owner if vol.owner else ""))
+        # last: what is wrong with the definition itself is named first
+        check_targets_not_shared(self.store, definition, backend)
         if old is None:
             new = PoolState(definition=definition)
             unpaired = []
@@ -974,18 +1034,7 @@ class PoolSession:
             raise InvalidInput("version %d of copy pool %s is %s and cannot be restored; restore another version "
                                "(run pitcopy.versions.verify_records to see why)" % (version, self.name, rec.status))
         self._no_journal("restoring")
-        pairs = list(rec.pairs)
-        if volumes is not None:
-            if isinstance(volumes, str):
-                volumes = [volumes]
-            known = [p.source for p in rec.pairs]
-            known_set = set(known)
-            for v in volumes:
-                if v not in known_set:
-                    raise InvalidInput("%s is not a source of version %d of copy pool %s; choose from: %s" % (
-                        v, version, self.name, ", ".join(known)))
-            wanted = set(volumes)
-            pairs = [p for p in rec.pairs if p.source in wanted]
+        pairs = restore_pairs(state, rec, volumes)
         backend = self._backend()
         self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], backend.list_copies(self.name),
                                "to restore version %d" % version)
@@ -1207,6 +1256,12 @@ class PoolSession:
                 "not know (an older state file put back?), so the next version is numbered after them" % (
                     raise_note if repair else "none (%s)" % raise_note, marked, state.last_version)))
 
+        leftovers = backend.leftovers(definition)
+        for path in leftovers:
+            findings.append(Finding(RECORD_REPLICATION, None, None, path, "leftover_file",
+                                    "removed" if repair else "none (repair: true would remove it): a temporary "
+                                    "file of this pool that a killed run left"))
+
         new = replace(state, replication_records=tuple(new_rrs))
         if behind:
             new = replace(new, last_version=marked)
@@ -1217,9 +1272,11 @@ class PoolSession:
         pre_problem = any(f.record == RECORD_PREPAIRING and f.problem != "source_missing" for f in findings)
         # identities learned change the file, not the records' meaning
         # (CopyPair equality ignores them)
-        changed = bool(j is not None or new != state or pre_problem or learned)
+        changed = bool(j is not None or new != state or pre_problem or learned or leftovers)
 
         def act():
+            if leftovers:
+                backend.sweep_leftovers(definition)
             current = state
             if j is not None and j.operation == JOURNAL_REMOVE:
                 journal_plan[0]()  # the pool and its state file are gone

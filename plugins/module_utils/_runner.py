@@ -19,6 +19,7 @@ __metaclass__ = type
 
 import os
 import subprocess
+from signal import SIGPIPE
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError
 
@@ -109,9 +110,31 @@ class SubprocessRunner:
             results.append(p.returncode)
         errs.append(_as_text(err_last))
         results.append(procs[-1].returncode)
-        for argv, rc, e in zip(argvs, results, errs):
-            if rc != 0:
-                if check:
-                    raise command_error(argv, rc, "", e)
-                return rc, _as_text(out), "".join(errs)
-        return 0, _as_text(out), "".join(errs)
+        failed = _pipe_failure(argvs, results, errs)
+        if failed is None:
+            return 0, _as_text(out), "".join(errs)
+        argv, rc, e = failed
+        if check:
+            raise command_error(argv, rc, "", e)
+        return rc, _as_text(out), "".join(errs)
+
+
+def _pipe_failure(argvs, results, errs):
+    """(argv, rc, stderr) of the command whose failure broke a pipe, or None.
+
+    A writer killed by SIGPIPE (-13, or 141 through a shell) only says that
+    its reader went away: when a later command failed too, that one holds the
+    reason (``btrfs receive`` refusing the stream, say), so it is reported,
+    with the writer's fate added. Otherwise the first failure counts."""
+    failures = [(argv, rc, e) for argv, rc, e in zip(argvs, results, errs) if rc != 0]
+    if not failures:
+        return None
+    first = failures[0]
+    if first[1] in (-SIGPIPE, 128 + SIGPIPE):
+        later = [f for f in failures[1:] if f[1] not in (-SIGPIPE, 128 + SIGPIPE)]
+        if later:
+            argv, rc, e = later[0]
+            # the note first: command_error quotes the stderr's last line
+            note = "(%s was stopped by SIGPIPE when %s exited)" % (" ".join(first[0][:2]), " ".join(argv[:2]))
+            return argv, rc, note + "\n" + e
+    return first

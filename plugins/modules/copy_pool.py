@@ -58,6 +58,8 @@ options:
       - The source pool. LVM logical volumes as V(vg/lv), ZFS datasets or zvols as V(pool/dataset), btrfs
         subvolumes as absolute paths.
       - All of them are copied at one point in time. Names must be unique. Required with O(state=present).
+      - A btrfs source that is a mountpoint or holds nested subvolumes is refused (a restore could not replace a
+        mountpoint; a snapshot does not contain nested subvolumes, so the copies would silently miss them).
     type: list
     elements: str
   versions:
@@ -79,6 +81,10 @@ options:
         V(zfs_send) creates it itself); existence, size and free space are checked when targets
         are selected (M(pitcopy.versions.prepair_record) and M(pitcopy.versions.copy_version)), which fail naming
         each rejected target and why.
+      - A V(btrfs_send) target directory is also refused, here and again before each copy, when another user could
+        write to it (it or a directory above it is owned by another user than root or the one running the module, or
+        is writable by group or others; above it, sticky directories such as C(/tmp) are fine) or when it lies inside
+        a source; and here when another copy pool in the same O(state_dir) already lists it.
     type: list
     elements: dict
     suboptions:

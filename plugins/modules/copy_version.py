@@ -22,7 +22,9 @@ description:
   - A copy is all or nothing. If any pair fails, the copies already made for the new version are removed and the
     pool keeps its previous valid versions.
   - With O(state=absent) the copies and the replication record of O(version) are deleted.
-  - With O(state=restored) the sources are brought back to the data of O(version), all of them or only O(volumes).
+  - With O(state=restored) the sources are brought back to the data of O(version), namely the pool's current sources
+    that O(version) holds, or only O(volumes). A source that has left the pool since O(version) was taken is restored
+    only when O(volumes) names it, so that its live data is never overwritten by surprise.
     A restore that the storage tool could only do by destroying another kept version is refused.
 author:
   - pitcopy developers (@pitcopy)
@@ -69,7 +71,9 @@ options:
     type: str
   volumes:
     description:
-      - With O(state=restored), restore only these sources of the copy pool; default all of them.
+      - With O(state=restored), restore only these sources of O(version); they may include sources that have left
+        the pool since.
+      - Default the pool's current sources that O(version) holds; sources that have left the pool are left alone.
     type: list
     elements: str
 seealso:
