@@ -1,4 +1,6 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A throw-away User-mode Linux guest for the LVM tier (tests/uml/run-suite.sh).
 
 Debian's ``user-mode-linux`` kernel (6.1um) runs real LVM with device-mapper
@@ -245,7 +247,7 @@ class UmlGuest:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("setup", help="check the UML kernel, build the ptrace wrapper (idempotent)")
     run = sub.add_parser("run", help="boot, run CMD in the guest, stop; exit with its status")

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # PID 1 of a User-mode Linux guest started by tests/uml/guest.py; not for
 # direct use. The root is the host's / over hostfs, read-only; this gives
 # the guest its own /proc, /sys, /dev, /run, /tmp, throw-away overlays over
@@ -23,12 +23,12 @@ poweroff_now() {
     sleep 30
 }
 
-mount -t proc proc /proc && mount -t sysfs sysfs /sys || fail "cannot mount /proc, /sys"
+{ mount -t proc proc /proc && mount -t sysfs sysfs /sys; } || fail "cannot mount /proc, /sys"
 # the kernel may have mounted devtmpfs itself (CONFIG_DEVTMPFS_MOUNT)
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev || fail "cannot mount /dev"
 mkdir -p /dev/pts /dev/shm
-mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm || fail "cannot mount /dev/pts, /dev/shm"
-mount -t tmpfs -o mode=0755 tmpfs /run && mount -t tmpfs -o mode=1777 tmpfs /tmp || fail "cannot mount /run, /tmp"
+{ mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm; } || fail "cannot mount /dev/pts, /dev/shm"
+{ mount -t tmpfs -o mode=0755 tmpfs /run && mount -t tmpfs -o mode=1777 tmpfs /tmp; } || fail "cannot mount /run, /tmp"
 mkdir -p /run/lock /run/ov
 # The results directory first, so that every later failure is recorded there.
 # (a results directory under /tmp needs its mount point on the guest's /tmp)
@@ -36,7 +36,7 @@ mkdir -p "$R" 2>/dev/null
 mount -t hostfs -o "$R" hostfs "$R" || fail "cannot mount the results directory $R"
 # modprobe looks in /lib/modules/$(uname -r); the UML modules live elsewhere.
 kver=$(uname -r)
-mount -t tmpfs tmpfs /usr/lib/modules && ln -s "${PITCOPY_UML_MODULES:-/usr/lib/uml/modules}/$kver" "/usr/lib/modules/$kver" \
+{ mount -t tmpfs tmpfs /usr/lib/modules && ln -s "${PITCOPY_UML_MODULES:-/usr/lib/uml/modules}/$kver" "/usr/lib/modules/$kver"; } \
     || fail "cannot link the UML modules for $kver"
 modprobe -a overlay dm_mod dm_snapshot dm_thin_pool loop || fail "cannot load the overlay, device-mapper and loop modules"
 for d in /etc /var /root /home /opt /srv; do
