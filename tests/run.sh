@@ -46,7 +46,7 @@ describe() {
     btrfs) echo "pytest tests/real -m btrfs (native loop devices)" ;;
     integration) echo "tests/integration/run.sh btrfs (playbooks, native btrfs)" ;;
     molecule) echo "tests/molecule.sh btrfs (molecule scenarios, native btrfs)" ;;
-    vm-lvm) echo "tests/vm/run-suite.sh lvm --parts real,integration (one VM boot: pytest -m lvm, module playbooks)" ;;
+    vm-lvm) echo "tests/uml/run-suite.sh lvm --parts real,integration (one User-mode Linux boot: pytest -m lvm, module playbooks)" ;;
     vm-zfs) echo "tests/vm/run-suite.sh zfs --parts real,integration (one VM boot: pytest -m zfs, module playbooks)" ;;
     vm-molecule) echo "tests/vm/run-suite.sh lvm|zfs --parts molecule (one VM boot each: the molecule scenarios)" ;;
     vm-btrfs) echo "tests/vm/run-suite.sh btrfs (one VM boot: pytest -m btrfs on the guest's kernel)" ;;
@@ -137,14 +137,18 @@ stage_molecule() {
     tests/molecule.sh btrfs
 }
 
-# Each VM stage is one boot: the backend tests run in the guest, the
-# playbooks and molecule scenarios on this host with the guest as their
-# managed host over ssh (tests/vm/with-guest.sh).
+# LVM runs in a User-mode Linux guest (tests/uml/guest.py): real
+# device-mapper at native speed, the guest pinned to one host CPU; the backend
+# tests and the module playbooks (ansible-playbook inside the guest,
+# connection local) in one boot.
 stage_vm-lvm() {
-    need_exec tests/vm/run-suite.sh || return
-    tests/vm/run-suite.sh lvm --parts real,integration
+    need_exec tests/uml/run-suite.sh || return
+    tests/uml/run-suite.sh lvm --parts real,integration
 }
 
+# The other VM stages are one qemu boot each: the backend tests run in the
+# guest, the playbooks and molecule scenarios on this host with the guest as
+# their managed host over ssh (tests/vm/with-guest.sh).
 stage_vm-zfs() {
     need_exec tests/vm/run-suite.sh || return
     tests/vm/run-suite.sh zfs --parts real,integration

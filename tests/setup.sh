@@ -14,8 +14,10 @@
 #   4. builds the collection trees ansible-test and pytest need
 #      (~/.cache/pitcopy/coll-<hash of the checkout path>: rsync copy,
 #      .cache/coll-link: symlink);
-#   5. runs the VM harness set-up, tests/vm/setup.sh (kernel, OpenZFS module
-#      built with dkms and cached; ~4 min the first time on a machine).
+#   5. runs the VM harness set-ups: tests/uml/guest.py setup (the User-mode
+#      Linux guest's ptrace wrapper, built with gcc and cached) and
+#      tests/vm/setup.sh (kernel, OpenZFS module built with dkms and cached;
+#      ~4 min the first time on a machine).
 # Options:   --no-vm      skip step 5 (tests/run.sh passes it when no VM stage
 #                         is selected)
 #            --sync-only  only step 4
@@ -40,6 +42,9 @@ APT_PACKAGES=(
     btrbk
     # VM harness launcher (tests/vm/, virtme-ng)
     qemu-system-x86 busybox-static
+    # the LVM tier's User-mode Linux guest (tests/uml/): the kernel and its
+    # modules, gcc to build its ptrace wrapper, udev for LVM in the guest
+    user-mode-linux gcc libc6-dev udev
     # tooling: venv creation, collection tree copy, git for ansible-test/galaxy
     python3 python3-venv rsync git ca-certificates curl
     # ansible-test sanity's shellcheck test (skipped with a mere warning without it)
@@ -213,6 +218,8 @@ sync_collection() {
 }
 
 setup_vm() {
+    log "User-mode Linux harness: tests/uml/guest.py setup"
+    python3 "$REPO/tests/uml/guest.py" setup
     if [[ ! -x $REPO/tests/vm/setup.sh ]]; then
         # Not fatal here: the VM stages of tests/run.sh fail as "missing".
         log "VM harness: tests/vm/setup.sh does not exist yet"

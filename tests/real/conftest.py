@@ -265,3 +265,43 @@ def runner():
     from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 
     return SubprocessRunner(env={"PATH": SBIN_PATH})
+
+
+def _write_sequence(paths, stop, pause, paused, counter, fsync=False):
+    """Writes round n (n = 1, 2, ...) to the file at every path in order, as
+    an application writing related files would, until ``stop`` is set;
+    between rounds it honours ``pause`` (the application's quiesce: set
+    ``paused`` and wait). ``counter[0]`` is the last round written in full;
+    ``paths`` may grow while it runs.
+
+    Each round writes a new file and renames it over the old one, so a
+    snapshot taken at any instant holds either the old number or the new one,
+    never an empty or half-written file: rewriting the file in place would
+    leave it empty between the truncate and the write, a state any kernel can
+    snapshot (it made the LVM consistency test read 0 now and then)."""
+    n = 0
+    while not stop.is_set():
+        if pause.is_set():
+            paused.set()
+            while pause.is_set() and not stop.is_set():
+                time.sleep(0.002)
+            paused.clear()
+            continue
+        n += 1
+        for path in list(paths):
+            tmp = path + ".tmp"
+            with open(tmp, "w") as fh:
+                fh.write("%d\n" % n)
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        counter[0] = n
+
+
+@pytest.fixture
+def sequence_writer():
+    """The writer of the consistency tests, shared by every technology:
+    ``sequence_writer(paths, stop, pause, paused, counter, fsync=False)``,
+    meant as a thread's target (see _write_sequence)."""
+    return _write_sequence

@@ -607,27 +607,7 @@ def test_zfs_send_failure_target_too_full(zpools, runner):
     assert all(c.valid for c in b.list_copies("full"))
 
 
-def _writer(paths, stop, pause, paused, counter):
-    """Writes the same increasing number to every source, round after round.
-    Between rounds it honours a pause request (the application's quiesce)."""
-    i = 0
-    while not stop.is_set():
-        if pause.is_set():
-            paused.set()
-            while pause.is_set() and not stop.is_set():
-                time.sleep(0.005)
-            paused.clear()
-            continue
-        i += 1
-        for path in list(paths):
-            # write + rename: a snapshot never sees a half-written file
-            with open(path + ".tmp", "w") as fh:
-                fh.write("%d" % i)
-            os.replace(path + ".tmp", path)
-        counter[0] = i
-
-
-def test_consistency_sequence_numbers(zpools, runner, tmp_path):
+def test_consistency_sequence_numbers(zpools, runner, tmp_path, sequence_writer):
     p1 = zpools.create("c")
     p2 = zpools.create("d")
     make_sources(p1, ["a", "b", "c"])
@@ -636,7 +616,7 @@ def test_consistency_sequence_numbers(zpools, runner, tmp_path):
     paths = [os.path.join(mountpoint(s), "seq") for s in src]
     stop, pause, paused = threading.Event(), threading.Event(), threading.Event()
     counter = [0]
-    t = threading.Thread(target=_writer, args=(paths, stop, pause, paused, counter))
+    t = threading.Thread(target=sequence_writer, args=(paths, stop, pause, paused, counter))
     t.start()
     b = ZfsSnapshotBackend(runner)
     try:

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The LVM tier in a throw-away User-mode Linux guest (tests/uml/guest.py):
+# one boot, then inside it, each step reported with its status and time by
+# tests/vm/run-suite.sh --steps:
+#   real          pytest tests/real -m lvm
+#   integration   tests/integration/run.sh lvm, ansible-playbook running in
+#                 the guest against localhost (connection local)
+#
+#   tests/uml/run-suite.sh lvm [--parts real,integration] [-- PYTEST_ARGS...]
+#   tests/uml/run-suite.sh btrfs [-- PYTEST_ARGS...]   # pytest -m btrfs on the UML 6.1 kernel
+#
+# Results (console log, junit XML, exit status) in tests/output/uml/<tech>/.
+# PITCOPY_UML_TIMEOUT (default 3600 s) bounds the whole boot; PITCOPY_UML_CPU
+# picks the host CPU it is pinned to; PITCOPY_UML_MEM its memory (3G).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+
+tech=${1:-}
+case $tech in
+lvm) parts=real,integration ;;
+btrfs) parts=real ;;  # its playbooks and scenarios run natively
+*) echo "usage: tests/uml/run-suite.sh lvm|btrfs [--parts real,integration] [-- PYTEST_ARGS...] (got '$tech')" >&2; exit 2 ;;
+esac
+shift
+if [[ ${1:-} == --parts ]]; then
+    parts=${2:?--parts needs a list: real,integration}
+    shift 2
+fi
+[[ ${1:-} == -- ]] && shift
+for p in ${parts//,/ }; do
+    case $p in
+    real | integration) ;;
+    *) echo "tests/uml/run-suite.sh: unknown part '$p' in --parts (accepted: real, integration)" >&2; exit 2 ;;
+    esac
+done
+exec python3 "$HERE/guest.py" run --results "$REPO/tests/output/uml/$tech" -- \
+    bash "$REPO/tests/vm/run-suite.sh" --steps "$tech" "$parts" "$@"
