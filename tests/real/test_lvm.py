@@ -394,13 +394,19 @@ def test_versions_rotation_restore_verify(vgs, lvm_runner, tmp_path, technology)
         holder.wait()
     assert dict((s_, read_data(s_)) for s_ in sources) == before
 
-    # Restore it: its data is back; every kept version is still there, intact.
+    # Restore it: the data of the pool's current sources is back; a source
+    # that left the pool since is not named, so it is left as it is (issue 12
+    # item 5); every kept version is still there, intact.
+    restored = [p["source"] for p in kept[old]["pairs"] if p["source"] in sources]
+    departed = [p["source"] for p in kept[old]["pairs"] if p["source"] not in sources]
+    assert restored and departed
+    departed_before = dict((s_, read_data(s_)) for s_ in departed)
     with eng.session(name) as s:
         res = s.plan_restore(old).apply()
-    restored = [p["source"] for p in kept[old]["pairs"]]
     assert sorted(res["restored"]) == sorted(restored)
     for s_ in restored:
         assert read_data(s_) == data[old][s_]
+    assert dict((s_, read_data(s_)) for s_ in departed) == departed_before
     check_kept(eng, name, data)
     assert sorted(c.target for c in b.list_copies(name)) == sorted(c.target for c in listed)
 
