@@ -5,10 +5,11 @@
 and many copy pools on one host, through the RecordEngine with the real
 btrfs_snapshot backend on a loop-backed btrfs, natively (root).
 
-    sudo .venv/bin/python tests/benchmarks/soak_btrfs.py [--versions 200] [--pools 100]
-    sudo .venv/bin/python tests/benchmarks/soak_btrfs.py --versions 20 --pools 10   # quick check
+    # as root, from the repository, after tests/setup.sh (full size: ~10 min)
+    PYTHONPATH=$PWD/.cache/coll-link .venv/bin/python tests/benchmarks/soak_btrfs.py [--versions 200] [--pools 100]
+    PYTHONPATH=$PWD/.cache/coll-link .venv/bin/python tests/benchmarks/soak_btrfs.py --versions 20 --pools 10
 
-(with PYTHONPATH=$PWD/.cache/coll-link, as for the tests). It runs:
+(the second line is a quick check of under a minute; no CI stage runs it). It runs:
   a  ``--versions`` copy versions of ONE copy pool (2 sources, versions 3, so
      it rotates), each as copy_version does, and every ``--verify-every``
      versions a verify_records without repair; prints per decile the median
@@ -16,8 +17,9 @@ btrfs_snapshot backend on a loop-backed btrfs, natively (root).
      (or growth) is visible
   b  ``--pools`` copy pools in one state_dir (1-2 sources each on the same
      filesystem, ``--pool-copies`` versions each, versions 2), then the
-     copy_pool_info listing of all pools and a verify of each; prints the
-     timings by pool index decile
+     copy_pool_info listing of all pools and a verify of each; prints by
+     pool index decile the median ms to define a pool (copy_pool checks the
+     other pools' targets), per copy, per pool listed and per verify
   c  leak checks, printed as figures: subvolumes no record names, expected
      copy count (versions kept x sources), marks without their copy, staging
      names and temporary marks, journals and temporary state files left,
@@ -94,6 +96,10 @@ class Soak:
         self.store = StateStore(state_dir)
         self.engine = RecordEngine(self.store, lambda tech: BtrfsSnapshotBackend(runner=runner))
         self.problems = []
+        # copies of btrfs_snapshot are found host-wide by pool name: a name of
+        # this run only, so that no other test's pool (another state_dir, same
+        # name) sees our copies as untracked, nor we theirs
+        self.prefix = "soak%d-" % os.getpid()
 
     def make_source(self, *parts):
         path = self.fs.path(*parts)
@@ -103,9 +109,12 @@ class Soak:
         return path
 
     def define(self, name, sources, versions):
+        """copy_pool state=present of a new pool (it checks the other pools' targets)."""
         d = PoolDefinition(name=name, technology="btrfs_snapshot", sources=tuple(sources), versions=versions)
+        t0 = time.monotonic()
         with self.engine.session(name) as s:
             s.plan_define(d).apply()
+        return time.monotonic() - t0
 
     def copy(self, name):
         """One copy version, as copy_version (state=present) runs it."""
@@ -150,7 +159,7 @@ def touch(source):
 
 
 def phase_a(soak, versions, verify_every):
-    name = "soak"
+    name = soak.prefix + "one"
     sources = [soak.make_source("a", "s%d" % i) for i in range(2)]
     soak.define(name, sources, 3)
     copies, verifies, sizes = [], {}, {}
@@ -166,16 +175,20 @@ def phase_a(soak, versions, verify_every):
     for lo, hi in deciles(versions):
         print("   %5d-%-7d %s %8.1f %s %12d" % (lo + 1, hi, med(copies[lo:hi]), max(copies[lo:hi]),
                                                med([verifies[v] for v in range(lo, hi) if v in verifies]), sizes[hi - 1]))
+    first, last = deciles(versions)[0], deciles(versions)[-1]
+    print("   flatness, last decile / first decile: copy median %.2f, state bytes %.2f"
+          % (statistics.median(copies[last[0]:last[1]]) / statistics.median(copies[first[0]:first[1]]),
+             sizes[versions - 1] / sizes[first[1] - 1]))
     return name, sources
 
 
 def phase_b(soak, pools, pool_copies):
     names = []
-    copies, verifies = [], []
+    defines, copies, verifies = [], [], []
     for p in range(pools):
-        name = "p%03d" % p
+        name = "%s%03d" % (soak.prefix, p)
         sources = [soak.make_source("b", name, "s%d" % i) for i in range(1 + p % 2)]
-        soak.define(name, sources, 2)
+        defines.append(ms(soak.define(name, sources, 2)))
         copies.append([ms(soak.copy(name)) for dummy in range(pool_copies)])
         names.append(name)
     total, per_info = soak.info_all()
@@ -184,12 +197,13 @@ def phase_b(soak, pools, pool_copies):
     print("b) %d copy pools in one state_dir, 1-2 sources each, versions 2, %d copy versions each"
           % (pools, pool_copies))
     print("   copy_pool_info of all %d pools (plus pool a): %.1f ms" % (len(per_info), ms(total)))
-    # per_info lists pool names sorted; pool a ("soak") sorts after p000..p999
+    # per_info lists pool names sorted; pool a (<prefix>one) sorts after <prefix>000..999
     per_info = [ms(t) for t in per_info[:pools]]
-    print("   %-13s %8s %8s %8s" % ("pools", "copy ms", "info ms", "verify ms"))
+    print("   %-13s %8s %8s %8s %8s" % ("pools", "define ms", "copy ms", "info ms", "verify ms"))
     for lo, hi in deciles(pools):
         flat = [c for row in copies[lo:hi] for c in row]
-        print("   %5d-%-7d %s %s %s" % (lo, hi - 1, med(flat), med(per_info[lo:hi]), med(verifies[lo:hi])))
+        print("   %5d-%-7d %s %s %s %s" % (lo, hi - 1, med(defines[lo:hi]), med(flat), med(per_info[lo:hi]),
+                                         med(verifies[lo:hi])))
 
 
 def subvolumes(mountpoint):
@@ -221,7 +235,7 @@ def leaks_on_host(soak, fs, state_dir):
         leaks.append("subvolume no record names: %s" % path)
     for path in sorted(expected - found):
         leaks.append("recorded copy missing: %s" % path)
-    marks = transient = 0
+    marked, transient = set(), 0
     for d, dirs, files in os.walk(fs.mountpoint):
         for e in dirs + files:
             path = os.path.join(d, e)
@@ -232,18 +246,18 @@ def leaks_on_host(soak, fs, state_dir):
                 transient += 1
                 leaks.append("temporary mark left: %s" % path)
             elif e.startswith(MARK_PREFIX) and e.endswith(MARK_SUFFIX):
-                marks += 1
                 copy = os.path.join(d, e[len(MARK_PREFIX):-len(MARK_SUFFIX)])
+                marked.add(copy)
                 if copy not in found:
                     leaks.append("mark without its copy: %s" % path)
                 elif copy not in expected:
                     leaks.append("mark of a copy no record names: %s" % path)
         # copies are read-only snapshots of sources: nothing of ours inside
         dirs[:] = [e for e in dirs if os.path.join(d, e) not in found]
-    figures.append("marks %d (one per copy: %s); staging names and temporary marks %d"
-                   % (marks, "yes" if marks == len(copies) else "NO", transient))
-    if marks != len(copies):
-        leaks.append("%d marks for %d copies" % (marks, len(copies)))
+    figures.append("marks %d: of a copy %d, of none %d; copies without a mark %d; staging names and temporary marks %d"
+                   % (len(marked), len(marked & copies), len(marked - copies), len(copies - marked), transient))
+    # a copy that no record names is reported above, marked or not
+    leaks.extend("recorded copy without a mark: %s" % p for p in sorted((copies & expected) - marked))
     names = soak.engine.pool_names()
     wanted = set()
     for name in names:
@@ -319,6 +333,8 @@ def main():
             leaks.extend(fs.destroy())
         shutil.rmtree(work, ignore_errors=True)
     leaks.extend(ours_after_teardown(work, devices))
+    if os.path.exists(work):
+        leaks.append("work directory (images, mountpoints) left: %s" % work)
     fds_end = open_fds()
     print("   after teardown: loop devices and mounts of ours left %d; open fds %d at start, %d at end"
           % (len([e for e in leaks if e.startswith(("loop device left", "mount left"))]), len(fds_start), len(fds_end)))
