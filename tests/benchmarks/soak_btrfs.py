@@ -173,8 +173,8 @@ def phase_a(soak, versions, verify_every):
     print("a) one copy pool, 2 sources, versions 3: %d copy versions, verify every %d" % (versions, verify_every))
     print("   %-13s %8s %8s %8s %12s" % ("versions", "copy ms", "max ms", "verify ms", "state bytes"))
     for lo, hi in deciles(versions):
-        print("   %5d-%-7d %s %8.1f %s %12d" % (lo + 1, hi, med(copies[lo:hi]), max(copies[lo:hi]),
-                                               med([verifies[v] for v in range(lo, hi) if v in verifies]), sizes[hi - 1]))
+        verified = [verifies[v] for v in range(lo, hi) if v in verifies]
+        print("   %5d-%-7d %s %8.1f %s %12d" % (lo + 1, hi, med(copies[lo:hi]), max(copies[lo:hi]), med(verified), sizes[hi - 1]))
     first, last = deciles(versions)[0], deciles(versions)[-1]
     print("   flatness, last decile / first decile: copy median %.2f, state bytes %.2f"
           % (statistics.median(copies[last[0]:last[1]]) / statistics.median(copies[first[0]:first[1]]),
@@ -202,8 +202,7 @@ def phase_b(soak, pools, pool_copies):
     print("   %-13s %8s %8s %8s %8s" % ("pools", "define ms", "copy ms", "info ms", "verify ms"))
     for lo, hi in deciles(pools):
         flat = [c for row in copies[lo:hi] for c in row]
-        print("   %5d-%-7d %s %s %s %s" % (lo, hi - 1, med(defines[lo:hi]), med(flat), med(per_info[lo:hi]),
-                                         med(verifies[lo:hi])))
+        print("   %5d-%-7d %s %s %s %s" % (lo, hi - 1, med(defines[lo:hi]), med(flat), med(per_info[lo:hi]), med(verifies[lo:hi])))
 
 
 def subvolumes(mountpoint):
@@ -324,8 +323,7 @@ def main():
         print("c) leaks")
         for line in figures:
             print("   " + line)
-        print("   open fds: %d before the engine work, %d after a, %d after b" % (len(fds_before), len(fds_mid),
-                                                                                len(fds_after)))
+        print("   open fds: %d before the engine work, %d after a, %d after b" % (len(fds_before), len(fds_mid), len(fds_after)))
         for fd in sorted(set(fds_after) - set(fds_before)):
             leaks.append("fd %d left open: %s" % (fd, fds_after[fd]))
     finally:
