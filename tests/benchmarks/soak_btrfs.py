@@ -59,6 +59,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._store import Sta
 #: names of ours that only exist while an operation runs (staged copies,
 #: sources moved aside by a restore); any left at the end is a leak
 TRANSIENT_PREFIXES = (STAGING_PREFIX, ".pitcopy-aside.")
+#: versions of the pool of phase a
+KEPT = 3
 
 
 def sh(argv):
@@ -161,7 +163,7 @@ def touch(source):
 def phase_a(soak, versions, verify_every):
     name = soak.prefix + "one"
     sources = [soak.make_source("a", "s%d" % i) for i in range(2)]
-    soak.define(name, sources, 3)
+    soak.define(name, sources, KEPT)
     copies, verifies, sizes = [], {}, {}
     for v in range(versions):
         for s in sources:
@@ -170,15 +172,16 @@ def phase_a(soak, versions, verify_every):
         if (v + 1) % verify_every == 0:
             verifies[v] = ms(soak.verify(name))
         sizes[v] = soak.state_size(name)
-    print("a) one copy pool, 2 sources, versions 3: %d copy versions, verify every %d" % (versions, verify_every))
+    print("a) one copy pool, 2 sources, versions %d: %d copy versions, verify every %d" % (KEPT, versions, verify_every))
     print("   %-13s %8s %8s %8s %12s" % ("versions", "copy ms", "max ms", "verify ms", "state bytes"))
     for lo, hi in deciles(versions):
         verified = [verifies[v] for v in range(lo, hi) if v in verifies]
         print("   %5d-%-7d %s %8.1f %s %12d" % (lo + 1, hi, med(copies[lo:hi]), max(copies[lo:hi]), med(verified), sizes[hi - 1]))
     first, last = deciles(versions)[0], deciles(versions)[-1]
-    print("   flatness, last decile / first decile: copy median %.2f, state bytes %.2f"
-          % (statistics.median(copies[last[0]:last[1]]) / statistics.median(copies[first[0]:first[1]]),
-             sizes[versions - 1] / sizes[first[1] - 1]))
+    full = min(KEPT, versions) - 1  # from here on every copy rotates one out
+    print("   flatness: copy median last / first decile %.2f; state bytes at the end / when the pool filled (version %d) %.2f"
+          % (statistics.median(copies[last[0]:last[1]]) / statistics.median(copies[first[0]:first[1]]), full + 1,
+             sizes[versions - 1] / sizes[full]))
     return name, sources
 
 
