@@ -1101,10 +1101,7 @@ class _BtrfsBase(Backend):
             self._run(["btrfs", "subvolume", "snapshot", "--", origin, source])
             self._delete_subvolumes([aside])
         finally:
-            if cleanup:
-                self._delete_subvolumes(cleanup)
-                for c in cleanup:
-                    remove_mark(c)
+            self._drop_restore_origin(cleanup)
 
     def restore(self, definition, version, pairs):
         self._check_definition(definition)
@@ -1142,14 +1139,18 @@ class _BtrfsBase(Backend):
             if moved:
                 self._delete_subvolumes([aside])
         finally:
-            if cleanup:
-                self._delete_subvolumes(cleanup)
-                for c in cleanup:
-                    remove_mark(c)
+            self._drop_restore_origin(cleanup)
 
     def _restore_origin(self, definition, source, copy, work):
         """(path to snapshot from, temporary subvolumes to delete after)."""
         return copy, []
+
+    def _drop_restore_origin(self, cleanup):
+        """Deletes the temporary subvolumes of _restore_origin, and their marks."""
+        if cleanup:
+            self._delete_subvolumes(cleanup)
+            for c in cleanup:
+                remove_mark(c)
 
 
 class BtrfsSnapshotBackend(_BtrfsBase):

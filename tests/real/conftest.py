@@ -256,6 +256,13 @@ def btrfs_fs(loopfs_factory):
 
 
 @pytest.fixture
+def fs_pair(loopfs_factory):
+    """Two btrfs filesystems: sources on ``src``, btrfs_send targets on ``dst``."""
+    return loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src"), \
+        loopfs_factory("btrfs", size=512 * 1024 * 1024, name="dst")
+
+
+@pytest.fixture
 def ext4_fs(loopfs_factory):
     return loopfs_factory("ext4", size=128 * 1024 * 1024, name="ext40")
 

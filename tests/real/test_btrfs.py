@@ -137,10 +137,19 @@ class World:
         return found
 
 
-@pytest.fixture
-def fs_pair(loopfs_factory):
-    return loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src"), \
-        loopfs_factory("btrfs", size=512 * 1024 * 1024, name="dst")
+def copy_tagged_versions(world, live):
+    """Copies versions 1 and 2, every source's ``data`` holding ``v1``/``v2``
+    at its version, then writes ``live`` to each; returns what each version
+    holds, for check_versions."""
+    expected = {}
+    for v in (1, 2):
+        for s_ in world.sources:
+            write(os.path.join(s_, "data"), "v%d\n" % v)
+        world.copy()
+        expected[v] = dict((s_, "v%d\n" % v) for s_ in world.sources)
+    for s_ in world.sources:
+        write(os.path.join(s_, "data"), live)
+    return expected
 
 
 def check_versions(world, expected):
@@ -692,14 +701,7 @@ def test_sigkill_during_a_copy_is_repaired(fs_pair, runner, tmp_path, kill_at, o
     for n in ("a", "b", "c"):
         w.add_source(n)
     w.define()
-    expected = {}
-    for v in (1, 2):
-        for s_ in w.sources:
-            write(os.path.join(s_, "data"), "v%d\n" % v)
-        w.copy()
-        expected[v] = dict((s_, "v%d\n" % v) for s_ in w.sources)
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "v3\n")
+    expected = copy_tagged_versions(w, "v3\n")
     words, count = kill_at.split(":")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     child = subprocess.run([sys.executable, "-c", KILLER, w.store.state_dir, w.name, words, count], env=env,

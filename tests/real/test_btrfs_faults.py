@@ -23,15 +23,9 @@ import sys
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import TargetPool
-from ansible_collections.pitcopy.versions.tests.real.test_btrfs import World, check_versions, read, write
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import World, check_versions, copy_tagged_versions, read
 
 pytestmark = pytest.mark.btrfs
-
-
-@pytest.fixture
-def fs_pair(loopfs_factory):
-    return loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src"), \
-        loopfs_factory("btrfs", size=512 * 1024 * 1024, name="dst")
 
 
 CHILD = r"""
@@ -119,15 +113,7 @@ def _world(tmp_path, fs_pair, runner, technology, k):
             tps.append(TargetPool("tp%d" % i, tuple(vols)))
         w.target_pools = tuple(tps)
     w.define()
-    expected = {}
-    for v in (1, 2):
-        for s_ in w.sources:
-            write(os.path.join(s_, "data"), "v%d\n" % v)
-        w.copy()
-        expected[v] = dict((s_, "v%d\n" % v) for s_ in w.sources)
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "live\n")
-    return w, expected
+    return w, copy_tagged_versions(w, "live\n")
 
 
 def _leftovers(w, k):

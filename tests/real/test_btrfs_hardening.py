@@ -35,12 +35,6 @@ from ansible_collections.pitcopy.versions.tests.real.test_btrfs import (
 pytestmark = pytest.mark.btrfs
 
 
-@pytest.fixture
-def fs_pair(loopfs_factory):
-    return loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src"), \
-        loopfs_factory("btrfs", size=512 * 1024 * 1024, name="dst")
-
-
 NOBODY = 65534
 
 

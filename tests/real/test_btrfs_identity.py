@@ -17,48 +17,17 @@ __metaclass__ = type
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
-    BtrfsSendBackend,
-    BtrfsSnapshotBackend,
-    mark_path,
-    read_mark,
-    subvol_info,
-)
+from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import mark_path, read_mark, subvol_info
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import BACKENDS, btrfs, read, write
 
 pytestmark = pytest.mark.btrfs
-
-BACKENDS = {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBackend}
-
-
-def btrfs(*args):
-    proc = subprocess.run(["btrfs"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
-                          universal_newlines=True)
-    assert proc.returncode == 0, "btrfs %s: %s" % (" ".join(args), proc.stderr)
-    return proc.stdout
-
-
-def write(path, text):
-    with open(path, "w") as fh:
-        fh.write(text)
-
-
-def read(path):
-    with open(path) as fh:
-        return fh.read()
-
-
-@pytest.fixture
-def fs_pair(loopfs_factory):
-    return loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src"), \
-        loopfs_factory("btrfs", size=512 * 1024 * 1024, name="dst")
 
 
 class Pool:

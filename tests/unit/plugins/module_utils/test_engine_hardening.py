@@ -11,24 +11,8 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
-from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, make_engine
-
-GIB = 1 << 30
-TP2 = (TargetPool("01", ("a", "b")), TargetPool("02", ("c", "d")))
-
-
-def env(tmp_path, technology="lvm_clone"):
-    be = MemoryBackend(technology)
-    for name in ("A", "B", "a", "b", "c", "d"):
-        be.add_volume(name, size=GIB)
-    return be, make_engine(tmp_path / "state", be)
-
-
-def good(**kw):
-    fields = dict(name="P", technology="lvm_clone", sources=("A", "B"), versions=2, target_pools=TP2)
-    fields.update(kw)
-    return PoolDefinition(**fields)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import TargetPool
+from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.utils import GIB, env, good
 
 
 def test_restore_without_volumes_leaves_a_removed_source_alone(tmp_path):

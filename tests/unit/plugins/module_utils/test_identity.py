@@ -113,7 +113,9 @@ def test_records_carry_the_identity_of_each_copy(tmp_path):
     assert pair.identity == be.copies["vg/a"]["id"]
 
 
-def test_an_older_state_file_never_lowers_the_version_number(tmp_path):
+def _older_state_file_put_back(tmp_path):
+    """Versions 1 to 3 copied, then the state file as it was after version 1
+    put back (a restored backup): its last_version is behind the copies."""
     be, engine = _env(tmp_path)
     _copy(engine, be, "A@1")
     saved = engine.store.read_raw("P")
@@ -121,6 +123,11 @@ def test_an_older_state_file_never_lowers_the_version_number(tmp_path):
     _copy(engine, be, "A@3")
     with open(engine.store.path("P"), "wb") as fh:
         fh.write(saved)
+    return be, engine
+
+
+def test_an_older_state_file_never_lowers_the_version_number(tmp_path):
+    be, engine = _older_state_file_put_back(tmp_path)
     with engine.session("P") as s:
         found = s.plan_verify().result["findings"]
     assert ("last_version_behind", 3) in [(f["problem"], f["version"]) for f in found]
@@ -133,13 +140,7 @@ def test_an_older_state_file_never_lowers_the_version_number(tmp_path):
 
 
 def test_repair_raises_last_version(tmp_path):
-    be, engine = _env(tmp_path)
-    _copy(engine, be, "A@1")
-    saved = engine.store.read_raw("P")
-    _copy(engine, be, "A@2")
-    _copy(engine, be, "A@3")
-    with open(engine.store.path("P"), "wb") as fh:
-        fh.write(saved)
+    be, engine = _older_state_file_put_back(tmp_path)
     with engine.session("P") as s:
         result = s.plan_verify(repair=True).apply()
     assert "raised last_version from 1 to 3" in [f for f in result["findings"]
