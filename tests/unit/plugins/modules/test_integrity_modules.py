@@ -132,6 +132,13 @@ def lock_holder(lock_path, shared):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+        # flock(1) hands its descriptor to `sleep`, which may outlive flock
+        # itself by a moment on a busy host: the lock is free only once the
+        # probe gets it (else the next holder's probe would see the old lock)
+        deadline = time.monotonic() + 10
+        while subprocess.call(["flock", "-n", lock_path, "true"]) != 0:
+            assert time.monotonic() < deadline, "%s was not released" % lock_path
+            time.sleep(0.05)
 
 
 def test_readers_share_the_lock_and_a_writer_waits(snap_host):
