@@ -137,6 +137,7 @@ class UmlGuest:
             "mem=%s" % self.mem, "umid=%s" % umid, "uml_dir=%s" % uml_dir,
             "root=/dev/root", "rootfstype=hostfs", "rootflags=/", "ro",
             "init=%s" % INIT, "PITCOPY_RESULTS=%s" % self.results, "PITCOPY_UML_MODULES=%s" % MODULES,
+            "PITCOPY_REPO=%s" % REPO,
             # the console on our stdout, no input; no other consoles or serial
             # lines; kernel messages below "critical" only in results/dmesg.log
             # (loop devices over tmpfs log every WRITE_ZEROES they refuse)
