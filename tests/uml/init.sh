@@ -33,8 +33,10 @@ mkdir -p /run/lock /run/ov
 # A checkout under /tmp (a CI clone may live there) is hidden by that tmpfs:
 # bring it back from the host, read-only like the rest of the root.
 if [ -n "${PITCOPY_REPO:-}" ] && [ ! -d "$PITCOPY_REPO" ]; then
-    mkdir -p "$PITCOPY_REPO" && mount -t hostfs -o "$PITCOPY_REPO" hostfs "$PITCOPY_REPO" \
-        && mount -o remount,ro "$PITCOPY_REPO" || fail "cannot mount the checkout $PITCOPY_REPO"
+    if ! { mkdir -p "$PITCOPY_REPO" && mount -t hostfs -o "$PITCOPY_REPO" hostfs "$PITCOPY_REPO" \
+        && mount -o remount,ro "$PITCOPY_REPO"; }; then
+        fail "cannot mount the checkout $PITCOPY_REPO"
+    fi
 fi
 # The results directory first, so that every later failure is recorded there.
 # (a results directory under /tmp needs its mount point on the guest's /tmp)
