@@ -40,7 +40,7 @@ done
 
 describe() {
     case $1 in
-    unit) echo "pytest tests/unit (collection tree on PYTHONPATH)" ;;
+    unit) echo "pytest tests/unit tests/roles (collection tree on PYTHONPATH)" ;;
     sanity) echo "ansible-test sanity --venv --python 3.11" ;;
     units) echo "ansible-test units --venv --python 3.11" ;;
     btrfs) echo "pytest tests/real -m btrfs (native loop devices)" ;;
@@ -98,7 +98,7 @@ ansible_test() {
 stage_unit() {
     [[ -d tests/unit ]] || { missing "tests/unit does not exist"; return; }
     PYTHONPATH="$COLL_LINK_ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-        python -m pytest -c "$REPO/pytest.ini" --rootdir "$REPO" tests/unit
+        python -m pytest -c "$REPO/pytest.ini" --rootdir "$REPO" tests/unit tests/roles
 }
 
 stage_sanity() {

@@ -2,7 +2,11 @@
 # Copyright: (c) 2026, pitcopy developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The rotation role refuses a rotation_date that is not a real calendar day
-(ansible-playbook against localhost, the role's own check tasks)."""
+(ansible-playbook against localhost, the role's own check tasks).
+
+Outside tests/unit on purpose: it runs ansible-playbook with the collection
+tree of tests/setup.sh, which `ansible-test units` (it collects tests/unit)
+does not provide; the `unit` stage of tests/run.sh runs it."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -17,7 +21,7 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 COLLECTIONS = os.path.join(ROOT, ".cache", "coll-link")
 
 GOOD = ["", "2026-11-25", "2024-02-29", "2000-02-29", "2026-12-31", "2026-01-01"]
