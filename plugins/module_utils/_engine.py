@@ -144,6 +144,16 @@ def identity_problem(pair, infos, same=None):
                pair.target, ", ".join(sorted(set(found))), pair.identity)
 
 
+def _promoted_by_target(copies):
+    """{target: [CopyInfo]} of the promoted (not staged) copies of a listing:
+    what identity checks compare a record's pairs with."""
+    by_target = {}
+    for c in copies:
+        if not c.staged:
+            by_target.setdefault(c.target, []).append(c)
+    return by_target
+
+
 def pool_dict(state):
     """copy_pool_info's dict of one pool (also the diff of every plan)."""
     if state is None:
@@ -681,9 +691,12 @@ class PoolSession:
                                   started=self.engine.now(), pid=os.getpid())
                 self._save(replace(old, journal=journal))
                 try:
+                    # one listing for every record: deleting one version's
+                    # copies does not change which volume holds another's
+                    copies = backend.list_copies(self.name) if any(p.identity for r in rrs for p in r.pairs) else ()
                     for r in rrs:
                         # only the copies the records name (identity), never a stranger at their path
-                        backend.delete_copies(old.definition, self._recorded_copies(backend, r.pairs))
+                        backend.delete_copies(old.definition, self._recorded_copies(backend, r.pairs, copies))
                         self._save(replace(self.state, replication_records=tuple(
                             x for x in self.state.replication_records if x.version != r.version)))
                 except PitcopyError as exc:
@@ -947,25 +960,20 @@ class PoolSession:
                 out.setdefault(c.version, {})[c.target] = c.identity
         return out
 
-    def _recorded_copies(self, backend, pairs):
+    def _recorded_copies(self, backend, pairs, copies=None):
         """Those of ``pairs`` whose copy on the storage is the one recorded
-        (or whose identity is not known): the only ones a deletion touches."""
+        (or whose identity is not known): the only ones a deletion touches.
+        ``copies``: the pool's listing when the caller has one already."""
         if not any(p.identity for p in pairs):
             return list(pairs)
-        by_target = {}
-        for c in backend.list_copies(self.name):
-            if not c.staged:
-                by_target.setdefault(c.target, []).append(c)
+        by_target = _promoted_by_target(backend.list_copies(self.name) if copies is None else copies)
         return [p for p in pairs if not identity_problem(p, by_target.get(p.target, ()), backend.same_copy)]
 
     def _check_identities(self, backend, records, copies, what):
         """Refuse, before anything changes, to act on records whose copies on
         the storage are not the ones they name (another volume took the
         target's name): rotation and deletion would destroy what is not ours."""
-        by_target = {}
-        for c in copies:
-            if not c.staged:
-                by_target.setdefault(c.target, []).append(c)
+        by_target = _promoted_by_target(copies)
         problems = []
         for rec in records:
             for p in (rec.pairs if rec is not None else ()):
