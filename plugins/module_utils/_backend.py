@@ -7,13 +7,33 @@ A backend knows its tool (lvm2, zfs, btrfs-progs, or memory for unit tests);
 the engine knows the method. Backends never read or write the state file.
 
 Copies are two-phase so that a failed or interrupted copy never costs a kept
-version: ``create_copies`` makes every copy of the new version at one point in
+version: the copy steps make every copy of the new version at one point in
 time under *staging* names; only after all of them exist does ``promote``
 remove the copies of the version being replaced and give the staged copies
 their final target names. ``discard`` undoes a staging that will not be
-promoted. Technologies that overwrite a pre-existing target in place
-(``lvm_clone``) may stage onto the final target directly; they document that
-the replaced version is lost when such a copy fails.
+promoted (verify_records repair). Technologies that overwrite a pre-existing
+target in place (``lvm_clone``) stage onto the final target directly; they
+document that the replaced version's copy on a target written for a failed
+copy is lost.
+
+The copy itself (Fig. 6, step 606) is ONE transaction, written once in the
+engine (``_engine.take_copies``); a backend offers its narrow steps:
+
+    plan = backend.plan_copies(definition, version, pairs)   # reads only
+    backend.prepare(plan)               # our leftovers of this version go; marks
+    with window.open(freeze=plan.freeze):
+        backend.take_point_in_time(plan)   # the batch: as few commands as the tool allows
+    backend.transfer(plan)              # point in time -> staged copies (send/receive,
+                                        # block copy, marks); fills plan.staged
+    backend.release(plan)               # temporaries, in every case
+    backend.undo(plan)                  # on any failure: what plan.made names
+
+Each step records what it made in the plan before it makes it (``plan.made``,
+``plan.temporaries``), so that ``undo`` and ``release`` remove exactly that,
+whichever step failed. A step that fails raises CopyFailed naming the pair
+(the CommandError as cause); it does not clean up: the transaction does.
+Copies to another host or incremental sends are another ``transfer`` (and
+``release`` of what it pinned); the rest of the transaction stays.
 
 Every copy also has an identity on the storage (``CopyInfo.identity``: btrfs
 subvolume UUID, ZFS guid, LVM LV UUID) that replication records keep, so
@@ -31,6 +51,38 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import abc
+
+
+class CopyPlan:
+    """One version's copies as a backend decided them (``plan_copies``),
+    and, as the steps run, what exists because of them."""
+
+    def __init__(self, definition, version, pairs, staging=(), commands=(), marks=None, freeze=()):
+        self.definition = definition
+        self.version = version
+        self.pairs = list(pairs)
+        #: CopyPair(source, staging name) in the order of pairs
+        self.staging = list(staging)
+        #: argv lists of the point in time, in the order they run
+        self.commands = [list(c) for c in commands]
+        #: the ownership marks the copies get ({name: value})
+        self.marks = dict(marks or {})
+        #: mountpoints the copy window freezes
+        self.freeze = list(freeze)
+        #: copies (CopyPair(source, name)) that exist because of this plan: undo removes them
+        self.made = []
+        #: names made only for the copy: release removes them
+        self.temporaries = []
+        #: the staged copies, set by transfer
+        self.staged = []
+        #: the backend's own facts between steps (report rows, tool output)
+        self.facts = {}
+
+    def as_dict(self):
+        """What check mode can show of the copies."""
+        return {"version": self.version, "staging": [p.as_dict() for p in self.staging],
+                "commands": [list(c) for c in self.commands], "marks": dict(self.marks),
+                "freeze": list(self.freeze)}
 
 
 class Backend(abc.ABC):
@@ -110,18 +162,56 @@ class Backend(abc.ABC):
 
     # --- copies -------------------------------------------------------------
 
-    @abc.abstractmethod
-    def create_copies(self, definition, version, pairs, window):
-        """Make the copies of ``pairs`` for copy version ``version`` at one
-        point in time, under staging names, each with our ownership mark.
+    def plan_copies(self, definition, version, pairs):
+        """Decide the copies of ``pairs`` for copy version ``version``: a
+        CopyPlan with the staging names (``plan.staging``, in the order of
+        ``pairs``), the argv of the point in time (``plan.commands``), the
+        ownership marks and what to freeze. Reads the host (names, leftovers
+        of an interrupted run, sizes) but changes nothing, so check mode can
+        show it. Raises CopyFailed (nothing was changed) for a pair that
+        cannot be copied, e.g. a staging name held by somebody else."""
+        raise NotImplementedError("technology %s does not make copies" % self.technology)
 
-        ``window`` is a :class:`_quiesce.CopyWindow`: the backend wraps the
-        point-in-time commands in ``with window.open(freeze=[...]):`` so that
-        hooks, freezing and the measured copy window are handled in one place.
-        All-or-nothing: if any pair fails, remove what was made and raise
-        CopyFailed naming the pair (and the CommandError as cause).
-        Returns a CopyOutcome whose ``staged`` lists CopyPair(source,
-        staging name) in the order of ``pairs``."""
+    def prepare(self, plan):
+        """Before the point in time: remove our leftovers of an interrupted
+        run of this version (``plan_copies`` found them), write what must
+        exist before a copy does (pending marks). Default: nothing."""
+
+    def take_point_in_time(self, plan):
+        """Run ``plan.commands`` inside the copy window the engine holds open:
+        the point in time, batched where the tool allows (one ``zfs
+        snapshot`` per zpool, one ``lvm`` process, the btrfs ioctls back to
+        back), nothing else. Appends to ``plan.made`` (or
+        ``plan.temporaries``) what it creates, before creating it."""
+        raise NotImplementedError("technology %s does not make copies" % self.technology)
+
+    def transfer(self, plan):
+        """After the window: turn the point in time into the staged copies
+        (check what the batch made, send/receive, block copy, complete the
+        marks) and set ``plan.staged``: CopyPair(source, staging name,
+        identity) in the order of ``pairs``. A send to another host or an
+        incremental send is another transfer. Default: the staging names."""
+        plan.staged = list(plan.staging)
+
+    def undo(self, plan):
+        """Remove what ``plan.made`` names (ours only), after any failure of
+        the transaction: the records stay at the previous versions. Default:
+        ``discard`` of the staged copies made."""
+        if plan.made:
+            self.discard(plan.definition, list(plan.made))
+
+    def release(self, plan):
+        """Remove what was made only for the copy (``plan.temporaries``:
+        send snapshots, temporary snapshots of a clone), whether the copy
+        succeeded or not. Default: nothing."""
+
+    def create_copies(self, definition, version, pairs, window=None):
+        """The copies of ``pairs`` at one point in time, all or nothing:
+        the engine's one transaction (``_engine.take_copies``) over this
+        backend's steps, without the journal. Returns a CopyOutcome."""
+        from ansible_collections.pitcopy.versions.plugins.module_utils._engine import take_copies
+
+        return take_copies(self, definition, version, pairs, window)
 
     @abc.abstractmethod
     def promote(self, definition, version, pairs, staged, replaced_pairs):

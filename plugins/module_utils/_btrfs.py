@@ -106,7 +106,7 @@ import stat
 import struct
 import uuid
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CommandError,
@@ -115,7 +115,6 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyInfo,
-    CopyOutcome,
     CopyPair,
     Volume,
 )
@@ -836,53 +835,53 @@ class _BtrfsBase(Backend):
                 finally:
                     os.close(fd)
 
-    def _snapshot_all(self, groups, window):
-        """Take the read-only snapshots of ``groups`` ([(fs, [(pair, dest)])])
-        back to back inside ``window.open(freeze=[])``. Returns (made,
-        failure) where failure is (pair, CommandError) or None."""
-        made = []
-        failed = None
-        jobs = []
-        use_ioctl = self.snapshot_with == "ioctl"
-        try:
-            if use_ioctl:
-                for _key, items in groups:
-                    for p, dest in items:
-                        job = SnapshotJob(p.source, dest)
-                        jobs.append(job)
-                        job.prepare()
-            it = iter(jobs)
-            with window.open(freeze=[]):
-                # back to back, nothing else between two snapshots of a group
-                for _key, items in groups:
-                    for p, dest in items:
-                        argv = ["btrfs", "subvolume", "snapshot", "-r", "--", p.source, dest]
-                        try:
-                            if use_ioctl:
-                                job = next(it)
-                                try:
-                                    job.run()
-                                except (IOError, OSError) as exc:
-                                    if exc.errno not in (errno.ENOTTY, errno.EOPNOTSUPP) or made:
-                                        raise CommandError(
-                                            "ERROR: cannot snapshot '%s': %s" % (p.source, exc.strerror),
-                                            argv=argv, rc=1,
-                                            stderr="ERROR: cannot snapshot '%s': %s" % (p.source, exc.strerror))
-                                    # an old kernel without the ioctl: the command from now on
-                                    use_ioctl = False
-                                    self._run(argv)
-                            else:
-                                self._run(argv)
-                        except CommandError as exc:
-                            failed = (p, exc)
-                            break
-                        made.append((p, dest))
-                    if failed:
-                        break
-        finally:
-            for job in jobs:
-                job.close()
-        return made, failed
+    def _prepare_snapshots(self, plan):
+        """Open what the ioctls of the point in time need, before the window
+        (``plan.facts["jobs"]``; None when snapshots are taken by command)."""
+        if self.snapshot_with != "ioctl":
+            plan.facts["jobs"] = None
+            return
+        jobs = plan.facts["jobs"] = []
+        for _p, dest in plan.facts["point_in_time"]:
+            job = SnapshotJob(_p.source, dest)
+            jobs.append(job)
+            job.prepare()
+
+    def _close_snapshots(self, plan):
+        for job in plan.facts.get("jobs") or ():
+            job.close()
+
+    def _snapshot_batch(self, plan, what):
+        """The read-only snapshots of ``plan.facts["point_in_time"]`` ([(pair,
+        dest)], grouped by filesystem), back to back inside the window: the
+        ioctls opened by _prepare_snapshots, or ``plan.commands``. Raises
+        CopyFailed naming the pair whose snapshot failed."""
+        jobs = plan.facts.get("jobs")
+        use_ioctl = jobs is not None
+        made = 0
+        for i, (p, _dest) in enumerate(plan.facts["point_in_time"]):
+            argv = plan.commands[i]
+            try:
+                if use_ioctl:
+                    try:
+                        jobs[i].run()
+                    except (IOError, OSError) as exc:
+                        if exc.errno not in (errno.ENOTTY, errno.EOPNOTSUPP) or made:
+                            raise CommandError(
+                                "ERROR: cannot snapshot '%s': %s" % (p.source, exc.strerror), argv=argv, rc=1,
+                                stderr="ERROR: cannot snapshot '%s': %s" % (p.source, exc.strerror))
+                        # an old kernel without the ioctl: the command from now on
+                        use_ioctl = False
+                        self._run(argv)
+                else:
+                    self._run(argv)
+            except CommandError as exc:
+                raise CopyFailed(
+                    "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d %s already made were "
+                    "removed and the previous versions are intact" % (
+                        plan.version, plan.definition.name, p.source, p.target, _stderr(exc), made, what),
+                    cause=exc, source=p.source, target=p.target)
+            made += 1
 
     def _judge(self, path, mark):
         """(valid, detail) of an existing copy against its mark."""
@@ -1217,55 +1216,82 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                     "new version is complete" % (definition.name, fsid, ", ".join(s for s, _f in where[fsid]),
                                                  free, len(where[fsid]), needed, SNAPSHOT_RESERVE))
 
-    def create_copies(self, definition, version, pairs, window):
+    def _temporary_path(self, definition, p):
+        """What the copy of pair ``p`` makes only for the copy (released in
+        every case), or None."""
+        return None
+
+    def plan_copies(self, definition, version, pairs):
         self._check_definition(definition)
         mounts = self._mounts()
-        groups = []  # [(fs key, [(pair, staged path)])] in first-seen order
+        groups = []  # [(fs key, [(pair, staged path, temporary path or None)])] in first-seen order
         index = {}
         for p in pairs:
             m = self._preflight(definition, p, mounts)
-            st = staged_path(p.target)
             key = m["dev"]
             if key not in index:
                 index[key] = len(groups)
                 groups.append((key, []))
-            groups[index[key]][1].append((p, st))
+            groups[index[key]][1].append((p, staged_path(self._copy_path(p.source, p.target)),
+                                          self._temporary_path(definition, p)))
+        # snapshots of one filesystem back to back
         todo = [item for _k, items in groups for item in items]
+        pit = [(p, tmp or st) for p, st, tmp in todo]
+        plan = CopyPlan(definition, version, pairs, staging=[CopyPair(p.source, st) for p, st, _t in todo],
+                        commands=[["btrfs", "subvolume", "snapshot", "-r", "--", p.source, dest] for p, dest in pit],
+                        marks={"pool": definition.name, "version": version, "technology": self.technology})
         # leftovers of an interrupted run: ours go, anything else stops us
-        for p, st in todo:
-            if _exists(st):
-                mark = read_mark(st)
-                if mark is None or mark.get("pool") != definition.name:
-                    raise CopyFailed("cannot stage the copy of %s: %s exists and is not pitcopy's; nothing was "
-                                     "copied" % (p.source, st), source=p.source, target=p.target)
-                self._delete_ours(definition.name, [st])
-        self._sweep_orphan_marks(set(os.path.dirname(st) for _p, st in todo), definition.name)
+        stale = []
+        for p, st, tmp in todo:
+            for path in ((tmp, st) if tmp else (st,)):
+                if _exists(path):
+                    mark = read_mark(path)
+                    if mark is None or mark.get("pool") != definition.name:
+                        raise CopyFailed("cannot stage the copy of %s: %s exists and is not pitcopy's; nothing was "
+                                         "copied" % (p.source, path), source=p.source, target=p.target)
+                    stale.append(path)
+        plan.facts.update(todo=todo, point_in_time=pit, stale=stale)
+        return plan
+
+    def prepare(self, plan):
+        definition, todo = plan.definition, plan.facts["todo"]
+        for path in plan.facts["stale"]:
+            self._delete_ours(definition.name, [path])
+        paths = [x for _p, st, tmp in todo for x in ((tmp, st) if tmp else (st,))]
+        self._sweep_orphan_marks(set(os.path.dirname(x) for x in paths), definition.name)
         self.sweep_leftovers(definition)
-        for p, st in todo:
-            _makedirs(os.path.dirname(st))
-            write_mark(st, {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
-                            "version": version, "source": p.source, "target": p.target, "role": "staged",
-                            "state": "pending", "created": _now()}, durable=False)
-        try:
-            # pending marks on disk before any snapshot can exist
-            self._sync([st for _p, st in todo])
-            made, failed = self._snapshot_all(groups, window)
-            if failed:
-                p, exc = failed
-                raise CopyFailed(
-                    "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d snapshot(s) already made "
-                    "were removed and the previous versions are intact" % (
-                        version, definition.name, p.source, p.target, _stderr(exc), len(made)),
-                    cause=exc, source=p.source, target=p.target)
-            staged = []
-            for p, st in made:
-                self._complete_mark(st, read_mark(st), durable=False)
-                staged.append(CopyPair(p.source, st, identity_of(st, self.technology)))
-            self._sync([st for _p, st in made])
-        except BaseException:
-            self._cleanup_staged([st for _p, st in todo], definition.name)
-            raise
-        return CopyOutcome(staged=staged, window_ms=window.window_ms, frozen=[], hooks=list(window.hooks))
+        # from here on undo and release know every path a mark is written for
+        plan.made = list(plan.staging)
+        plan.temporaries = [CopyPair(p.source, tmp) for p, _st, tmp in todo if tmp]
+        base = {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
+                "version": plan.version, "state": "pending", "created": _now()}
+        for p, st, tmp in todo:
+            _makedirs(os.path.dirname(tmp or st))
+            if tmp:
+                write_mark(tmp, dict(base, source=p.source, target=p.target, role="send-snapshot"), durable=False)
+            write_mark(st, dict(base, source=p.source, target=p.target, role="staged"), durable=False)
+        # pending marks on disk before any snapshot can exist
+        self._sync(paths)
+        self._prepare_snapshots(plan)
+
+    def take_point_in_time(self, plan):
+        self._snapshot_batch(plan, "snapshot(s)")
+
+    def transfer(self, plan):
+        staged = []
+        for p, st, _tmp in plan.facts["todo"]:
+            self._complete_mark(st, read_mark(st), durable=False)
+            staged.append(CopyPair(p.source, st, identity_of(st, self.technology)))
+        self._sync([st.target for st in staged])
+        plan.staged = staged
+
+    def undo(self, plan):
+        self._cleanup_staged([s.target for s in plan.made], plan.definition.name)
+
+    def release(self, plan):
+        self._close_snapshots(plan)
+        if plan.temporaries:
+            self._cleanup_staged([t.target for t in plan.temporaries], plan.definition.name)
 
     def _cleanup_staged(self, paths, pool):
         try:
@@ -1588,75 +1614,33 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                 "another target" % (p.target, definition.name,
                                     ", ".join(foreign[:5] + ["copies of pool %s" % o for o in others])))
 
-    def create_copies(self, definition, version, pairs, window):
-        self._check_definition(definition)
-        mounts = self._mounts()
-        groups = []
-        index = {}
-        for p in pairs:
-            m = self._preflight(definition, p, mounts)
-            snap = self._send_snapshot(definition, p.source)
-            st = staged_path(self._copy_path(p.source, p.target))
-            key = m["dev"]
-            if key not in index:
-                index[key] = len(groups)
-                groups.append((key, []))
-            groups[index[key]][1].append((p, snap, st))
-        todo = [item for _k, items in groups for item in items]
-        for p, snap, st in todo:
-            for path in (snap, st):
-                if _exists(path):
-                    mark = read_mark(path)
-                    if mark is None or mark.get("pool") != definition.name:
-                        raise CopyFailed("cannot stage the copy of %s: %s exists and is not pitcopy's; nothing was "
-                                         "copied" % (p.source, path), source=p.source, target=p.target)
-                    self._delete_ours(definition.name, [path])
-        base = {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology, "version": version,
-                "state": "pending", "created": _now()}
-        self._sweep_orphan_marks(set(os.path.dirname(x) for _p, snap, st in todo for x in (snap, st)),
-                                 definition.name)
-        self.sweep_leftovers(definition)
-        for p, snap, st in todo:
-            _makedirs(os.path.dirname(snap))
-            write_mark(snap, dict(base, source=p.source, target=p.target, role="send-snapshot"), durable=False)
-            write_mark(st, dict(base, source=p.source, target=p.target, role="staged"), durable=False)
-        staged = []
-        try:
+    def _temporary_path(self, definition, p):
+        # the point in time: a read-only snapshot beside the source, sent and then deleted
+        return self._send_snapshot(definition, p.source)
+
+    def take_point_in_time(self, plan):
+        self._snapshot_batch(plan, "temporary snapshot(s)")
+
+    def transfer(self, plan):
+        """One full ``btrfs send | btrfs receive`` per pair into its target
+        directory. A send to another host, or ``-p`` from the copy the target
+        already holds, is another transfer of the same snapshots."""
+        definition, version, todo = plan.definition, plan.version, plan.facts["todo"]
+        for p, st, snap in todo:
             try:
-                self._sync([snap for _p, snap, _st in todo] + [st for _p, _snap, st in todo])
-                made, failed = self._snapshot_all([(k, [(p, snap) for p, snap, _st in items]) for k, items in groups],
-                                                  window)
-                if failed:
-                    p, exc = failed
-                    raise CopyFailed(
-                        "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d temporary snapshot(s) "
-                        "already made were removed and the previous versions are intact" % (
-                            version, definition.name, p.source, p.target, _stderr(exc), len(made)),
-                        cause=exc, source=p.source, target=p.target)
-                for p, snap, st in todo:
-                    try:
-                        self.runner.pipe([["btrfs", "send", "-q", "--", snap], ["btrfs", "receive", "--", p.target]])
-                    except CommandError as exc:
-                        raise CopyFailed(
-                            "version %d of copy pool %s failed at the pair %s -> %s: btrfs send | btrfs receive: %s; "
-                            "the copies already made were removed and the previous versions are intact" % (
-                                version, definition.name, p.source, p.target, _stderr(exc)),
-                            cause=exc, source=p.source, target=p.target)
-                    if not _is_subvolume(st):
-                        raise CopyFailed("version %d of copy pool %s: btrfs receive into %s did not create %s" % (
-                            version, definition.name, p.target, st), source=p.source, target=p.target)
-                # a received subvolume's generation settles with the commit
-                self._sync([st for _p, _snap, st in todo])
-                for p, snap, st in todo:
-                    self._complete_mark(st, read_mark(st), durable=False)
-                    staged.append(CopyPair(p.source, st, identity_of(st, self.technology)))
-                self._sync([st for _p, _snap, st in todo])
-            except BaseException:
-                self._cleanup_staged([st for _p, _s, st in todo], definition.name)
-                raise
-        finally:
-            self._cleanup_staged([snap for _p, snap, _st in todo], definition.name)
-        return CopyOutcome(staged=staged, window_ms=window.window_ms, frozen=[], hooks=list(window.hooks))
+                self.runner.pipe([["btrfs", "send", "-q", "--", snap], ["btrfs", "receive", "--", p.target]])
+            except CommandError as exc:
+                raise CopyFailed(
+                    "version %d of copy pool %s failed at the pair %s -> %s: btrfs send | btrfs receive: %s; "
+                    "the copies already made were removed and the previous versions are intact" % (
+                        version, definition.name, p.source, p.target, _stderr(exc)),
+                    cause=exc, source=p.source, target=p.target)
+            if not _is_subvolume(st):
+                raise CopyFailed("version %d of copy pool %s: btrfs receive into %s did not create %s" % (
+                    version, definition.name, p.target, st), source=p.source, target=p.target)
+        # a received subvolume's generation settles with the commit
+        self._sync([st for _p, st, _snap in todo])
+        super(BtrfsSendBackend, self).transfer(plan)
 
     def discard(self, definition, staged):
         paths = [s.target for s in staged]

@@ -54,6 +54,7 @@ __metaclass__ = type
 
 import contextlib
 import os
+import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -83,6 +84,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     STATUS_INVALID,
     STATUS_VALID,
     TECHNOLOGIES,
+    CopyOutcome,
     CopyPair,
     Finding,
     Hook,
@@ -111,6 +113,100 @@ def iso(dt):
 
 def _default_window_factory(definition, runner):
     return _quiesce.CopyWindow(definition, runner)
+
+
+class _NoWindow:
+    """The copy window of a caller that has none (a backend driven
+    directly): no hooks, nothing frozen; the window is measured."""
+
+    window_ms = None
+    hooks = ()
+
+    @contextlib.contextmanager
+    def open(self, freeze=()):
+        yield self
+
+
+def _note_undo_failed(exc, undo_exc):
+    """``exc`` saying that removing what the failed copy made failed too."""
+    what = getattr(undo_exc, "msg", None) or str(undo_exc)
+    msg = getattr(exc, "msg", None)
+    if msg is not None:
+        exc.msg = "%s; removing what was made for this version failed too (%s): verify_records lists it" % (
+            msg, what)
+        exc.args = (exc.msg,)
+    exc.undone = False
+
+
+def take_copies(backend, definition, version, pairs, window=None):
+    """Fig. 6, step 606: the copies of ``pairs`` for version ``version`` at
+    one point in time, all or nothing. The one place that does so for every
+    technology; the backend only offers the steps (_backend.Backend).
+
+    Returns a CopyOutcome. On any failure (an Exception; an interrupt is
+    left to the journal, as a kill is) whatever the steps made is
+    removed (``undo``) and the error raised with ``exc.undone`` True; when
+    removing fails too, ``exc.undone`` is False and its msg says so (the
+    caller keeps its journal: verify_records repair removes it later).
+    What was made only for the copy (``release``) goes in every case."""
+    window = window if window is not None else _NoWindow()
+    try:
+        plan = backend.plan_copies(definition, version, list(pairs))
+    except Exception as exc:
+        exc.undone = True  # it only read: nothing was touched
+        raise
+    failure = None
+    window_ms = 0.0
+    try:
+        backend.prepare(plan)
+        t0 = time.monotonic()
+        with window.open(freeze=plan.freeze):  # pre-copy hooks, freeze ... thaw, post-copy hooks
+            backend.take_point_in_time(plan)
+        window_ms = getattr(window, "window_ms", None) or (time.monotonic() - t0) * 1000.0
+        backend.transfer(plan)
+    except Exception as exc:  # a hook, the tool, a check: nothing of this version stays
+        failure = exc
+    # an interrupt (KeyboardInterrupt, SystemExit) goes up as it is, like a
+    # kill: the caller's journal says what to roll back (verify_records)
+    try:
+        backend.release(plan)
+    except Exception as exc:
+        if failure is None:
+            failure = exc  # otherwise the copy's own failure is the one to report
+    if failure is not None:
+        try:
+            backend.undo(plan)
+        except Exception as undo_exc:
+            _note_undo_failed(failure, undo_exc)
+        else:
+            failure.undone = True
+        raise failure
+    return CopyOutcome(staged=list(plan.staged), window_ms=float(window_ms), frozen=list(plan.freeze),
+                       hooks=list(getattr(window, "hooks", None) or ()))
+
+
+def next_state(state, record, replaced_version, dropped, identities=None):
+    """The pool's state once version ``record`` is committed (Fig. 6, steps
+    608-614 on the records): the record of the version it replaces and the
+    ``dropped`` ones (retention) go, the pre-pairing records up to it are
+    used up, ``last_version`` never goes back, no journal. ``identities``
+    ({version: {target: identity}}) fills in identities the records lack.
+    The one computation of it: the plan and its diff (before the copy) and
+    apply (after it) both call it, so they cannot disagree."""
+    n = record.version
+    gone = set(r.version for r in dropped)
+    if replaced_version is not None:
+        gone.add(replaced_version)
+    kept = [r for r in state.replication_records if r.version not in gone and r.version != n] + [record]
+    if identities:
+        kept = [r.with_identities(identities.get(r.version, {})) for r in kept]
+    return replace(
+        state,
+        replication_records=tuple(sorted(kept, key=lambda r: r.version)),
+        prepairing_records=tuple(r for r in state.prepairing_records if r.version > n),
+        last_version=max(n, state.last_version),
+        journal=None,
+    )
 
 
 def _is_int(value):
@@ -777,17 +873,9 @@ class PoolSession:
                 "candidate was rejected" % (n, self.name, unpaired_summary(cr.unpaired)),
                 unpaired=[u.as_dict() for u in cr.unpaired])
         record = Record(RECORD_REPLICATION, n, cr.target_pool, now, cr.pairs, label=label, status=STATUS_VALID)
-        dropped = self._retention(state, n, cr.replaced.version if cr.replaced is not None else None)
-        gone = set(r.version for r in dropped) | set([cr.replaced.version] if cr.replaced is not None else [])
-        kept = sorted([r for r in state.replication_records if r.version not in gone] + [record],
-                      key=lambda r: r.version)
-        new = replace(
-            state,
-            replication_records=tuple(kept),
-            prepairing_records=tuple(r for r in state.prepairing_records if r.version > n),
-            last_version=n,
-            journal=None,
-        )
+        replaced_version = cr.replaced.version if cr.replaced is not None else None
+        dropped = self._retention(state, n, replaced_version)
+        new = next_state(state, record, replaced_version, dropped)
         return cr, record, dropped, new
 
     def plan_copy(self, label=None):
@@ -860,41 +948,31 @@ class PoolSession:
             label=label, pid=os.getpid(),
         )
         self._save(replace(state, journal=journal))
+        # 606: the copies, at one point in time, all or nothing
         window = self.engine.window_factory(definition, backend.runner)
         try:
-            outcome = backend.create_copies(definition, n, list(cr.pairs), window)
-        except (CopyFailed, HookFailed):
-            # the backend removed what it made; the records stay at the
-            # previous valid versions
-            self._save(replace(state, journal=None))
-            raise
+            outcome = take_copies(backend, definition, n, list(cr.pairs), window)
         except PitcopyError as exc:
-            # not the all-or-nothing failure a backend promises: remove what
-            # it staged for this version ourselves (ours, staged, version n)
-            try:
-                leftovers = [CopyPair(c.source or "", c.target) for c in backend.list_copies(self.name)
-                             if c.staged and c.version == n]
-                if leftovers:
-                    backend.discard(definition, leftovers)
-            except PitcopyError:
-                raise _journaled(exc, journal, self.name)
+            if not getattr(exc, "undone", False):
+                raise _journaled(exc, journal, self.name)  # something of it may stay: repair removes it
+            # nothing of version n stays: the records stay at the previous versions
             self._save(replace(state, journal=None))
             raise
-        staged = tuple(outcome.staged)
-        journal = replace(journal, phase="copied", staged=staged)
+        journal = replace(journal, phase="copied", staged=tuple(outcome.staged))
         self._save(replace(state, journal=journal))
         journal = replace(journal, phase="committing")
         self._save(replace(state, journal=journal))
         # what went wrong without stopping the copy: kept on the record
         warnings = tuple(getattr(window, "warnings", None) or ())
+        # 608-614: the new replication record, the replaced and broken pairs go
         try:
             self._commit(state, definition, backend, journal, dropped, warnings)
         except PitcopyError as exc:
             raise _journaled(exc, journal, self.name)
         record = self.state.replication(n)
         # what the hooks did (a non-aborting failure is only visible here)
-        hooks = outcome.hooks or getattr(window, "hooks", None) or []
-        result = result_for(record, float(outcome.window_ms or getattr(window, "window_ms", 0.0) or 0.0), hooks)
+        hooks = outcome.hooks
+        result = result_for(record, outcome.window_ms, hooks)
         result["_warnings"] = list(warnings)  # to Ansible's warnings (the module wrapper)
         failures = list(getattr(window, "post_hook_failures", None) or ())
         if failures:
@@ -916,10 +994,6 @@ class PoolSession:
             backend.delete_copies(definition, list(r.pairs))
         record = Record(RECORD_REPLICATION, n, journal.target_pool, self.engine.now(), tuple(journal.pairs),
                         label=journal.label, status=status, warnings=tuple(warnings))
-        gone = set(r.version for r in dropped)
-        if replaced is not None:
-            gone.add(replaced.version)
-        kept = [r for r in state.replication_records if r.version not in gone]
         # the new record names the copies promote() just made: a rename keeps
         # a copy's identity, so the staged copies' identities are the final
         # ones; a journal read back from the file (repair) has none, and
@@ -928,19 +1002,9 @@ class PoolSession:
         final = dict((p.source, p.target) for p in journal.pairs)
         record = record.with_identities(dict((final[s.source], s.identity) for s in journal.staged
                                              if s.identity and s.source in final))
-        if backend.identifies_copies and any(p.identity is None for r in kept + [record] for p in r.pairs):
-            found = self._found_identities(backend)
-            record = record.with_identities(found.get(n, {}))
-            kept = [r.with_identities(found.get(r.version, {})) for r in kept]
-        kept.append(record)
-        kept.sort(key=lambda r: r.version)
-        new = replace(
-            state,
-            replication_records=tuple(kept),
-            prepairing_records=tuple(r for r in state.prepairing_records if r.version > n),
-            last_version=max(n, state.last_version),
-            journal=None,
-        )
+        new = next_state(state, record, journal.replaced_version, dropped)
+        if backend.identifies_copies and any(p.identity is None for r in new.replication_records for p in r.pairs):
+            new = next_state(state, record, journal.replaced_version, dropped, self._found_identities(backend))
         self._save(new)
         return new
 

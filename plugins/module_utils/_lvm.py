@@ -94,10 +94,8 @@ import hashlib
 import json
 import os
 import re
-import time
-from contextlib import contextmanager
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CommandError,
@@ -106,7 +104,6 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyInfo,
-    CopyOutcome,
     CopyPair,
     Volume,
 )
@@ -277,11 +274,6 @@ def _quiet(fn):
         return fn()
     except (CommandError, CopyFailed, OSError):
         return None
-
-
-@contextmanager
-def _null_window():
-    yield
 
 
 def _hashed(name, limit=MAX_NAME_LEN):
@@ -633,10 +625,9 @@ class _SnapshotBase(_LvmBackend):
             stale.append(st)
         return stale
 
-    def create_copies(self, definition, version, pairs, window):
+    def plan_copies(self, definition, version, pairs):
         pool = _pool_name(definition)
         validate_pool_for_tags(pool)
-        pairs = list(pairs)
         for p in pairs:
             validate_lv_name(p.source, "source")
             validate_lv_name(p.target, "target")
@@ -646,39 +637,44 @@ class _SnapshotBase(_LvmBackend):
             if p.source not in rows:
                 raise CopyFailed("source %s does not exist; no copy was made" % p.source, source=p.source,
                                  target=p.target)
-        # Leftovers of an interrupted run of this version go first.
-        self._remove(self._check_target_free(definition, pairs, rows, version))
         stagings = [self.staging_name(p.target, version) for p in pairs]
-        commands = [self._create_argv(definition, version, p, st, rows) for p, st in zip(pairs, stagings)]
-        freeze = self._freeze_list(definition, rows, [p.source for p in pairs])
-        t0 = time.monotonic()
-        err = ""
-        ctx = window.open(freeze=freeze) if window is not None else _null_window()
-        try:
-            with ctx:
-                err = self._batch(commands)
-        except BaseException:
-            _quiet(lambda: self._cleanup_staged(pool, stagings))
-            raise
-        window_ms = getattr(window, "window_ms", None) if window is not None else None
-        if not window_ms:
-            window_ms = (time.monotonic() - t0) * 1000.0
-        after = self._report(vgs)
-        missing = [(p, st) for p, st in zip(pairs, stagings) if st not in after]
+        plan = CopyPlan(definition, version, pairs, staging=[CopyPair(p.source, st) for p, st in zip(pairs, stagings)],
+                        commands=[self._create_argv(definition, version, p, st, rows) for p, st in zip(pairs, stagings)],
+                        marks={TAG_POOL: pool, TAG_VERSION: str(version)},
+                        freeze=self._freeze_list(definition, rows, [p.source for p in pairs]))
+        # leftovers of an interrupted run of this version: ours go first
+        plan.facts.update(vgs=vgs, stale=self._check_target_free(definition, pairs, rows, version))
+        return plan
+
+    def prepare(self, plan):
+        self._remove(plan.facts["stale"])
+
+    def take_point_in_time(self, plan):
+        plan.made = list(plan.staging)  # the shell may make some before one fails
+        plan.facts["err"] = self._batch(plan.commands)
+
+    def transfer(self, plan):
+        # the lvm shell carries on after a failing command: one report says what it made
+        after = plan.facts["after"] = self._report(plan.facts["vgs"])
+        missing = [(p, st.target) for p, st in zip(plan.pairs, plan.staging) if st.target not in after]
         if missing:
             p, st = missing[0]
-            self._cleanup_staged(pool, stagings, after)
+            err = plan.facts["err"]
             lines = [ln.strip() for ln in err.splitlines() if ln.strip() and "WARNING" not in ln]
             mine = [ln for ln in lines if split_name(p.source)[1] in ln or split_name(st)[1] in ln]
             reason = "; ".join(mine or lines[-3:]) or "lvcreate reported nothing"
             raise CopyFailed(
                 "%s copy version %d of %s failed at %s -> %s: %s; the snapshots made for this version were removed "
-                "and the previous versions are untouched" % (self.technology, version, pool, p.source, p.target,
-                                                             reason),
+                "and the previous versions are untouched" % (self.technology, plan.version, _pool_name(plan.definition),
+                                                             p.source, p.target, reason),
                 cause=CommandError(reason, argv=["lvm", "lvcreate"], rc=None, stderr=err),
                 source=p.source, target=p.target)
-        return CopyOutcome(staged=[CopyPair(p.source, st) for p, st in zip(pairs, stagings)], window_ms=window_ms,
-                           frozen=list(freeze), hooks=list(getattr(window, "hooks", []) or []))
+        plan.staged = list(plan.staging)
+
+    def undo(self, plan):
+        if plan.made:
+            self._cleanup_staged(_pool_name(plan.definition), [s.target for s in plan.made],
+                                 plan.facts.pop("after", None))
 
     def _cleanup_staged(self, pool, stagings, rows=None):
         if rows is None:
@@ -1137,10 +1133,9 @@ class LvmCloneBackend(_LvmBackend):
         """Our tags on ``row`` except, with keep_pool, the pool tag."""
         return [t for t in _tags(row) if t.startswith("pitcopy_") and not (keep_pool and t.startswith(TAG_POOL))]
 
-    def create_copies(self, definition, version, pairs, window):
+    def plan_copies(self, definition, version, pairs):
         pool = _pool_name(definition)
         validate_pool_for_tags(pool)
-        pairs = list(pairs)
         for p in pairs:
             validate_lv_name(p.source, "source")
             validate_lv_name(p.target, "target")
@@ -1180,7 +1175,6 @@ class LvmCloneBackend(_LvmBackend):
                     raise CopyFailed("%s exists without this copy pool's tag; it is left alone and no copy was made"
                                      % tmp, source=p.source, target=p.target)
                 stale.append(tmp)
-        self._remove(stale)
         commands = []
         for p, tmp in zip(pairs, tmps):
             tags = ["--addtag", TAG_POOL + pool, "--addtag", TAG_VERSION + str(version),
@@ -1192,52 +1186,67 @@ class LvmCloneBackend(_LvmBackend):
                 size = self._snapshot_bytes(definition, rows[p.source])
                 commands.append(["lvcreate", "-q", "-s", "-L", "%db" % size, "-n", split_name(tmp)[1]] + tags
                                 + [p.source])
-        freeze = self._freeze_list(definition, rows, [p.source for p in pairs])
-        t0 = time.monotonic()
-        ctx = window.open(freeze=freeze) if window is not None else _null_window()
-        err = ""
-        try:
-            with ctx:
-                err = self._batch(commands)
-        except BaseException:
-            _quiet(lambda: self._remove_tmps(pool, tmps))
-            raise
-        window_ms = getattr(window, "window_ms", None) if window is not None else None
-        if not window_ms:
-            window_ms = (time.monotonic() - t0) * 1000.0
-        done = []
-        failure = None
-        try:
-            after = self._report(vgs)
-            missing = [(p, tmp) for p, tmp in zip(pairs, tmps) if tmp not in after]
-            if missing:
-                p, tmp = missing[0]
-                lines = [ln.strip() for ln in err.splitlines() if ln.strip() and "WARNING" not in ln]
-                failure = (p, "temporary snapshot %s: %s" % (tmp, "; ".join(lines[-3:]) or "not created"),
-                           CommandError("lvcreate failed", argv=["lvm", "lvcreate"], stderr=err))
-            else:
-                for p, tmp in zip(pairs, tmps):
-                    try:
-                        self._clone_one(pool, version, p, tmp, rows[p.source], rows[p.target], after.get(tmp))
-                    except (CommandError, OSError, IOError) as exc:
-                        failure = (p, _stderr(exc), exc)
-                        done.append(p)
-                        break
-                    done.append(p)
-        finally:
-            _quiet(lambda: self._remove_tmps(pool, tmps))
-        if failure is not None:
-            p, reason, exc = failure
-            for q in done:
-                _quiet(lambda q=q: self._release(pool, q.target))
-            raise CopyFailed(
-                "lvm_clone copy version %d of %s failed at %s -> %s: %s; the temporary snapshots were removed and "
-                "the targets written for this version released (%s); the versions of the other target pools are "
-                "untouched" % (version, pool, p.source, p.target, reason, ", ".join(q.target for q in done) or
-                               "none"),
-                cause=exc if isinstance(exc, CommandError) else None, source=p.source, target=p.target)
-        return CopyOutcome(staged=[CopyPair(p.source, p.target) for p in pairs], window_ms=window_ms,
-                           frozen=list(freeze), hooks=list(getattr(window, "hooks", []) or []))
+        # staged onto the final targets: the copy is written in place
+        plan = CopyPlan(definition, version, pairs, staging=[CopyPair(p.source, p.target) for p in pairs],
+                        commands=commands, marks={TAG_POOL: pool, TAG_VERSION: str(version)},
+                        freeze=self._freeze_list(definition, rows, [p.source for p in pairs]))
+        plan.facts.update(vgs=vgs, rows=rows, stale=stale, tmps=tmps)
+        return plan
+
+    def prepare(self, plan):
+        self._remove(plan.facts["stale"])
+
+    def take_point_in_time(self, plan):
+        plan.temporaries = list(plan.facts["tmps"])  # the shell may make some before one fails
+        plan.facts["err"] = self._batch(plan.commands)
+
+    def transfer(self, plan):
+        """The block copies, outside the window: each target is marked ours
+        and staged before its first block is written (``plan.made``), so a
+        failure or a kill leaves it marked as an incomplete copy, never as
+        the version it held."""
+        pool, version, rows = _pool_name(plan.definition), plan.version, plan.facts["rows"]
+        after = self._report(plan.facts["vgs"])
+        missing = [(p, tmp) for p, tmp in zip(plan.pairs, plan.temporaries) if tmp not in after]
+        if missing:
+            p, tmp = missing[0]
+            err = plan.facts["err"]
+            lines = [ln.strip() for ln in err.splitlines() if ln.strip() and "WARNING" not in ln]
+            self._clone_failed(plan, p, "temporary snapshot %s: %s" % (tmp, "; ".join(lines[-3:]) or "not created"),
+                               CommandError("lvcreate failed", argv=["lvm", "lvcreate"], stderr=err))
+        for p, tmp in zip(plan.pairs, plan.temporaries):
+            plan.made.append(p)
+            try:
+                self._clone_one(pool, version, p, tmp, rows[p.source], rows[p.target], after.get(tmp))
+            except (CommandError, OSError, IOError) as exc:
+                self._clone_failed(plan, p, _stderr(exc), exc)
+        plan.staged = list(plan.staging)
+
+    def _clone_failed(self, plan, p, reason, exc):
+        raise CopyFailed(
+            "lvm_clone copy version %d of %s failed at %s -> %s: %s; the temporary snapshots were removed and "
+            "the targets written for this version released (%s): the copies they held of the version they "
+            "replace are lost; the versions of the other target pools are untouched" % (
+                plan.version, _pool_name(plan.definition), p.source, p.target, reason,
+                ", ".join(q.target for q in plan.made) or "none"),
+            cause=exc if isinstance(exc, CommandError) else None, source=p.source, target=p.target)
+
+    def undo(self, plan):
+        """Release every target written for this version (our copy tags go,
+        it is writable again): none keeps a mark saying it holds a copy."""
+        pool = _pool_name(plan.definition)
+        failed = []
+        for q in plan.made:
+            try:
+                self._release(pool, q.target)
+            except (CommandError, CopyFailed, OSError) as exc:
+                failed.append("%s: %s" % (q.target, _stderr(exc)))
+        if failed:
+            raise CopyFailed("could not release %s" % "; ".join(failed), target=plan.made[0].target)
+
+    def release(self, plan):
+        if plan.temporaries:
+            _quiet(lambda: self._remove_tmps(_pool_name(plan.definition), plan.temporaries))
 
     def _remove_tmps(self, pool, tmps):
         rows = self._report(set(split_name(t)[0] for t in tmps))

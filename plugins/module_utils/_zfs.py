@@ -59,10 +59,8 @@ __metaclass__ = type
 
 import os
 import re
-import time
-from contextlib import contextmanager
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CommandError,
@@ -71,7 +69,6 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyInfo,
-    CopyOutcome,
     CopyPair,
     Volume,
 )
@@ -166,11 +163,6 @@ def _command_stderr(exc):
             return exc.msg
         return (exc.stderr or exc.msg).strip()
     return str(exc)
-
-
-@contextmanager
-def _null_window():
-    yield
 
 
 class _ZfsBase(Backend):
@@ -329,6 +321,59 @@ class _ZfsBase(Backend):
         # definition saved earlier
         self._check_definition(definition)
 
+    @staticmethod
+    def _snapshot_commands(marks, items):
+        """One atomic ``zfs snapshot`` per zpool of ``items`` ([(source,
+        snapshot name)]), zpools in first-seen order."""
+        groups = {}
+        order = []
+        for source, name in items:
+            z = zpool_of(source)
+            if z not in groups:
+                groups[z] = []
+                order.append(z)
+            groups[z].append(name)
+        opts = []
+        for prop in (PROP_POOL, PROP_VERSION):
+            opts += ["-o", "%s=%s" % (prop, marks[prop])]
+        return [[ZFS, "snapshot"] + opts + groups[z] for z in order]
+
+    def _snapshot_batch(self, plan, made, by_name, failed, match_source=True):
+        """Run the plan's ``zfs snapshot`` commands, adding each one's
+        snapshots to ``made`` (CopyPair(source, snapshot)). When one fails,
+        raise CopyFailed(``failed``(pair, stderr), cause) naming the pair
+        whose snapshot (or, with ``match_source``, source) the error names."""
+        for argv in plan.commands:
+            names = [a for a in argv if a in by_name]
+            try:
+                self.runner.run(argv)
+            except CommandError as exc:
+                err = _command_stderr(exc)
+                pair = by_name[names[0]]
+                for n in names:
+                    if n in err or (match_source and by_name[n].source in err):
+                        pair = by_name[n]
+                        break
+                raise CopyFailed(failed(pair, err), cause=exc, source=pair.source, target=pair.target)
+            made.extend(CopyPair(by_name[n].source, n) for n in names)
+
+    def _stale_staging(self, definition, pairs, staging):
+        """Those of the ``staging`` names (one per pair) that an interrupted
+        run of ours left, to remove; a staging name somebody else uses stops
+        the copy before it starts (CopyFailed). One listing for all."""
+        rows = self._owned(definition, [s.target for s in staging])
+        stale = []
+        for p, s in zip(pairs, staging):
+            row = rows.get(s.target)
+            if row is None:
+                continue
+            if not self._is_ours(definition, row):
+                raise CopyFailed("staging %s %s exists without this copy pool's mark; it is left alone and no copy "
+                                 "was made" % ("snapshot" if "@" in s.target else "dataset", s.target),
+                                 source=p.source, target=p.target)
+            stale.append(s.target)
+        return stale
+
     def _zvol_links(self, names):
         """Device nodes behind the /dev/zvol links of ``names`` (zvols only)."""
         devs = []
@@ -436,84 +481,39 @@ class ZfsSnapshotBackend(_ZfsBase):
             raise CapacityError("zpool %s has 0 bytes available; no snapshot of copy pool %s can be taken "
                                 "there" % (", ".join(full), _pool_name(definition)), zpools=full)
 
-    def create_copies(self, definition, version, pairs, window):
+    def plan_copies(self, definition, version, pairs):
         self._check_definition(definition)
-        staged = []
-        groups = {}
-        order = []
+        staging = []
         for p in pairs:
             validate_dataset_name(p.source, "source")
             self.validate_target_name(p.target)
             if p.target.split("@", 1)[0] != p.source:
                 raise InvalidInput("zfs_snapshot target %r is not a snapshot of source %r" % (p.target, p.source))
-            name = self.staging_name(p.target, version)
-            staged.append(CopyPair(p.source, name))
-            z = zpool_of(p.source)
-            if z not in groups:
-                groups[z] = []
-                order.append(z)
-            groups[z].append((p, name))
-        self._clear_leftovers(definition, [s.target for s in staged], pairs)
-        marks = ["-o", "%s=%s" % (PROP_POOL, _pool_name(definition)), "-o", "%s=%d" % (PROP_VERSION, version)]
-        made = []
-        failure = None
-        t0 = time.monotonic()
-        ctx = window.open(freeze=[]) if window is not None else _null_window()
-        try:
-            with ctx:
-                for z in order:
-                    items = groups[z]
-                    try:
-                        self._run("snapshot", *(marks + [item[1] for item in items]))
-                    except CommandError as exc:
-                        failure = (items, exc)
-                        break
-                    made.extend(item[1] for item in items)
-        except BaseException:
-            # A hook or the window itself failed: nothing of this version stays.
-            self._cleanup(definition, made)
-            raise
-        window_ms = getattr(window, "window_ms", None) if window is not None else None
-        if window_ms is None:
-            window_ms = (time.monotonic() - t0) * 1000.0
-        if failure is not None:
-            items, exc = failure
-            self._cleanup(definition, made)
-            err = _command_stderr(exc)
-            pair = items[0][0]
-            for p, n in items:
-                if n in err or p.source in err:
-                    pair = p
-                    break
-            raise CopyFailed(
-                "zfs_snapshot copy version %d of %s failed at %s -> %s (one atomic zfs snapshot for zpool %s; "
-                "no snapshot of that zpool was made, %d made in other zpools were removed): %s"
-                % (version, _pool_name(definition), pair.source, pair.target, zpool_of(pair.source), len(made), err),
-                cause=exc, source=pair.source, target=pair.target,
-            )
-        return CopyOutcome(staged=staged, window_ms=window_ms, frozen=[],
-                           hooks=list(getattr(window, "hooks", []) or []))
+            staging.append(CopyPair(p.source, self.staging_name(p.target, version)))
+        marks = {PROP_POOL: _pool_name(definition), PROP_VERSION: str(version)}
+        plan = CopyPlan(definition, version, pairs, staging=staging, marks=marks,
+                        commands=self._snapshot_commands(marks, [(p.source, st.target) for p, st in zip(pairs, staging)]))
+        plan.facts["stale"] = self._stale_staging(definition, pairs, staging)
+        return plan
 
-    def _clear_leftovers(self, definition, staging, pairs):
-        """Staging names left by an interrupted run of ours are removed; a
-        staging name somebody else uses stops the copy before it starts."""
-        rows = self._owned(definition, staging)
-        for p, name in zip(pairs, staging):
-            row = rows.get(name)
-            if row is None:
-                continue
-            if not self._is_ours(definition, row):
-                raise CopyFailed("staging snapshot %s exists without this copy pool's mark; it is left alone "
-                                 "and no copy was made" % name, source=p.source, target=p.target)
+    def prepare(self, plan):
+        for name in plan.facts["stale"]:
             self._run("destroy", name)
 
-    def _cleanup(self, definition, names):
-        try:
-            self._destroy_snapshots(definition, names)
-        except CommandError:
-            # The original failure matters more; list_copies still finds
-            # the leftovers by their mark, and discard retries.
-            pass
+    def take_point_in_time(self, plan):
+        by_name = dict((st.target, p) for p, st in zip(plan.pairs, plan.staging))
+        made = plan.made
+
+        def failed(pair, err):
+            return "zfs_snapshot copy version %d of %s failed at %s -> %s (one atomic zfs snapshot for zpool %s; " \
+                   "no snapshot of that zpool was made, %d made in other zpools were removed): %s" % (
+                       plan.version, _pool_name(plan.definition), pair.source, pair.target, zpool_of(pair.source),
+                       len(made), err)
+
+        self._snapshot_batch(plan, made, by_name, failed)
+
+    def undo(self, plan):
+        self._destroy_snapshots(plan.definition, [s.target for s in plan.made])
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_map = dict((s.source, s.target) for s in staged)
@@ -701,91 +701,65 @@ class ZfsSendBackend(_ZfsBase):
                 % (_pool_name(definition), msg),
                 capacity=[{"zpool": z, "needed": n, "available": free} for z, n, free in short])
 
-    def create_copies(self, definition, version, pairs, window):
+    def plan_copies(self, definition, version, pairs):
         self._check_definition(definition)
-        pairs = list(pairs)
         pool = _pool_name(definition)
-        snaps = []
-        groups = {}
-        order = []
         for p in pairs:
             validate_dataset_name(p.source, "source")
             self.validate_target_name(p.target)
-            snap = self.send_snapshot(definition, p.source, version)
-            snaps.append(snap)
-            z = zpool_of(p.source)
-            if z not in groups:
-                groups[z] = []
-                order.append(z)
-            groups[z].append((p, snap))
-        marks = ["-o", "%s=%s" % (PROP_POOL, pool), "-o", "%s=%d" % (PROP_VERSION, version)]
-        made_snaps = []
-        failure = None
-        t0 = time.monotonic()
-        self._quiet(lambda: self._destroy_snapshots(definition, snaps))  # ours, from an interrupted run
-        # Staging names: ours from an interrupted run go, anyone else's stop
-        # the copy before anything is made. One listing for all.
-        stagings = [self.staging_name(p.target, version) for p in pairs]
-        existing = self._owned(definition, stagings)
-        for p, st in zip(pairs, stagings):
-            if st in existing:
-                if not self._is_ours(definition, existing[st]):
-                    raise CopyFailed("staging dataset %s exists without this copy pool's mark; it is left alone "
-                                     "and no copy was made" % st, source=p.source, target=p.target)
-                self._destroy_dataset(definition, st)
-        ctx = window.open(freeze=[]) if window is not None else _null_window()
-        try:
-            with ctx:
-                for z in order:
-                    items = groups[z]
-                    try:
-                        self._run("snapshot", *(marks + [item[1] for item in items]))
-                    except CommandError as exc:
-                        failure = (items[0][0], exc, "snapshot")
-                        for p, s in items:
-                            if s in _command_stderr(exc):
-                                failure = (p, exc, "snapshot")
-                                break
-                        break
-                    made_snaps.extend(item[1] for item in items)
-        except BaseException:
-            self._quiet(lambda: self._destroy_snapshots(definition, made_snaps))
-            raise
-        window_ms = getattr(window, "window_ms", None) if window is not None else None
-        if window_ms is None:
-            window_ms = (time.monotonic() - t0) * 1000.0
-        staged = []
-        made_ds = []
-        if failure is None:
-            # Outside the window: the point in time is the snapshots.
-            # In the order of pairs, as the engine expects staged to be.
-            for p, snap, st in zip(pairs, snaps, stagings):
-                recv = [ZFS, "receive", "-o", "%s=%s" % (PROP_POOL, pool), "-o", "%s=%d" % (PROP_VERSION, version),
-                        "-o", "%s=%s" % (PROP_SOURCE, p.source), "-o", "readonly=on", st]
-                try:
-                    self._send_receive([ZFS, "send", snap], recv)
-                except (CommandError, CopyFailed) as exc:
-                    failure = (p, exc, "send/receive")
-                    # A failed full receive leaves nothing, but be sure.
-                    if st not in made_ds and not isinstance(exc, CopyFailed):
-                        made_ds.append(st)
-                    break
-                made_ds.append(st)
-                staged.append(CopyPair(p.source, st))
-        # The source snapshots were only the point in time; they would pin
-        # space in the source zpool, so they go in every case.
-        self._quiet(lambda: self._destroy_snapshots(definition, made_snaps))
-        if failure is not None:
-            p, exc, step = failure
-            for st in made_ds:
-                self._quiet(lambda st=st: self._destroy_dataset(definition, st))
-            raise CopyFailed(
-                "zfs_send copy version %d of %s failed at %s -> %s (%s); the copies made for this version were "
-                "removed: %s" % (version, pool, p.source, p.target, step, _command_stderr(exc) if not
-                                 isinstance(exc, CopyFailed) else exc.msg),
-                cause=exc, source=p.source, target=p.target)
-        return CopyOutcome(staged=staged, window_ms=window_ms, frozen=[],
-                           hooks=list(getattr(window, "hooks", []) or []))
+        snaps = [self.send_snapshot(definition, p.source, version) for p in pairs]
+        marks = {PROP_POOL: pool, PROP_VERSION: str(version)}
+        plan = CopyPlan(definition, version, pairs, marks=marks,
+                        staging=[CopyPair(p.source, self.staging_name(p.target, version)) for p in pairs],
+                        commands=self._snapshot_commands(marks, [(p.source, snap) for p, snap in zip(pairs, snaps)]))
+        plan.facts["snaps"] = snaps
+        return plan
+
+    def prepare(self, plan):
+        definition = plan.definition
+        self._quiet(lambda: self._destroy_snapshots(definition, plan.facts["snaps"]))  # ours, from an interrupted run
+        # staging names: ours from an interrupted run go, anyone else's stop
+        # the copy before anything is made
+        for name in self._stale_staging(definition, plan.pairs, plan.staging):
+            self._destroy_dataset(definition, name)
+
+    def take_point_in_time(self, plan):
+        by_name = dict((snap, p) for p, snap in zip(plan.pairs, plan.facts["snaps"]))
+
+        def failed(pair, err):
+            return "zfs_send copy version %d of %s failed at %s -> %s (snapshot); the copies made for this version " \
+                   "were removed: %s" % (plan.version, _pool_name(plan.definition), pair.source, pair.target, err)
+
+        self._snapshot_batch(plan, plan.temporaries, by_name, failed, match_source=False)
+
+    def transfer(self, plan):
+        """Outside the window (the point in time is the snapshots): one full
+        ``zfs send | zfs receive`` per pair into its staging name, in the
+        order of pairs. A send to another host, or ``-i`` from the copy the
+        target already holds, is another transfer of the same snapshots."""
+        pool, version = _pool_name(plan.definition), plan.version
+        for p, snap, st in zip(plan.pairs, plan.facts["snaps"], plan.staging):
+            recv = [ZFS, "receive", "-o", "%s=%s" % (PROP_POOL, pool), "-o", "%s=%d" % (PROP_VERSION, version),
+                    "-o", "%s=%s" % (PROP_SOURCE, p.source), "-o", "readonly=on", st.target]
+            plan.made.append(st)  # a failed full receive leaves nothing, but be sure
+            try:
+                self._send_receive([ZFS, "send", snap], recv)
+            except CommandError as exc:
+                raise CopyFailed(
+                    "zfs_send copy version %d of %s failed at %s -> %s (send/receive); the copies made for this "
+                    "version were removed: %s" % (version, pool, p.source, p.target, _command_stderr(exc)),
+                    cause=exc, source=p.source, target=p.target)
+        plan.staged = list(plan.staging)
+
+    def release(self, plan):
+        # the source snapshots were only the point in time; they would pin
+        # space in the source zpool, so they go in every case
+        if plan.temporaries:
+            self._quiet(lambda: self._destroy_snapshots(plan.definition, [t.target for t in plan.temporaries]))
+
+    def undo(self, plan):
+        for st in plan.made:
+            self._quiet(lambda st=st: self._destroy_dataset(plan.definition, st.target))
 
     def _send_receive(self, send, recv):
         """``zfs send | zfs receive`` through the runner's pipe (no shell).

@@ -18,9 +18,9 @@ Knobs:
 
 * ``add_volume`` / ``remove_volume`` / ``resize`` / ``update_volume`` change
   the "host" between runs (sources and targets added and removed);
-* ``fail_sources`` / ``fail_targets``: sets of names whose copy fails inside
-  ``create_copies`` (all-or-nothing: what was staged is removed and
-  CopyFailed raised, as a real backend must);
+* ``fail_sources`` / ``fail_targets``: sets of names whose copy fails in
+  ``take_point_in_time`` (CopyFailed; the engine's transaction then undoes
+  what was staged, as for a real backend);
 * ``capacity``: when not None, the most copies one version may make, else
   ``check_capacity`` raises CapacityError (exercises the refusal path);
 * ``extra_target_kinds``: kinds accepted as targets besides the source's own
@@ -56,7 +56,7 @@ import json
 import os
 import uuid
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CommandError,
@@ -66,7 +66,6 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     SNAPSHOT_TECHNOLOGIES,
     CopyInfo,
-    CopyOutcome,
     CopyPair,
     Volume,
 )
@@ -229,31 +228,40 @@ class MemoryBackend(Backend):
         # a copy that is not the one the record names is not ours
         return not (identity and info.get("id") and info["id"] != identity)
 
-    def create_copies(self, definition, version, pairs, window):
-        self._log("create_copies", version, tuple(pairs))
-        made = []
-        with window.open(freeze=[]):
-            for pair in pairs:
-                self._step("create:%s" % pair.source)
-                if pair.source in self.fail_sources or pair.target in self.fail_targets or (
-                        pair.source not in self.volumes):
-                    for st in made:
-                        self.copies.pop(st.target, None)
-                    self._persist()
-                    cause = CommandError("memcopy failed with exit status 5: cannot copy %s" % pair.source,
-                                         argv=["memcopy", pair.source, pair.target], rc=5,
-                                         stderr="cannot copy %s\n" % pair.source)
-                    raise CopyFailed("copy of %s to %s for version %d of pool %s failed: %s" % (
-                        pair.source, pair.target, version, definition.name, cause.msg),
-                        cause=cause, source=pair.source, target=pair.target)
-                stage = "%s%s%d" % (pair.target, STAGE_SUFFIX, version)
-                ident = "mem-%s" % uuid.uuid4().hex[:12]
-                self.copies[stage] = {"pool": definition.name, "source": pair.source, "version": version,
+    def plan_copies(self, definition, version, pairs):
+        staging = [CopyPair(p.source, "%s%s%d" % (p.target, STAGE_SUFFIX, version)) for p in pairs]
+        return CopyPlan(definition, version, pairs, staging=staging,
+                        commands=[["memcopy", p.source, st.target] for p, st in zip(pairs, staging)],
+                        marks={"pool": definition.name, "version": version})
+
+    def take_point_in_time(self, plan):
+        definition, version = plan.definition, plan.version
+        self._log("take_point_in_time", version, tuple(plan.pairs))
+        for pair, st in zip(plan.pairs, plan.staging):
+            self._step("create:%s" % pair.source)
+            if pair.source in self.fail_sources or pair.target in self.fail_targets or (
+                    pair.source not in self.volumes):
+                cause = CommandError("memcopy failed with exit status 5: cannot copy %s" % pair.source,
+                                     argv=["memcopy", pair.source, pair.target], rc=5,
+                                     stderr="cannot copy %s\n" % pair.source)
+                raise CopyFailed("copy of %s to %s for version %d of pool %s failed: %s" % (
+                    pair.source, pair.target, version, definition.name, cause.msg),
+                    cause=cause, source=pair.source, target=pair.target)
+            ident = "mem-%s" % uuid.uuid4().hex[:12]
+            self.copies[st.target] = {"pool": definition.name, "source": pair.source, "version": version,
                                       "staged": True, "valid": True, "data": self.data.get(pair.source),
                                       "id": ident}
-                made.append(CopyPair(pair.source, stage, ident))
-                self._persist()
-        return CopyOutcome(staged=made, window_ms=window.window_ms)
+            plan.made.append(CopyPair(pair.source, st.target, ident))
+            self._persist()
+
+    def transfer(self, plan):
+        plan.staged = list(plan.made)
+
+    def undo(self, plan):
+        # not logged: a failed copy leaves nothing, as a real backend must
+        for st in plan.made:
+            self.copies.pop(st.target, None)
+        self._persist()
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         self._log("promote", version, tuple(pairs), tuple(staged), tuple(replaced_pairs))

@@ -48,7 +48,8 @@ class Store(StateStore):
 class Backend(FileBackend):
     pass
 
-for method in ("create_copies", "promote", "discard", "delete_copies"):
+for method in ("prepare", "take_point_in_time", "transfer", "undo", "release", "promote", "discard",
+               "delete_copies"):
     def wrap(method=method):
         inner = getattr(FileBackend, method)
         def call(self, *a, **kw):

@@ -111,7 +111,7 @@ def test_fresh_selection_without_prepairing(tmp_path):
         again = s.plan_copy(label="first")
         assert not again.changed
         assert again.apply()["version"]["number"] == 1
-    assert [c[0] for c in be.calls] == ["create_copies", "promote"]
+    assert [c[0] for c in be.calls] == ["take_point_in_time", "promote"]
 
 
 def test_state_file_round_trip_after_copies(tmp_path):
