@@ -53,11 +53,25 @@ lvm_clone
     otherwise) is taken at one point in time, then copied block by block (in
     Python, 1 MiB at a time, no shell) onto the pre-existing target LV, whose
     sha256 is recorded in a tag; the temporary snapshots are removed in every
-    case. The copy is written onto the final target directly (no room for a
-    second copy), so when a clone copy fails the version that target held is
-    lost; its tags say so (they are removed) and the engine keeps the
-    previous versions of the other target pools. The target is then set
-    read-only (``lvchange -p r``).
+    case. The target is then set read-only (``lvchange -p r``).
+
+    Failure semantics (the copy is written onto the final target directly:
+    there is no room for a second copy). Before its first block is written
+    a target gets our pool, version and ``pitcopy_staged`` tags, so a run
+    killed mid-copy leaves it marked as an incomplete copy of the NEW
+    version, never as the version it held. When the copy fails (``transfer``
+    raises CopyFailed naming the pair), the transaction's ``undo`` releases
+    every target written for this version, the failing one included: our
+    copy tags go, it is writable again, it stays the pool's target. The copy
+    those targets held of the version being replaced is lost (the message
+    says which targets); targets not reached keep it, and the versions of
+    the other target pools are untouched. The engine records nothing for the
+    new version; the replaced version's record keeps naming the lost copies
+    until verify_records reports them (copy_missing) and repair drops them;
+    a restore from one is refused (the target lacks that version's tag). A
+    failure before the first write (a temporary snapshot, a hook) loses
+    nothing. tests/unit/plugins/module_utils/test_copy_transaction.py and
+    tests/real/test_lvm.py::test_clone_failure_and_foreign_target check it.
 
     "Holds data we do not own": a target LV without our pool tag whose first
     and last MiB are not all zero (that covers partition tables, filesystem,
@@ -638,8 +652,10 @@ class _SnapshotBase(_LvmBackend):
                 raise CopyFailed("source %s does not exist; no copy was made" % p.source, source=p.source,
                                  target=p.target)
         stagings = [self.staging_name(p.target, version) for p in pairs]
-        plan = CopyPlan(definition, version, pairs, staging=[CopyPair(p.source, st) for p, st in zip(pairs, stagings)],
-                        commands=[self._create_argv(definition, version, p, st, rows) for p, st in zip(pairs, stagings)],
+        plan = CopyPlan(definition, version, pairs,
+                        staging=[CopyPair(p.source, st) for p, st in zip(pairs, stagings)],
+                        commands=[self._create_argv(definition, version, p, st, rows)
+                                  for p, st in zip(pairs, stagings)],
                         marks={TAG_POOL: pool, TAG_VERSION: str(version)},
                         freeze=self._freeze_list(definition, rows, [p.source for p in pairs]))
         # leftovers of an interrupted run of this version: ours go first

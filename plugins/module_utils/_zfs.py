@@ -491,8 +491,9 @@ class ZfsSnapshotBackend(_ZfsBase):
                 raise InvalidInput("zfs_snapshot target %r is not a snapshot of source %r" % (p.target, p.source))
             staging.append(CopyPair(p.source, self.staging_name(p.target, version)))
         marks = {PROP_POOL: _pool_name(definition), PROP_VERSION: str(version)}
+        items = [(p.source, st.target) for p, st in zip(pairs, staging)]
         plan = CopyPlan(definition, version, pairs, staging=staging, marks=marks,
-                        commands=self._snapshot_commands(marks, [(p.source, st.target) for p, st in zip(pairs, staging)]))
+                        commands=self._snapshot_commands(marks, items))
         plan.facts["stale"] = self._stale_staging(definition, pairs, staging)
         return plan
 

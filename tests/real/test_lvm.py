@@ -538,6 +538,74 @@ def test_clone_failure_and_foreign_target(vgs, lvm_runner, tmp_path):
     assert read_data(foreign) == "the user's own data"
 
 
+def test_clone_failure_mid_copy_loses_only_the_replaced_copies_written(vgs, lvm_runner, tmp_path, monkeypatch):
+    """lvm_clone writes in place (see _lvm's docstring, "Failure semantics"):
+    a copy that fails half way through its second target releases both
+    targets written; their copies of the replaced version are lost, the
+    untouched target and the other target pool keep theirs."""
+    vg = vgs.create("cm", 128 * MiB)
+    sources = [lv(vg, n, 8) for n in ("a", "b", "c")]
+    tp1 = [lv(vg, n, 8) for n in ("t1a", "t1b", "t1c")]
+    tp2 = [lv(vg, n, 8) for n in ("t2a", "t2b", "t2c")]
+    eng = make_engine(tmp_path / "state", lvm_runner)
+    d = PoolDefinition(name="cm", technology="lvm_clone", sources=tuple(sources), versions=2,
+                       target_pools=(TargetPool(name="01", volumes=tuple(tp1)),
+                                     TargetPool(name="02", volumes=tuple(tp2))))
+    define(eng, d)
+    data = {}
+    for v in (1, 2):
+        for s_ in sources:
+            write_data(s_, "v%d %s" % (v, s_))
+        data[v] = dict((s_, "v%d %s" % (v, s_)) for s_ in sources)
+        copy(eng, "cm")
+    check_kept(eng, "cm", data)
+    held = dict((p["source"], p["target"]) for r in info(eng, "cm")["replication_records"] if r["version"] == 1
+                for p in r["pairs"])
+    for s_ in sources:
+        write_data(s_, "v3 %s" % s_)
+    real_copy = _lvm._copy_blocks
+    failing = held[sources[1]]
+
+    def copy_half_then_fail(src, dst, length, **kw):
+        if dst == dm_path(failing):
+            real_copy(src, dst, MiB, **kw)  # the first MiB of version 3 lands on the target
+            raise IOError(5, "Input/output error (injected)", dst)
+        return real_copy(src, dst, length, **kw)
+
+    monkeypatch.setattr(_lvm, "_copy_blocks", copy_half_then_fail)
+    with pytest.raises(CopyFailed) as exc:
+        copy(eng, "cm")
+    monkeypatch.undo()
+    msg = exc.value.msg
+    assert "failed at %s -> %s" % (sources[1], failing) in msg, msg
+    assert "released (%s, %s)" % (held[sources[0]], failing) in msg, msg
+    pool = info(eng, "cm")
+    assert pool["last_version"] == 2 and pool["interrupted_copy"] is None
+    assert [r["version"] for r in pool["replication_records"]] == [1, 2]
+    # the two targets written: released (no version, writable), still the pool's
+    for t in (held[sources[0]], failing):
+        tags = lv_tags(t)
+        assert "pitcopy_pool=cm" in tags and not [x for x in tags if x.startswith("pitcopy_version=")], tags
+        assert "pitcopy_staged" not in tags
+        assert sh("lvs", "--noheadings", "-o", "lv_attr", t).strip()[1] == "w"
+    assert read_data(held[sources[0]]) == "v3 %s" % sources[0]
+    # the target not reached keeps version 1; version 2 is untouched; no temporary snapshot is left
+    assert "pitcopy_version=1" in lv_tags(held[sources[2]])
+    assert read_data(held[sources[2]]) == "v1 %s" % sources[2]
+    assert not [ln for ln in sh("lvs", "--noheadings", "-o", "lv_tags", vg).split("\n") if "pitcopy_tmp" in ln]
+    found = findings(eng, "cm")
+    assert sorted((f["version"], f["target"], f["problem"]) for f in found["findings"]) == [
+        (1, held[sources[0]], "copy_missing"), (1, failing, "copy_missing")], found
+    findings(eng, "cm", repair=True)
+    rec1 = [r for r in info(eng, "cm")["replication_records"] if r["version"] == 1][0]
+    assert rec1["status"] == "incomplete" and [p["source"] for p in rec1["pairs"]] == [sources[2]]
+    # the pool goes on: version 3 again, onto the released targets
+    out = copy(eng, "cm")
+    assert out["version"]["number"] == 3 and out["version"]["target_pool"] == "01"
+    data[3] = dict((s_, "v3 %s" % s_) for s_ in sources)
+    check_kept(eng, "cm", data)
+
+
 # --- one point in time ---------------------------------------------------------------------
 
 
