@@ -2,21 +2,20 @@
 # Copyright: (c) 2026, pitcopy developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """copy_pool's options: their argument spec and the PoolDefinition they
-describe.
+describe. Plain Python, no Ansible import (the spec is plain dicts).
 
 copy_pool decides whether a pool changes by comparing that PoolDefinition
 with the stored one. The rotation role asks the same question on the
-controller, before it calls copy_pool, so that a run over many pools does not
-pay one module run per unchanged pool: ``definition_differs`` answers it with
-this argument spec (Ansible's own validator: same defaults, same type
-conversion) and this ``definition``, never with rules of its own.
+controller before it calls copy_pool, so that a run over many pools does not
+pay one module run per unchanged pool; its filter
+(plugin_utils/_rotation.py) answers it with this argument spec, put through
+Ansible's own validator (same defaults, same type conversion), and this
+``definition``, never with rules of its own.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
-
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CONSISTENCY_MODES,
@@ -91,27 +90,3 @@ def stored_options(pool):
         options["target_pools"] = None
     options["state"] = "present"
     return options
-
-
-def _validated_definition(options):
-    """``definition`` of ``options`` after the argument spec, or None when
-    copy_pool would refuse them for their types, choices or missing values."""
-    given = dict((key, value) for key, value in options.items() if value is not None)
-    result = ArgumentSpecValidator(ARGUMENT_SPEC, required_if=REQUIRED_IF).validate(given)
-    if result.error_messages:
-        return None
-    return definition(result.validated_parameters)
-
-
-def definition_differs(options, pool):
-    """Whether copy_pool with ``options`` (state=present; None values are
-    left out, as ``omit`` would) would change the definition of ``pool``
-    (copy_pool_info's dict of the stored pool; None: no such pool).
-
-    Options that copy_pool would refuse count as a change, so that copy_pool
-    runs and names the problem; so does a pool that copy_pool_info could only
-    list with an ``error``."""
-    if pool is None or pool.get("error"):
-        return True
-    wanted = _validated_definition(options)
-    return wanted is None or wanted != _validated_definition(stored_options(pool))

@@ -24,7 +24,14 @@ import datetime
 import json
 import re
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._pool_options import definition_differs
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._pool_options import (
+    ARGUMENT_SPEC,
+    REQUIRED_IF,
+    definition,
+    stored_options,
+)
 
 PERIODS = ("run", "day", "week", "month", "year")
 # a tier of one of these names takes its period from the name; a version of a
@@ -155,6 +162,30 @@ def _copy_pool_options(pool):
         "pre_copy_hooks": pool["pre_copy_hooks"],
         "post_copy_hooks": pool["post_copy_hooks"],
     }
+
+
+def _validated_definition(options):
+    """copy_pool's ``definition`` of ``options`` after its argument spec (the
+    validator AnsibleModule uses), or None when copy_pool would refuse them
+    for their types, choices or missing values. None values are left out, as
+    ``omit`` leaves them out of the module's arguments."""
+    given = dict((key, value) for key, value in options.items() if value is not None)
+    result = ArgumentSpecValidator(ARGUMENT_SPEC, required_if=REQUIRED_IF).validate(given)
+    if result.error_messages:
+        return None
+    return definition(result.validated_parameters)
+
+
+def definition_differs(options, pool):
+    """Whether copy_pool with ``options`` (state=present) would change the
+    definition of ``pool`` (copy_pool_info's dict of the stored pool; None:
+    no such pool). Options that copy_pool would refuse count as a change, so
+    that copy_pool runs and names the problem; so does a pool that
+    copy_pool_info could only list with an ``error``."""
+    if pool is None or pool.get("error"):
+        return True
+    wanted = _validated_definition(options)
+    return wanted is None or wanted != _validated_definition(stored_options(pool))
 
 
 def to_define(pools, info_pools):
