@@ -283,7 +283,7 @@ def summary(pools, records, prepairing, due_pools=None, taken=None, check_mode=F
     pre-pairing records after the run; ``due_pools`` is ``due``'s answer;
     ``taken`` the registered loop results of copy_version."""
     taken_by = dict((r["item"]["name"], r) for r in taken or () if "version" in r)
-    why = dict((d["name"], d["why"]) for d in due_pools or ())
+    decided = dict((d["name"], d) for d in due_pools or ())
     lines = []
     for p in pools:
         name = p["name"]
@@ -298,8 +298,10 @@ def summary(pools, records, prepairing, due_pools=None, taken=None, check_mode=F
             what = _took(taken_by[name], check_mode)
         elif name in taken_by:
             what = "version labelled '%s' already exists" % taken_by[name]["version"]["label"]
-        elif name in why:
-            what = "not due: " + why[name]
+        elif name in decided and not decided[name]["due"]:
+            what = "not due: " + decided[name]["why"]
+        elif name in decided:
+            what = "not taken (rotation_take_versions is false); due: " + decided[name]["why"]
         elif check_mode:
             what = "would be defined and take its first version"
         else:

@@ -48,10 +48,10 @@ def test_a_run_through_the_filters():
     assert [(d["name"], d["due"], d["label"]) for d in decided] == [
         ("pg-daily", True, "daily-2026-01-05"), ("pg-weekly", True, "weekly-2026-01-05")]
     assert summary(run["pools"], records, {}, due=decided, taken=[], check_mode=False, only_pools=[]) == [
-        "pg-daily [btrfs_snapshot]: not due: last version v1 of 2026-01-04 is from an earlier day; kept 1 of 7: v1; "
-        "pre-paired: -",
-        "pg-weekly [btrfs_snapshot]: not due: last version v1 of 2026-01-04 is from an earlier week; kept 1 of 4: "
-        "v1; pre-paired: -",
+        "pg-daily [btrfs_snapshot]: not taken (rotation_take_versions is false); due: last version v1 of 2026-01-04 "
+        "is from an earlier day; kept 1 of 7: v1; pre-paired: -",
+        "pg-weekly [btrfs_snapshot]: not taken (rotation_take_versions is false); due: last version v1 of 2026-01-04 "
+        "is from an earlier week; kept 1 of 4: v1; pre-paired: -",
     ]
 
 

@@ -331,7 +331,8 @@ def test_summary_says_what_the_run_did_per_pool():
     records = {"t": [record(3), record(2)], "r": [record(4)], "n": [record(1)], "x": [], "gone": [record(1)]}
     lines = rotation.summary(
         pools, records, {"t": [record(4)], "n": [record(2), record(3)]},
-        due_pools=[{"name": "n", "due": False, "why": "last version v1 of 2026-01-02 is in this day"}],
+        due_pools=[{"name": "n", "due": False, "why": "last version v1 of 2026-01-02 is in this day"},
+                   {"name": "x", "due": True, "why": "no version yet"}],
         taken=[taken("t", replaced=1, broken=["p"]), taken("r", changed=False, label="nightly"),
                {"item": {"name": "skipped"}, "skipped": True}])
     assert lines == [
@@ -341,7 +342,8 @@ def test_summary_says_what_the_run_did_per_pool():
         "b [btrfs_snapshot]: not taken (rotation_take_versions is false); kept 0 of 2: -; pre-paired: -",
         "n [btrfs_snapshot]: not due: last version v1 of 2026-01-02 is in this day; kept 1 of 2: v1; "
         "pre-paired: v2 v3",
-        "x [btrfs_snapshot]: not taken (rotation_take_versions is false); kept 0 of 2: -; pre-paired: -",
+        "x [btrfs_snapshot]: not taken (rotation_take_versions is false); due: no version yet; kept 0 of 2: -; "
+        "pre-paired: -",
         "gone: still defined",
         "was: removed (not defined)",
     ]
