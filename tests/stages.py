@@ -390,8 +390,8 @@ class Runner:
         """Run one stage's body into its log; returns (rc, end time)."""
         path = os.path.join(self.logs, stage.name + ".log")
         with open(path, "w") as log:
-            log.write("# %s stage %s%s\n" % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-                                           stage.name, " (background)" if background else ""))
+            now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            log.write("# %s stage %s%s\n" % (now, stage.name, " (background)" if background else ""))
             log.flush()
             ctx = Context(self, stage, log)
             try:
@@ -417,8 +417,8 @@ class Runner:
             result = "PASS"
         else:
             result = "MISSING" if missing else "FAIL"
-            self.emit("---- %s failed (rc=%s); last %d lines of %s:" % (stage.name, 3 if missing else rc,
-                                                                       self.tail_lines, path))
+            self.emit("---- %s failed (rc=%s); last %d lines of %s:"
+                      % (stage.name, 3 if missing else rc, self.tail_lines, path))
             for line in text.splitlines()[-self.tail_lines:]:
                 self.emit("    " + line)
             self.emit("----")
@@ -477,10 +477,7 @@ class Runner:
                     continue
                 self.emit("==> %-12s started in the background: %s" % (s.name, s.describe))
                 slot = {"start": time.time()}
-
-                def run(s=s, slot=slot):
-                    slot["rc"], slot["end"] = self.execute(s, background=True)
-                slot["thread"] = threading.Thread(target=run, daemon=True)
+                slot["thread"] = threading.Thread(target=self._background, args=(s, slot), daemon=True)
                 slot["thread"].start()
                 background[s.name] = slot
         for s in self.selected:
@@ -492,6 +489,9 @@ class Runner:
             slot["thread"].join()
             # its own time, not the time until it was collected
             self.finish(s, slot.get("rc", 125), slot["start"], slot.get("end", time.time()))
+
+    def _background(self, stage, slot):
+        slot["rc"], slot["end"] = self.execute(stage, background=True)
 
     def summary(self, run_start):
         self.emit()

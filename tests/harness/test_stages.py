@@ -81,33 +81,33 @@ def test_default_run_skips_opt_in_runs_all_after_a_failure_and_exits_non_zero(tm
 
 
 def test_all_passing_exits_zero(tmp_path):
-    rc, text, _ = run(tmp_path, ["a", "c"])
+    rc, text, dummy = run(tmp_path, ["a", "c"])
     assert rc == 0
     assert text.rstrip().splitlines()[-1] == "3 passed, 0 failed"
     assert rows(text)["b"] == "NOT RUN"
 
 
 def test_selection_is_deduplicated_in_declared_order_with_groups_and_all(tmp_path):
-    runner, _ = make(tmp_path)
+    runner, dummy = make(tmp_path)
     assert [s.name for s in runner.select(["c", "a", "c"])] == ["a", "c"]
     assert [s.name for s in runner.select(["extra"])] == ["opt"]
     assert [s.name for s in runner.select(["all"])] == ["a", "b", "c", "opt"]
 
 
 def test_opt_in_stage_named_runs_and_passes(tmp_path):
-    rc, text, _ = run(tmp_path, ["opt"])
+    rc, text, dummy = run(tmp_path, ["opt"])
     assert rc == 0 and rows(text)["opt"] == "PASS"
 
 
 def test_unknown_stage_is_a_usage_error(tmp_path, capsys):
-    rc, text, _ = run(tmp_path, ["nope"])
+    rc, text, dummy = run(tmp_path, ["nope"])
     assert rc == 2
     assert "unknown stage 'nope'" in capsys.readouterr().err
     assert "summary" not in text
 
 
 def test_list_names_every_stage_and_the_opt_in_ones(tmp_path):
-    rc, text, _ = run(tmp_path, ["--list"])
+    rc, text, dummy = run(tmp_path, ["--list"])
     assert rc == 0
     assert "default: all but opt" in text
     for name in ("a", "b", "c", "opt"):
@@ -116,7 +116,7 @@ def test_list_names_every_stage_and_the_opt_in_ones(tmp_path):
 
 
 def test_failed_setup_runs_nothing_and_counts_every_stage_failed(tmp_path):
-    rc, text, _ = run(tmp_path, ["a", "c"], setup=Stage("setup", "set-up", sh("exit 1")))
+    rc, text, dummy = run(tmp_path, ["a", "c"], setup=Stage("setup", "set-up", sh("exit 1")))
     assert rc == 1
     assert "set-up failed; no stage can run" in text
     assert text.rstrip().splitlines()[-1] == "0 passed, 3 failed"
@@ -124,7 +124,7 @@ def test_failed_setup_runs_nothing_and_counts_every_stage_failed(tmp_path):
 
 
 def test_missing_script_fails_as_missing(tmp_path):
-    rc, text, _ = run(tmp_path, ["x"], stage_list=[Stage("x", "a script", stages.script("tests/nothing.sh"))])
+    rc, text, dummy = run(tmp_path, ["x"], stage_list=[Stage("x", "a script", stages.script("tests/nothing.sh"))])
     assert rc == 1
     assert rows(text)["x"] == "MISSING"
     assert "tests/nothing.sh does not exist" in text
@@ -133,7 +133,7 @@ def test_missing_script_fails_as_missing(tmp_path):
 def test_a_crashing_stage_body_fails_that_stage_only(tmp_path):
     def crash(ctx):
         raise RuntimeError("bug")
-    rc, text, _ = run(tmp_path, [], stage_list=[Stage("x", "crashes", crash), Stage("y", "passes", ok)])
+    rc, text, dummy = run(tmp_path, [], stage_list=[Stage("x", "crashes", crash), Stage("y", "passes", ok)])
     assert rc == 1 and rows(text) == {"setup": "PASS", "x": "FAIL", "y": "PASS"}
 
 
@@ -162,7 +162,7 @@ def test_background_stage_runs_beside_the_stages_before_it(tmp_path):
     # stage "bg", declared after it, writes: only side by side do both pass
     flag = str(tmp_path / "flag")
     stage_list = [Stage("fg", "foreground", _waits_for(flag)), Stage("bg", "background", _touch(flag), background=True)]
-    rc, text, _ = run(tmp_path, [], stage_list=stage_list)
+    rc, text, dummy = run(tmp_path, [], stage_list=stage_list)
     assert rc == 0, text
     assert text.index("bg           started in the background") < text.index("==> fg")
     assert "bg           background (waiting for the background run)" in text
@@ -173,7 +173,7 @@ def test_background_stage_runs_beside_the_stages_before_it(tmp_path):
 def test_serial_runs_background_stages_in_order(tmp_path):
     flag = str(tmp_path / "flag")
     stage_list = [Stage("fg", "foreground", _waits_for(flag, 0.2)), Stage("bg", "bg", _touch(flag), background=True)]
-    rc, text, _ = run(tmp_path, [], stage_list=stage_list, serial=True)
+    rc, text, dummy = run(tmp_path, [], stage_list=stage_list, serial=True)
     assert rc == 1 and rows(text)["fg"] == "FAIL" and rows(text)["bg"] == "PASS"
     assert "started in the background" not in text
 
@@ -186,7 +186,7 @@ def test_side_by_side_keeps_each_log_and_fails_when_one_fails(tmp_path):
         path.write_text("#!/bin/sh\n%s\n" % code)
         path.chmod(0o755)
     body = stages.side_by_side(stages.script("t/one", "x"), stages.script("t/two", "y"))
-    rc, text, _ = run(tmp_path, [], stage_list=[Stage("pair", "two at once", body, background=True)])
+    rc, text, dummy = run(tmp_path, [], stage_list=[Stage("pair", "two at once", body, background=True)])
     assert rc == 1
     log = (tmp_path / "logs" / "pair.log").read_text()
     assert "one-ran" in log and "two-ran" in log
