@@ -1458,10 +1458,16 @@ class PoolSession:
         final = {p.source: p.target for p in j.pairs}
         staged_names = set(c.target for c in staged_here)
 
+        def at_final(target):
+            # promoted, or renamed to its final name by a run killed before
+            # its staged mark went (LVM: lvrename, then lvchange --deltag):
+            # promote() finishes both
+            return any(c.version == j.version for c in by_target.get(target, ()))
+
         def done(p):
             if p.target in staged_names:
                 return True
-            return any(c.version == j.version and not c.staged for c in by_target.get(final.get(p.source), ()))
+            return at_final(final.get(p.source))
 
         finishable = j.phase in ("copied", "committing") and j.staged and all(done(p) for p in j.staged) and (
             len(j.staged) == len(j.pairs))
@@ -1485,7 +1491,7 @@ class PoolSession:
             lost = []
             for p in j.pairs:
                 st = staged_by_source.get(p.source)
-                final_done = any(c.version == j.version and not c.staged for c in by_target.get(p.target, ()))
+                final_done = at_final(p.target)
                 if final_done or (st is not None and st.target in staged_names):
                     present.append(p)
                 else:

@@ -716,13 +716,20 @@ class _SnapshotBase(_LvmBackend):
                 continue  # already promoted by an interrupted call
             removes.append(p.target)
         renames = []
+        untag = []
         for p in pairs:
             st = staged_map.get(p.source)
             if st is None:
                 continue
             frow = rows.get(p.target)
             if st not in rows:
-                if frow is not None and _tag_value(_tags(frow), TAG_VERSION) == str(version):
+                if frow is not None and self._ours(frow, pool) and \
+                        _tag_value(_tags(frow), TAG_VERSION) == str(version):
+                    # renamed by an interrupted call; it may have died before
+                    # the staged tag went (the lvm shell killed between the
+                    # two commands), and a staged copy is no copy
+                    if TAG_STAGED in _tags(frow):
+                        untag.append(p.target)
                     continue
                 raise CopyFailed("staged copy %s of %s is missing; version %d cannot be completed"
                                  % (st, p.source, version), source=p.source, target=p.target)
@@ -734,9 +741,10 @@ class _SnapshotBase(_LvmBackend):
             vg = split_name(st)[0]
             commands.append(["lvrename", "-q", vg, split_name(st)[1], split_name(final)[1]])
             commands.append(["lvchange", "-q", "--deltag", TAG_STAGED, final])
+        commands.extend(["lvchange", "-q", "--deltag", TAG_STAGED, final] for final in untag)
         err = self._batch(commands)
         after = self._report(set(split_name(n)[0] for n in names))
-        for st, final in renames:
+        for st, final in renames + [(final, final) for final in untag]:
             row = after.get(final)
             if row is None or TAG_STAGED in _tags(row) or _tag_value(_tags(row), TAG_VERSION) != str(version):
                 raise CopyFailed("promoting %s to %s failed: %s" % (st, final, err.strip() or "no message"),

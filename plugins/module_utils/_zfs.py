@@ -925,11 +925,90 @@ class ZfsSendBackend(_ZfsBase):
             done.append(p.source)
         return done
 
+    # --- journaled restore: every state a killed restore can leave ----------
+    #
+    # _restore_one goes: receive the copy as <source>.pitcopy-restore (marked
+    # with pitcopy:restore=<copy>), unmount the source, rename it to
+    # <source>.pitcopy-replaced (the aside: its data until the restore is
+    # done), rename the received dataset into the source's name, mount it,
+    # destroy the aside, then destroy the received snapshot and clear our
+    # marks, pitcopy:restore last. So while the aside exists the source in
+    # its place still carries pitcopy:restore, and resume_restore can tell
+    # from the datasets alone how far a killed run got.
+
+    @staticmethod
+    def _restore_names(source):
+        return "%s.pitcopy-restore" % source, "%s.pitcopy-replaced" % source
+
+    def restore_aside(self, definition, source):
+        return self._restore_names(source)[1]
+
+    def _restore_rows(self, source):
+        tmp, old = self._restore_names(source)
+        return self._get(("type", "mounted", PROP_POOL, PROP_RESTORE), [source, tmp, old],
+                         types="filesystem,volume")
+
+    def restore_progress(self, definition, pair, aside):
+        tmp, old = self._restore_names(pair.source)
+        rows = self._restore_rows(pair.source)
+        if old in rows:
+            if pair.source in rows:
+                return "%s already holds the copy; %s still holds the data %s had before the restore" % (
+                    pair.source, old, pair.source)
+            return "%s is missing: %s holds the data it had before the restore and %s the copy received back" % (
+                pair.source, old, tmp)
+        if tmp in rows:
+            return "the copy was received back as %s; %s is as it was" % (tmp, pair.source)
+        return "%s was not replaced yet, or its restore had finished; it is restored again" % pair.source
+
+    def resume_restore(self, definition, version, pair, aside):
+        """Finish a restore of ``pair`` a killed run left, from where it
+        stopped (the states are listed above); what does not fit them is
+        left for a human, named, and nothing is changed."""
+        validate_dataset_name(pair.source, "source", allow_root=False)
+        source = pair.source
+        tmp, old = self._restore_names(source)
+        rows = self._restore_rows(source)
+
+        def restored(name):
+            return name in rows and self._mark(rows[name], PROP_RESTORE) == pair.target
+
+        def human(why):
+            raise InvalidInput("cannot finish the restore of %s from %s: %s; nothing was changed. Check the data of "
+                               "%s, %s and %s, keep what you need, destroy the others and run verify_records "
+                               "repair again" % (source, pair.target, why, source, tmp, old))
+
+        if tmp in rows:
+            if not restored(tmp):
+                human("%s exists but is not the copy received back" % tmp)
+            if source in rows:
+                if old in rows:
+                    human("%s, %s and %s all exist" % (source, tmp, old))
+                if rows[source].get("mounted", ("no",))[0] == "yes":
+                    self._run("unmount", source)
+                self._run("rename", source, old)
+                rows[old] = rows.pop(source)
+            devs = self._zvol_links([tmp])
+            self._run("rename", tmp, source)
+            self._refresh_zvol_links(devs)
+            self._finish_restore(definition, version, pair, old if old in rows else None)
+            return
+        if old in rows:
+            if not restored(source):
+                human("%s holds the data %s had before the restore, and %s %s" % (
+                    old, source, source, "is not the copy" if source in rows else "is missing"))
+            self._finish_restore(definition, version, pair, old)
+            return
+        if restored(source) or (source in rows and self._mark(rows[source], PROP_POOL) == _pool_name(definition)):
+            self._finish_restore(definition, version, pair, None)  # only the marks and the mount were left
+            return
+        # not started, or finished: restoring it again is right either way
+        self.restore(definition, version, [pair])
+
     def _restore_one(self, definition, version, p, exists):
         pool = _pool_name(definition)
         snap = "%s@pitcopy-%s-v%d" % (p.target, pool, version)
-        tmp = "%s.pitcopy-restore" % p.source
-        old = "%s.pitcopy-replaced" % p.source
+        tmp, old = self._restore_names(p.source)
         keep = []
         if exists:
             props = self._get(("all",), [p.source], types="filesystem,volume", sources="local")
@@ -943,7 +1022,6 @@ class ZfsSendBackend(_ZfsBase):
         recv = [ZFS, "receive", "-u", "-o", "%s=%s" % (PROP_POOL, pool), "-o", "%s=%d" % (PROP_VERSION, version),
                 "-o", "%s=%s" % (PROP_RESTORE, p.target)] + keep + [tmp if exists else p.source]
         self._send_receive([ZFS, "send", snap], recv)
-        new = tmp if exists else p.source
         if exists:
             srow = {}
             try:
@@ -960,19 +1038,33 @@ class ZfsSendBackend(_ZfsBase):
             devs = self._zvol_links([tmp])
             self._run("rename", tmp, p.source)
             self._refresh_zvol_links(devs)
-            new = p.source
-        # The restored dataset is the user's again: our marks and the
-        # received snapshot go.
-        self._destroy_snapshots(definition, ["%s@pitcopy-%s-v%d" % (new, pool, version)])
-        for prop in (PROP_POOL, PROP_VERSION, PROP_RESTORE):
-            self._run("inherit", prop, new)
-        rows = self._get(("type", "canmount", "mountpoint", "mounted"), [new], types="filesystem,volume")
+        self._finish_restore(definition, version, p, old if exists else None)
+
+    def _finish_restore(self, definition, version, p, old):
+        """The restored dataset is in the source's place: mount it, destroy
+        the data it replaced (``old``, which the user asked to replace: it
+        has no snapshots or children, checked before, so a plain destroy),
+        then make it the user's again: the received snapshot and our marks
+        go, pitcopy:restore last (see above). Each step may have been done
+        by a killed run already."""
+        pool = _pool_name(definition)
+        new = p.source
+        snap = "%s@pitcopy-%s-v%d" % (new, pool, version)
+        rows = self._get(("type", "canmount", "mountpoint", "mounted", PROP_POOL, PROP_RESTORE), [new, snap],
+                         types="filesystem,volume,snapshot")
         row = rows.get(new, {})
         if row.get("type", ("-",))[0] == KIND_FILESYSTEM and row.get("canmount", ("off",))[0] == "on" \
                 and row.get("mountpoint", ("none",))[0] not in ("none", "legacy") \
                 and row.get("mounted", ("no",))[0] != "yes":
             self._run("mount", new)
-        if exists:
-            # The replaced data, which the user asked to replace: it has no
-            # snapshots or children (checked above), so a plain destroy.
+        if old is not None:
             self._run("destroy", old)
+        # The snapshot received with the copy carries no mark of its own (a
+        # send without -p sends no properties; it only inherits the
+        # dataset's): it is ours while the dataset still bears our marks,
+        # which go only after it.
+        if snap in rows and (self._is_ours(definition, rows[snap]) or self._is_ours(definition, row)
+                             or self._mark(row, PROP_RESTORE) == p.target):
+            self._run("destroy", snap)
+        for prop in (PROP_POOL, PROP_VERSION, PROP_RESTORE):
+            self._run("inherit", prop, new)

@@ -315,25 +315,20 @@ removed_versions:
   sample: [3, 4]
 """
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
-    SNAPSHOT_TECHNOLOGIES,
-    TECHNOLOGIES,
-    CONSISTENCY_MODES,
-    Hook,
-    PoolDefinition,
-    TargetPool,
-)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import SNAPSHOT_TECHNOLOGIES
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._module import (
     PitcopyModule,
     check_no_control_chars,
     check_positive,
 )
-
-HOOK_SPEC = dict(
-    argv=dict(type="list", elements="str", required=True),
-    timeout=dict(type="int", default=60),
-    abort_on_failure=dict(type="bool", default=True),
+# The argument spec and the definition it describes are shared with the
+# rotation role's filter, which asks before calling this module whether a
+# pool's definition changes (module_utils/_pool_options.py).
+from ansible_collections.pitcopy.versions.plugins.module_utils._pool_options import (
+    ARGUMENT_SPEC,
+    REQUIRED_IF,
+    definition,
 )
 
 
@@ -367,50 +362,10 @@ def validate(params):
                 raise InvalidInput("%s[%d].timeout must be >= 1 second, got %r" % (option, index, hook["timeout"]))
 
 
-def _hooks(items):
-    return tuple(Hook(argv=tuple(h["argv"]), timeout=h["timeout"], abort_on_failure=h["abort_on_failure"])
-                 for h in items)
-
-
-def definition(params):
-    """The PoolDefinition that the options describe."""
-    return PoolDefinition(
-        name=params["name"],
-        technology=params["technology"],
-        sources=tuple(params["sources"]),
-        versions=params["versions"],
-        target_pools=tuple(TargetPool(name=tp["name"], volumes=tuple(tp["volumes"]))
-                           for tp in params["target_pools"] or ()),
-        snapshot_size=params["snapshot_size"],
-        consistency=params["consistency"],
-        pre_copy_hooks=_hooks(params["pre_copy_hooks"]),
-        post_copy_hooks=_hooks(params["post_copy_hooks"]),
-    )
-
-
 def main():
     module = PitcopyModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            technology=dict(type="str", choices=list(TECHNOLOGIES)),
-            sources=dict(type="list", elements="str"),
-            versions=dict(type="int"),
-            target_pools=dict(
-                type="list",
-                elements="dict",
-                options=dict(
-                    name=dict(type="str", required=True),
-                    volumes=dict(type="list", elements="str", required=True),
-                ),
-            ),
-            snapshot_size=dict(type="str"),
-            consistency=dict(type="str", choices=list(CONSISTENCY_MODES), default="auto"),
-            pre_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
-            post_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
-            remove_copies=dict(type="bool", default=False),
-        ),
-        required_if=[("state", "present", ("technology", "sources", "versions"))],
+        argument_spec=ARGUMENT_SPEC,
+        required_if=REQUIRED_IF,
         validate=validate,
     )
     params = module.params

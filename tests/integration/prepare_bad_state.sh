@@ -3,10 +3,11 @@
 # (called by the bad-input playbook): a corrupt state file, one from a newer
 # schema, an unreadable one, a state_dir that is a symlink, one that is
 # world-writable and one that is a regular file.
-#   prepare_bad_state.sh ROOT [PYTHON]
+#   prepare_bad_state.sh ROOT [PYTHON [STATE_DIR]]
 set -uo pipefail
 ROOT=$1
 PY=${2:-python3}  # a Python with PyYAML and the collection on PYTHONPATH
+SD=${3:-$ROOT/state}  # the state_dir of pool "good"
 
 state_path() { # the state file of pool $2 under $1, as the store names it
     "$PY" -c 'import sys
@@ -15,7 +16,7 @@ print(StateStore(sys.argv[1]).path(sys.argv[2]))' "$1" "$2"
 }
 
 main() {
-    local sd=$ROOT/state d f
+    local sd=$SD d f
     for d in sd_corrupt sd_newer sd_unreadable sd_real; do mkdir -m 0700 "$ROOT/$d"; done
     f=$(state_path "$ROOT/sd_corrupt" broken) && printf 'schema_version: 1\npool: [unclosed\n  {{{\n' >"$f" && chmod 0600 "$f" || return 1
     f=$(state_path "$ROOT/sd_newer" future) || return 1

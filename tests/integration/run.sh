@@ -1,48 +1,53 @@
 #!/usr/bin/env bash
-# Integration tests of the pitcopy.versions modules: real playbooks, run with
+# Integration tests of the pitcopy.versions modules: the targets under
+# tests/integration/targets/<name>/ (community.general's layout: aliases,
+# tasks/main.yml; setup_pitcopy holds the shared tasks), each run as a role by
 # ansible-playbook against localhost, on real storage that this script creates
 # on loop devices / sparse files and removes again (also on failure).
 #
-#   tests/integration/run.sh btrfs   # natively: module flow, bad-input table, EXAMPLES
-#   tests/integration/run.sh lvm     # the VM as managed host (tests/vm/run-suite.sh lvm)
-#   tests/integration/run.sh zfs     # the VM as managed host (tests/vm/run-suite.sh zfs)
+#   tests/integration/run.sh btrfs            # natively: btrfs_snapshot btrfs_send bad_input module_examples
+#   tests/integration/run.sh btrfs bad_input  # one target (any of its family, see its aliases)
+#   tests/integration/run.sh lvm              # in the UML guest: lvm_thin module_examples
+#   tests/integration/run.sh zfs              # the VM as managed host: zfs_snapshot module_examples
 #
-# PITCOPY_IT_PARTS="flow bad examples" limits what runs (default: all that
-# apply to the technology); PITCOPY_IT_LEVEL=full|light|vm the depth of the
-# flow (default full on btrfs; vm on LVM and ZFS, which run in the emulated VM
-# where a module task costs seconds: see gen.py); PITCOPY_IT_LOGS=DIR keeps the logs;
-# PITCOPY_VENV the venv with ansible-core (default the repo's .venv). Exit
-# status non-zero when any part failed.
+# PITCOPY_IT_LEVEL=full|light|vm the depth of the pool flow (default full on
+# btrfs; light on LVM and ZFS, whose guests make a module task cost seconds:
+# targets/setup_pitcopy/tasks/pool_flow.yml; vm is light); PITCOPY_IT_LOGS=DIR
+# keeps the logs; PITCOPY_VENV the venv with ansible-core (default the repo's
+# .venv). Exit status non-zero when any target failed.
 #
 # A managed host over ssh instead of localhost: PITCOPY_TARGET (inventory
 # host), PITCOPY_TARGET_INVENTORY and PITCOPY_TARGET_SSH_CONFIG, as
-# tests/vm/with-guest.sh sets them for the VM (LVM, ZFS). ansible-playbook
+# tests/vm/with-guest.sh sets them for the VM (ZFS). ansible-playbook
 # then runs here and the storage is set up, fingerprinted and removed there.
 set -uo pipefail
 
 tech=${1:-}
 case $tech in
-btrfs | lvm | zfs) ;;
-*) echo "usage: $0 btrfs|lvm|zfs" >&2; exit 2 ;;
+btrfs) default_targets="btrfs_snapshot btrfs_send bad_input module_examples"; level=${PITCOPY_IT_LEVEL:-full} ;;
+lvm) default_targets="lvm_thin module_examples"; level=${PITCOPY_IT_LEVEL:-light} ;;
+zfs) default_targets="zfs_snapshot module_examples"; level=${PITCOPY_IT_LEVEL:-light} ;;
+*) echo "usage: $0 btrfs|lvm|zfs [TARGET...]" >&2; exit 2 ;;
 esac
-if [[ $tech == btrfs ]]; then
-    parts=${PITCOPY_IT_PARTS:-flow bad examples}
-else
-    # the bad-input table is technology-neutral: it runs on btrfs
-    parts=${PITCOPY_IT_PARTS:-flow examples}
-fi
-if [[ $tech == btrfs ]]; then level=${PITCOPY_IT_LEVEL:-full}; else level=${PITCOPY_IT_LEVEL:-vm}; fi
+shift
+[[ $level == vm ]] && level=light
+[[ $level == full || $level == light ]] || { echo "PITCOPY_IT_LEVEL: full, light or vm (got '$level')" >&2; exit 2; }
+targets=${*:-$default_targets}
 TARGET=${PITCOPY_TARGET:-}
 TARGET_SSH=${PITCOPY_TARGET_SSH_CONFIG:-}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+for t in $targets; do
+    # a target of this family: its aliases say so (pitcopy/<family>)
+    grep -qx "pitcopy/$tech" "$HERE/targets/$t/aliases" 2>/dev/null || {
+        echo "FAIL: '$t' is no $tech target (accepted: $(grep -lx "pitcopy/$tech" "$HERE"/targets/*/aliases | xargs -n1 dirname | xargs -n1 basename | tr '\n' ' '))" >&2; exit 2; }
+done
 if [[ -n $TARGET ]]; then
     [[ -n $TARGET_SSH && -r $TARGET_SSH && -r ${PITCOPY_TARGET_INVENTORY:-} ]] || {
         echo "FAIL: PITCOPY_TARGET=$TARGET needs readable PITCOPY_TARGET_SSH_CONFIG and PITCOPY_TARGET_INVENTORY" >&2; exit 2; }
     # btrfs keeps its mounts in this shell's arrays, bad-input needs local files
-    [[ $tech != btrfs && " $parts " != *" bad "* ]] || {
-        echo "FAIL: a remote target runs lvm or zfs with the parts flow and examples (got $tech: $parts)" >&2; exit 2; }
+    [[ $tech != btrfs ]] || { echo "FAIL: a remote target runs lvm or zfs (got $tech)" >&2; exit 2; }
 fi
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 VENV=${PITCOPY_VENV:-$REPO/.venv}
 if [[ -x $VENV/bin/ansible-playbook ]]; then
@@ -199,18 +204,32 @@ prepare_bad() { # storage for the bad-input table, beyond setup_btrfs
     sync
 }
 
-run_playbook() { # run_playbook NAME FILE
-    local start=$SECONDS rc
-    echo "=== $1: ansible-playbook $2"
-    ansible-playbook -i "${PITCOPY_TARGET_INVENTORY:-localhost,}" "$2" >"$ROOT/$1.log" 2>&1
+run_target() { # run_target NAME: the target as a role (target.yml), its log in $ROOT/NAME.log
+    local name=$1 start=$SECONDS rc state_dir=$ROOT/state-$1 vars=$ROOT/$1.vars.json
+    [[ $name == module_examples ]] && state_dir=$ROOT/exstate
+    # the extra vars as JSON (ssh_cmd a list): nothing is parsed twice
+    "$PY" -c 'import json, sys
+keys = ["pitcopy_it_target", "pitcopy_it_root", "pitcopy_it_state_dir", "pitcopy_it_dir", "pitcopy_it_level",
+        "pitcopy_it_family"]
+out = dict(zip(keys, sys.argv[1:7]))
+out["pitcopy_it_ssh"] = sys.argv[8:]
+if sys.argv[7]:
+    out["pitcopy_it_host"] = sys.argv[7]
+else:  # this host: connection local, the Python of ansible-playbook
+    out.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+json.dump(out, sys.stdout)' "$name" "$ROOT" "$state_dir" "$HERE" "$level" "$tech" "$TARGET" \
+        ${TARGET:+ssh -F "$TARGET_SSH" "$TARGET" --} >"$vars" || return 1
+    echo "=== $name: ansible-playbook tests/integration/target.yml ($tech, $level)"
+    ANSIBLE_ROLES_PATH="$HERE/targets" ansible-playbook -i "${PITCOPY_TARGET_INVENTORY:-localhost,}" -e "@$vars" \
+        "$HERE/target.yml" >"$ROOT/$name.log" 2>&1
     rc=$?
-    grep -E '^[^ ]+ +: ok=' "$ROOT/$1.log" | tail -1
+    grep -E '^[^ ]+ +: ok=' "$ROOT/$name.log" | tail -1
     if [[ $rc != 0 ]]; then
-        echo "--- $1 FAILED (rc=$rc); the end of its log:"
-        tail -n 45 "$ROOT/$1.log"
+        echo "--- $name FAILED (rc=$rc); the end of its log:"
+        tail -n 45 "$ROOT/$name.log"
     fi
-    echo "=== $1: rc=$rc in $((SECONDS - start)) s, $(grep -c '^TASK \[' "$ROOT/$1.log") tasks"
-    if [[ -n ${PITCOPY_IT_LOGS:-} ]]; then mkdir -p "$PITCOPY_IT_LOGS" && cp "$ROOT/$1.log" "$PITCOPY_IT_LOGS/$tech-$1.log"; fi
+    echo "=== $name: rc=$rc in $((SECONDS - start)) s, $(grep -c '^TASK \[' "$ROOT/$name.log") tasks"
+    if [[ -n ${PITCOPY_IT_LOGS:-} ]]; then mkdir -p "$PITCOPY_IT_LOGS" && cp "$ROOT/$name.log" "$PITCOPY_IT_LOGS/$tech-$name.log"; fi
     return $rc
 }
 
@@ -218,32 +237,19 @@ failed=0
 passed=0
 if [[ -n $TARGET ]]; then
     on_target mkdir -p -m 0700 "$ROOT" || { echo "FAIL: cannot reach $TARGET over ssh"; exit 1; }
-    target_args=(--target "$TARGET" --target-ssh-config "$TARGET_SSH")
-else
-    target_args=()
 fi
 on_target "setup_$tech" || { echo "FAIL: could not set up $tech storage"; exit 1; }
-for part in $parts; do
-    case $part in
-    flow)
-        "$PY" "$HERE/gen.py" flow --tech "$tech" --root "$ROOT" --level "$level" "${target_args[@]}" >"$ROOT/flow.yml" || { failed=$((failed + 1)); continue; }
-        ;;
-    bad)
+for target in $targets; do
+    case $target in
+    bad_input)
         prepare_bad || { echo "FAIL: could not prepare the bad-input storage"; failed=$((failed + 1)); continue; }
-        "$PY" "$HERE/gen.py" bad --root "$ROOT" >"$ROOT/bad.yml" || { failed=$((failed + 1)); continue; }
         ;;
-    examples)
+    module_examples)
         on_target setup_examples || { echo "FAIL: could not set up the EXAMPLES storage"; failed=$((failed + 1)); continue; }
         on_target mkdir -m 0700 "$ROOT/exstate"
-        "$PY" "$HERE/gen.py" examples --tech "$tech" --state-dir "$ROOT/exstate" "${target_args[@]}" \
-            --report "$ROOT/examples.json" >"$ROOT/examples.yml" || { failed=$((failed + 1)); continue; }
-        "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1]))
-print("EXAMPLES run: %d tasks" % len(r["ran"])); [print("  ran:", t) for t in r["ran"]]
-[print("  not here (other technology):", t) for t in r["left_out"]]' "$ROOT/examples.json"
         ;;
-    *) echo "unknown part $part"; failed=$((failed + 1)); continue ;;
     esac
-    if run_playbook "$part" "$ROOT/$part.yml"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    if run_target "$target"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
 echo "integration $tech: $passed passed, $failed failed"
 [[ $failed == 0 ]]

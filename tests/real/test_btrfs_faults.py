@@ -16,36 +16,19 @@ __metaclass__ = type
 
 import os
 import pathlib
-import signal
-import subprocess
-import sys
 
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import TargetPool
+from ansible_collections.pitcopy.versions.tests.real import faults
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs import World, check_versions, copy_tagged_versions, read
 
 pytestmark = pytest.mark.btrfs
 
 
-CHILD = r"""
-import fcntl, os, signal, sys
+TECH_CODE = r"""
+import fcntl
 from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
-from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
-from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-
-state_dir, pool, op, arg, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-count = [0]
-
-
-def step(what):
-    count[0] += 1
-    sys.stdout.write("%d %s\n" % (count[0], what))
-    sys.stdout.flush()
-    if count[0] == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-
 
 MUTATING = {_btrfs._IOC_SNAP_CREATE_V2: "ioctl snapshot", _btrfs._IOC_SYNC: "ioctl sync"}
 real_ioctl = fcntl.ioctl
@@ -58,39 +41,9 @@ def ioctl(fd, request, *a, **kw):
 
 
 fcntl.ioctl = ioctl
-for name in ("rename", "replace", "unlink"):
-    def wrap(*a, _real=getattr(os, name), _name=name, **kw):
-        step("%s %s" % (_name, a[0]))
-        return _real(*a, **kw)
-    setattr(os, name, wrap)
-
-
-class KillingRunner(SubprocessRunner):
-    def run(self, argv, *a, **kw):
-        step("run " + " ".join(argv[:3]))
-        return super(KillingRunner, self).run(argv, *a, **kw)
-
-    def pipe(self, argvs, *a, **kw):
-        step("pipe " + " | ".join(" ".join(x[:2]) for x in argvs))
-        return super(KillingRunner, self).pipe(argvs, *a, **kw)
-
-
-runner = KillingRunner()
 backends = {"btrfs_snapshot": _btrfs.BtrfsSnapshotBackend, "btrfs_send": _btrfs.BtrfsSendBackend}
-engine = RecordEngine(StateStore(state_dir), lambda t: backends[t](runner=runner))
-with engine.session(pool) as s:
-    if op == "delete":
-        s.plan_delete(int(arg)).apply()
-    elif op == "restore":
-        s.plan_restore(int(arg)).apply()
-    elif op == "remove":
-        s.plan_remove(remove_copies=True).apply()
-    elif op == "copy":
-        s.plan_copy().apply()
-    elif op == "repair":
-        s.plan_verify(repair=True).apply()
-print("DONE %d" % count[0])
 """
+CHILD = faults.child_script(TECH_CODE)
 
 
 def _world(tmp_path, fs_pair, runner, technology, k):
@@ -139,53 +92,16 @@ def _leftovers(w, k):
 
 
 def _run_child(w, op, arg, kill_at):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    return subprocess.run([sys.executable, "-c", CHILD, w.store.state_dir, w.name, op, str(arg), str(kill_at)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
-                          universal_newlines=True, timeout=300)
+    return faults.run_child(CHILD, w, op, arg, kill_at, timeout=300)
 
 
-def _repair_once(w):
-    """At most one verify_records repair=true; returns (journal seen, findings)."""
-    state = w.state()
-    if state is None:
-        return None, None  # a removal that had removed the state file
-    journal = state.journal
-    found = w.verify()  # a report never fails, whatever the kill left
-    if journal is not None or not found["consistent"]:
-        w.verify(repair=True)
-    return journal, found
+_repair_once = faults.repair_once
+_consistent = faults.consistent
 
 
 def _kill_everywhere(tmp_path, fs_pair, runner, technology, op, check):
-    kill_at = 0
-    points = []
-    while True:
-        kill_at += 1
-        assert kill_at < 200, "the %s never finished" % op
-        w, expected = _world(tmp_path, fs_pair, runner, technology, kill_at)
-        child = _run_child(w, op, 1, kill_at)
-        if child.returncode == 0:
-            assert "DONE" in child.stdout, child.stdout
-            check(w, expected, None, None, done=True)
-            break
-        assert child.returncode == -signal.SIGKILL, child.stderr
-        last = child.stdout.strip().splitlines()[-1]
-        points.append(last)
-        journal, found = _repair_once(w)
-        try:
-            check(w, expected, journal, found, done=False)
-            assert _leftovers(w, kill_at) == []
-        except AssertionError as exc:
-            raise AssertionError("killed at step %s (journal %s): %s" % (last, journal, exc))
-    sys.stderr.write("%s %s: %d kill points:\n  %s\n" % (technology, op, len(points), "\n  ".join(points)))
-    return points
-
-
-def _consistent(w):
-    state = w.state()
-    assert state.journal is None
-    assert w.verify() == {"consistent": True, "findings": []}
+    return faults.kill_everywhere(CHILD, lambda k: _world(tmp_path, fs_pair, runner, technology, k), op, check,
+                                  _leftovers, technology)
 
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
@@ -314,30 +230,14 @@ def test_sigkill_at_every_step_of_a_repair(fs_pair, runner, tmp_path, technology
     w, _expected = _world(tmp_path, fs_pair, runner, technology, 0)
     steps = _run_child(w, op, 1, 0).stdout.splitlines()
     kill_op = [int(line.split()[0]) for line in steps if marker in line][nth - 1]
-    repair_at = 0
-    points = []
-    while True:
-        repair_at += 1
-        assert repair_at < 200, "the repair never finished"
-        k = 1000 + repair_at
-        w, expected = _world(tmp_path, fs_pair, runner, technology, k)
-        assert _run_child(w, op, 1, kill_op).returncode == -signal.SIGKILL
-        journal = w.state().journal
-        assert journal is not None and journal.operation == op
-        child = _run_child(w, "repair", 0, repair_at)
-        if child.returncode != 0:
-            assert child.returncode == -signal.SIGKILL, child.stderr
-            points.append(child.stdout.strip().splitlines()[-1])
-            _repair_once(w)
-        _consistent(w)
+
+    def check(w, expected):
         if op == "restore":
             assert [read(os.path.join(s_, "data")) for s_ in w.sources] == ["v1\n", "v1\n"]
         else:
             assert [r.version for r in w.state().replication_records] == [1, 2]
         check_versions(w, expected)
-        assert _leftovers(w, k) == []
-        if child.returncode == 0:
-            break
-    sys.stderr.write("%s repair of a %s killed at step %d: %d kill points:\n  %s\n" % (
-        technology, op, kill_op, len(points), "\n  ".join(points)))
+
+    points = faults.kill_the_repair(CHILD, lambda k: _world(tmp_path, fs_pair, runner, technology, k), op, kill_op,
+                                    check, _leftovers, technology)
     assert len(points) >= 3, points

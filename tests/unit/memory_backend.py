@@ -274,9 +274,17 @@ class MemoryBackend(Backend):
         for st in staged:
             self._step("promote:%s" % st.source)
             info = self.copies.get(st.target)
-            if info is None:
-                continue  # promoted by an earlier, interrupted call
             target = final[st.source]
+            if info is None:
+                # promoted by an earlier, interrupted call, which may have
+                # died after its rename and before clearing the staged mark
+                # (LVM: lvrename, then lvchange --deltag): finish that
+                done = self.copies.get(target)
+                if done is not None and done["pool"] == definition.name and done["version"] == version \
+                        and done["staged"]:
+                    self.copies[target] = dict(done, staged=False)
+                    self._persist()
+                continue
             old = self.copies.get(target)
             if old is not None and old["pool"] == definition.name and old["version"] != version:
                 self._drop(target)

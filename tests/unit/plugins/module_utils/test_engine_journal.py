@@ -194,3 +194,44 @@ def test_restore_journal_with_every_source_done_is_reported_and_cleared(tmp_path
         assert s.state.journal is None
         assert s.plan_verify().result["consistent"] is True
     assert be.data["A"] == "A-live"  # nothing restored again
+
+
+def test_a_copy_renamed_but_still_marked_staged_is_finished_by_repair(tmp_path):
+    """LVM promotes a staged copy in two commands (lvrename, then lvchange
+    --deltag pitcopy_staged). Killed between them, the copy lies at its final
+    name still marked staged. The repair of the committing journal finishes
+    the version with it; it used to count that copy as lost, record the
+    version incomplete without it and leave it behind (found by the LVM
+    fault injection, tests/real/test_lvm_faults.py)."""
+    be = MemoryBackend("lvm_thin")
+    for name in ("A", "B"):
+        be.add_volume(name)
+    engine = make_engine(tmp_path / "state", be)
+    with engine.session("P") as s:
+        s.plan_define(PoolDefinition("P", "lvm_thin", ("A", "B"), 2)).apply()
+        for v in (1, 2):
+            be.set_data("A", "A%d" % v)
+            be.set_data("B", "B%d" % v)
+            s.plan_copy().apply()
+    be.set_data("A", "A3")
+    be.set_data("B", "B3")
+    crash_at(be, "promote:B")
+    with engine.session("P") as s:
+        with pytest.raises(KeyboardInterrupt):
+            s.plan_copy().apply()
+    be.step = None
+    with engine.session("P") as s:
+        j = s.state.journal
+        assert (j.operation, j.version, j.phase) == ("copy", 3, "committing")
+        final_a = [p.target for p in j.pairs if p.source == "A"][0]
+    assert be.copies[final_a]["version"] == 3
+    be.copies[final_a] = dict(be.copies[final_a], staged=True)  # renamed, its staged mark still on
+    with engine.session("P") as s:
+        s.plan_verify(repair=True).apply()
+        assert s.state.journal is None
+        rec = s.state.replication(3)
+        assert rec.status == "valid" and sorted(p.source for p in rec.pairs) == ["A", "B"]
+        assert [r.version for r in s.state.replication_records] == [2, 3]
+        assert s.plan_verify().result == {"consistent": True, "findings": []}
+    assert not [n for n, c in be.copies.items() if c["staged"]]
+    assert sorted(c["data"] for c in be.copies.values() if c["version"] == 3) == ["A3", "B3"]

@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""copy_pool's options: their argument spec and the PoolDefinition they
+describe. Plain Python, no Ansible import (the spec is plain dicts).
+
+copy_pool decides whether a pool changes by comparing that PoolDefinition
+with the stored one. The rotation role asks the same question on the
+controller before it calls copy_pool, so that a run over many pools does not
+pay one module run per unchanged pool; its filter
+(plugin_utils/_rotation.py) answers it with this argument spec, put through
+Ansible's own validator (same defaults, same type conversion), and this
+``definition``, never with rules of its own.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    CONSISTENCY_MODES,
+    SNAPSHOT_TECHNOLOGIES,
+    TECHNOLOGIES,
+    Hook,
+    PoolDefinition,
+    TargetPool,
+)
+
+HOOK_SPEC = dict(
+    argv=dict(type="list", elements="str", required=True),
+    timeout=dict(type="int", default=60),
+    abort_on_failure=dict(type="bool", default=True),
+)
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    technology=dict(type="str", choices=list(TECHNOLOGIES)),
+    sources=dict(type="list", elements="str"),
+    versions=dict(type="int"),
+    target_pools=dict(
+        type="list",
+        elements="dict",
+        options=dict(
+            name=dict(type="str", required=True),
+            volumes=dict(type="list", elements="str", required=True),
+        ),
+    ),
+    snapshot_size=dict(type="str"),
+    consistency=dict(type="str", choices=list(CONSISTENCY_MODES), default="auto"),
+    pre_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
+    post_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
+    remove_copies=dict(type="bool", default=False),
+)
+
+REQUIRED_IF = [("state", "present", ("technology", "sources", "versions"))]
+
+# The options of a stored pool that copy_pool_info returns (its pool dict).
+_DEFINITION_OPTIONS = ("name", "technology", "sources", "versions", "target_pools", "snapshot_size", "consistency",
+                       "pre_copy_hooks", "post_copy_hooks")
+
+
+def _hooks(items):
+    return tuple(Hook(argv=tuple(h["argv"]), timeout=h["timeout"], abort_on_failure=h["abort_on_failure"])
+                 for h in items)
+
+
+def definition(params):
+    """The PoolDefinition that copy_pool's (validated) options describe."""
+    return PoolDefinition(
+        name=params["name"],
+        technology=params["technology"],
+        sources=tuple(params["sources"]),
+        versions=params["versions"],
+        target_pools=tuple(TargetPool(name=tp["name"], volumes=tuple(tp["volumes"]))
+                           for tp in params["target_pools"] or ()),
+        snapshot_size=params["snapshot_size"],
+        consistency=params["consistency"],
+        pre_copy_hooks=_hooks(params["pre_copy_hooks"]),
+        post_copy_hooks=_hooks(params["post_copy_hooks"]),
+    )
+
+
+def stored_options(pool):
+    """The copy_pool options (state=present) that define ``pool``, a pool as
+    copy_pool_info returns it. Snapshot technologies list their implied
+    target pools there, which copy_pool does not take as an option."""
+    options = dict((key, pool.get(key)) for key in _DEFINITION_OPTIONS)
+    if options["technology"] in SNAPSHOT_TECHNOLOGIES:
+        options["target_pools"] = None
+    options["state"] = "present"
+    return options

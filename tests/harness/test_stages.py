@@ -1,0 +1,213 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The stage runner behind tests/run.sh (tests/stages.py), with fake stages:
+selection, opt-in reporting, the summary line, the exit status, logs, the
+background stages running beside the others."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import importlib.util
+import io
+import os
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SPEC = importlib.util.spec_from_file_location("pitcopy_stages", os.path.join(HERE, "..", "stages.py"))
+stages = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(stages)
+Stage = stages.Stage
+
+
+def sh(code):
+    """A stage body running a shell snippet (fixed test text, no user input)."""
+    def body(ctx):
+        return ctx.run(["sh", "-c", code])
+    return body
+
+
+def ok(ctx):
+    ctx.say("fine")
+    return 0
+
+
+def fake_stages():
+    return [
+        Stage("a", "passes", ok),
+        Stage("b", "fails", sh("echo line1; echo boom; exit 4")),
+        Stage("c", "passes too", sh("echo '========== 3 passed in 0.12s =========='")),
+        Stage("opt", "opt-in", ok, opt_in=True, groups=["extra"]),
+    ]
+
+
+def make(tmp_path, stage_list=None, setup=None, serial=False):
+    out = io.StringIO()
+    runner = stages.Runner(stages=stage_list if stage_list is not None else fake_stages(),
+                           setup_stage=setup or Stage("setup", "set-up", ok), repo=str(tmp_path),
+                           logs=str(tmp_path / "logs"), out=out, tail_lines=5, serial=serial, environ={})
+    return runner, out
+
+
+def run(tmp_path, args, **kw):
+    runner, out = make(tmp_path, **kw)
+    rc = runner.main(args, environment=False)
+    return rc, out.getvalue(), runner
+
+
+def rows(text):
+    """summary rows: stage -> result"""
+    table = text.split("==================== summary ====================")[1].splitlines()[2:]
+    return {line.split()[0]: " ".join(line.split()[1:3]) if "NOT RUN" in line else line.split()[1]
+            for line in table if line and not line.startswith(("total:",)) and " passed, " not in line}
+
+
+def test_default_run_skips_opt_in_runs_all_after_a_failure_and_exits_non_zero(tmp_path):
+    rc, text, runner = run(tmp_path, [])
+    assert rc == 1
+    assert [s.name for s in runner.selected] == ["a", "b", "c"]
+    assert rows(text) == {"setup": "PASS", "a": "PASS", "b": "FAIL", "c": "PASS", "opt": "NOT RUN"}
+    assert text.rstrip().splitlines()[-1] == "3 passed, 1 failed"
+    # the failing stage's tail, indented, and its log
+    assert "---- b failed (rc=4); last 5 lines of" in text
+    assert "    boom" in text
+    assert (tmp_path / "logs" / "b.log").read_text().splitlines()[1:] == ["line1", "boom"]
+    assert "not in this run (tests/run.sh opt)" in text
+    # pytest's closing line is the stage's detail
+    assert "3 passed in 0.12s" in [line for line in text.splitlines() if line.startswith("c ")][0]
+
+
+def test_all_passing_exits_zero(tmp_path):
+    rc, text, dummy = run(tmp_path, ["a", "c"])
+    assert rc == 0
+    assert text.rstrip().splitlines()[-1] == "3 passed, 0 failed"
+    assert rows(text)["b"] == "NOT RUN"
+
+
+def test_selection_is_deduplicated_in_declared_order_with_groups_and_all(tmp_path):
+    runner, dummy = make(tmp_path)
+    assert [s.name for s in runner.select(["c", "a", "c"])] == ["a", "c"]
+    assert [s.name for s in runner.select(["extra"])] == ["opt"]
+    assert [s.name for s in runner.select(["all"])] == ["a", "b", "c", "opt"]
+
+
+def test_opt_in_stage_named_runs_and_passes(tmp_path):
+    rc, text, dummy = run(tmp_path, ["opt"])
+    assert rc == 0 and rows(text)["opt"] == "PASS"
+
+
+def test_unknown_stage_is_a_usage_error(tmp_path, capsys):
+    rc, text, dummy = run(tmp_path, ["nope"])
+    assert rc == 2
+    assert "unknown stage 'nope'" in capsys.readouterr().err
+    assert "summary" not in text
+
+
+def test_list_names_every_stage_and_the_opt_in_ones(tmp_path):
+    rc, text, dummy = run(tmp_path, ["--list"])
+    assert rc == 0
+    assert "default: all but opt" in text
+    for name in ("a", "b", "c", "opt"):
+        assert any(line.split()[0] == name for line in text.splitlines()[2:-1])
+    assert "aliases: extra = opt" in text
+
+
+def test_failed_setup_runs_nothing_and_counts_every_stage_failed(tmp_path):
+    rc, text, dummy = run(tmp_path, ["a", "c"], setup=Stage("setup", "set-up", sh("exit 1")))
+    assert rc == 1
+    assert "set-up failed; no stage can run" in text
+    assert text.rstrip().splitlines()[-1] == "0 passed, 3 failed"
+    assert not (tmp_path / "logs" / "a.log").exists()
+
+
+def test_missing_script_fails_as_missing(tmp_path):
+    rc, text, dummy = run(tmp_path, ["x"], stage_list=[Stage("x", "a script", stages.script("tests/nothing.sh"))])
+    assert rc == 1
+    assert rows(text)["x"] == "MISSING"
+    assert "tests/nothing.sh does not exist" in text
+
+
+def test_a_crashing_stage_body_fails_that_stage_only(tmp_path):
+    def crash(ctx):
+        raise RuntimeError("bug")
+    rc, text, dummy = run(tmp_path, [], stage_list=[Stage("x", "crashes", crash), Stage("y", "passes", ok)])
+    assert rc == 1 and rows(text) == {"setup": "PASS", "x": "FAIL", "y": "PASS"}
+
+
+def _waits_for(flag, seconds=20):
+    """A stage that passes only when FLAG appears while it runs."""
+    def body(ctx):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if os.path.exists(flag):
+                return 0
+            time.sleep(0.02)
+        ctx.say("%s never appeared" % flag)
+        return 1
+    return body
+
+
+def _touch(flag):
+    def body(ctx):
+        open(flag, "w").close()
+        return 0
+    return body
+
+
+def test_background_stage_runs_beside_the_stages_before_it(tmp_path):
+    # the foreground stage "fg" comes first and waits for what the background
+    # stage "bg", declared after it, writes: only side by side do both pass
+    flag = str(tmp_path / "flag")
+    stage_list = [Stage("fg", "foreground", _waits_for(flag)), Stage("bg", "background", _touch(flag), background=True)]
+    rc, text, dummy = run(tmp_path, [], stage_list=stage_list)
+    assert rc == 0, text
+    assert text.index("bg           started in the background") < text.index("==> fg")
+    assert "bg           background (waiting for the background run)" in text
+    assert (tmp_path / "logs" / "bg.log").read_text().startswith("# ")
+    assert "(background)" in (tmp_path / "logs" / "bg.log").read_text().splitlines()[0]
+
+
+def test_serial_runs_background_stages_in_order(tmp_path):
+    flag = str(tmp_path / "flag")
+    stage_list = [Stage("fg", "foreground", _waits_for(flag, 0.2)), Stage("bg", "bg", _touch(flag), background=True)]
+    rc, text, dummy = run(tmp_path, [], stage_list=stage_list, serial=True)
+    assert rc == 1 and rows(text)["fg"] == "FAIL" and rows(text)["bg"] == "PASS"
+    assert "started in the background" not in text
+
+
+def test_side_by_side_keeps_each_log_and_fails_when_one_fails(tmp_path):
+    bin_ = tmp_path / "t"
+    bin_.mkdir()
+    for name, code in (("one", "echo one-ran"), ("two", "echo two-ran; exit 3")):
+        path = bin_ / name
+        path.write_text("#!/bin/sh\n%s\n" % code)
+        path.chmod(0o755)
+    body = stages.side_by_side(stages.script("t/one", "x"), stages.script("t/two", "y"))
+    rc, text, dummy = run(tmp_path, [], stage_list=[Stage("pair", "two at once", body, background=True)])
+    assert rc == 1
+    log = (tmp_path / "logs" / "pair.log").read_text()
+    assert "one-ran" in log and "two-ran" in log
+    assert (tmp_path / "logs" / "pair-x.log").read_text() == "one-ran\n"
+
+
+@pytest.mark.parametrize("text, detail", [
+    ("==== 5 passed, 1 skipped in 3.10s ====\n", "5 passed, 1 skipped in 3.10s"),
+    ("== 2 passed in 1.0s ==\nx\n== 3 passed in 2.0s ==\n", "2 passed in 1.0s; 3 passed in 2.0s"),
+    ("Running sanity test 'pep8'\nRunning sanity test 'pylint'\n", "2 sanity tests ran"),
+    ("ERROR: The 1 sanity test(s) listed below (out of 40) failed. See error output above for details.\npylint\n"
+     "FATAL: Command \"x\" returned exit status 1.\n",
+     "The 1 sanity test(s) listed below (out of 40) failed: pylint"),
+    ("nothing to report\n", ""),
+])
+def test_detail_of(text, detail):
+    assert stages.detail_of(text) == detail
+
+
+def test_declared_stages_keep_their_names_order_and_opt_in():
+    assert [s.name for s in stages.STAGES] == ["unit", "sanity", "units", "btrfs", "integration", "molecule", "vm-lvm",
+                                               "vm-zfs", "vm-molecule", "vm-btrfs", "build", "lint", "changelog", "ee"]
+    assert [s.name for s in stages.STAGES if s.opt_in] == ["vm-molecule", "vm-btrfs"]
+    assert [s.name for s in stages.STAGES if s.background] == ["vm-lvm", "vm-zfs", "vm-molecule", "vm-btrfs"]
