@@ -30,6 +30,15 @@ Ownership marks
     one of our targets is not ours. Nothing is destroyed without that check,
     and never with ``-r`` over something that holds snapshots we did not make.
 
+Identity
+    A copy's identity (CopyPair.identity, kept in the records) is its
+    ``guid``: a snapshot or dataset destroyed and made again under the same
+    name, marks and all, has another one, and ``zfs rename`` keeps it. It is
+    read in the calls the backend runs anyway (``list_copies``; ``_owned``
+    before every destroy), plus, for zfs_snapshot, one ``zfs get guid`` over
+    all of a version's staged snapshots once they are made. Nothing is
+    destroyed, overwritten or restored from whose guid is not the recorded one.
+
 Names
     zfs_snapshot: the copy of ``pool/ds`` for implied target pool ``01`` of
     copy pool ``db`` is ``pool/ds@pitcopy-db-01``; it is staged as
@@ -298,7 +307,8 @@ class _ZfsBase(Backend):
         """``{name: row}`` for those of ``names`` that exist; rows from one call."""
         if not names:
             return {}
-        return self._get((PROP_POOL, PROP_VERSION, PROP_SOURCE, "type", "written"), names,
+        # guid: the copy's identity (CopyPair.identity), in the same call
+        return self._get((PROP_POOL, PROP_VERSION, PROP_SOURCE, "type", "written", "guid"), names,
                          recursive=recursive, types="filesystem,volume,snapshot")
 
     @staticmethod
@@ -396,33 +406,54 @@ class _ZfsBase(Backend):
     def _is_ours(self, definition, row):
         return self._mark(row, PROP_POOL) == _pool_name(definition)
 
-    def _destroy_snapshots(self, definition, names):
-        """Destroy those of the snapshot ``names`` that exist and carry our mark.
-        Returns the names skipped because they are not ours."""
+    @staticmethod
+    def _guid(row):
+        """The dataset's or snapshot's guid (its identity), None if not read."""
+        value = row.get("guid", ("-", "-"))[0]
+        return value if value not in ("-", "") else None
+
+    def _is_recorded(self, row, identity):
+        """Whether ``row`` is the copy whose identity a record holds: a
+        snapshot destroyed and taken again under the same name, marks and
+        all, has another guid. An unknown identity (an older record) or an
+        unread guid is not judged here."""
+        guid = self._guid(row)
+        return not (identity and guid and not self.same_copy(identity, guid))
+
+    def _destroy_snapshots(self, definition, names, identities=None):
+        """Destroy those of the snapshot ``names`` that exist and carry our
+        mark, and, where ``identities`` ({name: identity}) knows it, are the
+        recorded snapshot. Returns the names skipped because they are not ours."""
+        identities = identities or {}
         rows = self._owned(definition, names)
         skipped = []
         for n in names:
             row = rows.get(n)
             if row is None:
                 continue
-            if not self._is_ours(definition, row):
+            if not self._is_ours(definition, row) or not self._is_recorded(row, identities.get(n)):
                 skipped.append(n)
                 continue
             self._run("destroy", n)
         return skipped
 
-    def _destroy_dataset(self, definition, name):
+
+    def _destroy_dataset(self, definition, name, identity=None):
         """Destroy a dataset of ours with the snapshots we made in it.
 
         Refuses (CopyFailed) when it has child datasets or snapshots that do
-        not carry our own mark: they are somebody else's. Returns False when
-        it did not exist."""
+        not carry our own mark: they are somebody else's; and when
+        ``identity`` (a record's) is not the dataset's guid. Returns False
+        when it did not exist."""
         rows = self._owned(definition, [name], recursive=True)
         if name not in rows:
             return False
         if not self._is_ours(definition, rows[name]):
             raise CopyFailed("%s does not carry this copy pool's mark (%s=%s); it was left alone"
                              % (name, PROP_POOL, _pool_name(definition)), target=name)
+        if not self._is_recorded(rows[name], identity):
+            raise CopyFailed("%s (guid %s) is not the copy the record names (guid %s); it was left alone"
+                             % (name, self._guid(rows[name]), identity), target=name)
         foreign = []
         for child, row in rows.items():
             if child == name:
@@ -446,6 +477,7 @@ class ZfsSnapshotBackend(_ZfsBase):
 
     technology = "zfs_snapshot"
     implied_targets = True
+    identifies_copies = True  # the snapshot's guid (list_copies, create_copies)
 
     def size_must_fit(self):
         return False
@@ -513,24 +545,61 @@ class ZfsSnapshotBackend(_ZfsBase):
 
         self._snapshot_batch(plan, made, by_name, failed)
 
+    def transfer(self, plan):
+        # Outside the window: what identifies each snapshot (its guid, kept
+        # by the rename of promotion), one call for all of them. Unread (the
+        # call failed), the engine asks list_copies later.
+        try:
+            rows = self._get(("guid",), [s.target for s in plan.staging], types="snapshot")
+        except CommandError:
+            rows = {}
+        plan.staged = [CopyPair(s.source, s.target, self._guid(rows.get(s.target, {}))) for s in plan.staging]
+
     def undo(self, plan):
         self._destroy_snapshots(plan.definition, [s.target for s in plan.made])
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_map = dict((s.source, s.target) for s in staged)
+        # the guid each staged snapshot had when made (None: a journal read
+        # back from the file); a rename keeps it
+        staged_ids = dict((s.target, s.identity) for s in staged)
         finals = [p.target for p in pairs]
         replaced = [p.target for p in replaced_pairs or ()]
+        recorded = dict((p.target, p.identity) for p in replaced_pairs or () if p.identity)
         rows = self._owned(definition, sorted(set(finals + replaced + list(staged_map.values()))))
         renamed_devs = []
+
+        def is_staged_copy(st, row):
+            """Already promoted by an earlier, interrupted call: the final
+            name holds this version's snapshot, and it is the one staged
+            (same guid) where that is known."""
+            return self._is_ours(definition, row) and self._mark(row, PROP_VERSION) == str(version) \
+                and self._is_recorded(row, staged_ids.get(st))
+
         for p in pairs:  # check everything before changing anything
             frow = rows.get(p.target)
-            if p.source in staged_map and frow is not None and not self._is_ours(definition, frow):
+            st = staged_map.get(p.source)
+            if st is None or frow is None:
+                continue
+            if not self._is_ours(definition, frow):
                 raise CopyFailed("target %s exists without this copy pool's mark; it is not overwritten"
                                  % p.target, source=p.source, target=p.target)
-        # Replaced copies first (ours only): their names are the final names.
+            if p.target in recorded and not self._is_recorded(frow, recorded[p.target]) \
+                    and not (st not in rows and is_staged_copy(st, frow)):
+                raise CopyFailed("target %s holds a snapshot with guid %s, not the copy the record names (guid %s); "
+                                 "it is not ours and is not overwritten" % (p.target, self._guid(frow),
+                                                                            recorded[p.target]),
+                                 source=p.source, target=p.target)
+            if st not in rows and self._mark(frow, PROP_VERSION) == str(version) and not is_staged_copy(st, frow):
+                raise CopyFailed("target %s holds a snapshot numbered version %d (guid %s) that is not the copy just "
+                                 "made (guid %s); it is left alone" % (p.target, version, self._guid(frow),
+                                                                      staged_ids.get(st)),
+                                 source=p.source, target=p.target)
+        # Replaced copies first (ours, and the recorded snapshot only):
+        # their names are the final names.
         for name in replaced:
             row = rows.get(name)
-            if row is None or not self._is_ours(definition, row):
+            if row is None or not self._is_ours(definition, row) or not self._is_recorded(row, recorded.get(name)):
                 continue
             if self._mark(row, PROP_VERSION) == str(version) and name not in staged_map.values():
                 continue  # already promoted by an earlier, interrupted call
@@ -542,7 +611,7 @@ class ZfsSnapshotBackend(_ZfsBase):
                 continue
             if st not in rows:
                 frow = rows.get(p.target)
-                if frow is not None and self._is_ours(definition, frow) and self._mark(frow, PROP_VERSION) == str(version):
+                if frow is not None and is_staged_copy(st, frow):
                     continue  # renamed before a crash
                 raise CopyFailed("staged copy %s of %s is missing; version %d cannot be completed"
                                  % (st, p.source, version), source=p.source, target=p.target)
@@ -557,10 +626,17 @@ class ZfsSnapshotBackend(_ZfsBase):
         self._destroy_snapshots(definition, [s.target for s in staged])
 
     def delete_copies(self, definition, pairs):
-        return self._destroy_snapshots(definition, [p.target for p in pairs])
+        # only the snapshot each record names (its guid), never one taken
+        # again under that name, whatever marks it carries
+        return self._destroy_snapshots(definition, [p.target for p in pairs],
+                                       dict((p.target, p.identity) for p in pairs if p.identity))
 
     def list_copies(self, pool_name):
-        rows = self._get((PROP_POOL, PROP_VERSION), types="snapshot", sources="local,received")
+        # guid (the copy's identity) in the same call: a native property's
+        # source is "-", which ``-s none`` selects (every snapshot's guid, ours
+        # kept below); the marks still count only where set on the snapshot
+        # itself (local, received). One zfs process, as without identities.
+        rows = self._get((PROP_POOL, PROP_VERSION, "guid"), types="snapshot", sources="local,received,none")
         out = []
         for name, row in sorted(rows.items()):
             if self._mark(row, PROP_POOL) != pool_name:
@@ -574,7 +650,7 @@ class ZfsSnapshotBackend(_ZfsBase):
             except (TypeError, ValueError):
                 ver = None
             out.append(CopyInfo(target=name, pool=pool_name, source=ds, version=ver, staged=bool(m),
-                                valid=True, detail=""))
+                                valid=True, detail="", identity=self._guid(row)))
         return out
 
     def restore(self, definition, version, pairs):
@@ -591,6 +667,10 @@ class ZfsSnapshotBackend(_ZfsBase):
             if not self._is_ours(definition, row):
                 raise InvalidInput("cannot restore %s from %s: the snapshot does not carry copy pool %s's mark"
                                    % (p.source, p.target, _pool_name(definition)))
+            if not self._is_recorded(row, p.identity):
+                raise InvalidInput("cannot restore %s from %s: that snapshot (guid %s) is not the copy recorded for "
+                                   "version %d (guid %s); it is never restored from"
+                                   % (p.source, p.target, self._guid(row), version, p.identity))
         # Newer snapshots or bookmarks make a plain rollback fail and
         # ``rollback -r`` destroy them. One listing for all datasets.
         argv = [ZFS, "list", "-H", "-p", "-o", "name,createtxg", "-t", "snapshot,bookmark", "-s", "createtxg",
@@ -785,6 +865,7 @@ class ZfsSendBackend(_ZfsBase):
         staged_map = dict((s.source, s.target) for s in staged)
         finals = [p.target for p in pairs]
         replaced = [p.target for p in replaced_pairs or ()]
+        recorded = dict((p.target, p.identity) for p in replaced_pairs or () if p.identity)
         rows = self._owned(definition, sorted(set(finals + replaced + list(staged_map.values()))))
         renamed_devs = []
         # Check everything before changing anything.
@@ -796,13 +877,19 @@ class ZfsSendBackend(_ZfsBase):
             if frow is not None and not self._is_ours(definition, frow):
                 raise CopyFailed("target %s exists without this copy pool's mark; it is not overwritten"
                                  % p.target, source=p.source, target=p.target)
+            if frow is not None and p.target in recorded and not self._is_recorded(frow, recorded[p.target]) \
+                    and self._mark(frow, PROP_VERSION) != str(version):
+                raise CopyFailed("target %s holds a dataset with guid %s, not the copy the record names (guid %s); "
+                                 "it is not ours and is not overwritten" % (p.target, self._guid(frow),
+                                                                            recorded[p.target]),
+                                 source=p.source, target=p.target)
         for name in replaced:
             row = rows.get(name)
             if row is None or not self._is_ours(definition, row):
                 continue
             if self._mark(row, PROP_VERSION) == str(version):
                 continue  # already the new version (interrupted earlier call)
-            self._destroy_dataset(definition, name)
+            self._destroy_dataset(definition, name, recorded.get(name))
             rows.pop(name, None)
         for p in pairs:
             st = staged_map.get(p.source)
@@ -835,7 +922,7 @@ class ZfsSendBackend(_ZfsBase):
         skipped = []
         for p in pairs:
             try:
-                self._destroy_dataset(definition, p.target)
+                self._destroy_dataset(definition, p.target, p.identity)
             except CopyFailed as exc:
                 skipped.append(exc.msg)
         return skipped

@@ -681,3 +681,115 @@ def test_consistency_sequence_numbers(zpools, runner, tmp_path, sequence_writer)
         t.join(10)
         if "br" in locals():
             br.join(10)
+
+
+# --- identity: the records name each copy by its guid (issue 12) ---------------------
+#
+# What tests/real/test_btrfs_identity.py proves for btrfs (the subvolume UUID),
+# here for zfs_snapshot: a snapshot destroyed and taken again under a copy's
+# name, our marks copied onto it, is another snapshot (another guid).
+
+
+def guid(name):
+    return sh("zfs", "get", "-H", "-p", "-o", "value", "guid", name).strip()
+
+
+def _snapshot_pool(zpools, tmp_path):
+    pool = zpools.create("i")
+    kinds = make_sources(pool, ["db"])
+    source = "%s/db" % pool
+    eng = make_engine(tmp_path / "state", runner=SubprocessRunner(env={"PATH": SBIN}))
+    define(eng, PoolDefinition(name="ids", technology="zfs_snapshot", sources=(source,), versions=2))
+    return eng, source, kinds
+
+
+def _copy_data(eng, source, kinds, text):
+    write_data(source, kinds[source], text)
+    return copy(eng, "ids")
+
+
+def test_zfs_snapshot_identity_recorded_and_learned(zpools, tmp_path):
+    """Every pair of a zfs_snapshot record carries its snapshot's guid, in the
+    state file too; a file written before identities were kept learns them
+    at the next verify_records repair, without a finding."""
+    import re
+
+    eng, source, kinds = _snapshot_pool(zpools, tmp_path)
+    _copy_data(eng, source, kinds, "v1")
+    state = eng.store.load("ids")
+    pair = state.replication(1).pairs[0]
+    assert pair.identity == guid(pair.target) and pair.identity.isdigit()
+    path = eng.store.path("ids")
+    with open(path) as fh:
+        text = fh.read()
+    assert "%s %s" % (pair.target, pair.identity) in text
+    older = re.sub(r"\n  identities: \|\n    [^\n]*", "", text)
+    assert older != text
+    older = re.sub(r"(?m)^# pitcopy-seal: .*\n\Z", "", older.replace("schema_version: 2\n", "schema_version: 1\n"))
+    with open(path, "w") as fh:
+        fh.write(older)
+    assert eng.store.load("ids").replication(1).pairs[0].identity is None
+    with eng.session("ids") as s:
+        plan = s.plan_verify(repair=True)
+        assert plan.result == {"consistent": True, "findings": []} and plan.changed
+        plan.apply()
+    assert eng.store.load("ids").replication(1).pairs[0].identity == pair.identity
+
+
+def test_zfs_snapshot_taken_again_under_a_copys_name_is_never_destroyed(zpools, tmp_path):
+    """Someone destroys the copy of version 1 and takes a snapshot of the
+    same name with our marks (pitcopy:pool, pitcopy:version): verify reports
+    copy_identity_mismatch, and neither rotation, restore, repair nor
+    copy_version state=absent destroys or uses their snapshot."""
+    eng, source, kinds = _snapshot_pool(zpools, tmp_path)
+    _copy_data(eng, source, kinds, "v1")
+    _copy_data(eng, source, kinds, "v2")
+    target = eng.store.load("ids").replication(1).pairs[0].target
+    recorded = eng.store.load("ids").replication(1).pairs[0].identity
+    sh("zfs", "destroy", target)
+    write_data(source, kinds[source], "theirs")
+    sh("zfs", "snapshot", "-o", "pitcopy:pool=ids", "-o", "pitcopy:version=1", target)
+    theirs = guid(target)
+    assert theirs != recorded
+
+    found = findings(eng, "ids")["findings"]
+    assert [(f["version"], f["problem"]) for f in found] == [(1, "copy_identity_mismatch")], found
+    assert "never deleted" in found[0]["action"] and theirs in found[0]["action"]
+
+    # rotation: version 3 would replace version 1 on that name
+    write_data(source, kinds[source], "v3")
+    with eng.session("ids") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_copy().apply()
+    assert "copy_identity_mismatch" in exc.value.msg
+    assert guid(target) == theirs and read_snapshot(target, kinds[source]) == "theirs"
+    assert eng.store.load("ids").last_version == 2 and eng.store.load("ids").journal is None
+    assert not [n for n in all_names(source.split("/")[0]) if "staging" in n]
+
+    # restore from it: refused (version 1 is not the newest anyway; the
+    # identity check comes first and names the guid)
+    with eng.session("ids") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_restore(1).apply()
+    assert "copy_identity_mismatch" in exc.value.msg
+    assert read_fs_or_vol(source, kinds[source]) == "v3"
+
+    # repair marks the version invalid and keeps the record's word
+    with eng.session("ids") as s:
+        res = s.plan_verify(repair=True).apply()
+    assert [f["problem"] for f in res["findings"]] == ["copy_identity_mismatch"]
+    assert eng.store.load("ids").replication(1).status == "invalid"
+    assert guid(target) == theirs
+
+    # deleting the version removes its record, not their snapshot
+    with eng.session("ids") as s:
+        s.plan_delete(1).apply()
+    assert eng.store.load("ids").replication(1) is None
+    assert guid(target) == theirs and read_snapshot(target, kinds[source]) == "theirs"
+    v2 = eng.store.load("ids").replication(2).pairs[0]
+    assert guid(v2.target) == v2.identity and read_snapshot(v2.target, kinds[source]) == "v2"
+    # and the backend itself, asked directly with the recorded guid, skips it
+    b = ZfsSnapshotBackend(SubprocessRunner(env={"PATH": SBIN}))
+    d = eng.store.load("ids").definition
+    assert b.delete_copies(d, [CopyPair(source, target, recorded)]) == [target]
+    assert guid(target) == theirs
