@@ -13,7 +13,7 @@ version_added: 0.1.0
 author:
   - pitcopy developers (@pitcopy)
 description:
-  - Names the copy pools of O(_input) for which M(pitcopy.versions.copy_pool) would change something: a new pool, a
+  - Names the copy pools of O(_input) for which M(pitcopy.versions.copy_pool) would change something - a new pool, a
     pool to remove that still has records, and a pool whose definition differs from its records.
   - Whether a definition differs is decided as M(pitcopy.versions.copy_pool) decides it, with its argument spec
     (defaults and type conversion) and the definition it builds; options it would refuse count as a change, so that

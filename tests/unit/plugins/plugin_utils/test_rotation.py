@@ -363,8 +363,8 @@ def test_summary_in_check_mode():
 
 def test_summary_without_pools():
     assert rotation.summary([], {}, {}) == ["no copy pools in rotation_pools"]
-    assert rotation.summary([], {}, {}, only_pools=["a"]) == ["no copy pools in rotation_pools matching "
-                                                             "rotation_only_pools"]
+    assert rotation.summary([], {}, {}, only_pools=["a"]) == [
+        "no copy pools in rotation_pools matching rotation_only_pools"]
 
 
 # --- the 60-day calendar of extensions/molecule/calendar ------------------
@@ -409,7 +409,7 @@ class Role:
             if d["due"]:
                 result = self.host.ok(copy_version, {"pool": d["name"], "label": d["label"]})
                 results.append(dict(result, item=d))
-        _, known = self.info()
+        known = self.info()[1]
         return defined, due, rotation.summary(run["pools"], known, {}, due_pools=due, taken=results)
 
 
@@ -439,7 +439,7 @@ def test_the_60_day_calendar_keeps_exactly_the_expected_versions(tmp_path):
                                                        datetime.date.fromisoformat(d).weekday() == 0]
     assert taken_on["cal-monthly"] == ["2026-01-01", "2026-02-01", "2026-03-01"]
 
-    _, known = role.info()
+    known = role.info()[1]
     labels = dict((n, [r["label"] for r in sorted(rs, key=lambda r: r["version"])]) for n, rs in known.items())
     numbers = dict((n, [r["version"] for r in sorted(rs, key=lambda r: r["version"])]) for n, rs in known.items())
     assert labels == expected["calendar_expected"]
@@ -457,7 +457,7 @@ def test_the_calendar_summary_of_its_last_day_names_what_was_taken(tmp_path):
         host.backend.add_volume(source, size=GIB)
     role = Role(host)
     for day in ["2026-02-28", "2026-03-01"]:
-        _, _, lines = role.run(pools, day)
+        lines = role.run(pools, day)[2]
     assert lines[0].startswith("cal-daily [btrfs_snapshot]: took v2 'daily-2026-03-01' into target pool ")
     assert lines[0].endswith("; kept 2 of 7: v1 v2; pre-paired: -")
     assert lines[1] == ("cal-weekly [btrfs_snapshot]: not due: last version v1 of 2026-02-28 is in this week; "
