@@ -37,30 +37,22 @@ def run(argv):
                           universal_newlines=True).stdout
 
 
-def snapshot_many(ds, names, marks=()):
-    """All of ``names`` of ``ds``, in as few processes as this zfs allows:
-    one channel program, else one ``zfs snapshot`` of all names, else one
-    process per snapshot."""
-    full = ["%s@%s" % (ds, n) for n in names]
-    lua = ("args = ...\nfor _, n in ipairs(args[\"argv\"]) do\n  err = zfs.sync.snapshot(n)\n"
-           "  if err ~= 0 then error(\"snapshot \" .. n .. \": \" .. err) end\nend\n")
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(lua)
-    try:
-        run(["zfs", "program", "-t", "100000000", ds.split("/")[0], fh.name] + full)
-    except subprocess.CalledProcessError as exc:
-        print("  (zfs program: %s; trying zfs snapshot)" % exc.stderr.strip()[-200:])
-        try:
-            run(["zfs", "snapshot"] + full)
-        except subprocess.CalledProcessError as exc2:
-            print("  (one zfs snapshot: %s; one process per snapshot)" % exc2.stderr.strip()[-200:])
-            for n in full:
-                run(["zfs", "snapshot", n])
-    finally:
-        os.unlink(fh.name)
+def snapshot_many(parent, children, count, prefix, marks=()):
+    """``count`` snapshots of each of ``children`` new datasets under
+    ``parent``: one ``zfs snapshot -r`` per name (ZFS takes one snapshot of a
+    dataset per transaction group: several names of one dataset in one
+    command or channel program fail with "multiple snapshots of same fs")."""
+    for i in range(children):
+        run(["zfs", "create", "%s/c%d" % (parent, i)])
+    opts = []
     for k, v in marks:
-        # set on the snapshots themselves (source local), as our -o marks are
-        run(["zfs", "set", "%s=%s" % (k, v)] + full)
+        opts += ["-o", "%s=%s" % (k, v)]
+    names = []
+    for i in range(count):
+        run(["zfs", "snapshot", "-r"] + opts + ["%s@%s-%04d" % (parent, prefix, i)])
+        names += ["%s/c%d@%s-%04d" % (parent, c, prefix, i) for c in range(children)]
+        names.append("%s@%s-%04d" % (parent, prefix, i))
+    return names
 
 
 def main():
@@ -78,11 +70,11 @@ def main():
     try:
         run(["zfs", "create", pool + "/db"])
         run(["zfs", "create", pool + "/other"])
-        ours = ["pitcopy-P-%02d" % i for i in range(args.ours)]
-        snapshot_many(pool + "/db", ours, (("pitcopy:pool", "P"), ("pitcopy:version", "1")))
-        snapshot_many(pool + "/other", ["hourly-%04d" % i for i in range(args.foreign)])
+        # ours: pitcopy:pool set on each snapshot itself (local), as -o does
+        per = max(1, args.ours // 10)
+        names = snapshot_many(pool + "/db", 9, per, "pitcopy-P", (("pitcopy:pool", "P"), ("pitcopy:version", "1")))
+        snapshot_many(pool + "/other", 19, max(1, args.foreign // 20), "hourly")
         base = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source", "-t", "snapshot"]
-        names = ["%s/db@%s" % (pool, n) for n in ours]
         one, two, size1, size2 = [], [], 0, 0
         for dummy in range(args.reps):
             t0 = time.monotonic()
