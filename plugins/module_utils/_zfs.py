@@ -1001,3 +1001,7 @@ class ZfsSendBackend(_ZfsBase):
             # The replaced data, which the user asked to replace: it has no
             # snapshots or children (checked above), so a plain destroy.
             self._run("destroy", old)
+
+
+# what _backends registers for this family (each class names its technology)
+BACKENDS = (ZfsSnapshotBackend, ZfsSendBackend)
