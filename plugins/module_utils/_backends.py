@@ -16,43 +16,41 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import TECHNOLOGIES
+from ansible_collections.pitcopy.versions.plugins.module_utils._technologies import BY_NAME, TECHNOLOGIES
 
 
 def _btrfs():
-    from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import BtrfsSendBackend, BtrfsSnapshotBackend
+    from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import BACKENDS
 
-    return {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBackend}
+    return BACKENDS
 
 
 def _lvm():
-    from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import (
-        LvmCloneBackend,
-        LvmSnapshotBackend,
-        LvmThinBackend,
-    )
+    from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import BACKENDS
 
-    return {"lvm_snapshot": LvmSnapshotBackend, "lvm_thin": LvmThinBackend, "lvm_clone": LvmCloneBackend}
+    return BACKENDS
 
 
 def _zfs():
-    from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
+    from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import BACKENDS
 
-    return {"zfs_snapshot": ZfsSnapshotBackend, "zfs_send": ZfsSendBackend}
+    return BACKENDS
 
 
+# the backend module of each family of the technology table
 _FAMILIES = {"btrfs": _btrfs, "lvm": _lvm, "zfs": _zfs}
 
 
 def backend_class(technology):
-    """The backend class of ``technology``; InvalidInput when there is none."""
-    load = _FAMILIES.get(str(technology).split("_", 1)[0])
-    cls = load().get(technology) if load is not None else None
-    if cls is None:
+    """The backend class of ``technology``: the one of its family's
+    ``BACKENDS`` that names it; InvalidInput when the table has no such
+    technology."""
+    row = BY_NAME.get(technology) if isinstance(technology, str) else None
+    if row is None:
         raise InvalidInput(
             "technology %r is not supported; use one of: %s" % (technology, ", ".join(TECHNOLOGIES))
         )
-    return cls
+    return dict((cls.technology, cls) for cls in _FAMILIES[row.family]())[technology]
 
 
 def backend_factory(runner):

@@ -1665,3 +1665,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
             raise CopyFailed("restore of %s: sending the copy %s back failed: %s; %s was left as it was" % (
                 source, copy, _stderr(exc), source), cause=exc, source=source, target=copy)
         return back, [back]
+
+
+# what _backends registers for this family (each class names its technology)
+BACKENDS = (BtrfsSnapshotBackend, BtrfsSendBackend)

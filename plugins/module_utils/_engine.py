@@ -59,6 +59,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from ansible_collections.pitcopy.versions.plugins.module_utils import _quiesce
+from ansible_collections.pitcopy.versions.plugins.module_utils._definition import check_definition, check_values
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CopyFailed,
     HookFailed,
@@ -68,36 +69,31 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     PoolNotFound,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
-    CONSISTENCY_MODES,
     JOURNAL_COPY,
     JOURNAL_DELETE,
     JOURNAL_REMOVE,
     JOURNAL_RESTORE,
-    LISTED_TARGET_TECHNOLOGIES,
     PRE_COPY_NONE,
     PRE_COPY_PREPAIRING,
     PRE_COPY_REPLICATION,
     RECORD_PREPAIRING,
     RECORD_REPLICATION,
-    SNAPSHOT_TECHNOLOGIES,
     STATUS_INCOMPLETE,
     STATUS_INVALID,
     STATUS_VALID,
-    TECHNOLOGIES,
     CopyOutcome,
     CopyPair,
     Finding,
-    Hook,
     Journal,
     PoolState,
     Record,
-    TargetPool,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._selection import (
     TargetScan,
     select_implied,
     select_targets,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._technologies import LISTED_TARGET_TECHNOLOGIES
 
 
 def _utcnow():
@@ -356,6 +352,18 @@ class RecordEngine:
     def pool_names(self):
         return list(self.store.pool_names())
 
+    def check_definition(self, definition):
+        """Raise InvalidInput unless ``definition`` can be defined: the one
+        domain check (_definition.check_definition with the backend's name
+        syntax, then what the backend can never do). Needs no lock: modules
+        run it before they take one, plan_define again for other callers.
+        Returns the definition's backend."""
+        check_values(definition)  # a known technology before asking for its backend
+        backend = self.backend_for(definition.technology)
+        check_definition(definition, backend)
+        backend.validate_definition(definition)
+        return backend
+
     @contextlib.contextmanager
     def session(self, pool_name, shared=False):
         """``shared``: the caller only reads (info, verify without repair,
@@ -373,70 +381,6 @@ def _target_pool_volumes(definition, name):
         if tp.name == name:
             return tuple(tp.volumes)
     return ()
-
-
-def validate_definition(definition, backend):
-    """Raise InvalidInput naming the bad value and what is accepted."""
-    d = definition
-    if d.technology not in TECHNOLOGIES:
-        raise InvalidInput("technology %r is not supported; use one of: %s" % (d.technology, ", ".join(TECHNOLOGIES)))
-    if not _is_int(d.versions) or d.versions < 1:
-        raise InvalidInput("versions must be an integer of at least 1, got %r" % (d.versions,))
-    if not d.sources:
-        raise InvalidInput("copy pool %s needs at least one source volume in sources" % d.name)
-    seen = set()
-    for src in d.sources:
-        if not isinstance(src, str):
-            raise InvalidInput("source %r is not a volume name (a string)" % (src,))
-        backend.validate_source_name(src)
-        if src in seen:
-            raise InvalidInput("source %s is listed twice in sources; list every source volume once" % src)
-        seen.add(src)
-    if d.consistency not in CONSISTENCY_MODES:
-        raise InvalidInput("consistency %r is not accepted; use one of: %s" % (
-            d.consistency, ", ".join(CONSISTENCY_MODES)))
-    if d.snapshot_size is not None and d.technology != "lvm_snapshot":
-        raise InvalidInput("snapshot_size %r only applies to technology lvm_snapshot, not %s; leave it out" % (
-            d.snapshot_size, d.technology))
-    for hook in tuple(d.pre_copy_hooks) + tuple(d.post_copy_hooks):
-        if not isinstance(hook, Hook) or not hook.argv or not all(isinstance(a, str) for a in hook.argv):
-            raise InvalidInput("hook %r must have argv, a non-empty list of strings" % (hook,))
-        if not _is_int(hook.timeout) or hook.timeout < 1:
-            raise InvalidInput("hook timeout %r must be a whole number of seconds, at least 1" % (hook.timeout,))
-    if d.technology in SNAPSHOT_TECHNOLOGIES:
-        if d.target_pools:
-            raise InvalidInput("technology %s names its targets itself (target pools %s); leave target_pools out" % (
-                d.technology, ", ".join(d.target_pool_names())))
-        return
-    if not d.target_pools:
-        raise InvalidInput("technology %s needs target_pools: a list of {name, volumes}, at least %d of them "
-                           "(one per kept version)" % (d.technology, d.versions))
-    owner = {}
-    names = set()
-    for tp in d.target_pools:
-        if not isinstance(tp, TargetPool) or not isinstance(tp.name, str) or not tp.name.strip():
-            raise InvalidInput("target pool %r needs a non-empty name" % (tp,))
-        if tp.name in names:
-            raise InvalidInput("target pool name %s is used twice; give every target pool its own name" % tp.name)
-        names.add(tp.name)
-        for vol in tp.volumes:
-            if not isinstance(vol, str):
-                raise InvalidInput("target %r of target pool %s is not a volume name (a string)" % (vol, tp.name))
-            backend.validate_target_name(vol)
-            if vol in seen:
-                raise InvalidInput("%s is both a source and a target (target pool %s); a volume can only be one"
-                                   % (vol, tp.name))
-            if vol in owner:
-                if owner[vol] == tp.name:
-                    raise InvalidInput("target %s is listed twice in target pool %s; list it once" % (vol, tp.name))
-                raise InvalidInput("target %s is in target pools %s and %s; a target belongs to one target pool"
-                                   % (vol, owner[vol], tp.name))
-            owner[vol] = tp.name
-    if d.versions > len(d.target_pools):
-        raise InvalidInput("versions %d needs at least %d target pools for technology %s, got %d (%s); "
-                           "add target pools or lower versions" % (
-                               d.versions, d.versions, d.technology, len(d.target_pools),
-                               ", ".join(tp.name for tp in d.target_pools)))
 
 
 def check_targets_not_shared(store, definition, backend):
@@ -641,12 +585,7 @@ class PoolSession:
         if definition.name != self.name:
             raise InvalidInput("the definition names pool %s but this session is for pool %s" % (
                 definition.name, self.name))
-        backend = self._backend(definition) if definition.technology in TECHNOLOGIES else None
-        if backend is None:
-            raise InvalidInput("technology %r is not supported; use one of: %s" % (
-                definition.technology, ", ".join(TECHNOLOGIES)))
-        validate_definition(definition, backend)
-        backend.validate_definition(definition)
+        backend = self.engine.check_definition(definition)
         old = self.state
         if old is not None:
             self._check_redefinition(old, definition)

@@ -1399,3 +1399,7 @@ class LvmCloneBackend(_LvmBackend):
                                     _stderr(exc)), source=p.source, target=p.target)
             done.append(p.source)
         return done
+
+
+# what _backends registers for this family (each class names its technology)
+BACKENDS = (LvmSnapshotBackend, LvmThinBackend, LvmCloneBackend)

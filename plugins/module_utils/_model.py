@@ -21,20 +21,14 @@ __metaclass__ = type
 from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-TECHNOLOGIES = (
-    "lvm_snapshot",
-    "lvm_thin",
-    "lvm_clone",
-    "zfs_snapshot",
-    "zfs_send",
-    "btrfs_snapshot",
-    "btrfs_send",
-)
+from ansible_collections.pitcopy.versions.plugins.module_utils import _technologies
 
+# Derived from the one technology table (_technologies), never listed here.
 # Snapshot technologies imply their target pools ("01", "02", ...) and
 # generate target names; the others take user-listed target pools.
-SNAPSHOT_TECHNOLOGIES = frozenset(("lvm_snapshot", "lvm_thin", "zfs_snapshot", "btrfs_snapshot"))
-LISTED_TARGET_TECHNOLOGIES = frozenset(("lvm_clone", "zfs_send", "btrfs_send"))
+TECHNOLOGIES = _technologies.TECHNOLOGIES
+SNAPSHOT_TECHNOLOGIES = _technologies.SNAPSHOT_TECHNOLOGIES
+LISTED_TARGET_TECHNOLOGIES = _technologies.LISTED_TARGET_TECHNOLOGIES
 
 CONSISTENCY_MODES = ("auto", "freeze", "none")
 

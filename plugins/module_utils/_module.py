@@ -294,8 +294,11 @@ class PitcopyModule(object):
 
     # --- running ------------------------------------------------------------
 
-    def _plan_and_apply(self, pool, build, read_only=False):
+    def _plan_and_apply(self, pool, build, read_only=False, precheck=None):
         engine = self.engine()
+        if precheck is not None:
+            # bad input is refused before the lock is waited for or taken
+            precheck(engine)
         # the one place that decides the lock: readers share it
         with engine.session(pool, shared=read_only or self.check_mode) as session:
             try:
@@ -313,12 +316,14 @@ class PitcopyModule(object):
                 result["diff"] = {"before": plan.before, "after": plan.after}
         return result
 
-    def run_plan(self, pool, build, read_only=False):
+    def run_plan(self, pool, build, read_only=False, precheck=None):
         """Plan with ``build(session)``; apply unless check mode; exit.
 
         ``read_only``: the plan never changes anything (verify_records
-        without repair), so the run takes the shared lock as check mode does."""
-        result = self._guard(self._plan_and_apply, pool, build, read_only)
+        without repair), so the run takes the shared lock as check mode does.
+        ``precheck(engine)``: input checks that need no lock (copy_pool's
+        definition check), run before the lock is taken."""
+        result = self._guard(self._plan_and_apply, pool, build, read_only, precheck)
         self._exit(result)
 
     def _exit(self, result):

@@ -78,6 +78,7 @@ except ImportError as exc:  # reported by the module wrapper
     HAS_YAML = False
     YAML_IMPORT_ERROR = exc
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._definition import check_values
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     InvalidInput,
     PoolBusy,
@@ -282,16 +283,28 @@ def _dump_pairs(pairs):
 def _dump_hook(hook, where):
     return {
         "argv": _Flow(_str(a, "%s.argv[%d]" % (where, i)) for i, a in enumerate(hook.argv)),
-        "timeout": _int(hook.timeout, where + ".timeout", minimum=0),
+        "timeout": _int(hook.timeout, where + ".timeout"),
         "abort_on_failure": _bool(hook.abort_on_failure, where + ".abort_on_failure"),
     }
 
 
+def _checked(d, where):
+    """``d`` unless a value breaks the definition rules every definition
+    obeys (_definition.check_values, the engine's own rules): the store
+    writes nothing it would refuse to read and reads nothing the engine
+    would have refused."""
+    try:
+        check_values(d)
+    except InvalidInput as exc:
+        raise _Shape(where, exc.msg)
+    return d
+
+
 def _dump_definition(d, where="definition"):
-    return {
+    out = {
         "name": _str(d.name, where + ".name"),
         "technology": _str(d.technology, where + ".technology"),
-        "versions": _int(d.versions, where + ".versions", minimum=1),
+        "versions": _int(d.versions, where + ".versions"),
         "sources": _dump_names(d.sources),
         "target_pools": [{"name": _str(tp.name, "%s.target_pools[%d].name" % (where, i)),
                           "volumes": _dump_names(tp.volumes)} for i, tp in enumerate(d.target_pools)],
@@ -300,6 +313,8 @@ def _dump_definition(d, where="definition"):
         "pre_copy_hooks": [_dump_hook(h, "%s.pre_copy_hooks[%d]" % (where, i)) for i, h in enumerate(d.pre_copy_hooks)],
         "post_copy_hooks": [_dump_hook(h, "%s.post_copy_hooks[%d]" % (where, i)) for i, h in enumerate(d.post_copy_hooks)],
     }
+    _checked(d, where)
+    return out
 
 
 def _dump_record(r, kind, where):
@@ -491,7 +506,7 @@ def _load_hook(value, where):
     argv = _list(value["argv"], where + ".argv")
     return Hook(
         argv=tuple(_str(a, "%s.argv[%d]" % (where, i)) for i, a in enumerate(argv)),
-        timeout=_int(value.get("timeout", 60), where + ".timeout", minimum=0),
+        timeout=_int(value.get("timeout", 60), where + ".timeout"),
         abort_on_failure=_bool(value.get("abort_on_failure", True), where + ".abort_on_failure"),
     )
 
@@ -505,11 +520,11 @@ def _load_definition(value, where="definition"):
         _mapping(tp, w, ("name",), ("volumes",))
         tps.append(TargetPool(name=_str(tp["name"], w + ".name"),
                               volumes=_load_names(tp.get("volumes", []), w + ".volumes")))
-    return PoolDefinition(
+    return _checked(PoolDefinition(
         name=_str(value["name"], where + ".name"),
         technology=_str(value["technology"], where + ".technology"),
         sources=_load_names(value["sources"], where + ".sources"),
-        versions=_int(value["versions"], where + ".versions", minimum=1),
+        versions=_int(value["versions"], where + ".versions"),
         target_pools=tuple(tps),
         snapshot_size=_str(value.get("snapshot_size"), where + ".snapshot_size", nullable=True),
         consistency=_str(value.get("consistency", "auto"), where + ".consistency"),
@@ -517,7 +532,7 @@ def _load_definition(value, where="definition"):
                              for i, h in enumerate(_list(value.get("pre_copy_hooks", []), where + ".pre_copy_hooks"))),
         post_copy_hooks=tuple(_load_hook(h, "%s.post_copy_hooks[%d]" % (where, i))
                               for i, h in enumerate(_list(value.get("post_copy_hooks", []), where + ".post_copy_hooks"))),
-    )
+    ), where)
 
 
 def _load_identities(value, where, pairs):

@@ -1155,3 +1155,7 @@ class ZfsSendBackend(_ZfsBase):
             self._run("destroy", snap)
         for prop in (PROP_POOL, PROP_VERSION, PROP_RESTORE):
             self._run("inherit", prop, new)
+
+
+# what _backends registers for this family (each class names its technology)
+BACKENDS = (ZfsSnapshotBackend, ZfsSendBackend)

@@ -315,13 +315,7 @@ removed_versions:
   sample: [3, 4]
 """
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import SNAPSHOT_TECHNOLOGIES
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
-from ansible_collections.pitcopy.versions.plugins.module_utils._module import (
-    PitcopyModule,
-    check_no_control_chars,
-    check_positive,
-)
+from ansible_collections.pitcopy.versions.plugins.module_utils._module import PitcopyModule, check_no_control_chars
 # The argument spec and the definition it describes are shared with the
 # rotation role's filter, which asks before calling this module whether a
 # pool's definition changes (module_utils/_pool_options.py).
@@ -331,35 +325,14 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._pool_options imp
     definition,
 )
 
+# Types and choices only (the argument spec): every rule of a definition's
+# values is the engine's definition check (_definition.check_definition), run
+# before the lock.
+
 
 def validate(params):
+    # the rule every pitcopy module applies to the strings that become names
     check_no_control_chars(params, ("name", "sources", "target_pools", "snapshot_size"))
-    if params["state"] != "present":
-        return
-    check_positive(params, "versions")
-    technology = params["technology"]
-    if technology in SNAPSHOT_TECHNOLOGIES:
-        if params["target_pools"]:
-            raise InvalidInput(
-                "target_pools is not accepted with technology %s: its target pools are implied by versions "
-                "(\"01\" .. \"%02d\"); remove target_pools or use lvm_clone, zfs_send or btrfs_send"
-                % (technology, params["versions"])
-            )
-    elif not params["target_pools"]:
-        raise InvalidInput(
-            "technology %s needs target_pools: a list of {name, volumes} naming the pre-existing targets" % technology
-        )
-    if params["snapshot_size"] is not None and technology != "lvm_snapshot":
-        raise InvalidInput(
-            "snapshot_size %r is only accepted with technology lvm_snapshot, not %s"
-            % (params["snapshot_size"], technology)
-        )
-    for option in ("pre_copy_hooks", "post_copy_hooks"):
-        for index, hook in enumerate(params[option]):
-            if not hook["argv"]:
-                raise InvalidInput("%s[%d].argv is empty; give the command and its arguments as a list" % (option, index))
-            if hook["timeout"] < 1:
-                raise InvalidInput("%s[%d].timeout must be >= 1 second, got %r" % (option, index, hook["timeout"]))
 
 
 def main():
@@ -371,7 +344,8 @@ def main():
     params = module.params
     if params["state"] == "present":
         wanted = definition(params)
-        module.run_plan(params["name"], lambda session: session.plan_define(wanted))
+        module.run_plan(params["name"], lambda session: session.plan_define(wanted),
+                        precheck=lambda engine: engine.check_definition(wanted))
     else:
         module.run_plan(params["name"], lambda session: session.plan_remove(remove_copies=params["remove_copies"]))
 

@@ -187,7 +187,7 @@ opt_text = st.one_of(st.none(), any_name)
 def pool_states(draw):
     name = draw(st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}\Z"))
     hooks = st.lists(st.builds(Hook, st.lists(any_name, min_size=1, max_size=3).map(tuple),
-                               st.integers(0, 3600), st.booleans()), max_size=2).map(tuple)
+                               st.integers(1, 3600), st.booleans()), max_size=2).map(tuple)
     d = PoolDefinition(
         name=name, technology=draw(st.sampled_from(["lvm_snapshot", "zfs_send", "btrfs_send"])),
         sources=tuple(draw(st.lists(any_name, max_size=6))), versions=draw(st.integers(1, 50)),

@@ -1,0 +1,131 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one set of rules a copy pool definition must satisfy.
+
+Three layers, one set of rules:
+
+* the module's argument spec checks types and choices (it derives its
+  choices from the technology table); the module adds only the rule every
+  pitcopy module applies to every string option (no newline or NUL);
+* the engine (``RecordEngine.check_definition``) runs ``check_definition``
+  before it takes the pool's lock: every domain rule, in one place, plus the
+  backend's name syntax;
+* the store runs ``check_values`` on every definition it writes and reads:
+  the rules of each value on its own (a known technology, versions >= 1, a
+  hook timeout >= 1 ...), so it never writes what it would refuse to read and
+  never hands the engine a value the engine would have refused. The rules
+  between values (target pools a technology needs, duplicates, names that
+  reach a tool) are the engine's alone: a file that breaks them still loads,
+  so verify_records can show it.
+
+Each refusal is an InvalidInput whose message names the option (with its
+index), the value and what is accepted. Plain Python, no Ansible import.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CONSISTENCY_MODES, Hook, TargetPool
+from ansible_collections.pitcopy.versions.plugins.module_utils._technologies import (
+    SNAPSHOT_SIZE_TECHNOLOGIES,
+    SNAPSHOT_TECHNOLOGIES,
+    TECHNOLOGIES,
+    names as technology_names,
+    spoken,
+)
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _hook_options(definition):
+    for option in ("pre_copy_hooks", "post_copy_hooks"):
+        for index, hook in enumerate(getattr(definition, option)):
+            yield "%s[%d]" % (option, index), hook
+
+
+def check_values(definition):
+    """Raise InvalidInput unless every value of ``definition`` is one that
+    pitcopy can act on, each on its own: the store's rule on write and read."""
+    d = definition
+    if d.technology not in TECHNOLOGIES:
+        raise InvalidInput("technology %r is not supported; use one of: %s" % (d.technology, ", ".join(TECHNOLOGIES)))
+    if not _is_int(d.versions) or d.versions < 1:
+        raise InvalidInput("versions must be an integer of at least 1, got %r" % (d.versions,))
+    if d.consistency not in CONSISTENCY_MODES:
+        raise InvalidInput("consistency %r is not accepted; use one of: %s" % (
+            d.consistency, ", ".join(CONSISTENCY_MODES)))
+    for where, hook in _hook_options(d):
+        if not isinstance(hook, Hook):
+            raise InvalidInput("%s %r is not a hook: expected {argv, timeout, abort_on_failure}" % (where, hook))
+        if not hook.argv or not all(isinstance(a, str) for a in hook.argv):
+            raise InvalidInput("%s.argv %r is not accepted: a hook must have argv, a non-empty list of strings "
+                               "(the command and its arguments)" % (where, _shown(hook.argv)))
+        if not _is_int(hook.timeout) or hook.timeout < 1:
+            raise InvalidInput("%s.timeout: hook timeout %r is not accepted: expected a whole number of seconds, "
+                               "at least 1" % (where, hook.timeout))
+
+
+def check_definition(definition, backend=None):
+    """Raise InvalidInput naming the bad value and what is accepted, unless
+    ``definition`` can be defined: every rule of ``check_values``, the rules
+    between values, and (with ``backend``) the backend's name syntax."""
+    d = definition
+    check_values(d)
+    if not d.sources:
+        raise InvalidInput("copy pool %s needs at least one source volume in sources" % d.name)
+    seen = set()
+    for src in d.sources:
+        if not isinstance(src, str):
+            raise InvalidInput("source %r is not a volume name (a string)" % (src,))
+        if backend is not None:
+            backend.validate_source_name(src)
+        if src in seen:
+            raise InvalidInput("source %s is listed twice in sources; list every source volume once" % src)
+        seen.add(src)
+    if d.snapshot_size is not None and d.technology not in SNAPSHOT_SIZE_TECHNOLOGIES:
+        raise InvalidInput("snapshot_size %r only applies to technology %s, not %s; leave it out" % (
+            d.snapshot_size, spoken(sorted(SNAPSHOT_SIZE_TECHNOLOGIES)), d.technology))
+    if d.technology in SNAPSHOT_TECHNOLOGIES:
+        if d.target_pools:
+            raise InvalidInput("technology %s names its targets itself (target pools %s); leave target_pools out "
+                               "or use %s" % (d.technology, ", ".join(d.target_pool_names()),
+                                              spoken(technology_names(lambda t: not t.snapshot))))
+        return
+    if not d.target_pools:
+        raise InvalidInput("technology %s needs target_pools: a list of {name, volumes}, at least %d of them "
+                           "(one per kept version)" % (d.technology, d.versions))
+    owner = {}
+    names = set()
+    for tp in d.target_pools:
+        if not isinstance(tp, TargetPool) or not isinstance(tp.name, str) or not tp.name.strip():
+            raise InvalidInput("target pool %r needs a non-empty name" % (tp,))
+        if tp.name in names:
+            raise InvalidInput("target pool name %s is used twice; give every target pool its own name" % tp.name)
+        names.add(tp.name)
+        for vol in tp.volumes:
+            if not isinstance(vol, str):
+                raise InvalidInput("target %r of target pool %s is not a volume name (a string)" % (vol, tp.name))
+            if backend is not None:
+                backend.validate_target_name(vol)
+            if vol in seen:
+                raise InvalidInput("%s is both a source and a target (target pool %s); a volume can only be one"
+                                   % (vol, tp.name))
+            if vol in owner:
+                if owner[vol] == tp.name:
+                    raise InvalidInput("target %s is listed twice in target pool %s; list it once" % (vol, tp.name))
+                raise InvalidInput("target %s is in target pools %s and %s; a target belongs to one target pool"
+                                   % (vol, owner[vol], tp.name))
+            owner[vol] = tp.name
+    if d.versions > len(d.target_pools):
+        raise InvalidInput("versions %d needs at least %d target pools for technology %s, got %d (%s); "
+                           "add target pools or lower versions" % (
+                               d.versions, d.versions, d.technology, len(d.target_pools),
+                               ", ".join(tp.name for tp in d.target_pools)))
