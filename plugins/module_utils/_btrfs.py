@@ -120,6 +120,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     Volume,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import mount_of, read_mounts
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import command_reason, quietly
 
 BTRFS = "btrfs"
 NAMESPACE = ".pitcopy"
@@ -515,12 +516,6 @@ def target_dir_problem(path):
         if current == "/":
             return None
         current = os.path.dirname(current)
-
-
-def _stderr(exc):
-    if isinstance(exc, CommandError):
-        return (exc.stderr or exc.stdout or exc.msg).strip()
-    return str(exc)
 
 
 def busy_users(path):
@@ -1135,7 +1130,7 @@ class _BtrfsBase(Backend):
                     os.rename(aside, source)
                     moved = False
                 raise CopyFailed("restore of %s from %s failed: %s; %s was left as it was" % (
-                    source, copy, _stderr(exc), source), cause=exc, source=source, target=copy)
+                    source, copy, command_reason(exc), source), cause=exc, source=source, target=copy)
             if moved:
                 self._delete_subvolumes([aside])
         finally:
@@ -1255,7 +1250,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                 raise CopyFailed(
                     "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d snapshot(s) already made "
                     "were removed and the previous versions are intact" % (
-                        version, definition.name, p.source, p.target, _stderr(exc), len(made)),
+                        version, definition.name, p.source, p.target, command_reason(exc), len(made)),
                     cause=exc, source=p.source, target=p.target)
             staged = []
             for p, st in made:
@@ -1631,7 +1626,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                     raise CopyFailed(
                         "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d temporary snapshot(s) "
                         "already made were removed and the previous versions are intact" % (
-                            version, definition.name, p.source, p.target, _stderr(exc), len(made)),
+                            version, definition.name, p.source, p.target, command_reason(exc), len(made)),
                         cause=exc, source=p.source, target=p.target)
                 for p, snap, st in todo:
                     try:
@@ -1640,7 +1635,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                         raise CopyFailed(
                             "version %d of copy pool %s failed at the pair %s -> %s: btrfs send | btrfs receive: %s; "
                             "the copies already made were removed and the previous versions are intact" % (
-                                version, definition.name, p.source, p.target, _stderr(exc)),
+                                version, definition.name, p.source, p.target, command_reason(exc)),
                             cause=exc, source=p.source, target=p.target)
                     if not _is_subvolume(st):
                         raise CopyFailed("version %d of copy pool %s: btrfs receive into %s did not create %s" % (
@@ -1679,5 +1674,5 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
             self._delete_ours(definition.name, [back])
             remove_mark(back)
             raise CopyFailed("restore of %s: sending the copy %s back failed: %s; %s was left as it was" % (
-                source, copy, _stderr(exc), source), cause=exc, source=source, target=copy)
+                source, copy, command_reason(exc), source), cause=exc, source=source, target=copy)
         return back, [back]

@@ -110,6 +110,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyPair,
     Volume,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import command_reason, quietly
 
 TAG_POOL = "pitcopy_pool="
 TAG_VERSION = "pitcopy_version="
@@ -264,19 +265,6 @@ def _float(value, default=0.0):
         return float(value)
     except (TypeError, ValueError):
         return default
-
-
-def _stderr(exc):
-    if isinstance(exc, CommandError):
-        return (exc.stderr or exc.msg).strip()
-    return getattr(exc, "msg", None) or str(exc)
-
-
-def _quiet(fn):
-    try:
-        return fn()
-    except (CommandError, CopyFailed, OSError):
-        return None
 
 
 @contextmanager
@@ -658,7 +646,7 @@ class _SnapshotBase(_LvmBackend):
             with ctx:
                 err = self._batch(commands)
         except BaseException:
-            _quiet(lambda: self._cleanup_staged(pool, stagings))
+            quietly(lambda: self._cleanup_staged(pool, stagings))
             raise
         window_ms = getattr(window, "window_ms", None) if window is not None else None
         if not window_ms:
@@ -1117,7 +1105,7 @@ class LvmCloneBackend(_LvmBackend):
         tags = _tags(row)
         want, size = _tag_value(tags, TAG_SUM), _int(_tag_value(tags, TAG_SIZE), -1)
         if not self._active(row):
-            _quiet(lambda: self._lv("lvchange", "-ay", info.target))
+            quietly(lambda: self._lv("lvchange", "-ay", info.target))
         try:
             got, n = _sha256_of(dm_path(info.target), size)
         except OSError:
@@ -1200,7 +1188,7 @@ class LvmCloneBackend(_LvmBackend):
             with ctx:
                 err = self._batch(commands)
         except BaseException:
-            _quiet(lambda: self._remove_tmps(pool, tmps))
+            quietly(lambda: self._remove_tmps(pool, tmps))
             raise
         window_ms = getattr(window, "window_ms", None) if window is not None else None
         if not window_ms:
@@ -1220,16 +1208,16 @@ class LvmCloneBackend(_LvmBackend):
                     try:
                         self._clone_one(pool, version, p, tmp, rows[p.source], rows[p.target], after.get(tmp))
                     except (CommandError, OSError, IOError) as exc:
-                        failure = (p, _stderr(exc), exc)
+                        failure = (p, command_reason(exc), exc)
                         done.append(p)
                         break
                     done.append(p)
         finally:
-            _quiet(lambda: self._remove_tmps(pool, tmps))
+            quietly(lambda: self._remove_tmps(pool, tmps))
         if failure is not None:
             p, reason, exc = failure
             for q in done:
-                _quiet(lambda q=q: self._release(pool, q.target))
+                quietly(lambda q=q: self._release(pool, q.target))
             raise CopyFailed(
                 "lvm_clone copy version %d of %s failed at %s -> %s: %s; the temporary snapshots were removed and "
                 "the targets written for this version released (%s); the versions of the other target pools are "
@@ -1363,6 +1351,6 @@ class LvmCloneBackend(_LvmBackend):
             except (CommandError, OSError, IOError) as exc:
                 raise CopyFailed("restore of %s from %s failed after %d of %d sources (%s): %s"
                                  % (p.source, p.target, len(done), len(pairs), ", ".join(done) or "none",
-                                    _stderr(exc)), source=p.source, target=p.target)
+                                    command_reason(exc)), source=p.source, target=p.target)
             done.append(p.source)
         return done

@@ -75,6 +75,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyPair,
     Volume,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import command_reason, quietly
 
 ZFS = "zfs"
 
@@ -158,14 +159,6 @@ def validate_copy_pool_name(pool):
     if not isinstance(name, str) or not _COPY_POOL_RE.match(name) or len(name) > 64:
         raise InvalidInput("copy pool name %r cannot be part of a ZFS snapshot name; use up to 64 letters, "
                            "digits and _ . : - (not starting with . : or -)" % (name,))
-
-
-def _command_stderr(exc):
-    if isinstance(exc, CommandError):
-        if "|" in exc.argv:
-            return exc.msg
-        return (exc.stderr or exc.msg).strip()
-    return str(exc)
 
 
 @contextmanager
@@ -479,7 +472,7 @@ class ZfsSnapshotBackend(_ZfsBase):
         if failure is not None:
             items, exc = failure
             self._cleanup(definition, made)
-            err = _command_stderr(exc)
+            err = command_reason(exc)
             pair = items[0][0]
             for p, n in items:
                 if n in err or p.source in err:
@@ -620,7 +613,7 @@ class ZfsSnapshotBackend(_ZfsBase):
             except CommandError as exc:
                 raise CopyFailed("restore of %s from %s failed after %d of %d sources were restored (%s): %s"
                                  % (p.source, p.target, len(done), len(pairs), ", ".join(done) or "none",
-                                    _command_stderr(exc)), cause=exc, source=p.source, target=p.target)
+                                    command_reason(exc)), cause=exc, source=p.source, target=p.target)
             done.append(p.source)
         return done
 
@@ -722,7 +715,7 @@ class ZfsSendBackend(_ZfsBase):
         made_snaps = []
         failure = None
         t0 = time.monotonic()
-        self._quiet(lambda: self._destroy_snapshots(definition, snaps))  # ours, from an interrupted run
+        quietly(lambda: self._destroy_snapshots(definition, snaps))  # ours, from an interrupted run
         # Staging names: ours from an interrupted run go, anyone else's stop
         # the copy before anything is made. One listing for all.
         stagings = [self.staging_name(p.target, version) for p in pairs]
@@ -743,13 +736,13 @@ class ZfsSendBackend(_ZfsBase):
                     except CommandError as exc:
                         failure = (items[0][0], exc, "snapshot")
                         for p, s in items:
-                            if s in _command_stderr(exc):
+                            if s in command_reason(exc):
                                 failure = (p, exc, "snapshot")
                                 break
                         break
                     made_snaps.extend(item[1] for item in items)
         except BaseException:
-            self._quiet(lambda: self._destroy_snapshots(definition, made_snaps))
+            quietly(lambda: self._destroy_snapshots(definition, made_snaps))
             raise
         window_ms = getattr(window, "window_ms", None) if window is not None else None
         if window_ms is None:
@@ -774,14 +767,14 @@ class ZfsSendBackend(_ZfsBase):
                 staged.append(CopyPair(p.source, st))
         # The source snapshots were only the point in time; they would pin
         # space in the source zpool, so they go in every case.
-        self._quiet(lambda: self._destroy_snapshots(definition, made_snaps))
+        quietly(lambda: self._destroy_snapshots(definition, made_snaps))
         if failure is not None:
             p, exc, step = failure
             for st in made_ds:
-                self._quiet(lambda st=st: self._destroy_dataset(definition, st))
+                quietly(lambda st=st: self._destroy_dataset(definition, st))
             raise CopyFailed(
                 "zfs_send copy version %d of %s failed at %s -> %s (%s); the copies made for this version were "
-                "removed: %s" % (version, pool, p.source, p.target, step, _command_stderr(exc) if not
+                "removed: %s" % (version, pool, p.source, p.target, step, command_reason(exc) if not
                                  isinstance(exc, CopyFailed) else exc.msg),
                 cause=exc, source=p.source, target=p.target)
         return CopyOutcome(staged=staged, window_ms=window_ms, frozen=[],
@@ -798,13 +791,6 @@ class ZfsSendBackend(_ZfsBase):
             raise CommandError("zfs send | zfs receive failed with exit status %s: %s"
                                % (rc, "; ".join(useful) or "no output"),
                                argv=send + ["|"] + recv, rc=rc, stdout=out, stderr=err)
-
-    @staticmethod
-    def _quiet(fn):
-        try:
-            return fn()
-        except (CommandError, CopyFailed):
-            return None
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_map = dict((s.source, s.target) for s in staged)
@@ -945,7 +931,7 @@ class ZfsSendBackend(_ZfsBase):
             except (CommandError, CopyFailed) as exc:
                 raise CopyFailed("restore of %s from %s failed after %d of %d sources were restored (%s): %s"
                                  % (p.source, p.target, len(done), len(pairs), ", ".join(done) or "none",
-                                    _command_stderr(exc) if isinstance(exc, CommandError) else exc.msg),
+                                    command_reason(exc) if isinstance(exc, CommandError) else exc.msg),
                                  cause=exc, source=p.source, target=p.target)
             done.append(p.source)
         return done
@@ -978,9 +964,9 @@ class ZfsSendBackend(_ZfsBase):
                     self._run("unmount", p.source)
                 self._run("rename", p.source, old)
             except CommandError:
-                self._quiet(lambda: self._destroy_dataset(definition, tmp))
+                quietly(lambda: self._destroy_dataset(definition, tmp))
                 if srow.get("mounted", ("no",))[0] == "yes":
-                    self._quiet(lambda: self._run("mount", p.source))
+                    quietly(lambda: self._run("mount", p.source))
                 raise
             devs = self._zvol_links([tmp])
             self._run("rename", tmp, p.source)
