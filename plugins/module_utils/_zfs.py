@@ -569,6 +569,22 @@ class ZfsSnapshotBackend(_ZfsBase):
                                 valid=True, detail=""))
         return out
 
+    def restore_differs(self, definition, version, pairs):
+        """``written@<snapshot>`` of the source: the bytes written to it since
+        the snapshot, 0 right after a rollback to it. One ``zfs get`` per
+        snapshot name; unknown (no such snapshot or dataset) differs."""
+        by_snap = {}
+        for p in pairs:
+            dataset, _sep, snap = p.target.partition("@")
+            if dataset == p.source and snap:
+                by_snap.setdefault(snap, []).append(p.source)
+        same = set()
+        for snap, sources in sorted(by_snap.items()):
+            prop = "written@" + snap
+            rows = self._get([prop], sources, types="filesystem,volume")
+            same.update(s for s in sources if rows.get(s, {}).get(prop, ("-",))[0] == "0")
+        return [p.source for p in pairs if p.source not in same]
+
     def restore(self, definition, version, pairs):
         pairs = list(pairs)
         if not pairs:
