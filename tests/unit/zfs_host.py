@@ -3,11 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small simulated ZFS host behind the runner interface, for unit tests
 that drive the real zfs_snapshot backend through whole module runs (the
-check-mode test). It answers the ``zfs`` commands that backend uses, in the
-format of the real tool (tab-separated ``-H -p`` output, the real error
-texts as recorded in tests/unit/plugins/module_utils/recorded/zfs), and
-records every call. It is no proof against the real tool: the VM suite
-(tests/real/test_zfs.py) is.
+check-mode test, where the commands a module runs matter, not the tool's
+every answer). It answers the ``zfs`` commands that backend uses in the
+format of the real tool (tab-separated ``-H -p`` output, error texts of
+OpenZFS 2.1), and records every call. It is no proof against the real tool:
+the VM suite (tests/real/test_zfs.py) is, and the replay tests
+(test_replay_*.py) use what the real tools printed.
 """
 
 from __future__ import absolute_import, division, print_function

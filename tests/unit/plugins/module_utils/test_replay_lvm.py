@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The LVM backends against the output real LVM gave (recorded in the UML
+guest by ``tests/uml/run-suite.sh lvm --parts real -- --pitcopy-record DIR``,
+see tests/utils/recording.py): the same engine and backend calls as the
+real test named in each case file, in the same order; every command must
+be the recorded one (exact argv, the lvm shell's exact stdin) and gets the
+recorded answer. What the real test did to the host directly (writing
+data, removing an LV behind the tool's back) is in the recorded answers.
+tests/real/test_lvm.py stays the proof against the real tools."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils import _lvm
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import (
+    LvmCloneBackend,
+    LvmSnapshotBackend,
+    LvmThinBackend,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, PoolDefinition
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
+
+MiB = 1024 * 1024
+BACKENDS = {"lvm_snapshot": LvmSnapshotBackend, "lvm_thin": LvmThinBackend, "lvm_clone": LvmCloneBackend}
+
+
+def replay(name):
+    case = load_case("lvm", name)
+    return case, ReplayRunner(case["calls"], name)
+
+
+def _session(engine, name):
+    return engine.session(name)
+
+
+@pytest.fixture
+def devices(monkeypatch):
+    """The block devices of the LVs, which the restore reads and writes with
+    no command: ``bytes`` differ between a copy and its source (the real
+    test wrote two 4 KiB blocks); ``copied`` lists the block copies."""
+    dev = {"bytes": 8192, "copied": []}
+
+    def copy_blocks(src, dst, length, only_changed=False, digest=None, progress=None):
+        dev["copied"].append((src, dst, only_changed))
+        return 8 * MiB, dev["bytes"]
+
+    monkeypatch.setattr(_lvm, "_diff_bytes", lambda src, dst: dev["bytes"])
+    monkeypatch.setattr(_lvm, "_copy_blocks", copy_blocks)
+    return dev
+
+
+@pytest.mark.parametrize("technology", ["lvm_snapshot", "lvm_thin"])
+def test_versions_rotation_restore_verify(tmp_path, technology, devices):
+    """tests/real/test_lvm.py::test_versions_rotation_restore_verify, replayed."""
+    case, runner = replay("test_versions_rotation_restore_verify_%s_" % technology)
+    vg = case["calls"][0]["argv"][-1]
+    all_sources = ["%s/%s" % (vg, n) for n in "abcd"]
+    b = BACKENDS[technology](runner)
+    vols = b.discover(all_sources + ["%s/nothere" % vg])
+    assert set(vols) == set(all_sources)
+    v = vols[all_sources[0]]
+    assert v.size == 8 * MiB and v.free > 0
+    assert v.kind == ("thin_lv" if technology == "lvm_thin" else "lv")
+    assert v.container == ("%s/tp" % vg if technology == "lvm_thin" else vg)
+
+    extra = {"snapshot_size": "4M"} if technology == "lvm_snapshot" else {}
+    versions = 3
+    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: BACKENDS[tech](runner=runner))
+    name = "p%s" % technology[4:]
+    sources = all_sources[:3]
+    for n in range(1, 5):
+        if n == 3:
+            sources.append(all_sources[3])
+        if n == 4:
+            sources.remove(all_sources[1])
+        with eng.session(name) as s:
+            s.plan_define(PoolDefinition(name=name, technology=technology, sources=tuple(sources),
+                                         versions=versions, **extra)).apply()
+        if n == 2:
+            with eng.session(name) as s:
+                pre = s.plan_prepair(versions=2).apply()
+            assert [r["version"] for r in pre["records"]] == [2, 3]
+        with eng.session(name) as s:
+            res = s.plan_copy().apply()
+        assert res["version"]["number"] == n and res["version"]["status"] == "valid"
+        assert [p["source"] for p in res["version"]["pairs"]] == sources
+        with eng.session(name) as s:
+            s.info()
+    with eng.session(name) as s:
+        pool = s.info()
+    kept = dict((r["version"], r) for r in pool["replication_records"])
+    assert sorted(kept) == [2, 3, 4]
+    listed = b.list_copies(name)
+    assert sorted((c.target, c.version) for c in listed) == sorted(
+        (p["target"], ver) for ver, r in kept.items() for p in r["pairs"])
+    assert not any(c.staged for c in listed)
+    with eng.session(name) as s:
+        assert s.plan_verify().result["consistent"] is True
+
+    # the source the real test held open: lvs said so, the restore is refused
+    old = min(kept)
+    with eng.session(name) as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_restore(old).apply()
+    assert "is open" in exc.value.msg and "nmount" in exc.value.msg, exc.value.msg
+    restored = [p["source"] for p in kept[old]["pairs"] if p["source"] in sources]
+    with eng.session(name) as s:
+        res = s.plan_restore(old).apply()
+    assert sorted(res["restored"]) == sorted(restored)
+    assert sorted(c[1] for c in devices["copied"]) == sorted(_lvm.dm_path(s_) for s_ in restored)
+    with eng.session(name) as s:
+        s.info()
+    assert sorted(c.target for c in b.list_copies(name)) == sorted(c.target for c in listed)
+
+    # removed behind the tool's back (lvremove in the real test)
+    victim = kept[4]["pairs"][0]
+    with eng.session(name) as s:
+        f = s.plan_verify().result
+    assert f["consistent"] is False
+    assert [(x["version"], x["target"], x["problem"]) for x in f["findings"]] == [
+        (4, victim["target"], "copy_missing")], f
+    if technology == "lvm_snapshot":
+        # the classic snapshot's 4 MiB of COW space overflowed
+        ov = kept[3]["pairs"][1]
+        with eng.session(name) as s:
+            f = s.plan_verify().result
+        assert (3, ov["target"], "copy_invalid") in [(x["version"], x["target"], x["problem"])
+                                                     for x in f["findings"]]
+
+    # an LV at one of our names without our tag is never removed
+    foreign = "%s/foreign-pc-x" % vg
+    d = PoolDefinition(name=name, technology=technology, sources=tuple(sources), versions=versions, **extra)
+    assert b.delete_copies(d, [CopyPair(sources[0], foreign)]) == [foreign]
+    with eng.session(name) as s:
+        s.plan_delete(3).apply()
+    runner.assert_done()
