@@ -81,10 +81,19 @@ def main(argv):
 
     import pytest
 
+    class Retrace(object):
+        """Some tests' tools (hypothesis) set their own tracer and clear it
+        afterwards: ours is put back before every test."""
+
+        @staticmethod
+        def pytest_runtest_setup(item):
+            if sys.gettrace() is not tracer:
+                sys.settrace(tracer)
+
     sys.settrace(tracer)
     threading.settrace(tracer)
     try:
-        rc = pytest.main(pytest_args)
+        rc = pytest.main(pytest_args, plugins=[Retrace()])
     finally:
         sys.settrace(None)
         threading.settrace(None)

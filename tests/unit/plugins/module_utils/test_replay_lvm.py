@@ -25,6 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import (
     LvmThinBackend,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, PoolDefinition
+from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
 
@@ -141,4 +142,23 @@ def test_versions_rotation_restore_verify(tmp_path, technology, devices):
     assert b.delete_copies(d, [CopyPair(sources[0], foreign)]) == [foreign]
     with eng.session(name) as s:
         s.plan_delete(3).apply()
+    runner.assert_done()
+
+
+def test_consistency_freeze_is_refused_on_this_kernel():
+    """tests/real/test_lvm.py::test_fsfreeze_then_snapshot_works_on_this_kernel:
+    after the failed suspend LVM warns on stderr about the half-done LV; the
+    report is still read, and consistency freeze is refused before anything
+    is created (Debian's 6.1 kernel cannot snapshot a frozen origin)."""
+    case, runner = replay("test_fsfreeze_then_snapshot_works_on_this_kernel")
+    assert "WARNING" in case["calls"][0]["stderr"]
+    vg = case["calls"][0]["argv"][-1]
+    src = "%s/c" % vg
+    b = LvmSnapshotBackend(runner)
+    d = PoolDefinition(name="fz", technology="lvm_snapshot", sources=(src,), versions=1, consistency="freeze",
+                       snapshot_size="4M")
+    assert _lvm.FREEZE_THEN_SNAPSHOT is False
+    with pytest.raises(InvalidInput) as exc:
+        b.create_copies(d, 1, [CopyPair(src, b.implied_target("fz", "01", src))], CopyWindow(d, runner))
+    assert "freeze" in exc.value.msg and "hooks" in exc.value.msg
     runner.assert_done()
