@@ -40,11 +40,14 @@ def _text(value):
 
 
 class ReplayRunner(object):
-    def __init__(self, calls, name="recording"):
+    def __init__(self, calls, name="recording", observer=None):
         self.calls = list(calls)
         self.name = name
         self.pos = 0
         self.seen = []
+        # observer(recorded call): lets a test keep a model of what the
+        # commands did that is not in their output (the contents of devices)
+        self.observer = observer
 
     def resolve(self, name):
         return "/usr/sbin/" + name
@@ -63,6 +66,8 @@ class ReplayRunner(object):
             raise AssertionError("%s: command #%d %r: stdin %r, recorded %r"
                                  % (self.name, self.pos, argv, _text(data), want.get("data")))
         self.pos += 1
+        if self.observer is not None:
+            self.observer(want)
         return want
 
     def _answer(self, want, check):

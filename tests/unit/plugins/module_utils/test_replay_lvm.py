@@ -14,17 +14,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import shutil
+
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils import _lvm
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CapacityError, CopyFailed, InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import (
     LvmCloneBackend,
     LvmSnapshotBackend,
     LvmThinBackend,
 )
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, PoolDefinition
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
@@ -161,4 +164,170 @@ def test_consistency_freeze_is_refused_on_this_kernel():
     with pytest.raises(InvalidInput) as exc:
         b.create_copies(d, 1, [CopyPair(src, b.implied_target("fz", "01", src))], CopyWindow(d, runner))
     assert "freeze" in exc.value.msg and "hooks" in exc.value.msg
+    runner.assert_done()
+
+
+class Devices(object):
+    """The LVs' block devices as files: what the real test wrote to them, and
+    what the recorded commands did to them (a snapshot starts as a copy of
+    its origin, lvremove and lvrename act on the file). The backend's own
+    block copies and checksums run on these files unchanged."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def path(self, name):
+        return os.path.join(self.root, name.replace("/", "__"))
+
+    def create(self, name, size=8 * MiB):
+        with open(self.path(name), "wb") as fh:
+            fh.truncate(size)
+        return name
+
+    def write(self, name, text):
+        """As tests/real/test_lvm.py write_data: ``text`` at 0 and at 1 MiB."""
+        data = text.encode("utf-8").ljust(4096, b"\0")
+        with open(self.path(name), "r+b") as fh:
+            fh.seek(0)
+            fh.write(data)
+            fh.seek(MiB)
+            fh.write(data)
+
+    def read(self, name):
+        with open(self.path(name), "rb") as fh:
+            a = fh.read(4096)
+            fh.seek(MiB)
+            assert fh.read(4096) == a
+        return a.rstrip(b"\0").decode("utf-8")
+
+    def _command(self, words):
+        if not words:
+            return
+        if words[0] == "lvcreate" and "-s" in words:
+            vg = words[-1].split("/")[0]
+            shutil.copyfile(self.path(words[-1]), self.path("%s/%s" % (vg, words[words.index("-n") + 1])))
+        elif words[0] == "lvremove":
+            os.unlink(self.path(words[-1]))
+        elif words[0] == "lvrename":
+            os.rename(self.path("%s/%s" % (words[-3], words[-2])), self.path("%s/%s" % (words[-3], words[-1])))
+
+    def observe(self, call):
+        if call.get("rc") not in (0, None):
+            return
+        argv = call.get("argv") or []
+        if argv == ["lvm"]:
+            for line in (call.get("data") or "").splitlines():
+                self._command(line.split())
+        else:
+            self._command(argv)
+
+
+def test_clone_rotation_restore_verify(tmp_path, monkeypatch):
+    """tests/real/test_lvm.py::test_versions_rotation_restore_verify[lvm_clone],
+    replayed, with the LVs' data as files: the checksums the backend tags
+    its clones with are the recorded ones, so the bytes copied are right."""
+    devices = Devices(str(tmp_path))
+    case = load_case("lvm", "test_versions_rotation_restore_verify_lvm_clone_")
+    runner = ReplayRunner(case["calls"], "lvm_clone rotation", observer=devices.observe)
+    monkeypatch.setattr(_lvm, "dm_path", devices.path)
+    vg = case["calls"][0]["argv"][-1]
+    all_sources = [devices.create("%s/%s" % (vg, n)) for n in "abcd"]
+    b = LvmCloneBackend(runner)
+    vols = b.discover(all_sources + ["%s/nothere" % vg])
+    assert set(vols) == set(all_sources) and vols[all_sources[0]].size == 8 * MiB
+    tps = tuple(TargetPool(name=t, volumes=tuple(devices.create("%s/t%s%s" % (vg, t, x)) for x in "abcd"))
+                for t in ("01", "02"))
+    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: LvmCloneBackend(runner=runner))
+    name = "pclone"
+    data = {}
+    sources = all_sources[:3]
+    for n in range(1, 5):
+        if n == 3:
+            sources.append(all_sources[3])
+        if n == 4:
+            sources.remove(all_sources[1])
+        with eng.session(name) as s:
+            s.plan_define(PoolDefinition(name=name, technology="lvm_clone", sources=tuple(sources), versions=2,
+                                         target_pools=tps)).apply()
+        if n == 2:
+            with eng.session(name) as s:
+                assert [r["version"] for r in s.plan_prepair(versions=2).apply()["records"]] == [2, 3]
+        for s_ in sources:
+            devices.write(s_, "v%d %s" % (n, s_))
+        data[n] = dict((s_, "v%d %s" % (n, s_)) for s_ in sources)
+        with eng.session(name) as s:
+            assert s.plan_copy().apply()["version"]["number"] == n
+        for s_ in sources:
+            devices.write(s_, "after v%d %s" % (n, s_))
+        with eng.session(name) as s:
+            for rec in s.info()["replication_records"]:
+                for p in rec["pairs"]:
+                    assert devices.read(p["target"]) == data[rec["version"]][p["source"]]
+    with eng.session(name) as s:
+        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+    assert sorted(kept) == [3, 4]
+    listed = b.list_copies(name)
+    assert sorted((c.target, c.version) for c in listed) == sorted(
+        (p["target"], ver) for ver, r in kept.items() for p in r["pairs"])
+    with eng.session(name) as s:
+        assert s.plan_verify().result["consistent"] is True
+    old = min(kept)
+    with eng.session(name) as s:
+        with pytest.raises(InvalidInput, match="is open"):
+            s.plan_restore(old).apply()
+    restored = [p["source"] for p in kept[old]["pairs"] if p["source"] in sources]
+    with eng.session(name) as s:
+        res = s.plan_restore(old).apply()
+    assert sorted(res["restored"]) == sorted(restored)
+    for s_ in restored:
+        assert devices.read(s_) == data[old][s_]
+    with eng.session(name) as s:
+        s.info()
+    assert sorted(c.target for c in b.list_copies(name)) == sorted(c.target for c in listed)
+    # changed behind the tool's back: its checksum no longer matches
+    victim = kept[4]["pairs"][0]
+    devices.write(victim["target"], "changed by someone")
+    with eng.session(name) as s:
+        f = s.plan_verify().result
+    assert [(x["version"], x["target"], x["problem"]) for x in f["findings"]] == [
+        (4, victim["target"], "copy_invalid")], f
+    foreign = devices.create("%s/foreign-pc-x" % vg, 4 * MiB)
+    d = PoolDefinition(name=name, technology="lvm_clone", sources=tuple(sources), versions=2, target_pools=tps)
+    assert b.delete_copies(d, [CopyPair(sources[0], foreign)]) == [foreign]
+    with eng.session(name) as s:
+        s.plan_delete(3).apply()
+    runner.assert_done()
+
+
+def test_snapshot_failure_full_vg_leaves_nothing(tmp_path):
+    """tests/real/test_lvm.py::test_snapshot_failure_full_vg_leaves_nothing,
+    replayed: the capacity refusal with the numbers, then LVM's own
+    "insufficient free space" in the middle of one lvm shell batch, the two
+    snapshots made removed, and the error naming the pair."""
+    case, runner = replay("test_snapshot_failure_full_vg_leaves_nothing")
+    vg = case["calls"][0]["argv"][-1]
+    sources = ["%s/%s" % (vg, n) for n in "abc"]
+    b = LvmSnapshotBackend(runner)
+    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: LvmSnapshotBackend(runner=runner))
+    d = PoolDefinition(name="full", technology="lvm_snapshot", sources=tuple(sources), versions=2,
+                       snapshot_size="8M")
+    with eng.session("full") as s:
+        s.plan_define(d).apply()
+    with eng.session("full") as s:
+        s.plan_copy().apply()
+    with eng.session("full") as s:
+        with pytest.raises(CapacityError) as exc:
+            s.plan_copy().apply()
+    assert vg in exc.value.msg and str(3 * 8 * MiB) in exc.value.msg, exc.value.msg
+    d4 = PoolDefinition(name="full", technology="lvm_snapshot", sources=tuple(sources), versions=2,
+                        snapshot_size="4M")
+    pairs = [CopyPair(s_, b.implied_target("full", "02", s_)) for s_ in sources]
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d4, 2, pairs, CopyWindow(d4, runner))
+    assert exc.value.details.get("source") == sources[2], exc.value.msg
+    assert "insufficient" in exc.value.msg.lower() or "space" in exc.value.msg.lower(), exc.value.msg
+    with eng.session("full") as s:
+        assert [r["version"] for r in s.info()["replication_records"]] == [1]
+    with eng.session("full") as s:
+        assert s.plan_verify().result["consistent"] is True
     runner.assert_done()
