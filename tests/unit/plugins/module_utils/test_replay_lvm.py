@@ -331,3 +331,46 @@ def test_snapshot_failure_full_vg_leaves_nothing(tmp_path):
     with eng.session("full") as s:
         assert s.plan_verify().result["consistent"] is True
     runner.assert_done()
+
+
+def test_clone_failure_and_foreign_target(tmp_path, monkeypatch):
+    """tests/real/test_lvm.py::test_clone_failure_and_foreign_target, replayed
+    with the LVs' data as files: a too small target is refused with the
+    numbers, a target holding somebody's data is never written, and the
+    engine refuses a definition naming it."""
+    devices = Devices(str(tmp_path))
+    case = load_case("lvm", "test_clone_failure_and_foreign_target")
+    runner = ReplayRunner(case["calls"], "lvm_clone failures", observer=devices.observe)
+    monkeypatch.setattr(_lvm, "dm_path", devices.path)
+    vg = case["calls"][0]["argv"][-1]
+    sources = [devices.create("%s/%s" % (vg, n)) for n in "abc"]
+    for s_ in sources:
+        devices.write(s_, "v1 %s" % s_)
+    good = [devices.create("%s/ta" % vg), devices.create("%s/tb" % vg, 12 * MiB)]
+    small = devices.create("%s/tsmall" % vg, 4 * MiB)
+    foreign = devices.create("%s/tforeign" % vg)
+    devices.write(foreign, "the user's own data")
+    b = LvmCloneBackend(runner)
+    vols = b.discover(good + [small, foreign])
+    assert vols[foreign].foreign_data is True and vols[good[0]].foreign_data is False
+    d = PoolDefinition(name="cl", technology="lvm_clone", sources=tuple(sources), versions=1,
+                       target_pools=(TargetPool(name="01", volumes=tuple(good + [small, foreign])),))
+    pairs = [CopyPair(sources[0], good[0]), CopyPair(sources[1], good[1]), CopyPair(sources[2], small)]
+    with pytest.raises(CapacityError) as exc:
+        b.check_capacity(d, pairs, [], vols)
+    assert small in exc.value.msg and str(4 * MiB) in exc.value.msg and str(8 * MiB) in exc.value.msg
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 1, pairs, CopyWindow(d, runner))
+    assert exc.value.details.get("target") == small
+    pairs[2] = CopyPair(sources[2], foreign)
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 1, pairs, CopyWindow(d, runner))
+    assert "does not own" in exc.value.msg and exc.value.details.get("target") == foreign
+    assert devices.read(foreign) == "the user's own data"
+    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: LvmCloneBackend(runner=runner))
+    with eng.session("cl") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_define(d).apply()
+    assert foreign in exc.value.msg
+    assert devices.read(foreign) == "the user's own data"
+    runner.assert_done()
