@@ -14,6 +14,11 @@ counts as covered when the tracer saw it run. ``--missing`` lists the lines
 not run. Only frames of the chosen files are traced, so the run stays fast.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ast
 import os
 import sys
 import threading
@@ -37,8 +42,6 @@ def executable_lines(path):
     lines = _code_lines(code)
     # a docstring is a constant expression, not a statement worth counting
     docs = set()
-    import ast
-
     for node in ast.walk(ast.parse(source)):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(
