@@ -182,3 +182,21 @@ def test_read_only_runner_refuses_hooks_and_mutating_pipes():
         guarded.pipe([["zfs", "send", "tank@x"], ["zfs", "receive", "tank/y"]])
     assert guarded.inner.calls == []
     assert guarded.resolve("zfs") == "/usr/sbin/zfs"
+
+
+def test_read_only_runs_work_behind_the_guard(host_with_versions):
+    """verify_records without repair and copy_pool_info run with the
+    read-only runner outside check mode too: they still work, also when
+    verify has something to report."""
+    host, state = host_with_versions
+    victim = sorted(n for n in host.ds if "@pitcopy-web-" in n)[0]
+    del host.ds[victim]
+    before = host.state()
+    host.calls[:] = []
+    result, failed = run(host, verify_records, {"pool": "web"}, state)
+    assert not failed and result["consistent"] is False, result
+    assert [f["problem"] for f in result["findings"]] == ["copy_missing"]
+    result, failed = run(host, copy_pool_info, {}, state)
+    assert not failed and [p["name"] for p in result["pools"]] == ["web"], result
+    assert host.calls and all(tuple(c[:2]) in READING for c in host.calls), host.calls
+    assert host.state() == before
