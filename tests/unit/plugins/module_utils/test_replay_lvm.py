@@ -374,3 +374,74 @@ def test_clone_failure_and_foreign_target(tmp_path, monkeypatch):
     assert foreign in exc.value.msg
     assert devices.read(foreign) == "the user's own data"
     runner.assert_done()
+
+
+def _last_report(name):
+    """The last ``lvs`` report of a recording, to be answered again: the
+    state the real test left (lvm_snapshot rotation: versions 2 and 4 kept,
+    version 2's copy of b overflowed, a foreign LV)."""
+    case = load_case("lvm", name)
+    call = [c for c in case["calls"] if c["argv"][0] == "lvs"][-1]
+    return call, call["argv"][-1]
+
+
+@pytest.mark.parametrize("pair,version,match", [
+    (("a", "a-pc-psnapshot-03"), 2, "its copy .* does not exist"),
+    (("a", "a-pc-psnapshot-02"), 4, "holds version 2, not version 4"),
+    (("b", "b-pc-psnapshot-02"), 2, "the copy is not valid .*overflowed"),
+    (("x", "a-pc-psnapshot-02"), 2, "the source LV does not exist any more"),
+    (("a", "foreign-pc-x"), 2, "does not exist"),
+])
+def test_restore_refusals_from_the_recorded_report(pair, version, match):
+    """Each refusal of a restore, read from one real report; nothing else
+    runs (no activation, no copy)."""
+    call, vg = _last_report("test_versions_rotation_restore_verify_lvm_snapshot_")
+    runner = ReplayRunner([call], "restore refusal")
+    b = LvmSnapshotBackend(runner)
+    d = PoolDefinition(name="psnapshot", technology="lvm_snapshot", sources=("%s/a" % vg,), versions=3)
+    with pytest.raises(InvalidInput, match=match):
+        b.restore(d, version, [CopyPair("%s/%s" % (vg, pair[0]), "%s/%s" % (vg, pair[1]))])
+    runner.assert_done()
+
+
+def test_listing_and_validity_from_the_recorded_report():
+    call, vg = _last_report("test_versions_rotation_restore_verify_lvm_snapshot_")
+    report = dict(call, argv=call["argv"][:-1])  # list_copies reports every VG
+    b = LvmSnapshotBackend(ReplayRunner([report], "list_copies"))
+    copies = dict((c.target, c) for c in b.list_copies("psnapshot"))
+    assert sorted((t.split("/")[1], c.version) for t, c in copies.items()) == [
+        ("a-pc-psnapshot-02", 2), ("b-pc-psnapshot-02", 2), ("c-pc-psnapshot-01", 4), ("c-pc-psnapshot-02", 2),
+        ("d-pc-psnapshot-01", 4)]
+    bad = copies["%s/b-pc-psnapshot-02" % vg]
+    assert bad.valid is False and "overflowed" in bad.detail and b.copy_valid(None, bad) is False
+    assert all(c.valid for t, c in copies.items() if t != bad.target)
+    assert all(c.identity and c.source == "%s/%s" % (vg, t.split("/")[1][0]) for t, c in copies.items())
+
+
+def test_freeze_list_where_the_kernel_can_freeze(monkeypatch, tmp_path):
+    """Where LVM can snapshot a frozen origin (not Debian's 6.1), consistency
+    auto freezes what is mounted and freeze refuses unmounted sources; the
+    sources' device numbers come from the recorded report."""
+    call, vg = _last_report("test_versions_rotation_restore_verify_lvm_snapshot_")
+    b = LvmSnapshotBackend(ReplayRunner([call], "freeze list"))
+    rows = b._report([vg])
+    minor = int(rows["%s/a" % vg]["lv_kernel_minor"])
+    major = int(rows["%s/a" % vg].get("lv_kernel_major") or 253)  # device-mapper's usual major
+    mounts = tmp_path / "mountinfo"
+    mounts.write_text("36 25 %d:%d / /srv/a rw,relatime shared:1 - ext4 /dev/mapper/x-a rw\n" % (major, minor))
+    from ansible_collections.pitcopy.versions.plugins.module_utils import _quiesce
+
+    real = _quiesce.read_mounts
+    monkeypatch.setattr(_quiesce, "read_mounts", lambda path=None: real(str(mounts)))
+    monkeypatch.setattr(_lvm, "FREEZE_THEN_SNAPSHOT", True)
+    # no /dev/mapper node of the guest's LVs here: the numbers of the report count
+    auto = PoolDefinition(name="psnapshot", technology="lvm_snapshot", sources=("%s/a" % vg, "%s/b" % vg),
+                          versions=3)
+    assert b._freeze_list(auto, rows, ["%s/a" % vg, "%s/b" % vg]) == ["/srv/a"]
+    frozen = PoolDefinition(name="psnapshot", technology="lvm_snapshot", sources=("%s/a" % vg, "%s/b" % vg),
+                            versions=3, consistency="freeze")
+    with pytest.raises(InvalidInput, match="not mounted: %s/b" % vg):
+        b._freeze_list(frozen, rows, ["%s/a" % vg, "%s/b" % vg])
+    none = PoolDefinition(name="psnapshot", technology="lvm_snapshot", sources=("%s/a" % vg,), versions=3,
+                          consistency="none")
+    assert b._freeze_list(none, rows, ["%s/a" % vg]) == []

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ZFS backends against the output OpenZFS gave in the qemu guest
+(``tests/vm/run-suite.sh zfs --parts real -- --pitcopy-record
+'$PITCOPY_VM_RESULTS/recorded'``): the engine and backend calls of the real
+test named in each case, in its order, each command the recorded one.
+tests/real/test_zfs.py stays the proof against the real tools."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils import _zfs
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, PoolDefinition
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSnapshotBackend
+from ansible_collections.pitcopy.versions.tests.unit.replay import RECORDED, ReplayRunner, load_case
+
+MiB = 1024 * 1024
+
+pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(RECORDED, "zfs")) or not os.listdir(
+    os.path.join(RECORDED, "zfs")), reason="no ZFS recordings")
+
+
+def _zvol_devices(monkeypatch, case, zvols):
+    """The /dev/zvol links of renamed zvols, as the guest had them: the
+    devices the recorded ``udevadm trigger`` calls named, in order."""
+    devs = [c["argv"][3:] for c in case["calls"] if (c.get("argv") or [])[:2] == ["udevadm", "trigger"]]
+
+    def links(self, names):
+        if any(n.split("@", 1)[0] in zvols for n in names):
+            return devs.pop(0)
+        return []
+
+    monkeypatch.setattr(_zfs._ZfsBase, "_zvol_links", links)
+
+
+def test_zfs_snapshot_versions_rotation_restore_verify(tmp_path, monkeypatch):
+    """tests/real/test_zfs.py::test_zfs_snapshot_versions_rotation_restore_verify, replayed."""
+    case = load_case("zfs", "test_zfs_snapshot_versions_rotation_restore_verify")
+    runner = ReplayRunner(case["calls"], "zfs_snapshot rotation")
+    pool = [a for a in case["calls"][0]["argv"] if not a.startswith("-")][-1]
+    src = ["%s/fs1" % pool, "%s/vol1" % pool, "%s/fs2" % pool]
+    _zvol_devices(monkeypatch, case, {"%s/vol1" % pool})
+    b = ZfsSnapshotBackend(runner)
+    vols = b.discover(src + ["%s/nothere" % pool])
+    assert set(vols) == set(src)
+    assert vols["%s/vol1" % pool].kind == "volume" and vols["%s/vol1" % pool].size == 16 * MiB
+    assert vols["%s/vol1" % pool].block_size > 0 and vols["%s/fs1" % pool].kind == "filesystem"
+    assert vols["%s/fs1" % pool].container == pool and vols["%s/fs1" % pool].free > 0
+    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: ZfsSnapshotBackend(runner=runner))
+    sources = list(src)
+    for n in range(1, 6):
+        if n == 3:
+            sources.append("%s/fs3" % pool)
+        if n == 4:
+            sources.remove("%s/fs2" % pool)
+        with eng.session("snaps") as s:
+            s.plan_define(PoolDefinition(name="snaps", technology="zfs_snapshot", sources=tuple(sources),
+                                         versions=3)).apply()
+        if n == 2:
+            with eng.session("snaps") as s:
+                assert [r["version"] for r in s.plan_prepair(versions=2).apply()["records"]] == [2, 3]
+        with eng.session("snaps") as s:
+            assert s.plan_copy().apply()["version"]["number"] == n
+        with eng.session("snaps") as s:
+            s.info()
+    with eng.session("snaps") as s:
+        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+    assert sorted(kept) == [3, 4, 5]
+    listed = b.list_copies("snaps")
+    assert sorted((c.target, c.version) for c in listed) == sorted(
+        (p["target"], v) for v, r in kept.items() for p in r["pairs"])
+    with eng.session("snaps") as s:
+        assert s.plan_verify().result["consistent"] is True
+    with eng.session("snaps") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_restore(3, volumes=[x for x in sources if x in [p["source"] for p in kept[3]["pairs"]]]).apply()
+    assert "newer snapshots" in exc.value.msg and "rollback -r" in exc.value.msg
+    with eng.session("snaps") as s:
+        res = s.plan_restore(5).apply()
+    assert sorted(res["restored"]) == sorted(sources)
+    with eng.session("snaps") as s:
+        s.info()
+    gone = kept[4]["pairs"][0]["target"]
+    with eng.session("snaps") as s:
+        f = s.plan_verify().result
+    assert [(x["version"], x["target"], x["problem"]) for x in f["findings"]] == [(4, gone, "copy_missing")], f
+    foreign = "%s/fs1@pitcopy-snaps-09" % pool
+    assert b.delete_copies(PoolDefinition(name="snaps", technology="zfs_snapshot", sources=tuple(sources),
+                                          versions=3), [CopyPair("%s/fs1" % pool, foreign)]) == [foreign]
+    with eng.session("snaps") as s:
+        s.plan_delete(5).apply()
+    runner.assert_done()
