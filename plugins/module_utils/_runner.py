@@ -195,9 +195,11 @@ class SubprocessRunner:
         failure: the copy window decides what a failed hook means."""
         argv = self._check(argv)
         try:
+            # env=None: the user's command gets the environment the module
+            # was given (its locale too), not the storage tools' C locale
             proc = subprocess.Popen(
                 self._exe(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True, close_fds=True,
+                start_new_session=True, close_fds=True, env=None,
             )
         except OSError as exc:
             return dict(rc=None, stdout="", stderr="cannot run %s: %s" % (argv[0], exc), timed_out=False)
