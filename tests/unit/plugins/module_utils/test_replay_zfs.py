@@ -84,6 +84,7 @@ def test_zfs_snapshot_versions_rotation_restore_verify(tmp_path, monkeypatch):
         with pytest.raises(InvalidInput) as exc:
             s.plan_restore(3, volumes=[x for x in sources if x in [p["source"] for p in kept[3]["pairs"]]]).apply()
     assert "newer snapshots" in exc.value.msg and "rollback -r" in exc.value.msg
+    assert sorted(c.target for c in b.list_copies("snaps")) == sorted(c.target for c in listed)
     with eng.session("snaps") as s:
         res = s.plan_restore(5).apply()
     assert sorted(res["restored"]) == sorted(sources)
