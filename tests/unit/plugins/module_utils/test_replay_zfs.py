@@ -17,8 +17,9 @@ import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils import _zfs
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, PoolDefinition
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, HookFailed, InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Hook, PoolDefinition
+from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSnapshotBackend
 from ansible_collections.pitcopy.versions.tests.unit.replay import RECORDED, ReplayRunner, load_case
@@ -99,4 +100,69 @@ def test_zfs_snapshot_versions_rotation_restore_verify(tmp_path, monkeypatch):
                                           versions=3), [CopyPair("%s/fs1" % pool, foreign)]) == [foreign]
     with eng.session("snaps") as s:
         s.plan_delete(5).apply()
+    runner.assert_done()
+
+
+class Driver(object):
+    """tests/real/test_zfs.py's Driver: a version through the backend the way
+    the engine takes it (discover, capacity, create in a window, promote)."""
+
+    def __init__(self, backend, definition, runner):
+        self.b, self.d, self.runner = backend, definition, runner
+        self.records, self.last = {}, 0
+
+    def take(self, sources):
+        version = self.last + 1
+        tp = self.d.target_pool_for(version)
+        pairs = [CopyPair(s, self.b.implied_target(self.d.name, tp, s)) for s in sources]
+        replaced_v = [v for v, rec in self.records.items() if rec[0] == tp]
+        replaced = [p for v in replaced_v for p in self.records[v][1]]
+        vols = self.b.discover(sorted(set([p.source for p in pairs] + [p.target for p in pairs])))
+        assert all(p.source in vols for p in pairs)
+        self.b.check_capacity(self.d, pairs, replaced, vols)
+        outcome = self.b.create_copies(self.d, version, pairs, CopyWindow(self.d, self.runner))
+        self.b.promote(self.d, version, pairs, outcome.staged, replaced)
+        for v in replaced_v:
+            del self.records[v]
+        self.records[version] = (tp, pairs)
+        self.last = version
+        return version, pairs
+
+
+def test_zfs_snapshot_failure_leaves_nothing():
+    """tests/real/test_zfs.py::test_zfs_snapshot_failure_leaves_nothing, replayed:
+    the second zpool's atomic snapshot fails with OpenZFS's words after the
+    first zpool's were made, and those are destroyed; a staging name somebody
+    else took stops the copy first; a failing pre-copy hook makes nothing
+    (the hook is the user's command: it runs, not replayed)."""
+    case = load_case("zfs", "test_zfs_snapshot_failure_leaves_nothing")
+    calls = case["calls"]
+    runner = ReplayRunner(calls, "zfs_snapshot failures")
+    p1, p2 = calls[0]["argv"][-2:]  # the first discovery reads both zpools
+    src = ["%s/x" % p1, "%s/y" % p1, "%s/z" % p2]
+    d = PoolDefinition(name="fail", technology="zfs_snapshot", sources=tuple(src), versions=2)
+    b = ZfsSnapshotBackend(runner)
+    drv = Driver(b, d, runner)
+    drv.take(src)
+    drv.take(src)
+    pairs = [CopyPair(s, b.implied_target("fail", "01", s)) for s in src]
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 3, pairs, CopyWindow(d, runner))
+    assert "%s/z" % p2 in exc.value.msg and "does not exist" in exc.value.msg
+    assert exc.value.details["source"] == "%s/z" % p2
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 3, pairs[:2], CopyWindow(d, runner))
+    assert "without this copy pool's mark" in exc.value.msg
+    d2 = PoolDefinition(name="fail", technology="zfs_snapshot", sources=tuple(src[:2]), versions=2,
+                        pre_copy_hooks=(Hook(argv=("false",)),))
+    hooks = []
+
+    def run_hook(argv, timeout):
+        hooks.append(argv)
+        return {"rc": 1, "stdout": "", "stderr": "", "timed_out": False}
+
+    runner.run_hook = run_hook
+    with pytest.raises(HookFailed):
+        b.create_copies(d2, 3, pairs[:2], CopyWindow(d2, runner))
+    assert hooks == [["false"]]
     runner.assert_done()
