@@ -445,3 +445,19 @@ def test_freeze_list_where_the_kernel_can_freeze(monkeypatch, tmp_path):
     none = PoolDefinition(name="psnapshot", technology="lvm_snapshot", sources=("%s/a" % vg,), versions=3,
                           consistency="none")
     assert b._freeze_list(none, rows, ["%s/a" % vg]) == []
+
+
+def test_clone_listing_while_its_temporary_snapshots_exist():
+    """A report taken in the middle of an lvm_clone copy (tests/real's clone
+    rotation, right after the temporary snapshots were made): those are
+    listed as staged, never valid, each with its LV UUID. The guest had only
+    the test's VG, so the report of that VG is the report of every VG."""
+    case = load_case("lvm", "test_versions_rotation_restore_verify_lvm_clone_")
+    call = [c for c in case["calls"] if c["argv"][0] == "lvs" and "pitcopy_tmp" in c["stdout"]][0]
+    vg = call["argv"][-1]
+    b = LvmCloneBackend(ReplayRunner([dict(call, argv=call["argv"][:-1])], "clone listing"))
+    copies = b.list_copies("pclone")
+    tmps = [c for c in copies if c.detail == "temporary snapshot of a clone copy"]
+    assert sorted(c.target for c in tmps) == ["%s/%s-pctmp-v1" % (vg, n) for n in "abc"]
+    assert all(c.staged and not c.valid and c.version == 1 and c.identity for c in tmps)
+    assert sorted(c.source for c in tmps) == ["%s/%s" % (vg, n) for n in "abc"]

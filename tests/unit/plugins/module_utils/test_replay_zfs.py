@@ -11,24 +11,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils import _zfs
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, HookFailed, InvalidInput
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Hook, PoolDefinition
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Hook, PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSnapshotBackend
-from ansible_collections.pitcopy.versions.tests.unit.replay import RECORDED, ReplayRunner, load_case
+from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
+from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
 
 MiB = 1024 * 1024
-
-pytestmark = pytest.mark.skipif(not os.path.isdir(os.path.join(RECORDED, "zfs")) or not os.listdir(
-    os.path.join(RECORDED, "zfs")), reason="no ZFS recordings")
-
 
 def _zvol_devices(monkeypatch, case, zvols):
     """The /dev/zvol links of renamed zvols, as the guest had them: the
@@ -165,4 +159,81 @@ def test_zfs_snapshot_failure_leaves_nothing():
     with pytest.raises(HookFailed):
         b.create_copies(d2, 3, pairs[:2], CopyWindow(d2, runner))
     assert hooks == [["false"]]
+    runner.assert_done()
+
+
+def test_zfs_send_versions_rotation_restore_verify(tmp_path, monkeypatch):
+    """tests/real/test_zfs.py::test_zfs_send_versions_rotation_restore_verify,
+    replayed: full sends into new target datasets, rotation, the restore of
+    an older version (renames and a send back), a tampered and a destroyed
+    copy, and a foreign dataset never used."""
+    case = load_case("zfs", "test_zfs_send_versions_rotation_restore_verify")
+    runner = ReplayRunner(case["calls"], "zfs_send rotation")
+    tpool = case["calls"][0]["argv"][-1]
+    spool = [c["pipe"][0][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
+    _zvol_devices(monkeypatch, case, {"%s/vol1" % spool} | set("%s/%s/vol1" % (tpool, t) for t in "AB"))
+    names = ["fs1", "vol1", "fs2", "fs3"]
+    tps = tuple(TargetPool(tp, tuple("%s/%s/%s" % (tpool, tp, n) for n in names)) for tp in ("A", "B"))
+    src = ["%s/%s" % (spool, n) for n in names]
+    b = ZfsSendBackend(runner)
+    first = b.discover([tps[0].volumes[0], "%s/nope/x" % tpool])
+    assert first[tps[0].volumes[0]].kind == "new_dataset" and not first[tps[0].volumes[0]].foreign_data
+    assert "%s/nope/x" % tpool not in first
+    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: ZfsSendBackend(runner=runner))
+    sources = list(src[:3])
+    for n in range(1, 6):
+        if n == 2:
+            sources.append(src[3])
+        if n == 4:
+            sources.remove(src[2])
+        with eng.session("sends") as s:
+            s.plan_define(PoolDefinition(name="sends", technology="zfs_send", sources=tuple(sources), versions=2,
+                                         target_pools=tps)).apply()
+        with eng.session("sends") as s:
+            assert s.plan_copy().apply()["version"]["number"] == n
+        with eng.session("sends") as s:
+            s.info()
+    with eng.session("sends") as s:
+        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+    assert sorted(kept) == [4, 5]
+    copies = b.list_copies("sends")
+    assert sorted((c.target, c.version, c.source) for c in copies) == sorted(
+        (p["target"], v, p["source"]) for v, r in kept.items() for p in r["pairs"])
+    assert all(c.valid and not c.staged for c in copies), copies
+    vols = b.discover([p["target"] for p in kept[5]["pairs"]])
+    assert all(v.owner == "sends" and not v.foreign_data for v in vols.values())
+    with eng.session("sends") as s:
+        assert s.plan_verify().result["consistent"] is True
+    with eng.session("sends") as s:
+        res = s.plan_restore(4).apply()
+    assert sorted(res["restored"]) == sorted(p["source"] for p in kept[4]["pairs"])
+    with eng.session("sends") as s:
+        s.info()
+    with eng.session("sends") as s:
+        assert s.plan_copy().apply()["replaced_version"] == 4
+    with eng.session("sends") as s:
+        s.info()
+    with eng.session("sends") as s:
+        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+    changed = [p["target"] for p in kept[6]["pairs"] if not p["source"].endswith("vol1")][0]
+    by_target = dict((c.target, c) for c in b.list_copies("sends"))
+    assert not by_target[changed].valid and "written" in by_target[changed].detail
+    gone = kept[5]["pairs"][0]["target"]
+    with eng.session("sends") as s:
+        f = s.plan_verify().result
+    assert sorted((x["version"], x["target"], x["problem"]) for x in f["findings"]) == sorted(
+        [(6, changed, "copy_invalid"), (5, gone, "copy_missing")]), f
+    foreign = "%s/A/foreign" % tpool
+    v = b.discover([foreign])[foreign]
+    assert v.foreign_data and v.owner is None
+    d = PoolDefinition(name="sends", technology="zfs_send", sources=tuple(sources), versions=2, target_pools=tps)
+    assert b.delete_copies(d, [CopyPair(src[0], foreign)])
+    with pytest.raises(CopyFailed):
+        b.promote(d, 99, [CopyPair(src[0], foreign)], [CopyPair(src[0], "%s/A/x.pitcopy-staging-v99" % tpool)], [])
+    bad = tuple(TargetPool(t.name, (foreign,) + t.volumes[1:]) for t in tps)
+    with eng.session("other") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_define(PoolDefinition(name="other", technology="zfs_send", sources=tuple(sources), versions=2,
+                                         target_pools=bad)).apply()
+    assert foreign in exc.value.msg
     runner.assert_done()
