@@ -24,13 +24,30 @@ from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner,
 
 MiB = 1024 * 1024
 
-def _zvol_devices(monkeypatch, case, zvols):
-    """The /dev/zvol links of renamed zvols, as the guest had them: the
-    devices the recorded ``udevadm trigger`` calls named, in order."""
+def _zvol_devices(monkeypatch, case, runner):
+    """The /dev/zvol links of renamed zvols, as the guest had them: which
+    datasets are volumes, as the recorded ``zfs get`` reports said (type
+    volume), and their devices, as the recorded ``udevadm trigger`` calls
+    named them, in order."""
     devs = [c["argv"][3:] for c in case["calls"] if (c.get("argv") or [])[:2] == ["udevadm", "trigger"]]
+    volumes = set()
+
+    def observe(call):
+        for line in (call.get("stdout") or "").splitlines():
+            f = line.split("\t")
+            if len(f) >= 3 and f[1] == "type" and f[2] == "volume":
+                volumes.add(f[0])
+
+    runner.observer = observe
+
+    def is_volume(name):
+        # a snapshot of a volume, or a temporary dataset named after one
+        # (``<dataset>.pitcopy-...``), is one too
+        base = name.split("@", 1)[0]
+        return name in volumes or base in volumes or base.split(".pitcopy-", 1)[0] in volumes
 
     def links(self, names):
-        if any(n.split("@", 1)[0] in zvols for n in names):
+        if any(is_volume(n) for n in names):
             return devs.pop(0)
         return []
 
@@ -43,7 +60,7 @@ def test_zfs_snapshot_versions_rotation_restore_verify(tmp_path, monkeypatch):
     runner = ReplayRunner(case["calls"], "zfs_snapshot rotation")
     pool = [a for a in case["calls"][0]["argv"] if not a.startswith("-")][-1]
     src = ["%s/fs1" % pool, "%s/vol1" % pool, "%s/fs2" % pool]
-    _zvol_devices(monkeypatch, case, {"%s/vol1" % pool})
+    _zvol_devices(monkeypatch, case, runner)
     b = ZfsSnapshotBackend(runner)
     vols = b.discover(src + ["%s/nothere" % pool])
     assert set(vols) == set(src)
@@ -171,7 +188,7 @@ def test_zfs_send_versions_rotation_restore_verify(tmp_path, monkeypatch):
     runner = ReplayRunner(case["calls"], "zfs_send rotation")
     tpool = case["calls"][0]["argv"][-1]
     spool = [c["pipe"][0][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
-    _zvol_devices(monkeypatch, case, {"%s/vol1" % spool} | set("%s/%s/vol1" % (tpool, t) for t in "AB"))
+    _zvol_devices(monkeypatch, case, runner)
     names = ["fs1", "vol1", "fs2", "fs3"]
     tps = tuple(TargetPool(tp, tuple("%s/%s/%s" % (tpool, tp, n) for n in names)) for tp in ("A", "B"))
     src = ["%s/%s" % (spool, n) for n in names]
