@@ -15,7 +15,12 @@ import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils import _zfs
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, HookFailed, InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    CapacityError,
+    CopyFailed,
+    HookFailed,
+    InvalidInput,
+)
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Hook, PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
@@ -125,7 +130,11 @@ class Driver(object):
     def take(self, sources):
         version = self.last + 1
         tp = self.d.target_pool_for(version)
-        pairs = [CopyPair(s, self.b.implied_target(self.d.name, tp, s)) for s in sources]
+        if self.b.implied_targets:
+            pairs = [CopyPair(s, self.b.implied_target(self.d.name, tp, s)) for s in sources]
+        else:
+            vols = dict((t.name, t.volumes) for t in self.d.target_pools)[tp]
+            pairs = [CopyPair(s, vols[i]) for i, s in enumerate(sources)]
         replaced_v = [v for v, rec in self.records.items() if rec[0] == tp]
         replaced = [p for v in replaced_v for p in self.records[v][1]]
         vols = self.b.discover(sorted(set([p.source for p in pairs] + [p.target for p in pairs])))
@@ -253,4 +262,32 @@ def test_zfs_send_versions_rotation_restore_verify(tmp_path, monkeypatch):
             s.plan_define(PoolDefinition(name="other", technology="zfs_send", sources=tuple(sources), versions=2,
                                          target_pools=bad)).apply()
     assert foreign in exc.value.msg
+    runner.assert_done()
+
+
+def test_zfs_send_failure_target_too_full():
+    """tests/real/test_zfs.py::test_zfs_send_failure_target_too_full, replayed:
+    the capacity refusal with the numbers, then, the check bypassed, the
+    receive failing for lack of space (OpenZFS's words), nothing of the
+    version left on either zpool."""
+    case = load_case("zfs", "test_zfs_send_failure_target_too_full")
+    runner = ReplayRunner(case["calls"], "zfs_send target full")
+    spool = [c["pipe"][0][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
+    tpool = [c["pipe"][1][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
+    src = ["%s/small" % spool, "%s/big" % spool]
+    tps = (TargetPool("A", ("%s/A/small" % tpool, "%s/A/big" % tpool)),
+           TargetPool("B", ("%s/B/small" % tpool, "%s/B/big" % tpool)))
+    d = PoolDefinition(name="full", technology="zfs_send", sources=tuple(src), versions=2, target_pools=tps)
+    b = ZfsSendBackend(runner)
+    Driver(b, d, runner).take(src)
+    pairs = [CopyPair(s, t) for s, t in zip(src, tps[1].volumes)]
+    vols = b.discover(src + list(tps[1].volumes))
+    with pytest.raises(CapacityError) as exc:
+        b.check_capacity(d, pairs, [], vols)
+    assert "zpool %s needs" % tpool in exc.value.msg and "bytes available" in exc.value.msg
+    assert "%s/big" % spool in exc.value.msg
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 2, pairs, CopyWindow(d, runner))
+    assert exc.value.details["source"] == "%s/big" % spool
+    assert all(c.valid for c in b.list_copies("full"))
     runner.assert_done()
