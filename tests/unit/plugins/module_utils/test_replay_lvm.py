@@ -461,3 +461,66 @@ def test_clone_listing_while_its_temporary_snapshots_exist():
     assert sorted(c.target for c in tmps) == ["%s/%s-pctmp-v1" % (vg, n) for n in "abc"]
     assert all(c.staged and not c.valid and c.version == 1 and c.identity for c in tmps)
     assert sorted(c.source for c in tmps) == ["%s/%s" % (vg, n) for n in "abc"]
+
+
+def test_kinds_and_facts_of_the_recorded_rows():
+    """What each real row of the lvm_thin rotation's first report is: the
+    thin pool, its thin LVs; and how odd rows are read (no minor, another
+    segment type, a row that is no longer a snapshot)."""
+    case = load_case("lvm", "test_versions_rotation_restore_verify_lvm_thin_")
+    call = case["calls"][0]
+    vg = call["argv"][-1]
+    b = LvmThinBackend(ReplayRunner([call], "thin facts"))
+    rows = b._report([vg])
+    kinds = dict((n, b._kind(r)) for n, r in rows.items())
+    assert kinds["%s/tp" % vg] == _lvm.KIND_THIN_POOL
+    assert all(kinds["%s/%s" % (vg, n)] == _lvm.KIND_THIN for n in "abcd")
+    assert b._kind({"lv_attr": "dwi-a-----", "segtype": "vdo-pool"}) == "vdo-pool"
+    assert b._kind({}) == "unknown"
+    assert b._block_size({"lv_kernel_minor": "-1"}) == 0
+    assert b._block_size({"lv_kernel_minor": "987654"}) == 0  # no such device here
+    assert _lvm._int("n/a", 7) == 7 and _lvm._float(None, 1.5) == 1.5
+    assert b._row_valid({"lv_attr": "Vwi-a-tz--", "snap_percent": ""}, [])[0] is True
+    assert LvmSnapshotBackend(None)._row_valid({"lv_attr": "-wi-a-----"}, [])[1].startswith(
+        "it is no longer a snapshot LV")
+
+
+def test_long_names_are_hashed_to_what_lvm_accepts():
+    b = LvmSnapshotBackend(None)
+    long_source = "vg/" + "s" * 120
+    target = b.implied_target("pool", "01", long_source)
+    assert len(target.split("/")[1]) <= _lvm.MAX_NAME_LEN and target == b.implied_target("pool", "01", long_source)
+    assert target != b.implied_target("pool", "02", long_source)
+    with pytest.raises(InvalidInput, match="target pool name"):
+        b.implied_target("pool", "0 1", "vg/a")
+    assert b.restore(PoolDefinition(name="pool", technology="lvm_snapshot", sources=("vg/a",), versions=1), 1,
+                     []) == []
+
+
+class _Commands(object):
+    """Records argv and answers every command with a warning on stderr."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, argv, data=None, check=True, timeout=None):
+        self.calls.append((list(argv), data))
+        return 0, "", "warning %d\n" % len(self.calls)
+
+
+def test_without_the_lvm_shell_each_command_is_its_own_process():
+    runner = _Commands()
+    b = LvmSnapshotBackend(runner)
+    b.batch = False
+    err = b._batch([["lvremove", "-y", "-q", "vg/a"], ["lvremove", "-y", "-q", "vg/b"]])
+    assert runner.calls == [(["lvremove", "-y", "-q", "vg/a"], None), (["lvremove", "-y", "-q", "vg/b"], None)]
+    assert err == "warning 1\nwarning 2\n"
+    assert b._batch([]) == "" and b._report([]) == {} and len(runner.calls) == 2
+
+
+@pytest.mark.parametrize("word", ["vg/a b", "it's", 'x"y', "a\\b", "#c", ""])
+def test_the_lvm_shell_is_never_fed_a_word_it_would_split_or_quote(word):
+    runner = _Commands()
+    with pytest.raises(InvalidInput, match="refusing to pass .* to the lvm shell"):
+        LvmSnapshotBackend(runner)._batch([["lvremove", "-y", word]])
+    assert runner.calls == []

@@ -125,3 +125,18 @@ def test_consistency_freeze_and_bad_pool_names_are_refused():
         b.implied_target("bad name", "01", "tank/a")
     with pytest.raises(InvalidInput, match="is not a snapshot name"):
         b.validate_target_name("tank/a")
+
+
+def test_dataset_names_as_the_real_suite_checks_them():
+    """tests/real/test_zfs.py::test_names_are_validated (it needs no tool)."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, validate_dataset_name
+
+    for bad in ("tank/../x", "tank/a b", "tank/a;rm -rf /", "tank/$(id)", "-tank/a", "tank/a\nb", "tank//a",
+                "tank/a@snap", "", "1tank/a", "tank/a`id`", "tank/a/", "tank/a|b", None, "tank/" + "x" * 300):
+        with pytest.raises(InvalidInput) as exc:
+            validate_dataset_name(bad)
+        assert repr(bad) in exc.value.msg
+    for good in ("tank", "tank/a", "tank/a-b_c.d:e/f"):
+        validate_dataset_name(good)
+    with pytest.raises(InvalidInput):
+        ZfsSendBackend().validate_target_name("tank")
