@@ -106,3 +106,31 @@ def test_block_copy_refuses_a_smaller_target(tmp_path):
     with pytest.raises(OSError, match="is smaller than"):
         _lvm._copy_blocks(src, dst, None)
     assert _lvm._copy_blocks(src, dst, MiB) == (MiB, MiB)
+
+
+def test_a_short_source_is_a_failed_copy_not_a_short_one(tmp_path):
+    src = _device(tmp_path / "src", MiB, b"x")
+    dst = _device(tmp_path / "dst", 2 * MiB)
+    with pytest.raises(OSError, match="short read from"):
+        _lvm._copy_blocks(src, dst, 2 * MiB)
+
+
+def test_what_cannot_be_checked_is_never_overwritten():
+    """lvm_clone: a target that is no plain or thin LV, inactive, open or
+    unreadable counts as holding foreign data."""
+    b = _lvm.LvmCloneBackend(None)
+    assert b._foreign("vg/tp", {"lv_attr": "twi-a-tz--", "segtype": "thin-pool"}, None) is True
+    assert b._foreign("vg/t", {"lv_attr": "-wi-------", "segtype": "linear"}, None) is True  # inactive
+    assert b._foreign("vg/t", {"lv_attr": "-wi-ao----", "segtype": "linear"}, None) is True  # open
+    assert b._foreign("vg/no-such-lv", {"lv_attr": "-wi-a-----", "segtype": "linear"}, None) is True
+    assert b._foreign("vg/t", {"lv_attr": "-wi-a-----", "segtype": "linear"}, "web") is False
+
+
+def test_nothing_to_check_or_write_back(monkeypatch):
+    b = _lvm.LvmSnapshotBackend(None)  # no runner: nothing may run
+    assert b.target_kinds(_lvm.KIND_LV) == frozenset((_lvm.KIND_SNAPSHOT,))
+    assert b.check_capacity(None, [], [], {}) is None
+    monkeypatch.setattr(_lvm, "_diff_bytes", lambda src, dst: 0)
+    pair = _lvm.CopyPair("vg/a", "vg/a-pc-p-01")
+    assert b._check_restore_space(None, pair, {}) is None
+    assert _lvm.LvmThinBackend(None)._check_restore_space(None, pair, {}) is None
