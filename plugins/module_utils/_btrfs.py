@@ -1100,9 +1100,11 @@ class _BtrfsBase(Backend):
 
     def restore_differs(self, definition, version, pairs):
         """A source restored from its copy is a writable snapshot of it: its
-        parent UUID is the copy's UUID and, until something is written to
-        it, its ctransid is the copy's (a snapshot keeps the ctransid of what
-        it was taken from; a write moves it on). Anything else differs."""
+        parent UUID is the copy's UUID and, until anything in it changes,
+        its tree's generation is still the transaction that created it
+        (otransid); any change to its tree (data, metadata, even an atime)
+        commits a later generation. Anything else, or anything unreadable,
+        differs: a needless restore is safe, a skipped one is not."""
         differing = []
         for p in pairs:
             copy = self._copy_path(p.source, p.target)
@@ -1111,7 +1113,7 @@ class _BtrfsBase(Backend):
                     # commit first: a write of the open transaction counts too
                     sync_fs(p.source)
                     now, held = subvol_info(p.source), subvol_info(copy)
-                    if now["parent_uuid"] == held["uuid"] and now["ctransid"] == held["ctransid"]:
+                    if now["parent_uuid"] == held["uuid"] and now["generation"] == now["otransid"]:
                         continue
             except (IOError, OSError):
                 pass  # cannot tell: restore
