@@ -245,6 +245,14 @@ class Backend(abc.ABC):
         would (``zfs rollback -r``, LVM merge of a classic snapshot), refuse
         with InvalidInput saying why and what to do instead."""
 
+    def restore_differs(self, definition, version, pairs):
+        """The sources of ``pairs`` whose data differs from their copy's,
+        found by reading only (the restore's plan, check mode included, calls
+        it), so that a restore that would change nothing reports no change.
+        None when the technology cannot tell short of copying: then every
+        source counts as differing. Default: None."""
+        return None
+
     def same_copy(self, recorded, found):
         """Whether identity ``found`` (CopyInfo.identity, read from the
         storage now) is the copy whose identity ``recorded`` a record holds.

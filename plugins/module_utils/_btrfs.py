@@ -119,6 +119,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     Volume,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import mount_of, read_mounts
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import command_reason
 
 BTRFS = "btrfs"
 NAMESPACE = ".pitcopy"
@@ -516,12 +517,6 @@ def target_dir_problem(path):
         current = os.path.dirname(current)
 
 
-def _stderr(exc):
-    if isinstance(exc, CommandError):
-        return (exc.stderr or exc.stdout or exc.msg).strip()
-    return str(exc)
-
-
 def busy_users(path):
     """PIDs with an open file, working directory or root under ``path``
     (read from /proc; no process started)."""
@@ -879,7 +874,7 @@ class _BtrfsBase(Backend):
                 raise CopyFailed(
                     "version %d of copy pool %s failed at the pair %s -> %s: %s; the %d %s already made were "
                     "removed and the previous versions are intact" % (
-                        plan.version, plan.definition.name, p.source, p.target, _stderr(exc), made, what),
+                        plan.version, plan.definition.name, p.source, p.target, command_reason(exc), made, what),
                     cause=exc, source=p.source, target=p.target)
             made += 1
 
@@ -1102,6 +1097,28 @@ class _BtrfsBase(Backend):
         finally:
             self._drop_restore_origin(cleanup)
 
+    def restore_differs(self, definition, version, pairs):
+        """A source restored from its copy is a writable snapshot of it: its
+        parent UUID is the copy's UUID and, until anything in it changes,
+        its tree's generation is still the transaction that created it
+        (otransid); any change to its tree (data, metadata, even an atime)
+        commits a later generation. Anything else, or anything unreadable,
+        differs: a needless restore is safe, a skipped one is not."""
+        differing = []
+        for p in pairs:
+            copy = self._copy_path(p.source, p.target)
+            try:
+                if _is_subvolume(p.source) and _is_subvolume(copy):
+                    # commit first: a write of the open transaction counts too
+                    sync_fs(p.source)
+                    now, held = subvol_info(p.source), subvol_info(copy)
+                    if now["parent_uuid"] == held["uuid"] and now["generation"] == now["otransid"]:
+                        continue
+            except (IOError, OSError):
+                pass  # cannot tell: restore
+            differing.append(p.source)
+        return differing
+
     def restore(self, definition, version, pairs):
         self._check_definition(definition)
         mounts = self._mounts()
@@ -1134,7 +1151,7 @@ class _BtrfsBase(Backend):
                     os.rename(aside, source)
                     moved = False
                 raise CopyFailed("restore of %s from %s failed: %s; %s was left as it was" % (
-                    source, copy, _stderr(exc), source), cause=exc, source=source, target=copy)
+                    source, copy, command_reason(exc), source), cause=exc, source=source, target=copy)
             if moved:
                 self._delete_subvolumes([aside])
         finally:
@@ -1633,7 +1650,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                 raise CopyFailed(
                     "version %d of copy pool %s failed at the pair %s -> %s: btrfs send | btrfs receive: %s; "
                     "the copies already made were removed and the previous versions are intact" % (
-                        version, definition.name, p.source, p.target, _stderr(exc)),
+                        version, definition.name, p.source, p.target, command_reason(exc)),
                     cause=exc, source=p.source, target=p.target)
             if not _is_subvolume(st):
                 raise CopyFailed("version %d of copy pool %s: btrfs receive into %s did not create %s" % (
@@ -1663,7 +1680,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
             self._delete_ours(definition.name, [back])
             remove_mark(back)
             raise CopyFailed("restore of %s: sending the copy %s back failed: %s; %s was left as it was" % (
-                source, copy, _stderr(exc), source), cause=exc, source=source, target=copy)
+                source, copy, command_reason(exc), source), cause=exc, source=source, target=copy)
         return back, [back]
 
 

@@ -1049,6 +1049,11 @@ class PoolSession:
         backend = self._backend()
         self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], backend.list_copies(self.name),
                                "to restore version %d" % version)
+        # ``changed`` from a comparison: a source that already holds its
+        # copy's data is not restored again (None: the backend cannot tell)
+        differing = backend.restore_differs(state.definition, version, pairs)
+        if differing is not None:
+            pairs = [p for p in pairs if p.source in set(differing)]
         asides = tuple(CopyPair(p.source, a) for p in pairs
                        for a in (backend.restore_aside(state.definition, p.source),) if a)
         result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
@@ -1058,7 +1063,7 @@ class PoolSession:
         def act():
             return self._run_restore(state, rec, pairs, asides, result)
 
-        return Plan(True, pool_dict(state), pool_dict(state), result, act)
+        return Plan(bool(pairs), pool_dict(state), pool_dict(state), result, act)
 
     def _run_restore(self, state, rec, pairs, asides, result):
         """Restore source by source under a journal that names each source's

@@ -121,6 +121,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyPair,
     Volume,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import command_reason, quietly
 
 TAG_POOL = "pitcopy_pool="
 TAG_VERSION = "pitcopy_version="
@@ -275,19 +276,6 @@ def _float(value, default=0.0):
         return float(value)
     except (TypeError, ValueError):
         return default
-
-
-def _stderr(exc):
-    if isinstance(exc, CommandError):
-        return (exc.stderr or exc.msg).strip()
-    return getattr(exc, "msg", None) or str(exc)
-
-
-def _quiet(fn):
-    try:
-        return fn()
-    except (CommandError, CopyFailed, OSError):
-        return None
 
 
 def _hashed(name, limit=MAX_NAME_LEN):
@@ -1137,7 +1125,7 @@ class LvmCloneBackend(_LvmBackend):
         tags = _tags(row)
         want, size = _tag_value(tags, TAG_SUM), _int(_tag_value(tags, TAG_SIZE), -1)
         if not self._active(row):
-            _quiet(lambda: self._lv("lvchange", "-ay", info.target))
+            quietly(lambda: self._lv("lvchange", "-ay", info.target))
         try:
             got, n = _sha256_of(dm_path(info.target), size)
         except OSError:
@@ -1243,7 +1231,7 @@ class LvmCloneBackend(_LvmBackend):
             try:
                 self._clone_one(pool, version, p, tmp, rows[p.source], rows[p.target], after.get(tmp))
             except (CommandError, OSError, IOError) as exc:
-                self._clone_failed(plan, p, _stderr(exc), exc)
+                self._clone_failed(plan, p, command_reason(exc), exc)
         plan.staged = list(plan.staging)
 
     def _clone_failed(self, plan, p, reason, exc):
@@ -1264,13 +1252,13 @@ class LvmCloneBackend(_LvmBackend):
             try:
                 self._release(pool, q.target)
             except (CommandError, CopyFailed, OSError) as exc:
-                failed.append("%s: %s" % (q.target, _stderr(exc)))
+                failed.append("%s: %s" % (q.target, command_reason(exc)))
         if failed:
             raise CopyFailed("could not release %s" % "; ".join(failed), target=plan.made[0].target)
 
     def release(self, plan):
         if plan.temporaries:
-            _quiet(lambda: self._remove_tmps(_pool_name(plan.definition), plan.temporaries))
+            quietly(lambda: self._remove_tmps(_pool_name(plan.definition), plan.temporaries))
 
     def _remove_tmps(self, pool, tmps):
         rows = self._report(set(split_name(t)[0] for t in tmps))
@@ -1396,7 +1384,7 @@ class LvmCloneBackend(_LvmBackend):
             except (CommandError, OSError, IOError) as exc:
                 raise CopyFailed("restore of %s from %s failed after %d of %d sources (%s): %s"
                                  % (p.source, p.target, len(done), len(pairs), ", ".join(done) or "none",
-                                    _stderr(exc)), source=p.source, target=p.target)
+                                    command_reason(exc)), source=p.source, target=p.target)
             done.append(p.source)
         return done
 

@@ -37,6 +37,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import (
     C_LOCALE,
+    ReadOnlyRunner,
     SubprocessRunner,
     command_error,
 )
@@ -122,9 +123,10 @@ class ModuleRunner(SubprocessRunner):
 
     Same interface as _runner.SubprocessRunner: ``run(argv, data=None,
     check=True, timeout=None)`` and ``pipe([argv, ...], check=True)``.
-    ``run_command`` cannot pipe one process into another nor time a command
-    out, so ``pipe()`` and ``run(timeout=...)`` (hooks) use the inherited
-    subprocess implementation, also with argv lists and no shell.
+    ``run_command`` cannot pipe one process into another, time a command out
+    nor kill a hook's process group, so ``pipe()``, ``run(timeout=...)`` and
+    ``run_hook()`` use the inherited subprocess implementation, also with
+    argv lists and no shell.
     """
 
     def __init__(self, module):
@@ -137,7 +139,7 @@ class ModuleRunner(SubprocessRunner):
         argv = self._check(argv)
         try:
             rc, out, err = self.module.run_command(
-                argv,
+                self._exe(argv),  # the program resolved once per run (_runner.SubprocessRunner.resolve)
                 data=data,
                 binary_data=True,  # pass data as given; do not append a newline
                 environ_update=dict(C_LOCALE),
@@ -252,8 +254,16 @@ class PitcopyModule(object):
 
     # --- construction ----------------------------------------------------
 
-    def runner(self):
-        return ModuleRunner(self.module)
+    def runner(self, read_only=False):
+        """The backends' runner. Check mode and read-only runs get one that
+        refuses any command that may change the host (_runner.ReadOnlyRunner):
+        safe by construction, not by each backend's care."""
+        runner = ModuleRunner(self.module)
+        if self.check_mode:
+            return ReadOnlyRunner(runner, "check mode")
+        if read_only:
+            return ReadOnlyRunner(runner, "a read-only run of %s" % (getattr(self.module, "_name", None) or "pitcopy"))
+        return runner
 
     def state_dir(self):
         state_dir = self.params["state_dir"]
@@ -263,13 +273,13 @@ class PitcopyModule(object):
             )
         return state_dir
 
-    def engine(self):
+    def engine(self, read_only=False):
         lock_timeout = self.params["lock_timeout"]
         if lock_timeout < 0:
             raise InvalidInput("lock_timeout must be >= 0 seconds, got %r" % (lock_timeout,))
         store_class = CheckModeStore if self.check_mode else StateStore
         store = store_class(self.state_dir(), lock_timeout=lock_timeout)
-        return RecordEngine(store, backend_factory(self.runner()))
+        return RecordEngine(store, backend_factory(self.runner(read_only=read_only)))
 
     # --- the one error path -------------------------------------------------
 
@@ -295,7 +305,7 @@ class PitcopyModule(object):
     # --- running ------------------------------------------------------------
 
     def _plan_and_apply(self, pool, build, read_only=False, precheck=None):
-        engine = self.engine()
+        engine = self.engine(read_only=read_only)
         if precheck is not None:
             # bad input is refused before the lock is waited for or taken
             precheck(engine)
@@ -335,7 +345,7 @@ class PitcopyModule(object):
     def _verify(self, pool, repair, reseal):
         if not reseal:
             return self._plan_and_apply(pool, lambda session: session.plan_verify(repair=repair), read_only=not repair)
-        engine = self.engine()
+        engine = self.engine(read_only=not repair)  # a reseal writes the state file, never the storage
         store = engine.store
         with store.locked(pool, shared=self.check_mode):
             edited, needs_seal = store.load_hand_edit(pool)
@@ -374,7 +384,7 @@ class PitcopyModule(object):
         self._exit(result)
 
     def _info(self, pool):
-        engine = self.engine()
+        engine = self.engine(read_only=True)
         if pool is not None:
             with engine.session(pool, shared=True) as session:
                 return dict(changed=False, pools=[session.info()])

@@ -58,8 +58,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -69,6 +67,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     HookFailed,
     InvalidInput,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 
 #: filesystem types that must never be frozen before a snapshot (see above)
 NEVER_FREEZE = frozenset(("btrfs",))
@@ -283,46 +282,32 @@ class CopyWindow:
         self.warnings = []
         self.post_hook_failures = []  # messages of failed post-copy hooks with abort_on_failure
         self._start = None
+        self._fallback = None
 
     # --- hooks ---------------------------------------------------------------
+
+    def _runner(self):
+        """The runner of hooks and fsfreeze: the backend's; a plain one when
+        the backend has none (the in-memory backends of the unit tests)."""
+        if self.runner is None:
+            if self._fallback is None:
+                self._fallback = SubprocessRunner()
+            return self._fallback
+        return self.runner
 
     def _run_hook(self, phase, hook):
         argv = [str(a) for a in hook.argv]
         t0 = self.clock()
         rec = {"phase": phase, "argv": argv, "rc": None, "ms": 0.0, "stderr": "", "stdout": "",
                "timed_out": False, "ok": False}
-        try:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True, close_fds=True,
-            )
-        except OSError as exc:
-            rec["stderr"] = "cannot run %s: %s" % (argv[0] if argv else "''", exc)
-            rec["ms"] = (self.clock() - t0) * 1000.0
-            self.hooks.append(rec)
-            return rec
-        try:
-            out, err = proc.communicate(timeout=hook.timeout)
-        except subprocess.TimeoutExpired:
-            rec["timed_out"] = True
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                out, err = proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                # a grandchild left the group and holds the pipes; stop reading
-                proc.kill()
-                for fh in (proc.stdout, proc.stderr):
-                    fh.close()
-                proc.wait()
-                out, err = b"", b""
-            err = (err or b"") + (b"\nkilled after %s s (hook timeout)" % str(hook.timeout).encode())
-        rec["rc"] = proc.returncode
-        rec["stdout"] = (out or b"").decode("utf-8", "replace")[-4000:]
-        rec["stderr"] = (err or b"").decode("utf-8", "replace")[-4000:]
-        rec["ok"] = proc.returncode == 0 and not rec["timed_out"]
+        # through the runner, as every command: a recording or read-only
+        # runner sees (or refuses) the hooks too
+        done = self._runner().run_hook(argv, hook.timeout)
+        rec["rc"] = done["rc"]
+        rec["timed_out"] = bool(done["timed_out"])
+        rec["stdout"] = (done["stdout"] or "")[-4000:]
+        rec["stderr"] = (done["stderr"] or "")[-4000:]
+        rec["ok"] = done["rc"] == 0 and not rec["timed_out"]
         rec["ms"] = (self.clock() - t0) * 1000.0
         self.hooks.append(rec)
         return rec
@@ -341,7 +326,7 @@ class CopyWindow:
         errors = []
         while self.frozen:
             mp = self.frozen[-1]
-            rc, out, err = self.runner.run(["fsfreeze", "--unfreeze", mp], check=False)
+            rc, out, err = self._runner().run(["fsfreeze", "--unfreeze", mp], check=False)
             if rc != 0 and "Invalid argument" in err:
                 # not frozen any more: the watchdog's max_frozen thawed it
                 self.warnings.append("%s was already thawed (by the watchdog after max_frozen=%s s?); "
@@ -360,7 +345,9 @@ class CopyWindow:
         mountpoints = _check_freezable(list(freeze or ()), read_mounts(self.mounts_path) if freeze else [])
         fsfreeze = None
         if mountpoints:
-            fsfreeze = shutil.which("fsfreeze") or shutil.which("fsfreeze", path="/usr/sbin:/sbin")
+            # resolved by the runner that runs ``fsfreeze --freeze`` too: the
+            # watchdog thaws with the very program that froze
+            fsfreeze = self._runner().resolve("fsfreeze")
             if not fsfreeze:
                 raise InvalidInput("cannot freeze %s: fsfreeze (util-linux) is not installed" % ", ".join(mountpoints))
         self._start = self.clock()
@@ -388,7 +375,7 @@ class CopyWindow:
                         self.frozen.append(mp)
                         self.was_frozen.append(mp)
                         try:
-                            self.runner.run(["fsfreeze", "--freeze", mp])
+                            self._runner().run(["fsfreeze", "--freeze", mp])
                         except Exception:
                             self.frozen.pop()
                             watchdog.thawed(mp)

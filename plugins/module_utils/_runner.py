@@ -3,14 +3,30 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Running the storage tools: argv lists only, never a shell, C locale.
 
-Backends take a runner object so that the module wrapper can hand them one
-built on ``AnsibleModule.run_command`` and tests can hand them this plain
-subprocess one. Both share the interface::
+This file is the one way the collection starts a command. Backends take a
+runner object so that the module wrapper can hand them one built on
+``AnsibleModule.run_command`` and tests can hand them this plain subprocess
+one (or a fake that replays recorded output). They share the interface::
 
     run(argv, data=None, check=True) -> (rc, stdout, stderr)
     pipe([argv1, argv2], check=True) -> (rc, stdout, stderr)
+    run_hook(argv, timeout) -> dict(rc, stdout, stderr, timed_out)
+    resolve(name) -> absolute path of a program, or None
 
-``check=True`` raises CommandError on a non-zero exit status.
+``check=True`` raises CommandError on a non-zero exit status. A program name
+is resolved to its path once per runner (PATH, then the sbin directories an
+Ansible module's PATH may lack), so the freeze watchdog and the freeze
+itself run the same ``fsfreeze``; argv and error messages keep the name the
+backend wrote.
+
+In check mode (and for read-only module runs) the modules wrap the runner in
+ReadOnlyRunner, which refuses every command not on its read-only list: check
+mode cannot change the host by construction, whatever a backend would call.
+
+What does not go through a runner, and why: the freeze watchdog (a Python
+helper process that must outlive us, _quiesce._Watchdog), the btrfs snapshot
+ioctl and the block copies of lvm_clone (no process at all), and the state
+files (_store.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,10 +34,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shutil
+import signal
 import subprocess
 from signal import SIGPIPE
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError, CopyFailed
 
 C_LOCALE = {"LC_ALL": "C", "LANGUAGE": "C", "LVM_SUPPRESS_FD_WARNINGS": "1"}
 
@@ -42,6 +60,41 @@ def command_error(argv, rc, out, err):
     )
 
 
+def command_reason(exc):
+    """The words a failure message quotes for ``exc``: the tool's own
+    (stderr, else stdout) for a failed command, the summary for a pipe
+    (whose stderr mixes every command's), the message otherwise."""
+    if isinstance(exc, CommandError):
+        if "|" in (exc.argv or ()):
+            return exc.msg
+        return (exc.stderr or exc.stdout or exc.msg).strip()
+    return getattr(exc, "msg", None) or str(exc)
+
+
+def quietly(fn):
+    """``fn()`` as best-effort clean-up after a failure that is already being
+    reported: a failing command there must not replace the first error, so
+    CommandError, CopyFailed and OSError give None. Anything else (a bug, a
+    refused mutation in check mode) still raises."""
+    try:
+        return fn()
+    except (CommandError, CopyFailed, OSError):
+        return None
+
+
+#: where programs are looked for after PATH: an Ansible module's PATH (a
+#: non-login shell, sudo's secure_path) may lack the sbin directories
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def find_program(name, path=None):
+    """The absolute path of program ``name`` (PATH, then SBIN_DIRS), or None.
+    A name with a slash is taken as given."""
+    if "/" in name:
+        return name
+    return shutil.which(name, path=path) or shutil.which(name, path=os.pathsep.join(SBIN_DIRS))
+
+
 class SubprocessRunner:
     """Runs commands with subprocess, argv lists, C locale, no shell."""
 
@@ -51,6 +104,22 @@ class SubprocessRunner:
         if env:
             self.env.update(env)
         self.timeout = timeout
+        self._programs = {}
+
+    def resolve(self, name):
+        """The path of program ``name``, looked up once per runner; None when
+        it is not installed."""
+        if name not in self._programs:
+            found = find_program(name, self.env.get("PATH"))
+            if found is None:
+                return None  # not cached: it may be installed later in the run
+            self._programs[name] = found
+        return self._programs[name]
+
+    def _exe(self, argv):
+        """argv with its program resolved (the name as given when not found,
+        so the error says which program is missing)."""
+        return [self.resolve(argv[0]) or argv[0]] + argv[1:]
 
     def _check(self, argv):
         if isinstance(argv, (str, bytes)) or not argv:
@@ -61,7 +130,7 @@ class SubprocessRunner:
         argv = self._check(argv)
         try:
             proc = subprocess.run(
-                argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                self._exe(argv), input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=self.env, timeout=timeout or self.timeout, check=False,
                 stdin=None if data is not None else subprocess.DEVNULL,
             )
@@ -88,7 +157,7 @@ class SubprocessRunner:
             for i, argv in enumerate(argvs):
                 last = i == len(argvs) - 1
                 proc = subprocess.Popen(
-                    argv, stdin=prev, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    self._exe(argv), stdin=prev, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                     env=self.env,
                 )
                 if prev is not subprocess.DEVNULL:
@@ -118,6 +187,43 @@ class SubprocessRunner:
             raise command_error(argv, rc, "", e)
         return rc, _as_text(out), "".join(errs)
 
+    def run_hook(self, argv, timeout):
+        """Run a user's hook command: its own session (so a timeout kills the
+        whole process group, grandchildren too), no stdin, output kept.
+        Returns dict(rc, stdout, stderr, timed_out); rc None when it could
+        not be started (stderr says why). Never raises for the hook's own
+        failure: the copy window decides what a failed hook means."""
+        argv = self._check(argv)
+        try:
+            # env=None: the user's command gets the environment the module
+            # was given (its locale too), not the storage tools' C locale
+            proc = subprocess.Popen(
+                self._exe(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True, close_fds=True, env=None,
+            )
+        except OSError as exc:
+            return dict(rc=None, stdout="", stderr="cannot run %s: %s" % (argv[0], exc), timed_out=False)
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                out, err = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                # a grandchild left the group and holds the pipes; stop reading
+                proc.kill()
+                for fh in (proc.stdout, proc.stderr):
+                    fh.close()
+                proc.wait()
+                out, err = b"", b""
+            err = (err or b"") + (b"\nkilled after %s s (hook timeout)" % str(timeout).encode())
+        return dict(rc=proc.returncode, stdout=_as_text(out), stderr=_as_text(err), timed_out=timed_out)
+
 
 def _pipe_failure(argvs, results, errs):
     """(argv, rc, stderr) of the command whose failure broke a pipe, or None.
@@ -138,3 +244,86 @@ def _pipe_failure(argvs, results, errs):
             note = "(%s was stopped by SIGPIPE when %s exited)" % (" ".join(first[0][:2]), " ".join(argv[:2]))
             return argv, rc, note + "\n" + e
     return first
+
+
+# --- check mode: a runner that can only read ----------------------------------------
+
+#: Commands that only read, by program: None = every use of the program reads
+#: (report tools), else the accepted first words after the program name.
+READ_ONLY_COMMANDS = {
+    "lvs": None, "vgs": None, "pvs": None,
+    "zfs": ("list", "get"),
+    "zpool": ("list", "get", "status"),
+    "btrfs": (("subvolume", "show"), ("subvolume", "list"), ("subvolume", "get-default"),
+              ("filesystem", "show"), ("filesystem", "df"), ("filesystem", "usage"),
+              ("qgroup", "show"), ("property", "get"), ("property", "list")),
+    "blkid": None, "lsblk": None, "findmnt": None, "cmp": None,
+    "udevadm": ("info",),
+}
+
+
+def is_read_only(argv, data=None):
+    """Whether ``argv`` (with ``data`` on its stdin) only reads the host.
+
+    The ``lvm`` shell reads its commands from stdin: read-only when every
+    line is a report command (or ``exit``)."""
+    argv = [str(a) for a in argv]
+    prog = os.path.basename(argv[0]) if argv else ""
+    if prog == "lvm":
+        if len(argv) > 1:
+            return is_read_only(argv[1:])
+        if data is None:
+            return False
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        lines = [ln.split() for ln in text.splitlines() if ln.strip()]
+        return all(words == ["exit"] or is_read_only(words) for words in lines)
+    if prog not in READ_ONLY_COMMANDS:
+        return False
+    allowed = READ_ONLY_COMMANDS[prog]
+    if allowed is None:
+        return True
+    words = tuple(a for a in argv[1:] if not a.startswith("-"))
+    for entry in allowed:
+        entry = entry if isinstance(entry, tuple) else (entry,)
+        if words[:len(entry)] == entry:
+            return True
+    return False
+
+
+class MutationRefused(RuntimeError):
+    """A read-only run (check mode) tried to change the host: a bug in the
+    collection, never the user's error, so no PitcopyError: nothing catches
+    it as a failed command and the module reports an internal error."""
+
+
+class ReadOnlyRunner:
+    """The runner of check mode and of read-only module runs: runs what only
+    reads (``is_read_only``) on the runner it wraps, refuses everything else
+    (MutationRefused) before anything starts."""
+
+    def __init__(self, runner, why="check mode"):
+        self.inner = runner
+        self.why = why
+
+    def _refuse(self, what):
+        raise MutationRefused(
+            "refused to run %s: %s only reads the host, and this command may change it "
+            "(a pitcopy bug; please report it); nothing was run" % (what, self.why))
+
+    def resolve(self, name):
+        return self.inner.resolve(name)
+
+    def run(self, argv, data=None, check=True, timeout=None):
+        if not is_read_only(argv, data):
+            self._refuse(" ".join(str(a) for a in argv))
+        return self.inner.run(argv, data=data, check=check, timeout=timeout)
+
+    def pipe(self, argvs, check=True, timeout=None):
+        for argv in argvs:
+            if not is_read_only(argv):
+                self._refuse(" | ".join(" ".join(str(a) for a in a_) for a_ in argvs))
+        return self.inner.pipe(argvs, check=check, timeout=timeout)
+
+    def run_hook(self, argv, timeout):
+        # a hook is the user's command: whatever it does, it is not a read
+        self._refuse("the hook %s" % " ".join(str(a) for a in argv))

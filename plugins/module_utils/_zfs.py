@@ -81,6 +81,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyPair,
     Volume,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import command_reason, quietly
 
 ZFS = "zfs"
 
@@ -164,14 +165,6 @@ def validate_copy_pool_name(pool):
     if not isinstance(name, str) or not _COPY_POOL_RE.match(name) or len(name) > 64:
         raise InvalidInput("copy pool name %r cannot be part of a ZFS snapshot name; use up to 64 letters, "
                            "digits and _ . : - (not starting with . : or -)" % (name,))
-
-
-def _command_stderr(exc):
-    if isinstance(exc, CommandError):
-        if "|" in exc.argv:
-            return exc.msg
-        return (exc.stderr or exc.msg).strip()
-    return str(exc)
 
 
 class _ZfsBase(Backend):
@@ -358,7 +351,7 @@ class _ZfsBase(Backend):
             try:
                 self.runner.run(argv)
             except CommandError as exc:
-                err = _command_stderr(exc)
+                err = command_reason(exc)
                 pair = by_name[names[0]]
                 for n in names:
                     if n in err or (match_source and by_name[n].source in err):
@@ -653,6 +646,22 @@ class ZfsSnapshotBackend(_ZfsBase):
                                 valid=True, detail="", identity=self._guid(row)))
         return out
 
+    def restore_differs(self, definition, version, pairs):
+        """``written@<snapshot>`` of the source: the bytes written to it since
+        the snapshot, 0 right after a rollback to it. One ``zfs get`` per
+        snapshot name; unknown (no such snapshot or dataset) differs."""
+        by_snap = {}
+        for p in pairs:
+            dataset, _sep, snap = p.target.partition("@")
+            if dataset == p.source and snap:
+                by_snap.setdefault(snap, []).append(p.source)
+        same = set()
+        for snap, sources in sorted(by_snap.items()):
+            prop = "written@" + snap
+            rows = self._get([prop], sources, types="filesystem,volume")
+            same.update(s for s in sources if rows.get(s, {}).get(prop, ("-",))[0] == "0")
+        return [p.source for p in pairs if p.source not in same]
+
     def restore(self, definition, version, pairs):
         pairs = list(pairs)
         if not pairs:
@@ -701,7 +710,7 @@ class ZfsSnapshotBackend(_ZfsBase):
             except CommandError as exc:
                 raise CopyFailed("restore of %s from %s failed after %d of %d sources were restored (%s): %s"
                                  % (p.source, p.target, len(done), len(pairs), ", ".join(done) or "none",
-                                    _command_stderr(exc)), cause=exc, source=p.source, target=p.target)
+                                    command_reason(exc)), cause=exc, source=p.source, target=p.target)
             done.append(p.source)
         return done
 
@@ -798,7 +807,7 @@ class ZfsSendBackend(_ZfsBase):
 
     def prepare(self, plan):
         definition = plan.definition
-        self._quiet(lambda: self._destroy_snapshots(definition, plan.facts["snaps"]))  # ours, from an interrupted run
+        quietly(lambda: self._destroy_snapshots(definition, plan.facts["snaps"]))  # ours, from an interrupted run
         # staging names: ours from an interrupted run go, anyone else's stop
         # the copy before anything is made
         for name in self._stale_staging(definition, plan.pairs, plan.staging):
@@ -828,7 +837,7 @@ class ZfsSendBackend(_ZfsBase):
             except CommandError as exc:
                 raise CopyFailed(
                     "zfs_send copy version %d of %s failed at %s -> %s (send/receive); the copies made for this "
-                    "version were removed: %s" % (version, pool, p.source, p.target, _command_stderr(exc)),
+                    "version were removed: %s" % (version, pool, p.source, p.target, command_reason(exc)),
                     cause=exc, source=p.source, target=p.target)
         plan.staged = list(plan.staging)
 
@@ -836,11 +845,11 @@ class ZfsSendBackend(_ZfsBase):
         # the source snapshots were only the point in time; they would pin
         # space in the source zpool, so they go in every case
         if plan.temporaries:
-            self._quiet(lambda: self._destroy_snapshots(plan.definition, [t.target for t in plan.temporaries]))
+            quietly(lambda: self._destroy_snapshots(plan.definition, [t.target for t in plan.temporaries]))
 
     def undo(self, plan):
         for st in plan.made:
-            self._quiet(lambda st=st: self._destroy_dataset(plan.definition, st.target))
+            quietly(lambda st=st: self._destroy_dataset(plan.definition, st.target))
 
     def _send_receive(self, send, recv):
         """``zfs send | zfs receive`` through the runner's pipe (no shell).
@@ -853,13 +862,6 @@ class ZfsSendBackend(_ZfsBase):
             raise CommandError("zfs send | zfs receive failed with exit status %s: %s"
                                % (rc, "; ".join(useful) or "no output"),
                                argv=send + ["|"] + recv, rc=rc, stdout=out, stderr=err)
-
-    @staticmethod
-    def _quiet(fn):
-        try:
-            return fn()
-        except (CommandError, CopyFailed):
-            return None
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_map = dict((s.source, s.target) for s in staged)
@@ -1007,7 +1009,7 @@ class ZfsSendBackend(_ZfsBase):
             except (CommandError, CopyFailed) as exc:
                 raise CopyFailed("restore of %s from %s failed after %d of %d sources were restored (%s): %s"
                                  % (p.source, p.target, len(done), len(pairs), ", ".join(done) or "none",
-                                    _command_stderr(exc) if isinstance(exc, CommandError) else exc.msg),
+                                    command_reason(exc) if isinstance(exc, CommandError) else exc.msg),
                                  cause=exc, source=p.source, target=p.target)
             done.append(p.source)
         return done
@@ -1118,9 +1120,9 @@ class ZfsSendBackend(_ZfsBase):
                     self._run("unmount", p.source)
                 self._run("rename", p.source, old)
             except CommandError:
-                self._quiet(lambda: self._destroy_dataset(definition, tmp))
+                quietly(lambda: self._destroy_dataset(definition, tmp))
                 if srow.get("mounted", ("no",))[0] == "yes":
-                    self._quiet(lambda: self._run("mount", p.source))
+                    quietly(lambda: self._run("mount", p.source))
                 raise
             devs = self._zvol_links([tmp])
             self._run("rename", tmp, p.source)

@@ -44,8 +44,10 @@ attributes:
     details:
       - O(state=present) without O(label) takes a new copy version on every run, which is its purpose.
         With O(label), a version with that label already existing means no change.
-      - O(state=absent) is idempotent. O(state=restored) restores on every run (a restore cannot tell whether the
-        sources were changed since).
+      - O(state=absent) is idempotent. O(state=restored) compares each source with its copy first, reading only,
+        and restores only the sources that differ; with none, it reports no change. C(zfs_snapshot) compares by the
+        bytes written since the snapshot, C(btrfs_snapshot) by whether the source is the unchanged snapshot of its
+        copy; C(btrfs_send) and the LVM technologies cannot tell without copying and restore on every run.
 options:
   pool:
     description:
@@ -181,7 +183,9 @@ deleted_versions:
   elements: int
   sample: []
 restored:
-  description: With O(state=restored), the sources that were restored (would be, in check mode).
+  description:
+    - With O(state=restored), the sources that were restored (would be, in check mode).
+    - A source that already held its copy's data is not restored and not listed.
   returned: when O(state=restored)
   type: list
   elements: str

@@ -312,3 +312,34 @@ def sequence_writer():
     ``sequence_writer(paths, stop, pause, paused, counter, fsync=False)``,
     meant as a thread's target (see _write_sequence)."""
     return _write_sequence
+
+
+# --- recording the tools' real output for the fast replay tests -----------------
+#
+# ``pytest tests/real --pitcopy-record DIR`` writes, per test, every command the
+# backends ran through a SubprocessRunner (argv, stdin, exit status, stdout,
+# stderr) to DIR/<test>.yml. tests/unit/plugins/module_utils/test_replay_*.py
+# replay selected calls from those files (tests/unit/.../recorded/) through a
+# runner that asserts the exact argv: the fast tests see what the real tools
+# said, not what someone typed.
+
+
+def pytest_addoption(parser):
+    parser.addoption("--pitcopy-record", metavar="DIR", default=None,
+                     help="record the storage tools' output per test into DIR (see tests/utils/recording.py)")
+
+
+@pytest.fixture(autouse=True)
+def _pitcopy_record(request):
+    out_dir = request.config.getoption("--pitcopy-record")
+    if out_dir:
+        # '$PITCOPY_VM_RESULTS/recorded': the guest's results directory, which
+        # the host reads after the run
+        out_dir = os.path.expandvars(out_dir)
+    if not out_dir:
+        yield
+        return
+    from ansible_collections.pitcopy.versions.tests.utils.recording import recording
+
+    with recording(out_dir, request.node.nodeid):
+        yield

@@ -753,3 +753,38 @@ def test_sizes_come_from_qgroups_when_quotas_are_on(fs_pair, runner):
         before[small].size, before[big].size, after[small].size, after[big].size))
     assert after[small].size < 1024 * 1024
     assert 8 * 1024 * 1024 <= after[big].size < 9 * 1024 * 1024
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_restore_changed_comes_from_a_comparison(fs_pair, runner, tmp_path, technology):
+    """copy_version state=restored reports a change only for a source that
+    differs from its copy: btrfs_snapshot tells by the restored source being
+    the unwritten snapshot of its copy; btrfs_send cannot tell and restores."""
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, technology)
+    a = w.add_source("a")
+    b_ = w.add_source("b")
+    w.make_target_pools()
+    w.define()
+    write(os.path.join(a, "data"), "v1\n")
+    write(os.path.join(b_, "data"), "v1\n")
+    w.copy()
+    with w.engine.session(w.name) as s:
+        plan = s.plan_restore(1)
+        # never restored: the live subvolumes are not snapshots of their copies
+        assert plan.changed is True and sorted(plan.result["restored"]) == sorted([a, b_])
+        plan.apply()
+    with w.engine.session(w.name) as s:
+        plan = s.plan_restore(1)
+    if technology == "btrfs_send":
+        assert plan.changed is True and sorted(plan.result["restored"]) == sorted([a, b_])
+        return
+    assert plan.changed is False and plan.result["restored"] == []
+    write(os.path.join(b_, "data"), "later\n")
+    with w.engine.session(w.name) as s:
+        plan = s.plan_restore(1)
+        assert plan.changed is True and plan.result["restored"] == [b_]
+        plan.apply()
+    assert read(os.path.join(b_, "data")) == "v1\n"
+    with w.engine.session(w.name) as s:
+        assert s.plan_restore(1).changed is False

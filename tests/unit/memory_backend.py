@@ -335,6 +335,9 @@ class MemoryBackend(Backend):
                                     staged=info["staged"], valid=info["valid"], identity=info.get("id")))
         return out
 
+    def restore_differs(self, definition, version, pairs):
+        return [p.source for p in pairs if self.data.get(p.source) != (self.copies.get(p.target) or {}).get("data")]
+
     def restore(self, definition, version, pairs):
         self._log("restore", version, tuple(pairs))
         for pair in pairs:

@@ -68,3 +68,25 @@ def test_a_target_of_another_pool_is_refused_where_targets_are_exclusive(tmp_pat
     assert engine.store.load("Q") is None
     with engine.session("Q") as s:
         s.plan_define(good(name="Q", sources=("C",), target_pools=(TargetPool("x", ("e",)),), versions=1)).apply()
+
+
+def test_restore_reports_changed_from_a_comparison(tmp_path):
+    be, engine = env(tmp_path)
+    with engine.session("P") as s:
+        s.plan_define(good()).apply()
+        be.set_data("A", "A1")
+        be.set_data("B", "B1")
+        s.plan_copy().apply()
+        # nothing written since the copy: nothing to restore, no change
+        plan = s.plan_restore(1)
+        assert plan.changed is False and plan.result["restored"] == []
+        restores = len([c for c in be.calls if c[0] == "restore"])
+        plan.apply()
+        assert len([c for c in be.calls if c[0] == "restore"]) == restores
+        # one source written: only that one is restored
+        be.set_data("B", "B2")
+        plan = s.plan_restore(1)
+        assert plan.changed is True and plan.result["restored"] == ["B"]
+        plan.apply()
+        assert (be.data["A"], be.data["B"]) == ("A1", "B1")
+        assert s.plan_restore(1).changed is False

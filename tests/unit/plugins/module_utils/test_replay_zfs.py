@@ -1,0 +1,293 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ZFS backends against the output OpenZFS gave in the qemu guest
+(``tests/vm/run-suite.sh zfs --parts real -- --pitcopy-record
+'$PITCOPY_VM_RESULTS/recorded'``): the engine and backend calls of the real
+test named in each case, in its order, each command the recorded one.
+tests/real/test_zfs.py stays the proof against the real tools."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils import _zfs
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    CapacityError,
+    CopyFailed,
+    HookFailed,
+    InvalidInput,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Hook, PoolDefinition, TargetPool
+from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
+from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
+
+MiB = 1024 * 1024
+
+def _zvol_devices(monkeypatch, case, runner):
+    """The /dev/zvol links of renamed zvols, as the guest had them: which
+    datasets are volumes, as the recorded ``zfs get`` reports said (type
+    volume), and their devices, as the recorded ``udevadm trigger`` calls
+    named them, in order."""
+    devs = [c["argv"][3:] for c in case["calls"] if (c.get("argv") or [])[:2] == ["udevadm", "trigger"]]
+    volumes = set()
+
+    def observe(call):
+        for line in (call.get("stdout") or "").splitlines():
+            f = line.split("\t")
+            if len(f) >= 3 and f[1] == "type" and f[2] == "volume":
+                volumes.add(f[0])
+
+    runner.observer = observe
+
+    def is_volume(name):
+        # a snapshot of a volume, or a temporary dataset named after one
+        # (``<dataset>.pitcopy-...``), is one too
+        base = name.split("@", 1)[0]
+        return name in volumes or base in volumes or base.split(".pitcopy-", 1)[0] in volumes
+
+    def links(self, names):
+        if any(is_volume(n) for n in names):
+            return devs.pop(0)
+        return []
+
+    monkeypatch.setattr(_zfs._ZfsBase, "_zvol_links", links)
+
+
+def test_zfs_snapshot_versions_rotation_restore_verify(tmp_path, monkeypatch):
+    """tests/real/test_zfs.py::test_zfs_snapshot_versions_rotation_restore_verify, replayed."""
+    case = load_case("zfs", "test_zfs_snapshot_versions_rotation_restore_verify")
+    runner = ReplayRunner(case["calls"], "zfs_snapshot rotation")
+    pool = [a for a in case["calls"][0]["argv"] if not a.startswith("-")][-1]
+    src = ["%s/fs1" % pool, "%s/vol1" % pool, "%s/fs2" % pool]
+    _zvol_devices(monkeypatch, case, runner)
+    b = ZfsSnapshotBackend(runner)
+    vols = b.discover(src + ["%s/nothere" % pool])
+    assert set(vols) == set(src)
+    assert vols["%s/vol1" % pool].kind == "volume" and vols["%s/vol1" % pool].size == 16 * MiB
+    assert vols["%s/vol1" % pool].block_size > 0 and vols["%s/fs1" % pool].kind == "filesystem"
+    assert vols["%s/fs1" % pool].container == pool and vols["%s/fs1" % pool].free > 0
+    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: ZfsSnapshotBackend(runner=runner))
+    sources = list(src)
+    for n in range(1, 6):
+        if n == 3:
+            sources.append("%s/fs3" % pool)
+        if n == 4:
+            sources.remove("%s/fs2" % pool)
+        with eng.session("snaps") as s:
+            s.plan_define(PoolDefinition(name="snaps", technology="zfs_snapshot", sources=tuple(sources),
+                                         versions=3)).apply()
+        if n == 2:
+            with eng.session("snaps") as s:
+                assert [r["version"] for r in s.plan_prepair(versions=2).apply()["records"]] == [2, 3]
+        with eng.session("snaps") as s:
+            assert s.plan_copy().apply()["version"]["number"] == n
+        with eng.session("snaps") as s:
+            s.info()
+    with eng.session("snaps") as s:
+        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+    assert sorted(kept) == [3, 4, 5]
+    listed = b.list_copies("snaps")
+    assert sorted((c.target, c.version) for c in listed) == sorted(
+        (p["target"], v) for v, r in kept.items() for p in r["pairs"])
+    with eng.session("snaps") as s:
+        assert s.plan_verify().result["consistent"] is True
+    with eng.session("snaps") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_restore(3, volumes=[x for x in sources if x in [p["source"] for p in kept[3]["pairs"]]]).apply()
+    assert "newer snapshots" in exc.value.msg and "rollback -r" in exc.value.msg
+    assert sorted(c.target for c in b.list_copies("snaps")) == sorted(c.target for c in listed)
+    with eng.session("snaps") as s:
+        res = s.plan_restore(5).apply()
+    assert sorted(res["restored"]) == sorted(sources)
+    with eng.session("snaps") as s:
+        s.info()
+    gone = kept[4]["pairs"][0]["target"]
+    with eng.session("snaps") as s:
+        f = s.plan_verify().result
+    assert [(x["version"], x["target"], x["problem"]) for x in f["findings"]] == [(4, gone, "copy_missing")], f
+    foreign = "%s/fs1@pitcopy-snaps-09" % pool
+    assert b.delete_copies(PoolDefinition(name="snaps", technology="zfs_snapshot", sources=tuple(sources),
+                                          versions=3), [CopyPair("%s/fs1" % pool, foreign)]) == [foreign]
+    with eng.session("snaps") as s:
+        s.plan_delete(5).apply()
+    runner.assert_done()
+
+
+class Driver(object):
+    """tests/real/test_zfs.py's Driver: a version through the backend the way
+    the engine takes it (discover, capacity, create in a window, promote)."""
+
+    def __init__(self, backend, definition, runner):
+        self.b, self.d, self.runner = backend, definition, runner
+        self.records, self.last = {}, 0
+
+    def take(self, sources):
+        version = self.last + 1
+        tp = self.d.target_pool_for(version)
+        if self.b.implied_targets:
+            pairs = [CopyPair(s, self.b.implied_target(self.d.name, tp, s)) for s in sources]
+        else:
+            vols = dict((t.name, t.volumes) for t in self.d.target_pools)[tp]
+            pairs = [CopyPair(s, vols[i]) for i, s in enumerate(sources)]
+        replaced_v = [v for v, rec in self.records.items() if rec[0] == tp]
+        replaced = [p for v in replaced_v for p in self.records[v][1]]
+        vols = self.b.discover(sorted(set([p.source for p in pairs] + [p.target for p in pairs])))
+        assert all(p.source in vols for p in pairs)
+        self.b.check_capacity(self.d, pairs, replaced, vols)
+        outcome = self.b.create_copies(self.d, version, pairs, CopyWindow(self.d, self.runner))
+        self.b.promote(self.d, version, pairs, outcome.staged, replaced)
+        for v in replaced_v:
+            del self.records[v]
+        self.records[version] = (tp, pairs)
+        self.last = version
+        return version, pairs
+
+
+def test_zfs_snapshot_failure_leaves_nothing():
+    """tests/real/test_zfs.py::test_zfs_snapshot_failure_leaves_nothing, replayed:
+    the second zpool's atomic snapshot fails with OpenZFS's words after the
+    first zpool's were made, and those are destroyed; a staging name somebody
+    else took stops the copy first; a failing pre-copy hook makes nothing
+    (the hook is the user's command: it runs, not replayed)."""
+    case = load_case("zfs", "test_zfs_snapshot_failure_leaves_nothing")
+    calls = case["calls"]
+    runner = ReplayRunner(calls, "zfs_snapshot failures")
+    p1, p2 = calls[0]["argv"][-2:]  # the first discovery reads both zpools
+    src = ["%s/x" % p1, "%s/y" % p1, "%s/z" % p2]
+    d = PoolDefinition(name="fail", technology="zfs_snapshot", sources=tuple(src), versions=2)
+    b = ZfsSnapshotBackend(runner)
+    drv = Driver(b, d, runner)
+    drv.take(src)
+    drv.take(src)
+    pairs = [CopyPair(s, b.implied_target("fail", "01", s)) for s in src]
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 3, pairs, CopyWindow(d, runner))
+    assert "%s/z" % p2 in exc.value.msg and "does not exist" in exc.value.msg
+    assert exc.value.details["source"] == "%s/z" % p2
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 3, pairs[:2], CopyWindow(d, runner))
+    assert "without this copy pool's mark" in exc.value.msg
+    d2 = PoolDefinition(name="fail", technology="zfs_snapshot", sources=tuple(src[:2]), versions=2,
+                        pre_copy_hooks=(Hook(argv=("false",)),))
+    hooks = []
+
+    def run_hook(argv, timeout):
+        hooks.append(argv)
+        return {"rc": 1, "stdout": "", "stderr": "", "timed_out": False}
+
+    runner.run_hook = run_hook
+    with pytest.raises(HookFailed):
+        b.create_copies(d2, 3, pairs[:2], CopyWindow(d2, runner))
+    assert hooks == [["false"]]
+    runner.assert_done()
+
+
+def test_zfs_send_versions_rotation_restore_verify(tmp_path, monkeypatch):
+    """tests/real/test_zfs.py::test_zfs_send_versions_rotation_restore_verify,
+    replayed: full sends into new target datasets, rotation, the restore of
+    an older version (renames and a send back), a tampered and a destroyed
+    copy, and a foreign dataset never used."""
+    case = load_case("zfs", "test_zfs_send_versions_rotation_restore_verify")
+    runner = ReplayRunner(case["calls"], "zfs_send rotation")
+    tpool = case["calls"][0]["argv"][-1]
+    spool = [c["pipe"][0][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
+    _zvol_devices(monkeypatch, case, runner)
+    names = ["fs1", "vol1", "fs2", "fs3"]
+    tps = tuple(TargetPool(tp, tuple("%s/%s/%s" % (tpool, tp, n) for n in names)) for tp in ("A", "B"))
+    src = ["%s/%s" % (spool, n) for n in names]
+    b = ZfsSendBackend(runner)
+    first = b.discover([tps[0].volumes[0], "%s/nope/x" % tpool])
+    assert first[tps[0].volumes[0]].kind == "new_dataset" and not first[tps[0].volumes[0]].foreign_data
+    assert "%s/nope/x" % tpool not in first
+    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: ZfsSendBackend(runner=runner))
+    sources = list(src[:3])
+    for n in range(1, 6):
+        if n == 2:
+            sources.append(src[3])
+        if n == 4:
+            sources.remove(src[2])
+        with eng.session("sends") as s:
+            s.plan_define(PoolDefinition(name="sends", technology="zfs_send", sources=tuple(sources), versions=2,
+                                         target_pools=tps)).apply()
+        with eng.session("sends") as s:
+            assert s.plan_copy().apply()["version"]["number"] == n
+        with eng.session("sends") as s:
+            s.info()
+    with eng.session("sends") as s:
+        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+    assert sorted(kept) == [4, 5]
+    copies = b.list_copies("sends")
+    assert sorted((c.target, c.version, c.source) for c in copies) == sorted(
+        (p["target"], v, p["source"]) for v, r in kept.items() for p in r["pairs"])
+    assert all(c.valid and not c.staged for c in copies), copies
+    vols = b.discover([p["target"] for p in kept[5]["pairs"]])
+    assert all(v.owner == "sends" and not v.foreign_data for v in vols.values())
+    with eng.session("sends") as s:
+        assert s.plan_verify().result["consistent"] is True
+    with eng.session("sends") as s:
+        res = s.plan_restore(4).apply()
+    assert sorted(res["restored"]) == sorted(p["source"] for p in kept[4]["pairs"])
+    with eng.session("sends") as s:
+        s.info()
+    with eng.session("sends") as s:
+        assert s.plan_copy().apply()["replaced_version"] == 4
+    with eng.session("sends") as s:
+        s.info()
+    with eng.session("sends") as s:
+        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+    changed = [p["target"] for p in kept[6]["pairs"] if not p["source"].endswith("vol1")][0]
+    by_target = dict((c.target, c) for c in b.list_copies("sends"))
+    assert not by_target[changed].valid and "written" in by_target[changed].detail
+    gone = kept[5]["pairs"][0]["target"]
+    with eng.session("sends") as s:
+        f = s.plan_verify().result
+    assert sorted((x["version"], x["target"], x["problem"]) for x in f["findings"]) == sorted(
+        [(6, changed, "copy_invalid"), (5, gone, "copy_missing")]), f
+    foreign = "%s/A/foreign" % tpool
+    v = b.discover([foreign])[foreign]
+    assert v.foreign_data and v.owner is None
+    d = PoolDefinition(name="sends", technology="zfs_send", sources=tuple(sources), versions=2, target_pools=tps)
+    assert b.delete_copies(d, [CopyPair(src[0], foreign)])
+    with pytest.raises(CopyFailed):
+        b.promote(d, 99, [CopyPair(src[0], foreign)], [CopyPair(src[0], "%s/A/x.pitcopy-staging-v99" % tpool)], [])
+    bad = tuple(TargetPool(t.name, (foreign,) + t.volumes[1:]) for t in tps)
+    with eng.session("other") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_define(PoolDefinition(name="other", technology="zfs_send", sources=tuple(sources), versions=2,
+                                         target_pools=bad)).apply()
+    assert foreign in exc.value.msg
+    runner.assert_done()
+
+
+def test_zfs_send_failure_target_too_full():
+    """tests/real/test_zfs.py::test_zfs_send_failure_target_too_full, replayed:
+    the capacity refusal with the numbers, then, the check bypassed, the
+    receive failing for lack of space (OpenZFS's words), nothing of the
+    version left on either zpool."""
+    case = load_case("zfs", "test_zfs_send_failure_target_too_full")
+    runner = ReplayRunner(case["calls"], "zfs_send target full")
+    spool = [c["pipe"][0][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
+    tpool = [c["pipe"][1][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
+    src = ["%s/small" % spool, "%s/big" % spool]
+    tps = (TargetPool("A", ("%s/A/small" % tpool, "%s/A/big" % tpool)),
+           TargetPool("B", ("%s/B/small" % tpool, "%s/B/big" % tpool)))
+    d = PoolDefinition(name="full", technology="zfs_send", sources=tuple(src), versions=2, target_pools=tps)
+    b = ZfsSendBackend(runner)
+    Driver(b, d, runner).take(src)
+    pairs = [CopyPair(s, t) for s, t in zip(src, tps[1].volumes)]
+    vols = b.discover(src + list(tps[1].volumes))
+    with pytest.raises(CapacityError) as exc:
+        b.check_capacity(d, pairs, [], vols)
+    assert "zpool %s needs" % tpool in exc.value.msg and "bytes available" in exc.value.msg
+    assert "%s/big" % spool in exc.value.msg
+    with pytest.raises(CopyFailed) as exc:
+        b.create_copies(d, 2, pairs, CopyWindow(d, runner))
+    assert exc.value.details["source"] == "%s/big" % spool
+    assert all(c.valid for c in b.list_copies("full"))
+    runner.assert_done()
