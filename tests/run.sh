@@ -26,12 +26,13 @@ TAIL_LINES=${PITCOPY_TAIL_LINES:-40}
 ALL_STAGES=(unit sanity units btrfs integration molecule vm-lvm vm-zfs vm-molecule vm-btrfs build lint changelog ee)
 # What `tests/run.sh` (and so CI) runs without arguments: everything but the
 # stages named here, which the summary lists as not run, never as passed;
-# `tests/run.sh all` (or the stage's name) runs them. vm-molecule: the LVM
-# and ZFS molecule scenarios with the VM as managed host; each runs the role
+# `tests/run.sh all` (or the stage's name) runs them. vm-molecule: the ZFS
+# molecule scenarios with the qemu VM as managed host; each runs the role
 # six times (~7-15 s per module task in the emulated guest), which does not
-# fit in CI's 90 minutes beside the rest. vm-btrfs repeats the btrfs backend
-# tests on the guest's kernel (~20 min of emulation); the btrfs stage runs
-# them natively in every run.
+# fit in CI's 90 minutes beside the rest (the LVM scenarios run by default in
+# vm-lvm's User-mode Linux guest). vm-btrfs repeats the btrfs backend tests on
+# the guest's kernel (~20 min of emulation); the btrfs stage runs them
+# natively in every run.
 OPT_IN=(vm-molecule vm-btrfs)
 DEFAULT_STAGES=()
 for s in "${ALL_STAGES[@]}"; do
@@ -43,12 +44,12 @@ describe() {
     unit) echo "pytest tests/unit tests/roles (collection tree on PYTHONPATH)" ;;
     sanity) echo "ansible-test sanity --venv --python 3.11" ;;
     units) echo "ansible-test units --venv --python 3.11" ;;
-    btrfs) echo "pytest tests/real -m btrfs (native loop devices)" ;;
+    btrfs) echo "pytest tests/real -m btrfs (native loop devices; with the playbooks run as AWX jobs through ansible-runner)" ;;
     integration) echo "tests/integration/run.sh btrfs (playbooks, native btrfs)" ;;
     molecule) echo "tests/molecule.sh btrfs (molecule scenarios, native btrfs)" ;;
-    vm-lvm) echo "tests/uml/run-suite.sh lvm --parts real,integration (one User-mode Linux boot: pytest -m lvm, module playbooks)" ;;
+    vm-lvm) echo "tests/uml/run-suite.sh lvm --parts real,integration,molecule (one User-mode Linux boot: pytest -m lvm, module playbooks, molecule scenarios)" ;;
     vm-zfs) echo "tests/vm/run-suite.sh zfs --parts real,integration (one VM boot: pytest -m zfs, module playbooks)" ;;
-    vm-molecule) echo "tests/vm/run-suite.sh lvm|zfs --parts molecule (one VM boot each: the molecule scenarios)" ;;
+    vm-molecule) echo "tests/vm/run-suite.sh zfs --parts molecule (one VM boot: the ZFS molecule scenarios)" ;;
     vm-btrfs) echo "tests/vm/run-suite.sh btrfs (one VM boot: pytest -m btrfs on the guest's kernel)" ;;
     build) echo "ansible-galaxy collection build" ;;
     lint) echo "ansible-lint --profile production roles playbooks" ;;
@@ -139,11 +140,12 @@ stage_molecule() {
 
 # LVM runs in a User-mode Linux guest (tests/uml/guest.py): real
 # device-mapper at native speed, the guest pinned to one host CPU; the backend
-# tests and the module playbooks (ansible-playbook inside the guest,
-# connection local) in one boot.
+# tests, the module playbooks (ansible-playbook inside the guest, connection
+# local) and the molecule scenarios (molecule inside the guest, the guest
+# itself the managed host) in one boot.
 stage_vm-lvm() {
     need_exec tests/uml/run-suite.sh || return
-    tests/uml/run-suite.sh lvm --parts real,integration
+    tests/uml/run-suite.sh lvm --parts real,integration,molecule
 }
 
 # The other VM stages are one qemu boot each: the backend tests run in the
@@ -154,20 +156,11 @@ stage_vm-zfs() {
     tests/vm/run-suite.sh zfs --parts real,integration
 }
 
-# The two boots side by side: each guest keeps about one core busy, and each
-# boot took ~40 min here (2,433 s and 2,317 s), so one after the other would
-# take twice as long.
+# The ZFS scenarios need the OpenZFS module, so the emulated qemu guest
+# (one boot, ~37 min here); the LVM ones run in vm-lvm's UML guest.
 stage_vm-molecule() {
     need_exec tests/vm/run-suite.sh || return
-    local rc=0 lvm zfs
-    tests/vm/run-suite.sh lvm --parts molecule > "$LOGS/vm-molecule-lvm.log" 2>&1 &
-    lvm=$!
-    tests/vm/run-suite.sh zfs --parts molecule > "$LOGS/vm-molecule-zfs.log" 2>&1 &
-    zfs=$!
-    wait "$lvm" || rc=1
-    wait "$zfs" || rc=1
-    cat "$LOGS/vm-molecule-lvm.log" "$LOGS/vm-molecule-zfs.log"
-    return $rc
+    tests/vm/run-suite.sh zfs --parts molecule
 }
 
 stage_vm-btrfs() {
