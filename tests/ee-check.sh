@@ -32,6 +32,8 @@ check "bindep lists btrfs-progs" grep -q '^btrfs-progs' "$ctx/_build/bindep.txt"
 check "bindep lists zfsutils-linux" grep -q '^zfsutils-linux' "$ctx/_build/bindep.txt"
 check "ansible-core pinned like requirements/constraints.txt" \
   grep -q "$(grep '^ansible-core==' "$repo/requirements/constraints.txt")" "$ctx/Containerfile"
+check "ansible-runner pinned like requirements/constraints.txt (the version tests/real/test_awx_runner.py runs)" \
+  grep -q "$(grep '^ansible-runner==' "$repo/requirements/constraints.txt")" "$ctx/Containerfile"
 check "the Containerfile installs the galaxy requirements" grep -q 'ansible-galaxy collection install' "$ctx/Containerfile"
 check "bindep.txt parses" bindep -f "$ctx/_build/bindep.txt" -l newline
 echo "ee-check: $passed passed, $failed failed"

@@ -2,11 +2,12 @@
 # Molecule scenarios of the roles on real storage, for one technology:
 #   tests/molecule.sh btrfs   natively (loop devices): rotation, restore and
 #                             the 60-day calendar of the tiered policy
-#   tests/molecule.sh lvm     device-mapper needed: the test VM
+#   tests/molecule.sh lvm     device-mapper needed: inside the User-mode Linux
+#                             guest (tests/uml/run-suite.sh lvm --parts molecule)
 #   tests/molecule.sh zfs     the OpenZFS module needed: the test VM
-# The managed host is this machine (needs root), or, when PITCOPY_TARGET is
-# set (tests/vm/with-guest.sh), that host over ssh with molecule running here:
-# tests/vm/run-suite.sh lvm|zfs --parts molecule.
+# The managed host is this machine (needs root; in the UML guest, the guest
+# itself), or, when PITCOPY_TARGET is set (tests/vm/with-guest.sh), that host
+# over ssh with molecule running here: tests/vm/run-suite.sh lvm|zfs --parts molecule.
 # Fails when any scenario fails; ends with "N passed, N failed".
 set -uo pipefail
 

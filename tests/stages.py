@@ -235,14 +235,16 @@ def command(*argv):
 
 # --- the stages, in their order --------------------------------------------------
 # LVM runs in a User-mode Linux guest (tests/uml/guest.py): real device-mapper
-# at native speed, the backend tests and the module playbooks in one boot. The
-# other VM stages are one qemu boot each: the backend tests in the guest, the
-# playbooks and molecule scenarios here with the guest as their managed host.
+# at native speed; the backend tests, the module playbooks (ansible-playbook in
+# the guest, connection local) and the molecule scenarios (molecule in the
+# guest, the guest itself the managed host) in one boot. The other VM stages
+# are one qemu boot each: the backend tests in the guest, the playbooks and
+# molecule scenarios here with the guest as their managed host.
 # The VM stages start in the background right away (each keeps about one core
 # busy whatever it is given) and run beside each other and the native stages.
-# vm-molecule: the LVM and ZFS molecule scenarios, two boots side by side (each
-# runs the role six times at ~7-15 s per module task; ~40 min each, so not
-# one after the other), which does not fit in CI's 90 minutes beside the rest.
+# vm-molecule: the ZFS molecule scenarios (they need the OpenZFS module, so the
+# emulated qemu guest: the role runs six times at ~7-15 s per module task,
+# ~37 min), which does not fit in CI's 90 minutes beside the rest.
 # vm-btrfs repeats the btrfs backend tests on the guest's kernel (~20 min of
 # emulation); the btrfs stage runs them natively in every run.
 
@@ -250,18 +252,19 @@ STAGES = [
     Stage("unit", "pytest tests/unit tests/roles tests/harness (collection tree on PYTHONPATH)", unit),
     Stage("sanity", "ansible-test sanity --venv --python 3.11", sanity),
     Stage("units", "ansible-test units --venv --python 3.11", units),
-    Stage("btrfs", "pytest tests/real -m btrfs (native loop devices)", btrfs),
+    Stage("btrfs", "pytest tests/real -m btrfs (native loop devices; with the playbooks run as AWX jobs through"
+          " ansible-runner)", btrfs),
     Stage("integration", "tests/integration/run.sh btrfs (playbooks, native btrfs)",
           script("tests/integration/run.sh", "btrfs")),
     Stage("molecule", "tests/molecule.sh btrfs (molecule scenarios, native btrfs)", script("tests/molecule.sh", "btrfs")),
-    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration (one User-mode Linux boot: pytest -m lvm,"
-          " module playbooks)", script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration"),
+    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration,molecule (one User-mode Linux boot:"
+          " pytest -m lvm, module playbooks, molecule scenarios)",
+          script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration,molecule"),
           background=True, groups=["vm"]),
     Stage("vm-zfs", "tests/vm/run-suite.sh zfs --parts real,integration (one VM boot: pytest -m zfs, module playbooks)",
           script("tests/vm/run-suite.sh", "zfs", "--parts", "real,integration"), background=True, groups=["vm"]),
-    Stage("vm-molecule", "tests/vm/run-suite.sh lvm|zfs --parts molecule (one VM boot each: the molecule scenarios)",
-          side_by_side(script("tests/vm/run-suite.sh", "lvm", "--parts", "molecule"),
-                       script("tests/vm/run-suite.sh", "zfs", "--parts", "molecule")),
+    Stage("vm-molecule", "tests/vm/run-suite.sh zfs --parts molecule (one VM boot: the ZFS molecule scenarios)",
+          script("tests/vm/run-suite.sh", "zfs", "--parts", "molecule"),
           opt_in=True, background=True, groups=["vm"]),
     Stage("vm-btrfs", "tests/vm/run-suite.sh btrfs (one VM boot: pytest -m btrfs on the guest's kernel)",
           script("tests/vm/run-suite.sh", "btrfs"), opt_in=True, background=True, groups=["vm"]),

@@ -5,8 +5,11 @@
 #   real          pytest tests/real -m lvm
 #   integration   tests/integration/run.sh lvm, ansible-playbook running in
 #                 the guest against localhost (connection local)
+#   molecule      tests/molecule.sh lvm (rotation_lvm, restore_lvm), molecule
+#                 running in the guest with the guest itself as the managed
+#                 host (the scenarios' default: connection local)
 #
-#   tests/uml/run-suite.sh lvm [--parts real,integration] [-- PYTEST_ARGS...]
+#   tests/uml/run-suite.sh lvm [--parts real,integration,molecule] [-- PYTEST_ARGS...]
 #   tests/uml/run-suite.sh btrfs [-- PYTEST_ARGS...]   # pytest -m btrfs on the UML 6.1 kernel
 #
 # Results (console log, junit XML, exit status) in tests/output/uml/<tech>/.
@@ -18,20 +21,20 @@ REPO=$(cd "$HERE/../.." && pwd)
 
 tech=${1:-}
 case $tech in
-lvm) parts=real,integration ;;
+lvm) parts=real,integration,molecule ;;
 btrfs) parts=real ;;  # its playbooks and scenarios run natively
-*) echo "usage: tests/uml/run-suite.sh lvm|btrfs [--parts real,integration] [-- PYTEST_ARGS...] (got '$tech')" >&2; exit 2 ;;
+*) echo "usage: tests/uml/run-suite.sh lvm|btrfs [--parts real,integration,molecule] [-- PYTEST_ARGS...] (got '$tech')" >&2; exit 2 ;;
 esac
 shift
 if [[ ${1:-} == --parts ]]; then
-    parts=${2:?--parts needs a list: real,integration}
+    parts=${2:?--parts needs a list: real,integration,molecule}
     shift 2
 fi
 [[ ${1:-} == -- ]] && shift
 for p in ${parts//,/ }; do
     case $p in
-    real | integration) ;;
-    *) echo "tests/uml/run-suite.sh: unknown part '$p' in --parts (accepted: real, integration)" >&2; exit 2 ;;
+    real | integration | molecule) ;;
+    *) echo "tests/uml/run-suite.sh: unknown part '$p' in --parts (accepted: real, integration, molecule)" >&2; exit 2 ;;
     esac
 done
 exec python3 "$HERE/guest.py" run --results "$REPO/tests/output/uml/$tech" -- \
