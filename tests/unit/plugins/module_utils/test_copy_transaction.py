@@ -114,7 +114,7 @@ def test_a_failure_at_any_step_undoes_all_and_releases(step):
         take_copies(be, DEF, 1, PAIRS, SimpleWindow())
     assert exc.value.undone is True
     assert be.steps[-2:] == ["release", "undo"]
-    assert not [c for c in be.list_copies("P")], "a failed copy leaves nothing"
+    assert not be.list_copies("P"), "a failed copy leaves nothing"
 
 
 def test_a_failing_plan_touches_nothing():
