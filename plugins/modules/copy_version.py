@@ -193,7 +193,7 @@ restored:
 asides:
   description:
     - With O(state=restored), where each restored source's data from before the restore is held while its copy takes
-      its place (btrfs; C(zfs_send): the source renamed to C(<source>.pitcopy-replaced); empty for technologies
+      its place (btrfs; C(zfs_send), the source renamed to C(<source>.pitcopy-replaced); empty for technologies
       that restore in place). The aside is deleted once the source holds
       the copy; it is recorded in the restore journal first, so a run killed in between is finished by
       M(pitcopy.versions.verify_records) with O(pitcopy.versions.verify_records#module:repair=true).

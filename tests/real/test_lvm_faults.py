@@ -33,22 +33,27 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import shutil
+import tempfile
+
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition
 from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import TAG_POOL, TAG_SOURCE, TAG_VERSION
 from ansible_collections.pitcopy.versions.tests.real import faults
-from ansible_collections.pitcopy.versions.tests.real.test_lvm import (  # noqa: F401 (vgs, lvm_runner: fixtures)
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+from ansible_collections.pitcopy.versions.tests.real.test_lvm import (
     BACKENDS,
+    SBIN,
     MiB,
+    Vgs,
     activate,
     lv,
     lv_tags,
-    lvm_runner,
     make_engine,
     read_data,
+    require_lvm,
     sh,
-    vgs,
     write_data,
 )
 
@@ -188,10 +193,15 @@ def leftovers(w, k):
 
 
 @pytest.fixture
-def lvm_worlds(vgs, lvm_runner, tmp_path):
+def lvm_worlds(tmp_path):
     """``make(technology) -> make_world(k)``: one VG (and thin pool) per
     technology; the LVs of the previous iteration are removed before the next
-    is made, so that the VG stays small."""
+    is made, so that the VG stays small. Everything goes at teardown, as
+    with test_lvm's ``vgs`` fixture."""
+    require_lvm()
+    workdir = tempfile.mkdtemp(prefix="pitcopy-lvm-")
+    vgs = Vgs(workdir)
+    lvm_runner = SubprocessRunner(env={"PATH": SBIN})
     made = {}
 
     def make(technology):
@@ -217,7 +227,10 @@ def lvm_worlds(vgs, lvm_runner, tmp_path):
 
         return make_world
 
-    return make
+    yield make
+    errors = vgs.destroy_all()
+    shutil.rmtree(workdir, ignore_errors=True)
+    assert not errors, errors
 
 
 def _consistent(w):

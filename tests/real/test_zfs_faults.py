@@ -33,21 +33,27 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import shutil
+import uuid
+
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
 from ansible_collections.pitcopy.versions.tests.real import faults
-from ansible_collections.pitcopy.versions.tests.real.test_zfs import (  # noqa: F401 (zpools, runner: fixtures)
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+from ansible_collections.pitcopy.versions.tests.real.test_zfs import (
+    SBIN,
     MiB,
+    Zpools,
     all_names,
     make_engine,
     read_fs_or_vol,
     read_snapshot,
-    runner,
+    require_zfs,
     sh,
     write_data,
-    zpools,
 )
 
 pytestmark = pytest.mark.zfs
@@ -161,9 +167,15 @@ def leftovers(w, k):
 
 
 @pytest.fixture
-def zfs_worlds(zpools, runner, tmp_path):
+def zfs_worlds(tmp_path):
     """``make(technology, sources, versions, copies) -> make_world(k)``: one
-    source zpool (and target zpool) per test, a fresh world per iteration."""
+    source zpool (and target zpool) per test, a fresh world per iteration;
+    the zpools go at teardown, as with test_zfs's ``zpools`` fixture."""
+    require_zfs()
+    workdir = "/tmp/pitcopy-zfs-%s" % uuid.uuid4().hex[:8]
+    os.makedirs(workdir)
+    zpools = Zpools(workdir)
+    runner = SubprocessRunner(env={"PATH": SBIN})
     made = {}
 
     def make(technology, sources="ab", versions=2, copies=2):
@@ -191,7 +203,12 @@ def zfs_worlds(zpools, runner, tmp_path):
 
         return make_world
 
-    return make
+    try:
+        yield make
+    finally:
+        errors = zpools.destroy_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+        assert not errors, errors
 
 
 def _commands(steps, *words):
