@@ -430,7 +430,6 @@ class _ZfsBase(Backend):
             self._run("destroy", n)
         return skipped
 
-
     def _destroy_dataset(self, definition, name, identity=None):
         """Destroy a dataset of ours with the snapshots we made in it.
 
@@ -585,8 +584,8 @@ class ZfsSnapshotBackend(_ZfsBase):
                                  source=p.source, target=p.target)
             if st not in rows and self._mark(frow, PROP_VERSION) == str(version) and not is_staged_copy(st, frow):
                 raise CopyFailed("target %s holds a snapshot numbered version %d (guid %s) that is not the copy just "
-                                 "made (guid %s); it is left alone" % (p.target, version, self._guid(frow),
-                                                                      staged_ids.get(st)),
+                                 "made (guid %s); it is left alone"
+                                 % (p.target, version, self._guid(frow), staged_ids.get(st)),
                                  source=p.source, target=p.target)
         # Replaced copies first (ours, and the recorded snapshot only):
         # their names are the final names.

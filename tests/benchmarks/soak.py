@@ -465,8 +465,8 @@ def phase_a(soak, versions, verify_every):
     print("   %-13s %8s %8s %8s %12s" % ("versions", "copy ms", "max ms", "verify ms", "state bytes"))
     for lo, hi in deciles(versions):
         verified = [verifies[v] for v in range(lo, hi) if v in verifies]
-        print("   %5d-%-7d %s %8.1f %s %12d" % (lo + 1, hi, med(copies[lo:hi]), max(copies[lo:hi]), med(verified),
-                                             sizes[hi - 1]))
+        print("   %5d-%-7d %s %8.1f %s %12d"
+              % (lo + 1, hi, med(copies[lo:hi]), max(copies[lo:hi]), med(verified), sizes[hi - 1]))
     first, last = deciles(versions)[0], deciles(versions)[-1]
     full = min(KEPT, versions) - 1  # from here on every copy rotates one out
     print("   flatness: copy median last / first decile %.2f; state bytes at the end / when the pool filled (version "
@@ -495,8 +495,8 @@ def phase_b(soak, pools, pool_copies):
     print("   %-13s %8s %8s %8s %8s" % ("pools", "define ms", "copy ms", "info ms", "verify ms"))
     for lo, hi in deciles(pools):
         flat = [c for row in copies[lo:hi] for c in row]
-        print("   %5d-%-7d %s %s %s %s" % (lo, hi - 1, med(defines[lo:hi]), med(flat), med(per_info[lo:hi]),
-                                         med(verifies[lo:hi])))
+        print("   %5d-%-7d %s %s %s %s"
+              % (lo, hi - 1, med(defines[lo:hi]), med(flat), med(per_info[lo:hi]), med(verifies[lo:hi])))
 
 
 def leaks_in_state(soak, state_dir):
@@ -566,8 +566,8 @@ def main(argv=None, default_technology=None):
     work = os.path.realpath(tempfile.mkdtemp(prefix="pitcopy-soak-%s-" % family))
     storage, devices, leaks, problems = None, set(), [], []
     t_start = time.monotonic()
-    print("soak of %s: %d versions on one pool, %d pools x %d versions" % (args.technology, args.versions, args.pools,
-                                                                          args.pool_copies))
+    print("soak of %s: %d versions on one pool, %d pools x %d versions"
+          % (args.technology, args.versions, args.pools, args.pool_copies))
     try:
         storage = storage_cls(args.technology, work)
         devices |= storage.devices
@@ -585,8 +585,8 @@ def main(argv=None, default_technology=None):
         print("c) leaks")
         for line in storage_figures + figures:
             print("   " + line)
-        print("   open fds: %d before the engine work, %d after a, %d after b" % (len(fds_before), len(fds_mid),
-                                                                                len(fds_after)))
+        print("   open fds: %d before the engine work, %d after a, %d after b"
+              % (len(fds_before), len(fds_mid), len(fds_after)))
         for fd in sorted(set(fds_after) - set(fds_before)):
             leaks.append("fd %d left open: %s" % (fd, fds_after[fd]))
     finally:
