@@ -1097,28 +1097,6 @@ class _BtrfsBase(Backend):
         finally:
             self._drop_restore_origin(cleanup)
 
-    def restore_differs(self, definition, version, pairs):
-        """A source restored from its copy is a writable snapshot of it: its
-        parent UUID is the copy's UUID and, until anything in it changes,
-        its tree's generation is still the transaction that created it
-        (otransid); any change to its tree (data, metadata, even an atime)
-        commits a later generation. Anything else, or anything unreadable,
-        differs: a needless restore is safe, a skipped one is not."""
-        differing = []
-        for p in pairs:
-            copy = self._copy_path(p.source, p.target)
-            try:
-                if _is_subvolume(p.source) and _is_subvolume(copy):
-                    # commit first: a write of the open transaction counts too
-                    sync_fs(p.source)
-                    now, held = subvol_info(p.source), subvol_info(copy)
-                    if now["parent_uuid"] == held["uuid"] and now["generation"] == now["otransid"]:
-                        continue
-            except (IOError, OSError):
-                pass  # cannot tell: restore
-            differing.append(p.source)
-        return differing
-
     def restore(self, definition, version, pairs):
         self._check_definition(definition)
         mounts = self._mounts()

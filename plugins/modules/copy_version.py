@@ -46,8 +46,8 @@ attributes:
         With O(label), a version with that label already existing means no change.
       - O(state=absent) is idempotent. O(state=restored) compares each source with its copy first, reading only,
         and restores only the sources that differ; with none, it reports no change. C(zfs_snapshot) compares by the
-        bytes written since the snapshot, C(btrfs_snapshot) by whether the source is the unchanged snapshot of its
-        copy; C(btrfs_send) and the LVM technologies cannot tell without copying and restore on every run.
+        bytes written since the snapshot; the other technologies cannot tell without copying and restore on every
+        run.
 options:
   pool:
     description:
