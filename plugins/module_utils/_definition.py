@@ -37,6 +37,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._technologies imp
     spoken,
 )
 
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 

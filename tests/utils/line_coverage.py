@@ -112,18 +112,14 @@ def main(argv):
 
 
 def _ranges(numbers):
-    out, start, prev = [], None, None
+    """``[1, 2, 3, 7]`` as ``1-3, 7``."""
+    runs = []
     for n in numbers:
-        if start is None:
-            start = prev = n
-        elif n == prev + 1:
-            prev = n
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
         else:
-            out.append("%d-%d" % (start, prev) if prev != start else str(start))
-            start = prev = n
-    if start is not None:
-        out.append("%d-%d" % (start, prev) if prev != start else str(start))
-    return ", ".join(out)
+            runs.append([n, n])
+    return ", ".join("%d-%d" % (a, b) if a != b else "%d" % a for a, b in runs)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner,
 
 MiB = 1024 * 1024
 
+
 def _zvol_devices(monkeypatch, case, runner):
     """The /dev/zvol links of renamed zvols, as the guest had them: which
     datasets are volumes, as the recorded ``zfs get`` reports said (type
