@@ -61,7 +61,7 @@ class UmlGuest:
     pinned to: unpinned, every guest system call is a cross-CPU ptrace round
     trip, about 4 times slower (UML is single-CPU anyway)."""
 
-    def __init__(self, results, mem="3G", cpu=None, timeout=3600):
+    def __init__(self, results, mem="3G", cpu=None, timeout=5400):
         self.results = os.path.abspath(results)
         if any(c.isspace() or c == "," for c in self.results):
             raise UmlError("results directory %r: whitespace and commas are not accepted "
@@ -284,7 +284,7 @@ def main(argv=None):
     sub.add_parser("setup", help="check the UML kernel, build the ptrace wrapper (idempotent)")
     run = sub.add_parser("run", help="boot, run CMD in the guest, stop; exit with its status")
     run.add_argument("--results", default=os.path.join(REPO, "tests", "output", "uml", "run"))
-    run.add_argument("--timeout", type=int, default=int(os.environ.get("PITCOPY_UML_TIMEOUT", "3600")))
+    run.add_argument("--timeout", type=int, default=int(os.environ.get("PITCOPY_UML_TIMEOUT", "5400")))
     run.add_argument("--mem", default=os.environ.get("PITCOPY_UML_MEM", "3G"))
     run.add_argument("--cwd", default=REPO)
     run.add_argument("command", nargs=argparse.REMAINDER)

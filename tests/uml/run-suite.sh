@@ -13,7 +13,8 @@
 #   tests/uml/run-suite.sh btrfs [-- PYTEST_ARGS...]   # pytest -m btrfs on the UML 6.1 kernel
 #
 # Results (console log, junit XML, exit status) in tests/output/uml/<tech>/.
-# PITCOPY_UML_TIMEOUT (default 3600 s) bounds the whole boot; PITCOPY_UML_CPU
+# PITCOPY_UML_TIMEOUT (default 5400 s: real, integration and molecule share
+# one boot, and a loaded host slows them) bounds the whole boot; PITCOPY_UML_CPU
 # picks the host CPU it is pinned to; PITCOPY_UML_MEM its memory (3G).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
