@@ -235,9 +235,12 @@ def command(*argv):
 
 # --- the stages, in their order --------------------------------------------------
 # LVM runs in a User-mode Linux guest (tests/uml/guest.py): real device-mapper
-# at native speed; the backend tests, the module playbooks (ansible-playbook in
-# the guest, connection local) and the molecule scenarios (molecule in the
-# guest, the guest itself the managed host) in one boot. The other VM stages
+# at native speed; the backend tests and the module playbooks (ansible-playbook
+# in the guest, connection local) in one boot. vm-lvm-molecule: the LVM
+# molecule scenarios in that guest (molecule in the guest, the guest itself the
+# managed host); opt-in until a run has passed them end to end and measured
+# their time on a quiet machine (the one attempt, on a host loaded by other
+# runs, stopped after the first converge). The other VM stages
 # are one qemu boot each: the backend tests in the guest, the playbooks and
 # molecule scenarios here with the guest as their managed host.
 # The VM stages start in the background right away (each keeps about one core
@@ -257,10 +260,12 @@ STAGES = [
     Stage("integration", "tests/integration/run.sh btrfs (playbooks, native btrfs)",
           script("tests/integration/run.sh", "btrfs")),
     Stage("molecule", "tests/molecule.sh btrfs (molecule scenarios, native btrfs)", script("tests/molecule.sh", "btrfs")),
-    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration,molecule (one User-mode Linux boot:"
-          " pytest -m lvm, module playbooks, molecule scenarios)",
-          script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration,molecule"),
+    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration (one User-mode Linux boot: pytest -m lvm,"
+          " module playbooks)", script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration"),
           background=True, groups=["vm"]),
+    Stage("vm-lvm-molecule", "tests/uml/run-suite.sh lvm --parts molecule (one User-mode Linux boot: the LVM molecule"
+          " scenarios)", script("tests/uml/run-suite.sh", "lvm", "--parts", "molecule"),
+          opt_in=True, background=True, groups=["vm"]),
     Stage("vm-zfs", "tests/vm/run-suite.sh zfs --parts real,integration (one VM boot: pytest -m zfs, module playbooks)",
           script("tests/vm/run-suite.sh", "zfs", "--parts", "real,integration"), background=True, groups=["vm"]),
     Stage("vm-molecule", "tests/vm/run-suite.sh zfs --parts molecule (one VM boot: the ZFS molecule scenarios)",

@@ -22,7 +22,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 
 tech=${1:-}
 case $tech in
-lvm) parts=real,integration,molecule ;;
+lvm) parts=real,integration ;;  # molecule: the opt-in stage vm-lvm-molecule
 btrfs) parts=real ;;  # its playbooks and scenarios run natively
 *) echo "usage: tests/uml/run-suite.sh lvm|btrfs [--parts real,integration,molecule] [-- PYTEST_ARGS...] (got '$tech')" >&2; exit 2 ;;
 esac
