@@ -136,8 +136,9 @@ def repair_once(w):
 
 def consistent(w):
     state = w.state()
-    assert state.journal is None
-    assert w.verify() == {"consistent": True, "findings": []}
+    assert state.journal is None, state.journal
+    found = w.verify()
+    assert found == {"consistent": True, "findings": []}, found
 
 
 def _one_kill(script, make_world, op, arg, kill_at, check, leftovers):
