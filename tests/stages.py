@@ -260,9 +260,14 @@ STAGES = [
     Stage("integration", "tests/integration/run.sh btrfs (playbooks, native btrfs)",
           script("tests/integration/run.sh", "btrfs")),
     Stage("molecule", "tests/molecule.sh btrfs (molecule scenarios, native btrfs)", script("tests/molecule.sh", "btrfs")),
-    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration (one User-mode Linux boot: pytest -m lvm,"
-          " module playbooks)", script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration"),
+    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration -- -m 'lvm and not lvm_faults' (one"
+          " User-mode Linux boot: pytest -m lvm, module playbooks)",
+          script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration", "--", "-m", "lvm and not lvm_faults"),
           background=True, groups=["vm"]),
+    Stage("vm-lvm-faults", "tests/uml/run-suite.sh lvm --parts real -- -m lvm_faults (one User-mode Linux boot: the"
+          " LVM fault-injection suite)",
+          script("tests/uml/run-suite.sh", "lvm", "--parts", "real", "--", "-m", "lvm_faults"),
+          opt_in=True, background=True, groups=["vm"]),
     Stage("vm-lvm-molecule", "tests/uml/run-suite.sh lvm --parts molecule (one User-mode Linux boot: the LVM molecule"
           " scenarios)", script("tests/uml/run-suite.sh", "lvm", "--parts", "molecule"),
           opt_in=True, background=True, groups=["vm"]),

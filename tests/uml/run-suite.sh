@@ -12,7 +12,7 @@
 #   tests/uml/run-suite.sh lvm [--parts real,integration,molecule] [-- PYTEST_ARGS...]
 #   tests/uml/run-suite.sh btrfs [-- PYTEST_ARGS...]   # pytest -m btrfs on the UML 6.1 kernel
 #
-# Results (console log, junit XML, exit status) in tests/output/uml/<tech>/.
+# Results (console log, junit XML, exit status) in tests/output/uml/<tech>/<parts>/.
 # PITCOPY_UML_TIMEOUT (default 5400 s: real, integration and molecule share
 # one boot, and a loaded host slows them) bounds the whole boot; PITCOPY_UML_CPU
 # picks the host CPU it is pinned to; PITCOPY_UML_MEM its memory (3G).
@@ -38,5 +38,6 @@ for p in ${parts//,/ }; do
     *) echo "tests/uml/run-suite.sh: unknown part '$p' in --parts (accepted: real, integration, molecule)" >&2; exit 2 ;;
     esac
 done
-exec python3 "$HERE/guest.py" run --results "$REPO/tests/output/uml/$tech" -- \
+# one results directory per set of parts: the vm-lvm* stages may run side by side
+exec python3 "$HERE/guest.py" run --results "$REPO/tests/output/uml/$tech/${parts//,/+}" -- \
     bash "$REPO/tests/vm/run-suite.sh" --steps "$tech" "$parts" "$@"
