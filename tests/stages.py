@@ -106,34 +106,6 @@ def script(rel, *args):
     def body(ctx):
         ctx.need_exec(rel)
         return ctx.run([ctx.path(rel)] + list(args))
-    body.argv = [rel] + list(args)
-    return body
-
-
-def side_by_side(*bodies):
-    """Scripts run beside each other, each into a log of its own
-    (<stage>-<n>.log, named by their second word), then shown in the
-    stage's log one after the other. Fails when any failed."""
-    def body(ctx):
-        for b in bodies:
-            ctx.need_exec(b.argv[0])
-        results, threads, logs = {}, [], []
-        for b in bodies:
-            path = os.path.join(ctx.runner.logs, "%s-%s.log" % (ctx.stage.name, b.argv[1]))
-            logs.append(path)
-
-            def one(b=b, path=path):
-                with open(path, "w") as log:
-                    results[path] = ctx.run([ctx.path(b.argv[0])] + b.argv[1:], log=log)
-            threads.append(threading.Thread(target=one))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for path in logs:
-            with open(path, errors="replace") as f:
-                ctx.log.write(f.read())
-        return 0 if all(results.get(p) == 0 for p in logs) else 1
     return body
 
 

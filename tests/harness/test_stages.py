@@ -178,21 +178,6 @@ def test_serial_runs_background_stages_in_order(tmp_path):
     assert "started in the background" not in text
 
 
-def test_side_by_side_keeps_each_log_and_fails_when_one_fails(tmp_path):
-    bin_ = tmp_path / "t"
-    bin_.mkdir()
-    for name, code in (("one", "echo one-ran"), ("two", "echo two-ran; exit 3")):
-        path = bin_ / name
-        path.write_text("#!/bin/sh\n%s\n" % code)
-        path.chmod(0o755)
-    body = stages.side_by_side(stages.script("t/one", "x"), stages.script("t/two", "y"))
-    rc, text, dummy = run(tmp_path, [], stage_list=[Stage("pair", "two at once", body, background=True)])
-    assert rc == 1
-    log = (tmp_path / "logs" / "pair.log").read_text()
-    assert "one-ran" in log and "two-ran" in log
-    assert (tmp_path / "logs" / "pair-x.log").read_text() == "one-ran\n"
-
-
 @pytest.mark.parametrize("text, detail", [
     ("==== 5 passed, 1 skipped in 3.10s ====\n", "5 passed, 1 skipped in 3.10s"),
     ("== 2 passed in 1.0s ==\nx\n== 3 passed in 2.0s ==\n", "2 passed in 1.0s; 3 passed in 2.0s"),
