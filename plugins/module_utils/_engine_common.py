@@ -1,0 +1,238 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The record engine's shared parts: the Plan every module run gets, the
+records as dicts (pool_dict, version_dict), identity checks, and
+SessionBase, the helpers each figure's steps use on one pool under its lock
+(the state, its save, the names to discover, the copies the records own,
+retention). Imported through _engine.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from datetime import datetime, timezone
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError, PoolNotFound
+
+
+def _utcnow():
+    return datetime.now(timezone.utc)
+
+
+def iso(dt):
+    """ISO 8601 UTC, seconds precision, ``Z`` suffix."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pairs(pairs):
+    return [p.as_dict() for p in pairs]
+
+
+def highest_marked_version(copies, targets):
+    """The highest version number our marks carry on the promoted copies at
+    ``targets`` (0 if none). Only the pool's own targets count: a pool of the
+    same name kept in another state_dir marks copies elsewhere on the host."""
+    return max([c.version for c in copies if _is_int(c.version) and not c.staged and c.target in targets] or [0])
+
+
+def identity_problem(pair, infos, same=None):
+    """Why the copy of ``pair`` found on the storage (``infos``, the
+    CopyInfos at its target) is not the one the record names, or None. A
+    pair without a recorded identity (a record from before identities were
+    kept) is not judged here: its identity is recorded when next seen."""
+    if pair.identity is None or not infos:
+        return None
+    found = [c.identity for c in infos if c.identity is not None]
+    same = same or (lambda recorded, seen: recorded == seen)
+    if not found or any(same(pair.identity, f) for f in found):
+        return None
+    return "%s holds a copy with identity %s, but the record names the copy with identity %s: it is not the " \
+           "copy that was made, so it is never deleted, rotated or restored from" % (
+               pair.target, ", ".join(sorted(set(found))), pair.identity)
+
+
+def _promoted_by_target(copies):
+    """{target: [CopyInfo]} of the promoted (not staged) copies of a listing:
+    what identity checks compare a record's pairs with."""
+    by_target = {}
+    for c in copies:
+        if not c.staged:
+            by_target.setdefault(c.target, []).append(c)
+    return by_target
+
+
+def pool_dict(state):
+    """copy_pool_info's dict of one pool (also the diff of every plan)."""
+    if state is None:
+        return {}
+    out = state.definition.as_dict()
+    out["replication_records"] = [r.as_dict() for r in sorted(state.replication_records, key=lambda r: r.version)]
+    out["prepairing_records"] = [r.as_dict() for r in sorted(state.prepairing_records, key=lambda r: r.version)]
+    out["last_version"] = state.last_version
+    out["interrupted_copy"] = state.journal.as_dict() if state.journal is not None else None
+    return out
+
+
+def unpaired_summary(unpaired, limit=3):
+    """``vg/A (target pool 01: <first reason>)``, for the one-line msg."""
+    parts = ["%s (target pool %s: %s)" % (u.source, u.target_pool, u.reasons[0] if u.reasons else "no candidates")
+             for u in unpaired[:limit]]
+    if len(unpaired) > limit:
+        parts.append("and %d more" % (len(unpaired) - limit))
+    return "; ".join(parts)
+
+
+def _journaled(exc, journal, pool):
+    """``exc`` with its msg saying the copy is journaled and how to go on
+    (the journal stays; CommandError keeps its rc/stdout/stderr)."""
+    exc.msg = "%s (version %d of copy pool %s is journaled in phase %s; run pitcopy.versions.verify_records " \
+              "with repair: true to finish or roll it back)" % (exc.msg, journal.version, pool, journal.phase)
+    exc.args = (exc.msg,)
+    return exc
+
+
+def version_dict(record, pre_copy_record=None):
+    if record is None:
+        return None
+    return {
+        "number": record.version,
+        "target_pool": record.target_pool,
+        "created": record.created,
+        "label": record.label,
+        "status": record.status,
+        "warnings": list(record.warnings),
+        "pre_copy_record": pre_copy_record,
+        "pairs": _pairs(record.pairs),
+    }
+
+
+class Plan:
+    """What one module run would do; ``apply()`` does it (once)."""
+
+    def __init__(self, changed, before, after, result, action=None):
+        self.changed = bool(changed)
+        self.before = before
+        self.after = after
+        self.result = result
+        self._action = action
+        self._applied = None
+
+    def apply(self):
+        if self._applied is not None:
+            return self._applied
+        if self.changed and self._action is not None:
+            self._applied = self._action()
+        else:
+            self._applied = self.result
+        return self._applied
+
+
+def _target_pool_volumes(definition, name):
+    for tp in definition.target_pools:
+        if tp.name == name:
+            return tuple(tp.volumes)
+    return ()
+
+
+class SessionBase:
+    def __init__(self, engine, name, state):
+        self.engine = engine
+        self.name = name
+        self.state = state
+
+    # --- helpers ---------------------------------------------------------
+
+    @property
+    def store(self):
+        return self.engine.store
+
+    def _require(self):
+        if self.state is None:
+            raise PoolNotFound("copy pool %s does not exist (no state file %s); define it with "
+                               "pitcopy.versions.copy_pool first" % (self.name, self.store.path(self.name)))
+        return self.state
+
+    def _backend(self, definition=None):
+        return self.engine.backend_for((definition or self.state.definition).technology)
+
+    def _no_journal(self, what):
+        j = self.state.journal
+        if j is not None:
+            raise PitcopyError(
+                "copy pool %s has an unfinished %s of version %d (phase %s, started %s); run "
+                "pitcopy.versions.verify_records with repair: true before %s" % (
+                    self.name, j.operation, j.version, j.phase, j.started, what))
+
+    def _save(self, state):
+        self.store.save(state)
+        self.state = state
+
+    def _discovery_names(self, definition, backend, target_pools=None):
+        names = list(definition.sources)
+        tps = definition.target_pool_names() if target_pools is None else target_pools
+        for tp in tps:
+            if backend.implied_targets:
+                names.extend(backend.implied_target(definition.name, tp, s) for s in definition.sources)
+            else:
+                names.extend(_target_pool_volumes(definition, tp))
+        seen = set()
+        return [n for n in names if not (n in seen or seen.add(n))]
+
+
+    def _own_targets(self, state, backend):
+        """Every target the pool's definition or records name."""
+        targets = set(self._discovery_names(state.definition, backend)) - set(state.definition.sources)
+        for r in state.replication_records + state.prepairing_records:
+            targets.update(p.target for p in r.pairs)
+        return targets
+
+    def _found_identities(self, backend):
+        """{version: {target: identity}} of the valid, promoted copies of our
+        pool on the storage, for records that do not know them yet."""
+        out = {}
+        for c in backend.list_copies(self.name):
+            if c.identity is not None and not c.staged and c.valid and _is_int(c.version):
+                out.setdefault(c.version, {})[c.target] = c.identity
+        return out
+
+    def _recorded_copies(self, backend, pairs, copies=None):
+        """Those of ``pairs`` whose copy on the storage is the one recorded
+        (or whose identity is not known): the only ones a deletion touches.
+        ``copies``: the pool's listing when the caller has one already."""
+        if not any(p.identity for p in pairs):
+            return list(pairs)
+        by_target = _promoted_by_target(backend.list_copies(self.name) if copies is None else copies)
+        return [p for p in pairs if not identity_problem(p, by_target.get(p.target, ()), backend.same_copy)]
+
+    def _check_identities(self, backend, records, copies, what):
+        """Refuse, before anything changes, to act on records whose copies on
+        the storage are not the ones they name (another volume took the
+        target's name): rotation and deletion would destroy what is not ours."""
+        by_target = _promoted_by_target(copies)
+        problems = []
+        for rec in records:
+            for p in (rec.pairs if rec is not None else ()):
+                why = identity_problem(p, by_target.get(p.target, ()), backend.same_copy)
+                if why:
+                    problems.append("version %d: %s" % (rec.version, why))
+        if problems:
+            raise InvalidInput(
+                "copy pool %s: refusing %s, nothing was changed: copy_identity_mismatch: %s. Run "
+                "pitcopy.versions.verify_records to see the finding; move the volume that is not ours away, or "
+                "delete that version with pitcopy.versions.copy_version state=absent, which removes its record and leaves that "
+                "volume alone" % (self.name, what, "; ".join(problems)))
+
+    def _retention(self, state, n, replaced_version):
+        """Records to drop so that, with version n added, ``versions`` are kept."""
+        keep = [r for r in state.replication_records if r.version != replaced_version and r.version != n]
+        keep.sort(key=lambda r: r.version)
+        excess = len(keep) + 1 - state.definition.versions
+        return keep[:max(0, excess)]

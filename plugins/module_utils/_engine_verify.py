@@ -1,0 +1,439 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""verify_records: the records checked against the host, and their repair.
+
+One check a method, in the order of the findings: the journal of an
+interrupted operation, the version numbers the copies bear, the replication
+records (Fig. 8 for every kept version: sources, targets, copies, identities),
+the pre-pairing records, the copies no record has, the leftovers of killed
+runs; then the repair plan that acts on what they found.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from dataclasses import replace
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
+    _is_int,
+    highest_marked_version,
+    identity_problem,
+    Plan,
+    pool_dict,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy import CopySteps
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    JOURNAL_COPY,
+    JOURNAL_DELETE,
+    JOURNAL_REMOVE,
+    JOURNAL_RESTORE,
+    RECORD_PREPAIRING,
+    RECORD_REPLICATION,
+    STATUS_INCOMPLETE,
+    STATUS_INVALID,
+    STATUS_VALID,
+    CopyPair,
+    Finding,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._selection import TargetScan
+
+
+def _unpaired_action(finding, unpaired, pprs):
+    """The finding's dict, saying so when re-pairing found no target."""
+    out = finding.as_dict()
+    if finding.record != RECORD_PREPAIRING:
+        return out
+    tps = dict((r.version, r.target_pool) for r in pprs)
+    for u in unpaired:
+        if u.source == finding.source and u.target_pool == tps.get(finding.version):
+            out["action"] = "pair dropped, no eligible target left (%s); add or free a target and run " \
+                            "pitcopy.versions.prepair_record" % (u.reasons[0] if u.reasons else "no candidates")
+    return out
+
+
+class VerifySteps(CopySteps):
+    # --- verify_records ---------------------------------------------------------
+
+    def plan_verify(self, repair=False):
+        state = self._require()
+        definition = state.definition
+        backend = self._backend()
+        names = self._discovery_names(definition, backend)
+        for r in state.replication_records + state.prepairing_records:
+            names.extend(p.source for p in r.pairs)
+            names.extend(p.target for p in r.pairs)
+        seen = set()
+        names = [n for n in names if not (n in seen or seen.add(n))]
+        volumes = backend.discover(names)
+        copies = backend.list_copies(self.name)
+        by_target = {}
+        for c in copies:
+            by_target.setdefault(c.target, []).append(c)
+        findings = []
+        tracked = set()
+        listed = not backend.implied_targets
+        in_pool = set(definition.sources)
+        # rejection() needs no candidate index: one empty scan serves all pairs
+        checker = TargetScan(backend, self.name, definition.technology, "", (), volumes, {})
+
+        # the journal first: what it staged is not "untracked"
+        j = state.journal
+        journal_plan = None
+        # versions whose copies the journal is deleting: not "missing"
+        going = set()
+        # sources the journal is restoring: not "missing" either
+        restoring = set()
+        if j is not None and j.operation == JOURNAL_COPY:
+            staged_here = [c for c in copies if c.staged and c.version == j.version]
+            # staged or already promoted copies of the interrupted version
+            tracked.update(c.target for c in copies if c.version == j.version)
+            tracked.update(p.target for p in j.staged)
+            journal_plan = self._journal_repair_plan(state, j, staged_here, by_target)
+            findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_copy",
+                                    journal_plan[1] if repair else "none (repair: true would %s)" % journal_plan[1]))
+            findings.extend(journal_plan[2])
+        elif j is not None:
+            journal_plan = self._other_journal_plan(state, j, volumes, repair)
+            findings.extend(journal_plan[2])
+            if j.operation in (JOURNAL_DELETE, JOURNAL_REMOVE):
+                going.update(r.version for r in state.replication_records
+                             if j.operation == JOURNAL_REMOVE or r.version == j.version)
+                tracked.update(p.target for p in j.pairs)
+            else:
+                restoring.update(p.source for p in j.pairs)
+
+        # a version number never goes backwards: our marks know the highest
+        # (an interrupted copy's own staged copies bear its version: not behind)
+        floor = max(state.last_version, j.version if j is not None else 0)
+        marked = highest_marked_version(copies, self._own_targets(state, backend))
+        behind = marked > floor
+        raise_note = ("repair raised last_version from %d to %d" if repair else
+                      "repair: true would raise last_version from %d to %d") % (state.last_version, marked)
+
+        new_rrs = []
+        learned = False
+        for rec in sorted(state.replication_records, key=lambda r: r.version):
+            if rec.version in going:
+                tracked.update(p.target for p in rec.pairs)
+                new_rrs.append(rec)
+                continue
+            keep_pairs = []
+            status = rec.status
+            for p in rec.pairs:
+                tracked.add(p.target)
+                infos = [c for c in by_target.get(p.target, ()) if c.version == rec.version and not c.staged]
+                problem = None
+                mismatch = identity_problem(p, [c for c in by_target.get(p.target, ()) if not c.staged],
+                                            backend.same_copy)
+                if p.source not in volumes and p.source in in_pool and p.source not in restoring:
+                    # a source that left the pool may well be gone for good
+                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, "source_missing",
+                                            "left for a human: the copy is kept; create %s again or restore it "
+                                            "from this version" % p.source))
+                if listed and p.target not in volumes:
+                    problem = "target_missing"
+                elif not infos:
+                    problem = "copy_missing"
+                elif mismatch:
+                    problem = "copy_identity_mismatch"
+                elif not backend.copy_valid(definition, infos[0]):
+                    problem = "copy_invalid"
+                if problem == "copy_identity_mismatch":
+                    # keep the pair and its identity: the record is what says
+                    # the volume there is not ours, so nothing deletes it
+                    status = STATUS_INVALID
+                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
+                                            ("version marked invalid; " if repair else
+                                             "none (repair: true would mark the version invalid); ")
+                                            + mismatch + "; move it away (then repair drops the pair) or delete "
+                                            "the version with pitcopy.versions.copy_version state=absent"))
+                    keep_pairs.append(p)
+                    continue
+                if problem is None and p.identity is None and infos and infos[0].identity is not None:
+                    # a record from before identities were kept: the copy
+                    # checked out, so its identity is recorded from now on
+                    p = replace(p, identity=infos[0].identity)
+                    learned = True
+                if problem in ("target_missing", "copy_missing"):
+                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
+                                            "pair dropped from the record; version marked incomplete" if repair
+                                            else "none (repair: true would drop the pair)"))
+                    continue
+                if problem == "copy_invalid":
+                    status = STATUS_INVALID
+                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
+                                            "version marked invalid" if repair
+                                            else "none (repair: true would mark the version invalid)"))
+                keep_pairs.append(p)
+            if len(keep_pairs) != len(rec.pairs):
+                if not keep_pairs:
+                    continue  # none of its copies exist: the record goes
+                if status == STATUS_VALID:
+                    status = STATUS_INCOMPLETE
+            new_rrs.append(replace(rec, pairs=tuple(keep_pairs), status=status))
+
+        for rec in sorted(state.prepairing_records, key=lambda r: r.version):
+            for p in rec.pairs:
+                tracked.add(p.target)
+                problem = None
+                src = volumes.get(p.source)
+                if p.source not in in_pool:
+                    continue  # re-verified at the next copy anyway (Fig. 8)
+                if src is None:
+                    findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target, "source_missing",
+                                            "left for a human: create %s again or remove it from the pool's "
+                                            "sources" % p.source))
+                    continue
+                if not listed:
+                    vol = volumes.get(p.target)
+                    if vol is not None and (vol.foreign_data or vol.owner != self.name):
+                        problem = "target_incompatible"  # someone else's volume took the implied name
+                else:
+                    vol = volumes.get(p.target)
+                    if vol is None:
+                        problem = "target_missing"
+                    else:
+                        if checker.rejection(src, p.target) is not None:
+                            problem = "target_incompatible"
+                if problem:
+                    findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target, problem,
+                                            "pre-pairing record re-paired" if repair
+                                            else "none (repair: true would re-pair the record)"))
+
+        explained = True
+        for c in copies:
+            if c.target in tracked:
+                if _is_int(c.version) and c.version > floor:
+                    explained = False
+                continue
+            ahead = _is_int(c.version) and c.version > floor
+            findings.append(Finding(
+                RECORD_REPLICATION, c.version, c.source, c.target, "untracked_copy",
+                "left for a human: %s carries the mark of copy pool %s%s but no record has it; delete it with "
+                "the storage tool if it is not needed%s" % (
+                    c.target, self.name, " (version %s of %s)" % (c.version, c.source) if c.version else "",
+                    "; its version is above the records' last_version %d (an older state file put back?): the "
+                    "next copy_version is numbered after it, so that no version number is used twice"
+                    % state.last_version if ahead else "")))
+        behind = behind and not explained
+        if behind:
+            # copies the records point at bear later versions than the records
+            # know: the records went back (an older state file was put back)
+            findings.append(Finding(
+                RECORD_REPLICATION, marked, None, None, "last_version_behind",
+                "%s: copies on the storage bear version numbers up to %d, which the records (last_version %d) do "
+                "not know (an older state file put back?), so the next version is numbered after them" % (
+                    raise_note if repair else "none (%s)" % raise_note, marked, state.last_version)))
+
+        leftovers = backend.leftovers(definition)
+        for path in leftovers:
+            findings.append(Finding(RECORD_REPLICATION, None, None, path, "leftover_file",
+                                    "removed" if repair else "none (repair: true would remove it): a temporary "
+                                    "file of this pool that a killed run left"))
+
+        new = replace(state, replication_records=tuple(new_rrs))
+        if behind:
+            new = replace(new, last_version=marked)
+        result = {"consistent": not findings, "findings": [f.as_dict() for f in findings]}
+        if not repair:
+            return Plan(False, pool_dict(state), pool_dict(state), result)
+
+        pre_problem = any(f.record == RECORD_PREPAIRING and f.problem != "source_missing" for f in findings)
+        # identities learned change the file, not the records' meaning
+        # (CopyPair equality ignores them)
+        changed = bool(j is not None or new != state or pre_problem or learned or leftovers)
+
+        def act():
+            if leftovers:
+                backend.sweep_leftovers(definition)
+            current = state
+            if j is not None and j.operation == JOURNAL_REMOVE:
+                journal_plan[0]()  # the pool and its state file are gone
+                return result
+            if j is not None:
+                current = journal_plan[0]()
+                # records of the finished/rolled-back copy replace ours
+                new_rr = [r for r in new.replication_records
+                          if current.replication(r.version) is not None]
+                extra = [r for r in current.replication_records if state.replication(r.version) is None]
+                current = replace(current, replication_records=tuple(sorted(
+                    new_rr + extra, key=lambda r: r.version)))
+                if behind:
+                    current = replace(current, last_version=max(current.last_version, marked))
+            else:
+                current = new
+            out = result
+            if pre_problem:
+                fresh = backend.discover(self._discovery_names(current.definition, backend))
+                pprs, unpaired = self._refresh_prepairing(current, backend, fresh)
+                current = replace(current, prepairing_records=pprs)
+                if unpaired:
+                    out = dict(result, findings=[_unpaired_action(f, unpaired, pprs) for f in findings])
+            self._save(current)
+            return out
+
+        return Plan(changed, pool_dict(state), pool_dict(new), result, act)
+
+    def _other_journal_plan(self, state, j, volumes, repair):
+        """(action callable -> new state, description, findings) for an
+        interrupted delete, restore or pool removal. Each is finished, never
+        rolled back: a copy half deleted cannot come back, and a restore is
+        only safe to finish (its sources' data waits in the journaled asides)."""
+        definition = state.definition
+        backend = self._backend()
+
+        def say(done):
+            return done if repair else "none (repair: true would have %s)" % done
+
+        if j.operation == JOURNAL_DELETE:
+            what = "finished deleting version %d (its %d copies deleted, its record dropped)" % (
+                j.version, len(j.pairs))
+
+            def finish_delete():
+                # the record (kept until its copies are gone) knows their identities; the journal does not
+                rec = state.replication(j.version)
+                backend.delete_copies(definition, self._recorded_copies(backend, rec.pairs if rec else j.pairs))
+                new = replace(state, journal=None, replication_records=tuple(
+                    r for r in state.replication_records if r.version != j.version))
+                self._save(new)
+                return new
+
+            return finish_delete, what, [Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_delete",
+                                                 say(what))]
+        if j.operation == JOURNAL_REMOVE:
+            # the records' pairs first: they carry the identities
+            pairs = [p for r in state.replication_records for p in r.pairs]
+            pairs += [p for p in j.pairs if p not in pairs]
+            what = "finished removing copy pool %s (the copies of versions %s deleted, its state file removed)" % (
+                self.name, ", ".join(str(r.version) for r in state.replication_records) or "none left")
+
+            def finish_remove():
+                backend.delete_copies(definition, self._recorded_copies(backend, pairs))
+                self.store.remove(self.name)
+                self.state = None
+                return None
+
+            return finish_remove, what, [Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_remove",
+                                                 say(what))]
+        if j.operation == JOURNAL_RESTORE:
+            todo = [p for p in j.pairs if p.source not in j.done]
+            findings = []
+            for p in todo:
+                aside = j.aside_of(p.source)
+                where = backend.restore_progress(definition, p, aside)
+                what = "finished the restore of %s from version %d%s" % (
+                    p.source, j.version, "; the data it had before the restore, held at %s, was deleted once the "
+                    "copy took its place" % aside if aside else "")
+                findings.append(Finding(RECORD_REPLICATION, j.version, p.source, p.target, "interrupted_restore",
+                                        "%s%s" % (say(what), " (%s)" % where if where else "")))
+
+            if not todo:
+                what = "cleared the journal of the restore of version %d (every source had been restored)" % j.version
+                findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_restore", say(what)))
+
+            def finish_restore():
+                for p in todo:
+                    backend.resume_restore(definition, j.version, p, j.aside_of(p.source))
+                new = replace(state, journal=None)
+                self._save(new)
+                return new
+
+            return finish_restore, "finished the restore of version %d" % j.version, findings
+
+        def unknown():
+            raise PitcopyError("copy pool %s has a journal of operation %r, which this version of pitcopy does not "
+                               "know; finish it with the pitcopy version that wrote it" % (self.name, j.operation))
+
+        return unknown, "left for a human", [Finding(RECORD_REPLICATION, j.version, None, None, "unknown_journal",
+                                                     "left for a human: operation %r is unknown" % j.operation)]
+
+    def _journal_repair_plan(self, state, j, staged_here, by_target):
+        """(action callable -> new state, description, extra findings) for an
+        interrupted copy."""
+        definition = state.definition
+        backend = self._backend()
+        final = {p.source: p.target for p in j.pairs}
+        staged_names = set(c.target for c in staged_here)
+
+        def at_final(target):
+            # promoted, or renamed to its final name by a run killed before
+            # its staged mark went (LVM: lvrename, then lvchange --deltag):
+            # promote() finishes both
+            return any(c.version == j.version for c in by_target.get(target, ()))
+
+        def done(p):
+            if p.target in staged_names:
+                return True
+            return at_final(final.get(p.source))
+
+        finishable = j.phase in ("copied", "committing") and j.staged and all(done(p) for p in j.staged) and (
+            len(j.staged) == len(j.pairs))
+        if finishable:
+            dropped = self._retention(state, j.version, j.replaced_version)
+
+            def finish():
+                return self._commit(state, definition, backend, j, dropped)
+
+            return finish, "finished the interrupted copy of version %d (promoted its %d staged copies)" % (
+                j.version, len(j.staged)), []
+
+        if j.phase == "committing":
+            # promotion may already have deleted the replaced version and
+            # renamed some copies: rolling back would delete complete copies
+            # of the new version. Finish with the copies that exist; a staged
+            # copy lost meanwhile (a second fault) is a finding, not a reason
+            # to delete the others.
+            staged_by_source = dict((p.source, p) for p in j.staged)
+            present = []
+            lost = []
+            for p in j.pairs:
+                st = staged_by_source.get(p.source)
+                final_done = at_final(p.target)
+                if final_done or (st is not None and st.target in staged_names):
+                    present.append(p)
+                else:
+                    lost.append(p)
+            if present:
+                partial = replace(j, pairs=tuple(present),
+                                  staged=tuple(p for p in j.staged if p.source in set(x.source for x in present)))
+                dropped = self._retention(state, j.version, j.replaced_version)
+
+                def finish_partial():
+                    return self._commit(state, definition, backend, partial, dropped,
+                                        status=STATUS_INCOMPLETE if lost else STATUS_VALID)
+
+                extra = [Finding(RECORD_REPLICATION, j.version, p.source, p.target, "staged_copy_missing",
+                                 "left for a human: the staged copy of %s was lost before it was promoted; "
+                                 "version %d is recorded without it (incomplete) and its other copies are kept"
+                                 % (p.source, j.version)) for p in lost]
+                return finish_partial, "finished the interrupted copy of version %d (promoted %d of its %d copies%s)" % (
+                    j.version, len(present), len(j.pairs), "; version marked incomplete" if lost else ""), extra
+
+        # copies of the interrupted version that promote() already moved to
+        # their final names: ours, named by the journal, and in no record
+        promoted = [p for p in j.pairs
+                    if any(c.version == j.version and not c.staged for c in by_target.get(p.target, ()))]
+
+        def rollback():
+            # each staged copy once, even when the journal and the storage
+            # both name it (one tool call must not get a path twice)
+            to_discard = []
+            known = set()
+            for p in [CopyPair(c.source or "", c.target) for c in staged_here] + list(j.staged):
+                if p.target not in known:
+                    known.add(p.target)
+                    to_discard.append(p)
+            if to_discard:
+                backend.discard(definition, to_discard)
+            if promoted:
+                backend.delete_copies(definition, promoted)
+            new = replace(state, journal=None)
+            self._save(new)
+            return new
+
+        return rollback, "rolled back the interrupted copy of version %d (phase %s): discarded %d staged copies; " \
+                         "the records stay at the previous versions" % (j.version, j.phase, len(staged_here)), []
+
