@@ -54,119 +54,126 @@ def _unpaired_action(finding, unpaired, pprs):
     return out
 
 
+class _VerifyScan:
+    """What one verify_records run reads from the host once, and what its
+    checks learn on the way: the findings (in the order they are made) and
+    the targets some record or the journal accounts for (``tracked``: what
+    is left is an untracked copy)."""
+
+    def __init__(self, state, backend, volumes, copies, repair):
+        self.state = state
+        self.definition = state.definition
+        self.backend = backend
+        self.volumes = volumes
+        self.copies = copies
+        self.repair = repair
+        self.by_target = {}
+        for c in copies:
+            self.by_target.setdefault(c.target, []).append(c)
+        self.findings = []
+        self.tracked = set()
+        # versions whose copies the journal is deleting: not "missing"
+        self.going = set()
+        # sources the journal is restoring: not "missing" either
+        self.restoring = set()
+        self.listed = not backend.implied_targets
+        self.in_pool = set(self.definition.sources)
+
+
 class VerifySteps(CopySteps):
     # --- verify_records ---------------------------------------------------------
 
     def plan_verify(self, repair=False):
+        """verify_records: each check adds its findings, in this order;
+        nothing changes unless ``repair`` and the plan is applied."""
         state = self._require()
-        definition = state.definition
         backend = self._backend()
-        names = self._discovery_names(definition, backend)
+        scan = self._verify_scan(state, backend, repair)
+        # the journal first: what it staged is not "untracked"
+        journal_plan = self._verify_journal(scan)
+        # a version number never goes backwards: our marks know the highest
+        # (an interrupted copy's own staged copies bear its version: not behind)
+        j = state.journal
+        floor = max(state.last_version, j.version if j is not None else 0)
+        marked = highest_marked_version(scan.copies, self._own_targets(state, backend))
+        new_rrs, learned = self._verify_replication_records(scan)
+        self._verify_prepairing_records(scan)
+        explained = self._verify_untracked_copies(scan, floor)
+        behind = marked > floor and not explained
+        if behind:
+            self._verify_last_version_behind(scan, marked)
+        leftovers = self._verify_leftovers(scan)
+
+        new = replace(state, replication_records=tuple(new_rrs))
+        if behind:
+            new = replace(new, last_version=marked)
+        result = {"consistent": not scan.findings, "findings": [f.as_dict() for f in scan.findings]}
+        if not repair:
+            return Plan(False, pool_dict(state), pool_dict(state), result)
+        return self._repair_plan(scan, journal_plan, new, marked if behind else None, learned, leftovers, result)
+
+    def _verify_scan(self, state, backend, repair):
+        """One discovery of every volume the definition and the records name,
+        and one listing of the pool's copies, for all the checks."""
+        names = self._discovery_names(state.definition, backend)
         for r in state.replication_records + state.prepairing_records:
             names.extend(p.source for p in r.pairs)
             names.extend(p.target for p in r.pairs)
         seen = set()
         names = [n for n in names if not (n in seen or seen.add(n))]
         volumes = backend.discover(names)
-        copies = backend.list_copies(self.name)
-        by_target = {}
-        for c in copies:
-            by_target.setdefault(c.target, []).append(c)
-        findings = []
-        tracked = set()
-        listed = not backend.implied_targets
-        in_pool = set(definition.sources)
-        # rejection() needs no candidate index: one empty scan serves all pairs
-        checker = TargetScan(backend, self.name, definition.technology, "", (), volumes, {})
+        return _VerifyScan(state, backend, volumes, backend.list_copies(self.name), repair)
 
-        # the journal first: what it staged is not "untracked"
-        j = state.journal
-        journal_plan = None
-        # versions whose copies the journal is deleting: not "missing"
-        going = set()
-        # sources the journal is restoring: not "missing" either
-        restoring = set()
-        if j is not None and j.operation == JOURNAL_COPY:
+    def _verify_journal(self, scan):
+        """The journal of an interrupted operation: its findings, and
+        (action, description, findings) that repair runs, or None."""
+        state, j = scan.state, scan.state.journal
+        if j is None:
+            return None
+        if j.operation == JOURNAL_COPY:
+            copies = scan.copies
             staged_here = [c for c in copies if c.staged and c.version == j.version]
             # staged or already promoted copies of the interrupted version
-            tracked.update(c.target for c in copies if c.version == j.version)
-            tracked.update(p.target for p in j.staged)
-            journal_plan = self._journal_repair_plan(state, j, staged_here, by_target)
-            findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_copy",
-                                    journal_plan[1] if repair else "none (repair: true would %s)" % journal_plan[1]))
-            findings.extend(journal_plan[2])
-        elif j is not None:
-            journal_plan = self._other_journal_plan(state, j, volumes, repair)
-            findings.extend(journal_plan[2])
-            if j.operation in (JOURNAL_DELETE, JOURNAL_REMOVE):
-                going.update(r.version for r in state.replication_records
-                             if j.operation == JOURNAL_REMOVE or r.version == j.version)
-                tracked.update(p.target for p in j.pairs)
-            else:
-                restoring.update(p.source for p in j.pairs)
+            scan.tracked.update(c.target for c in copies if c.version == j.version)
+            scan.tracked.update(p.target for p in j.staged)
+            journal_plan = self._journal_repair_plan(state, j, staged_here, scan.by_target)
+            scan.findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_copy",
+                                         journal_plan[1] if scan.repair
+                                         else "none (repair: true would %s)" % journal_plan[1]))
+            scan.findings.extend(journal_plan[2])
+            return journal_plan
+        journal_plan = self._other_journal_plan(state, j, scan.volumes, scan.repair)
+        scan.findings.extend(journal_plan[2])
+        if j.operation in (JOURNAL_DELETE, JOURNAL_REMOVE):
+            scan.going.update(r.version for r in state.replication_records
+                              if j.operation == JOURNAL_REMOVE or r.version == j.version)
+            scan.tracked.update(p.target for p in j.pairs)
+        else:
+            scan.restoring.update(p.source for p in j.pairs)
+        return journal_plan
 
-        # a version number never goes backwards: our marks know the highest
-        # (an interrupted copy's own staged copies bear its version: not behind)
-        floor = max(state.last_version, j.version if j is not None else 0)
-        marked = highest_marked_version(copies, self._own_targets(state, backend))
-        behind = marked > floor
-        raise_note = ("repair raised last_version from %d to %d" if repair else
-                      "repair: true would raise last_version from %d to %d") % (state.last_version, marked)
-
+    def _verify_replication_records(self, scan):
+        """Each kept version's pairs against the host (Fig. 8 for every
+        record): its source, its target, its copy, the copy's identity and
+        validity. Returns (the records as repair leaves them, whether an
+        identity was learned)."""
         new_rrs = []
         learned = False
-        for rec in sorted(state.replication_records, key=lambda r: r.version):
-            if rec.version in going:
-                tracked.update(p.target for p in rec.pairs)
+        for rec in sorted(scan.state.replication_records, key=lambda r: r.version):
+            if rec.version in scan.going:
+                scan.tracked.update(p.target for p in rec.pairs)
                 new_rrs.append(rec)
                 continue
             keep_pairs = []
             status = rec.status
             for p in rec.pairs:
-                tracked.add(p.target)
-                infos = [c for c in by_target.get(p.target, ()) if c.version == rec.version and not c.staged]
-                problem = None
-                mismatch = identity_problem(p, [c for c in by_target.get(p.target, ()) if not c.staged],
-                                            backend.same_copy)
-                if p.source not in volumes and p.source in in_pool and p.source not in restoring:
-                    # a source that left the pool may well be gone for good
-                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, "source_missing",
-                                            "left for a human: the copy is kept; create %s again or restore it "
-                                            "from this version" % p.source))
-                if listed and p.target not in volumes:
-                    problem = "target_missing"
-                elif not infos:
-                    problem = "copy_missing"
-                elif mismatch:
-                    problem = "copy_identity_mismatch"
-                elif not backend.copy_valid(definition, infos[0]):
-                    problem = "copy_invalid"
-                if problem == "copy_identity_mismatch":
-                    # keep the pair and its identity: the record is what says
-                    # the volume there is not ours, so nothing deletes it
-                    status = STATUS_INVALID
-                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
-                                            ("version marked invalid; " if repair else
-                                             "none (repair: true would mark the version invalid); ")
-                                            + mismatch + "; move it away (then repair drops the pair) or delete "
-                                            "the version with pitcopy.versions.copy_version state=absent"))
-                    keep_pairs.append(p)
-                    continue
-                if problem is None and p.identity is None and infos and infos[0].identity is not None:
-                    # a record from before identities were kept: the copy
-                    # checked out, so its identity is recorded from now on
-                    p = replace(p, identity=infos[0].identity)
-                    learned = True
+                scan.tracked.add(p.target)
+                p, problem, learned_here = self._verify_replication_pair(scan, rec, p)
+                learned = learned or learned_here
                 if problem in ("target_missing", "copy_missing"):
-                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
-                                            "pair dropped from the record; version marked incomplete" if repair
-                                            else "none (repair: true would drop the pair)"))
-                    continue
-                if problem == "copy_invalid":
+                    continue  # the pair goes
+                if problem in ("copy_identity_mismatch", "copy_invalid"):
                     status = STATUS_INVALID
-                    findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
-                                            "version marked invalid" if repair
-                                            else "none (repair: true would mark the version invalid)"))
                 keep_pairs.append(p)
             if len(keep_pairs) != len(rec.pairs):
                 if not keep_pairs:
@@ -174,73 +181,136 @@ class VerifySteps(CopySteps):
                 if status == STATUS_VALID:
                     status = STATUS_INCOMPLETE
             new_rrs.append(replace(rec, pairs=tuple(keep_pairs), status=status))
+        return new_rrs, learned
 
-        for rec in sorted(state.prepairing_records, key=lambda r: r.version):
+    def _verify_replication_pair(self, scan, rec, p):
+        """One pair of replication record ``rec``: (the pair as repair keeps
+        it, its problem or None, whether its identity was learned)."""
+        backend = scan.backend
+        infos = [c for c in scan.by_target.get(p.target, ()) if c.version == rec.version and not c.staged]
+        problem = None
+        mismatch = identity_problem(p, [c for c in scan.by_target.get(p.target, ()) if not c.staged],
+                                    backend.same_copy)
+        if p.source not in scan.volumes and p.source in scan.in_pool and p.source not in scan.restoring:
+            # a source that left the pool may well be gone for good
+            scan.findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, "source_missing",
+                                         "left for a human: the copy is kept; create %s again or restore it "
+                                         "from this version" % p.source))
+        if scan.listed and p.target not in scan.volumes:
+            problem = "target_missing"
+        elif not infos:
+            problem = "copy_missing"
+        elif mismatch:
+            problem = "copy_identity_mismatch"
+        elif not backend.copy_valid(scan.definition, infos[0]):
+            problem = "copy_invalid"
+        if problem == "copy_identity_mismatch":
+            # keep the pair and its identity: the record is what says
+            # the volume there is not ours, so nothing deletes it
+            scan.findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
+                                         ("version marked invalid; " if scan.repair else
+                                          "none (repair: true would mark the version invalid); ")
+                                         + mismatch + "; move it away (then repair drops the pair) or delete "
+                                         "the version with pitcopy.versions.copy_version state=absent"))
+            return p, problem, False
+        learned = False
+        if problem is None and p.identity is None and infos and infos[0].identity is not None:
+            # a record from before identities were kept: the copy
+            # checked out, so its identity is recorded from now on
+            p = replace(p, identity=infos[0].identity)
+            learned = True
+        if problem in ("target_missing", "copy_missing"):
+            scan.findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
+                                         "pair dropped from the record; version marked incomplete" if scan.repair
+                                         else "none (repair: true would drop the pair)"))
+        elif problem == "copy_invalid":
+            scan.findings.append(Finding(RECORD_REPLICATION, rec.version, p.source, p.target, problem,
+                                         "version marked invalid" if scan.repair
+                                         else "none (repair: true would mark the version invalid)"))
+        return p, problem, learned
+
+    def _verify_prepairing_records(self, scan):
+        """Each pre-pairing record's pairs: a source gone, a target gone or no
+        longer fit (repair re-pairs the record)."""
+        volumes = scan.volumes
+        # rejection() needs no candidate index: one empty scan serves all pairs
+        checker = TargetScan(scan.backend, self.name, scan.definition.technology, "", (), volumes, {})
+        for rec in sorted(scan.state.prepairing_records, key=lambda r: r.version):
             for p in rec.pairs:
-                tracked.add(p.target)
+                scan.tracked.add(p.target)
                 problem = None
                 src = volumes.get(p.source)
-                if p.source not in in_pool:
+                if p.source not in scan.in_pool:
                     continue  # re-verified at the next copy anyway (Fig. 8)
                 if src is None:
-                    findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target, "source_missing",
-                                            "left for a human: create %s again or remove it from the pool's "
-                                            "sources" % p.source))
+                    scan.findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target,
+                                                 "source_missing", "left for a human: create %s again or remove "
+                                                 "it from the pool's sources" % p.source))
                     continue
-                if not listed:
-                    vol = volumes.get(p.target)
+                vol = volumes.get(p.target)
+                if not scan.listed:
                     if vol is not None and (vol.foreign_data or vol.owner != self.name):
                         problem = "target_incompatible"  # someone else's volume took the implied name
-                else:
-                    vol = volumes.get(p.target)
-                    if vol is None:
-                        problem = "target_missing"
-                    else:
-                        if checker.rejection(src, p.target) is not None:
-                            problem = "target_incompatible"
+                elif vol is None:
+                    problem = "target_missing"
+                elif checker.rejection(src, p.target) is not None:
+                    problem = "target_incompatible"
                 if problem:
-                    findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target, problem,
-                                            "pre-pairing record re-paired" if repair
-                                            else "none (repair: true would re-pair the record)"))
+                    scan.findings.append(Finding(RECORD_PREPAIRING, rec.version, p.source, p.target, problem,
+                                                 "pre-pairing record re-paired" if scan.repair
+                                                 else "none (repair: true would re-pair the record)"))
 
+    def _verify_untracked_copies(self, scan, floor):
+        """Copies that bear our mark but that no record or journal has: left
+        for a human. Returns whether the tracked copies explain the version
+        numbers above ``floor`` (then the records are not behind)."""
+        last_version = scan.state.last_version
         explained = True
-        for c in copies:
-            if c.target in tracked:
+        for c in scan.copies:
+            if c.target in scan.tracked:
                 if _is_int(c.version) and c.version > floor:
                     explained = False
                 continue
             ahead = _is_int(c.version) and c.version > floor
-            findings.append(Finding(
+            scan.findings.append(Finding(
                 RECORD_REPLICATION, c.version, c.source, c.target, "untracked_copy",
                 "left for a human: %s carries the mark of copy pool %s%s but no record has it; delete it with "
                 "the storage tool if it is not needed%s" % (
                     c.target, self.name, " (version %s of %s)" % (c.version, c.source) if c.version else "",
                     "; its version is above the records' last_version %d (an older state file put back?): the "
                     "next copy_version is numbered after it, so that no version number is used twice"
-                    % state.last_version if ahead else "")))
-        behind = behind and not explained
-        if behind:
-            # copies the records point at bear later versions than the records
-            # know: the records went back (an older state file was put back)
-            findings.append(Finding(
-                RECORD_REPLICATION, marked, None, None, "last_version_behind",
-                "%s: copies on the storage bear version numbers up to %d, which the records (last_version %d) do "
-                "not know (an older state file put back?), so the next version is numbered after them" % (
-                    raise_note if repair else "none (%s)" % raise_note, marked, state.last_version)))
+                    % last_version if ahead else "")))
+        return explained
 
-        leftovers = backend.leftovers(definition)
+    def _verify_last_version_behind(self, scan, marked):
+        """Copies the records point at bear later versions than the records
+        know: the records went back (an older state file was put back)."""
+        last_version = scan.state.last_version
+        raise_note = ("repair raised last_version from %d to %d" if scan.repair else
+                      "repair: true would raise last_version from %d to %d") % (last_version, marked)
+        scan.findings.append(Finding(
+            RECORD_REPLICATION, marked, None, None, "last_version_behind",
+            "%s: copies on the storage bear version numbers up to %d, which the records (last_version %d) do "
+            "not know (an older state file put back?), so the next version is numbered after them" % (
+                raise_note if scan.repair else "none (%s)" % raise_note, marked, last_version)))
+
+    def _verify_leftovers(self, scan):
+        """Temporary files of this pool that a killed run left."""
+        leftovers = scan.backend.leftovers(scan.definition)
         for path in leftovers:
-            findings.append(Finding(RECORD_REPLICATION, None, None, path, "leftover_file",
-                                    "removed" if repair else "none (repair: true would remove it): a temporary "
-                                    "file of this pool that a killed run left"))
+            scan.findings.append(Finding(RECORD_REPLICATION, None, None, path, "leftover_file",
+                                         "removed" if scan.repair else "none (repair: true would remove it): a "
+                                         "temporary file of this pool that a killed run left"))
+        return leftovers
 
-        new = replace(state, replication_records=tuple(new_rrs))
-        if behind:
-            new = replace(new, last_version=marked)
-        result = {"consistent": not findings, "findings": [f.as_dict() for f in findings]}
-        if not repair:
-            return Plan(False, pool_dict(state), pool_dict(state), result)
-
+    def _repair_plan(self, scan, journal_plan, new, raise_to, learned, leftovers, result):
+        """The plan of verify_records repair=true: leftovers go, the journal
+        is finished or rolled back, the records become ``new``,
+        last_version rises to ``raise_to`` (None: it stays), pre-pairing
+        records with a problem are paired again."""
+        state, backend, findings = scan.state, scan.backend, scan.findings
+        definition = state.definition
+        j = state.journal
         pre_problem = any(f.record == RECORD_PREPAIRING and f.problem != "source_missing" for f in findings)
         # identities learned change the file, not the records' meaning
         # (CopyPair equality ignores them)
@@ -261,8 +331,8 @@ class VerifySteps(CopySteps):
                 extra = [r for r in current.replication_records if state.replication(r.version) is None]
                 current = replace(current, replication_records=tuple(sorted(
                     new_rr + extra, key=lambda r: r.version)))
-                if behind:
-                    current = replace(current, last_version=max(current.last_version, marked))
+                if raise_to is not None:
+                    current = replace(current, last_version=max(current.last_version, raise_to))
             else:
                 current = new
             out = result
