@@ -143,12 +143,13 @@ def _target_pool_volumes(definition, name):
 
 
 class SessionBase:
+    """One copy pool under its lock (``state``: what the store loaded, None
+    when the pool is not defined): what every figure's steps share."""
+
     def __init__(self, engine, name, state):
         self.engine = engine
         self.name = name
         self.state = state
-
-    # --- helpers ---------------------------------------------------------
 
     @property
     def store(self):

@@ -25,10 +25,10 @@ import time
 from dataclasses import replace
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
+    Plan,
     _journaled,
     _pairs,
     highest_marked_version,
-    Plan,
     pool_dict,
     unpaired_summary,
     version_dict,
@@ -145,7 +145,7 @@ def next_state(state, record, replaced_version, dropped, identities=None):
 
 
 class CopySteps(CopyRecordSteps):
-    # --- copy_version present -------------------------------------------------
+    """copy_version state=present (Fig. 6) on the copy record of Fig. 7."""
 
     def _decide_copy(self, state, backend, volumes, label, now):
         definition = state.definition

@@ -20,11 +20,11 @@ __metaclass__ = type
 from dataclasses import replace
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
+    Plan,
+    SessionBase,
     _is_int,
     _target_pool_volumes,
-    Plan,
     pool_dict,
-    SessionBase,
     unpaired_summary,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, NoEligibleTarget
@@ -37,9 +37,9 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     Record,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._selection import (
+    TargetScan,
     select_implied,
     select_targets,
-    TargetScan,
 )
 
 
@@ -58,6 +58,8 @@ class CopyRecord:
 
 
 class CopyRecordSteps(SessionBase):
+    """Fig. 7 and Fig. 8 on one pool; prepair_record."""
+
     @staticmethod
     def _reserved(records_rr, records_ppr):
         reserved = {}

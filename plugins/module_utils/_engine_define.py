@@ -17,7 +17,7 @@ __metaclass__ = type
 import os
 from dataclasses import replace
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import _journaled, Plan, pool_dict
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import Plan, _journaled, pool_dict
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy_record import CopyRecordSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import JOURNAL_REMOVE, Journal, PoolState
@@ -75,7 +75,7 @@ def target_type_problem(backend, technology, vol, source_kinds):
 
 
 class DefineSteps(CopyRecordSteps):
-    # --- copy_pool ------------------------------------------------------------
+    """copy_pool state=present and state=absent."""
 
     def plan_define(self, definition):
         if definition.name != self.name:

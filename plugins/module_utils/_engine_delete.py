@@ -13,11 +13,11 @@ import os
 from dataclasses import replace
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
+    Plan,
+    SessionBase,
     _is_int,
     _journaled,
-    Plan,
     pool_dict,
-    SessionBase,
     version_dict,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError
@@ -25,7 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import JOU
 
 
 class DeleteSteps(SessionBase):
-    # --- copy_version absent / restored -------------------------------------
+    """copy_version state=absent."""
 
     def plan_delete(self, version):
         state = self._require()

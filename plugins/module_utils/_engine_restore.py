@@ -14,11 +14,11 @@ import os
 from dataclasses import replace
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
+    Plan,
+    SessionBase,
     _is_int,
     _journaled,
-    Plan,
     pool_dict,
-    SessionBase,
     version_dict,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput, PitcopyError
@@ -57,6 +57,8 @@ def restore_pairs(state, rec, volumes=None):
 
 
 class RestoreSteps(SessionBase):
+    """copy_version state=restored."""
+
     def plan_restore(self, version, volumes=None):
         state = self._require()
         if not _is_int(version) or version < 1:

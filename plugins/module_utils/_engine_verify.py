@@ -17,10 +17,10 @@ __metaclass__ = type
 from dataclasses import replace
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
+    Plan,
     _is_int,
     highest_marked_version,
     identity_problem,
-    Plan,
     pool_dict,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy import CopySteps
@@ -81,7 +81,7 @@ class _VerifyScan:
 
 
 class VerifySteps(CopySteps):
-    # --- verify_records ---------------------------------------------------------
+    """verify_records (repair finishes a journaled copy with CopySteps._commit)."""
 
     def plan_verify(self, repair=False):
         """verify_records: each check adds its findings, in this order;
