@@ -14,6 +14,7 @@ import pytest
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, make_engine
+from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.utils import snapshot_env
 
 GIB = 1 << 30
 
@@ -165,12 +166,9 @@ def test_seven_versions(tmp_path):
 
 
 def test_snapshot_rotation_with_implied_targets(tmp_path):
-    be = MemoryBackend("lvm_thin")
-    for name in ("vg/A", "vg/B"):
-        be.add_volume(name)
-    engine = make_engine(tmp_path / "state", be)
+    be, engine, definition = snapshot_env(tmp_path, "lvm_thin", ("vg/A", "vg/B"), 3)
     with engine.session("P") as s:
-        s.plan_define(PoolDefinition("P", "lvm_thin", ("vg/A", "vg/B"), 3)).apply()
+        s.plan_define(definition).apply()
         pp = s.plan_prepair(versions=3).apply()
         assert [r["target_pool"] for r in pp["records"]] == ["01", "02", "03"]
         assert pp["records"][1]["pairs"] == [{"source": "vg/A", "target": "vg/A@P.02"},

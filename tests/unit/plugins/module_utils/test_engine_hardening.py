@@ -12,16 +12,13 @@ import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import TargetPool
-from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.utils import GIB, env, good
+from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.utils import GIB, define_and_copy, env, good
 
 
 def test_restore_without_volumes_leaves_a_removed_source_alone(tmp_path):
     be, engine = env(tmp_path)
     with engine.session("P") as s:
-        s.plan_define(good()).apply()
-        be.set_data("A", "A1")
-        be.set_data("B", "B1")
-        s.plan_copy().apply()
+        define_and_copy(s, be)
         # B leaves the pool and is used for something else
         s.plan_define(good(sources=("A",))).apply()
         be.set_data("A", "A2")
@@ -73,10 +70,7 @@ def test_a_target_of_another_pool_is_refused_where_targets_are_exclusive(tmp_pat
 def test_restore_reports_changed_from_a_comparison(tmp_path):
     be, engine = env(tmp_path)
     with engine.session("P") as s:
-        s.plan_define(good()).apply()
-        be.set_data("A", "A1")
-        be.set_data("B", "B1")
-        s.plan_copy().apply()
+        define_and_copy(s, be)
         # nothing written since the copy: nothing to restore, no change
         plan = s.plan_restore(1)
         assert plan.changed is False and plan.result["restored"] == []

@@ -22,6 +22,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import dump_state, load_state
 from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, make_engine
+from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.utils import snapshot_env
 
 TP2 = (TargetPool("01", ("a", "b")), TargetPool("02", ("c", "d")))
 
@@ -203,12 +204,9 @@ def test_a_copy_renamed_but_still_marked_staged_is_finished_by_repair(tmp_path):
     the version with it; it used to count that copy as lost, record the
     version incomplete without it and leave it behind (found by the LVM
     fault injection, tests/real/test_lvm_faults.py)."""
-    be = MemoryBackend("lvm_thin")
-    for name in ("A", "B"):
-        be.add_volume(name)
-    engine = make_engine(tmp_path / "state", be)
+    be, engine, definition = snapshot_env(tmp_path, "lvm_thin", ("A", "B"), 2)
     with engine.session("P") as s:
-        s.plan_define(PoolDefinition("P", "lvm_thin", ("A", "B"), 2)).apply()
+        s.plan_define(definition).apply()
         for v in (1, 2):
             be.set_data("A", "A%d" % v)
             be.set_data("B", "B%d" % v)

@@ -12,14 +12,16 @@ import os
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, NoEligibleTarget
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
-    CopyPair,
-    Hook,
-    PoolDefinition,
-    TargetPool,
-)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Hook, TargetPool
 from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, make_engine
-from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.utils import GIB, TP2, env, good
+from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.utils import (
+    GIB,
+    TP2,
+    define_and_copy,
+    env,
+    good,
+    snapshot_env,
+)
 
 BAD = [
     (dict(technology="nope"), "technology 'nope' is not supported; use one of: lvm_snapshot"),
@@ -203,10 +205,7 @@ def test_delete_version(tmp_path):
 def test_restore(tmp_path):
     be, engine = env(tmp_path)
     with engine.session("P") as s:
-        s.plan_define(good()).apply()
-        be.set_data("A", "A1")
-        be.set_data("B", "B1")
-        s.plan_copy().apply()
+        define_and_copy(s, be)
         be.set_data("A", "A2")
         be.set_data("B", "B2")
         with pytest.raises(InvalidInput, match="no version 7; it keeps versions: 1"):
@@ -538,12 +537,9 @@ def test_unexpected_backend_error_while_copying_is_cleaned_up(tmp_path):
 
 
 def test_verify_flags_a_foreign_volume_on_an_implied_name(tmp_path):
-    be = MemoryBackend("zfs_snapshot")
-    for name in ("tank/A", "tank/B"):
-        be.add_volume(name)
-    engine = make_engine(tmp_path / "state", be)
+    be, engine, definition = snapshot_env(tmp_path, "zfs_snapshot", ("tank/A", "tank/B"), 2)
     with engine.session("P") as s:
-        s.plan_define(PoolDefinition("P", "zfs_snapshot", ("tank/A", "tank/B"), 2)).apply()
+        s.plan_define(definition).apply()
         s.plan_prepair(versions=2).apply()
         assert s.plan_verify().result["consistent"] is True
         be.add_volume("tank/B@P.02", foreign_data=True)

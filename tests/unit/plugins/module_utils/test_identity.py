@@ -30,6 +30,10 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._store import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend
 from ansible_collections.pitcopy.versions.tests.unit.memory_backend import FakeClock, MemoryBackend, SimpleWindow
+from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.utils import (
+    repair_learns_identities,
+    without_identities,
+)
 
 # --- the record codec -------------------------------------------------------
 
@@ -187,14 +191,8 @@ def test_records_without_identities_learn_them_from_verify(tmp_path):
     be, engine = _env(tmp_path)
     _copy(engine, be, "A@1")
     state = engine.store.load("P")
-    rec = state.replication_records[0]
-    bare = rec.__class__(rec.kind, rec.version, rec.target_pool, rec.created,
-                         tuple(CopyPair(p.source, p.target) for p in rec.pairs), rec.label, rec.status)
-    engine.store.save(state.__class__(state.definition, (bare,), (), state.last_version))
-    with engine.session("P") as s:
-        plan = s.plan_verify(repair=True)
-        assert plan.result == {"consistent": True, "findings": []} and plan.changed
-        plan.apply()
+    engine.store.save(without_identities(state))
+    repair_learns_identities(engine)
     assert engine.store.load("P").replication(1).pairs[0].identity == be.copies["vg/a"]["id"]
 
 

@@ -22,6 +22,10 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import Cop
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
 from ansible_collections.pitcopy.versions.tests.unit.memory_backend import FakeClock, SimpleWindow
+from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.utils import (
+    repair_learns_identities,
+    without_identities,
+)
 
 _GUIDS = itertools.count(9383620557613843627, 7919)
 
@@ -297,17 +301,11 @@ def test_records_carry_the_guid_and_old_records_learn_it(tmp_path):
     assert pair.identity == z.guid("tank/db@pitcopy-P-01")
     assert "identities: |\n    tank/db@pitcopy-P-01 %s" % pair.identity in engine.store.read_raw("P").decode()
     # a record from before identities were kept learns it at verify repair
-    rec = state.replication_records[0]
-    bare = rec.__class__(rec.kind, rec.version, rec.target_pool, rec.created,
-                         tuple(CopyPair(p.source, p.target) for p in rec.pairs), rec.label, rec.status)
-    engine.store.save(state.__class__(state.definition, (bare,), (), state.last_version))
-    with engine.session("P") as s:
-        plan = s.plan_verify(repair=True)
-        assert plan.result == {"consistent": True, "findings": []} and plan.changed
-        plan.apply()
+    engine.store.save(without_identities(state))
+    repair_learns_identities(engine)
     assert engine.store.load("P").replication(1).pairs[0].identity == pair.identity
     # ... and at the next copy (the record of version 1, again without)
-    engine.store.save(state.__class__(state.definition, (bare,), (), state.last_version))
+    engine.store.save(without_identities(state))
     _copy(engine)
     assert [p.identity for r in engine.store.load("P").replication_records for p in r.pairs] == [
         pair.identity, z.guid("tank/db@pitcopy-P-02")]
