@@ -28,10 +28,9 @@ from ansible_collections.pitcopy.versions.plugins.modules import (
     verify_records,
 )
 from ansible_collections.pitcopy.versions.tests.unit.plugins.modules.utils import (
-    AnsibleExitJson,
-    AnsibleFailJson,
     _exit_json,
     _fail_json,
+    run_main,
     set_module_args,
 )
 from ansible_collections.pitcopy.versions.tests.unit.zfs_host import ZfsHost
@@ -49,13 +48,7 @@ def run(host, module, args, state_dir, check_mode=False):
     with set_module_args(args), mock.patch.multiple(
         basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json
     ), mock.patch.object(_module, "ModuleRunner", lambda ansible_module: host):
-        try:
-            module.main()
-        except AnsibleExitJson as exc:
-            return exc.result, False
-        except AnsibleFailJson as exc:
-            return exc.result, True
-    raise AssertionError("main() returned without exit_json or fail_json")
+        return run_main(module)
 
 
 @pytest.fixture

@@ -9,11 +9,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.modules import copy_pool, copy_version, prepair_record
-from ansible_collections.pitcopy.versions.tests.unit.plugins.modules.utils import CLONE_POOL, SNAP_POOL
-
-
-def _pairs(version):
-    return [(p["source"], p["target"]) for p in version["pairs"]]
+from ansible_collections.pitcopy.versions.tests.unit.plugins.modules.utils import CLONE_POOL, SNAP_POOL, pair_list
 
 
 def test_table_2_1_rotation(clone_host):
@@ -23,10 +19,10 @@ def test_table_2_1_rotation(clone_host):
     v2 = clone_host.ok(copy_version, {"pool": "tab"})
     v3 = clone_host.ok(copy_version, {"pool": "tab"})
     assert [v["version"]["number"] for v in (v1, v2, v3)] == [1, 2, 3]
-    assert _pairs(v1["version"]) == [("vg/A", "vg/a"), ("vg/B", "vg/b")]
-    assert _pairs(v2["version"]) == [("vg/A", "vg/c"), ("vg/B", "vg/d")]
+    assert pair_list(v1["version"]) == [("vg/A", "vg/a"), ("vg/B", "vg/b")]
+    assert pair_list(v2["version"]) == [("vg/A", "vg/c"), ("vg/B", "vg/d")]
     # Table 3.6: V3 reuses the pairs of V1, whose record it replaces.
-    assert _pairs(v3["version"]) == _pairs(v1["version"])
+    assert pair_list(v3["version"]) == pair_list(v1["version"])
     assert v3["version"]["target_pool"] == "01"
     assert v3["version"]["pre_copy_record"] == "replication"
     assert v3["replaced_version"] == 1
@@ -53,7 +49,7 @@ def test_check_mode_reports_without_copying(clone_host):
     assert checked["changed"] is True
     assert checked["version"]["number"] == 3
     assert checked["replaced_version"] == 1
-    assert _pairs(checked["version"]) == [("vg/A", "vg/a"), ("vg/B", "vg/b")]
+    assert pair_list(checked["version"]) == [("vg/A", "vg/a"), ("vg/B", "vg/b")]
     assert clone_host.snapshot() == before
     assert clone_host.backend.calls == calls
     assert checked["diff"]["before"] != checked["diff"]["after"]
@@ -80,7 +76,7 @@ def test_broken_pairs_when_source_leaves(clone_host):
     smaller = dict(CLONE_POOL, sources=["vg/A"])
     clone_host.ok(copy_pool, smaller)
     result = clone_host.ok(copy_version, {"pool": "tab"})
-    assert _pairs(result["version"]) == [("vg/A", "vg/a")]
+    assert pair_list(result["version"]) == [("vg/A", "vg/a")]
     assert [(p["source"], p["target"]) for p in result["broken_pairs"]] == [("vg/B", "vg/b")]
 
 

@@ -7,11 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.pitcopy.versions.plugins.modules import copy_pool, prepair_record
-from ansible_collections.pitcopy.versions.tests.unit.plugins.modules.utils import CLONE_POOL
-
-
-def _pairs(record):
-    return [(p["source"], p["target"]) for p in record["pairs"]]
+from ansible_collections.pitcopy.versions.tests.unit.plugins.modules.utils import CLONE_POOL, pair_list
 
 
 def test_prepair_check_mode_then_apply_then_idempotent(clone_host):
@@ -30,8 +26,8 @@ def test_prepair_check_mode_then_apply_then_idempotent(clone_host):
     # Table 2.1: V1 -> A_a, B_b; V2 -> A_c, B_d
     assert [r["version"] for r in result["records"]] == [1, 2]
     assert [r["target_pool"] for r in result["records"]] == ["01", "02"]
-    assert _pairs(result["records"][0]) == [("vg/A", "vg/a"), ("vg/B", "vg/b")]
-    assert _pairs(result["records"][1]) == [("vg/A", "vg/c"), ("vg/B", "vg/d")]
+    assert pair_list(result["records"][0]) == [("vg/A", "vg/a"), ("vg/B", "vg/b")]
+    assert pair_list(result["records"][1]) == [("vg/A", "vg/c"), ("vg/B", "vg/d")]
     assert result["unpaired"] == []
 
     again = clone_host.ok(prepair_record, {"pool": "tab", "versions": 2})

@@ -83,6 +83,23 @@ def set_module_args(args):
         yield
 
 
+def run_main(module):
+    """``module.main()`` under the patched exit_json/fail_json: (result
+    dict, failed bool)."""
+    try:
+        module.main()
+    except AnsibleExitJson as exc:
+        return exc.result, False
+    except AnsibleFailJson as exc:
+        return exc.result, True
+    raise AssertionError("module.main() returned without exit_json or fail_json")
+
+
+def pair_list(entry):
+    """[(source, target)] of a record or version dict of a module's result."""
+    return [(p["source"], p["target"]) for p in entry["pairs"]]
+
+
 class ModuleHarness(object):
     """Runs a module's main() against one in-memory host and one state_dir.
 
@@ -121,13 +138,7 @@ class ModuleHarness(object):
             basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json
         ), mock.patch.object(_module, "backend_factory", lambda runner: (lambda technology: backend)), \
                 mock.patch.object(_module, "RecordEngine", self._engine_class()):
-            try:
-                module.main()
-            except AnsibleExitJson as exc:
-                return exc.result, False
-            except AnsibleFailJson as exc:
-                return exc.result, True
-        raise AssertionError("module.main() returned without exit_json or fail_json")
+            return run_main(module)
 
     def ok(self, module, args, **kwargs):
         result, failed = self.run(module, args, **kwargs)
