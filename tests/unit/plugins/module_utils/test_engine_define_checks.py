@@ -66,34 +66,37 @@ def send_def(tp1=("/b/t1", "/b/t2"), tp2=("/b/t3", "/b/t4"), **kw):
 
 # --- targets of the wrong type ------------------------------------------------
 
-def test_regular_file_target_refused_at_define_naming_accepted_kinds(tmp_path):
+def refused_at_define(tmp_path, definition, volume, **fields):
+    """The msg of the InvalidInput that defining ``definition`` raises once
+    ``volume`` (``fields``: its kind, ...) is on the btrfs_send memory host;
+    no state file, and nothing changed on the host."""
     be, engine = send_env(tmp_path)
-    be.add_volume("/b/file", size=5, kind="file", technologies=())
+    be.add_volume(volume, **fields)
     before = host(be)
     with engine.session("P") as s:
         with pytest.raises(InvalidInput) as exc:
-            s.plan_define(send_def(tp2=("/b/t3", "/b/file")))
-    assert exc.value.msg == (
-        "target /b/file of target pool 02 is of kind file, which can never receive a btrfs_send copy; technology "
-        "btrfs_send takes targets of kind: directory, subvolume. Choose another target volume")
+            s.plan_define(definition)
     assert engine.pool_names() == [] and state_bytes(engine) is None
     assert host(be) == before
+    return exc.value.msg
+
+
+def test_regular_file_target_refused_at_define_naming_accepted_kinds(tmp_path):
+    msg = refused_at_define(tmp_path, send_def(tp2=("/b/t3", "/b/file")), "/b/file", size=5, kind="file",
+                            technologies=())
+    assert msg == (
+        "target /b/file of target pool 02 is of kind file, which can never receive a btrfs_send copy; technology "
+        "btrfs_send takes targets of kind: directory, subvolume. Choose another target volume")
 
 
 def test_target_outside_the_technology_refused_at_define(tmp_path):
     # a plain directory on a file system that is not btrfs: the right kind,
     # but discovery says it cannot take part in btrfs_send copies
-    be, engine = send_env(tmp_path)
-    be.add_volume("/ext/dir", size=0, kind="directory", technologies=())
-    before = host(be)
-    with engine.session("P") as s:
-        with pytest.raises(InvalidInput) as exc:
-            s.plan_define(send_def(tp1=("/ext/dir", "/b/t2")))
-    assert exc.value.msg == (
+    msg = refused_at_define(tmp_path, send_def(tp1=("/ext/dir", "/b/t2")), "/ext/dir", size=0, kind="directory",
+                            technologies=())
+    assert msg == (
         "target /ext/dir of target pool 01 (kind directory) cannot take part in btrfs_send copies (it supports: "
         "none); technology btrfs_send takes targets on storage that supports it. Choose another target volume")
-    assert engine.pool_names() == [] and state_bytes(engine) is None
-    assert host(be) == before
 
 
 def test_wrong_type_refused_before_foreign_data(tmp_path):

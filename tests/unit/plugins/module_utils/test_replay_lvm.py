@@ -36,6 +36,14 @@ MiB = 1024 * 1024
 BACKENDS = {"lvm_snapshot": LvmSnapshotBackend, "lvm_thin": LvmThinBackend, "lvm_clone": LvmCloneBackend}
 
 
+def sources_of_run(all_sources, n):
+    """The pool's sources at run ``n`` of the recorded sweep (as
+    tests/real/test_lvm.py runs it): the first three; the fourth joins at
+    run 3; the second leaves at run 4."""
+    sources = all_sources[:3] + (all_sources[3:4] if n >= 3 else [])
+    return [x for x in sources if not (n >= 4 and x == all_sources[1])]
+
+
 def replay(name):
     case = load_case("lvm", name)
     return case, ReplayRunner(case["calls"], name)
@@ -79,12 +87,8 @@ def test_versions_rotation_restore_verify(tmp_path, technology, devices):
     versions = 3
     eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: BACKENDS[tech](runner=runner))
     name = "p%s" % technology[4:]
-    sources = all_sources[:3]
     for n in range(1, 5):
-        if n == 3:
-            sources.append(all_sources[3])
-        if n == 4:
-            sources.remove(all_sources[1])
+        sources = sources_of_run(all_sources, n)
         with eng.session(name) as s:
             s.plan_define(PoolDefinition(name=name, technology=technology, sources=tuple(sources),
                                          versions=versions, **extra)).apply()
@@ -240,12 +244,8 @@ def test_clone_rotation_restore_verify(tmp_path, monkeypatch):
     eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: LvmCloneBackend(runner=runner))
     name = "pclone"
     data = {}
-    sources = all_sources[:3]
     for n in range(1, 5):
-        if n == 3:
-            sources.append(all_sources[3])
-        if n == 4:
-            sources.remove(all_sources[1])
+        sources = sources_of_run(all_sources, n)
         with eng.session(name) as s:
             s.plan_define(PoolDefinition(name=name, technology="lvm_clone", sources=tuple(sources), versions=2,
                                          target_pools=tps)).apply()
