@@ -60,7 +60,8 @@ Where each figure lives (this module composes them; import from here):
     _engine_delete.py       copy_version state=absent
     _engine_restore.py      copy_version state=restored
     _engine_verify.py       verify_records: each record checked against the
-                            host (Fig. 8 for every record), journals, repair
+                            host (Fig. 8 for every record), one method a check
+    _engine_repair.py       the repair of an interrupted operation's journal
     _selection.py           Fig. 4 and Fig. 5: target selection and scan
 """
 

@@ -23,19 +23,16 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     identity_problem,
     pool_dict,
 )
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy import CopySteps
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_repair import JournalRepairSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     JOURNAL_COPY,
     JOURNAL_DELETE,
     JOURNAL_REMOVE,
-    JOURNAL_RESTORE,
     RECORD_PREPAIRING,
     RECORD_REPLICATION,
     STATUS_INCOMPLETE,
     STATUS_INVALID,
     STATUS_VALID,
-    CopyPair,
     Finding,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._selection import TargetScan
@@ -80,8 +77,8 @@ class _VerifyScan:
         self.in_pool = set(self.definition.sources)
 
 
-class VerifySteps(CopySteps):
-    """verify_records (repair finishes a journaled copy with CopySteps._commit)."""
+class VerifySteps(JournalRepairSteps):
+    """verify_records: the checks, and the plan of repair=true."""
 
     def plan_verify(self, repair=False):
         """verify_records: each check adds its findings, in this order;
@@ -346,164 +343,3 @@ class VerifySteps(CopySteps):
             return out
 
         return Plan(changed, pool_dict(state), pool_dict(new), result, act)
-
-    def _other_journal_plan(self, state, j, volumes, repair):
-        """(action callable -> new state, description, findings) for an
-        interrupted delete, restore or pool removal. Each is finished, never
-        rolled back: a copy half deleted cannot come back, and a restore is
-        only safe to finish (its sources' data waits in the journaled asides)."""
-        definition = state.definition
-        backend = self._backend()
-
-        def say(done):
-            return done if repair else "none (repair: true would have %s)" % done
-
-        if j.operation == JOURNAL_DELETE:
-            what = "finished deleting version %d (its %d copies deleted, its record dropped)" % (
-                j.version, len(j.pairs))
-
-            def finish_delete():
-                # the record (kept until its copies are gone) knows their identities; the journal does not
-                rec = state.replication(j.version)
-                backend.delete_copies(definition, self._recorded_copies(backend, rec.pairs if rec else j.pairs))
-                new = replace(state, journal=None, replication_records=tuple(
-                    r for r in state.replication_records if r.version != j.version))
-                self._save(new)
-                return new
-
-            return finish_delete, what, [Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_delete",
-                                                 say(what))]
-        if j.operation == JOURNAL_REMOVE:
-            # the records' pairs first: they carry the identities
-            pairs = [p for r in state.replication_records for p in r.pairs]
-            pairs += [p for p in j.pairs if p not in pairs]
-            what = "finished removing copy pool %s (the copies of versions %s deleted, its state file removed)" % (
-                self.name, ", ".join(str(r.version) for r in state.replication_records) or "none left")
-
-            def finish_remove():
-                backend.delete_copies(definition, self._recorded_copies(backend, pairs))
-                self.store.remove(self.name)
-                self.state = None
-                return None
-
-            return finish_remove, what, [Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_remove",
-                                                 say(what))]
-        if j.operation == JOURNAL_RESTORE:
-            todo = [p for p in j.pairs if p.source not in j.done]
-            findings = []
-            for p in todo:
-                aside = j.aside_of(p.source)
-                where = backend.restore_progress(definition, p, aside)
-                what = "finished the restore of %s from version %d%s" % (
-                    p.source, j.version, "; the data it had before the restore, held at %s, was deleted once the "
-                    "copy took its place" % aside if aside else "")
-                findings.append(Finding(RECORD_REPLICATION, j.version, p.source, p.target, "interrupted_restore",
-                                        "%s%s" % (say(what), " (%s)" % where if where else "")))
-
-            if not todo:
-                what = "cleared the journal of the restore of version %d (every source had been restored)" % j.version
-                findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_restore", say(what)))
-
-            def finish_restore():
-                for p in todo:
-                    backend.resume_restore(definition, j.version, p, j.aside_of(p.source))
-                new = replace(state, journal=None)
-                self._save(new)
-                return new
-
-            return finish_restore, "finished the restore of version %d" % j.version, findings
-
-        def unknown():
-            raise PitcopyError("copy pool %s has a journal of operation %r, which this version of pitcopy does not "
-                               "know; finish it with the pitcopy version that wrote it" % (self.name, j.operation))
-
-        return unknown, "left for a human", [Finding(RECORD_REPLICATION, j.version, None, None, "unknown_journal",
-                                                     "left for a human: operation %r is unknown" % j.operation)]
-
-    def _journal_repair_plan(self, state, j, staged_here, by_target):
-        """(action callable -> new state, description, extra findings) for an
-        interrupted copy."""
-        definition = state.definition
-        backend = self._backend()
-        final = {p.source: p.target for p in j.pairs}
-        staged_names = set(c.target for c in staged_here)
-
-        def at_final(target):
-            # promoted, or renamed to its final name by a run killed before
-            # its staged mark went (LVM: lvrename, then lvchange --deltag):
-            # promote() finishes both
-            return any(c.version == j.version for c in by_target.get(target, ()))
-
-        def done(p):
-            if p.target in staged_names:
-                return True
-            return at_final(final.get(p.source))
-
-        finishable = j.phase in ("copied", "committing") and j.staged and all(done(p) for p in j.staged) and (
-            len(j.staged) == len(j.pairs))
-        if finishable:
-            dropped = self._retention(state, j.version, j.replaced_version)
-
-            def finish():
-                return self._commit(state, definition, backend, j, dropped)
-
-            return finish, "finished the interrupted copy of version %d (promoted its %d staged copies)" % (
-                j.version, len(j.staged)), []
-
-        if j.phase == "committing":
-            # promotion may already have deleted the replaced version and
-            # renamed some copies: rolling back would delete complete copies
-            # of the new version. Finish with the copies that exist; a staged
-            # copy lost meanwhile (a second fault) is a finding, not a reason
-            # to delete the others.
-            staged_by_source = dict((p.source, p) for p in j.staged)
-            present = []
-            lost = []
-            for p in j.pairs:
-                st = staged_by_source.get(p.source)
-                final_done = at_final(p.target)
-                if final_done or (st is not None and st.target in staged_names):
-                    present.append(p)
-                else:
-                    lost.append(p)
-            if present:
-                partial = replace(j, pairs=tuple(present),
-                                  staged=tuple(p for p in j.staged if p.source in set(x.source for x in present)))
-                dropped = self._retention(state, j.version, j.replaced_version)
-
-                def finish_partial():
-                    return self._commit(state, definition, backend, partial, dropped,
-                                        status=STATUS_INCOMPLETE if lost else STATUS_VALID)
-
-                extra = [Finding(RECORD_REPLICATION, j.version, p.source, p.target, "staged_copy_missing",
-                                 "left for a human: the staged copy of %s was lost before it was promoted; "
-                                 "version %d is recorded without it (incomplete) and its other copies are kept"
-                                 % (p.source, j.version)) for p in lost]
-                return finish_partial, "finished the interrupted copy of version %d (promoted %d of its %d copies%s)" % (
-                    j.version, len(present), len(j.pairs), "; version marked incomplete" if lost else ""), extra
-
-        # copies of the interrupted version that promote() already moved to
-        # their final names: ours, named by the journal, and in no record
-        promoted = [p for p in j.pairs
-                    if any(c.version == j.version and not c.staged for c in by_target.get(p.target, ()))]
-
-        def rollback():
-            # each staged copy once, even when the journal and the storage
-            # both name it (one tool call must not get a path twice)
-            to_discard = []
-            known = set()
-            for p in [CopyPair(c.source or "", c.target) for c in staged_here] + list(j.staged):
-                if p.target not in known:
-                    known.add(p.target)
-                    to_discard.append(p)
-            if to_discard:
-                backend.discard(definition, to_discard)
-            if promoted:
-                backend.delete_copies(definition, promoted)
-            new = replace(state, journal=None)
-            self._save(new)
-            return new
-
-        return rollback, "rolled back the interrupted copy of version %d (phase %s): discarded %d staged copies; " \
-                         "the records stay at the previous versions" % (j.version, j.phase, len(staged_here)), []
-
