@@ -187,7 +187,6 @@ class SessionBase:
         seen = set()
         return [n for n in names if not (n in seen or seen.add(n))]
 
-
     def _own_targets(self, state, backend):
         """Every target the pool's definition or records name."""
         targets = set(self._discovery_names(state.definition, backend)) - set(state.definition.sources)
