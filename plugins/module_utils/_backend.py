@@ -93,6 +93,10 @@ class Backend(abc.ABC):
     #: True for snapshot technologies: targets are implied, named by
     #: :meth:`implied_target`, and do not exist before the copy.
     implied_targets = False
+    # True where a volume carrying our pool mark is always a copy (never a
+    # user's volume that stays a target between versions, as lvm_clone's
+    # do): one that no record names is then an untracked copy, not a target
+    pool_mark_is_a_copy = False
     #: True when ``list_copies`` reports ``CopyInfo.identity`` (and
     #: ``create_copies`` the staged copies' identities): the engine then
     #: records them and asks for the ones its records lack

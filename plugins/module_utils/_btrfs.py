@@ -1476,6 +1476,9 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
 
     technology = "btrfs_send"
     implied_targets = False
+    # a target directory is ours only while it holds a copy of ours (the
+    # directory's owner is the pool of the copies in it)
+    pool_mark_is_a_copy = True
     # two pools' first copies of same-named sources would meet at one
     # staging path in a shared target directory
     exclusive_targets = True

@@ -37,6 +37,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     Record,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._selection import (
+    UNTRACKED_TARGET,
     TargetScan,
     select_implied,
     select_targets,
@@ -103,13 +104,22 @@ class CopyRecordSteps(SessionBase):
                 if p.source not in in_pool and p not in broken:
                     broken.append(p)
         if backend.implied_targets:
-            pairs, unpaired = select_implied(backend, definition.name, tp, sources, volumes)
+            recorded = set(p.target for p in (replaced.pairs if replaced is not None else ()))
+            pairs, unpaired = select_implied(backend, definition.name, tp, sources, volumes, recorded)
             return CopyRecord(version, tp, pairs, pre, kind, replaced, broken, unpaired)
         reserved = self._reserved(
             [r for r in state.replication_records if r is not replaced],
             [r for r in prepairing if r.version != version],
         )
         candidates = _target_pool_volumes(definition, tp)
+        if backend.pool_mark_is_a_copy:
+            # as for implied targets (select_implied): a copy with our mark
+            # that no record has is never destroyed to make room
+            recorded = set(p.target for p in (replaced.pairs if replaced is not None else ()))
+            for name in candidates:
+                vol = volumes.get(name)
+                if vol is not None and vol.owner == definition.name and name not in recorded:
+                    reserved.setdefault(name, UNTRACKED_TARGET % definition.name)
         scan = TargetScan(backend, definition.name, definition.technology, tp, candidates, volumes, reserved)
         kept = {}
         if pre is not None:

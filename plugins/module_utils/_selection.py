@@ -236,9 +236,18 @@ def select_targets(scan, sources):
     return pairs, unpaired
 
 
-def select_implied(backend, pool_name, target_pool, sources, volumes):
+UNTRACKED_TARGET = (
+    "holds a copy with the mark of pool %s that no record of the pool has (verify_records reports it as "
+    "untracked_copy); it is never overwritten: delete it with the storage tool if it is not needed")
+
+
+def select_implied(backend, pool_name, target_pool, sources, volumes, recorded=()):
     """Targets of snapshot technologies: named by the backend, made by the
-    copy. Eligible unless a volume of that name exists that is not ours."""
+    copy. Eligible unless a volume of that name exists that is not ours, or
+    that carries our mark but is none of ``recorded`` (the targets of the
+    version this copy replaces): a copy no record owns (verify_records'
+    untracked_copy: an older state file put back, a record deleted, or a
+    look-alike with our marks) is never destroyed to make room."""
     pairs = []
     unpaired = []
     for name in sources:
@@ -253,6 +262,9 @@ def select_implied(backend, pool_name, target_pool, sources, volumes):
                 "%s: exists and is not a copy of pool %s%s; it is never overwritten" % (
                     target, pool_name, " (it carries the mark of pool %s)" % vol.owner if vol.owner else ""),
             )))
+            continue
+        if vol is not None and target not in recorded:
+            unpaired.append(Unpaired(name, target_pool, ("%s: %s" % (target, UNTRACKED_TARGET % pool_name),)))
             continue
         pairs.append(CopyPair(name, target))
     return pairs, unpaired

@@ -170,6 +170,8 @@ def validate_copy_pool_name(pool):
 class _ZfsBase(Backend):
     """What both ZFS technologies share: discovery, marks, safe destroy."""
 
+    pool_mark_is_a_copy = True  # our marks are set only on the copies we make
+
     def __init__(self, runner=None):
         super(_ZfsBase, self).__init__(runner)
 

@@ -133,12 +133,28 @@ def test_older_state_file_put_back_never_reuses_a_version_number(fs_pair, runner
     saved = read(p.store.path(p.name))
     saved_target = p.state().replication(1).pairs[0].target
     p.copy("v2\n")
+    v2_path = p.copy_of(2)
     p.copy("v3\n")
     write(p.store.path(p.name), saved)
     assert p.state().last_version == 1
 
     # what verify_records says before the copy (asserted after the copy)
     found = p.verify()["findings"]
+    assert (2, "untracked_copy") in [(f["version"], f["problem"]) for f in found], found
+
+    # X4 would land where v2's copy lies, which no record of the put-back
+    # file names: it is never destroyed to make room; the copy is refused
+    # before anything is made, naming it, and the file is left as it was
+    with pytest.raises(PitcopyError) as exc:
+        p.copy("X4\n", label="X4")
+    assert "%s: holds a copy with the mark of pool rb that no record of the pool has" % (
+        v2_path if technology == "btrfs_snapshot" else os.path.dirname(v2_path)) in exc.value.msg, exc.value.msg
+    assert read(p.store.path(p.name)) == saved
+    assert read(os.path.join(v2_path, "data")) == "v2\n" and staging_leftovers(src, dst) == []
+    # the operator deletes it, as verify_records said, and copies again
+    btrfs("subvolume", "delete", v2_path)
+    if os.path.exists(mark_path(v2_path)):
+        os.unlink(mark_path(v2_path))
 
     result = p.copy("X4\n", label="X4")
     number = result["version"]["number"]

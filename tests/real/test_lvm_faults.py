@@ -318,7 +318,8 @@ def test_sigkill_at_every_step_of_a_copy(lvm_worlds, technology, batched):
     script = CHILD if batched else CHILD_UNBATCHED
     what = "%s (%s)" % (technology, "batched" if batched else "unbatched")
     points = faults.kill_everywhere(script, lvm_worlds(technology), "copy", _copy_check, leftovers, what)
-    commands = [p for p in points if p.startswith("run ")]
+    # a kill point reads "<step number> <what>"
+    commands = [p for p in points if p.split(" ", 1)[1].startswith("run ")]
     # batched: the snapshots in one lvm shell, the promotion in another;
     # unbatched: two lvcreate, two lvremove, two lvrename, two lvchange
     assert len(commands) >= (2 if batched else 8), points
@@ -340,4 +341,4 @@ def test_sigkill_at_every_step_of_a_repair(lvm_worlds):
         check_versions(w, expected)
 
     points = faults.kill_the_repair(CHILD, make_world, "restore", kill_op, check, leftovers, "lvm_thin")
-    assert len([p for p in points if p.startswith("write ")]) >= 2, points
+    assert len([p for p in points if p.split(" ", 1)[1].startswith("write ")]) >= 2, points

@@ -28,6 +28,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CopyFailed,
     InvalidInput,
+    NoEligibleTarget,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyPair,
@@ -793,3 +794,14 @@ def test_zfs_snapshot_taken_again_under_a_copys_name_is_never_destroyed(zpools, 
     d = eng.store.load("ids").definition
     assert b.delete_copies(d, [CopyPair(source, target, recorded)]) == [target]
     assert guid(target) == theirs
+
+    # the next copy would land on that name (its target pool is free now):
+    # their snapshot, with our marks but named by no record (untracked_copy),
+    # is not destroyed to make room; the copy is refused before any snapshot
+    names = all_names(source.split("/")[0])
+    with eng.session("ids") as s:
+        with pytest.raises(NoEligibleTarget) as exc:
+            s.plan_copy().apply()
+    assert "%s: holds a copy with the mark of pool ids that no record of the pool has" % target in exc.value.msg
+    assert guid(target) == theirs and all_names(source.split("/")[0]) == names
+    assert eng.store.load("ids").last_version == 2 and eng.store.load("ids").journal is None

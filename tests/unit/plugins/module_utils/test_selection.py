@@ -144,10 +144,23 @@ def test_implied_targets():
     vols = {"vg/A": vol("vg/A", kind="thin_lv"), "vg/B": vol("vg/B", kind="thin_lv"),
             "vg/B@P.01": vol("vg/B@P.01", kind="thin_lv"),
             "vg/C": vol("vg/C", kind="thin_lv"), "vg/C@P.01": vol("vg/C@P.01", kind="thin_lv", owner="P")}
-    pairs, unpaired = select_implied(be, "P", "01", ["vg/A", "vg/B", "vg/C"], vols)
+    # vg/C@P.01: the copy of the version this one replaces (its record names it)
+    pairs, unpaired = select_implied(be, "P", "01", ["vg/A", "vg/B", "vg/C"], vols, recorded={"vg/C@P.01"})
     assert [(p.source, p.target) for p in pairs] == [("vg/A", "vg/A@P.01"), ("vg/C", "vg/C@P.01")]
     assert unpaired[0].source == "vg/B"
     assert "vg/B@P.01: exists and is not a copy of pool P" in unpaired[0].reasons[0]
+
+
+def test_implied_target_holding_a_copy_no_record_has_is_never_overwritten():
+    """Our mark alone does not make a copy ours to destroy: without a record
+    naming it (an older state file put back, a record deleted, a look-alike)
+    it is verify_records' untracked_copy, left for a human."""
+    be = MemoryBackend("lvm_thin")
+    vols = {"vg/C": vol("vg/C", kind="thin_lv"), "vg/C@P.01": vol("vg/C@P.01", kind="thin_lv", owner="P")}
+    pairs, unpaired = select_implied(be, "P", "01", ["vg/C"], vols)
+    assert pairs == [] and unpaired[0].source == "vg/C"
+    assert "vg/C@P.01: holds a copy with the mark of pool P that no record of the pool has" in unpaired[0].reasons[0]
+    assert "untracked_copy" in unpaired[0].reasons[0]
 
 
 def naive(volumes, sources, candidates, backend):

@@ -17,8 +17,8 @@ import itertools
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, PoolDefinition
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput, NoEligibleTarget
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
 from ansible_collections.pitcopy.versions.tests.unit.memory_backend import FakeClock, SimpleWindow
@@ -340,3 +340,37 @@ def test_a_snapshot_taken_again_under_a_copys_name_is_never_destroyed(tmp_path, 
         assert s.state.replication(1) is None
     assert z.guid("tank/db@pitcopy-P-01") == theirs
     assert engine.store.load("P").replication(2).status == "valid" and "tank/db@pitcopy-P-02" in z.objs
+    # the next copy would land on that name (the freed target pool): their
+    # snapshot, marks or not, is no copy any record has; the copy is refused
+    # before a snapshot is taken, and theirs is left alone
+    before = sorted(z.objs)
+    with engine.session("P") as s:
+        with pytest.raises(NoEligibleTarget) as exc:
+            s.plan_copy().apply()
+    assert "tank/db@pitcopy-P-01: %s" % ("holds a copy with the mark of pool P that no record of the pool has"
+                                         if forge else "exists and is not a copy of pool P") in exc.value.msg
+    assert z.guid("tank/db@pitcopy-P-01") == theirs and sorted(z.objs) == before
+    assert engine.store.load("P").last_version == 2 and engine.store.load("P").journal is None
+
+
+def test_zfs_send_target_holding_a_copy_no_record_has_is_never_overwritten(tmp_path):
+    """A received dataset with our marks in a target pool, named by no
+    record (a state file lost or put back, a look-alike): the copy is
+    refused before anything is sent, instead of destroying it at
+    promotion."""
+    z = _zfs()
+    z.add("bk")
+    theirs = z.add("bk/db", {"pitcopy:pool": "P", "pitcopy:version": "7", "pitcopy:source": "tank/db"})
+    d = PoolDefinition(name="P", technology="zfs_send", sources=("tank/db",), versions=1,
+                       target_pools=(TargetPool("01", ("bk/db",)),))
+    engine = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: ZfsSendBackend(runner=z),
+                          clock=FakeClock(), window_factory=SimpleWindow)
+    with engine.session("P") as s:
+        s.plan_define(d).apply()
+    before = list(z.calls)
+    with engine.session("P") as s:
+        with pytest.raises(NoEligibleTarget) as exc:
+            s.plan_copy()
+    assert "bk/db: holds a copy with the mark of pool P that no record of the pool has" in exc.value.msg
+    assert [c[1] for c in z.calls[len(before):]] == ["get"] * (len(z.calls) - len(before))
+    assert z.guid("bk/db") == theirs and engine.store.load("P").last_version == 0
