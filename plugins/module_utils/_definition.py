@@ -27,6 +27,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import CONSISTENCY_MODES, Hook, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._technologies import (
@@ -52,6 +54,20 @@ def _hook_options(definition):
             yield "%s[%d]" % (option, index), hook
 
 
+_AGE_UNITS = (("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 7 * 86400))
+_AGE_RE = re.compile(r"\A([0-9]{1,9})([smhdw])\Z")
+
+
+def age_seconds(text, option="max_age"):
+    """Seconds of an age such as ``30m``, ``26h`` or ``8d`` (units s, m, h,
+    d, w; a whole number of at least 1). InvalidInput names the value."""
+    m = _AGE_RE.match(text) if isinstance(text, str) else None
+    if m is None or int(m.group(1)) < 1:
+        raise InvalidInput("%s %r is not accepted: expected a whole number of at least 1 followed by one unit, "
+                           "s, m, h, d or w (for example 30m, 26h, 8d)" % (option, text))
+    return int(m.group(1)) * dict(_AGE_UNITS)[m.group(2)]
+
+
 def check_values(definition):
     """Raise InvalidInput unless every value of ``definition`` is one that
     pitcopy can act on, each on its own: the store's rule on write and read."""
@@ -63,6 +79,8 @@ def check_values(definition):
     if d.consistency not in CONSISTENCY_MODES:
         raise InvalidInput("consistency %r is not accepted; use one of: %s" % (
             d.consistency, ", ".join(CONSISTENCY_MODES)))
+    if d.max_age is not None:
+        age_seconds(d.max_age)
     for where, hook in _hook_options(d):
         if not isinstance(hook, Hook):
             raise InvalidInput("%s %r is not a hook: expected {argv, timeout, abort_on_failure}" % (where, hook))

@@ -79,6 +79,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     highest_marked_version,
     identity_problem,
     iso,
+    newest_valid_age,
     pool_dict,
     unpaired_summary,
     version_dict,
@@ -157,4 +158,10 @@ class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, RestoreSteps
     (see the module docstring for which file holds which)."""
 
     def info(self):
-        return pool_dict(self._require())
+        """copy_pool_info's pool: the records, and how old the newest valid
+        version is (seconds; None: none is valid). Not in plan diffs: it
+        changes with the clock, not with the records."""
+        state = self._require()
+        out = pool_dict(state)
+        out["newest_valid_age"] = newest_valid_age(state, self.engine.clock())
+        return out

@@ -15,6 +15,7 @@ __metaclass__ = type
 from datetime import datetime, timezone
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError, PoolNotFound
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import STATUS_VALID
 
 
 def _utcnow():
@@ -26,6 +27,27 @@ def iso(dt):
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text):
+    """The datetime (UTC) of a record's ``created`` (see ``iso``)."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def newest_valid(state):
+    """The replication record of the newest valid version, or None."""
+    valid = [r for r in state.replication_records if r.status == STATUS_VALID]
+    return max(valid, key=lambda r: r.version) if valid else None
+
+
+def newest_valid_age(state, now):
+    """Seconds since the newest valid version was taken (``now``: a
+    datetime), or None when no version is valid. Never negative: a clock
+    set back does not make a copy younger than new."""
+    rec = newest_valid(state)
+    if rec is None:
+        return None
+    return max(0, int((now - parse_iso(rec.created)).total_seconds()))
 
 
 def _is_int(value):

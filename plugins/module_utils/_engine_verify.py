@@ -16,11 +16,14 @@ __metaclass__ = type
 
 from dataclasses import replace
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._definition import age_seconds
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     _is_int,
     highest_marked_version,
     identity_problem,
+    newest_valid,
+    newest_valid_age,
     pool_dict,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_repair import JournalRepairSteps
@@ -49,6 +52,21 @@ def _unpaired_action(finding, unpaired, pprs):
             out["action"] = "pair dropped, no eligible target left (%s); add or free a target and run " \
                             "pitcopy.versions.prepair_record" % (u.reasons[0] if u.reasons else "no candidates")
     return out
+
+
+PROBLEM_STALE = "stale"
+
+
+def _spoken(seconds):
+    """``3d 4h``, ``26h 5m``, ``40s``: an age as a person reads it."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            parts.append("%d%s" % (seconds // size, unit))
+            seconds %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts) if parts else "%ds" % seconds
 
 
 class _VerifyScan:
@@ -100,11 +118,15 @@ class VerifySteps(JournalRepairSteps):
         if behind:
             self._verify_last_version_behind(scan, marked)
         leftovers = self._verify_leftovers(scan)
+        self._verify_freshness(scan)
 
         new = replace(state, replication_records=tuple(new_rrs))
         if behind:
             new = replace(new, last_version=marked)
-        result = {"consistent": not scan.findings, "findings": [f.as_dict() for f in scan.findings]}
+        # consistent: the records match the host; a stale pool can be
+        # consistent (no copy was taken lately, and the records say so)
+        result = {"consistent": not [f for f in scan.findings if f.problem != PROBLEM_STALE],
+                  "findings": [f.as_dict() for f in scan.findings]}
         if not repair:
             return Plan(False, pool_dict(state), pool_dict(state), result)
         return self._repair_plan(scan, journal_plan, new, marked if behind else None, learned, leftovers, result)
@@ -299,6 +321,27 @@ class VerifySteps(JournalRepairSteps):
                                          "removed" if scan.repair else "none (repair: true would remove it): a "
                                          "temporary file of this pool that a killed run left"))
         return leftovers
+
+    def _verify_freshness(self, scan):
+        """The newest valid version older than the pool's max_age (or no
+        valid version at all): backups stopped being taken. Nothing a
+        repair can do; the finding says what to look at."""
+        max_age = scan.definition.max_age
+        if max_age is None:
+            return
+        limit = age_seconds(max_age)
+        age = newest_valid_age(scan.state, self.engine.clock())
+        if age is not None and age <= limit:
+            return
+        rec = newest_valid(scan.state)
+        if rec is None:
+            what = "copy pool %s has no valid version" % self.name
+        else:
+            what = "the newest valid version, %d, was taken at %s, %s ago" % (rec.version, rec.created, _spoken(age))
+        scan.findings.append(Finding(
+            RECORD_REPLICATION, rec.version if rec is not None else None, None, None, PROBLEM_STALE,
+            "none (a repair cannot take copies): %s, longer than max_age %s; check that copy_version runs and "
+            "succeeds (its schedule, its job's last result)" % (what, max_age)))
 
     def _repair_plan(self, scan, journal_plan, new, raise_to, learned, leftovers, result):
         """The plan of verify_records repair=true: leftovers go, the journal

@@ -135,6 +135,9 @@ class PoolDefinition:
     consistency: str = "auto"
     pre_copy_hooks: Tuple[Hook, ...] = ()
     post_copy_hooks: Tuple[Hook, ...] = ()
+    # freshness: verify_records reports "stale" when the newest valid
+    # version is older than this (``30m``, ``26h``, ``8d``); None: no limit
+    max_age: Optional[str] = None
 
     def target_pool_names(self):
         if self.technology in SNAPSHOT_TECHNOLOGIES:
@@ -164,6 +167,7 @@ class PoolDefinition:
             "consistency": self.consistency,
             "pre_copy_hooks": [h.as_dict() for h in self.pre_copy_hooks],
             "post_copy_hooks": [h.as_dict() for h in self.post_copy_hooks],
+            "max_age": self.max_age,
         }
 
 

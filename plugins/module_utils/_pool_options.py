@@ -50,6 +50,7 @@ ARGUMENT_SPEC = dict(
     consistency=dict(type="str", choices=list(CONSISTENCY_MODES), default="auto"),
     pre_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
     post_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
+    max_age=dict(type="str"),
     remove_copies=dict(type="bool", default=False),
 )
 
@@ -57,7 +58,7 @@ REQUIRED_IF = [("state", "present", ("technology", "sources", "versions"))]
 
 # The options of a stored pool that copy_pool_info returns (its pool dict).
 _DEFINITION_OPTIONS = ("name", "technology", "sources", "versions", "target_pools", "snapshot_size", "consistency",
-                       "pre_copy_hooks", "post_copy_hooks")
+                       "pre_copy_hooks", "post_copy_hooks", "max_age")
 
 
 def _hooks(items):
@@ -78,6 +79,7 @@ def definition(params):
         consistency=params["consistency"],
         pre_copy_hooks=_hooks(params["pre_copy_hooks"]),
         post_copy_hooks=_hooks(params["post_copy_hooks"]),
+        max_age=params["max_age"],
     )
 
 

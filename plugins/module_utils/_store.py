@@ -313,6 +313,11 @@ def _dump_definition(d, where="definition"):
         "pre_copy_hooks": [_dump_hook(h, "%s.pre_copy_hooks[%d]" % (where, i)) for i, h in enumerate(d.pre_copy_hooks)],
         "post_copy_hooks": [_dump_hook(h, "%s.post_copy_hooks[%d]" % (where, i)) for i, h in enumerate(d.post_copy_hooks)],
     }
+    # only when set: a file without it means what it meant before max_age
+    # existed, and an older collection refuses a file that has it (an
+    # unknown key) rather than drop the limit
+    if d.max_age is not None:
+        out["max_age"] = _str(d.max_age, where + ".max_age")
     _checked(d, where)
     return out
 
@@ -513,7 +518,7 @@ def _load_hook(value, where):
 
 def _load_definition(value, where="definition"):
     _mapping(value, where, ("name", "technology", "versions", "sources"),
-             ("target_pools", "snapshot_size", "consistency", "pre_copy_hooks", "post_copy_hooks"))
+             ("target_pools", "snapshot_size", "consistency", "pre_copy_hooks", "post_copy_hooks", "max_age"))
     tps = []
     for i, tp in enumerate(_list(value.get("target_pools", []), where + ".target_pools")):
         w = "%s.target_pools[%d]" % (where, i)
@@ -532,6 +537,7 @@ def _load_definition(value, where="definition"):
                              for i, h in enumerate(_list(value.get("pre_copy_hooks", []), where + ".pre_copy_hooks"))),
         post_copy_hooks=tuple(_load_hook(h, "%s.post_copy_hooks[%d]" % (where, i))
                               for i, h in enumerate(_list(value.get("post_copy_hooks", []), where + ".post_copy_hooks"))),
+        max_age=_str(value.get("max_age"), where + ".max_age", nullable=True),
     ), where)
 
 

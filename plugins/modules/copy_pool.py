@@ -165,6 +165,14 @@ options:
             is kept and recorded, with the failure in its C(warnings), and the task fails saying so.
         type: bool
         default: true
+  max_age:
+    description:
+      - The age past which the pool's newest valid copy version means backups have stopped, as a whole number and
+        one unit, V(s), V(m), V(h), V(d) or V(w) (for example V(30m), V(26h), V(8d)).
+      - M(pitcopy.versions.verify_records) then reports a finding with C(problem=stale) (which a repair cannot fix)
+        and M(pitcopy.versions.copy_pool_info) returns C(newest_valid_age) in seconds for monitoring.
+      - Omitted, no age is checked.
+    type: str
   remove_copies:
     description:
       - With O(state=absent), also delete the copies of every copy version that carry this collection's ownership
@@ -224,6 +232,7 @@ EXAMPLES = r"""
     sources: [vg0/db, vg0/dblog]
     versions: 7
     consistency: auto
+    max_age: 26h
 
 - name: ZFS snapshots of two datasets, one atomic zfs snapshot command per version
   pitcopy.versions.copy_pool:
@@ -289,6 +298,10 @@ pool:
       type: list
       elements: dict
       sample: []
+    max_age:
+      description: The O(max_age), or null.
+      type: str
+      sample: 26h
 unpaired:
   description:
     - With O(state=present) on an existing pool, sources for which the refreshed pre-pairing records found no eligible

@@ -100,6 +100,16 @@ pools:
       type: list
       elements: dict
       sample: [{"name": "01", "volumes": []}]
+    max_age:
+      description: The pool's O(pitcopy.versions.copy_pool#module:max_age), or null.
+      type: str
+      sample: 26h
+    newest_valid_age:
+      description:
+        - Seconds since the newest valid copy version was taken (by this host's clock), or null when no version is
+          valid. What a freshness alert compares with RV(pools[].max_age).
+      type: int
+      sample: 3600
     replication_records:
       description: The existing copy versions, oldest first.
       type: list

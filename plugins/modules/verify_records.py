@@ -93,13 +93,16 @@ EXAMPLES = r"""
 RETURN = r"""
 consistent:
   description:
-    - Whether the records and the host agree (before any repair).
+    - Whether the records and the host agree (before any repair). A V(stale) finding alone (see the pool's
+      O(pitcopy.versions.copy_pool#module:max_age)) does not make it false: the records may be right about copies that
+      stopped being taken.
   returned: success
   type: bool
   sample: true
 findings:
   description:
-    - One entry per discrepancy; empty when RV(consistent) is true.
+    - One entry per discrepancy, and a V(stale) entry when the pool has a O(pitcopy.versions.copy_pool#module:max_age)
+      and its newest valid version is older (or none is valid); empty when RV(consistent) is true and the pool is fresh.
   returned: success
   type: list
   elements: dict

@@ -93,13 +93,15 @@ def _copy_pools(entry):
         "consistency": entry.get("consistency"),
         "pre_copy_hooks": entry.get("pre_copy_hooks"),
         "post_copy_hooks": entry.get("post_copy_hooks"),
+        "max_age": entry.get("max_age"),
     }
     if entry.get("policy", "keep") != "tiered":
         return [dict(common, name=entry.get("name"), tier="", versions=entry.get("versions", 0),
                      every=entry.get("every", "run"), target_pools=entry.get("target_pools", []))]
     return [dict(common, name="%s-%s" % (entry.get("name"), tier.get("name")), tier=tier.get("name"),
                  versions=tier.get("keep"), every=tier.get("every", TIER_PERIODS.get(tier.get("name"), "")),
-                 target_pools=tier.get("target_pools", entry.get("target_pools", [])))
+                 target_pools=tier.get("target_pools", entry.get("target_pools", [])),
+                 max_age=tier.get("max_age", entry.get("max_age")))
             for tier in entry.get("tiers") or ()]
 
 
@@ -161,6 +163,7 @@ def _copy_pool_options(pool):
         "consistency": pool["consistency"],
         "pre_copy_hooks": pool["pre_copy_hooks"],
         "post_copy_hooks": pool["post_copy_hooks"],
+        "max_age": pool["max_age"],
     }
 
 

@@ -218,6 +218,7 @@ def _without_times(pool):
     """pool_dict without what only the clock decides (when a record was
     written) and what only the storage knows (identities)."""
     out = dict(pool)
+    out.pop("newest_valid_age", None)  # info's only: the clock decides it
     for key in ("replication_records", "prepairing_records"):
         out[key] = [dict(r, created=None, pairs=[dict(p, identity=None) for p in r["pairs"]]) for r in pool[key]]
     return out

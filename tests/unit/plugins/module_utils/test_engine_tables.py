@@ -129,16 +129,16 @@ def test_failed_pair_keeps_previous_versions(tmp_path):
     with engine.session("P") as s:
         s.plan_copy().apply()
         s.plan_copy().apply()
-        before = s.info()
+        before = dict(s.info(), newest_valid_age=None)  # the clock moves on
     be.fail_sources.add("B")
     with engine.session("P") as s:
         with pytest.raises(CopyFailed) as exc:
             s.plan_copy().apply()
         assert exc.value.details["source"] == "B"
         assert "version 3" in exc.value.msg
-        assert s.info() == before
+        assert dict(s.info(), newest_valid_age=None) == before
     with engine.session("P") as s:
-        assert s.info() == before
+        assert dict(s.info(), newest_valid_age=None) == before
         assert s.state.journal is None
     assert not [c for c in be.list_copies("P") if c.staged]
     assert be.copy_data("a") is None or be.copies["a"]["version"] == 1

@@ -30,12 +30,17 @@ BAD = [
     {"sources": ["vg/A", "vg/A"]},
     {"target_pools": [{"name": "01", "volumes": ["vg/a", "vg/b"]}, {"name": "02", "volumes": ["vg/a", "vg/d"]}]},
     {"target_pools": [{"name": "01", "volumes": ["vg/a", "vg/b"]}]},
+    {"max_age": "0h"},
+    {"max_age": "26"},
+    {"max_age": "1.5h"},
+    {"max_age": "-1d"},
+    {"max_age": "2 days"},
 ]
 
 
 def _params(changes):
     params = dict(CLONE_POOL, state="present", snapshot_size=None, consistency="auto",
-                  pre_copy_hooks=[], post_copy_hooks=[])
+                  pre_copy_hooks=[], post_copy_hooks=[], max_age=None)
     params.update(changes)
     for option in ("pre_copy_hooks", "post_copy_hooks"):
         params[option] = [dict({"timeout": 60, "abort_on_failure": True}, **h) for h in params[option]]

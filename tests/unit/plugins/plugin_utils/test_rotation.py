@@ -61,10 +61,17 @@ def pools_of(*entries, **kwargs):
 
 def test_keep_pool_is_one_copy_pool_with_the_options_copy_pool_takes():
     hooks = [{"argv": ["/bin/true"]}]
-    (pool,) = pools_of(keep("www", 14, every="day", consistency="none", pre_copy_hooks=hooks))
+    (pool,) = pools_of(keep("www", 14, every="day", consistency="none", pre_copy_hooks=hooks, max_age="26h"))
     assert pool == {"name": "www", "base": "www", "tier": "", "technology": "btrfs_snapshot", "sources": ["/srv/a"],
                     "state": "present", "remove_copies": False, "versions": 14, "every": "day", "target_pools": [],
-                    "snapshot_size": None, "consistency": "none", "pre_copy_hooks": hooks, "post_copy_hooks": None}
+                    "snapshot_size": None, "consistency": "none", "pre_copy_hooks": hooks, "post_copy_hooks": None,
+                    "max_age": "26h"}
+
+
+def test_tiers_inherit_the_pools_max_age_unless_they_set_their_own():
+    entry = {"name": "db", "technology": "btrfs_snapshot", "sources": ["/srv/a"], "policy": "tiered",
+             "max_age": "26h", "tiers": [{"name": "daily", "keep": 7}, {"name": "weekly", "keep": 4, "max_age": "8d"}]}
+    assert [(p["name"], p["max_age"]) for p in pools_of(entry)] == [("db-daily", "26h"), ("db-weekly", "8d")]
 
 
 def test_keep_pool_defaults_to_every_run():
