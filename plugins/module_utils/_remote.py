@@ -29,7 +29,7 @@ into that string.
 
 ssh's own failures (exit status 255 with ssh's messages on stderr) become a
 HostError naming the host and the cause: unreachable, host key mismatch or
-unknown, permission denied. A remote command that itself exits with 255
+unknown, permission denied, or a session lost while the command ran. A remote command that itself exits with 255
 without any of ssh's messages stays a CommandError of that command.
 
 Check mode: wrap the SshRunner in _runner.ReadOnlyRunner (it judges the
@@ -152,12 +152,17 @@ _UNREACHABLE = re.compile(
     r"|^(?P<closed>Connection (?:closed|reset|timed out) (?:by|during)? ?.*)$"
     r"|^(?P<kex>kex_exchange_identification: .+)$", re.M)
 
+#: what ssh says when an established session goes away: the command ran, maybe in part
+_LOST = re.compile(r"^(?:Connection to \S+ closed by remote host\.?|client_loop: send disconnect: .+"
+                   r"|Timeout, server \S+ not responding\.?|packet_write_wait: .+|Broken pipe)$", re.M)
+
 
 def ssh_failure(destination, port, stderr, identity_file=None):
     """The HostError for ssh's own failure given its stderr (exit status
     255), or None when stderr holds none of ssh's messages (the remote
     command exited 255 by itself)."""
-    err = stderr or ""
+    # ssh ends some messages with CRLF (written as if to a terminal)
+    err = (stderr or "").replace("\r", "")
     where = destination + ("" if port in (None, 22) else " (port %s)" % port)
     last = [ln for ln in err.strip().splitlines() if ln.strip()]
     said = last[-1].strip() if last else ""
@@ -175,7 +180,7 @@ def ssh_failure(destination, port, stderr, identity_file=None):
             "host's key to known_hosts (or set ssh options StrictHostKeyChecking=accept-new to trust it "
             "on first use); nothing was run there" % where,
             host=destination, cause="host_key_unknown", stderr=err)
-    if re.search(r"Permission denied \(", err) or "Too many authentication failures" in err:
+    if re.search(r"^\S+: Permission denied \(", err, re.M) or "Too many authentication failures" in err:
         key = " with identity_file %s" % identity_file if identity_file else ""
         missing = re.search(r"(?:Warning: Identity file|Load key) (\S+?):? (?:not accessible|No such file)", err)
         note = "; the identity file %s cannot be read" % missing.group(1) if missing else ""
@@ -183,6 +188,12 @@ def ssh_failure(destination, port, stderr, identity_file=None):
             "permission denied by %s: ssh key authentication%s failed (BatchMode, no passwords)%s; "
             "authorize the managed host's public key for that user there: %s" % (where, key, note, said),
             host=destination, cause="permission_denied", stderr=err)
+    lost = _LOST.search(err)
+    if lost:
+        return HostError(
+            "the ssh connection to %s was lost while the command ran (%s): it may have run in part there"
+            % (where, lost.group(0).strip().rstrip(".")),
+            host=destination, cause="connection_lost", stderr=err)
     m = _UNREACHABLE.search(err)
     if m:
         why = m.group("why") or (m.group("name") and "cannot resolve host name %s" % m.group("name")) \

@@ -202,3 +202,43 @@ def test_permission_denied(two_hosts, local, tmp_path):
                               % (pair.b.destination, pair.stranger_key)), exc.msg
     assert denied_user.value.details["cause"] == "permission_denied"
     assert "pitcopy-nouser@%s" % pair.b.address in denied_user.value.msg
+
+
+def test_the_hosts_go_away_and_a_killed_run_s_leftovers_are_removed(real_workdir):
+    """What the fixture's teardown relies on: destroy kills each sshd and
+    deletes the namespaces; the namespaces of a run that was killed before
+    its teardown (its pid gone) are removed by the next run."""
+    import subprocess
+
+    from ansible_collections.pitcopy.versions.tests.real import hosts
+
+    pair = hosts.HostPair.create(os.path.join(real_workdir, "pair"))
+    names = [h.netns for h in pair.hosts]
+    pids = [h.sshd.pid for h in pair.hosts]
+    assert pair.destroy() == []
+    listed = hosts.run(["ip", "netns", "list"])[1]
+    assert not any(n in listed for n in names)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = "pitcopy-%d-abcdef-a" % gone.pid
+    hosts.run(["ip", "netns", "add", stale])
+    try:
+        hosts.remove_stale()
+        assert stale not in hosts.run(["ip", "netns", "list"])[1]
+    finally:
+        hosts.remove_netns(stale)
+
+
+def test_a_session_lost_while_the_command_runs(two_hosts, local):
+    """The remote command kills its own sshd session: not 'unreachable'
+    (it did run), but a lost connection, named as such."""
+    pair = two_hosts
+    with pair.a.entered():
+        b = remote(pair, local)
+        with pytest.raises(HostError) as lost:
+            b.run(["sh", "-c", "kill -9 $PPID; sleep 5"])
+    assert lost.value.details["cause"] == "connection_lost"
+    assert lost.value.msg.startswith("the ssh connection to %s was lost while the command ran" % pair.b.destination)

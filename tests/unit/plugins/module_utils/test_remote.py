@@ -199,6 +199,21 @@ def test_ssh_failure_messages_say_what_happened_and_what_to_do():
         assert exc.details["cause"] == "unreachable" and why in exc.msg, exc.msg
 
 
+@pytest.mark.parametrize("err", ["Connection to 10.231.7.2 closed by remote host.\r\n",
+                                 "client_loop: send disconnect: Broken pipe\r\n",
+                                 "Timeout, server 10.231.7.2 not responding.\r\n"])
+def test_a_session_lost_while_the_command_ran_says_it_may_have_run_in_part(err):
+    exc = ssh_failure("root@10.231.7.2", None, "ERROR: partial output of the tool\n" + err)
+    assert exc.details["cause"] == "connection_lost"
+    assert exc.msg.startswith("the ssh connection to root@10.231.7.2 was lost while the command ran (")
+    assert "may have run in part" in exc.msg and "\r" not in exc.msg
+
+
+def test_permission_denied_is_ssh_s_line_not_a_tool_s_words():
+    assert ssh_failure("b", None, "cp: cannot open '/x': Permission denied (os error 13)\n") is None
+    assert ssh_failure("b", None, "mkdir: Permission denied\n") is None
+
+
 @pytest.mark.parametrize("err", ["command-line: line 0: Bad configuration option: bogus\n",
                                  'command-line line 0: unsupported option "maybe".\n'])
 def test_bad_ssh_options_are_invalid_input(err):
