@@ -305,3 +305,15 @@ def test_pipe_across_refuses_runners_that_do_not_share_the_local_one():
 def test_hooks_on_another_host_are_not_pretended():
     with pytest.raises(NotImplementedError):
         SshRunner("b", local=SubprocessRunner()).run_hook(["true"], 5)
+
+
+def test_check_mode_wraps_the_ssh_runner_and_judges_the_remote_argv():
+    from ansible_collections.pitcopy.versions.plugins.module_utils._runner import MutationRefused, ReadOnlyRunner
+
+    local = CannedLocal(0, "")
+    ro = ReadOnlyRunner(SshRunner("backup", local=local))
+    ro.run(["/sbin/btrfs", "subvolume", "show", "/x"])
+    assert local.calls[-1][-2:] == ["backup", remote_command(["/sbin/btrfs", "subvolume", "show", "/x"])]
+    with pytest.raises(MutationRefused):
+        ro.run(["/sbin/btrfs", "subvolume", "delete", "/x"])
+    assert len(local.calls) == 1
