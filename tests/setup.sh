@@ -40,6 +40,9 @@ APT_PACKAGES=(
     btrfs-progs lvm2 thin-provisioning-tools xfsprogs util-linux kmod e2fsprogs
     # peer tool the btrfs benchmark compares with (tests/benchmarks/bench_btrfs.py)
     btrbk
+    # sshd of the two-host tests (tests/real/hosts.py starts its own in network
+    # namespaces; the package's service is never started)
+    openssh-server iproute2
     # VM harness launcher (tests/vm/, virtme-ng)
     qemu-system-x86 busybox-static
     # the LVM tier's User-mode Linux guest (tests/uml/): the kernel and its

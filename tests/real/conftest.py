@@ -268,6 +268,25 @@ def ext4_fs(loopfs_factory):
 
 
 @pytest.fixture
+def two_hosts(real_workdir, loopfs_factory):
+    """Two hosts (network namespaces with their own sshd, tests/real/hosts.py):
+    ``pair.a`` is the managed host (``with pair.a.entered():``), ``pair.b``
+    the other; ``host.attach_btrfs(loopfs_factory)`` gives one its storage.
+    Fails (never skips) without root, ip netns or openssh-server. sshd is
+    killed and the namespaces deleted at teardown, after a failure too."""
+    from ansible_collections.pitcopy.versions.tests.real import hosts
+
+    missing = hosts.missing_requirements()
+    if missing:
+        pytest.fail("the two-host tests need %s" % "; ".join(missing), pytrace=False)
+    pair = hosts.HostPair.create(os.path.join(real_workdir, "hosts"))
+    yield pair
+    errors = pair.destroy()
+    if errors:
+        raise RuntimeError("teardown of the test hosts: %s" % "; ".join(errors))
+
+
+@pytest.fixture
 def runner():
     from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 
