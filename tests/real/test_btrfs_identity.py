@@ -25,6 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine import Re
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs import BACKENDS, btrfs, read, write
 
 pytestmark = pytest.mark.btrfs
@@ -35,7 +36,7 @@ class Pool:
 
     def __init__(self, tmp_path, runner, src, dst, technology, name="rb"):
         self.technology = technology
-        self.name = name
+        self.name = unique_pool_name(name)
         self.store = StateStore(str(tmp_path / "state"))
         self.engine = RecordEngine(self.store, lambda tech: BACKENDS[tech](runner=runner))
         self.backend = BACKENDS[technology](runner=runner)
