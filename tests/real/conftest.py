@@ -220,10 +220,144 @@ class LoopFs:
         return errors
 
 
+# --- one run's own names, and what killed runs left behind ---------------------
+#
+# The btrfs backend lists copies by reading the marks of every btrfs subvolume
+# mounted on the host, by pool name. A loop mount that a killed run left under
+# /tmp/pitcopy-real-* therefore made every copy of the next run's pool p001
+# look untracked, and two runs in different worktrees at once saw each other's
+# copies. So: (1) pool names of the native btrfs tests carry this run's token
+# (unique_pool_name), and (2) each work directory records its owner (boot id,
+# pid and the pid's start time, so a reused pid is not taken for the owner);
+# before the first one is made, the directories of owners that are gone are
+# unmounted, their loop devices detached and removed (sweep_stale_workdirs).
+
+WORKDIR_PREFIX = "pitcopy-real-"
+OWNER_FILE = "owner"
+# a directory from before owner files (or one whose owner file is not
+# written yet) is only swept when nothing has changed in it for this long
+LEGACY_AGE = 3600
+
+
+def _read(path):
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def _start_time(pid):
+    """Start time of process ``pid`` (clock ticks after boot, field 22 of
+    /proc/<pid>/stat), or None when there is no such process."""
+    stat = _read("/proc/%d/stat" % pid)
+    if stat is None:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+BOOT_ID = _read("/proc/sys/kernel/random/boot_id") or "unknown"
+OWNER = "%s %d %s" % (BOOT_ID, os.getpid(), _start_time(os.getpid()))
+RUN_TOKEN = "%x-%x" % (os.getpid(), int(_start_time(os.getpid()) or 0))
+
+
+def unique_pool_name(name):
+    """``name`` with this run's token: no other run on the host (a live one
+    in another worktree, or the mounts of a killed one) has copies of it."""
+    return "%s-%s" % (name, RUN_TOKEN)
+
+
+def _owner_alive(owner):
+    """True/False for an owner line of this kernel; None when it is another
+    kernel's (a UML guest sees the host's /tmp through an overlay) or not
+    readable: not ours to judge."""
+    parts = (owner or "").split()
+    if len(parts) != 3 or parts[0] != BOOT_ID or not parts[1].isdigit():
+        return None
+    return _start_time(int(parts[1])) == parts[2]
+
+
+def _mounts_under(path):
+    found = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            f = line.split(" ")
+            if len(f) > 4:
+                mp = f[4].replace("\\040", " ")
+                if mp == path or mp.startswith(path + os.sep):
+                    found.append(mp)
+    return found
+
+
+def _loops_under(path):
+    """(device, backing file) of the loop devices backed by files under ``path``."""
+    found = []
+    base = "/sys/block"
+    for name in sorted(os.listdir(base)) if os.path.isdir(base) else ():
+        backing = _read(os.path.join(base, name, "loop", "backing_file")) if name.startswith("loop") else None
+        if backing and backing.startswith(path + os.sep):
+            found.append(("/dev/" + name, backing))
+    return found
+
+
+def release_workdir(path):
+    """Unmount everything under ``path`` (deepest first, lazily if busy),
+    detach the loop devices backed there and remove it; returns what it did."""
+    done = []
+    for mp in sorted(_mounts_under(path), key=len, reverse=True):
+        run(["fsfreeze", "--unfreeze", mp], check=False)
+        if run(["umount", mp], check=False)[0] != 0:
+            run(["umount", "-l", mp], check=False)
+        done.append("umount " + mp)
+    for dev, backing in _loops_under(path):
+        run(["losetup", "-d", dev], check=False)
+        done.append("losetup -d %s (%s)" % (dev, backing))
+    if not _mounts_under(path):
+        shutil.rmtree(path, ignore_errors=True)
+        done.append("rm -r " + path)
+    return done
+
+
+def sweep_stale_workdirs(tmpdir=None):
+    """Release the work directories of runs that are gone (see above); a live
+    owner's, another kernel's and a young one without owner are left alone."""
+    tmpdir = tmpdir or tempfile.gettempdir()
+    done = []
+    for entry in sorted(os.listdir(tmpdir)):
+        path = os.path.join(tmpdir, entry)
+        if not entry.startswith(WORKDIR_PREFIX) or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        owner = _read(os.path.join(path, OWNER_FILE))
+        if owner is None:
+            try:
+                stale = time.time() - os.stat(path).st_mtime > LEGACY_AGE
+            except OSError:
+                continue
+        else:
+            stale = _owner_alive(owner) is False
+        if stale:
+            done.extend(release_workdir(path))
+    return done
+
+
+@pytest.fixture(scope="session")
+def _stale_workdirs_swept():
+    """Once per run, before the first work directory: what killed runs left."""
+    if os.geteuid() == 0:
+        done = sweep_stale_workdirs()
+        if done:
+            sys.stderr.write("\n[conftest] released what runs that are gone left: %s\n" % "; ".join(done))
+    yield
+
+
 @pytest.fixture
-def real_workdir():
-    """A private directory for images and mountpoints, removed afterwards."""
-    d = tempfile.mkdtemp(prefix="pitcopy-real-")
+def real_workdir(_stale_workdirs_swept):
+    """A private directory for images and mountpoints, removed afterwards;
+    its owner file lets a later run release it if this one is killed."""
+    d = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
+    with open(os.path.join(d, OWNER_FILE), "w") as fh:
+        fh.write(OWNER + "\n")
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

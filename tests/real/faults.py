@@ -21,7 +21,12 @@ A test provides:
   call ``step(what)``;
 - ``make_world(k) -> (world, expected)``: a fresh pool for iteration ``k``;
   the world has ``name``, ``store``, ``state()`` and ``verify(repair=False)``;
-- ``check(world, expected, journal, found, done)`` and ``leftovers(world, k)``.
+- ``check(world, expected, journal, found, done)`` and ``leftovers(world, k)``;
+  the checks every technology makes alike are built by ``copy_check``,
+  ``delete_check`` and ``removal_check`` below, from its ``check_versions``.
+
+``EngineCalls`` gives a world class the engine calls (``copy``, ``verify``,
+``state``) from its ``engine``, ``store`` and ``name``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -243,3 +248,78 @@ def kill_the_repair(script, make_world, op, kill_op, check, leftovers, what, ks=
     sys.stderr.write("%s repair of a %s killed at step %d: %d kill points:\n  %s\n" % (
         what, op, kill_op, len(points), "\n  ".join(points)))
     return points
+
+
+# --- what every technology's world and checks share -------------------------------
+
+
+class EngineCalls:
+    """copy, verify and state of a world with ``engine``, ``store`` and ``name``."""
+
+    def copy(self):
+        with self.engine.session(self.name) as s:
+            return s.plan_copy().apply()
+
+    def verify(self, repair=False):
+        with self.engine.session(self.name) as s:
+            return s.plan_verify(repair=repair).apply()
+
+    def state(self):
+        return self.store.load(self.name)
+
+
+def copy_check(check_versions, live, new=3, versions=2):
+    """The ``check`` of a copy of version ``new`` (the sources holding
+    ``live``) over ``expected``'s versions, ``versions`` kept: the repair
+    either rolled it back (the old versions kept) or finished it (``new``
+    kept, the oldest gone); a journal still copying means rolled back, one
+    committing means finished."""
+    def check(w, expected, journal, found, done):
+        consistent(w)
+        kept = [r.version for r in w.state().replication_records]
+        old = sorted(expected)
+        if done or new in kept:
+            # the new version holds what the sources held at its point in time
+            expected[new] = dict((s_, live) for s_ in w.sources)
+            assert kept == (old + [new])[-versions:]
+        else:
+            assert kept == old[-versions:]
+        if journal is not None and journal.phase == "copying":
+            assert new not in kept
+        if journal is not None and journal.phase == "committing":
+            assert new in kept
+        check_versions(w, expected)
+    return check
+
+
+def delete_check(check_versions, listed=True):
+    """The ``check`` of the delete of version 1 of versions 1 and 2: done,
+    or a journal left (which the repair finishes), means version 2 alone;
+    ``listed``: the backend lists copies of the kept versions only."""
+    def check(w, expected, journal, found, done):
+        consistent(w)
+        kept = [r.version for r in w.state().replication_records]
+        if done or journal is not None:
+            assert kept == [2]
+            if journal is not None:
+                assert journal.operation == "delete" and journal.version == 1
+            del expected[1]
+        else:
+            assert kept == [1, 2]
+        check_versions(w, expected)
+        if listed:
+            assert sorted(set(c.version for c in w.backend.list_copies(w.name))) == kept
+    return check
+
+
+def removal_check(check_versions):
+    """The ``check`` of a pool removal: the state file gone and no copy
+    listed, or the pool as it was (never a journal: nothing to finish)."""
+    def check(w, expected, journal, found, done):
+        if w.store.load(w.name) is None:
+            assert w.backend.list_copies(w.name) == []
+            return
+        assert not done and journal is None
+        consistent(w)
+        check_versions(w, expected)
+    return check

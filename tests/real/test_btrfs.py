@@ -31,6 +31,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import Hook, PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
 
 pytestmark = pytest.mark.btrfs
 
@@ -55,14 +56,15 @@ def read(path):
 
 
 class World:
-    """A copy pool on real btrfs: sources on fs ``src``, send targets on ``dst``."""
+    """A copy pool on real btrfs: sources on fs ``src``, send targets on ``dst``;
+    its name carries the run's token (conftest.unique_pool_name)."""
 
     def __init__(self, tmp_path, runner, src, dst, technology, name="pool1"):
         self.runner = runner
         self.src = src
         self.dst = dst
         self.technology = technology
-        self.name = name
+        self.name = unique_pool_name(name)
         self.store = StateStore(str(tmp_path / "state"))
         self.engine = RecordEngine(self.store, lambda tech: BACKENDS[tech](runner=runner))
         self.backend = BACKENDS[technology](runner=runner)
@@ -599,8 +601,9 @@ def test_both_snapshot_paths_make_the_same_copies(fs_pair, runner, snapshot_with
         write(os.path.join(path, "data"), n)
         sources.append(path)
     b = BtrfsSnapshotBackend(runner=runner, snapshot_with=snapshot_with)
-    d = PoolDefinition(name="p", technology="btrfs_snapshot", sources=tuple(sources), versions=1)
-    pairs = [CopyPair(s_, b.implied_target("p", "01", s_)) for s_ in sources]
+    pool = unique_pool_name("p")
+    d = PoolDefinition(name=pool, technology="btrfs_snapshot", sources=tuple(sources), versions=1)
+    pairs = [CopyPair(s_, b.implied_target(pool, "01", s_)) for s_ in sources]
     window = CopyWindow(d, runner)
     outcome = b.create_copies(d, 1, pairs, window)
     assert [p.source for p in outcome.staged] == sources
@@ -613,10 +616,10 @@ def test_both_snapshot_paths_make_the_same_copies(fs_pair, runner, snapshot_with
     assert window.window_ms > 0
     b.promote(d, 1, pairs, outcome.staged, [])
     b.promote(d, 1, pairs, outcome.staged, [])  # idempotent
-    assert sorted((c.version, c.staged, c.valid) for c in b.list_copies("p")) == [(1, False, True)] * 3
+    assert sorted((c.version, c.staged, c.valid) for c in b.list_copies(pool)) == [(1, False, True)] * 3
     b.delete_copies(d, pairs)
-    assert b.list_copies("p") == []
-    assert sorted(os.listdir(src.path("vol", ".pitcopy", "p", "01"))) == []
+    assert b.list_copies(pool) == []
+    assert sorted(os.listdir(src.path("vol", ".pitcopy", pool, "01"))) == []
     with pytest.raises(InvalidInput):
         BtrfsSnapshotBackend(runner=runner, snapshot_with="shell")
 
@@ -672,6 +675,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import Btr
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
 state_dir, pool, words, count = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4])
 class KillingRunner(SubprocessRunner):
     seen = 0

@@ -126,33 +126,13 @@ def test_sigkill_at_every_step_of_a_restore(fs_pair, runner, tmp_path, technolog
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_sigkill_at_every_step_of_a_delete(fs_pair, runner, tmp_path, technology):
-    def check(w, expected, journal, found, done):
-        _consistent(w)
-        kept = [r.version for r in w.state().replication_records]
-        if done or journal is not None:
-            assert kept == [2]
-            if journal is not None:
-                assert journal.operation == "delete" and journal.version == 1
-            del expected[1]
-        else:
-            assert kept == [1, 2]
-        check_versions(w, expected)
-        assert sorted(set(c.version for c in w.backend.list_copies(w.name))) == kept
-
-    points = _kill_everywhere(tmp_path, fs_pair, runner, technology, "delete", check)
+    points = _kill_everywhere(tmp_path, fs_pair, runner, technology, "delete", faults.delete_check(check_versions))
     assert len(points) >= 3, points
 
 
 def test_sigkill_at_every_step_of_a_pool_removal(fs_pair, runner, tmp_path):
-    def check(w, expected, journal, found, done):
-        if w.store.load(w.name) is None:
-            assert w.backend.list_copies(w.name) == []
-            return
-        assert not done and journal is None
-        _consistent(w)
-        check_versions(w, expected)
-
-    points = _kill_everywhere(tmp_path, fs_pair, runner, "btrfs_snapshot", "remove", check)
+    points = _kill_everywhere(tmp_path, fs_pair, runner, "btrfs_snapshot", "remove",
+                              faults.removal_check(check_versions))
     assert len(points) >= 3, points
 
 
@@ -162,21 +142,8 @@ def test_sigkill_at_every_step_of_a_copy(fs_pair, runner, tmp_path, technology):
     rollback of a killed btrfs_send copy used to name its temporary send
     snapshot twice to one ``btrfs subvolume delete`` and fail ("Could not
     statfs") until a second repair."""
-    def check(w, expected, journal, found, done):
-        _consistent(w)
-        kept = [r.version for r in w.state().replication_records]
-        if done or kept == [2, 3]:
-            expected[3] = dict((s_, "live\n") for s_ in w.sources)
-            assert kept == [2, 3]
-        else:
-            assert kept == [1, 2]
-        if journal is not None and journal.phase == "copying":
-            assert kept == [1, 2]
-        if journal is not None and journal.phase == "committing":
-            assert kept == [2, 3]
-        check_versions(w, expected)
-
-    points = _kill_everywhere(tmp_path, fs_pair, runner, technology, "copy", check)
+    points = _kill_everywhere(tmp_path, fs_pair, runner, technology, "copy",
+                              faults.copy_check(check_versions, "live\n"))
     assert len(points) >= 15, points
 
 

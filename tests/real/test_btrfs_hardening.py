@@ -192,9 +192,9 @@ def test_two_pools_cannot_share_send_targets(fs_pair, runner, tmp_path):
     os.makedirs(dst.path("own"))
     with pytest.raises(InvalidInput) as err:
         w2.define()
-    assert "target %s of target pool y is already a target of copy pool one (target pool tp2)" % (
-        w1.target_pools[1].volumes[0]) in err.value.msg
-    assert w2.store.load("two") is None
+    assert "target %s of target pool y is already a target of copy pool %s (target pool tp2)" % (
+        w1.target_pools[1].volumes[0], w1.name) in err.value.msg
+    assert w2.store.load(w2.name) is None
 
 
 def test_nested_subvolumes_are_refused_at_definition_and_at_copy(fs_pair, runner, tmp_path):

@@ -25,17 +25,19 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine import Re
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.tests.real import faults
+from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs import BACKENDS, btrfs, read, write
 
 pytestmark = pytest.mark.btrfs
 
 
-class Pool:
+class Pool(faults.EngineCalls):
     """Copy pool ``name`` of one source ``<src>/vol/src`` (versions 2)."""
 
     def __init__(self, tmp_path, runner, src, dst, technology, name="rb"):
         self.technology = technology
-        self.name = name
+        self.name = unique_pool_name(name)
         self.store = StateStore(str(tmp_path / "state"))
         self.engine = RecordEngine(self.store, lambda tech: BACKENDS[tech](runner=runner))
         self.backend = BACKENDS[technology](runner=runner)
@@ -50,22 +52,15 @@ class Pool:
                 os.makedirs(d)
                 tps.append(TargetPool("tp%d" % i, (d,)))
             tps = tuple(tps)
-        self.definition = PoolDefinition(name=name, technology=technology, sources=(self.source,), versions=2,
+        self.definition = PoolDefinition(name=self.name, technology=technology, sources=(self.source,), versions=2,
                                          target_pools=tps)
-        with self.engine.session(name) as s:
+        with self.engine.session(self.name) as s:
             s.plan_define(self.definition).apply()
 
     def copy(self, data, label=None):
         write(os.path.join(self.source, "data"), data)
         with self.engine.session(self.name) as s:
             return s.plan_copy(label=label).apply()
-
-    def verify(self, repair=False):
-        with self.engine.session(self.name) as s:
-            return s.plan_verify(repair=repair).apply()
-
-    def state(self):
-        return self.store.load(self.name)
 
     def copy_path(self, target):
         if self.technology == "btrfs_snapshot":

@@ -105,7 +105,7 @@ CHILD = faults.child_script(tech_code(True))
 CHILD_UNBATCHED = faults.child_script(tech_code(False))
 
 
-class LvmWorld:
+class LvmWorld(faults.EngineCalls):
     """Pool ``pK`` with sources ``kKa``, ``kKb`` in one VG (thin LVs of pool
     ``tp`` for lvm_thin); its state directory is its own."""
 
@@ -125,17 +125,6 @@ class LvmWorld:
                            **extra)
         with self.engine.session(self.name) as s:
             return s.plan_define(d).apply()
-
-    def copy(self):
-        with self.engine.session(self.name) as s:
-            return s.plan_copy().apply()
-
-    def verify(self, repair=False):
-        with self.engine.session(self.name) as s:
-            return s.plan_verify(repair=repair).apply()
-
-    def state(self):
-        return self.store.load(self.name)
 
     def lv_names(self):
         """This world's LVs (VG/name), sources and copies alike."""
@@ -265,50 +254,19 @@ def test_sigkill_at_every_step_of_a_restore(lvm_worlds, technology):
 
 @pytest.mark.parametrize("technology", ["lvm_thin"])
 def test_sigkill_at_every_step_of_a_delete(lvm_worlds, technology):
-    def check(w, expected, journal, found, done):
-        _consistent(w)
-        kept = [r.version for r in w.state().replication_records]
-        if done or journal is not None:
-            assert kept == [2]
-            if journal is not None:
-                assert journal.operation == "delete" and journal.version == 1
-            del expected[1]
-        else:
-            assert kept == [1, 2]
-        check_versions(w, expected)
-        assert sorted(set(c.version for c in w.backend.list_copies(w.name))) == kept
-
-    points = faults.kill_everywhere(CHILD, lvm_worlds(technology), "delete", check, leftovers, technology)
+    points = faults.kill_everywhere(CHILD, lvm_worlds(technology), "delete", faults.delete_check(check_versions),
+                                    leftovers, technology)
     assert len(points) >= 3, points
 
 
 def test_sigkill_at_every_step_of_a_pool_removal(lvm_worlds):
-    def check(w, expected, journal, found, done):
-        if w.store.load(w.name) is None:
-            assert w.backend.list_copies(w.name) == []
-            return
-        assert not done and journal is None
-        _consistent(w)
-        check_versions(w, expected)
-
-    points = faults.kill_everywhere(CHILD, lvm_worlds("lvm_thin"), "remove", check, leftovers, "lvm_thin")
+    points = faults.kill_everywhere(CHILD, lvm_worlds("lvm_thin"), "remove", faults.removal_check(check_versions),
+                                    leftovers, "lvm_thin")
     assert len(points) >= 3, points
 
 
-def _copy_check(w, expected, journal, found, done):
-    _consistent(w)
-    kept = [r.version for r in w.state().replication_records]
-    if done or kept == [2, 3]:
-        # the new version holds what the sources held at its point in time
-        expected[3] = dict((s_, "live") for s_ in w.sources)
-        assert kept == [2, 3]
-    else:
-        assert kept == [1, 2]
-    if journal is not None and journal.phase == "copying":
-        assert kept == [1, 2]
-    if journal is not None and journal.phase == "committing":
-        assert kept == [2, 3]
-    check_versions(w, expected)
+# version 3 replaces version 1, or is rolled back
+_copy_check = faults.copy_check(check_versions, "live")
 
 
 @pytest.mark.parametrize("technology,batched", [("lvm_snapshot", True), ("lvm_thin", False)])

@@ -79,7 +79,7 @@ CHILD = faults.child_script(TECH_CODE)
 BACKENDS = {"zfs_snapshot": ZfsSnapshotBackend, "zfs_send": ZfsSendBackend}
 
 
-class ZfsWorld:
+class ZfsWorld(faults.EngineCalls):
     """Pool ``pK`` of filesystems ``<spool>/kK<x>``; zfs_send targets under
     ``<tpool>/<target pool>/``; its state directory is its own."""
 
@@ -106,17 +106,6 @@ class ZfsWorld:
                            versions=self.versions, target_pools=self.target_pools)
         with self.engine.session(self.name) as s:
             return s.plan_define(d).apply()
-
-    def copy(self):
-        with self.engine.session(self.name) as s:
-            return s.plan_copy().apply()
-
-    def verify(self, repair=False):
-        with self.engine.session(self.name) as s:
-            return s.plan_verify(repair=repair).apply()
-
-    def state(self):
-        return self.store.load(self.name)
 
     def read_copy(self, target):
         if self.technology == "zfs_snapshot":
@@ -216,24 +205,6 @@ def _commands(steps, *words):
     return [n for n, what in steps if what.startswith(("run ", "pipe ")) and all(x in what for x in words)]
 
 
-def _copy_check(new):
-    def check(w, expected, journal, found, done):
-        faults.consistent(w)
-        kept = [r.version for r in w.state().replication_records]
-        old = sorted(expected)
-        if done or new in kept:
-            expected[new] = dict((s_, "live") for s_ in w.sources)
-            assert kept == (old + [new])[-w.versions:]
-        else:
-            assert kept == old[-w.versions:]
-        if journal is not None and journal.phase == "copying":
-            assert new not in kept
-        if journal is not None and journal.phase == "committing":
-            assert new in kept
-        check_versions(w, expected)
-    return check
-
-
 def test_sigkill_during_a_zfs_snapshot_copy(zfs_worlds):
     """One version kept: version 2 replaces version 1 (its snapshots are
     destroyed, the staged ones renamed into their names). Killed between the
@@ -243,7 +214,8 @@ def test_sigkill_during_a_zfs_snapshot_copy(zfs_worlds):
         return [_commands(steps, "destroy")[1], _commands(steps, "rename")[1]]
 
     points, total = faults.kill_at_sample(CHILD, zfs_worlds("zfs_snapshot", versions=1, copies=1), "copy",
-                                          _copy_check(2), leftovers, "zfs_snapshot", select)
+                                          faults.copy_check(check_versions, "live", 2, 1), leftovers, "zfs_snapshot",
+                                          select)
     assert len(points) == 2 and total >= 10, (points, total)
 
 
@@ -256,27 +228,18 @@ def test_sigkill_during_a_zfs_send_copy(zfs_worlds):
         return [_commands(steps, "destroy")[-1], _commands(steps, "rename")[0]]
 
     points, total = faults.kill_at_sample(CHILD, zfs_worlds("zfs_send", sources="a", versions=1, copies=1), "copy",
-                                          _copy_check(2), leftovers, "zfs_send", select)
+                                          faults.copy_check(check_versions, "live", 2, 1), leftovers, "zfs_send",
+                                          select)
     assert len(points) == 2 and total >= 10, (points, total)
 
 
 def test_sigkill_during_a_zfs_snapshot_delete(zfs_worlds):
     """Version 1 of two deleted: killed between its two snapshots' destroys."""
-    def check(w, expected, journal, found, done):
-        faults.consistent(w)
-        kept = [r.version for r in w.state().replication_records]
-        if done or journal is not None:
-            assert kept == [2]
-            if journal is not None:
-                assert journal.operation == "delete" and journal.version == 1
-            del expected[1]
-        else:
-            assert kept == [1, 2]
-        check_versions(w, expected)
-
     def select(steps):
         return [_commands(steps, "destroy")[1]]
 
+    # check_versions compares the backend's listing with the records already
+    check = faults.delete_check(check_versions, listed=False)
     points, total = faults.kill_at_sample(CHILD, zfs_worlds("zfs_snapshot"), "delete", check, leftovers,
                                           "zfs_snapshot", select)
     assert len(points) == 1, points
