@@ -299,4 +299,6 @@ def test_sigkill_at_every_step_of_a_repair(lvm_worlds):
         check_versions(w, expected)
 
     points = faults.kill_the_repair(CHILD, make_world, "restore", kill_op, check, leftovers, "lvm_thin")
-    assert len([p for p in points if p.split(" ", 1)[1].startswith("write ")]) >= 2, points
+    # the restore was killed before the last block of the second source:
+    # what the repair writes (that block at least) is a kill point too
+    assert len([p for p in points if p.split(" ", 1)[1].startswith("write ")]) >= 1, points
