@@ -78,7 +78,9 @@ Processes
     plus a ``btrfs subvolume list -o`` per source for the nested-subvolume
     check (at definition, at the capacity check and before the snapshots).
     ``list_copies`` runs one ``btrfs subvolume list`` per mounted btrfs
-    filesystem.
+    filesystem. Every ioctl, subvolume-root test, statvfs and mount-table
+    read goes through one object, ``KERNEL`` (BtrfsKernel), and every command
+    through the runner: the two boundaries the fast tests replay.
 
 Restore
     The source subvolume is moved aside (to ``<parent>/.pitcopy/<pool>/

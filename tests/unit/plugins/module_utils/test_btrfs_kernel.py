@@ -87,3 +87,45 @@ def test_a_snapshot_job_opens_before_the_window_and_closes_after(plain):
         KERNEL.prepare_snapshot(str(src), str(plain / "missing" / "snap"))
     assert _open_fds() == before
     assert not (parent / "snap").exists()
+
+
+def test_discovery_off_btrfs_names_what_it_finds(plain):
+    """The backends through the real seam on a filesystem that is not
+    btrfs: a file, a symlink and directories are reported for what they
+    are (never as subvolumes), a directory with entries as foreign data."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import BtrfsSendBackend
+    f = plain / "file"
+    f.write_text("12345")
+    (plain / "empty").mkdir()
+    (plain / "full").mkdir()
+    (plain / "full" / "x").write_text("theirs")
+    (plain / "link").symlink_to(plain / "empty")
+    b = BtrfsSendBackend(runner=None)
+    names = [str(plain / n) for n in ("file", "empty", "full", "link", "missing")]
+    vols = b.discover(names)
+    assert (vols[names[0]].kind, vols[names[0]].size) == ("file", 5)
+    assert vols[names[1]].kind == "directory" and vols[names[1]].foreign_data is False
+    assert vols[names[1]].container == mount_of(str(plain), read_mounts())["source"]
+    assert vols[names[1]].free > 0 and "btrfs_send" not in (vols[names[1]].technologies or ())
+    assert vols[names[2]].kind == "directory" and vols[names[2]].foreign_data is True
+    assert vols[names[3]].kind == "symlink"
+    assert names[4] not in vols
+    with pytest.raises(_btrfs.InvalidInput, match="is not accepted"):
+        b.discover(["/srv/.pitcopy/p/-x"])
+    with pytest.raises(NotImplementedError):
+        b.implied_target("p", "01", "/srv/a")
+
+
+def test_a_source_off_btrfs_or_behind_a_symlink_is_refused(plain):
+    from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import BtrfsSnapshotBackend
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition
+    (plain / "real" / "a").mkdir(parents=True)
+    (plain / "via").symlink_to(plain / "real")
+    b = BtrfsSnapshotBackend(runner=None)
+    for source, why in ((str(plain / "via" / "a"), "has a symlink in its path"),
+                        (str(plain / "real" / "a"), "is not a btrfs subvolume")):
+        d = PoolDefinition(name="p", technology="btrfs_snapshot", sources=(source,), versions=2)
+        with pytest.raises(_btrfs.InvalidInput, match=why) as exc:
+            b.validate_definition(d)
+        assert source in exc.value.msg
+    assert b.source_kinds() == b.target_kinds("subvolume") == frozenset(("subvolume",))
