@@ -81,9 +81,8 @@ class ReplayRunner(object):
         else:
             match = want.get(kind) == argv
         if not match:
-            raise AssertionError("%s: call #%d is %r, the recording has %r"
-                                 % (self.name, self.pos, got, dict((k, want.get(k)) for k in ("argv", "pipe", "kernel",
-                                                                                                "args") if k in want)))
+            recorded = dict((k, want.get(k)) for k in ("argv", "pipe", "kernel", "args") if k in want)
+            raise AssertionError("%s: call #%d is %r, the recording has %r" % (self.name, self.pos, got, recorded))
         if kind == "argv" and (want.get("data") or None) != (_text(data) or None):
             raise AssertionError("%s: command #%d %r: stdin %r, recorded %r"
                                  % (self.name, self.pos, argv, _text(data), want.get("data")))
