@@ -688,3 +688,185 @@ def test_namespace_directories_are_0700_under_umask_000(tmp_path, monkeypatch, t
     w.copy()
     assert os.lstat(ns).st_mode & 0o7777 == 0o700
     w.runner.assert_done()
+
+
+# --- tests/real/test_btrfs_identity.py ------------------------------------------
+
+
+class Pool(World):
+    """test_btrfs_identity.py's Pool: copy pool ``rb`` of one source
+    ``<src>/vol/src``, versions 2, defined at once."""
+
+    def __init__(self, tmp_path, monkeypatch, case, technology, name="rb"):
+        super(Pool, self).__init__(tmp_path, monkeypatch, case, technology, name=name)
+        self.source = self.add_source("src")
+        if technology == "btrfs_send":
+            self.target_pools = tuple(TargetPool("tp%d" % i, (self.dst.path("tp%d" % i),)) for i in (1, 2))
+            for t in self.target_pools:
+                _mkdir(t.volumes[0])
+                os.chmod(t.volumes[0], 0o755)
+        self.define()
+
+    def copy_of(self, version):
+        return self.copy_path(self.state().replication(version).pairs[0])
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_records_name_each_copy_by_its_identity(tmp_path, monkeypatch, technology):
+    import re
+    p = Pool(tmp_path, monkeypatch, "test_records_name_each_copy_by_its_identity_%s_" % technology, technology)
+    p.copy()
+    pair = p.state().replication(1).pairs[0]
+    mark = read_mark(p.copy_path(pair))
+    if technology == "btrfs_snapshot":
+        assert pair.identity == mark["uuid"]
+    else:
+        assert pair.identity == "%s,received=%s" % (mark["uuid"], mark["received_uuid"]) and mark["received_uuid"]
+    with open(p.store.path(p.name)) as fh:
+        text = fh.read()
+    assert ("%s %s" % (pair.target, pair.identity)) in text
+    older = re.sub(r"\n  identities: \|\n    [^\n]*", "", text)
+    older = re.sub(r"(?m)^# pitcopy-seal: .*\n\Z", "", older.replace("schema_version: 2\n", "schema_version: 1\n"))
+    with open(p.store.path(p.name), "w") as fh:
+        fh.write(older)
+    assert p.state().replication(1).pairs[0].identity is None
+    assert p.verify() == {"consistent": True, "findings": []}
+    with p.engine.session(p.name) as s:
+        plan = s.plan_verify(repair=True)
+        assert plan.changed
+        assert plan.apply() == {"consistent": True, "findings": []}
+    assert p.state().replication(1).pairs[0].identity == pair.identity
+    p.runner.assert_done()
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_older_state_file_put_back_never_reuses_a_version_number(tmp_path, monkeypatch, technology):
+    p = Pool(tmp_path, monkeypatch, "test_older_state_file_put_back_never_reuses_a_version_number_%s_" % technology,
+             technology)
+    p.copy()
+    with open(p.store.path(p.name)) as fh:
+        saved = fh.read()
+    p.copy()
+    p.copy()
+    with open(p.store.path(p.name), "w") as fh:
+        fh.write(saved)
+    assert p.state().last_version == 1
+    found = p.verify()["findings"]
+    result = p.copy(label="X4")
+    assert result["version"]["status"] == "valid" and result["version"]["number"] == 4
+    assert [(f["version"], f["problem"]) for f in p.verify()["findings"]] == [(1, "copy_missing")]
+    problems = dict((f["problem"], f) for f in found)
+    assert problems["last_version_behind"]["version"] == 3
+    assert any("numbered 4" in w for w in result.get("warnings", ())), result
+    assert read_mark(p.copy_of(4))["version"] == 4
+    assert p.leftovers() == []
+    for rec in p.state().replication_records:
+        mark = read_mark(p.copy_path(rec.pairs[0]))
+        assert mark is None or mark["version"] == rec.version or \
+            any(f["version"] == rec.version for f in p.verify()["findings"])
+    p.runner.assert_done()
+
+
+def test_promotion_refuses_a_final_copy_that_is_not_the_staged_one(tmp_path, monkeypatch):
+    p = Pool(tmp_path, monkeypatch, "test_promotion_refuses_a_final_copy_that_is_not_the_staged_one",
+             "btrfs_snapshot")
+    p.copy()
+    p.copy()
+    target = p.state().replication(2).pairs[0].target
+    pair = CopyPair(p.source, target)
+    outcome = p.backend.create_copies(p.definition(), 2, [pair], CopyWindow(p.definition(), p.runner))
+    with pytest.raises(CopyFailed) as exc:
+        p.backend.promote(p.definition(), 2, [pair], outcome.staged, [])
+    assert "not the copy just made" in exc.value.msg
+    assert read_mark(target)["version"] == 2
+    p.backend.discard(p.definition(), outcome.staged)
+    assert p.leftovers() == []
+    p.runner.assert_done()
+
+
+@pytest.mark.parametrize("forge_mark", [False, True], ids=["old-mark", "forged-mark"])
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_a_subvolume_that_is_not_ours_is_never_deleted(tmp_path, monkeypatch, technology, forge_mark):
+    """Someone else's subvolume at a copy's path beside our old (or forged)
+    mark: reported, never rotated away, deleted, restored from or repaired
+    away. The planted subvolume's UUID is the one the recording saw there."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
+    p = Pool(tmp_path, monkeypatch, "test_a_subvolume_that_is_not_ours_is_never_deleted_%s-%s_" % (
+        technology, "forged-mark" if forge_mark else "old-mark"), technology)
+    p.copy()
+    p.copy()
+    path = p.copy_of(1)
+    ours = read_mark(path)["uuid"]
+    shutil.rmtree(path)  # the real test deletes the copy and creates its own subvolume there
+    _mkdir(path)
+    if forge_mark:
+        theirs = [c["result"] for c in p.runner.calls[p.runner.pos:]
+                  if c.get("kernel") == "subvolume_info" and c["args"] == [path] and c["result"]["uuid"] != ours][0]
+        mark = read_mark(path)
+        mark.update(uuid=theirs["uuid"], ctransid=theirs["ctransid"], generation=theirs["generation"],
+                    received_uuid=theirs["received_uuid"])
+        with open(mark_path(path), "w") as fh:
+            fh.write(json.dumps(mark))
+    found = p.verify()["findings"]
+    with pytest.raises(PitcopyError) as exc:
+        p.copy()
+    assert "copy_identity_mismatch" in exc.value.msg or "not a copy of pool" in exc.value.msg, exc.value.msg
+    assert os.path.isdir(path)
+    assert [(f["version"], f["problem"]) for f in found] == [(1, "copy_identity_mismatch")], found
+    assert "never deleted" in found[0]["action"]
+    assert p.state().last_version == 2 and p.state().journal is None
+    assert p.leftovers() == []
+    with p.engine.session(p.name) as s:
+        with pytest.raises(PitcopyError):
+            s.plan_restore(1).apply()
+    result = p.verify(repair=True)
+    assert [f["problem"] for f in result["findings"]] == ["copy_identity_mismatch"]
+    assert p.state().replication(1).status == "invalid"
+    with p.engine.session(p.name) as s:
+        s.plan_delete(1).apply()
+    assert p.state().replication(1) is None
+    assert os.path.isdir(path) and os.path.isdir(p.copy_of(2))
+    p.runner.assert_done()
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot"])
+def test_interrupted_restore_is_finished_by_repair(tmp_path, monkeypatch, technology):
+    """test_btrfs.py::test_interrupted_restore_is_finished_by_repair: a
+    restore journaled and left at three points (``a`` moved aside, ``b``
+    moved aside and made again from its copy, ``c`` not moved) is reported
+    and finished by repair; an aside no journal names refuses a restore."""
+    from dataclasses import replace
+
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Journal
+    w = World(tmp_path, monkeypatch, "test_interrupted_restore_is_finished_by_repair_%s_" % technology, technology)
+    a, b_, c = [w.add_source(n) for n in ("a", "b", "c")]
+    w.make_target_pools(count=2, per_pool=3)
+    w.define()
+    w.copy()
+    d = w.definition()
+    rec = w.state().replication(1)
+    asides = dict((s_, w.backend.restore_aside(d, s_)) for s_ in w.sources)
+    work = os.path.dirname(asides[a])
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    os.rename(a, asides[a])
+    os.rename(b_, asides[b_])
+    _mkdir(b_)  # a snapshot of the copy, made by the real test
+    w.store.save(replace(w.state(), journal=Journal(
+        operation="restore", version=1, target_pool=rec.target_pool, pairs=rec.pairs, phase="restoring",
+        started="2026-11-25T00:00:00Z", asides=tuple(CopyPair(s_, asides[s_]) for s_ in w.sources))))
+    found = w.verify()
+    assert sorted((f["source"], f["problem"]) for f in found["findings"]) == sorted(
+        (s_, "interrupted_restore") for s_ in w.sources)
+    where = dict((f["source"], f["action"]) for f in found["findings"])
+    assert "is missing" in where[a] and "already holds the copy" in where[b_] and "not moved aside yet" in where[c]
+    w.verify(repair=True)
+    assert w.state().journal is None
+    assert all(os.path.isdir(s_) and not os.path.exists(asides[s_]) for s_ in w.sources)
+    assert w.leftovers() == []
+    assert w.verify()["consistent"] is True
+    _mkdir(asides[c])  # ``btrfs subvolume create`` in the real test
+    with pytest.raises(InvalidInput, match="left from an interrupted restore"):
+        w.restore(1)
+    shutil.rmtree(asides[c])
+    w.restore(1)
+    w.runner.assert_done()
