@@ -78,7 +78,9 @@ Processes
     plus a ``btrfs subvolume list -o`` per source for the nested-subvolume
     check (at definition, at the capacity check and before the snapshots).
     ``list_copies`` runs one ``btrfs subvolume list`` per mounted btrfs
-    filesystem.
+    filesystem. Every ioctl, subvolume-root test, statvfs and mount-table
+    read goes through one object, ``KERNEL`` (BtrfsKernel), and every command
+    through the runner: the two boundaries the fast tests replay.
 
 Restore
     The source subvolume is moved aside (to ``<parent>/.pitcopy/<pool>/
@@ -246,6 +248,73 @@ def sync_fs(path):
         os.close(fd)
 
 
+class BtrfsKernel(object):
+    """The kernel boundary of the btrfs backends: every fact or change that
+    only a real btrfs filesystem can give (a subvolume root's inode number,
+    the subvolume and filesystem ioctls, free space, quotas, the mount
+    table). It is one narrow object so that the fast tests can replay what a
+    real kernel answered (tests/utils/recording.py records these calls
+    beside the runner's commands, tests/unit/replay.py asserts each one's
+    arguments), the way the runner is replayed; everything else (marks,
+    directories, renames) stays plain file operations. This default is the
+    real implementation, which tests/real/test_btrfs*.py prove."""
+
+    def mounts(self, path):
+        """The mount table (read_mounts of ``path``)."""
+        return read_mounts(path)
+
+    def is_subvolume(self, path):
+        """Whether ``path`` is a subvolume's root: a directory with the
+        inode number every subvolume root has (no symlink followed)."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        return stat.S_ISDIR(st.st_mode) and st.st_ino == FIRST_FREE_OBJECTID
+
+    def subvolume_info(self, path):
+        return subvol_info(path)
+
+    def filesystem_info(self, path):
+        """{fsid, sectorsize, nodesize} of the btrfs filesystem of ``path``."""
+        fsid, sectorsize, nodesize = fs_info(path)
+        return {"fsid": fsid, "sectorsize": sectorsize, "nodesize": nodesize}
+
+    def space(self, path):
+        """{free, used} bytes of the filesystem of ``path`` (statvfs; free
+        is what unprivileged writers may use)."""
+        sv = os.statvfs(path)
+        return {"free": sv.f_bavail * sv.f_frsize, "used": (sv.f_blocks - sv.f_bfree) * sv.f_frsize}
+
+    def quotas_enabled(self, fsid):
+        return os.path.isdir("/sys/fs/btrfs/%s/qgroups" % fsid)
+
+    def sync(self, path):
+        sync_fs(path)
+
+    # a read-only snapshot in three steps, so that only the ioctl runs
+    # inside the copy window (see SnapshotJob)
+
+    def prepare_snapshot(self, source, dest):
+        job = SnapshotJob(source, dest)
+        try:
+            job.prepare()
+        except Exception:
+            job.close()  # the descriptor opened before the failure
+            raise
+        return job
+
+    def take_snapshot(self, job):
+        job.run()
+
+    def close_snapshot(self, job):
+        job.close()
+
+
+#: the kernel the backends talk to; the replay tests put a recorded one here
+KERNEL = BtrfsKernel()
+
+
 # --- names -------------------------------------------------------------------
 
 _ACCEPTED = ("an absolute path such as /srv/data: letters, digits and . _ - + @ : = , in each component; "
@@ -409,11 +478,7 @@ def _exists(path):
 
 
 def _is_subvolume(path):
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode) and st.st_ino == FIRST_FREE_OBJECTID
+    return KERNEL.is_subvolume(path)
 
 
 def identity_of(path, technology):
@@ -424,7 +489,7 @@ def identity_of(path, technology):
     if not _is_subvolume(path):
         return None
     try:
-        info = subvol_info(path)
+        info = KERNEL.subvolume_info(path)
     except OSError:
         return None
     if technology == "btrfs_send":
@@ -451,7 +516,7 @@ def mark_agrees(path, mark):
     if mark is None or not mark.get("uuid") or not _is_subvolume(path):
         return True
     try:
-        return subvol_info(path)["uuid"] == mark.get("uuid")
+        return KERNEL.subvolume_info(path)["uuid"] == mark.get("uuid")
     except OSError:
         return False
 
@@ -569,7 +634,7 @@ class _BtrfsBase(Backend):
         return self.runner.run(argv, **kw)
 
     def _mounts(self):
-        return read_mounts(self.mounts_path)
+        return KERNEL.mounts(self.mounts_path)
 
     def _fs_facts(self, mount, cache):
         """{fsid, sectorsize, nodesize, free, used, mountpoint} of a btrfs
@@ -577,12 +642,9 @@ class _BtrfsBase(Backend):
         key = mount["mount_id"]
         if key not in cache:
             mp = mount["mountpoint"]
-            fsid, sectorsize, nodesize = fs_info(mp)
-            sv = os.statvfs(mp)
-            cache[key] = {
-                "fsid": fsid, "sectorsize": sectorsize, "nodesize": nodesize, "mountpoint": mp,
-                "free": sv.f_bavail * sv.f_frsize, "used": (sv.f_blocks - sv.f_bfree) * sv.f_frsize,
-            }
+            facts = dict(KERNEL.filesystem_info(mp), mountpoint=mp)
+            facts.update(KERNEL.space(mp))
+            cache[key] = facts
         return cache[key]
 
     def _qgroup_sizes(self, fsid, mountpoint, cache):
@@ -590,7 +652,7 @@ class _BtrfsBase(Backend):
         key = ("qgroups", fsid)
         if key not in cache:
             sizes = {}
-            if os.path.isdir("/sys/fs/btrfs/%s/qgroups" % fsid):
+            if KERNEL.quotas_enabled(fsid):
                 rc, out, _err = self._run(["btrfs", "qgroup", "show", "--raw", "-r", "--", mountpoint], check=False)
                 if rc == 0:
                     for line in out.splitlines():
@@ -631,13 +693,12 @@ class _BtrfsBase(Backend):
             return Volume(name=name, kind="file", size=st.st_size)
         m = mount_of(name, mounts)
         if m is None or m["fstype"] != BTRFS:
-            sv = os.statvfs(name)
             return Volume(name=name, kind=KIND_DIRECTORY, container=(m or {}).get("source", ""),
-                          free=sv.f_bavail * sv.f_frsize, foreign_data=bool(os.listdir(name)))
+                          free=KERNEL.space(name)["free"], foreign_data=bool(os.listdir(name)))
         fs = self._fs_facts(m, cache)
-        if st.st_ino == FIRST_FREE_OBJECTID:
+        if _is_subvolume(name):
             kind = KIND_SUBVOLUME
-            info = subvol_info(name)
+            info = KERNEL.subvolume_info(name)
             size = self._qgroup_sizes(fs["fsid"], fs["mountpoint"], cache).get(info["id"], fs["used"])
             technologies = frozenset(("btrfs_snapshot", "btrfs_send"))
         else:
@@ -801,7 +862,7 @@ class _BtrfsBase(Backend):
         return doomed
 
     def _complete_mark(self, path, mark, durable=True, **extra):
-        info = subvol_info(path)
+        info = KERNEL.subvolume_info(path)
         data = dict(mark)
         data.update(state="complete", uuid=info["uuid"], ctransid=info["ctransid"], generation=info["generation"],
                     received_uuid=info["received_uuid"], completed=_now())
@@ -822,7 +883,7 @@ class _BtrfsBase(Backend):
                 continue
             done.add(key)
             if m is not None and m["fstype"] == BTRFS:
-                sync_fs(d)
+                KERNEL.sync(d)
             else:
                 fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
                 try:
@@ -838,13 +899,11 @@ class _BtrfsBase(Backend):
             return
         jobs = plan.facts["jobs"] = []
         for _p, dest in plan.facts["point_in_time"]:
-            job = SnapshotJob(_p.source, dest)
-            jobs.append(job)
-            job.prepare()
+            jobs.append(KERNEL.prepare_snapshot(_p.source, dest))
 
     def _close_snapshots(self, plan):
         for job in plan.facts.get("jobs") or ():
-            job.close()
+            KERNEL.close_snapshot(job)
 
     def _snapshot_batch(self, plan, what):
         """The read-only snapshots of ``plan.facts["point_in_time"]`` ([(pair,
@@ -859,7 +918,7 @@ class _BtrfsBase(Backend):
             try:
                 if use_ioctl:
                     try:
-                        jobs[i].run()
+                        KERNEL.take_snapshot(jobs[i])
                     except (IOError, OSError) as exc:
                         if exc.errno not in (errno.ENOTTY, errno.EOPNOTSUPP) or made:
                             raise CommandError(
@@ -885,7 +944,7 @@ class _BtrfsBase(Backend):
         if not _is_subvolume(path):
             return False, "%s is not a subvolume any more" % path
         try:
-            info = subvol_info(path)
+            info = KERNEL.subvolume_info(path)
         except OSError as exc:
             return False, "cannot read subvolume facts of %s: %s" % (path, exc)
         if info["uuid"] != mark.get("uuid"):
@@ -1076,8 +1135,8 @@ class _BtrfsBase(Backend):
             # from the copy received back into ``work``) and died before it
             # deleted the aside; anything else there is left for a human
             origins = [x for x in (copy, os.path.join(work, os.path.basename(copy))) if _is_subvolume(x)]
-            parent = subvol_info(source)["parent_uuid"] if _is_subvolume(source) else None
-            if parent is None or parent not in [subvol_info(x)["uuid"] for x in origins]:
+            parent = KERNEL.subvolume_info(source)["parent_uuid"] if _is_subvolume(source) else None
+            if parent is None or parent not in [KERNEL.subvolume_info(x)["uuid"] for x in origins]:
                 raise InvalidInput("cannot finish the restore of %s: %s holds the data it had before the restore "
                                    "and %s exists but is not a snapshot of the copy %s; both were left as they are: "
                                    "move %s away or back to %s by hand" % (source, aside, source, copy, aside, source))

@@ -494,5 +494,10 @@ def _pitcopy_record(request):
         return
     from ansible_collections.pitcopy.versions.tests.utils.recording import recording
 
-    with recording(out_dir, request.node.nodeid):
+    root = None
+    if request.node.get_closest_marker("btrfs") and "real_workdir" in request.fixturenames:
+        # native btrfs: the kernel calls too, and paths relative to the
+        # test's own directory (see recording())
+        root = request.getfixturevalue("real_workdir")
+    with recording(out_dir, request.node.nodeid, root=root):
         yield

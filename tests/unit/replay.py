@@ -10,6 +10,10 @@ stderr (or the recorded CommandError). A command the recording does not
 have next fails the test with both argvs; ``assert_done()`` fails when
 recorded commands were never asked for.
 
+``ReplayKernel(runner)`` does the same for the btrfs backends' kernel
+seam (_btrfs.BtrfsKernel: ioctls, subvolume roots, free space, mounts), in
+one order with the commands.
+
 Case files live in tests/unit/plugins/module_utils/recorded/<tool>/; each
 was written by ``pytest tests/real --pitcopy-record DIR`` on a real host
 (its ``uname`` and ``test`` say where), never by hand.
@@ -28,9 +32,22 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import Co
 RECORDED = os.path.join(os.path.dirname(__file__), "plugins", "module_utils", "recorded")
 
 
-def load_case(tool, name):
+def load_case(tool, name, root=None):
+    """The recorded case; with ``root``, the paths the recording wrote as
+    ``@ROOT@`` (the native test's own directory) are put below ``root``."""
     with open(os.path.join(RECORDED, tool, name + ".yml")) as fh:
-        return yaml.safe_load(fh)
+        case = yaml.safe_load(fh)
+    return _rooted(case, root) if root else case
+
+
+def _rooted(value, root):
+    if isinstance(value, str):
+        return value.replace("@ROOT@", root)
+    if isinstance(value, list):
+        return [_rooted(v, root) for v in value]
+    if isinstance(value, dict):
+        return dict((k, _rooted(v, root)) for k, v in value.items())
+    return value
 
 
 def _text(value):
@@ -55,13 +72,17 @@ class ReplayRunner(object):
     def _next(self, kind, argv, data=None):
         self.seen.append(argv)
         if self.pos >= len(self.calls):
-            raise AssertionError("%s: command #%d %r was not recorded (the recording has %d commands)"
+            raise AssertionError("%s: call #%d %r was not recorded (the recording has %d calls)"
                                  % (self.name, self.pos, argv, len(self.calls)))
         want = self.calls[self.pos]
-        got = {"argv": argv} if kind == "argv" else {"pipe": argv}
-        if want.get(kind) != argv:
-            raise AssertionError("%s: command #%d is %r, the recording has %r"
-                                 % (self.name, self.pos, got, dict((k, want.get(k)) for k in ("argv", "pipe") if k in want)))
+        got = {kind: argv}
+        if kind == "kernel":
+            match = want.get("kernel") == argv[0] and want.get("args") == list(argv[1])
+        else:
+            match = want.get(kind) == argv
+        if not match:
+            recorded = dict((k, want.get(k)) for k in ("argv", "pipe", "kernel", "args") if k in want)
+            raise AssertionError("%s: call #%d is %r, the recording has %r" % (self.name, self.pos, got, recorded))
         if kind == "argv" and (want.get("data") or None) != (_text(data) or None):
             raise AssertionError("%s: command #%d %r: stdin %r, recorded %r"
                                  % (self.name, self.pos, argv, _text(data), want.get("data")))
@@ -90,7 +111,57 @@ class ReplayRunner(object):
     def run_hook(self, argv, timeout):
         raise AssertionError("%s: a hook %r was run; the recordings hold none" % (self.name, argv))
 
+    def kernel(self, method, args):
+        """A call of the btrfs kernel seam (_btrfs.BtrfsKernel): the recorded
+        result, or the recorded OSError."""
+        want = self._next("kernel", [method, list(args)])
+        if "raises" in want:
+            raise OSError(want["raises"]["errno"], want["raises"]["strerror"])
+        return want.get("result")
+
     def assert_done(self):
         left = self.calls[self.pos:]
-        assert not left, "%s: %d recorded commands were never run, the first: %r" % (
-            self.name, len(left), left[0].get("argv") or left[0].get("pipe"))
+        assert not left, "%s: %d recorded calls were never made, the first: %r" % (
+            self.name, len(left), left[0].get("argv") or left[0].get("pipe") or
+            [left[0].get("kernel"), left[0].get("args")])
+
+
+class ReplayKernel(object):
+    """_btrfs.BtrfsKernel answered from a recording, in one order with the
+    commands of ``runner`` (a ReplayRunner): each call must be the recorded
+    one with the recorded arguments. A snapshot job is the pair (source,
+    dest) it was recorded as."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def mounts(self, path):
+        return self.runner.kernel("mounts", [path])
+
+    def is_subvolume(self, path):
+        return self.runner.kernel("is_subvolume", [path])
+
+    def subvolume_info(self, path):
+        return self.runner.kernel("subvolume_info", [path])
+
+    def filesystem_info(self, path):
+        return self.runner.kernel("filesystem_info", [path])
+
+    def space(self, path):
+        return self.runner.kernel("space", [path])
+
+    def quotas_enabled(self, fsid):
+        return self.runner.kernel("quotas_enabled", [fsid])
+
+    def sync(self, path):
+        return self.runner.kernel("sync", [path])
+
+    def prepare_snapshot(self, source, dest):
+        self.runner.kernel("prepare_snapshot", [source, dest])
+        return [source, dest]
+
+    def take_snapshot(self, job):
+        return self.runner.kernel("take_snapshot", [job])
+
+    def close_snapshot(self, job):
+        return self.runner.kernel("close_snapshot", [job])

@@ -65,8 +65,72 @@ def _lit(value):
     return _Literal(value) if isinstance(value, str) else value
 
 
+def _relit(entry):
+    for k in ("stdout", "stderr", "data"):
+        if isinstance(entry.get(k), str):
+            entry[k] = _lit(entry[k])
+    return entry
+
+
+def _record_kernel(calls, root):
+    """Patch _btrfs.BtrfsKernel so that each kernel call is recorded, in
+    order among the commands: ``{kernel: method, args: [...], result: ...}``
+    or ``raises: {errno, strerror}``. The mount table given to the backend
+    is cut down to the test's own filesystems (mounted under ``root``, and
+    their other mounts) and ``/``: mounts of other tests or of the host would make the recording
+    (and the ``btrfs subvolume list`` calls it holds) depend on the host.
+    Returns the undo function."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs
+
+    cls = _btrfs.BtrfsKernel
+    saved = dict((m, getattr(cls, m)) for m in (
+        "mounts", "is_subvolume", "subvolume_info", "filesystem_info", "space", "quotas_enabled", "sync",
+        "prepare_snapshot", "take_snapshot", "close_snapshot"))
+
+    def wrap(method, real):
+        def call(self, *args):
+            shown = [[a.source, a.dest] if isinstance(a, _btrfs.SnapshotJob) else a for a in args]
+            entry = {"kernel": method, "args": shown}
+            try:
+                result = real(self, *args)
+            except (IOError, OSError) as exc:
+                entry["raises"] = {"errno": exc.errno, "strerror": exc.strerror}
+                calls.append(entry)
+                raise
+            if method == "mounts" and root:
+                mine = set(m["dev"] for m in result if (m["mountpoint"] + "/").startswith(root.rstrip("/") + "/"))
+                result = [m for m in result if m["mountpoint"] == "/" or m["dev"] in mine]
+            entry["result"] = None if isinstance(result, _btrfs.SnapshotJob) else result
+            calls.append(entry)
+            return result
+        return call
+
+    for m, real in saved.items():
+        setattr(cls, m, wrap(m, real))
+
+    def undo():
+        for m, real in saved.items():
+            setattr(cls, m, real)
+    return undo
+
+
+def _rooted(value, root):
+    """``value`` with the test's working directory written as ``@ROOT@``:
+    the replay puts its own temporary directory there."""
+    if isinstance(value, str):
+        return value.replace(root, "@ROOT@")
+    if isinstance(value, list):
+        return [_rooted(v, root) for v in value]
+    if isinstance(value, dict):
+        return dict((k, _rooted(v, root)) for k, v in value.items())
+    return value
+
+
 @contextlib.contextmanager
-def recording(out_dir, name):
+def recording(out_dir, name, root=None):
+    """``root``: the test's working directory (its loop filesystems' mount
+    points are below it); given, the btrfs kernel calls are recorded too and
+    paths below ``root`` are written relative to ``@ROOT@``."""
     calls = []
     real_run = _runner.SubprocessRunner.run
     real_pipe = _runner.SubprocessRunner.pipe
@@ -96,11 +160,16 @@ def recording(out_dir, name):
 
     _runner.SubprocessRunner.run = run
     _runner.SubprocessRunner.pipe = pipe
+    undo_kernel = _record_kernel(calls, root) if root else None
     try:
         yield calls
     finally:
         _runner.SubprocessRunner.run = real_run
         _runner.SubprocessRunner.pipe = real_pipe
+        if undo_kernel is not None:
+            undo_kernel()
+        if root:
+            calls[:] = [_relit(_rooted(c, root)) for c in calls]
         os.makedirs(out_dir, exist_ok=True)
         fname = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.split("/")[-1])[:180] + ".yml"
         u = os.uname()

@@ -1,0 +1,872 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The btrfs backends against what btrfs-progs and the kernel answered on
+real btrfs filesystems on loop devices (native: ``/work/wt/heavy --btrfs
+.venv/bin/python -m pytest -c pytest.ini --rootdir . tests/real -m btrfs
+--pitcopy-record DIR``): the engine and backend calls of the real test
+named in each case, in its order; each command and each call of the kernel
+seam (_btrfs.BtrfsKernel: ioctls, subvolume roots, free space, mounts) must
+be the recorded one, with the recorded arguments, and gets the recorded
+answer.
+
+Marks, directories and renames are real file operations on a directory
+tree that stands in for the test's filesystems (the recording's ``@ROOT@``
+is put below tmp_path); a subvolume there is a plain directory, made where
+the recorded commands and ioctls made one (snapshot, receive) and removed
+where they deleted one. What the copies contain is not replayed, so the
+data checks of the real tests are not repeated here:
+tests/real/test_btrfs*.py stay the proof against the real tools."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs
+from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
+    BtrfsSendBackend,
+    BtrfsSnapshotBackend,
+    mark_path,
+    read_mark,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
+    CapacityError,
+    CopyFailed,
+    InvalidInput,
+    NoEligibleTarget,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    CopyPair,
+    Hook,
+    PoolDefinition,
+    TargetPool,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayKernel, ReplayRunner, load_case
+
+BACKENDS = {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBackend}
+
+
+def _mkdir(path):
+    os.makedirs(path, exist_ok=True)
+
+
+def effect(call):
+    """What a recorded call did to the tree: subvolumes made or deleted."""
+    argv = call.get("argv") or []
+    ok = call.get("rc") == 0 and "raises" not in call
+    if argv[:3] == ["btrfs", "subvolume", "delete"] and ok:
+        for p in argv[argv.index("--") + 1:]:
+            shutil.rmtree(p)
+    elif argv[:3] == ["btrfs", "subvolume", "snapshot"] and ok:
+        os.mkdir(argv[-1])
+    elif call.get("pipe") and ok:
+        send, receive = call["pipe"]
+        os.mkdir(os.path.join(receive[-1], os.path.basename(send[-1])))
+    elif call.get("kernel") == "take_snapshot" and "raises" not in call:
+        os.mkdir(call["args"][0][1])
+
+
+class Fs(object):
+    def __init__(self, mountpoint):
+        self.mountpoint = mountpoint
+
+    def path(self, *parts):
+        return os.path.join(self.mountpoint, *parts)
+
+
+class World(object):
+    """tests/real/test_btrfs.py's World over a recording: sources on
+    ``@ROOT@/src``, send targets on ``@ROOT@/dst``."""
+
+    def __init__(self, tmp_path, monkeypatch, case, technology, name="pool1", prepare=True):
+        self.root = str(tmp_path / "root")
+        self.case = load_case("btrfs", case, root=self.root)
+        self.runner = ReplayRunner(self.case["calls"], case, observer=effect)
+        self.hooks_run = []
+        self.runner.run_hook = self._run_hook
+        monkeypatch.setattr(_btrfs, "KERNEL", ReplayKernel(self.runner))
+        self.src, self.dst = Fs(os.path.join(self.root, "src")), Fs(os.path.join(self.root, "dst"))
+        self.technology = technology
+        self.name = name
+        self.store = StateStore(str(tmp_path / "state"))
+        self.engine = RecordEngine(self.store, lambda tech: BACKENDS[tech](runner=self.runner))
+        self.backend = BACKENDS[technology](runner=self.runner)
+        _mkdir(self.dst.mountpoint)
+        if prepare:
+            _mkdir(self.src.path("vol"))
+        self.sources = []
+        self.target_pools = ()
+        self.hooks = ((), ())
+        self.versions = 2
+
+    def _run_hook(self, argv, timeout):
+        # a hook is the user's command: it is not replayed, only noted
+        self.hooks_run.append(list(argv))
+        return {"rc": 0, "stdout": "", "stderr": "", "timed_out": False}
+
+    def add_source(self, name, parent="vol"):
+        path = self.src.path(parent, name)
+        _mkdir(path)  # ``btrfs subvolume create`` in the real test
+        self.sources.append(path)
+        return path
+
+    def make_target_pools(self, count=2, per_pool=4):
+        tps = []
+        for i in range(count):
+            vols = []
+            for j in range(per_pool):
+                d = self.dst.path("tp%d" % (i + 1), "t%d" % (j + 1))
+                _mkdir(d)
+                os.chmod(d, 0o755)
+                vols.append(d)
+            tps.append(TargetPool("tp%d" % (i + 1), tuple(vols)))
+        self.target_pools = tuple(tps)
+
+    def definition(self):
+        return PoolDefinition(
+            name=self.name, technology=self.technology, sources=tuple(self.sources), versions=self.versions,
+            target_pools=self.target_pools if self.technology == "btrfs_send" else (),
+            pre_copy_hooks=tuple(self.hooks[0]), post_copy_hooks=tuple(self.hooks[1]))
+
+    def define(self):
+        with self.engine.session(self.name) as s:
+            return s.plan_define(self.definition()).apply()
+
+    def copy(self, label=None):
+        with self.engine.session(self.name) as s:
+            return s.plan_copy(label=label).apply()
+
+    def verify(self, repair=False):
+        with self.engine.session(self.name) as s:
+            return s.plan_verify(repair=repair).apply()
+
+    def restore(self, version, volumes=None):
+        with self.engine.session(self.name) as s:
+            return s.plan_restore(version, volumes=volumes).apply()
+
+    def state(self):
+        return self.store.load(self.name)
+
+    def copy_path(self, pair):
+        if self.technology == "btrfs_snapshot":
+            return pair.target
+        return os.path.join(pair.target, os.path.basename(pair.source))
+
+    def check_marks(self):
+        """Every kept version's copies carry a complete mark naming it."""
+        for rec in self.state().replication_records:
+            assert rec.status == "valid"
+            for p in rec.pairs:
+                mark = read_mark(self.copy_path(p))
+                assert mark["pool"] == self.name and mark["version"] == rec.version and mark["source"] == p.source
+                assert mark["state"] == "complete" and mark["uuid"] and p.identity.startswith(mark["uuid"])
+        return sorted(r.version for r in self.state().replication_records)
+
+    def leftovers(self):
+        found = []
+        for root, dirs, files in os.walk(self.root):
+            for n in dirs + files:
+                if n.startswith(".pitcopy-staging.") or n.startswith(".pitcopy-aside.") or (
+                        n.startswith(".pitcopy-mark.") and (".pitcopy-staging." in n or ".tmp." in n)):
+                    found.append(os.path.join(root, n))
+        return found
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_versions_rotate_with_sources_added_and_removed(tmp_path, monkeypatch, technology):
+    """test_btrfs.py::test_versions_rotate_with_sources_added_and_removed:
+    six versions with a source added and one dropped, rotation, listing,
+    verify, a restore of the pool and of one source, a copy deleted and one
+    made writable (then changed and read-only again) behind the tool's
+    back, and the repair."""
+    w = World(tmp_path, monkeypatch, "test_versions_rotate_with_sources_added_and_removed_%s_" % technology,
+              technology)
+    src = w.src
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.make_target_pools()
+    w.define()
+    with w.engine.session(w.name) as s:
+        pre = s.plan_prepair(versions=1).apply()
+    assert [len(r["pairs"]) for r in pre["records"]] == [3]
+    for v in range(1, 7):
+        if v == 3:
+            w.add_source("d")
+            w.define()
+        if v == 4:
+            w.sources.remove(src.path("vol", "b"))
+            w.define()
+        result = w.copy(label="L%d" % v)
+        assert result["version"]["number"] == v and result["version"]["status"] == "valid"
+        assert len(w.check_marks()) == min(v, 2)
+        if v == 1:
+            assert result["version"]["pre_copy_record"] == "prepairing"
+        if v >= 3:
+            assert result["replaced_version"] == v - 2
+        if v == 4:
+            assert [p["source"] for p in result["broken_pairs"]] == [src.path("vol", "b")]
+        assert w.leftovers() == []
+    state = w.state()
+    assert [r.target_pool for r in state.replication_records] == (
+        ["01", "02"] if technology == "btrfs_snapshot" else ["tp1", "tp2"])
+    ours = w.backend.list_copies(w.name)
+    assert sorted((c.version, c.source) for c in ours) == sorted(
+        (v, s_) for v in (5, 6) for s_ in w.sources)
+    assert all(c.valid and not c.staged for c in ours)
+    assert all(c.identity for c in ours)
+    assert w.verify()["consistent"] is True
+    with w.engine.session(w.name) as s:
+        assert s.plan_copy(label="L6").changed is False
+    assert sorted(w.restore(5)["restored"]) == sorted(w.sources)
+    assert w.restore(6, volumes=[src.path("vol", "a")])["restored"] == [src.path("vol", "a")]
+    assert w.check_marks() == [5, 6]
+    assert w.leftovers() == []
+    v6 = w.state().replication(6)
+    gone, changed = v6.pairs[0], v6.pairs[1]
+    shutil.rmtree(w.copy_path(gone))  # ``btrfs subvolume delete`` in the real test
+    result = w.verify()
+    assert result["consistent"] is False
+    problems = sorted((f["version"], f["source"], f["problem"]) for f in result["findings"])
+    assert problems == sorted([(6, gone.source, "copy_missing"), (6, changed.source, "copy_invalid")])
+    info = [c for c in w.backend.list_copies(w.name) if c.source == changed.source and c.version == 6][0]
+    assert "no longer read-only" in info.detail
+    info = [c for c in w.backend.list_copies(w.name) if c.source == changed.source and c.version == 6][0]
+    assert not info.valid and "changed after the copy was made" in info.detail
+    repaired = w.verify(repair=True)
+    assert repaired["consistent"] is False
+    state = w.state()
+    assert state.replication(6).status == "invalid"
+    assert gone.source not in [p.source for p in state.replication(6).pairs]
+    assert state.replication(5).status == "valid"
+    w.runner.assert_done()
+
+
+def test_discovery_facts(tmp_path, monkeypatch):
+    """test_btrfs.py::test_discovery_facts: a subvolume, a plain directory
+    on btrfs, an empty and a foreign target directory, a missing path."""
+    w = World(tmp_path, monkeypatch, "test_discovery_facts", "btrfs_send")
+    src, dst = w.src, w.dst
+    _mkdir(src.path("vol", "a"))
+    _mkdir(dst.path("empty"))
+    _mkdir(dst.path("foreign"))
+    with open(dst.path("foreign", "somebody.txt"), "w") as fh:
+        fh.write("not ours\n")
+    vols = w.backend.discover([src.path("vol", "a"), src.path("vol"), dst.path("empty"), dst.path("foreign"),
+                               dst.path("missing")])
+    a = vols[src.path("vol", "a")]
+    fsid = [c for c in w.case["calls"] if c.get("kernel") == "filesystem_info"][0]["result"]["fsid"]
+    assert a.kind == "subvolume" and a.container == fsid
+    assert a.block_size == 4096 and a.free > 100 * 1024 * 1024 and a.size > 0
+    assert vols[src.path("vol")].kind == "directory"
+    assert vols[dst.path("empty")].kind == "directory" and not vols[dst.path("empty")].foreign_data
+    assert vols[dst.path("empty")].owner is None
+    assert vols[dst.path("foreign")].foreign_data is True
+    assert dst.path("missing") not in vols
+    w.runner.assert_done()
+
+
+def test_foreign_target_is_never_used_or_overwritten(tmp_path, monkeypatch):
+    w = World(tmp_path, monkeypatch, "test_foreign_target_is_never_used_or_overwritten", "btrfs_send")
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.make_target_pools(count=2, per_pool=3)
+    w.define()
+    w.copy()
+    victim = w.target_pools[1].volumes[2]
+    with open(os.path.join(victim, "precious"), "w") as fh:
+        fh.write("theirs\n")
+    with pytest.raises(NoEligibleTarget) as err:
+        w.copy()
+    assert "holds data that is not a copy of pool" in str(err.value.details["unpaired"])
+    assert sorted(os.listdir(victim)) == ["precious"]
+    assert w.leftovers() == []
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1] and state.journal is None
+    assert w.check_marks() == [1]
+    with pytest.raises(CopyFailed, match="never overwritten") as err:
+        w.backend.create_copies(w.definition(), 9, [CopyPair(w.sources[0], victim)], None)
+    assert "nothing was changed" in err.value.msg
+    assert sorted(os.listdir(victim)) == ["precious"]
+    w.runner.assert_done()
+
+
+def test_target_filesystem_too_full(tmp_path, monkeypatch):
+    """The capacity refusal with the recorded sizes and free bytes."""
+    w = World(tmp_path, monkeypatch, "test_target_filesystem_too_full", "btrfs_send")
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.make_target_pools(count=2, per_pool=3)
+    w.define()
+    w.copy()
+    with pytest.raises(CapacityError) as err:
+        w.copy()
+    msg = err.value.msg
+    assert "bytes free but the new version needs" in msg and w.dst.path("tp2", "t1") in msg
+    assert w.leftovers() == []
+    assert os.listdir(w.src.path("vol", ".pitcopy", w.name, "send")) == []
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1] and state.journal is None
+    w.runner.assert_done()
+
+
+def test_failing_pair_removes_the_whole_version(tmp_path, monkeypatch):
+    """The third snapshot ioctl fails with EPERM inside the copy window (its
+    directory was made immutable by the real test's hook): the two made
+    before it are removed, the records stay."""
+    w = World(tmp_path, monkeypatch, "test_failing_pair_removes_the_whole_version", "btrfs_snapshot")
+    w.add_source("a")
+    w.add_source("b")
+    w.add_source("c", parent="other")
+    w.define()
+    w.copy()
+    w.copy()
+    tdir = w.src.path("other", ".pitcopy", w.name, "01")
+    w.hooks = ([Hook(argv=("chattr", "+i", tdir))], [Hook(argv=("chattr", "-i", tdir))])
+    w.define()
+    with pytest.raises(CopyFailed) as err:
+        w.copy()
+    msg = err.value.msg
+    assert w.src.path("vol", "c") not in msg and w.sources[2] in msg
+    assert "Operation not permitted" in msg and "the 2 snapshot(s) already made were removed" in msg
+    assert err.value.details["source"] == w.sources[2]
+    assert w.hooks_run == [["chattr", "+i", tdir], ["chattr", "-i", tdir]]
+    assert w.leftovers() == []
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1, 2] and state.journal is None
+    w.hooks = ((), ())
+    w.define()
+    assert w.copy()["version"]["number"] == 3
+    w.runner.assert_done()
+
+
+@pytest.mark.parametrize("snapshot_with", ["ioctl", "command"])
+def test_both_snapshot_paths_make_the_same_copies(tmp_path, monkeypatch, snapshot_with):
+    w = World(tmp_path, monkeypatch, "test_both_snapshot_paths_make_the_same_copies_%s_" % snapshot_with,
+              "btrfs_snapshot")
+    sources = [w.add_source(n) for n in ("a", "b", "c")]
+    b = BtrfsSnapshotBackend(runner=w.runner, snapshot_with=snapshot_with)
+    d = PoolDefinition(name="p", technology="btrfs_snapshot", sources=tuple(sources), versions=1)
+    pairs = [CopyPair(s_, b.implied_target("p", "01", s_)) for s_ in sources]
+    window = CopyWindow(d, w.runner)
+    outcome = b.create_copies(d, 1, pairs, window)
+    assert [p.source for p in outcome.staged] == sources
+    for pair, st in zip(pairs, outcome.staged):
+        assert os.path.basename(st.target) == ".pitcopy-staging." + os.path.basename(pair.source)
+        assert read_mark(st.target)["state"] == "complete"
+    b.promote(d, 1, pairs, outcome.staged, [])
+    b.promote(d, 1, pairs, outcome.staged, [])  # idempotent
+    assert sorted((c.version, c.staged, c.valid) for c in b.list_copies("p")) == [(1, False, True)] * 3
+    b.delete_copies(d, pairs)
+    assert b.list_copies("p") == []
+    assert sorted(os.listdir(w.src.path("vol", ".pitcopy", "p", "01"))) == []
+    with pytest.raises(InvalidInput):
+        BtrfsSnapshotBackend(runner=w.runner, snapshot_with="shell")
+    w.runner.assert_done()
+
+
+def test_a_failed_receive_reports_the_receive_error(tmp_path, monkeypatch):
+    """test_btrfs_hardening.py: ``btrfs receive`` runs out of space
+    (ENOSPC, btrfs-progs' words); its error is the one reported, and
+    nothing of the version is left."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._engine import _default_window_factory
+    w = World(tmp_path, monkeypatch, "test_a_failed_receive_reports_the_receive_error", "btrfs_send")
+    a = w.add_source("a")
+    w.make_target_pools(count=2, per_pool=1)
+    w.define()
+    definition = w.definition()
+    window = _default_window_factory(definition, w.runner)
+    t1 = w.target_pools[0].volumes[0]
+    with pytest.raises(CopyFailed) as err:
+        w.backend.create_copies(definition, 1, [CopyPair(a, t1)], window)
+    msg = err.value.msg
+    assert "exit status -13" not in msg and "no output" not in msg
+    assert "No space left on device" in msg
+    assert err.value.cause.argv[:2] == ["btrfs", "receive"]
+    assert "btrfs send was stopped by SIGPIPE when btrfs receive exited" in err.value.cause.stderr
+    assert w.leftovers() == []
+    w.runner.assert_done()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the real test's chown of a target to another user needs root")
+def test_a_target_another_user_can_write_is_refused(tmp_path, monkeypatch):
+    nobody = 65534
+    w = World(tmp_path, monkeypatch, "test_a_target_another_user_can_write_is_refused", "btrfs_send")
+    w.add_source("a")
+    w.make_target_pools(count=2, per_pool=1)
+    t1 = w.target_pools[0].volumes[0]
+    os.chmod(t1, 0o777)
+    with pytest.raises(InvalidInput) as err:
+        w.define()
+    assert "btrfs_send target %s is refused: it is writable by group and others (mode 0777)" % t1 in err.value.msg
+    os.chmod(t1, 0o1777)
+    with pytest.raises(InvalidInput, match="is writable by group and others"):
+        w.define()
+    os.chmod(t1, 0o755)
+    os.chown(t1, nobody, nobody)
+    with pytest.raises(InvalidInput, match="it is owned by uid %d, another user than root" % nobody):
+        w.define()
+    os.chown(t1, 0, 0)
+    parent = os.path.dirname(t1)
+    os.chown(parent, nobody, nobody)
+    with pytest.raises(InvalidInput, match="its parent directory %s is owned by uid %d" % (parent, nobody)):
+        w.define()
+    os.chown(parent, 0, 0)
+    assert w.store.load(w.name) is None
+    w.define()
+    w.copy()
+    t2 = w.target_pools[1].volumes[0]
+    os.chmod(t2, 0o775)
+    with pytest.raises((InvalidInput, CopyFailed)) as err:
+        w.copy()
+    assert "btrfs_send target %s is refused: it is writable by its group (mode 0775)" % t2 in err.value.msg
+    assert os.listdir(t2) == []
+    state = w.state()
+    assert state.journal is None and [r.version for r in state.replication_records] == [1]
+    os.chmod(t2, 0o755)
+    assert w.copy()["version"]["number"] == 2
+    w.runner.assert_done()
+
+
+def test_nested_subvolumes_are_refused_at_definition_and_at_copy(tmp_path, monkeypatch):
+    """``btrfs subvolume list -o`` names a nested subvolume (its recorded
+    output is parsed): refused at definition and at the copy."""
+    w = World(tmp_path, monkeypatch, "test_nested_subvolumes_are_refused_at_definition_and_at_copy",
+              "btrfs_snapshot")
+    w.add_source("a")
+    b_ = w.add_source("b")
+    nested = os.path.join(b_, "inner")
+    _mkdir(nested)
+    with pytest.raises(InvalidInput) as err:
+        w.define()
+    assert "btrfs source %s holds nested subvolumes (vol/b/inner) that a snapshot of it does not contain" % b_ \
+        in err.value.msg
+    shutil.rmtree(nested)
+    w.define()
+    w.copy()
+    _mkdir(nested)
+    with pytest.raises((InvalidInput, CopyFailed), match="holds nested subvolumes"):
+        w.copy()
+    state = w.state()
+    assert state.journal is None and [r.version for r in state.replication_records] == [1]
+    assert w.leftovers() == []
+    w.runner.assert_done()
+
+
+def test_orphan_temp_marks_of_the_pool_are_swept_and_no_others(tmp_path, monkeypatch):
+    """Temporary marks left by a killed process: the pool's (complete or
+    cut short) are reported and swept, another pool's and a symlink never."""
+    w = World(tmp_path, monkeypatch, "test_orphan_temp_marks_of_the_pool_are_swept_and_no_others", "btrfs_send")
+    a = w.add_source("a")
+    w.make_target_pools(count=2, per_pool=1)
+    w.define()
+    w.copy()
+    t1 = w.target_pools[0].volumes[0]
+    send_dir = os.path.join(os.path.dirname(a), ".pitcopy", w.name, "send")
+
+    def write(path, text):
+        with open(path, "w") as fh:
+            fh.write(text)
+
+    ours = mark_path(os.path.join(t1, "a")) + ".tmp.999999"
+    write(ours, json.dumps(dict(read_mark(os.path.join(t1, "a")), state="promoting")))
+    cut = mark_path(os.path.join(send_dir, ".pitcopy-staging.a")) + ".tmp.999998.0a1b"
+    write(cut, '{"pitcopy": 1, "po')
+    theirs = mark_path(os.path.join(t1, "zz")) + ".tmp.999997"
+    write(theirs, json.dumps({"pitcopy": 1, "pool": "other"}))
+    link = mark_path(os.path.join(t1, "a")) + ".tmp.999996"
+    os.symlink(str(tmp_path / "nowhere"), link)
+    found = w.verify()
+    assert not found["consistent"]
+    assert sorted(f["target"] for f in found["findings"] if f["problem"] == "leftover_file") == sorted([ours, cut])
+    w.verify(repair=True)
+    assert not os.path.exists(ours) and not os.path.exists(cut)
+    assert os.path.exists(theirs) and os.path.islink(link)
+    assert w.verify()["consistent"]
+    write(ours, "")
+    w.copy()
+    assert not os.path.exists(ours)
+    assert os.path.exists(theirs) and os.path.islink(link)
+    w.runner.assert_done()
+
+
+def test_restore_refuses_busy_and_mountpoint_sources(tmp_path, monkeypatch):
+    """A source in use by a process (here a real one, whose working
+    directory is the source in the replay's tree), a nested subvolume (the
+    recorded ``btrfs subvolume list -o``), a bind-mounted source (the
+    recorded mount table): each refuses the whole restore; then a restore,
+    and one of a source that was deleted."""
+    import subprocess
+    w = World(tmp_path, monkeypatch, "test_restore_refuses_busy_and_mountpoint_sources", "btrfs_snapshot")
+    a = w.add_source("a")
+    b_ = w.add_source("b")
+    w.define()
+    w.copy()
+    holder = subprocess.Popen(["sleep", "60"], cwd=a)
+    try:
+        with pytest.raises(InvalidInput) as err:
+            w.restore(1)
+        assert "in use by process(es) %d" % holder.pid in err.value.msg and a in err.value.msg
+    finally:
+        holder.kill()
+        holder.wait()
+    _mkdir(os.path.join(b_, "nested"))
+    with pytest.raises(InvalidInput, match="nested subvolumes"):
+        w.restore(1, volumes=[b_])
+    shutil.rmtree(os.path.join(b_, "nested"))
+    with pytest.raises(InvalidInput, match="is a mountpoint; unmount it first"):
+        w.restore(1)
+    assert sorted(w.restore(1)["restored"]) == [a, b_]
+    shutil.rmtree(b_)  # ``btrfs subvolume delete`` in the real test
+    assert w.restore(1, volumes=[b_])["restored"] == [b_]
+    assert os.path.isdir(b_)
+    assert w.leftovers() == []
+    w.runner.assert_done()
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_restore_changed_comes_from_a_comparison(tmp_path, monkeypatch, technology):
+    w = World(tmp_path, monkeypatch, "test_restore_changed_comes_from_a_comparison_%s_" % technology, technology)
+    a = w.add_source("a")
+    b_ = w.add_source("b")
+    w.make_target_pools()
+    w.define()
+    w.copy()
+    for dummy in range(2):
+        with w.engine.session(w.name) as s:
+            plan = s.plan_restore(1)
+            assert plan.changed is True and sorted(plan.result["restored"]) == sorted([a, b_])
+            plan.apply()
+    assert w.leftovers() == []
+    w.runner.assert_done()
+
+
+def test_interrupted_copy_is_repaired(tmp_path, monkeypatch):
+    """A version staged through the backend and journaled as a killed run
+    would leave it: the staged copies are listed (staged, valid) and
+    verify_records repair finishes the version."""
+    from dataclasses import replace
+
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Journal
+    w = World(tmp_path, monkeypatch, "test_interrupted_copy_is_repaired", "btrfs_snapshot")
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.define()
+    w.copy()
+    d = w.definition()
+    pairs = [CopyPair(s_, w.backend.implied_target(w.name, "02", s_)) for s_ in w.sources]
+    outcome = w.backend.create_copies(d, 2, pairs, CopyWindow(d, w.runner))
+    staged = [c for c in w.backend.list_copies(w.name) if c.staged]
+    assert sorted(c.target for c in staged) == sorted(p.target for p in outcome.staged)
+    assert all(c.valid for c in staged)
+    state = w.state()
+    w.store.save(replace(state, journal=Journal(operation="copy", version=2, target_pool="02", pairs=tuple(pairs),
+                                                phase="copied", started="2026-11-25T00:00:00Z",
+                                                staged=tuple(outcome.staged))))
+    result = w.verify(repair=True)
+    assert [f["problem"] for f in result["findings"]] == ["interrupted_copy"]
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1, 2] and state.journal is None
+    assert all(os.path.exists(mark_path(p.target)) for p in pairs)
+    assert w.leftovers() == []
+    assert w.verify()["consistent"] is True
+    w.runner.assert_done()
+
+
+def test_mountpoint_source_is_refused_before_the_copy(tmp_path, monkeypatch):
+    w = World(tmp_path, monkeypatch, "test_mountpoint_source_is_refused_before_the_copy", "btrfs_snapshot")
+    a = w.add_source("a")
+    w.add_source("b")
+    w.define()
+    with pytest.raises(InvalidInput) as err:
+        w.copy()
+    assert "%s is the mountpoint of a filesystem" % a in err.value.msg
+    state = w.state()
+    assert state.journal is None and state.replication_records == ()
+    assert w.leftovers() == []
+    assert w.copy()["version"]["number"] == 1
+    w.runner.assert_done()
+
+
+def test_a_mountpoint_source_is_refused_at_definition(tmp_path, monkeypatch):
+    w = World(tmp_path, monkeypatch, "test_a_mountpoint_source_is_refused_at_definition", "btrfs_snapshot")
+    a = w.add_source("a")
+    with pytest.raises(InvalidInput) as err:
+        w.define()
+    assert "btrfs source %s is the mountpoint of a filesystem" % a in err.value.msg
+    assert "a mountpoint cannot be renamed or replaced: EBUSY" in err.value.msg
+    assert w.store.load(w.name) is None
+    w.define()
+    w.runner.assert_done()
+
+
+def test_sizes_come_from_qgroups_when_quotas_are_on(tmp_path, monkeypatch):
+    """Without quotas a subvolume's size is its filesystem's used bytes;
+    with them, its referenced bytes parsed from the recorded ``btrfs qgroup
+    show --raw`` output."""
+    w = World(tmp_path, monkeypatch, "test_sizes_come_from_qgroups_when_quotas_are_on", "btrfs_send")
+    small, big = w.add_source("small"), w.add_source("big")
+    before = w.backend.discover([small, big])
+    assert before[small].size == before[big].size >= 8 * 1024 * 1024
+    after = w.backend.discover([small, big])
+    assert after[small].size < 1024 * 1024
+    assert 8 * 1024 * 1024 <= after[big].size < 9 * 1024 * 1024
+    w.runner.assert_done()
+
+
+def test_refuses_freeze_consistency(tmp_path, monkeypatch):
+    w = World(tmp_path, monkeypatch, "test_refuses_freeze_consistency", "btrfs_snapshot")
+    w.add_source("a")
+    w.define()
+    d = w.definition()
+    frozen = PoolDefinition(name=d.name, technology=d.technology, sources=d.sources, versions=2,
+                            consistency="freeze")
+    with pytest.raises(InvalidInput, match="uninterruptible"):
+        BtrfsSnapshotBackend(runner=w.runner).check_capacity(frozen, [], [], {})
+    w.runner.assert_done()
+
+
+def test_a_send_target_inside_a_source_is_refused(tmp_path, monkeypatch):
+    w = World(tmp_path, monkeypatch, "test_a_send_target_inside_a_source_is_refused", "btrfs_send")
+    a = w.add_source("a")
+    w.make_target_pools(count=2, per_pool=1)
+    inside = os.path.join(a, "backup")
+    os.mkdir(inside, 0o700)
+    w.target_pools = (TargetPool("tp1", (inside,)), w.target_pools[1])
+    with pytest.raises(InvalidInput) as err:
+        w.define()
+    assert "btrfs_send target %s of target pool tp1 is inside source %s" % (inside, a) in err.value.msg
+    assert w.store.load(w.name) is None
+    w.runner.assert_done()
+
+
+def test_two_pools_cannot_share_send_targets(tmp_path, monkeypatch):
+    w1 = World(tmp_path, monkeypatch, "test_two_pools_cannot_share_send_targets", "btrfs_send", name="one")
+    w1.add_source("a")
+    w1.make_target_pools(count=2, per_pool=1)
+    w1.define()
+    w2 = World.__new__(World)
+    w2.__dict__.update(w1.__dict__)
+    w2.name, w2.sources = "two", []
+    w2.add_source("a", parent="other")
+    w2.target_pools = (TargetPool("x", (w1.dst.path("own"),)), TargetPool("y", w1.target_pools[1].volumes))
+    os.makedirs(w1.dst.path("own"))
+    with pytest.raises(InvalidInput) as err:
+        w2.define()
+    assert "target %s of target pool y is already a target of copy pool one (target pool tp2)" % (
+        w1.target_pools[1].volumes[0]) in err.value.msg
+    assert w2.store.load("two") is None
+    w1.runner.assert_done()
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_namespace_directories_are_0700_under_umask_000(tmp_path, monkeypatch, technology):
+    w = World(tmp_path, monkeypatch, "test_namespace_directories_are_0700_under_umask_000_%s_" % technology,
+              technology)
+    a = w.add_source("a")
+    w.make_target_pools(count=2, per_pool=1)
+    old = os.umask(0)
+    try:
+        w.define()
+        w.copy()
+        w.restore(1)
+    finally:
+        os.umask(old)
+    ns = os.path.join(os.path.dirname(a), ".pitcopy")
+    made = [ns, os.path.join(ns, w.name)] + [os.path.join(ns, w.name, e) for e in os.listdir(os.path.join(ns, w.name))]
+    assert len(made) >= 3
+    assert dict((p, oct(os.lstat(p).st_mode & 0o7777)) for p in made) == dict((p, oct(0o700)) for p in made)
+    os.chmod(ns, 0o777)
+    w.copy()
+    assert os.lstat(ns).st_mode & 0o7777 == 0o700
+    w.runner.assert_done()
+
+
+# --- tests/real/test_btrfs_identity.py ------------------------------------------
+
+
+class Pool(World):
+    """test_btrfs_identity.py's Pool: copy pool ``rb`` of one source
+    ``<src>/vol/src``, versions 2, defined at once."""
+
+    def __init__(self, tmp_path, monkeypatch, case, technology, name="rb"):
+        super(Pool, self).__init__(tmp_path, monkeypatch, case, technology, name=name)
+        self.source = self.add_source("src")
+        if technology == "btrfs_send":
+            self.target_pools = tuple(TargetPool("tp%d" % i, (self.dst.path("tp%d" % i),)) for i in (1, 2))
+            for t in self.target_pools:
+                _mkdir(t.volumes[0])
+                os.chmod(t.volumes[0], 0o755)
+        self.define()
+
+    def copy_of(self, version):
+        return self.copy_path(self.state().replication(version).pairs[0])
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_records_name_each_copy_by_its_identity(tmp_path, monkeypatch, technology):
+    import re
+    p = Pool(tmp_path, monkeypatch, "test_records_name_each_copy_by_its_identity_%s_" % technology, technology)
+    p.copy()
+    pair = p.state().replication(1).pairs[0]
+    mark = read_mark(p.copy_path(pair))
+    if technology == "btrfs_snapshot":
+        assert pair.identity == mark["uuid"]
+    else:
+        assert pair.identity == "%s,received=%s" % (mark["uuid"], mark["received_uuid"]) and mark["received_uuid"]
+    with open(p.store.path(p.name)) as fh:
+        text = fh.read()
+    assert ("%s %s" % (pair.target, pair.identity)) in text
+    older = re.sub(r"\n  identities: \|\n    [^\n]*", "", text)
+    older = re.sub(r"(?m)^# pitcopy-seal: .*\n\Z", "", older.replace("schema_version: 2\n", "schema_version: 1\n"))
+    with open(p.store.path(p.name), "w") as fh:
+        fh.write(older)
+    assert p.state().replication(1).pairs[0].identity is None
+    assert p.verify() == {"consistent": True, "findings": []}
+    with p.engine.session(p.name) as s:
+        plan = s.plan_verify(repair=True)
+        assert plan.changed
+        assert plan.apply() == {"consistent": True, "findings": []}
+    assert p.state().replication(1).pairs[0].identity == pair.identity
+    p.runner.assert_done()
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_older_state_file_put_back_never_reuses_a_version_number(tmp_path, monkeypatch, technology):
+    p = Pool(tmp_path, monkeypatch, "test_older_state_file_put_back_never_reuses_a_version_number_%s_" % technology,
+             technology)
+    p.copy()
+    with open(p.store.path(p.name)) as fh:
+        saved = fh.read()
+    p.copy()
+    p.copy()
+    with open(p.store.path(p.name), "w") as fh:
+        fh.write(saved)
+    assert p.state().last_version == 1
+    found = p.verify()["findings"]
+    result = p.copy(label="X4")
+    assert result["version"]["status"] == "valid" and result["version"]["number"] == 4
+    assert [(f["version"], f["problem"]) for f in p.verify()["findings"]] == [(1, "copy_missing")]
+    problems = dict((f["problem"], f) for f in found)
+    assert problems["last_version_behind"]["version"] == 3
+    assert any("numbered 4" in w for w in result.get("warnings", ())), result
+    assert read_mark(p.copy_of(4))["version"] == 4
+    assert p.leftovers() == []
+    for rec in p.state().replication_records:
+        mark = read_mark(p.copy_path(rec.pairs[0]))
+        assert mark is None or mark["version"] == rec.version or \
+            any(f["version"] == rec.version for f in p.verify()["findings"])
+    p.runner.assert_done()
+
+
+def test_promotion_refuses_a_final_copy_that_is_not_the_staged_one(tmp_path, monkeypatch):
+    p = Pool(tmp_path, monkeypatch, "test_promotion_refuses_a_final_copy_that_is_not_the_staged_one",
+             "btrfs_snapshot")
+    p.copy()
+    p.copy()
+    target = p.state().replication(2).pairs[0].target
+    pair = CopyPair(p.source, target)
+    outcome = p.backend.create_copies(p.definition(), 2, [pair], CopyWindow(p.definition(), p.runner))
+    with pytest.raises(CopyFailed) as exc:
+        p.backend.promote(p.definition(), 2, [pair], outcome.staged, [])
+    assert "not the copy just made" in exc.value.msg
+    assert read_mark(target)["version"] == 2
+    p.backend.discard(p.definition(), outcome.staged)
+    assert p.leftovers() == []
+    p.runner.assert_done()
+
+
+@pytest.mark.parametrize("forge_mark", [False, True], ids=["old-mark", "forged-mark"])
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_a_subvolume_that_is_not_ours_is_never_deleted(tmp_path, monkeypatch, technology, forge_mark):
+    """Someone else's subvolume at a copy's path beside our old (or forged)
+    mark: reported, never rotated away, deleted, restored from or repaired
+    away. The planted subvolume's UUID is the one the recording saw there."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
+    p = Pool(tmp_path, monkeypatch, "test_a_subvolume_that_is_not_ours_is_never_deleted_%s-%s_" % (
+        technology, "forged-mark" if forge_mark else "old-mark"), technology)
+    p.copy()
+    p.copy()
+    path = p.copy_of(1)
+    ours = read_mark(path)["uuid"]
+    shutil.rmtree(path)  # the real test deletes the copy and creates its own subvolume there
+    _mkdir(path)
+    if forge_mark:
+        theirs = [c["result"] for c in p.runner.calls[p.runner.pos:]
+                  if c.get("kernel") == "subvolume_info" and c["args"] == [path] and c["result"]["uuid"] != ours][0]
+        mark = read_mark(path)
+        mark.update(uuid=theirs["uuid"], ctransid=theirs["ctransid"], generation=theirs["generation"],
+                    received_uuid=theirs["received_uuid"])
+        with open(mark_path(path), "w") as fh:
+            fh.write(json.dumps(mark))
+    found = p.verify()["findings"]
+    with pytest.raises(PitcopyError) as exc:
+        p.copy()
+    assert "copy_identity_mismatch" in exc.value.msg or "not a copy of pool" in exc.value.msg, exc.value.msg
+    assert os.path.isdir(path)
+    assert [(f["version"], f["problem"]) for f in found] == [(1, "copy_identity_mismatch")], found
+    assert "never deleted" in found[0]["action"]
+    assert p.state().last_version == 2 and p.state().journal is None
+    assert p.leftovers() == []
+    with p.engine.session(p.name) as s:
+        with pytest.raises(PitcopyError):
+            s.plan_restore(1).apply()
+    result = p.verify(repair=True)
+    assert [f["problem"] for f in result["findings"]] == ["copy_identity_mismatch"]
+    assert p.state().replication(1).status == "invalid"
+    with p.engine.session(p.name) as s:
+        s.plan_delete(1).apply()
+    assert p.state().replication(1) is None
+    assert os.path.isdir(path) and os.path.isdir(p.copy_of(2))
+    p.runner.assert_done()
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot"])
+def test_interrupted_restore_is_finished_by_repair(tmp_path, monkeypatch, technology):
+    """test_btrfs.py::test_interrupted_restore_is_finished_by_repair: a
+    restore journaled and left at three points (``a`` moved aside, ``b``
+    moved aside and made again from its copy, ``c`` not moved) is reported
+    and finished by repair; an aside no journal names refuses a restore."""
+    from dataclasses import replace
+
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Journal
+    w = World(tmp_path, monkeypatch, "test_interrupted_restore_is_finished_by_repair_%s_" % technology, technology)
+    a, b_, c = [w.add_source(n) for n in ("a", "b", "c")]
+    w.make_target_pools(count=2, per_pool=3)
+    w.define()
+    w.copy()
+    d = w.definition()
+    rec = w.state().replication(1)
+    asides = dict((s_, w.backend.restore_aside(d, s_)) for s_ in w.sources)
+    work = os.path.dirname(asides[a])
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    os.rename(a, asides[a])
+    os.rename(b_, asides[b_])
+    _mkdir(b_)  # a snapshot of the copy, made by the real test
+    w.store.save(replace(w.state(), journal=Journal(
+        operation="restore", version=1, target_pool=rec.target_pool, pairs=rec.pairs, phase="restoring",
+        started="2026-11-25T00:00:00Z", asides=tuple(CopyPair(s_, asides[s_]) for s_ in w.sources))))
+    found = w.verify()
+    assert sorted((f["source"], f["problem"]) for f in found["findings"]) == sorted(
+        (s_, "interrupted_restore") for s_ in w.sources)
+    where = dict((f["source"], f["action"]) for f in found["findings"])
+    assert "is missing" in where[a] and "already holds the copy" in where[b_] and "not moved aside yet" in where[c]
+    w.verify(repair=True)
+    assert w.state().journal is None
+    assert all(os.path.isdir(s_) and not os.path.exists(asides[s_]) for s_ in w.sources)
+    assert w.leftovers() == []
+    assert w.verify()["consistent"] is True
+    _mkdir(asides[c])  # ``btrfs subvolume create`` in the real test
+    with pytest.raises(InvalidInput, match="left from an interrupted restore"):
+        w.restore(1)
+    shutil.rmtree(asides[c])
+    w.restore(1)
+    w.runner.assert_done()
