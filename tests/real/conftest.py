@@ -499,5 +499,7 @@ def _pitcopy_record(request):
         # native btrfs: the kernel calls too, and paths relative to the
         # test's own directory (see recording())
         root = request.getfixturevalue("real_workdir")
-    with recording(out_dir, request.node.nodeid, root=root):
+    # pool names carry this run's token (unique_pool_name); the recording
+    # leaves it out, so that the replay's fixed names match any run's
+    with recording(out_dir, request.node.nodeid, root=root, run_token="-" + RUN_TOKEN):
         yield

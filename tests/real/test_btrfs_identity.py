@@ -142,8 +142,8 @@ def test_older_state_file_put_back_never_reuses_a_version_number(fs_pair, runner
     # before anything is made, naming it, and the file is left as it was
     with pytest.raises(PitcopyError) as exc:
         p.copy("X4\n", label="X4")
-    assert "%s: holds a copy with the mark of pool rb that no record of the pool has" % (
-        v2_path if technology == "btrfs_snapshot" else os.path.dirname(v2_path)) in exc.value.msg, exc.value.msg
+    assert "%s: holds a copy with the mark of pool %s that no record of the pool has" % (
+        v2_path if technology == "btrfs_snapshot" else os.path.dirname(v2_path), p.name) in exc.value.msg, exc.value.msg
     assert read(p.store.path(p.name)) == saved
     assert read(os.path.join(v2_path, "data")) == "v2\n" and staging_leftovers(src, dst) == []
     # the operator deletes it, as verify_records said, and copies again

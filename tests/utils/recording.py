@@ -114,20 +114,22 @@ def _record_kernel(calls, root):
     return undo
 
 
-def _rooted(value, root):
-    """``value`` with the test's working directory written as ``@ROOT@``:
-    the replay puts its own temporary directory there."""
+def _rooted(value, root, run_token=None):
+    """``value`` with the test's working directory written as ``@ROOT@``
+    (the replay puts its own temporary directory there) and without the
+    run's token in pool names (``run_token``, e.g. ``-1a2b-3c4d``)."""
     if isinstance(value, str):
-        return value.replace(root, "@ROOT@")
+        value = value.replace(root, "@ROOT@")
+        return value.replace(run_token, "") if run_token else value
     if isinstance(value, list):
-        return [_rooted(v, root) for v in value]
+        return [_rooted(v, root, run_token) for v in value]
     if isinstance(value, dict):
-        return dict((k, _rooted(v, root)) for k, v in value.items())
+        return dict((k, _rooted(v, root, run_token)) for k, v in value.items())
     return value
 
 
 @contextlib.contextmanager
-def recording(out_dir, name, root=None):
+def recording(out_dir, name, root=None, run_token=None):
     """``root``: the test's working directory (its loop filesystems' mount
     points are below it); given, the btrfs kernel calls are recorded too and
     paths below ``root`` are written relative to ``@ROOT@``."""
@@ -169,7 +171,7 @@ def recording(out_dir, name, root=None):
         if undo_kernel is not None:
             undo_kernel()
         if root:
-            calls[:] = [_relit(_rooted(c, root)) for c in calls]
+            calls[:] = [_relit(_rooted(c, root, run_token)) for c in calls]
         os.makedirs(out_dir, exist_ok=True)
         fname = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.split("/")[-1])[:180] + ".yml"
         u = os.uname()

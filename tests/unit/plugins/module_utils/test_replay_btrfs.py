@@ -747,11 +747,23 @@ def test_older_state_file_put_back_never_reuses_a_version_number(tmp_path, monke
     with open(p.store.path(p.name)) as fh:
         saved = fh.read()
     p.copy()
+    v2_path = p.copy_of(2)
     p.copy()
     with open(p.store.path(p.name), "w") as fh:
         fh.write(saved)
     assert p.state().last_version == 1
     found = p.verify()["findings"]
+    assert (2, "untracked_copy") in [(f["version"], f["problem"]) for f in found], found
+    # X4's target holds v2's copy, which no record names: refused, untouched
+    with pytest.raises(NoEligibleTarget) as exc:
+        p.copy(label="X4")
+    assert "holds a copy with the mark of pool rb that no record of the pool has" in exc.value.msg
+    with open(p.store.path(p.name)) as fh:
+        assert fh.read() == saved
+    # the operator deletes it by hand (outside the recorded tools), as the real test does
+    shutil.rmtree(v2_path)
+    if os.path.exists(mark_path(v2_path)):
+        os.unlink(mark_path(v2_path))
     result = p.copy(label="X4")
     assert result["version"]["status"] == "valid" and result["version"]["number"] == 4
     assert [(f["version"], f["problem"]) for f in p.verify()["findings"]] == [(1, "copy_missing")]
