@@ -93,9 +93,9 @@ EXAMPLES = r"""
 RETURN = r"""
 consistent:
   description:
-    - Whether the records and the host agree (before any repair). A V(stale) finding alone (see the pool's
-      O(pitcopy.versions.copy_pool#module:max_age)) does not make it false: the records may be right about copies that
-      stopped being taken.
+    - Whether the records and the host agree (before any repair).
+    - A V(stale) finding alone (see the pool's O(pitcopy.versions.copy_pool#module:max_age)) does not make it false, since
+      the records may be right about copies that stopped being taken.
   returned: success
   type: bool
   sample: true
