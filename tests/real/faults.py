@@ -38,6 +38,8 @@ import signal
 import subprocess
 import sys
 
+from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
+
 CHILD_PRELUDE = r"""
 import os, signal, sys
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
@@ -253,19 +255,8 @@ def kill_the_repair(script, make_world, op, kill_op, check, leftovers, what, ks=
 # --- what every technology's world and checks share -------------------------------
 
 
-class EngineCalls:
+class EngineCalls(PoolCalls):
     """copy, verify and state of a world with ``engine``, ``store`` and ``name``."""
-
-    def copy(self):
-        with self.engine.session(self.name) as s:
-            return s.plan_copy().apply()
-
-    def verify(self, repair=False):
-        with self.engine.session(self.name) as s:
-            return s.plan_verify(repair=repair).apply()
-
-    def state(self):
-        return self.store.load(self.name)
 
 
 def copy_check(check_versions, live, new=3, versions=2):

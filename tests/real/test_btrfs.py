@@ -32,6 +32,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import Hook, PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
+from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
 
 pytestmark = pytest.mark.btrfs
 
@@ -55,7 +56,7 @@ def read(path):
         return fh.read()
 
 
-class World:
+class World(PoolCalls):
     """A copy pool on real btrfs: sources on fs ``src``, send targets on ``dst``;
     its name carries the run's token (conftest.unique_pool_name)."""
 
@@ -91,36 +92,6 @@ class World:
                 vols.append(d)
             tps.append(TargetPool("tp%d" % (i + 1), tuple(vols)))
         self.target_pools = tuple(tps)
-
-    def definition(self):
-        return PoolDefinition(
-            name=self.name, technology=self.technology, sources=tuple(self.sources), versions=self.versions,
-            target_pools=self.target_pools if self.technology == "btrfs_send" else (),
-            pre_copy_hooks=tuple(self.hooks[0]), post_copy_hooks=tuple(self.hooks[1]))
-
-    def define(self):
-        with self.engine.session(self.name) as s:
-            return s.plan_define(self.definition()).apply()
-
-    def copy(self, label=None):
-        with self.engine.session(self.name) as s:
-            return s.plan_copy(label=label).apply()
-
-    def verify(self, repair=False):
-        with self.engine.session(self.name) as s:
-            return s.plan_verify(repair=repair).apply()
-
-    def restore(self, version, volumes=None):
-        with self.engine.session(self.name) as s:
-            return s.plan_restore(version, volumes=volumes).apply()
-
-    def state(self):
-        return self.store.load(self.name)
-
-    def copy_path(self, pair):
-        if self.technology == "btrfs_snapshot":
-            return pair.target
-        return os.path.join(pair.target, os.path.basename(pair.source))
 
     def pitcopy_leftovers(self):
         """Staged copies, temporary snapshots and pending marks anywhere."""

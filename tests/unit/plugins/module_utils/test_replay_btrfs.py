@@ -51,6 +51,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayKernel, ReplayRunner, load_case
+from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
 
 BACKENDS = {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBackend}
 
@@ -83,7 +84,7 @@ class Fs(object):
         return os.path.join(self.mountpoint, *parts)
 
 
-class World(object):
+class World(PoolCalls):
     """tests/real/test_btrfs.py's World over a recording: sources on
     ``@ROOT@/src``, send targets on ``@ROOT@/dst``."""
 
@@ -130,36 +131,6 @@ class World(object):
                 vols.append(d)
             tps.append(TargetPool("tp%d" % (i + 1), tuple(vols)))
         self.target_pools = tuple(tps)
-
-    def definition(self):
-        return PoolDefinition(
-            name=self.name, technology=self.technology, sources=tuple(self.sources), versions=self.versions,
-            target_pools=self.target_pools if self.technology == "btrfs_send" else (),
-            pre_copy_hooks=tuple(self.hooks[0]), post_copy_hooks=tuple(self.hooks[1]))
-
-    def define(self):
-        with self.engine.session(self.name) as s:
-            return s.plan_define(self.definition()).apply()
-
-    def copy(self, label=None):
-        with self.engine.session(self.name) as s:
-            return s.plan_copy(label=label).apply()
-
-    def verify(self, repair=False):
-        with self.engine.session(self.name) as s:
-            return s.plan_verify(repair=repair).apply()
-
-    def restore(self, version, volumes=None):
-        with self.engine.session(self.name) as s:
-            return s.plan_restore(version, volumes=volumes).apply()
-
-    def state(self):
-        return self.store.load(self.name)
-
-    def copy_path(self, pair):
-        if self.technology == "btrfs_snapshot":
-            return pair.target
-        return os.path.join(pair.target, os.path.basename(pair.source))
 
     def check_marks(self):
         """Every kept version's copies carry a complete mark naming it."""
