@@ -103,8 +103,10 @@ class CopyRecordSteps(SessionBase):
             for p in (rec.pairs if rec is not None else ()):
                 if p.source not in in_pool and p not in broken:
                     broken.append(p)
+        # the only copies with our mark a copy may overwrite: those of the
+        # version it replaces (one no record has is an untracked copy)
+        recorded = set(p.target for p in (replaced.pairs if replaced is not None else ()))
         if backend.implied_targets:
-            recorded = set(p.target for p in (replaced.pairs if replaced is not None else ()))
             pairs, unpaired = select_implied(backend, definition.name, tp, sources, volumes, recorded)
             return CopyRecord(version, tp, pairs, pre, kind, replaced, broken, unpaired)
         reserved = self._reserved(
@@ -113,9 +115,6 @@ class CopyRecordSteps(SessionBase):
         )
         candidates = _target_pool_volumes(definition, tp)
         if backend.pool_mark_is_a_copy:
-            # as for implied targets (select_implied): a copy with our mark
-            # that no record has is never destroyed to make room
-            recorded = set(p.target for p in (replaced.pairs if replaced is not None else ()))
             for name in candidates:
                 vol = volumes.get(name)
                 if vol is not None and vol.owner == definition.name and name not in recorded:
