@@ -25,15 +25,16 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine import Re
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-from ansible_collections.pitcopy.versions.tests.real import faults
 from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs import BACKENDS, btrfs, read, write
 
 pytestmark = pytest.mark.btrfs
 
 
-class Pool(faults.EngineCalls):
-    """Copy pool ``name`` of one source ``<src>/vol/src`` (versions 2)."""
+class Pool:
+    """Copy pool ``name`` of one source ``<src>/vol/src`` (versions 2). Its
+    copy writes the data first, and its definition is an attribute: not the
+    world calls of tests/utils/pool_calls.py, whose signatures differ."""
 
     def __init__(self, tmp_path, runner, src, dst, technology, name="rb"):
         self.technology = technology
@@ -70,6 +71,13 @@ class Pool(faults.EngineCalls):
     def copy_of(self, version):
         rec = self.state().replication(version)
         return self.copy_path(rec.pairs[0].target)
+
+    def verify(self, repair=False):
+        with self.engine.session(self.name) as s:
+            return s.plan_verify(repair=repair).apply()
+
+    def state(self):
+        return self.store.load(self.name)
 
 
 def staging_leftovers(*fss):
