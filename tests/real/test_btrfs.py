@@ -391,6 +391,14 @@ while True:
     for fd in fds:
         # same length every time, written in place: never empty or torn
         os.pwrite(fd, b"%012d\n" % i, 0)
+    if i == 1:
+        # a snapshot is crash-consistent: a first write not yet on disk
+        # may show as an empty file in it. Every source holds a number on
+        # disk before the test copies (it waits for <ack>.started).
+        for fd in fds:
+            os.fsync(fd)
+        with open(ack + ".started", "w") as fh:
+            fh.write("1\n")
     if state["pause"]:
         # a consistent point: every source holds i; wait to be resumed
         with open(ack, "w") as fh:
@@ -438,9 +446,10 @@ def test_consistency_with_a_continuous_writer(fs_pair, runner, tmp_path, technol
     seqs = [os.path.join(s_, "seq") for s_ in w.sources]
     writer = subprocess.Popen([sys.executable, "-c", WRITER, ack] + seqs)
     try:
-        # the writer has started once every source holds a number (a Python
-        # start takes seconds inside the test VM, not the 0.3 s once slept)
-        _wait_for(lambda: all(os.path.exists(p) and os.path.getsize(p) for p in seqs), 60, "the writer to start")
+        # the writer has started once every source holds a number on disk
+        # (a Python start takes seconds inside the test VM, not the 0.3 s
+        # once slept)
+        _wait_for(lambda: os.path.exists(ack + ".started"), 60, "the writer to start")
         # without hooks: back-to-back snapshots, one transaction each
         w.copy()
         plain = _seq_of_version(w, 1)
