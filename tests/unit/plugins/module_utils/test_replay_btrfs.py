@@ -245,13 +245,19 @@ def test_discovery_facts(tmp_path, monkeypatch):
     w.runner.assert_done()
 
 
-def test_foreign_target_is_never_used_or_overwritten(tmp_path, monkeypatch):
-    w = World(tmp_path, monkeypatch, "test_foreign_target_is_never_used_or_overwritten", "btrfs_send")
+def _send_world_with_version_1(tmp_path, monkeypatch, case):
+    """btrfs_send sources a, b, c; two target pools of three; version 1 taken."""
+    w = World(tmp_path, monkeypatch, case, "btrfs_send")
     for n in ("a", "b", "c"):
         w.add_source(n)
     w.make_target_pools(count=2, per_pool=3)
     w.define()
     w.copy()
+    return w
+
+
+def test_foreign_target_is_never_used_or_overwritten(tmp_path, monkeypatch):
+    w = _send_world_with_version_1(tmp_path, monkeypatch, "test_foreign_target_is_never_used_or_overwritten")
     victim = w.target_pools[1].volumes[2]
     with open(os.path.join(victim, "precious"), "w") as fh:
         fh.write("theirs\n")
@@ -272,12 +278,7 @@ def test_foreign_target_is_never_used_or_overwritten(tmp_path, monkeypatch):
 
 def test_target_filesystem_too_full(tmp_path, monkeypatch):
     """The capacity refusal with the recorded sizes and free bytes."""
-    w = World(tmp_path, monkeypatch, "test_target_filesystem_too_full", "btrfs_send")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    w.copy()
+    w = _send_world_with_version_1(tmp_path, monkeypatch, "test_target_filesystem_too_full")
     with pytest.raises(CapacityError) as err:
         w.copy()
     msg = err.value.msg
