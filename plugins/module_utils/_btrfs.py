@@ -172,14 +172,20 @@ def _open_dir(path):
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
 
 
-def fs_info(path):
-    """(fsid, sectorsize, nodesize) of the btrfs filesystem holding ``path``."""
+def _read_ioctl(path, request, size):
+    """The ``size`` bytes a reading ioctl fills in for the directory ``path``."""
     fd = _open_dir(path)
     try:
-        buf = bytearray(_FS_INFO_SIZE)
-        fcntl.ioctl(fd, _IOC_FS_INFO, buf)
+        buf = bytearray(size)
+        fcntl.ioctl(fd, request, buf)
     finally:
         os.close(fd)
+    return buf
+
+
+def fs_info(path):
+    """(fsid, sectorsize, nodesize) of the btrfs filesystem holding ``path``."""
+    buf = _read_ioctl(path, _IOC_FS_INFO, _FS_INFO_SIZE)
     fsid = str(uuid.UUID(bytes=bytes(buf[16:32])))
     nodesize, sectorsize = struct.unpack_from("=II", buf, 32)
     return fsid, sectorsize, nodesize
@@ -187,12 +193,7 @@ def fs_info(path):
 
 def subvol_info(path):
     """Facts of the subvolume whose root is ``path`` (no process)."""
-    fd = _open_dir(path)
-    try:
-        buf = bytearray(_SUBVOL_INFO_SIZE)
-        fcntl.ioctl(fd, _IOC_GET_SUBVOL_INFO, buf)
-    finally:
-        os.close(fd)
+    buf = _read_ioctl(path, _IOC_GET_SUBVOL_INFO, _SUBVOL_INFO_SIZE)
     v = struct.unpack(_SUBVOL_INFO_FMT, bytes(buf))
     null = b"\0" * 16
     return {

@@ -605,12 +605,25 @@ class _LvmBackend(Backend):
                         ", ".join("%s: %d" % (s, b) for s, b in items), free, free / float(MiB)))
 
 
+def _copy_tags(pool, version, source, stage_tag):
+    """The ``--addtag`` options that mark a copy as ours: pool, version,
+    source, and where it is in its life (staged, or a clone's temporary)."""
+    return ["--addtag", TAG_POOL + pool, "--addtag", TAG_VERSION + str(version),
+            "--addtag", TAG_SOURCE + source, "--addtag", stage_tag]
+
+
 class _SnapshotBase(_LvmBackend):
     """lvm_snapshot and lvm_thin: implied targets, snapshot LVs."""
 
     implied_targets = True
 
     def _create_argv(self, definition, version, pair, staging, rows):
+        return (["lvcreate", "-q", "-s"] + self._snapshot_options(definition, pair, rows)
+                + ["-n", split_name(staging)[1]]
+                + _copy_tags(_pool_name(definition), version, pair.source, TAG_STAGED) + [pair.source])
+
+    def _snapshot_options(self, definition, pair, rows):
+        """What sets a snapshot of this kind apart in its ``lvcreate -s``."""
         raise NotImplementedError
 
     def _check_target_free(self, definition, pairs, rows, version):
@@ -935,12 +948,8 @@ class LvmSnapshotBackend(_SnapshotBase):
     def target_kinds(self, source_kind):
         return frozenset((KIND_SNAPSHOT,))
 
-    def _create_argv(self, definition, version, pair, staging, rows):
-        row = rows[pair.source]
-        size = self._snapshot_bytes(definition, row)
-        return ["lvcreate", "-q", "-s", "-L", "%db" % size, "-n", split_name(staging)[1],
-                "--addtag", TAG_POOL + _pool_name(definition), "--addtag", TAG_VERSION + str(version),
-                "--addtag", TAG_SOURCE + pair.source, "--addtag", TAG_STAGED, pair.source]
+    def _snapshot_options(self, definition, pair, rows):
+        return ["-L", "%db" % self._snapshot_bytes(definition, rows[pair.source])]
 
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
         pairs = list(pairs)
@@ -997,12 +1006,10 @@ class LvmThinBackend(_SnapshotBase):
     def target_kinds(self, source_kind):
         return frozenset((KIND_THIN,))
 
-    def _create_argv(self, definition, version, pair, staging, rows):
+    def _snapshot_options(self, definition, pair, rows):
         # Thin snapshots get the activation skip flag (LVM's default): they
         # stay inactive until read or restored (lvchange -ay -K).
-        return ["lvcreate", "-q", "-s", "--setactivationskip", "y", "-n", split_name(staging)[1],
-                "--addtag", TAG_POOL + _pool_name(definition), "--addtag", TAG_VERSION + str(version),
-                "--addtag", TAG_SOURCE + pair.source, "--addtag", TAG_STAGED, pair.source]
+        return ["--setactivationskip", "y"]
 
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
         pairs = list(pairs)
@@ -1189,8 +1196,7 @@ class LvmCloneBackend(_LvmBackend):
                 stale.append(tmp)
         commands = []
         for p, tmp in zip(pairs, tmps):
-            tags = ["--addtag", TAG_POOL + pool, "--addtag", TAG_VERSION + str(version),
-                    "--addtag", TAG_SOURCE + p.source, "--addtag", TAG_TMP]
+            tags = _copy_tags(pool, version, p.source, TAG_TMP)
             if self._kind(rows[p.source]) == KIND_THIN:
                 commands.append(["lvcreate", "-q", "-s", "--setactivationskip", "n", "-n", split_name(tmp)[1]]
                                 + tags + [p.source])

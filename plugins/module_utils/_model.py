@@ -49,6 +49,11 @@ def implied_target_pool_names(versions):
     return ["%02d" % (i + 1) for i in range(versions)]
 
 
+def _target_of(pairs, source):
+    """The target paired with ``source`` in ``pairs``, or None."""
+    return next((p.target for p in pairs if p.source == source), None)
+
+
 @dataclass(frozen=True)
 class Volume:
     """What target selection needs to know of one volume on the host.
@@ -191,10 +196,7 @@ class Record:
     warnings: Tuple[str, ...] = ()
 
     def target_of(self, source):
-        for p in self.pairs:
-            if p.source == source:
-                return p.target
-        return None
+        return _target_of(self.pairs, source)
 
     def identities(self):
         """``{target: identity}`` of the pairs whose copy identity is known."""
@@ -277,10 +279,7 @@ class Journal:
     done: Tuple[str, ...] = ()
 
     def aside_of(self, source):
-        for p in self.asides:
-            if p.source == source:
-                return p.target
-        return None
+        return _target_of(self.asides, source)
 
     def as_dict(self):
         out = {

@@ -379,6 +379,16 @@ class _ZfsBase(Backend):
             stale.append(s.target)
         return stale
 
+    def _promotion(self, definition, pairs, staged, replaced_pairs):
+        """What a promotion starts from: the staged name of each source, the
+        replaced names, the recorded identity of each replaced copy, and the
+        rows (ours or not) of every name involved that exists."""
+        staged_map = dict((s.source, s.target) for s in staged)
+        replaced = [p.target for p in replaced_pairs or ()]
+        recorded = dict((p.target, p.identity) for p in replaced_pairs or () if p.identity)
+        names = set([p.target for p in pairs] + replaced + list(staged_map.values()))
+        return staged_map, replaced, recorded, self._owned(definition, sorted(names))
+
     def _zvol_links(self, names):
         """Device nodes behind the /dev/zvol links of ``names`` (zvols only)."""
         devs = []
@@ -553,14 +563,10 @@ class ZfsSnapshotBackend(_ZfsBase):
         self._destroy_snapshots(plan.definition, [s.target for s in plan.made])
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
-        staged_map = dict((s.source, s.target) for s in staged)
+        staged_map, replaced, recorded, rows = self._promotion(definition, pairs, staged, replaced_pairs)
         # the guid each staged snapshot had when made (None: a journal read
         # back from the file); a rename keeps it
         staged_ids = dict((s.target, s.identity) for s in staged)
-        finals = [p.target for p in pairs]
-        replaced = [p.target for p in replaced_pairs or ()]
-        recorded = dict((p.target, p.identity) for p in replaced_pairs or () if p.identity)
-        rows = self._owned(definition, sorted(set(finals + replaced + list(staged_map.values()))))
         renamed_devs = []
 
         def is_staged_copy(st, row):
@@ -865,11 +871,7 @@ class ZfsSendBackend(_ZfsBase):
                                argv=send + ["|"] + recv, rc=rc, stdout=out, stderr=err)
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
-        staged_map = dict((s.source, s.target) for s in staged)
-        finals = [p.target for p in pairs]
-        replaced = [p.target for p in replaced_pairs or ()]
-        recorded = dict((p.target, p.identity) for p in replaced_pairs or () if p.identity)
-        rows = self._owned(definition, sorted(set(finals + replaced + list(staged_map.values()))))
+        staged_map, replaced, recorded, rows = self._promotion(definition, pairs, staged, replaced_pairs)
         renamed_devs = []
         # Check everything before changing anything.
         for p in pairs:

@@ -39,23 +39,9 @@ import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "real"))
 
-
-def _importable():
-    try:
-        import ansible_collections.pitcopy.versions.plugins.module_utils._lvm  # noqa: F401
-        return
-    except ImportError:
-        pass
-    root = os.path.join(tempfile.gettempdir(), "pitcopy-bench-coll")
-    os.makedirs(os.path.join(root, "ansible_collections", "pitcopy"), exist_ok=True)
-    link = os.path.join(root, "ansible_collections", "pitcopy", "versions")
-    if not os.path.islink(link):
-        os.symlink(os.path.dirname(os.path.dirname(HERE)), link)
-    sys.path.insert(0, root)
-
-
-_importable()
+import conftest  # noqa: E402,F401  (tests/real/conftest.py makes the collection importable)
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine  # noqa: E402
 from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import LvmThinBackend  # noqa: E402
