@@ -616,6 +616,14 @@ class _SnapshotBase(_LvmBackend):
     """lvm_snapshot and lvm_thin: implied targets, snapshot LVs."""
 
     implied_targets = True
+    # the kind of LV each copies, and the kind of its copies
+    origin_kind = snapshot_kind = None
+
+    def source_kinds(self):
+        return frozenset((self.origin_kind,))
+
+    def target_kinds(self, source_kind):
+        return frozenset((self.snapshot_kind,))
 
     def _create_argv(self, definition, version, pair, staging, rows):
         return (["lvcreate", "-q", "-s"] + self._snapshot_options(definition, pair, rows)
@@ -941,12 +949,7 @@ class LvmSnapshotBackend(_SnapshotBase):
     """Classic copy-on-write snapshots in the origin's VG."""
 
     technology = "lvm_snapshot"
-
-    def source_kinds(self):
-        return frozenset((KIND_LV,))
-
-    def target_kinds(self, source_kind):
-        return frozenset((KIND_SNAPSHOT,))
+    origin_kind, snapshot_kind = KIND_LV, KIND_SNAPSHOT
 
     def _snapshot_options(self, definition, pair, rows):
         return ["-L", "%db" % self._snapshot_bytes(definition, rows[pair.source])]
@@ -999,12 +1002,7 @@ class LvmThinBackend(_SnapshotBase):
     """Thin snapshots in the origin's thin pool."""
 
     technology = "lvm_thin"
-
-    def source_kinds(self):
-        return frozenset((KIND_THIN,))
-
-    def target_kinds(self, source_kind):
-        return frozenset((KIND_THIN,))
+    origin_kind, snapshot_kind = KIND_THIN, KIND_THIN
 
     def _snapshot_options(self, definition, pair, rows):
         # Thin snapshots get the activation skip flag (LVM's default): they

@@ -467,6 +467,52 @@ def sequence_writer():
     return _write_sequence
 
 
+def _bridge(flag, ack, stop, pause, paused, ack_wait):
+    """The application's side of the quiesce hooks: while the pre-copy hook's
+    ``flag`` file exists the writer is paused, and ``ack`` says it is."""
+    while not stop.is_set():
+        if os.path.exists(flag):
+            pause.set()
+            if paused.wait(ack_wait):
+                open(ack, "w").close()
+            while os.path.exists(flag) and not stop.is_set():
+                time.sleep(0.005)
+            pause.clear()
+            if os.path.exists(ack):
+                os.unlink(ack)
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def quiesce_hooks(tmp_path):
+    """``pre, post = quiesce_hooks(stop, pause, paused, ack_wait, hook_wait,
+    timeout)``: a pre-copy hook that pauses the sequence writer (it creates a
+    flag file and waits up to ``hook_wait`` s for the writer's ack) and a
+    post-copy hook that resumes it, with the thread between them started. The
+    thread ends at teardown (``stop`` set)."""
+    import threading
+
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Hook
+
+    started = []
+
+    def start(stop, pause, paused, ack_wait, hook_wait, timeout):
+        flag, ack = str(tmp_path / "pause"), str(tmp_path / "paused")
+        br = threading.Thread(target=_bridge, args=(flag, ack, stop, pause, paused, ack_wait))
+        br.start()
+        started.append((br, stop))
+        pre = Hook(argv=(sys.executable, "-c", "import os,sys,time\nopen(sys.argv[1],'w').close()\n"
+                         "t=time.time()\nwhile not os.path.exists(sys.argv[2]):\n"
+                         "    time.sleep(0.005)\n    assert time.time()-t<%d\n" % hook_wait, flag, ack),
+                   timeout=timeout)
+        return pre, Hook(argv=("rm", "-f", flag), timeout=30)
+
+    yield start
+    for br, stop in started:
+        stop.set()
+        br.join(30)
+
+
 # --- recording the tools' real output for the fast replay tests -----------------
 #
 # ``pytest tests/real --pitcopy-record DIR`` writes, per test, every command the

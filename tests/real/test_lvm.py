@@ -18,7 +18,6 @@ __metaclass__ = type
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -41,7 +40,6 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyPair,
-    Hook,
     PoolDefinition,
     TargetPool,
 )
@@ -623,7 +621,7 @@ def _read_seq(vgs, snap, mp):
 
 
 @pytest.mark.parametrize("technology", ["lvm_snapshot", "lvm_thin"])
-def test_consistency_sequence_numbers(vgs, lvm_runner, tmp_path, technology, sequence_writer):
+def test_consistency_sequence_numbers(vgs, lvm_runner, tmp_path, technology, sequence_writer, quiesce_hooks):
     vg = vgs.create("cs", 256 * MiB)
     thin = None
     if technology == "lvm_thin":
@@ -662,27 +660,7 @@ def test_consistency_sequence_numbers(vgs, lvm_runner, tmp_path, technology, seq
         # 2) with a pre-copy hook that quiesces the writer (waits for the end
         # of its round) and a post-copy hook that resumes it: every copy
         # carries the same number.
-        flag, ack = str(tmp_path / "pause"), str(tmp_path / "paused")
-
-        def bridge():
-            while not stop.is_set():
-                if os.path.exists(flag):
-                    pause.set()
-                    if paused.wait(20):
-                        open(ack, "w").close()
-                    while os.path.exists(flag) and not stop.is_set():
-                        time.sleep(0.005)
-                    pause.clear()
-                    if os.path.exists(ack):
-                        os.unlink(ack)
-                time.sleep(0.005)
-
-        br = threading.Thread(target=bridge)
-        br.start()
-        pre = Hook(argv=(sys.executable, "-c", "import os,sys,time\nopen(sys.argv[1],'w').close()\n"
-                         "t=time.time()\nwhile not os.path.exists(sys.argv[2]):\n"
-                         "    time.sleep(0.005)\n    assert time.time()-t<60\n", flag, ack), timeout=90)
-        post = Hook(argv=("rm", "-f", flag), timeout=30)
+        pre, post = quiesce_hooks(stop, pause, paused, ack_wait=20, hook_wait=60, timeout=90)
         d2 = PoolDefinition(name="seqhook", technology=technology, sources=tuple(src), versions=1,
                             snapshot_size="8M", pre_copy_hooks=(pre,), post_copy_hooks=(post,))
         pairs = [CopyPair(s_, b.implied_target(d2.name, "01", s_)) for s_ in src]
@@ -696,5 +674,3 @@ def test_consistency_sequence_numbers(vgs, lvm_runner, tmp_path, technology, seq
     finally:
         stop.set()
         t.join(30)
-        if "br" in locals():
-            br.join(30)

@@ -17,7 +17,6 @@ __metaclass__ = type
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -608,7 +607,7 @@ def test_zfs_send_failure_target_too_full(zpools, runner):
     assert all(c.valid for c in b.list_copies("full"))
 
 
-def test_consistency_sequence_numbers(zpools, runner, tmp_path, sequence_writer):
+def test_consistency_sequence_numbers(zpools, runner, tmp_path, sequence_writer, quiesce_hooks):
     p1 = zpools.create("c")
     p2 = zpools.create("d")
     make_sources(p1, ["a", "b", "c"])
@@ -639,28 +638,7 @@ def test_consistency_sequence_numbers(zpools, runner, tmp_path, sequence_writer)
         # 2) With a pre-copy hook that quiesces the writer (waits for it to
         # finish its round) and a post-copy hook that resumes it, every copy
         # carries the same number, across two zpools too.
-        flag = str(tmp_path / "pause")
-        ack = str(tmp_path / "paused")
-
-        def bridge():
-            while not stop.is_set():
-                if os.path.exists(flag):
-                    pause.set()
-                    if paused.wait(5):
-                        open(ack, "w").close()
-                    while os.path.exists(flag) and not stop.is_set():
-                        time.sleep(0.005)
-                    pause.clear()
-                    if os.path.exists(ack):
-                        os.unlink(ack)
-                time.sleep(0.005)
-
-        br = threading.Thread(target=bridge)
-        br.start()
-        pre = Hook(argv=(sys.executable, "-c", "import os,sys,time\nopen(sys.argv[1],'w').close()\n"
-                         "t=time.time()\nwhile not os.path.exists(sys.argv[2]):\n"
-                         "    time.sleep(0.005)\n    assert time.time()-t<20\n", flag, ack), timeout=30)
-        post = Hook(argv=("rm", "-f", flag), timeout=30)
+        pre, post = quiesce_hooks(stop, pause, paused, ack_wait=5, hook_wait=20, timeout=30)
         src2 = src + ["%s/e" % p2]
         paths.append(os.path.join(mountpoint(src2[3]), "seq"))  # the writer now writes 4 sources
         d = PoolDefinition(name="seqhook", technology="zfs_snapshot", sources=tuple(src2), versions=1,
@@ -680,8 +658,6 @@ def test_consistency_sequence_numbers(zpools, runner, tmp_path, sequence_writer)
     finally:
         stop.set()
         t.join(10)
-        if "br" in locals():
-            br.join(10)
 
 
 # --- identity: the records name each copy by its guid (issue 12) ---------------------
