@@ -45,6 +45,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+from ansible_collections.pitcopy.versions.tests.utils import engine_calls
+from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 
 pytestmark = pytest.mark.lvm
 
@@ -187,31 +189,7 @@ def lv_tags(name):
 
 
 def make_engine(state_dir, runner):
-    from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
-    from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-
-    return RecordEngine(StateStore(str(state_dir)), lambda tech: BACKENDS[tech](runner=runner))
-
-
-def define(engine, d):
-    with engine.session(d.name) as s:
-        return s.plan_define(d).apply()
-
-
-def copy(engine, name):
-    with engine.session(name) as s:
-        return s.plan_copy().apply()
-
-
-def info(engine, name):
-    with engine.session(name) as s:
-        return s.info()
-
-
-def findings(engine, name, repair=False):
-    with engine.session(name) as s:
-        plan = s.plan_verify(repair=repair)
-        return plan.apply() if repair else plan.result
+    return engine_calls.make_engine(state_dir, runner, BACKENDS)
 
 
 def check_kept(engine, name, data):

@@ -37,6 +37,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+from ansible_collections.pitcopy.versions.tests.utils import engine_calls
+from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import (
     ZfsSendBackend,
     ZfsSnapshotBackend,
@@ -298,26 +300,8 @@ def test_names_are_validated():
 
 
 def make_engine(state_dir, runner):
-    from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
-    from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-
     backends = {"zfs_snapshot": ZfsSnapshotBackend, "zfs_send": ZfsSendBackend}
-    return RecordEngine(StateStore(str(state_dir)), lambda tech: backends[tech](runner=runner))
-
-
-def define(engine, d):
-    with engine.session(d.name) as s:
-        return s.plan_define(d).apply()
-
-
-def copy(engine, name):
-    with engine.session(name) as s:
-        return s.plan_copy().apply()
-
-
-def info(engine, name):
-    with engine.session(name) as s:
-        return s.info()
+    return engine_calls.make_engine(state_dir, runner, backends)
 
 
 def check_kept(engine, name, data, kinds, read_copy):
@@ -328,12 +312,6 @@ def check_kept(engine, name, data, kinds, read_copy):
             got = read_copy(p["target"], kinds[p["source"]])
             assert got == data[rec["version"]][p["source"]], (rec["version"], p, got)
     return pool
-
-
-def findings(engine, name, repair=False):
-    with engine.session(name) as s:
-        plan = s.plan_verify(repair=repair)
-        return plan.apply() if repair else plan.result
 
 
 def test_zfs_snapshot_versions_rotation_restore_verify(zpools, runner, tmp_path):
