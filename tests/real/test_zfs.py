@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -113,6 +114,14 @@ class Zpools:
 
 @pytest.fixture
 def zpools():
+    with zpools_workdir() as zp:
+        yield zp
+
+
+@contextlib.contextmanager
+def zpools_workdir():
+    """Zpools on image files in a work directory of their own; every zpool
+    made is destroyed at the end, and one that cannot be fails the test."""
     require_zfs()
     workdir = "/tmp/pitcopy-zfs-%s" % uuid.uuid4().hex[:8]
     os.makedirs(workdir)

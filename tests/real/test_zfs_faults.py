@@ -33,10 +33,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-import shutil
-import uuid
-
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
@@ -46,12 +42,11 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._runner import Su
 from ansible_collections.pitcopy.versions.tests.real.test_zfs import (
     SBIN,
     MiB,
-    Zpools,
     all_names,
     make_engine,
     read_fs_or_vol,
     read_snapshot,
-    require_zfs,
+    zpools_workdir,
     sh,
     write_data,
 )
@@ -160,44 +155,36 @@ def zfs_worlds(tmp_path):
     """``make(technology, sources, versions, copies) -> make_world(k)``: one
     source zpool (and target zpool) per test, a fresh world per iteration;
     the zpools go at teardown, as with test_zfs's ``zpools`` fixture."""
-    require_zfs()
-    workdir = "/tmp/pitcopy-zfs-%s" % uuid.uuid4().hex[:8]
-    os.makedirs(workdir)
-    zpools = Zpools(workdir)
-    runner = SubprocessRunner(env={"PATH": SBIN})
-    made = {}
+    with zpools_workdir() as zpools:
+        runner = SubprocessRunner(env={"PATH": SBIN})
+        made = {}
 
-    def make(technology, sources="ab", versions=2, copies=2):
-        if "pools" not in made:
-            spool = zpools.create("fs", 256 * MiB)
-            tpool = zpools.create("ft", 256 * MiB) if technology == "zfs_send" else None
-            if tpool:
-                for tp in "AB":
-                    sh("zfs", "create", "%s/%s" % (tpool, tp))
-            made["pools"] = (spool, tpool)
-        spool, tpool = made["pools"]
+        def make(technology, sources="ab", versions=2, copies=2):
+            if "pools" not in made:
+                spool = zpools.create("fs", 256 * MiB)
+                tpool = zpools.create("ft", 256 * MiB) if technology == "zfs_send" else None
+                if tpool:
+                    for tp in "AB":
+                        sh("zfs", "create", "%s/%s" % (tpool, tp))
+                made["pools"] = (spool, tpool)
+            spool, tpool = made["pools"]
 
-        def make_world(k):
-            w = ZfsWorld(tmp_path, runner, spool, tpool, technology, k, sources, versions)
-            w.define()
-            expected = {}
-            for v in range(1, copies + 1):
+            def make_world(k):
+                w = ZfsWorld(tmp_path, runner, spool, tpool, technology, k, sources, versions)
+                w.define()
+                expected = {}
+                for v in range(1, copies + 1):
+                    for s_ in w.sources:
+                        write_data(s_, "filesystem", "v%d" % v)
+                    w.copy()
+                    expected[v] = dict((s_, "v%d" % v) for s_ in w.sources)
                 for s_ in w.sources:
-                    write_data(s_, "filesystem", "v%d" % v)
-                w.copy()
-                expected[v] = dict((s_, "v%d" % v) for s_ in w.sources)
-            for s_ in w.sources:
-                write_data(s_, "filesystem", "live")
-            return w, expected
+                    write_data(s_, "filesystem", "live")
+                return w, expected
 
-        return make_world
+            return make_world
 
-    try:
         yield make
-    finally:
-        errors = zpools.destroy_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-        assert not errors, errors
 
 
 def _commands(steps, *words):
