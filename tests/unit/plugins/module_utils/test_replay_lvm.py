@@ -226,15 +226,22 @@ class Devices(object):
             self._command(argv)
 
 
+def _clone_replay(tmp_path, monkeypatch, case_name, what):
+    """(devices, runner, vg) of a recorded lvm_clone test: the LVs' data are
+    files (``Devices``) kept in step with the replayed commands; the VG is
+    the one the recording's first command reports on."""
+    devices = Devices(str(tmp_path))
+    case = load_case("lvm", case_name)
+    runner = ReplayRunner(case["calls"], what, observer=devices.observe)
+    monkeypatch.setattr(_lvm, "dm_path", devices.path)
+    return devices, runner, case["calls"][0]["argv"][-1]
+
+
 def test_clone_rotation_restore_verify(tmp_path, monkeypatch):
     """tests/real/test_lvm.py::test_versions_rotation_restore_verify[lvm_clone],
     replayed, with the LVs' data as files: the checksums the backend tags
     its clones with are the recorded ones, so the bytes copied are right."""
-    devices = Devices(str(tmp_path))
-    case = load_case("lvm", "test_versions_rotation_restore_verify_lvm_clone_")
-    runner = ReplayRunner(case["calls"], "lvm_clone rotation", observer=devices.observe)
-    monkeypatch.setattr(_lvm, "dm_path", devices.path)
-    vg = case["calls"][0]["argv"][-1]
+    devices, runner, vg = _clone_replay(tmp_path, monkeypatch, "test_versions_rotation_restore_verify_lvm_clone_", "lvm_clone rotation")
     all_sources = [devices.create("%s/%s" % (vg, n)) for n in "abcd"]
     b = LvmCloneBackend(runner)
     vols = b.discover(all_sources + ["%s/nothere" % vg])
@@ -338,11 +345,7 @@ def test_clone_failure_and_foreign_target(tmp_path, monkeypatch):
     with the LVs' data as files: a too small target is refused with the
     numbers, a target holding somebody's data is never written, and the
     engine refuses a definition naming it."""
-    devices = Devices(str(tmp_path))
-    case = load_case("lvm", "test_clone_failure_and_foreign_target")
-    runner = ReplayRunner(case["calls"], "lvm_clone failures", observer=devices.observe)
-    monkeypatch.setattr(_lvm, "dm_path", devices.path)
-    vg = case["calls"][0]["argv"][-1]
+    devices, runner, vg = _clone_replay(tmp_path, monkeypatch, "test_clone_failure_and_foreign_target", "lvm_clone failures")
     sources = [devices.create("%s/%s" % (vg, n)) for n in "abc"]
     for s_ in sources:
         devices.write(s_, "v1 %s" % s_)

@@ -26,6 +26,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import C
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
 from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
+from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, info
 
 MiB = 1024 * 1024
 
@@ -80,18 +81,13 @@ def test_zfs_snapshot_versions_rotation_restore_verify(tmp_path, monkeypatch):
             sources.append("%s/fs3" % pool)
         if n == 4:
             sources.remove("%s/fs2" % pool)
-        with eng.session("snaps") as s:
-            s.plan_define(PoolDefinition(name="snaps", technology="zfs_snapshot", sources=tuple(sources),
-                                         versions=3)).apply()
+        define(eng, PoolDefinition(name="snaps", technology="zfs_snapshot", sources=tuple(sources), versions=3))
         if n == 2:
             with eng.session("snaps") as s:
                 assert [r["version"] for r in s.plan_prepair(versions=2).apply()["records"]] == [2, 3]
-        with eng.session("snaps") as s:
-            assert s.plan_copy().apply()["version"]["number"] == n
-        with eng.session("snaps") as s:
-            s.info()
-    with eng.session("snaps") as s:
-        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+        assert copy(eng, "snaps")["version"]["number"] == n
+        info(eng, "snaps")
+    kept = dict((r["version"], r) for r in info(eng, "snaps")["replication_records"])
     assert sorted(kept) == [3, 4, 5]
     listed = b.list_copies("snaps")
     assert sorted((c.target, c.version) for c in listed) == sorted(
@@ -213,15 +209,11 @@ def test_zfs_send_versions_rotation_restore_verify(tmp_path, monkeypatch):
             sources.append(src[3])
         if n == 4:
             sources.remove(src[2])
-        with eng.session("sends") as s:
-            s.plan_define(PoolDefinition(name="sends", technology="zfs_send", sources=tuple(sources), versions=2,
-                                         target_pools=tps)).apply()
-        with eng.session("sends") as s:
-            assert s.plan_copy().apply()["version"]["number"] == n
-        with eng.session("sends") as s:
-            s.info()
-    with eng.session("sends") as s:
-        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+        define(eng, PoolDefinition(name="sends", technology="zfs_send", sources=tuple(sources), versions=2,
+                                   target_pools=tps))
+        assert copy(eng, "sends")["version"]["number"] == n
+        info(eng, "sends")
+    kept = dict((r["version"], r) for r in info(eng, "sends")["replication_records"])
     assert sorted(kept) == [4, 5]
     copies = b.list_copies("sends")
     assert sorted((c.target, c.version, c.source) for c in copies) == sorted(
@@ -240,8 +232,7 @@ def test_zfs_send_versions_rotation_restore_verify(tmp_path, monkeypatch):
         assert s.plan_copy().apply()["replaced_version"] == 4
     with eng.session("sends") as s:
         s.info()
-    with eng.session("sends") as s:
-        kept = dict((r["version"], r) for r in s.info()["replication_records"])
+    kept = dict((r["version"], r) for r in info(eng, "sends")["replication_records"])
     changed = [p["target"] for p in kept[6]["pairs"] if not p["source"].endswith("vol1")][0]
     by_target = dict((c.target, c) for c in b.list_copies("sends"))
     assert not by_target[changed].valid and "written" in by_target[changed].detail
