@@ -41,7 +41,8 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "real"))
 
-import conftest  # noqa: E402,F401  pylint: disable=unused-import  (tests/real/conftest.py: the import path)
+# tests/real/conftest.py makes the collection importable, as for bench_btrfs
+import conftest  # noqa: E402,F401  pylint: disable=unused-import
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine  # noqa: E402
 from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import LvmThinBackend  # noqa: E402

@@ -41,7 +41,8 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "real"))
 
-import conftest  # noqa: E402,F401  pylint: disable=unused-import  (tests/real/conftest.py: the import path)
+# tests/real/conftest.py makes the collection importable, as for bench_btrfs
+import conftest  # noqa: E402,F401  pylint: disable=unused-import
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine  # noqa: E402
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (  # noqa: E402
@@ -52,13 +53,13 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (  
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow  # noqa: E402
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner  # noqa: E402
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore  # noqa: E402
+from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH as SBIN, tool_env  # noqa: E402
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import (  # noqa: E402
     ZfsSendBackend,
     ZfsSnapshotBackend,
 )
 
-SBIN = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"))
-ENV = dict(os.environ, LC_ALL="C", PATH=SBIN)
+ENV = tool_env()
 
 
 def sh(*argv):

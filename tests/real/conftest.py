@@ -85,7 +85,7 @@ TOOL_PACKAGES = {
     "umount": "mount",
 }
 
-SBIN_PATH = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"))
+from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, tool_env  # noqa: E402
 
 
 def which(tool):
@@ -112,7 +112,7 @@ def run(argv, check=True, timeout=120, **kw):
     """Run a command for a fixture; on failure fail the test with its stderr."""
     proc = subprocess.run(
         [str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL, timeout=timeout, check=False, env=dict(os.environ, LC_ALL="C", PATH=SBIN_PATH), **kw
+        stdin=subprocess.DEVNULL, timeout=timeout, check=False, env=tool_env(), **kw
     )
     if check and proc.returncode != 0:
         raise RuntimeError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode,

@@ -47,12 +47,12 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import C
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.tests.utils import engine_calls
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
+from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, MiB, tool_env
 
 pytestmark = pytest.mark.lvm
 
-MiB = 1024 * 1024
-SBIN = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"))
-ENV = dict(os.environ, LC_ALL="C", PATH=SBIN, LVM_SUPPRESS_FD_WARNINGS="1")
+SBIN = SBIN_PATH
+ENV = tool_env(LVM_SUPPRESS_FD_WARNINGS="1")
 BACKENDS = {"lvm_snapshot": LvmSnapshotBackend, "lvm_thin": LvmThinBackend, "lvm_clone": LvmCloneBackend}
 
 

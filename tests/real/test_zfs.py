@@ -40,6 +40,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import C
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.tests.utils import engine_calls
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
+from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, MiB, tool_env
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import (
     ZfsSendBackend,
     ZfsSnapshotBackend,
@@ -48,9 +49,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import (
 
 pytestmark = pytest.mark.zfs
 
-MiB = 1024 * 1024
-SBIN = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"))
-ENV = dict(os.environ, LC_ALL="C", PATH=SBIN)
+SBIN = SBIN_PATH
+ENV = tool_env()
 
 
 def sh(*argv, **kw):
