@@ -278,3 +278,43 @@ def test_a_sealed_file_with_a_damaged_hold_is_refused_by_the_store(tmp_path):
     with pytest.raises(StateFileError) as err:
         engine.store.load("P")
     assert "held" in err.value.msg
+
+
+def test_lvm_hold_is_a_tag_and_read_only_on_the_simulated_host():
+    """The real LVM backend's hold commands against the in-memory LVM host
+    (tests/unit/lvm_host.py); the UML suite proves them on real LVM
+    (tests/real/test_lvm.py)."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed
+    from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import LvmCloneBackend, LvmSnapshotBackend
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair
+    from ansible_collections.pitcopy.versions.tests.unit.lvm_host import LvmHost
+
+    host = LvmHost()
+    host.add("vg/A", data="A@1")
+    host.add("vg/c", data="A@1", tags=("pitcopy_pool=P", "pitcopy_version=1", "pitcopy_source=vg/A"))
+    host.add("vg/other", data="x", tags=("pitcopy_pool=Q", "pitcopy_version=1"))
+    d = PoolDefinition(name="P", technology="lvm_snapshot", sources=("vg/A",), versions=1, snapshot_size="4M")
+    b = LvmSnapshotBackend(host)
+    pair, other = CopyPair("vg/A", "vg/c"), CopyPair("vg/A", "vg/other")
+    assert [p for p, _why in b.unenforced_holds(d, 1, [pair, other])] == [pair]  # another pool's LV is not judged
+    b.hold_copies(d, 1, [pair, other])
+    assert "pitcopy_hold" in host.lvs["vg/c"]["tags"] and host.lvs["vg/c"]["attr"][1] == "r"
+    assert "pitcopy_hold" not in host.lvs["vg/other"]["tags"]
+    assert b.unenforced_holds(d, 1, [pair]) == []
+    # a copy of another version is not this version's: left alone
+    assert b.unenforced_holds(d, 2, [pair]) == []
+    host.calls[:] = []
+    b.hold_copies(d, 1, [pair])  # idempotent: only the report runs
+    assert [c[0] for c in host.calls] == ["lvs"]
+    with pytest.raises(CopyFailed, match="is held"):
+        b.delete_copies(d, [pair])
+    assert "vg/c" in host.lvs
+    b.hold_copies(d, 1, [pair], held=False)
+    assert "pitcopy_hold" not in host.lvs["vg/c"]["tags"] and host.lvs["vg/c"]["attr"][1] == "w"
+    # a clone stays read-only when released: read-only is what a clone copy is
+    c = LvmCloneBackend(host)
+    dc = PoolDefinition(name="P", technology="lvm_clone", sources=("vg/A",), versions=1,
+                        target_pools=(TargetPool("01", ("vg/c",)),))
+    c.hold_copies(dc, 1, [pair])
+    c.hold_copies(dc, 1, [pair], held=False)
+    assert "pitcopy_hold" not in host.lvs["vg/c"]["tags"] and host.lvs["vg/c"]["attr"][1] == "r"
