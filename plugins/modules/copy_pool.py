@@ -180,7 +180,7 @@ options:
         and the received copy, never a volume the user created.
       - Without it, removing a pool that still has copy versions fails and names them.
       - A held version (M(pitcopy.versions.copy_version) O(pitcopy.versions.copy_version#module:state=held)) is never
-        deleted: removing a pool that keeps one fails and names it; release it first.
+        deleted; removing a pool that keeps one fails and names it. Release it first.
     type: bool
     default: false
 seealso:
