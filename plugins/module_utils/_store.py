@@ -574,9 +574,10 @@ def _load_identities(value, where, pairs):
 
 
 def _load_record(value, where, kind, cache=None):
+    # a hold only on a replication record (a pre-pairing record is no version yet)
+    hold_keys = ("held", "hold_reason") if kind == RECORD_REPLICATION else ()
     _mapping(value, where, ("version", "target_pool", "created", "pairs"),
-             ("label", "status", "warnings", "identities") + (("held", "hold_reason") if kind == RECORD_REPLICATION
-                                                               else ()))
+             ("label", "status", "warnings", "identities") + hold_keys)
     pairs = _load_pairs(value["pairs"], where + ".pairs", cache)
     held, hold_reason = _load_hold(value, where)
     # a file written before identities were kept has none: each copy is

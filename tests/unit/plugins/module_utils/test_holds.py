@@ -61,7 +61,7 @@ def test_hold_is_recorded_enforced_and_idempotent(tmp_path):
     _copy(engine, label="pre-upgrade")
     # check mode: the plan says what would change and nothing does
     before = _file(engine)
-    plan, _ = _hold(engine, label="pre-upgrade", reason="schema upgrade", apply=False)
+    plan = _hold(engine, label="pre-upgrade", reason="schema upgrade", apply=False)[0]
     assert plan.changed
     assert plan.before["replication_records"][0]["held"] is False
     assert plan.after["replication_records"][0]["held"] is True
@@ -72,10 +72,10 @@ def test_hold_is_recorded_enforced_and_idempotent(tmp_path):
     assert be.copies["t0"]["held"] is True
     # again: no change, the file and the storage left alone
     calls = len(be.calls)
-    plan, _ = _hold(engine, 1, reason="schema upgrade")
+    plan = _hold(engine, 1, reason="schema upgrade")[0]
     assert not plan.changed and len(be.calls) == calls and _file(engine) != before
     # another reason is a change of the record
-    plan, _ = _hold(engine, 1, reason="legal hold")
+    plan = _hold(engine, 1, reason="legal hold")[0]
     assert plan.changed and _records(engine)[1]["hold_reason"] == "legal hold"
 
 

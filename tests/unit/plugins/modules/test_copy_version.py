@@ -155,7 +155,7 @@ def test_held_and_released_through_the_module(snap_host):
     again = snap_host.ok(copy_version, {"pool": "web", "state": "held", "version": 1, "reason": "upgrade"})
     assert again["changed"] is False
     # once every target pool holds a version, the next copy would replace held version 1
-    for _ in range(SNAP_POOL["versions"] - 1):
+    for dummy in range(SNAP_POOL["versions"] - 1):
         snap_host.ok(copy_version, {"pool": "web"})
     refused = snap_host.fail(copy_version, {"pool": "web"})
     assert "version 1 (label pre-upgrade) is held" in refused["msg"] and "upgrade" in refused["msg"]
