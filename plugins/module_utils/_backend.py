@@ -52,6 +52,8 @@ __metaclass__ = type
 
 import abc
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+
 
 class CopyPlan:
     """One version's copies as a backend decided them (``plan_copies``),
@@ -303,6 +305,24 @@ class Backend(abc.ABC):
     def sweep_leftovers(self, definition):
         """Remove leftovers() (the caller holds the pool's lock); returns the
         paths removed."""
+        return []
+
+    # --- holds ---------------------------------------------------------------
+
+    def hold_copies(self, definition, version, pairs, held=True):
+        """Make the storage enforce the hold of version ``version``'s copies
+        of ``pairs`` (``held``), or stop enforcing it (``held=False``), so
+        that a hand-typed delete refuses where the tool can (``zfs hold``),
+        else the copy is made read-only and tagged. Idempotent: a copy that
+        already is as asked is left alone; ours only (the pool's mark, the
+        recorded identity). Raises CopyFailed naming the copy when the tool
+        refuses. Default: the technology cannot hold (InvalidInput)."""
+        raise InvalidInput("technology %s cannot hold copies on the storage" % self.technology)
+
+    def unenforced_holds(self, definition, version, pairs):
+        """Those of ``pairs`` (copies of held version ``version`` that exist)
+        whose hold the storage does not enforce now, each with why: a list
+        of (pair, reason). Reads only (verify_records, check mode)."""
         return []
 
     def copy_valid(self, definition, info):

@@ -856,6 +856,11 @@ class _BtrfsBase(Backend):
             if identities.get(p) and _is_subvolume(p) and \
                     not same_subvolume(identities[p], identity_of(p, self.technology)):
                 continue
+            if mark.get("held"):
+                # btrfs cannot make a delete refuse: the mark's hold does
+                # (copy_version state=released takes it off first)
+                raise CopyFailed("%s is held (copy_version state=held, version %s of copy pool %s); it is not "
+                                 "deleted: release the hold first" % (p, mark.get("version"), pool), target=p)
             doomed.append(p)
         self._delete_subvolumes(doomed)
         for p in doomed:
@@ -1525,6 +1530,51 @@ class BtrfsSnapshotBackend(_BtrfsBase):
     def delete_copies(self, definition, pairs):
         self._delete_ours(definition.name, [self._copy_path(p.source, p.target) for p in pairs],
                           identities=self._recorded(pairs))
+
+    # --- holds ------------------------------------------------------------------
+
+    def _held_copies(self, definition, pairs):
+        """(pair, copy path, mark) of the pairs whose copy exists and is
+        ours: our mark, the subvolume it describes, the recorded identity."""
+        out = []
+        for p in pairs:
+            path = self._copy_path(p.source, p.target)
+            mark = read_mark(path)
+            if mark is None or mark.get("pool") != definition.name or not _is_subvolume(path) \
+                    or not mark_agrees(path, mark):
+                continue
+            if p.identity and not same_subvolume(p.identity, identity_of(path, self.technology)):
+                continue
+            out.append((p, path, mark))
+        return out
+
+    def hold_copies(self, definition, version, pairs, held=True):
+        """btrfs cannot make a delete refuse; a copy is a read-only subvolume
+        already. The hold is written into the copy's mark (what
+        ``_delete_ours`` refuses to delete), and a copy someone made writable
+        is made read-only again (its validity still reports the change)."""
+        for p, path, mark in self._held_copies(definition, pairs):
+            if held and not KERNEL.subvolume_info(path)["readonly"]:
+                self._run(["btrfs", "property", "set", "-t", "subvol", "--", path, "ro", "true"])
+            if bool(mark.get("held")) != bool(held):
+                data = dict(mark)
+                if held:
+                    data["held"] = True
+                else:
+                    data.pop("held", None)
+                write_mark(path, data)
+
+    def unenforced_holds(self, definition, version, pairs):
+        out = []
+        for p, path, mark in self._held_copies(definition, pairs):
+            why = []
+            if not KERNEL.subvolume_info(path)["readonly"]:
+                why.append("%s is no longer read-only" % path)
+            if not mark.get("held"):
+                why.append("the ownership mark of %s does not carry the hold" % path)
+            if why:
+                out.append((p, "; ".join(why)))
+        return out
 
     def _recorded(self, pairs):
         """{copy path: recorded identity} of the pairs whose identity is known."""

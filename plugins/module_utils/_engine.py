@@ -21,7 +21,8 @@ API (what modules and roles rely on; implementers keep these names):
         plan = s.plan_prepair(versions=1, allow_unpaired=False)   # prepair_record present
         plan = s.plan_drop_prepairing()         # prepair_record absent
         plan = s.plan_copy(label=None)          # copy_version present
-        plan = s.plan_delete(version)           # copy_version absent
+        plan = s.plan_delete(version, force=False)  # copy_version absent
+        plan = s.plan_hold(version, held=True, reason=None, label=None)  # copy_version held / released
         plan = s.plan_restore(version, volumes=None)    # copy_version restored
         plan = s.plan_verify(repair=False)      # verify_records
         info = s.info()                         # copy_pool_info (one pool's dict)
@@ -58,6 +59,7 @@ Where each figure lives (this module composes them; import from here):
     _engine_copy.py         Fig. 6: the copy transaction (take_copies), the
                             journal phases, commit (next_state)
     _engine_delete.py       copy_version state=absent
+    _engine_hold.py         copy_version state=held / released
     _engine_restore.py      copy_version state=restored
     _engine_verify.py       verify_records: each record checked against the
                             host (Fig. 8 for every record), one method a check
@@ -80,6 +82,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     identity_problem,
     iso,
     newest_valid_age,
+    next_version,
     pool_dict,
     unpaired_summary,
     version_dict,
@@ -92,6 +95,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_define im
     target_type_problem,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_delete import DeleteSteps
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_hold import HoldSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_restore import RestoreSteps, restore_pairs
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_verify import VerifySteps
 
@@ -153,7 +157,7 @@ class RecordEngine:
             yield PoolSession(self, pool_name, self.store.load(pool_name))
 
 
-class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, RestoreSteps):
+class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, HoldSteps, RestoreSteps):
     """One copy pool under its lock: each module's plan, one mixin a figure
     (see the module docstring for which file holds which)."""
 
@@ -164,4 +168,6 @@ class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, RestoreSteps
         state = self._require()
         out = pool_dict(state)
         out["newest_valid_age"] = newest_valid_age(state, self.engine.clock())
+        # what the next copy would replace, and whether a hold refuses it
+        out["next_version"] = next_version(state)
         return out

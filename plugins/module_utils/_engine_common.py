@@ -91,6 +91,19 @@ def _promoted_by_target(copies):
     return by_target
 
 
+def next_version(state):
+    """What the next copy_version would do with the records as they are:
+    ``{number, target_pool, replaces, held, hold_reason}``; ``held``: the
+    version it would replace is held, so that copy is refused."""
+    n = state.last_version + 1
+    tp = state.target_pool_for(n)
+    occupying = [r for r in state.replication_records if r.target_pool == tp]
+    rec = min(occupying, key=lambda r: r.version) if occupying else None
+    return {"number": n, "target_pool": tp, "replaces": rec.version if rec is not None else None,
+            "held": bool(rec is not None and rec.held),
+            "hold_reason": rec.hold_reason if rec is not None and rec.held else None}
+
+
 def pool_dict(state):
     """copy_pool_info's dict of one pool (also the diff of every plan)."""
     if state is None:
@@ -131,6 +144,8 @@ def version_dict(record, pre_copy_record=None):
         "label": record.label,
         "status": record.status,
         "warnings": list(record.warnings),
+        "held": record.held,
+        "hold_reason": record.hold_reason,
         "pre_copy_record": pre_copy_record,
         "pairs": _pairs(record.pairs),
     }
@@ -252,9 +267,22 @@ class SessionBase:
                 "delete that version with pitcopy.versions.copy_version state=absent, which removes its record and leaves that "
                 "volume alone" % (self.name, what, "; ".join(problems)))
 
+    def _refuse_held(self, rec, what):
+        """Refuse, before anything is touched, to replace or delete held
+        version ``rec`` (None: nothing to refuse)."""
+        if rec is not None and rec.held:
+            raise InvalidInput(
+                "copy pool %s: refusing %s, nothing was changed: version %d%s is held (hold reason: %s). Release "
+                "it first with pitcopy.versions.copy_version state=released version=%d" % (
+                    self.name, what, rec.version, " (label %s)" % rec.label if rec.label is not None else "",
+                    rec.hold_reason if rec.hold_reason is not None else "none given", rec.version))
+
     def _retention(self, state, n, replaced_version):
-        """Records to drop so that, with version n added, ``versions`` are kept."""
+        """Records to drop so that, with version n added, ``versions`` are
+        kept. A held version is never dropped (it stays beyond the count)."""
         keep = [r for r in state.replication_records if r.version != replaced_version and r.version != n]
-        keep.sort(key=lambda r: r.version)
+        # held versions count towards ``versions`` but the oldest unheld go
         excess = len(keep) + 1 - state.definition.versions
+        keep = [r for r in keep if not r.held]
+        keep.sort(key=lambda r: r.version)
         return keep[:max(0, excess)]

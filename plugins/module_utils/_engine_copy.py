@@ -194,6 +194,10 @@ class CopySteps(CopyRecordSteps):
                 "know" % (self.name, marked, state.last_version, marked + 1))
             state = replace(state, last_version=marked)
         n = state.last_version + 1
+        # a held version's target pool is never reused: refused before any
+        # discovery, copy or journal (the plan, check mode included, says so)
+        self._refuse_held(self._replaced_record(state, state.target_pool_for(n)),
+                          "to take version %d in target pool %s" % (n, state.target_pool_for(n)))
         names = self._discovery_names(definition, backend, [state.target_pool_for(n)])
         volumes = backend.discover(names)
         cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, self.engine.now())

@@ -17,7 +17,7 @@ __metaclass__ = type
 import os
 from dataclasses import replace
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import Plan, _journaled, pool_dict
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import Plan, _journaled, next_version, pool_dict
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy_record import CopyRecordSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import JOURNAL_REMOVE, Journal, PoolState
@@ -125,15 +125,12 @@ class DefineSteps(CopyRecordSteps):
         changed = old != new
         if changed and old is not None:
             self._no_journal("changing the pool")
-        n = new.last_version + 1
-        tp = new.target_pool_for(n)
-        occupying = self._replaced_record(new, tp)
         result = {"pool": definition.as_dict(), "unpaired": [u.as_dict() for u in unpaired],
                   "prepairing_records": [r.as_dict() for r in new.prepairing_records],
                   # what the next copy_version will do, so that a change of
                   # the rotation (more target pools) shows before it bites
-                  "next_version": {"number": n, "target_pool": tp,
-                                   "replaces": occupying.version if occupying is not None else None}}
+                  # (and whether a hold on the version it would replace refuses it)
+                  "next_version": next_version(new)}
 
         def act():
             self._save(new)
@@ -193,6 +190,8 @@ class DefineSteps(CopyRecordSteps):
                 "Delete them first (pitcopy.versions.copy_version state=absent version=N), or set "
                 "remove_copies: true to delete them with the pool" % (
                     self.name, ", ".join(str(r.version) for r in rrs)))
+        for r in rrs:
+            self._refuse_held(r, "to remove the pool and its copies")
         result = {"pool": old.definition.as_dict(), "removed_versions": [r.version for r in rrs]}
 
         def act():

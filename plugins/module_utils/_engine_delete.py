@@ -27,7 +27,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import JOU
 class DeleteSteps(SessionBase):
     """copy_version state=absent."""
 
-    def plan_delete(self, version):
+    def plan_delete(self, version, force=False):
         state = self._require()
         if not _is_int(version) or version < 1:
             raise InvalidInput("version must be a positive integer, got %r" % (version,))
@@ -35,6 +35,8 @@ class DeleteSteps(SessionBase):
         if rec is None:
             result = {"version": None, "replaced_version": None, "broken_pairs": [], "deleted_versions": []}
             return Plan(False, pool_dict(state), pool_dict(state), result)
+        if not force:
+            self._refuse_held(rec, "to delete version %d (force: true deletes a held version)" % version)
         self._no_journal("deleting a version")
         new = replace(state, replication_records=tuple(r for r in state.replication_records if r.version != version))
         # a copy whose identity is not the recorded one is not ours: the
@@ -52,8 +54,12 @@ class DeleteSteps(SessionBase):
             self._save(replace(state, journal=journal))
             backend = self._backend()
             try:
+                copies = self._recorded_copies(backend, rec.pairs)
+                if rec.held:
+                    # force: the storage's hold goes first (zfs destroy refuses a held snapshot)
+                    backend.hold_copies(state.definition, version, copies, False)
                 # only the copies the record names (identity), never a stranger at their path
-                backend.delete_copies(state.definition, self._recorded_copies(backend, rec.pairs))
+                backend.delete_copies(state.definition, copies)
             except PitcopyError as exc:
                 raise _journaled(exc, journal, self.name)
             self._save(new)

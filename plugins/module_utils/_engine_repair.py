@@ -53,7 +53,11 @@ class JournalRepairSteps(CopySteps):
             def finish_delete():
                 # the record (kept until its copies are gone) knows their identities; the journal does not
                 rec = state.replication(j.version)
-                backend.delete_copies(definition, self._recorded_copies(backend, rec.pairs if rec else j.pairs))
+                copies = self._recorded_copies(backend, rec.pairs if rec else j.pairs)
+                if rec is not None and rec.held:
+                    # a forced delete killed before its hold was released on the storage
+                    backend.hold_copies(definition, j.version, copies, False)
+                backend.delete_copies(definition, copies)
                 new = replace(state, journal=None, replication_records=tuple(
                     r for r in state.replication_records if r.version != j.version))
                 self._save(new)

@@ -55,6 +55,7 @@ def _unpaired_action(finding, unpaired, pprs):
 
 
 PROBLEM_STALE = "stale"
+PROBLEM_HOLD_NOT_ENFORCED = "hold_not_enforced"
 
 
 def _spoken(seconds):
@@ -93,6 +94,8 @@ class _VerifyScan:
         self.restoring = set()
         self.listed = not backend.implied_targets
         self.in_pool = set(self.definition.sources)
+        # (version, pairs) of held versions whose hold the storage does not enforce
+        self.unheld = []
 
 
 class VerifySteps(JournalRepairSteps):
@@ -112,6 +115,7 @@ class VerifySteps(JournalRepairSteps):
         floor = max(state.last_version, j.version if j is not None else 0)
         marked = highest_marked_version(scan.copies, self._own_targets(state, backend))
         new_rrs, learned = self._verify_replication_records(scan)
+        self._verify_holds(scan, new_rrs)
         self._verify_prepairing_records(scan)
         explained = self._verify_untracked_copies(scan, floor)
         behind = marked > floor and not explained
@@ -248,6 +252,30 @@ class VerifySteps(JournalRepairSteps):
                                          else "none (repair: true would mark the version invalid)"))
         return p, problem, learned
 
+    def _verify_holds(self, scan, records):
+        """Held versions whose copies the storage no longer holds (a ``zfs
+        release`` or ``lvchange`` by hand, a kill between the record and the
+        storage): repair holds them again. ``records``: the replication
+        records as repair leaves them (pairs whose copy is gone are not
+        judged here, copy_missing speaks for them)."""
+        for rec in records:
+            if not rec.held or rec.version in scan.going:
+                continue
+            present = [p for p in rec.pairs if any(c.version == rec.version and not c.staged
+                                                   for c in scan.by_target.get(p.target, ()))]
+            present = [p for p in present if not identity_problem(
+                p, [c for c in scan.by_target.get(p.target, ()) if not c.staged], scan.backend.same_copy)]
+            if not present:
+                continue
+            unheld = scan.backend.unenforced_holds(scan.definition, rec.version, present)
+            for p, why in unheld:
+                scan.findings.append(Finding(
+                    RECORD_REPLICATION, rec.version, p.source, p.target, PROBLEM_HOLD_NOT_ENFORCED,
+                    ("hold re-applied on the storage: " if scan.repair else
+                     "none (repair: true would hold it again on the storage): ") + why))
+            if unheld:
+                scan.unheld.append((rec.version, [p for p, _why in unheld]))
+
     def _verify_prepairing_records(self, scan):
         """Each pre-pairing record's pairs: a source gone, a target gone or no
         longer fit (repair re-pairs the record)."""
@@ -354,11 +382,13 @@ class VerifySteps(JournalRepairSteps):
         pre_problem = any(f.record == RECORD_PREPAIRING and f.problem != "source_missing" for f in findings)
         # identities learned change the file, not the records' meaning
         # (CopyPair equality ignores them)
-        changed = bool(j is not None or new != state or pre_problem or learned or leftovers)
+        changed = bool(j is not None or new != state or pre_problem or learned or leftovers or scan.unheld)
 
         def act():
             if leftovers:
                 backend.sweep_leftovers(definition)
+            for version, pairs in scan.unheld:
+                backend.hold_copies(definition, version, pairs, True)
             current = state
             if j is not None and j.operation == JOURNAL_REMOVE:
                 journal_plan[0]()  # the pool and its state file are gone

@@ -130,6 +130,8 @@ TAG_STAGED = "pitcopy_staged"
 TAG_TMP = "pitcopy_tmp"
 TAG_SIZE = "pitcopy_size="
 TAG_SUM = "pitcopy_sha256="
+#: a held copy (copy_version state=held): the LV is also made read-only
+TAG_HOLD = "pitcopy_hold"
 
 KIND_LV = "lv"
 KIND_THIN = "thin_lv"
@@ -577,6 +579,59 @@ class _LvmBackend(Backend):
     def copy_valid(self, definition, info):
         return info.valid
 
+    # --- holds ------------------------------------------------------------------
+
+    #: whether a released copy is made writable again (snapshots were made
+    #: writable; a clone is read-only as a copy, held or not)
+    writable_when_released = True
+
+    def _held_rows(self, definition, version, pairs):
+        """(pair, row) of the pairs whose LV is ours (tag, LV UUID) and bears ``version``."""
+        pool = _pool_name(definition)
+        rows = self._report(set(split_name(p.target)[0] for p in pairs)) if pairs else {}
+        out = []
+        for p in pairs:
+            row = rows.get(p.target)
+            if self._ours(row, pool, p.identity) and _tag_value(_tags(row), TAG_VERSION) == str(version):
+                out.append((p, row))
+        return out
+
+    def hold_copies(self, definition, version, pairs, held=True):
+        """LVM cannot make ``lvremove`` refuse: the held copy gets the tag
+        ``pitcopy_hold`` (which delete_copies refuses to remove) and is made
+        read-only (``lvchange --permission r``), so it cannot change either."""
+        for p, row in self._held_rows(definition, version, pairs):
+            tags = _tags(row)
+            writable = (row.get("lv_attr") or "--")[1] != "r"
+            if held:
+                if TAG_HOLD not in tags:
+                    self._lv("lvchange", "-q", "--addtag", TAG_HOLD, p.target)
+                if writable:
+                    self._lv("lvchange", "-q", "-p", "r", p.target)
+            else:
+                if TAG_HOLD in tags:
+                    self._lv("lvchange", "-q", "--deltag", TAG_HOLD, p.target)
+                if not writable and self.writable_when_released:
+                    self._lv("lvchange", "-q", "-p", "rw", p.target)
+
+    def unenforced_holds(self, definition, version, pairs):
+        out = []
+        for p, row in self._held_rows(definition, version, pairs):
+            why = []
+            if TAG_HOLD not in _tags(row):
+                why.append("%s lacks the %s tag" % (p.target, TAG_HOLD))
+            if (row.get("lv_attr") or "--")[1] != "r":
+                why.append("%s is writable (lv_attr %s)" % (p.target, row.get("lv_attr")))
+            if why:
+                out.append((p, "; ".join(why)))
+        return out
+
+    @staticmethod
+    def _refuse_held(row, name):
+        if row is not None and TAG_HOLD in _tags(row):
+            raise CopyFailed("%s is held (tag %s: copy_version state=held); it is not deleted: release the hold "
+                             "first" % (name, TAG_HOLD), target=name)
+
     # --- capacity helpers ------------------------------------------------------------
 
     def _snapshot_bytes(self, definition, row):
@@ -783,6 +838,7 @@ class _SnapshotBase(_LvmBackend):
             if not self._ours(row, pool, identities.get(n)):
                 skipped.append(n)
                 continue
+            self._refuse_held(row, n)
             removes.append(n)
         self._remove(removes)
         after = self._report(set(split_name(n)[0] for n in names))
@@ -1058,6 +1114,8 @@ class LvmCloneBackend(_LvmBackend):
 
     technology = "lvm_clone"
     implied_targets = False
+    # a clone is read-only as a copy: a release leaves it so
+    writable_when_released = False
 
     def source_kinds(self):
         return frozenset((KIND_LV, KIND_THIN))
@@ -1342,6 +1400,7 @@ class LvmCloneBackend(_LvmBackend):
             if not self._ours(row, pool, p.identity):
                 skipped.append(p.target)
                 continue
+            self._refuse_held(row, p.target)
             self._release(pool, p.target)
         return skipped
 

@@ -194,6 +194,10 @@ class Record:
     # what went wrong around a copy that was still kept (a post-copy hook
     # failed, the watchdog thawed early): shown to the operator, kept here
     warnings: Tuple[str, ...] = ()
+    # a hold (copy_version state=held): rotation, retention, state=absent
+    # without force and pool removal never delete or replace this version
+    held: bool = False
+    hold_reason: Optional[str] = None
 
     def target_of(self, source):
         return _target_of(self.pairs, source)
@@ -220,6 +224,8 @@ class Record:
             out["label"] = self.label
             out["status"] = self.status
             out["warnings"] = list(self.warnings)
+            out["held"] = self.held
+            out["hold_reason"] = self.hold_reason
         return out
 
 

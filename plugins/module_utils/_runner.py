@@ -252,7 +252,7 @@ def _pipe_failure(argvs, results, errs):
 #: (report tools), else the accepted first words after the program name.
 READ_ONLY_COMMANDS = {
     "lvs": None, "vgs": None, "pvs": None,
-    "zfs": ("list", "get"),
+    "zfs": ("list", "get", "holds"),
     "zpool": ("list", "get", "status"),
     "btrfs": (("subvolume", "show"), ("subvolume", "list"), ("subvolume", "get-default"),
               ("filesystem", "show"), ("filesystem", "df"), ("filesystem", "usage"),

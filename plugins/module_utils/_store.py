@@ -337,6 +337,14 @@ def _dump_record(r, kind, where):
         out["status"] = _str(r.status, where + ".status")
     if kind == RECORD_REPLICATION or r.warnings:
         out["warnings"] = [_str(w, "%s.warnings[%d]" % (where, i)) for i, w in enumerate(r.warnings)]
+    # only when held, and both keys together: a file without a hold reads
+    # as before, and an older collection refuses a file with one (an
+    # unknown key) rather than rotate a held version away
+    if r.held or r.hold_reason is not None:
+        if kind != RECORD_REPLICATION or not _bool(r.held, where + ".held"):
+            raise _Shape(where, "only a held replication record carries a hold")
+        out["held"] = True
+        out["hold_reason"] = _str(r.hold_reason, where + ".hold_reason", nullable=True)
     out["pairs"] = _dump_pairs(r.pairs)
     if any(p.identity is not None for p in r.pairs):
         out["identities"] = _dump_identities(r.pairs, where + ".identities")
@@ -566,9 +574,12 @@ def _load_identities(value, where, pairs):
 
 
 def _load_record(value, where, kind, cache=None):
+    # a hold only on a replication record (a pre-pairing record is no version yet)
+    hold_keys = ("held", "hold_reason") if kind == RECORD_REPLICATION else ()
     _mapping(value, where, ("version", "target_pool", "created", "pairs"),
-             ("label", "status", "warnings", "identities"))
+             ("label", "status", "warnings", "identities") + hold_keys)
     pairs = _load_pairs(value["pairs"], where + ".pairs", cache)
+    held, hold_reason = _load_hold(value, where)
     # a file written before identities were kept has none: each copy is
     # verified and its identity recorded the next time it is seen
     if value.get("identities") is not None:
@@ -584,7 +595,24 @@ def _load_record(value, where, kind, cache=None):
         status=_str(value.get("status", STATUS_VALID), where + ".status"),
         warnings=tuple(_str(w, "%s.warnings[%d]" % (where, i))
                        for i, w in enumerate(_list(value.get("warnings", []), where + ".warnings"))),
+        held=held,
+        hold_reason=hold_reason,
     )
+
+
+def _load_hold(value, where):
+    """(held, hold_reason) of a replication record. Written together, and
+    only for a held version: one without the other, or ``held: false``, is
+    a damaged or hand-made value and is refused rather than guessed (a hold
+    read as absent would let rotation delete the version)."""
+    if "held" not in value and "hold_reason" not in value:
+        return False, None
+    if "held" not in value or "hold_reason" not in value:
+        raise _Shape(where, "held and hold_reason are written together; found only %s"
+                     % ("held" if "held" in value else "hold_reason"))
+    if _bool(value["held"], where + ".held") is not True:
+        raise _Shape(where + ".held", "is written only as true (a released version carries neither key)")
+    return True, _str(value["hold_reason"], where + ".hold_reason", nullable=True)
 
 
 def _load_journal(value, where="journal", cache=None):

@@ -92,6 +92,8 @@ PROP_RESTORE = "pitcopy:restore"
 MARK_PROPS = (PROP_POOL, PROP_VERSION, PROP_SOURCE)
 # Where a property value counts as set on the dataset itself.
 OWN_SOURCES = ("local", "received")
+#: the user hold (``zfs hold``) of a held copy version's snapshot
+HOLD_TAG = "pitcopy"
 
 KIND_FILESYSTEM = "filesystem"
 KIND_VOLUME = "volume"
@@ -442,6 +444,53 @@ class _ZfsBase(Backend):
             self._run("destroy", n)
         return skipped
 
+    # --- holds ------------------------------------------------------------------
+
+    def _held_snapshot(self, definition, version, pair):
+        """The snapshot a hold of ``pair``'s copy of ``version`` is put on."""
+        raise NotImplementedError
+
+    def _hold_rows(self, definition, version, pairs):
+        """(pair, snapshot, tags) of the pairs whose copy is ours (mark,
+        recorded guid) and whose snapshot exists; ``tags``: the snapshot's
+        holds (one ``zfs holds`` for all)."""
+        if not pairs:
+            return []
+        rows = self._owned(definition, sorted(set(p.target for p in pairs)))
+        found = []
+        for p in pairs:
+            row = rows.get(p.target)
+            if row is None or not self._is_ours(definition, row) or not self._is_recorded(row, p.identity):
+                continue
+            found.append((p, self._held_snapshot(definition, version, p)))
+        snaps = self._get(("type",), [s for _p, s in found], types="snapshot") if found else {}
+        found = [(p, s) for p, s in found if s in snaps]
+        tags = {}
+        if found:
+            rc, out, err = self._run("holds", "-H", *[s for _p, s in found], check=False)
+            if rc != 0:
+                raise CommandError("zfs holds failed with exit status %s: %s" % (rc, err.strip()),
+                                   argv=[ZFS, "holds", "-H"] + [s for _p, s in found], rc=rc, stdout=out, stderr=err)
+            for line in out.splitlines():
+                fields = line.split("\t")
+                if len(fields) >= 2:
+                    tags.setdefault(fields[0].strip(), set()).add(fields[1].strip())
+        return [(p, s, tags.get(s, set())) for p, s in found]
+
+    def hold_copies(self, definition, version, pairs, held=True):
+        """``zfs hold pitcopy <snapshot>``: a hand-typed ``zfs destroy`` of
+        the snapshot (or ``-r`` of its dataset) then refuses ("dataset is
+        busy") until ``zfs release pitcopy`` (state=released)."""
+        for p, snap, tags in self._hold_rows(definition, version, pairs):
+            if held and HOLD_TAG not in tags:
+                self._run("hold", HOLD_TAG, snap)
+            elif not held and HOLD_TAG in tags:
+                self._run("release", HOLD_TAG, snap)
+
+    def unenforced_holds(self, definition, version, pairs):
+        return [(p, "snapshot %s has no zfs hold %s" % (snap, HOLD_TAG))
+                for p, snap, tags in self._hold_rows(definition, version, pairs) if HOLD_TAG not in tags]
+
     def _destroy_dataset(self, definition, name, identity=None):
         """Destroy a dataset of ours with the snapshots we made in it.
 
@@ -621,6 +670,9 @@ class ZfsSnapshotBackend(_ZfsBase):
             self._run("rename", st, p.target)
             renamed_devs.extend(devs)
         self._refresh_zvol_links(renamed_devs)
+
+    def _held_snapshot(self, definition, version, pair):
+        return pair.target  # the copy is the snapshot
 
     def discard(self, definition, staged):
         self._destroy_snapshots(definition, [s.target for s in staged])
@@ -847,6 +899,11 @@ class ZfsSendBackend(_ZfsBase):
                     "version were removed: %s" % (version, pool, p.source, p.target, command_reason(exc)),
                     cause=exc, source=p.source, target=p.target)
         plan.staged = list(plan.staging)
+
+    def _held_snapshot(self, definition, version, pair):
+        # the received snapshot in the target: holding it makes a ``zfs
+        # destroy -r`` of the target refuse too
+        return "%s@pitcopy-%s-v%d" % (pair.target, _pool_name(definition), version)
 
     def release(self, plan):
         # the source snapshots were only the point in time; they would pin

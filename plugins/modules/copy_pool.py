@@ -179,6 +179,8 @@ options:
         mark. Targets listed by the user (V(lvm_clone) LVs, V(zfs_send) and V(btrfs_send) targets) lose only the mark
         and the received copy, never a volume the user created.
       - Without it, removing a pool that still has copy versions fails and names them.
+      - A held version (M(pitcopy.versions.copy_version) O(pitcopy.versions.copy_version#module:state=held)) is never
+        deleted; removing a pool that keeps one fails and names it. Release it first.
     type: bool
     default: false
 seealso:
@@ -319,6 +321,34 @@ prepairing_records:
   elements: dict
   sample: [{"version": 3, "target_pool": "01", "created": "2026-11-25T22:40:00Z",
             "pairs": [{"source": "/srv/data/db", "target": "/srv/backup/a"}]}]
+next_version:
+  description:
+    - What the next M(pitcopy.versions.copy_version) O(pitcopy.versions.copy_version#module:state=present) would do
+      with the records as they are (after this change); a change of the rotation shows before it bites.
+  returned: when O(state=present)
+  type: dict
+  contains:
+    number:
+      description: Its version number.
+      type: int
+      sample: 5
+    target_pool:
+      description: The target pool it would use.
+      type: str
+      sample: "01"
+    replaces:
+      description: The version it would replace, or null.
+      type: int
+      sample: 3
+    held:
+      description:
+        - Whether the version it would replace is held; the copy is then refused before anything is touched.
+      type: bool
+      sample: false
+    hold_reason:
+      description: The reason of that hold, or null.
+      type: str
+      sample: null
 removed_versions:
   description:
     - With O(state=absent), the copy versions whose copies were deleted with the pool (O(remove_copies=true)).

@@ -142,6 +142,16 @@ pools:
           type: list
           elements: str
           sample: []
+        held:
+          description:
+            - Whether the version is held (M(pitcopy.versions.copy_version)
+              O(pitcopy.versions.copy_version#module:state=held)).
+          type: bool
+          sample: false
+        hold_reason:
+          description: The reason given when it was held, or null.
+          type: str
+          sample: null
         pairs:
           description: The copy pairs, each with C(source) and C(target).
           type: list
@@ -169,6 +179,34 @@ pools:
           type: list
           elements: dict
           sample: [{"source": "/srv/data/db", "target": "/srv/backup/c"}]
+    next_version:
+      description:
+        - What the next M(pitcopy.versions.copy_version) O(pitcopy.versions.copy_version#module:state=present) would do
+          with the records as they are.
+      returned: success
+      type: dict
+      contains:
+        number:
+          description: Its version number.
+          type: int
+          sample: 5
+        target_pool:
+          description: The target pool it would use.
+          type: str
+          sample: "01"
+        replaces:
+          description: The version it would replace, or null.
+          type: int
+          sample: 3
+        held:
+          description:
+            - Whether the version it would replace is held; the copy is then refused before anything is touched.
+          type: bool
+          sample: false
+        hold_reason:
+          description: The reason of that hold, or null.
+          type: str
+          sample: null
 """
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._module import PitcopyModule, check_no_control_chars

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: copy_version
-short_description: Take, delete or restore a point-in-time copy version of a copy pool
+short_description: Take, delete, restore, hold or release a point-in-time copy version of a copy pool
 version_added: 0.1.0
 description:
   - With O(state=present) the whole copy method runs in one task. The copy record is built from the pre-pairing
@@ -26,6 +26,17 @@ description:
     that O(version) holds, or only O(volumes). A source that has left the pool since O(version) was taken is restored
     only when O(volumes) names it, so that its live data is never overwritten by surprise.
     A restore that the storage tool could only do by destroying another kept version is refused.
+  - With O(state=held) version O(version) (or the one carrying O(label)) is held, with an optional O(reason). A held
+    version is never replaced or deleted by rotation, retention, O(state=absent) without O(force), or
+    M(pitcopy.versions.copy_pool) with C(remove_copies). A copy whose target pool holds a held version fails before
+    anything is touched, naming the version and the hold reason. The storage enforces the hold too, so that a
+    hand-typed delete refuses where the tool can. C(zfs_snapshot) and C(zfs_send) get C(zfs hold pitcopy) on the
+    snapshot (for C(zfs_send) the target's received snapshot), so C(zfs destroy) refuses. LVM copies get the tag
+    C(pitcopy_hold) and are made read-only (C(lvchange --permission r)). btrfs copies are read-only subvolumes already;
+    the hold is written into the copy's ownership mark and a copy made writable by hand is made read-only again.
+  - With O(state=released) the hold goes (from the storage first, then from the record).
+  - M(pitcopy.versions.verify_records) reports a held version whose hold the storage no longer enforces
+    (C(hold_not_enforced)); with C(repair=true) it holds it again.
 author:
   - pitcopy developers (@pitcopy)
 extends_documentation_fragment:
@@ -44,6 +55,9 @@ attributes:
     details:
       - O(state=present) without O(label) takes a new copy version on every run, which is its purpose.
         With O(label), a version with that label already existing means no change.
+      - O(state=held) is idempotent (the same O(reason) on a version held and enforced on the storage is no change).
+        O(state=released) of a version that is not held fails, so that a wrong version number is never reported as
+        done.
       - O(state=absent) is idempotent. O(state=restored) compares each source with its copy first, reading only,
         and restores only the sources that differ; with none, it reports no change. C(zfs_snapshot) compares by the
         bytes written since the snapshot; the other technologies cannot tell without copying and restore on every
@@ -56,13 +70,15 @@ options:
     required: true
   state:
     description:
-      - V(present) takes a new copy version, V(absent) deletes copy version O(version), V(restored) restores it.
+      - V(present) takes a new copy version, V(absent) deletes copy version O(version), V(restored) restores it,
+        V(held) holds it, V(released) releases its hold.
     type: str
-    choices: [present, absent, restored]
+    choices: [present, absent, restored, held, released]
     default: present
   version:
     description:
-      - The copy version number to delete or restore. Required with O(state=absent) and O(state=restored);
+      - The copy version number to delete, restore, hold or release. Required with O(state=absent) and
+        O(state=restored); with O(state=held) and O(state=released) O(version) or O(label) names the version;
         not accepted with O(state=present), where the next number is assigned.
     type: int
   label:
@@ -70,7 +86,19 @@ options:
       - A free-form label stored with a new copy version (for example the date of a daily run).
       - With O(state=present), when a kept version already carries this label, nothing is done and that version is
         returned; this makes scheduled jobs safe to rerun.
+      - With O(state=held) and O(state=released), the version carrying this label (instead of O(version)).
     type: str
+  reason:
+    description:
+      - With O(state=held), why the version is held (for example C(before the 2026 upgrade)); stored in the record
+        as C(hold_reason) and named in every refusal the hold causes.
+      - Not accepted with the other states.
+    type: str
+  force:
+    description:
+      - With O(state=absent), delete the version even if it is held (its hold is released on the storage first).
+    type: bool
+    default: false
   volumes:
     description:
       - With O(state=restored), restore only these sources of O(version); they may include sources that have left
@@ -107,6 +135,19 @@ EXAMPLES = r"""
     volumes:
       - /srv/data/db
 
+- name: Hold the version labelled pre-upgrade so that rotation never replaces it
+  pitcopy.versions.copy_version:
+    pool: web
+    state: held
+    label: pre-upgrade
+    reason: database schema upgrade of 2026-12-01
+
+- name: Release the hold on version 3 once the upgrade is done
+  pitcopy.versions.copy_version:
+    pool: web
+    state: released
+    version: 3
+
 - name: Delete copy version 1
   pitcopy.versions.copy_version:
     pool: web
@@ -120,6 +161,7 @@ version:
     - The copy version that was taken, deleted or restored (that would be, in check mode).
     - With O(state=present) and an existing O(label), the version that carries the label.
     - Null with O(state=absent) when the version did not exist (nothing to do).
+    - With O(state=held) and O(state=released), the version as it is afterwards.
   returned: success
   type: dict
   contains:
@@ -152,6 +194,14 @@ version:
       type: list
       elements: str
       sample: []
+    held:
+      description: Whether the version is held (see O(state=held)).
+      type: bool
+      sample: false
+    hold_reason:
+      description: The O(reason) of its hold, or null.
+      type: str
+      sample: null
     pre_copy_record:
       description:
         - Where the copy record came from. V(prepairing) a pre-pairing record, V(replication) the replication record
@@ -236,7 +286,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._module import (
 
 
 def validate(params):
-    check_no_control_chars(params, ("pool", "label", "volumes"))
+    check_no_control_chars(params, ("pool", "label", "volumes", "reason"))
     check_positive(params, "version")
     if params["state"] == "present" and params["version"] is not None:
         raise InvalidInput(
@@ -245,20 +295,29 @@ def validate(params):
         )
     if params["volumes"] is not None and params["state"] != "restored":
         raise InvalidInput("volumes is only accepted with state=restored, not state=%s" % params["state"])
+    if params["reason"] is not None and params["state"] != "held":
+        raise InvalidInput("reason %r is only accepted with state=held, not state=%s" % (
+            params["reason"], params["state"]))
+    if params["force"] and params["state"] != "absent":
+        raise InvalidInput("force is only accepted with state=absent, not state=%s" % params["state"])
 
 
 def main():
     module = PitcopyModule(
         argument_spec=dict(
             pool=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent", "restored"], default="present"),
+            state=dict(type="str", choices=["present", "absent", "restored", "held", "released"], default="present"),
             version=dict(type="int"),
             label=dict(type="str"),
             volumes=dict(type="list", elements="str"),
+            reason=dict(type="str"),
+            force=dict(type="bool", default=False),
         ),
         required_if=[
             ("state", "absent", ("version",)),
             ("state", "restored", ("version",)),
+            ("state", "held", ("version", "label"), True),
+            ("state", "released", ("version", "label"), True),
         ],
         validate=validate,
     )
@@ -268,7 +327,10 @@ def main():
         if params["state"] == "present":
             return session.plan_copy(label=params["label"])
         if params["state"] == "absent":
-            return session.plan_delete(params["version"])
+            return session.plan_delete(params["version"], force=params["force"])
+        if params["state"] in ("held", "released"):
+            return session.plan_hold(params["version"], held=params["state"] == "held", reason=params["reason"],
+                                     label=params["label"])
         return session.plan_restore(params["version"], volumes=params["volumes"])
 
     module.run_plan(params["pool"], build)

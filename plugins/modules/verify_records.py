@@ -16,12 +16,15 @@ description:
   - Checks every replication record and pre-pairing record of a copy pool against the storage on the host and
     reports each discrepancy as a finding. Problems found include a missing source, a missing target, a missing
     or invalid copy (for example an overflowed classic snapshot), a target that is no longer compatible, a copy that
-    carries this collection's mark but has no record, and an interrupted copy.
+    carries this collection's mark but has no record, an interrupted copy, and a held version whose hold the storage
+    no longer enforces (V(hold_not_enforced), see M(pitcopy.versions.copy_version)
+    O(pitcopy.versions.copy_version#module:state=held)).
   - Changes nothing unless O(repair=true) or O(reseal=true), and not in check mode. Without them it only reads,
     under a shared lock, so it runs beside other readers and on a read-only O(state_dir).
   - With O(repair=true) what can be fixed safely is fixed. An interrupted copy is finished or rolled back (one
     interrupted while committing is always finished, with the copies that exist), an interrupted delete, restore or
-    pool removal is finished, records of copies that are gone are dropped, and pre-pairing records are re-paired.
+    pool removal is finished, records of copies that are gone are dropped, pre-pairing records are re-paired, and a
+    hold the storage lost is applied again.
     Each finding's RV(findings[].action)
     says what was done or what is left for a human.
 author:
@@ -124,7 +127,9 @@ findings:
       type: str
       sample: /srv/data/.pitcopy/web/02/db
     problem:
-      description: What is wrong, in words.
+      description:
+        - What is wrong, in words, for example V(copy_missing), V(stale) or V(hold_not_enforced) (a held version's copy
+          that the storage no longer holds, see docs/troubleshooting.md).
       type: str
       sample: missing copy
     action:

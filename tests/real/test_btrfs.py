@@ -817,3 +817,50 @@ def test_interrupted_restore_is_finished_by_repair(fs_pair, runner, tmp_path, te
     btrfs("subvolume", "delete", asides[c])
     w.restore(1)
     assert read(os.path.join(c, "data")) == "v1\n"
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_a_held_version_is_never_rotated_and_a_lost_hold_is_repaired(fs_pair, runner, tmp_path, technology):
+    """Holds on real btrfs: the copy stays read-only and its mark carries the
+    hold; rotation onto its target pool is refused before anything is
+    touched; a copy made writable by hand is reported (hold_not_enforced)
+    and made read-only again by repair; released, rotation proceeds."""
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, technology, name="held")
+    w.add_source("s1")
+    if technology == "btrfs_send":
+        w.make_target_pools(2, 1)
+    w.define()
+    check_versions(w, copy_tagged_versions(w, "live\n"))
+    with w.engine.session(w.name) as s:
+        result = s.plan_hold(1, held=True, reason="before the upgrade").apply()
+    assert result["version"]["held"] is True
+    rec = w.state().replication(1)
+    assert rec.held and rec.hold_reason == "before the upgrade"
+    path = w.copy_path(rec.pairs[0])
+    assert read_mark(path)["held"] is True and subvol_info(path)["readonly"]
+    with w.engine.session(w.name) as s:
+        assert s.info()["next_version"]["held"] is True
+    before = w.store.read_raw(w.name)
+    with pytest.raises(InvalidInput) as err:
+        w.copy()
+    assert "version 1 is held" in err.value.msg and "before the upgrade" in err.value.msg
+    assert w.store.read_raw(w.name) == before and w.pitcopy_leftovers() == []
+    assert read(os.path.join(path, "data")) == "v1\n"
+    # the engine's own deletion of a held copy is refused by the mark too
+    with pytest.raises(CopyFailed):
+        w.backend.delete_copies(w.definition(), list(rec.pairs))
+    assert os.path.isdir(path)
+    # a hold the storage lost: the copy made writable by hand
+    btrfs("property", "set", "-f", path, "ro", "false")
+    findings = w.verify()["findings"]
+    assert ("hold_not_enforced", 1) in [(f["problem"], f["version"]) for f in findings]
+    w.verify(repair=True)
+    assert subvol_info(path)["readonly"]
+    assert "hold_not_enforced" not in [f["problem"] for f in w.verify()["findings"]]
+    # released: the mark loses the hold and rotation replaces version 1
+    with w.engine.session(w.name) as s:
+        s.plan_hold(1, held=False).apply()
+    assert "held" not in read_mark(path)
+    assert w.copy()["replaced_version"] == 1
+    assert read_mark(path)["version"] == 3 and "held" not in read_mark(path)

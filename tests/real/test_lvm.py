@@ -652,3 +652,50 @@ def test_consistency_sequence_numbers(vgs, lvm_runner, tmp_path, technology, seq
     finally:
         stop.set()
         t.join(30)
+
+
+def lv_attr(name):
+    return sh("lvs", "--noheadings", "-o", "lv_attr", name).strip()
+
+
+@pytest.mark.parametrize("technology", ["lvm_snapshot", "lvm_thin"])
+def test_a_held_version_is_tagged_read_only_and_never_rotated(vgs, lvm_runner, tmp_path, technology):
+    """Holds on real LVM: the held copy gets the pitcopy_hold tag and
+    permission r; a copy onto its target pool is refused before anything is
+    touched, the backend refuses to remove it; a hold lost by hand (tag
+    deleted, made writable) is reported and re-applied by repair; released,
+    rotation replaces it."""
+    vg, sources = _setup_sources(vgs, technology)
+    extra = {"snapshot_size": "4M"} if technology == "lvm_snapshot" else {}
+    d = PoolDefinition(name="held", technology=technology, sources=(sources[0],), versions=2, **extra)
+    eng = make_engine(tmp_path / "state", lvm_runner)
+    define(eng, d)
+    copy(eng, "held")
+    copy(eng, "held")
+    with eng.session("held") as s:
+        result = s.plan_hold(1, held=True, reason="before the upgrade").apply()
+    assert result["version"]["held"] is True
+    target = result["version"]["pairs"][0]["target"]
+    assert "pitcopy_hold" in lv_tags(target) and lv_attr(target)[1] == "r"
+    assert info(eng, "held")["next_version"]["held"] is True
+    before = eng.store.read_raw("held")
+    lvs_before = sh("lvs", "--noheadings", "-o", "lv_name,lv_tags", vg)
+    with pytest.raises(InvalidInput) as err:
+        copy(eng, "held")
+    assert "version 1 is held" in err.value.msg and "before the upgrade" in err.value.msg
+    assert eng.store.read_raw("held") == before
+    assert sh("lvs", "--noheadings", "-o", "lv_name,lv_tags", vg) == lvs_before
+    with pytest.raises(CopyFailed):
+        BACKENDS[technology](lvm_runner).delete_copies(d, [CopyPair(sources[0], target)])
+    assert exists(target)
+    # the hold lost by hand
+    sh("lvchange", "-q", "--deltag", "pitcopy_hold", "-p", "rw", target)
+    found = [(f["problem"], f["version"]) for f in findings(eng, "held")["findings"]]
+    assert ("hold_not_enforced", 1) in found
+    findings(eng, "held", repair=True)
+    assert "pitcopy_hold" in lv_tags(target) and lv_attr(target)[1] == "r"
+    assert "hold_not_enforced" not in [f["problem"] for f in findings(eng, "held")["findings"]]
+    with eng.session("held") as s:
+        s.plan_hold(1, held=False).apply()
+    assert "pitcopy_hold" not in lv_tags(target) and lv_attr(target)[1] == "w"
+    assert copy(eng, "held")["replaced_version"] == 1

@@ -768,3 +768,46 @@ def test_zfs_snapshot_taken_again_under_a_copys_name_is_never_destroyed(zpools, 
     assert "%s: holds a copy with the mark of pool ids that no record of the pool has" % target in exc.value.msg
     assert guid(target) == theirs and all_names(source.split("/")[0]) == names
     assert eng.store.load("ids").last_version == 2 and eng.store.load("ids").journal is None
+
+
+@pytest.mark.parametrize("technology", ["zfs_snapshot", "zfs_send"])
+def test_a_held_snapshot_refuses_zfs_destroy_until_released(zpools, tmp_path, technology):
+    """Holds on real ZFS: copy_version state=held puts ``zfs hold pitcopy``
+    on the copy's snapshot (zfs_send: the received snapshot in the target),
+    so a hand-typed ``zfs destroy`` refuses and the next copy onto its
+    target pool is refused before anything is touched; released, rotation
+    replaces it."""
+    pool = zpools.create("h")
+    make_sources(pool, ["db"])
+    source = "%s/db" % pool
+    extra = {}
+    if technology == "zfs_send":
+        sh("zfs", "create", "%s/bk" % pool)
+        extra["target_pools"] = (TargetPool("01", ("%s/bk/a" % pool,)), TargetPool("02", ("%s/bk/b" % pool,)))
+    eng = make_engine(tmp_path / "state", runner=SubprocessRunner(env={"PATH": SBIN}))
+    define(eng, PoolDefinition(name="held", technology=technology, sources=(source,), versions=2, **extra))
+    copy(eng, "held")
+    copy(eng, "held")
+    with eng.session("held") as s:
+        held = s.plan_hold(1, held=True, reason="before the upgrade").apply()
+    target = held["version"]["pairs"][0]["target"]
+    snap = target if technology == "zfs_snapshot" else "%s@pitcopy-held-v1" % target
+    assert "pitcopy" in sh("zfs", "holds", "-H", snap)
+    out = subprocess.run(["zfs", "destroy", snap], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         check=False)
+    assert out.returncode != 0 and exists(snap), out.stderr
+    assert info(eng, "held")["next_version"]["held"] is True
+    before = eng.store.read_raw("held")
+    with pytest.raises(InvalidInput) as err:
+        copy(eng, "held")
+    assert "version 1 is held" in err.value.msg and "before the upgrade" in err.value.msg
+    assert eng.store.read_raw("held") == before and exists(snap)
+    # a hand release is a hold the storage lost: reported, and repaired
+    sh("zfs", "release", "pitcopy", snap)
+    assert ("hold_not_enforced", 1) in [(f["problem"], f["version"]) for f in findings(eng, "held")["findings"]]
+    findings(eng, "held", repair=True)
+    assert "pitcopy" in sh("zfs", "holds", "-H", snap)
+    with eng.session("held") as s:
+        s.plan_hold(1, held=False).apply()
+    assert "pitcopy" not in sh("zfs", "holds", "-H", snap)
+    assert copy(eng, "held")["replaced_version"] == 1

@@ -301,6 +301,9 @@ class MemoryBackend(Backend):
             self._persist()
 
     def _drop(self, name):
+        if (self.copies.get(name) or {}).get("held"):
+            raise CommandError("memdestroy failed with exit status 1: %s is held" % name,
+                               argv=["memdestroy", name], rc=1, stderr="%s: dataset is busy\n" % name)
         self.copies.pop(name, None)
         if self.implied_targets:
             self.volumes.pop(name, None)
@@ -325,6 +328,20 @@ class MemoryBackend(Backend):
         for pair in pairs:
             if self._ours(pair.target, definition.name, pair.identity):
                 self._drop(pair.target)
+
+    def hold_copies(self, definition, version, pairs, held=True):
+        # like ``zfs hold``: a held copy refuses deletion (delete_copies,
+        # promote) until released
+        self._log("hold_copies", version, tuple(pairs), held)
+        self._step("hold_copies")
+        for pair in pairs:
+            if self._ours(pair.target, definition.name, pair.identity):
+                self.copies[pair.target]["held"] = bool(held)
+        self._persist()
+
+    def unenforced_holds(self, definition, version, pairs):
+        return [(p, "%s is not held on the storage" % p.target) for p in pairs
+                if self._ours(p.target, definition.name, p.identity) and not self.copies[p.target].get("held")]
 
     def list_copies(self, pool_name):
         out = []

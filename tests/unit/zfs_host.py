@@ -195,8 +195,33 @@ class ZfsHost(object):
         name = args[-1]
         if name not in self.ds:
             return 1, "", "could not find any snapshots to destroy; check snapshot names.\n"
+        if self.ds[name].get("holds"):
+            return 1, "", "cannot destroy snapshot %s: dataset is busy\n" % name
         del self.ds[name]
         return 0, "", ""
+
+    def _zfs_hold(self, args):
+        tag, snap = args[-2], args[-1]
+        if snap not in self.ds:
+            return 1, "", self._missing(snap)
+        if tag in self.ds[snap].setdefault("holds", []):
+            return 1, "", "cannot hold snapshot '%s': tag already exists on this dataset\n" % snap
+        self.ds[snap]["holds"].append(tag)
+        return 0, "", ""
+
+    def _zfs_release(self, args):
+        tag, snap = args[-2], args[-1]
+        if tag not in self.ds.get(snap, {}).get("holds", []):
+            return 1, "", "cannot release hold from snapshot '%s': no such tag on this dataset\n" % snap
+        self.ds[snap]["holds"].remove(tag)
+        return 0, "", ""
+
+    def _zfs_holds(self, args):
+        names = [a for a in args if not a.startswith("-")]
+        missing = [n for n in names if n not in self.ds]
+        out = "".join("%s\t%s\tTue Dec  1 04:00 2026\n" % (n, t) for n in names if n in self.ds
+                      for t in self.ds[n].get("holds", []))
+        return (1 if missing else 0), out, "".join(self._missing(n) for n in missing)
 
     def _zfs_rename(self, args):
         old, new = args[-2], args[-1]

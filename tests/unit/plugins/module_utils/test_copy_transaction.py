@@ -219,6 +219,7 @@ def _without_times(pool):
     written) and what only the storage knows (identities)."""
     out = dict(pool)
     out.pop("newest_valid_age", None)  # info's only: the clock decides it
+    out.pop("next_version", None)  # info's only: derived from the records, not one of them
     for key in ("replication_records", "prepairing_records"):
         out[key] = [dict(r, created=None, pairs=[dict(p, identity=None) for p in r["pairs"]]) for r in pool[key]]
     return out

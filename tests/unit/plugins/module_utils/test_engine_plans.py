@@ -127,8 +127,10 @@ def test_redefinition_refusals(tmp_path):
         be.add_volume("f")
         plan = s.plan_define(good(versions=3, target_pools=TP2 + (TargetPool("03", ("e", "f")),)))
         assert plan.changed
-        assert plan.result["next_version"] == {"number": 3, "target_pool": "03", "replaces": None}
-        assert s.plan_define(good()).result["next_version"] == {"number": 3, "target_pool": "01", "replaces": 1}
+        assert plan.result["next_version"] == {"number": 3, "target_pool": "03", "replaces": None, "held": False,
+                                               "hold_reason": None}
+        assert s.plan_define(good()).result["next_version"] == {"number": 3, "target_pool": "01", "replaces": 1,
+                                                                "held": False, "hold_reason": None}
         plan.apply()
         r = s.plan_copy().apply()
         assert (r["version"]["number"], r["version"]["target_pool"], r["replaced_version"]) == (3, "03", None)

@@ -51,7 +51,7 @@ def test_more_versions_fill_the_new_target_pool_before_replacing_anything(tmp_pa
         _copy(engine)
     assert _kept(engine) == [(3, "01"), (4, "02")]
     result = _define(engine, 3)
-    assert result["next_version"] == {"number": 5, "target_pool": "03", "replaces": None}
+    assert result["next_version"] == {"number": 5, "target_pool": "03", "replaces": None, "held": False, "hold_reason": None}
     v5 = _copy(engine)
     assert (v5["version"]["target_pool"], v5["replaced_version"]) == ("03", None)
     # then the oldest (3, in 01) goes, not the newest

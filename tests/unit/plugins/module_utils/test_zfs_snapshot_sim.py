@@ -140,3 +140,40 @@ def test_dataset_names_as_the_real_suite_checks_them():
         validate_dataset_name(good)
     with pytest.raises(InvalidInput):
         ZfsSendBackend().validate_target_name("tank")
+
+
+def test_hold_is_a_zfs_hold_and_check_mode_only_reads(tmp_path):
+    """state=held runs ``zfs hold pitcopy`` on each snapshot once; its
+    plan (check mode) runs only ``zfs get`` / ``zfs holds``; a held snapshot
+    refuses ``zfs destroy`` (as OpenZFS does: tests/real/test_zfs.py), so
+    a forced delete releases it first."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._runner import is_read_only
+    host, eng, d = _setup(tmp_path)
+    _copy(eng, host, 1)
+    host.calls[:] = []
+    with eng.session("web") as s:
+        plan = s.plan_hold(1, held=True, reason="audit")
+    assert plan.changed and all(is_read_only(c) for c in host.calls)
+    host.calls[:] = []
+    plan.apply()
+    holds = [c for c in host.calls if c[:2] == ["zfs", "hold"]]
+    assert holds == [["zfs", "hold", "pitcopy", "tank/db@pitcopy-web-01"],
+                     ["zfs", "hold", "pitcopy", "tank/www@pitcopy-web-01"]]
+    host.calls[:] = []
+    with eng.session("web") as s:
+        assert not s.plan_hold(1, held=True, reason="audit").changed
+    # the idempotence check asks the storage, reading only
+    assert ["zfs", "holds", "-H", "tank/db@pitcopy-web-01", "tank/www@pitcopy-web-01"] in host.calls
+    assert all(is_read_only(c) for c in host.calls)
+    rc, _out, err = host.run(["zfs", "destroy", "tank/db@pitcopy-web-01"], check=False)
+    assert rc == 1 and "dataset is busy" in err
+    host.run(["zfs", "release", "pitcopy", "tank/db@pitcopy-web-01"])
+    with eng.session("web") as s:
+        found = s.plan_verify().result["findings"]
+    assert [(f["problem"], f["target"]) for f in found] == [("hold_not_enforced", "tank/db@pitcopy-web-01")]
+    with eng.session("web") as s:
+        s.plan_verify(repair=True).apply()
+    assert host.ds["tank/db@pitcopy-web-01"]["holds"] == ["pitcopy"]
+    with eng.session("web") as s:
+        s.plan_delete(1, force=True).apply()
+    assert "tank/db@pitcopy-web-01" not in host.ds and "tank/www@pitcopy-web-01" not in host.ds

@@ -140,3 +140,43 @@ def test_bad_arguments(clone_host, args, words):
     for word in words:
         assert word in result["msg"], result["msg"]
     assert clone_host.snapshot() == before
+
+
+def test_held_and_released_through_the_module(snap_host):
+    snap_host.ok(copy_pool, SNAP_POOL)
+    snap_host.ok(copy_version, {"pool": "web", "label": "pre-upgrade"})
+    before = snap_host.snapshot()
+    checked = snap_host.ok(copy_version, {"pool": "web", "state": "held", "label": "pre-upgrade", "reason": "upgrade"},
+                           check_mode=True, diff=True)
+    assert checked["changed"] is True and snap_host.snapshot() == before
+    assert checked["diff"]["after"]["replication_records"][0]["hold_reason"] == "upgrade"
+    held = snap_host.ok(copy_version, {"pool": "web", "state": "held", "label": "pre-upgrade", "reason": "upgrade"})
+    assert held["changed"] is True and held["version"]["held"] is True and held["version"]["number"] == 1
+    again = snap_host.ok(copy_version, {"pool": "web", "state": "held", "version": 1, "reason": "upgrade"})
+    assert again["changed"] is False
+    # once every target pool holds a version, the next copy would replace held version 1
+    for dummy in range(SNAP_POOL["versions"] - 1):
+        snap_host.ok(copy_version, {"pool": "web"})
+    refused = snap_host.fail(copy_version, {"pool": "web"})
+    assert "version 1 (label pre-upgrade) is held" in refused["msg"] and "upgrade" in refused["msg"]
+    refused = snap_host.fail(copy_version, {"pool": "web", "state": "absent", "version": 1})
+    assert "force" in refused["msg"]
+    released = snap_host.ok(copy_version, {"pool": "web", "state": "released", "version": 1})
+    assert released["changed"] is True and released["version"]["held"] is False
+    assert snap_host.ok(copy_version, {"pool": "web"})["replaced_version"] == 1
+
+
+@pytest.mark.parametrize("args, words", [
+    ({"state": "held"}, ["version", "label"]),
+    ({"state": "absent", "version": 1, "reason": "x"}, ["reason", "'x'", "state=held"]),
+    ({"state": "held", "version": 1, "force": True}, ["force", "state=absent"]),
+    ({"state": "held", "version": 9}, ["version 9", "no such version"]),
+    ({"state": "released", "version": 1}, ["version 1", "not held"]),
+])
+def test_hold_bad_input(snap_host, args, words):
+    snap_host.ok(copy_pool, SNAP_POOL)
+    snap_host.ok(copy_version, {"pool": "web"})
+    before = snap_host.snapshot()
+    result = snap_host.fail(copy_version, dict(args, pool="web"))
+    assert all(w in result["msg"] for w in words), result["msg"]
+    assert snap_host.snapshot() == before
