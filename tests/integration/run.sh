@@ -24,7 +24,7 @@ set -uo pipefail
 
 tech=${1:-}
 case $tech in
-btrfs) default_targets="btrfs_snapshot btrfs_send bad_input freshness holds module_examples"; level=${PITCOPY_IT_LEVEL:-full} ;;
+btrfs) default_targets="btrfs_snapshot btrfs_send bad_input freshness holds monitoring module_examples"; level=${PITCOPY_IT_LEVEL:-full} ;;
 lvm) default_targets="lvm_thin module_examples"; level=${PITCOPY_IT_LEVEL:-light} ;;
 zfs) default_targets="zfs_snapshot module_examples"; level=${PITCOPY_IT_LEVEL:-light} ;;
 *) echo "usage: $0 btrfs|lvm|zfs [TARGET...]" >&2; exit 2 ;;
