@@ -41,8 +41,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import os
 import re
 import shlex
+import stat
+import tempfile
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError, HostError, InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import (
@@ -70,6 +74,38 @@ _DEFAULT_OPTIONS = ("StrictHostKeyChecking=yes", "ConnectTimeout=15", "ServerAli
 
 #: the exit status ssh uses for its own errors
 SSH_FAILED = 255
+
+#: how long an idle shared connection stays up after its last command: a
+#: module run makes dozens of round trips to a target host (discovery,
+#: marks, receive, promotion), and a playbook several module runs; a new
+#: connection costs a key exchange each (~0.85 s measured between the test
+#: hosts), a shared one a few milliseconds
+CONTROL_PERSIST = 60
+
+
+def control_dir():
+    """The private directory (0700, ours, no symlink) of the shared ssh
+    connections' sockets: ``$XDG_RUNTIME_DIR/pitcopy-ssh`` or
+    ``<tmp>/pitcopy-ssh-<uid>``. Whoever can reach a socket can run
+    commands on the target host as us, so a directory another user owns
+    or can enter is refused (then ssh connects without sharing)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    path = os.path.join(base, "pitcopy-ssh") if base and os.path.isabs(base) else \
+        os.path.join(tempfile.gettempdir(), "pitcopy-ssh-%d" % os.geteuid())
+    try:
+        os.mkdir(path, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return None
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return path
 
 
 def _bad(what, value, accepted):
@@ -215,13 +251,18 @@ class SshRunner:
     """Runs commands on ``destination`` over ssh: same interface as
     _runner.SubprocessRunner, the commands on the other host."""
 
-    def __init__(self, destination, port=None, identity_file=None, options=(), local=None, timeout=None):
+    def __init__(self, destination, port=None, identity_file=None, options=(), local=None, timeout=None,
+                 share=True):
         self.destination = check_destination(destination)
         ssh = check_ssh_options({"port": port, "identity_file": identity_file, "options": list(options or ())})
         self.port, self.identity_file, self.options = ssh["port"], ssh["identity_file"], ssh["options"]
         self.local = local if local is not None else SubprocessRunner()
         self.timeout = timeout
         self._programs = {}
+        # one shared connection per destination (ControlMaster), unless
+        # the user's options decide about sharing themselves
+        keys = set(o.split("=", 1)[0].lower() for o in self.options)
+        self._control = control_dir() if share and not keys & {"controlmaster", "controlpath"} else None
 
     @classmethod
     def from_pool(cls, destination, ssh=None, local=None, timeout=None):
@@ -241,6 +282,10 @@ class SshRunner:
         for opt in list(_FORCED_OPTIONS) + list(self.options) + \
                 [o for o in _DEFAULT_OPTIONS if o.split("=", 1)[0].lower() not in user_keys]:
             out += ["-o", opt]
+        if self._control is not None:
+            # %C: a hash of host, port, user: short enough for a socket path
+            out += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s/%%C" % self._control,
+                    "-o", "ControlPersist=%d" % CONTROL_PERSIST]
         if self.port is not None:
             out += ["-p", str(self.port)]
         if self.identity_file:
