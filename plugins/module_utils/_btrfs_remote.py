@@ -192,7 +192,8 @@ class RemoteSite:
                 raise MutationRefused("refused to run %s on %s: %s only reads the hosts; nothing was run" % (
                     ", ".join(changing), self.host, self.runner.why))
         argv = ["python3", "-c", agent_source()]
-        rc, out, err = self.ssh.run(argv, data=json.dumps([[op, list(args)] for op, args in calls]), check=False)
+        request = json.dumps([[op, list(args)] for op, args in calls]).encode("utf-8")
+        rc, out, err = self.ssh.run(argv, data=request, check=False)
         try:
             answers = json.loads(out) if rc == 0 else None
         except ValueError:
