@@ -38,7 +38,7 @@ import os
 import re
 
 from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs, _quiesce
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError, HostError
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError
 from ansible_collections.pitcopy.versions.plugins.module_utils._remote import SshRunner
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import MutationRefused, ReadOnlyRunner
 
@@ -220,9 +220,3 @@ class RemoteSite:
             raise value
         return value
 
-
-def host_error(site, exc):
-    """``exc`` (a HostError from ssh) with the target pool's role named."""
-    if isinstance(exc, HostError):
-        exc.msg = "btrfs_send target host %s: %s" % (site.host, exc.msg)
-    return exc

@@ -22,10 +22,10 @@ import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._backends import backend_class
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import HostError
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import HostError, PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, SshSettings, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._remote import SshRunner
-from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import ReadOnlyRunner, SubprocessRunner
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 
 pytestmark = pytest.mark.btrfs
@@ -206,6 +206,25 @@ def test_push_two_local_two_remote_target_pools_rotate_six_versions(two_hosts, l
         assert any("btrfs subvolume delete -- %s" % w.remote_dirs["r1"][0] in c or
                    "btrfs subvolume delete -- %s" % w.remote_dirs["r1"][1] in c for c in remote_cmds)
         assert w.verify()["consistent"] is True
+
+        # check mode: the plan of the next copy reads both hosts, changes nothing
+        ro = RecordEngine(w.store, lambda tech: backend_class(tech)(runner=ReadOnlyRunner(w.runner)))
+        before = open(w.store.path(w.name), "rb").read()
+        with ro.session(w.name, shared=True) as s:
+            assert s.plan_copy().changed
+        # restoring from a copy on b is not supported yet: refused, nothing changed
+        with pytest.raises(PitcopyError) as err:
+            with w.engine.session(w.name) as s:
+                s.plan_restore(4).apply()
+        assert "is on host %s" % pair.b.destination in err.value.msg and "not supported yet" in err.value.msg
+        assert open(w.store.path(w.name), "rb").read() == before
+        # a version on b deleted: its copies are gone there, the others stay
+        v4 = w.store.load(w.name).replication(4)
+        with w.engine.session(w.name) as s:
+            s.plan_delete(4).apply()
+        for p in v4.pairs:
+            assert w.b.run(["test", "-e", copy_path(p)], check=False)[0] == 1
+        assert check_kept_versions(w) == [5, 6, 7]
         assert touches_b_locally(w) == []
 
 
