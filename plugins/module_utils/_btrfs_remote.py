@@ -119,21 +119,20 @@ def main():
 main()
 '''
 
-_AGENT = None
+_AGENT = {}
 
 
 def agent_source():
     """The agent's Python source (built once per process)."""
-    global _AGENT
-    if _AGENT is None:
+    if "source" not in _AGENT:
         parts = ["import binascii, datetime, errno, fcntl, json, os, re, stat, struct, sys, uuid"]
         for name in _CONSTANTS:
             parts.append("%s = %r" % (name, getattr(_btrfs, name)))
         parts.append("_TEMP_TAIL = re.compile(%r)" % _btrfs._TEMP_TAIL.pattern)
         parts.extend(inspect.getsource(obj) for obj in _SHIPPED)
         parts.append(_AGENT_MAIN)
-        _AGENT = "\n\n".join(parts)
-    return _AGENT
+        _AGENT["source"] = "\n\n".join(parts)
+    return _AGENT["source"]
 
 
 #: operations that change the target host (refused in check mode)
