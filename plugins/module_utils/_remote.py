@@ -42,6 +42,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import hashlib
+import json
 import os
 import re
 import shlex
@@ -283,8 +285,12 @@ class SshRunner:
                 [o for o in _DEFAULT_OPTIONS if o.split("=", 1)[0].lower() not in user_keys]:
             out += ["-o", opt]
         if self._control is not None:
-            # %C: a hash of host, port, user: short enough for a socket path
-            out += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s/%%C" % self._control,
+            # %C: a hash of host, port, user; ours in front of it a hash of
+            # the pool's ssh settings, so that a pool with another identity
+            # or known_hosts never rides on a connection another one opened
+            settings = json.dumps([self.destination, self.port, self.identity_file, list(self.options)])
+            tag = hashlib.sha256(settings.encode("utf-8")).hexdigest()[:12]
+            out += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s/%s-%%C" % (self._control, tag),
                     "-o", "ControlPersist=%d" % CONTROL_PERSIST]
         if self.port is not None:
             out += ["-p", str(self.port)]

@@ -245,6 +245,17 @@ def test_unreachable_host_is_refused_and_nothing_changes(two_hosts, loopfs_facto
         with pytest.raises(HostError) as err:
             w.engine.check_definition(bad_definition)
         assert "10.231.7.3" in err.value.msg and "cannot reach" in err.value.msg, err.value.msg
+        # b's key changed, and a key b does not authorize: refused naming b, nothing saved
+        for ssh, cause in ((SshSettings(identity_file=w.ssh.identity_file,
+                                        options=("UserKnownHostsFile=%s" % pair.wrong_known_hosts,)),
+                            "host_key_mismatch"),
+                           (SshSettings(identity_file=pair.stranger_key, options=w.ssh.options),
+                            "permission_denied")):
+            with pytest.raises(HostError) as err:
+                w.engine.check_definition(PoolDefinition(
+                    name=w.name, technology="btrfs_send", sources=tuple(w.sources), versions=4,
+                    target_pools=w.target_pools, ssh=ssh))
+            assert err.value.details.get("cause") == cause and pair.b.destination in err.value.msg, err.value.msg
         # the defined pool's host stopped: the copy is refused before anything is made
         pair.b.stop()
         with pytest.raises(HostError) as err:

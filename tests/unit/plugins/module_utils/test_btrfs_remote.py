@@ -176,3 +176,23 @@ def test_the_agent_runs_the_backend_s_own_mark_functions(tmp_path):
     assert answers[4] == [True, None]
     assert _btrfs.read_mark(copy) == mark
     assert sorted(os.listdir(str(tmp_path))) == [_btrfs.MARK_PREFIX + "it's a copy" + _btrfs.MARK_SUFFIX]
+
+
+def test_ssh_connections_are_shared_per_settings_in_a_private_directory():
+    from ansible_collections.pitcopy.versions.plugins.module_utils._remote import SshRunner
+
+    def control(**ssh):
+        argv = SshRunner.from_pool("root@b", ssh=ssh, local=FakeSsh()).ssh_argv(["true"])
+        opts = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-o")
+        return opts.get("ControlMaster"), opts.get("ControlPath"), opts.get("ControlPersist")
+
+    master, path, persist = control(identity_file="/k1")
+    assert master == "auto" and persist == "60" and path.endswith("-%C")
+    st = os.lstat(os.path.dirname(path))
+    assert st.st_mode & 0o777 == 0o700 and st.st_uid == os.geteuid()
+    # another identity or known_hosts never rides on this connection
+    assert control(identity_file="/k2")[1] != path
+    assert control(identity_file="/k1", options=["UserKnownHostsFile=/x"])[1] != path
+    assert control(identity_file="/k1")[1] == path
+    # the user's own sharing settings win: none of ours
+    assert control(options=["ControlMaster=no"]) == ("no", None, None)
