@@ -710,6 +710,9 @@ class _BtrfsBase(Backend):
         self._at(path).call("unlink", path)
 
     def _temp_mark_owner(self, d, name):
+        # most entries are not temporary marks by name: no round trip for them
+        if not name.startswith(MARK_PREFIX) or MARK_SUFFIX + TEMP_INFIX not in name:
+            return None
         return self._at(d).call("temp_mark_owner", d, name)
 
     def _temp_mark_pool(self, path):
