@@ -82,6 +82,16 @@ Processes
     read goes through one object, ``KERNEL`` (BtrfsKernel), and every command
     through the runner: the two boundaries the fast tests replay.
 
+Target pools on another host (btrfs_send, ``target_pools[].host``)
+    Every file operation on a target path (marks, subvolume facts, renames,
+    listings, the checks of a target directory) goes through
+    ``self._at(path)``: a LocalSite here, or the RemoteSite of the target
+    pool's host (_btrfs_remote: an agent over ssh built from this module's
+    own functions). Commands on a target host (``btrfs receive``, ``btrfs
+    subvolume delete``) run through that host's SshRunner; the send stays
+    here and pipes into the remote receive (_remote.pipe_across). Restoring
+    from a copy on another host is refused (not supported yet).
+
 Restore
     The source subvolume is moved aside (to ``<parent>/.pitcopy/<pool>/
     restore/``), a writable snapshot of the copy (btrfs_send: of a copy sent
