@@ -285,18 +285,38 @@ class SshRunner:
                 [o for o in _DEFAULT_OPTIONS if o.split("=", 1)[0].lower() not in user_keys]:
             out += ["-o", opt]
         if self._control is not None:
-            # %C: a hash of host, port, user; ours in front of it a hash of
-            # the pool's ssh settings, so that a pool with another identity
-            # or known_hosts never rides on a connection another one opened
-            settings = json.dumps([self.destination, self.port, self.identity_file, list(self.options)])
-            tag = hashlib.sha256(settings.encode("utf-8")).hexdigest()[:12]
-            out += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s/%s-%%C" % (self._control, tag),
-                    "-o", "ControlPersist=%d" % CONTROL_PERSIST]
+            out += ["-o", "ControlMaster=auto", "-o", self._control_path(), "-o", "ControlPersist=%d" % CONTROL_PERSIST]
         if self.port is not None:
             out += ["-p", str(self.port)]
         if self.identity_file:
             out += ["-i", self.identity_file, "-o", "IdentitiesOnly=yes"]
         return out + ["--", self.destination, remote_command(argv)]
+
+    def _control_path(self):
+        # %C: a hash of host, port, user; ours in front of it a hash of the
+        # pool's ssh settings, so that a pool with another identity or
+        # known_hosts never rides on a connection another one opened
+        settings = json.dumps([self.destination, self.port, self.identity_file, list(self.options)])
+        tag = hashlib.sha256(settings.encode("utf-8")).hexdigest()[:12]
+        return "ControlPath=%s/%s-%%C" % (self._control, tag)
+
+    def shared_connection_lost(self):
+        """After an exit status 255 without any of ssh's messages: whether
+        it was the shared connection that went away (its master gone: a
+        client of a shared connection says nothing when the session dies)
+        rather than the command's own 255."""
+        if self._control is None:
+            return False
+        argv = ["ssh", "-o", self._control_path()]
+        if self.port is not None:
+            argv += ["-p", str(self.port)]
+        rc, dummy, dummy = self.local.run(argv + ["-O", "check", "--", self.destination], check=False)
+        return rc != 0
+
+    def lost(self):
+        where = self.destination + ("" if self.port in (None, 22) else " (port %s)" % self.port)
+        return HostError("the ssh connection to %s was lost while the command ran (the shared connection closed): "
+                         "it may have run in part there" % where, host=self.destination, cause="connection_lost")
 
     # --- programs -------------------------------------------------------------------
 
@@ -334,6 +354,8 @@ class SshRunner:
             failure = ssh_failure(self.destination, self.port, err, self.identity_file)
             if failure is not None:
                 raise failure
+            if self.shared_connection_lost():
+                raise self.lost()
         return rc, out, err
 
     def run(self, argv, data=None, check=True, timeout=None):
@@ -401,6 +423,8 @@ def pipe_across(stages, check=True, timeout=None):
                 failure = ssh_failure(runner.destination, runner.port, exc.stderr, runner.identity_file)
                 if failure is not None:
                     raise failure
+                if runner.shared_connection_lost():
+                    raise runner.lost()
             error = remote_error(runner, argv, exc.rc, "", exc.stderr)
         else:
             error = command_error(argv, exc.rc, "", exc.stderr)
