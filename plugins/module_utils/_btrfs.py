@@ -1905,7 +1905,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
             if self._exists(back):
                 raise InvalidInput("cannot restore %s: %s exists and is not pitcopy's" % (source, back))
         self._write_mark(back, {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
-                          "role": "restore-temp", "source": source, "state": "pending", "created": _now()})
+                                "role": "restore-temp", "source": source, "state": "pending", "created": _now()})
         try:
             self.runner.pipe([["btrfs", "send", "-q", "--", copy], ["btrfs", "receive", "--", work]])
         except CommandError as exc:

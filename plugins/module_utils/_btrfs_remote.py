@@ -139,6 +139,11 @@ def agent_source():
 _WRITES = frozenset(("write_mark", "remove_mark", "rename", "unlink", "sync"))
 
 
+def _local_subvolume_info(path):
+    # looked up at each call: the replay tests put a recorded KERNEL in place
+    return _btrfs.KERNEL.subvolume_info(path)
+
+
 class LocalSite:
     """The targets on the managed host: the functions themselves."""
 
@@ -156,7 +161,7 @@ class LocalSite:
                     raise
             return None
         fn = {"exists": _btrfs._exists, "is_subvolume": _btrfs._is_subvolume,
-              "subvolume_info": lambda p: _btrfs.KERNEL.subvolume_info(p), "read_mark": _btrfs.read_mark,
+              "subvolume_info": _local_subvolume_info, "read_mark": _btrfs.read_mark,
               "write_mark": _btrfs.write_mark, "remove_mark": _btrfs.remove_mark, "rename": os.rename,
               "listdir": os.listdir, "temp_mark_owner": _btrfs.temp_mark_owner,
               "temp_mark_pool": _btrfs._temp_mark_pool, "identity": _btrfs.identity_of,
@@ -218,4 +223,3 @@ class RemoteSite:
         if not ok:
             raise value
         return value
-
