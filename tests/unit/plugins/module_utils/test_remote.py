@@ -263,7 +263,6 @@ def test_run_reports_the_remote_command_s_failure_with_its_host():
     assert err.value.rc == 255 and "failed on backup" in err.value.msg
 
 
-
 def test_a_silent_255_with_the_shared_connection_gone_is_a_lost_connection():
     """A client of a shared connection says nothing when the session dies
     (the master's stderr is not ours): the master gone tells it apart from
