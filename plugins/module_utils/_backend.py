@@ -104,10 +104,25 @@ class Backend(abc.ABC):
     #: records them and asks for the ones its records lack
     identifies_copies = False
 
+    #: True when target pools may name ``host`` (their volumes on another
+    #: host, reached over ssh): the backend then runs discovery, marks and
+    #: deletions of those targets there, and its transfer crosses hosts
+    remote_targets = False
+
     def __init__(self, runner=None):
         # runner: object with run(argv, data=None, check=True) -> (rc, out, err)
         # and pipe([argv1, argv2], check=True) -> (rc, out, err). See _runner.py.
         self.runner = runner
+
+    def use_definition(self, definition):
+        """The copy pool this backend serves from now on: the engine calls
+        it before anything else, so that a backend with ``remote_targets``
+        knows on which host each target lives. Default: nothing."""
+
+    def host_of(self, name):
+        """The ssh destination of the host where volume ``name`` lives, or
+        None for the managed host (messages name it)."""
+        return None
 
     # --- discovery -------------------------------------------------------
 

@@ -82,6 +82,16 @@ Processes
     read goes through one object, ``KERNEL`` (BtrfsKernel), and every command
     through the runner: the two boundaries the fast tests replay.
 
+Target pools on another host (btrfs_send, ``target_pools[].host``)
+    Every file operation on a target path (marks, subvolume facts, renames,
+    listings, the checks of a target directory) goes through
+    ``self._at(path)``: a LocalSite here, or the RemoteSite of the target
+    pool's host (_btrfs_remote: an agent over ssh built from this module's
+    own functions). Commands on a target host (``btrfs receive``, ``btrfs
+    subvolume delete``) run through that host's SshRunner; the send stays
+    here and pipes into the remote receive (_remote.pipe_across). Restoring
+    from a copy on another host is refused (not supported yet).
+
 Restore
     The source subvolume is moved aside (to ``<parent>/.pitcopy/<pool>/
     restore/``), a writable snapshot of the copy (btrfs_send: of a copy sent
@@ -121,6 +131,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     Volume,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import mount_of, read_mounts
+from ansible_collections.pitcopy.versions.plugins.module_utils._remote import pipe_across
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import command_reason
 
 BTRFS = "btrfs"
@@ -629,6 +640,98 @@ class _BtrfsBase(Backend):
                 raise InvalidInput("snapshot_with %r: use 'ioctl' or 'command'" % (snapshot_with,))
             self.snapshot_with = snapshot_with
 
+    # --- where a path lives ---------------------------------------------------
+
+    #: (target directory, RemoteSite) of the target pools on other hosts
+    _remote = ()
+    _local_site = None
+
+    def use_definition(self, definition):
+        from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs_remote import RemoteSite
+
+        sites = {}
+        remote = []
+        for tp in definition.target_pools:
+            if tp.host is None:
+                continue
+            if tp.host not in sites:
+                sites[tp.host] = RemoteSite(tp.host, definition.ssh, self.runner)
+            remote.extend((v, sites[tp.host]) for v in tp.volumes)
+        self._remote = remote
+
+    def _site_of(self, path):
+        """The RemoteSite of a path in a target directory on another host,
+        or None (the managed host)."""
+        for d, site in self._remote:
+            if path == d or path.startswith(d + "/"):
+                return site
+        return None
+
+    def host_of(self, name):
+        site = self._site_of(name)
+        return site.host if site is not None else None
+
+    def _at(self, path):
+        site = self._site_of(path)
+        if site is not None:
+            return site
+        if self._local_site is None:
+            from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs_remote import LocalSite
+            self._local_site = LocalSite(self.runner)
+        return self._local_site
+
+    def _remote_sites(self):
+        seen = []
+        for _d, site in self._remote:
+            if site not in seen:
+                seen.append(site)
+        return seen
+
+    def _read_mark(self, path):
+        return self._at(path).call("read_mark", path)
+
+    def _write_mark(self, path, data, durable=True):
+        self._at(path).call("write_mark", path, data, durable)
+
+    def _remove_mark(self, path):
+        self._at(path).call("remove_mark", path)
+
+    def _exists(self, path):
+        return self._at(path).call("exists", path)
+
+    def _is_subvol(self, path):
+        return self._at(path).call("is_subvolume", path)
+
+    def _subvol_info(self, path):
+        return self._at(path).call("subvolume_info", path)
+
+    def _identity(self, path, technology):
+        return self._at(path).call("identity", path, technology)
+
+    def _agrees(self, path, mark):
+        return self._at(path).call("agrees", path, mark)
+
+    def _listdir(self, path):
+        return self._at(path).call("listdir", path)
+
+    def _rename(self, old, new):
+        self._at(old).call("rename", old, new)
+
+    def _unlink(self, path):
+        self._at(path).call("unlink", path)
+
+    def _temp_mark_owner(self, d, name):
+        # most entries are not temporary marks by name: no round trip for them
+        if not name.startswith(MARK_PREFIX) or MARK_SUFFIX + TEMP_INFIX not in name:
+            return None
+        return self._at(d).call("temp_mark_owner", d, name)
+
+    def _temp_mark_pool(self, path):
+        return self._at(path).call("temp_mark_pool", path)
+
+    def _target_dir_problem(self, path):
+        return self._at(path).call("target_problem", path)
+
     # --- helpers -------------------------------------------------------------
 
     def _run(self, argv, **kw):
@@ -670,18 +773,39 @@ class _BtrfsBase(Backend):
         owners = {}
         foreign = []
         try:
-            entries = set(os.listdir(path))
+            entries = set(self._listdir(path))
         except OSError:
             return owners, foreign
         for e in sorted(entries):
             if e.startswith(MARK_PREFIX):
                 continue  # marks (and their temp files) are ours by name
-            mark = read_mark(os.path.join(path, e)) if (MARK_PREFIX + e + MARK_SUFFIX) in entries else None
-            if mark is None or not mark_agrees(os.path.join(path, e), mark):
+            mark = self._read_mark(os.path.join(path, e)) if (MARK_PREFIX + e + MARK_SUFFIX) in entries else None
+            if mark is None or not self._agrees(os.path.join(path, e), mark):
                 foreign.append(e)
                 break
             owners[e] = mark
         return owners, foreign
+
+    def _remote_volume(self, name, site):
+        """The Volume of ``name`` on the target host ``site`` (no qgroups
+        there: a subvolume's size is its file system's used bytes)."""
+        facts = site.call("volume", name)
+        if facts is None:
+            return None
+        if facts["kind"] != KIND_DIRECTORY:
+            return Volume(name=name, kind=facts["kind"], size=facts.get("size", 0))
+        if facts["fstype"] != BTRFS:
+            return Volume(name=name, kind=KIND_DIRECTORY, container="%s:%s" % (site.host, facts["source"]),
+                          free=facts["free"], foreign_data=bool(facts["entries"]))
+        kind = KIND_SUBVOLUME if facts["subvolume"] else KIND_DIRECTORY
+        technologies = frozenset(("btrfs_snapshot", "btrfs_send")) if facts["subvolume"] else \
+            frozenset(("btrfs_send",))
+        owner, foreign = self._ownership_of(name, kind)
+        # the file system UUID alone could be a clone's on the other host
+        return Volume(name=name, kind=kind, size=facts["used"] if facts["subvolume"] else 0,
+                      block_size=facts["sectorsize"], technologies=technologies,
+                      container="%s:%s" % (site.host, facts["fsid"]), free=facts["free"], owner=owner,
+                      foreign_data=foreign)
 
     def _volume(self, name, mounts, cache):
         try:
@@ -695,11 +819,11 @@ class _BtrfsBase(Backend):
         m = mount_of(name, mounts)
         if m is None or m["fstype"] != BTRFS:
             return Volume(name=name, kind=KIND_DIRECTORY, container=(m or {}).get("source", ""),
-                          free=KERNEL.space(name)["free"], foreign_data=bool(os.listdir(name)))
+                          free=KERNEL.space(name)["free"], foreign_data=bool(self._listdir(name)))
         fs = self._fs_facts(m, cache)
-        if _is_subvolume(name):
+        if self._is_subvol(name):
             kind = KIND_SUBVOLUME
-            info = KERNEL.subvolume_info(name)
+            info = self._subvol_info(name)
             size = self._qgroup_sizes(fs["fsid"], fs["mountpoint"], cache).get(info["id"], fs["used"])
             technologies = frozenset(("btrfs_snapshot", "btrfs_send"))
         else:
@@ -712,8 +836,8 @@ class _BtrfsBase(Backend):
 
     def _ownership_of(self, name, kind):
         """(owner pool or None, foreign_data) of a volume; per technology."""
-        mark = read_mark(name)
-        return (mark["pool"] if mark else None), not mark_agrees(name, mark)
+        mark = self._read_mark(name)
+        return (mark["pool"] if mark else None), not self._agrees(name, mark)
 
     def _validate_any(self, name):
         """Syntax of any name discover() may get: a plain path, or one of
@@ -737,7 +861,8 @@ class _BtrfsBase(Backend):
         cache = {}
         out = {}
         for n in names:
-            vol = self._volume(n, mounts, cache)
+            site = self._site_of(n)
+            vol = self._volume(n, mounts, cache) if site is None else self._remote_volume(n, site)
             if vol is not None:
                 out[n] = vol
         return out
@@ -770,7 +895,7 @@ class _BtrfsBase(Backend):
         # reported by the engine): refused here, not at the first copy
         mounts = self._mounts()
         for source in definition.sources:
-            if isinstance(source, str) and _exists(source):
+            if isinstance(source, str) and self._exists(source):
                 self._check_source(source, mounts)
 
     def _check_source(self, source, mounts):
@@ -779,7 +904,7 @@ class _BtrfsBase(Backend):
         if os.path.realpath(source) != source:
             raise InvalidInput("btrfs source %s has a symlink in its path (it resolves to %s); give the real path"
                                % (source, os.path.realpath(source)))
-        if not _is_subvolume(source):
+        if not self._is_subvol(source):
             raise InvalidInput("btrfs source %s is not a btrfs subvolume (create it with 'btrfs subvolume create' "
                                "or choose an existing subvolume)" % source)
         m = mount_of(source, mounts)
@@ -832,9 +957,13 @@ class _BtrfsBase(Backend):
         # each path once: ``btrfs subvolume delete`` given the same path
         # twice deletes it and then fails on the second ("Could not statfs")
         seen = set()
-        paths = [p for p in paths if _is_subvolume(p) and not (p in seen or seen.add(p))]
-        if paths:
-            self._run(["btrfs", "subvolume", "delete", "--"] + paths)
+        paths = [p for p in paths if self._is_subvol(p) and not (p in seen or seen.add(p))]
+        by_site = {}
+        for p in paths:
+            by_site.setdefault(self._site_of(p), []).append(p)
+        for site, some in by_site.items():
+            runner = self.runner if site is None else site.runner
+            runner.run(["btrfs", "subvolume", "delete", "--"] + some)
         return paths
 
     def _delete_ours(self, pool, paths, keep_version=None, identities=None):
@@ -846,15 +975,15 @@ class _BtrfsBase(Backend):
         doomed = []
         identities = identities or {}
         for p in paths:
-            mark = read_mark(p)
+            mark = self._read_mark(p)
             if mark is None or mark.get("pool") != pool:
                 continue
             if keep_version is not None and mark.get("version") == keep_version:
                 continue
-            if not mark_agrees(p, mark):
+            if not self._agrees(p, mark):
                 continue
-            if identities.get(p) and _is_subvolume(p) and \
-                    not same_subvolume(identities[p], identity_of(p, self.technology)):
+            if identities.get(p) and self._is_subvol(p) and \
+                    not same_subvolume(identities[p], self._identity(p, self.technology)):
                 continue
             if mark.get("held"):
                 # btrfs cannot make a delete refuse: the mark's hold does
@@ -864,21 +993,29 @@ class _BtrfsBase(Backend):
             doomed.append(p)
         self._delete_subvolumes(doomed)
         for p in doomed:
-            remove_mark(p)
+            self._remove_mark(p)
         return doomed
 
     def _complete_mark(self, path, mark, durable=True, **extra):
-        info = KERNEL.subvolume_info(path)
+        info = self._subvol_info(path)
         data = dict(mark)
         data.update(state="complete", uuid=info["uuid"], ctransid=info["ctransid"], generation=info["generation"],
                     received_uuid=info["received_uuid"], completed=_now())
         data.update(extra)
-        write_mark(path, data, durable=durable)
+        self._write_mark(path, data, durable=durable)
         return data
 
     def _sync(self, paths):
         """Make the marks written beside ``paths`` durable: one
         BTRFS_IOC_SYNC per filesystem instead of an fsync per file."""
+        remote = {}
+        for p in paths:
+            site = self._site_of(p)
+            if site is not None:
+                remote.setdefault(site, set()).add(os.path.dirname(p))
+        for site, dirs in remote.items():
+            site.call("sync", sorted(dirs))
+        paths = [p for p in paths if self._site_of(p) is None]
         mounts = self._mounts()
         done = set()
         for p in paths:
@@ -947,10 +1084,10 @@ class _BtrfsBase(Backend):
         """(valid, detail) of an existing copy against its mark."""
         if mark.get("state") != "complete":
             return False, "the copy was interrupted before it was recorded (mark state %s)" % mark.get("state")
-        if not _is_subvolume(path):
+        if not self._is_subvol(path):
             return False, "%s is not a subvolume any more" % path
         try:
-            info = KERNEL.subvolume_info(path)
+            info = self._subvol_info(path)
         except OSError as exc:
             return False, "cannot read subvolume facts of %s: %s" % (path, exc)
         if info["uuid"] != mark.get("uuid"):
@@ -1018,11 +1155,28 @@ class _BtrfsBase(Backend):
         final = target if self.implied_targets else os.path.join(target, base)
         return final if role == "copy" else staged_path(final)
 
+    def _remote_copy_paths(self):
+        """The subvolumes with a mark in the target directories on other
+        hosts: copies land only there (listed by their target pools)."""
+        paths = []
+        for d, _site in self._remote:
+            try:
+                entries = set(self._listdir(d))
+            except OSError:
+                continue
+            paths.extend(os.path.join(d, e) for e in sorted(entries)
+                         if not e.startswith(MARK_PREFIX) and MARK_PREFIX + e + MARK_SUFFIX in entries)
+        return [p for p in paths if self._is_subvol(p)]
+
     def list_copies(self, pool_name):
         mounts = self._mounts()
         out = []
-        for path in self._all_subvolume_paths(mounts):
-            mark = read_mark(path)
+        # the target directories on other hosts (a test host may share
+        # this host's mounts: its paths are listed there, not here)
+        paths = [p for p in self._all_subvolume_paths(mounts) if self._site_of(p) is None]
+        paths.extend(self._remote_copy_paths())
+        for path in paths:
+            mark = self._read_mark(path)
             if mark is None or mark.get("pool") != pool_name or mark.get("technology") != self.technology:
                 continue
             canonical = self._canonical_path(mark)
@@ -1033,7 +1187,7 @@ class _BtrfsBase(Backend):
             target = path if (staged or self.implied_targets) else mark.get("target", path)
             out.append(CopyInfo(target=target, pool=pool_name, source=mark.get("source"),
                                 version=mark.get("version"), staged=staged, valid=valid, detail=detail,
-                                identity=identity_of(path, self.technology)))
+                                identity=self._identity(path, self.technology)))
         return out
 
     # --- restore ------------------------------------------------------------------
@@ -1043,7 +1197,12 @@ class _BtrfsBase(Backend):
         problems = []
         for p in pairs:
             copy = self._copy_path(p.source, p.target)
-            mark = read_mark(copy)
+            if self._site_of(copy) is not None:
+                problems.append("%s: its copy %s is on host %s, and restoring from a copy on another host is not "
+                                "supported yet (send it back by hand: ssh %s btrfs send %s | btrfs receive <dir>)"
+                                % (p.source, copy, self.host_of(copy), self.host_of(copy), copy))
+                continue
+            mark = self._read_mark(copy)
             if mark is None or mark.get("pool") != definition.name or mark.get("role") != "copy":
                 problems.append("%s: no copy of pool %s at %s" % (p.source, definition.name, copy))
                 continue
@@ -1054,7 +1213,7 @@ class _BtrfsBase(Backend):
             if not valid:
                 problems.append("%s: the copy is not valid: %s" % (p.source, detail))
                 continue
-            found = identity_of(copy, self.technology)
+            found = self._identity(copy, self.technology)
             if p.identity and not same_subvolume(p.identity, found):
                 problems.append("%s: %s is not the copy recorded for version %s (identity %s, recorded %s); it is "
                                 "never restored from" % (p.source, copy, version, found, p.identity))
@@ -1073,8 +1232,8 @@ class _BtrfsBase(Backend):
                 problems.append("%s is a mountpoint; unmount it first (a mounted subvolume cannot be replaced)"
                                 % p.source)
                 continue
-            if _exists(p.source):
-                if not _is_subvolume(p.source):
+            if self._exists(p.source):
+                if not self._is_subvol(p.source):
                     problems.append("%s exists and is not a subvolume; move it away first" % p.source)
                     continue
                 users = busy_users(p.source)
@@ -1106,7 +1265,7 @@ class _BtrfsBase(Backend):
         self._check_definition(definition)
         self._restore_checks(definition, version, pairs, self._mounts())
         left = [self.restore_aside(definition, p.source) for p in pairs]
-        left = [a for a in left if _exists(a)]
+        left = [a for a in left if self._exists(a)]
         if left:
             raise InvalidInput("cannot restore version %s of copy pool %s, nothing was changed: %s %s left from an "
                                "interrupted restore that no journal names and may hold the only data its source had "
@@ -1117,8 +1276,8 @@ class _BtrfsBase(Backend):
 
     def restore_progress(self, definition, pair, aside):
         aside = aside or self.restore_aside(definition, pair.source)
-        if _exists(aside):
-            if _exists(pair.source):
+        if self._exists(aside):
+            if self._exists(pair.source):
                 return "%s already holds the copy; %s still holds the data %s had before the restore" % (
                     pair.source, aside, pair.source)
             return "%s is missing: %s holds the data it had before the restore, kept until the copy takes its " \
@@ -1130,26 +1289,26 @@ class _BtrfsBase(Backend):
         source = pair.source
         copy = self._copy_path(source, pair.target)
         aside = aside or self.restore_aside(definition, source)
-        if not _exists(aside):
+        if not self._exists(aside):
             # not moved yet (the source is as it was) or already finished
             # (the source holds the copy): restoring it again is right either way
             self.restore(definition, version, [pair])
             return
         work = os.path.dirname(aside)
-        if _exists(source):
+        if self._exists(source):
             # the interrupted run made the source from the copy (btrfs_send:
             # from the copy received back into ``work``) and died before it
             # deleted the aside; anything else there is left for a human
-            origins = [x for x in (copy, os.path.join(work, os.path.basename(copy))) if _is_subvolume(x)]
-            parent = KERNEL.subvolume_info(source)["parent_uuid"] if _is_subvolume(source) else None
-            if parent is None or parent not in [KERNEL.subvolume_info(x)["uuid"] for x in origins]:
+            origins = [x for x in (copy, os.path.join(work, os.path.basename(copy))) if self._is_subvol(x)]
+            parent = self._subvol_info(source)["parent_uuid"] if self._is_subvol(source) else None
+            if parent is None or parent not in [self._subvol_info(x)["uuid"] for x in origins]:
                 raise InvalidInput("cannot finish the restore of %s: %s holds the data it had before the restore "
                                    "and %s exists but is not a snapshot of the copy %s; both were left as they are: "
                                    "move %s away or back to %s by hand" % (source, aside, source, copy, aside, source))
             self._delete_subvolumes([aside])
             self._delete_ours(definition.name, [os.path.join(work, os.path.basename(copy))])
             return
-        mark = read_mark(copy)
+        mark = self._read_mark(copy)
         valid, detail = self._judge(copy, mark) if mark is not None else (False, "no mark")
         if not valid or mark.get("pool") != definition.name or mark.get("version") != version:
             raise InvalidInput("cannot finish the restore of %s from version %s: the copy %s is not valid (%s); %s "
@@ -1176,7 +1335,7 @@ class _BtrfsBase(Backend):
         aside = self.restore_aside(definition, source)
         work = os.path.dirname(aside)
         _makedirs(work)
-        if _exists(aside):
+        if self._exists(aside):
             raise InvalidInput("cannot restore %s: %s is left from an interrupted restore and may hold the only "
                                "data %s had before it; move it back to %s if %s is missing, or delete it with "
                                "'btrfs subvolume delete' once you no longer need that data" % (
@@ -1184,14 +1343,14 @@ class _BtrfsBase(Backend):
         origin, cleanup = self._restore_origin(definition, source, copy, work)
         moved = False
         try:
-            if _exists(source):
-                os.rename(source, aside)
+            if self._exists(source):
+                self._rename(source, aside)
                 moved = True
             try:
                 self._run(["btrfs", "subvolume", "snapshot", "--", origin, source])
             except CommandError as exc:
                 if moved:
-                    os.rename(aside, source)
+                    self._rename(aside, source)
                     moved = False
                 raise CopyFailed("restore of %s from %s failed: %s; %s was left as it was" % (
                     source, copy, command_reason(exc), source), cause=exc, source=source, target=copy)
@@ -1209,7 +1368,7 @@ class _BtrfsBase(Backend):
         if cleanup:
             self._delete_subvolumes(cleanup)
             for c in cleanup:
-                remove_mark(c)
+                self._remove_mark(c)
 
 
 class BtrfsSnapshotBackend(_BtrfsBase):
@@ -1236,10 +1395,10 @@ class BtrfsSnapshotBackend(_BtrfsBase):
     def _ownership_of(self, name, kind):
         if kind != KIND_SUBVOLUME or "/%s/" % NAMESPACE not in name:
             return super(BtrfsSnapshotBackend, self)._ownership_of(name, kind)
-        mark = read_mark(name)
+        mark = self._read_mark(name)
         # something at one of our implied names without our mark, or another
         # subvolume than the one our mark describes, is foreign
-        return (mark["pool"] if mark else None), mark is None or not mark_agrees(name, mark)
+        return (mark["pool"] if mark else None), mark is None or not self._agrees(name, mark)
 
     def _expected_target(self, definition, source, target):
         tp = os.path.basename(os.path.dirname(target))
@@ -1257,7 +1416,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         self._check_definition(definition)
         mounts = self._mounts()
         for p in pairs:
-            if _exists(p.source):
+            if self._exists(p.source):
                 self._check_pair(definition, p, mounts)
         need = {}
         where = {}
@@ -1304,8 +1463,8 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         stale = []
         for p, st, tmp in todo:
             for path in ((tmp, st) if tmp else (st,)):
-                if _exists(path):
-                    mark = read_mark(path)
+                if self._exists(path):
+                    mark = self._read_mark(path)
                     if mark is None or mark.get("pool") != definition.name:
                         raise CopyFailed("cannot stage the copy of %s: %s exists and is not pitcopy's; nothing was "
                                          "copied" % (p.source, path), source=p.source, target=p.target)
@@ -1328,8 +1487,8 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         for p, st, tmp in todo:
             _makedirs(os.path.dirname(tmp or st))
             if tmp:
-                write_mark(tmp, dict(base, source=p.source, target=p.target, role="send-snapshot"), durable=False)
-            write_mark(st, dict(base, source=p.source, target=p.target, role="staged"), durable=False)
+                self._write_mark(tmp, dict(base, source=p.source, target=p.target, role="send-snapshot"), durable=False)
+            self._write_mark(st, dict(base, source=p.source, target=p.target, role="staged"), durable=False)
         # pending marks on disk before any snapshot can exist
         self._sync(paths)
         self._prepare_snapshots(plan)
@@ -1340,8 +1499,8 @@ class BtrfsSnapshotBackend(_BtrfsBase):
     def transfer(self, plan):
         staged = []
         for p, st, _tmp in plan.facts["todo"]:
-            self._complete_mark(st, read_mark(st), durable=False)
-            staged.append(CopyPair(p.source, st, identity_of(st, self.technology)))
+            self._complete_mark(st, self._read_mark(st), durable=False)
+            staged.append(CopyPair(p.source, st, self._identity(st, self.technology)))
         self._sync([st.target for st in staged])
         plan.staged = staged
 
@@ -1358,10 +1517,10 @@ class BtrfsSnapshotBackend(_BtrfsBase):
             self._delete_ours(pool, paths)
         finally:
             for st in paths:
-                if not _exists(st):
-                    mark = read_mark(st)
+                if not self._exists(st):
+                    mark = self._read_mark(st)
                     if mark is not None and mark.get("pool") == pool:
-                        remove_mark(st)
+                        self._remove_mark(st)
             self._sweep_orphan_marks(set(os.path.dirname(p) for p in paths), pool)
 
     def _sweep_orphan_marks(self, dirs, pool):
@@ -1369,18 +1528,18 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         killed between writing the pending marks and the snapshots)."""
         for d in dirs:
             try:
-                names = os.listdir(d)
+                names = self._listdir(d)
             except OSError:
                 continue
             for n in names:
                 if not (n.startswith(MARK_PREFIX + STAGING_PREFIX) and n.endswith(MARK_SUFFIX)):
                     continue
                 copy = os.path.join(d, n[len(MARK_PREFIX):-len(MARK_SUFFIX)])
-                if _exists(copy):
+                if self._exists(copy):
                     continue
-                mark = read_mark(copy)
+                mark = self._read_mark(copy)
                 if mark is not None and mark.get("pool") == pool:
-                    remove_mark(copy)
+                    self._remove_mark(copy)
         self.sweep_leftovers(None, dirs=dirs, pool=pool)
 
     def _pool_dirs(self, definition):
@@ -1389,7 +1548,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         for source in definition.sources:
             pd = pool_dir(source, definition.name)
             try:
-                dirs.update(os.path.join(pd, e) for e in os.listdir(pd))
+                dirs.update(os.path.join(pd, e) for e in self._listdir(pd))
             except OSError:
                 pass
         for tp in definition.target_pools:
@@ -1407,17 +1566,17 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         own = "/%s/%s/" % (NAMESPACE, pool)
         for d in sorted(dirs if dirs is not None else self._pool_dirs(definition)):
             try:
-                names = os.listdir(d)
+                names = self._listdir(d)
             except OSError:
                 continue
             for n in sorted(names):
-                copy = temp_mark_owner(d, n)
+                copy = self._temp_mark_owner(d, n)
                 if copy is None:
                     continue
                 path = os.path.join(d, n)
-                named = _temp_mark_pool(path)
+                named = self._temp_mark_pool(path)
                 if named == pool or (named is None and (
-                        own in d + "/" or (read_mark(os.path.join(d, copy)) or {}).get("pool") == pool)):
+                        own in d + "/" or (self._read_mark(os.path.join(d, copy)) or {}).get("pool") == pool)):
                     found.append(path)
         return found
 
@@ -1425,7 +1584,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         removed = []
         for path in self.leftovers(definition, dirs=dirs, pool=pool):
             try:
-                os.unlink(path)
+                self._unlink(path)
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
                     raise
@@ -1444,18 +1603,17 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                           keep_version=version, identities=self._recorded(replaced_pairs))
         self._promote(definition, version, work)
 
-    @staticmethod
-    def _check_number_unused(pool, version, work):
+    def _check_number_unused(self, pool, version, work):
         """Refuse to promote version ``version`` onto a final name that holds
         another copy of ours bearing the same number while the staged copy
         is still there (a final copy of this version is taken as already
         promoted only when it is the staged one: same UUID)."""
         for p, st, final in work:
-            smark = read_mark(st)
-            if not (_is_subvolume(st) and smark is not None and smark.get("pool") == pool
-                    and smark.get("version") == version and _is_subvolume(final)):
+            smark = self._read_mark(st)
+            if not (self._is_subvol(st) and smark is not None and smark.get("pool") == pool
+                    and smark.get("version") == version and self._is_subvol(final)):
                 continue
-            fmark = read_mark(final)
+            fmark = self._read_mark(final)
             if fmark is None or fmark.get("pool") != pool:
                 continue  # not ours: _promote refuses to overwrite it
             if fmark.get("version") == version and fmark.get("uuid") != smark.get("uuid"):
@@ -1482,33 +1640,33 @@ class BtrfsSnapshotBackend(_BtrfsBase):
         marks = {}
         renames = []
         for p, st, final in work:
-            smark = read_mark(st)
+            smark = self._read_mark(st)
             marks[st] = smark
-            if not (_is_subvolume(st) and smark is not None and smark.get("pool") == pool
+            if not (self._is_subvol(st) and smark is not None and smark.get("pool") == pool
                     and smark.get("version") == version):
                 continue
-            fmark = read_mark(final)
-            if _exists(final):
-                if fmark is None or fmark.get("pool") != pool or not mark_agrees(final, fmark):
+            fmark = self._read_mark(final)
+            if self._exists(final):
+                if fmark is None or fmark.get("pool") != pool or not self._agrees(final, fmark):
                     raise CopyFailed("cannot promote the copy of %s: %s exists and is not a copy of pool %s; "
                                      "it is never overwritten" % (p.source, final, pool),
                                      source=p.source, target=p.target)
                 if fmark.get("version") != version:
                     # an older copy of ours at this name that no record named
                     self._delete_ours(pool, [final])
-            if not _exists(final):
+            if not self._exists(final):
                 data = dict(smark)
                 data.update(role="copy", target=p.target, state="promoting")
-                write_mark(final, data, durable=False)
+                self._write_mark(final, data, durable=False)
                 renames.append((st, final))
         if renames:
             self._sync([f for _s, f in renames])
             for st, final in renames:
-                os.rename(st, final)
+                self._rename(st, final)
         completed = []
         for p, st, final in work:
-            fmark = read_mark(final)
-            if not _is_subvolume(final) or fmark is None or fmark.get("pool") != pool or \
+            fmark = self._read_mark(final)
+            if not self._is_subvol(final) or fmark is None or fmark.get("pool") != pool or \
                     fmark.get("version") != version:
                 raise CopyFailed("cannot promote the copy of %s: neither %s nor %s holds version %d of copy pool "
                                  "%s" % (p.source, st, final, version, pool), source=p.source, target=p.target)
@@ -1521,8 +1679,8 @@ class BtrfsSnapshotBackend(_BtrfsBase):
             self._sync(completed)
         for p, st, final in work:
             smark = marks.get(st)
-            if smark is not None and smark.get("pool") == pool and not _exists(st):
-                remove_mark(st)
+            if smark is not None and smark.get("pool") == pool and not self._exists(st):
+                self._remove_mark(st)
 
     def discard(self, definition, staged):
         self._cleanup_staged([s.target for s in staged], definition.name)
@@ -1586,6 +1744,9 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
 
     technology = "btrfs_send"
     implied_targets = False
+    # target pools may name ``host``: their directories are on that host
+    # (_btrfs_remote.RemoteSite), the receive runs there over ssh
+    remote_targets = True
     # a target directory is ours only while it holds a copy of ours (the
     # directory's owner is the pool of the copies in it)
     pool_mark_is_a_copy = True
@@ -1624,7 +1785,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         super(BtrfsSendBackend, self)._check_definition(definition)
         for tp in definition.target_pools:
             for t in tp.volumes:
-                for source in definition.sources:
+                for source in definition.sources if tp.host is None else ():
                     if isinstance(t, str) and isinstance(source, str) and (t + "/").startswith(source + "/"):
                         raise InvalidInput(
                             "btrfs_send target %s of target pool %s is inside source %s: its copies would be "
@@ -1633,26 +1794,32 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
 
     def validate_definition(self, definition):
         super(BtrfsSendBackend, self).validate_definition(definition)
+        self.use_definition(definition)
         for tp in definition.target_pools:
             for t in tp.volumes:
-                if isinstance(t, str) and os.path.isdir(t):
+                if tp.host is not None:
+                    # reaching the host now: an unreachable host, an unknown
+                    # key or a refused login stops copy_pool, nothing saved
+                    facts = self._site_of(t).call("volume", t)
+                    if facts is not None and facts["kind"] == KIND_DIRECTORY:
+                        self._check_target_access(t)
+                elif isinstance(t, str) and os.path.isdir(t):
                     self._check_target_access(t)
 
-    @staticmethod
-    def _check_target_access(target):
-        problem = target_dir_problem(target)
+    def _check_target_access(self, target):
+        problem = self._target_dir_problem(target)
         if problem is not None:
             raise InvalidInput(
-                "btrfs_send target %s is refused: %s, so another user could plant files beside the copies (or swap "
+                "btrfs_send target %s%s is refused: %s, so another user could plant files beside the copies (or swap "
                 "a copy) that pitcopy, running as root, would trust; give a directory that only root (or the user "
                 "running pitcopy) can write, in directories that only they can change (sticky ones like /tmp "
-                "excepted)" % (target, problem))
+                "excepted)" % (target, self._on(target), problem))
 
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
         self._check_definition(definition)
         mounts = self._mounts()
         for p in pairs:
-            if _exists(p.source) and _exists(p.target):
+            if self._exists(p.source) and self._exists(p.target):
                 self._check_pair(definition, p, mounts)
         # per target fs: per source fs, the sources' sizes capped at that fs's used bytes
         by_target = {}
@@ -1706,20 +1873,37 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                 used[vol.container] = self._fs_facts(m, cache)["used"]
         return used
 
+    def _on(self, name):
+        host = self.host_of(name)
+        return " on host %s" % host if host else ""
+
+    def _check_remote_target(self, definition, p, site):
+        facts = site.call("volume", p.target)
+        where = self._on(p.target)
+        if facts is None or facts["kind"] != KIND_DIRECTORY:
+            raise InvalidInput("btrfs_send target %s%s is not an existing directory (create it there; no symlinks)"
+                               % (p.target, where))
+        if facts["fstype"] != BTRFS:
+            raise InvalidInput("btrfs_send target %s%s is not on a btrfs filesystem" % (p.target, where))
+
     def _check_target(self, definition, p, mounts):
         validate_path(p.target, "target")
-        if not os.path.isdir(p.target) or os.path.islink(p.target) or os.path.realpath(p.target) != p.target:
+        site = self._site_of(p.target)
+        if site is not None:
+            self._check_remote_target(definition, p, site)
+        elif not os.path.isdir(p.target) or os.path.islink(p.target) or os.path.realpath(p.target) != p.target:
             raise InvalidInput("btrfs_send target %s is not an existing directory (create it; no symlinks)" % p.target)
-        m = mount_of(p.target, mounts)
-        if m is None or m["fstype"] != BTRFS:
-            raise InvalidInput("btrfs_send target %s is not on a btrfs filesystem" % p.target)
+        else:
+            m = mount_of(p.target, mounts)
+            if m is None or m["fstype"] != BTRFS:
+                raise InvalidInput("btrfs_send target %s is not on a btrfs filesystem" % p.target)
         self._check_target_access(p.target)
         owners, foreign = self._dir_ownership(p.target)
         others = sorted(set(mk.get("pool") for mk in owners.values()) - set([definition.name]))
         if foreign or others:
             raise InvalidInput(
-                "btrfs_send target %s holds data copy pool %s does not own (%s); it is never overwritten: choose "
-                "another target" % (p.target, definition.name,
+                "btrfs_send target %s%s holds data copy pool %s does not own (%s); it is never overwritten: choose "
+                "another target" % (p.target, self._on(p.target), definition.name,
                                     ", ".join(foreign[:5] + ["copies of pool %s" % o for o in others])))
 
     def _temporary_path(self, definition, p):
@@ -1735,17 +1919,25 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         already holds, is another transfer of the same snapshots."""
         definition, version, todo = plan.definition, plan.version, plan.facts["todo"]
         for p, st, snap in todo:
+            send = ["btrfs", "send", "-q", "--", snap]
+            receive = ["btrfs", "receive", "--", p.target]
+            site = self._site_of(p.target)
             try:
-                self.runner.pipe([["btrfs", "send", "-q", "--", snap], ["btrfs", "receive", "--", p.target]])
+                if site is None:
+                    self.runner.pipe([send, receive])
+                else:
+                    # send here | ssh host receive: every process runs here,
+                    # the receive's argv quoted for the remote shell
+                    pipe_across([(site.local, send), (site.ssh, receive)])
             except CommandError as exc:
                 raise CopyFailed(
-                    "version %d of copy pool %s failed at the pair %s -> %s: btrfs send | btrfs receive: %s; "
+                    "version %d of copy pool %s failed at the pair %s -> %s%s: btrfs send | btrfs receive: %s; "
                     "the copies already made were removed and the previous versions are intact" % (
-                        version, definition.name, p.source, p.target, command_reason(exc)),
+                        version, definition.name, p.source, p.target, self._on(p.target), command_reason(exc)),
                     cause=exc, source=p.source, target=p.target)
-            if not _is_subvolume(st):
-                raise CopyFailed("version %d of copy pool %s: btrfs receive into %s did not create %s" % (
-                    version, definition.name, p.target, st), source=p.source, target=p.target)
+            if not self._is_subvol(st):
+                raise CopyFailed("version %d of copy pool %s: btrfs receive into %s%s did not create %s" % (
+                    version, definition.name, p.target, self._on(p.target), st), source=p.source, target=p.target)
         # a received subvolume's generation settles with the commit
         self._sync([st for _p, st, _snap in todo])
         super(BtrfsSendBackend, self).transfer(plan)
@@ -1759,17 +1951,17 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         # bring the copy back to the source's filesystem first: a snapshot
         # cannot cross filesystems
         back = os.path.join(work, os.path.basename(copy))
-        if _exists(back):
+        if self._exists(back):
             self._delete_ours(definition.name, [back])
-            if _exists(back):
+            if self._exists(back):
                 raise InvalidInput("cannot restore %s: %s exists and is not pitcopy's" % (source, back))
-        write_mark(back, {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
-                          "role": "restore-temp", "source": source, "state": "pending", "created": _now()})
+        self._write_mark(back, {"pitcopy": MARK_FORMAT, "pool": definition.name, "technology": self.technology,
+                                "role": "restore-temp", "source": source, "state": "pending", "created": _now()})
         try:
             self.runner.pipe([["btrfs", "send", "-q", "--", copy], ["btrfs", "receive", "--", work]])
         except CommandError as exc:
             self._delete_ours(definition.name, [back])
-            remove_mark(back)
+            self._remove_mark(back)
             raise CopyFailed("restore of %s: sending the copy %s back failed: %s; %s was left as it was" % (
                 source, copy, command_reason(exc), source), cause=exc, source=source, target=copy)
         return back, [back]

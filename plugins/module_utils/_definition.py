@@ -31,6 +31,7 @@ import re
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import CONSISTENCY_MODES, Hook, TargetPool
+from ansible_collections.pitcopy.versions.plugins.module_utils._remote import check_destination, check_ssh_options
 from ansible_collections.pitcopy.versions.plugins.module_utils._technologies import (
     SNAPSHOT_SIZE_TECHNOLOGIES,
     SNAPSHOT_TECHNOLOGIES,
@@ -81,6 +82,17 @@ def check_values(definition):
             d.consistency, ", ".join(CONSISTENCY_MODES)))
     if d.max_age is not None:
         age_seconds(d.max_age)
+    for index, tp in enumerate(d.target_pools):
+        if isinstance(tp, TargetPool) and tp.host is not None:
+            try:
+                check_destination(tp.host)
+            except InvalidInput as exc:
+                raise InvalidInput("target_pools[%d].host: %s" % (index, exc.msg))
+    if d.ssh is not None:
+        try:
+            check_ssh_options(d.ssh.as_dict())
+        except InvalidInput as exc:
+            raise InvalidInput("ssh: %s" % exc.msg)
     for where, hook in _hook_options(d):
         if not isinstance(hook, Hook):
             raise InvalidInput("%s %r is not a hook: expected {argv, timeout, abort_on_failure}" % (where, hook))
@@ -143,6 +155,14 @@ def check_definition(definition, backend=None):
                 raise InvalidInput("target %s is in target pools %s and %s; a target belongs to one target pool"
                                    % (vol, owner[vol], tp.name))
             owner[vol] = tp.name
+    remote = [tp for tp in d.target_pools if tp.host is not None]
+    if remote and backend is not None and not getattr(backend, "remote_targets", False):
+        raise InvalidInput("target pool %s names host %s, but copies to another host are not supported for "
+                           "technology %s yet (only btrfs_send); leave host out to keep the copies on the "
+                           "managed host" % (remote[0].name, remote[0].host, d.technology))
+    if d.ssh is not None and not remote:
+        raise InvalidInput("ssh %r applies to target pools on another host, and no target pool of copy pool %s "
+                           "names host; leave ssh out or give a target pool a host" % (d.ssh.as_dict(), d.name))
     if d.versions > len(d.target_pools):
         raise InvalidInput("versions %d needs at least %d target pools for technology %s, got %d (%s); "
                            "add target pools or lower versions" % (

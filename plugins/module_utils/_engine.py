@@ -146,6 +146,7 @@ class RecordEngine:
         check_values(definition)  # a known technology before asking for its backend
         backend = self.backend_for(definition.technology)
         check_definition(definition, backend)
+        backend.use_definition(definition)
         backend.validate_definition(definition)
         return backend
 

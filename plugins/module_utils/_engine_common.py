@@ -199,7 +199,11 @@ class SessionBase:
         return self.state
 
     def _backend(self, definition=None):
-        return self.engine.backend_for((definition or self.state.definition).technology)
+        definition = definition or self.state.definition
+        backend = self.engine.backend_for(definition.technology)
+        # where the pool's volumes live (target pools on other hosts)
+        backend.use_definition(definition)
+        return backend
 
     def _no_journal(self, what):
         j = self.state.journal

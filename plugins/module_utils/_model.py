@@ -107,9 +107,24 @@ class TargetPool:
 
     name: str
     volumes: Tuple[str, ...] = ()
+    # ssh destination ``[user@]host`` where the volumes live (issue 14,
+    # push); None: the managed host itself
+    host: Optional[str] = None
 
     def as_dict(self):
-        return {"name": self.name, "volumes": list(self.volumes)}
+        return {"name": self.name, "volumes": list(self.volumes), "host": self.host}
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """The pool-level ``ssh`` settings of the pool's remote hosts."""
+
+    port: Optional[int] = None
+    identity_file: Optional[str] = None
+    options: Tuple[str, ...] = ()
+
+    def as_dict(self):
+        return {"port": self.port, "identity_file": self.identity_file, "options": list(self.options)}
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,8 @@ class PoolDefinition:
     # freshness: verify_records reports "stale" when the newest valid
     # version is older than this (``30m``, ``26h``, ``8d``); None: no limit
     max_age: Optional[str] = None
+    # how ssh reaches the target pools' hosts; None: ssh's defaults
+    ssh: Optional[SshSettings] = None
 
     def target_pool_names(self):
         if self.technology in SNAPSHOT_TECHNOLOGIES:
@@ -173,6 +190,7 @@ class PoolDefinition:
             "pre_copy_hooks": [h.as_dict() for h in self.pre_copy_hooks],
             "post_copy_hooks": [h.as_dict() for h in self.post_copy_hooks],
             "max_age": self.max_age,
+            "ssh": self.ssh.as_dict() if self.ssh is not None else None,
         }
 
 

@@ -23,6 +23,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     TECHNOLOGIES,
     Hook,
     PoolDefinition,
+    SshSettings,
     TargetPool,
 )
 
@@ -44,6 +45,15 @@ ARGUMENT_SPEC = dict(
         options=dict(
             name=dict(type="str", required=True),
             volumes=dict(type="list", elements="str", required=True),
+            host=dict(type="str"),
+        ),
+    ),
+    ssh=dict(
+        type="dict",
+        options=dict(
+            port=dict(type="int"),
+            identity_file=dict(type="str"),
+            options=dict(type="list", elements="str", default=[]),
         ),
     ),
     snapshot_size=dict(type="str"),
@@ -58,7 +68,7 @@ REQUIRED_IF = [("state", "present", ("technology", "sources", "versions"))]
 
 # The options of a stored pool that copy_pool_info returns (its pool dict).
 _DEFINITION_OPTIONS = ("name", "technology", "sources", "versions", "target_pools", "snapshot_size", "consistency",
-                       "pre_copy_hooks", "post_copy_hooks", "max_age")
+                       "pre_copy_hooks", "post_copy_hooks", "max_age", "ssh")
 
 
 def _hooks(items):
@@ -73,14 +83,22 @@ def definition(params):
         technology=params["technology"],
         sources=tuple(params["sources"]),
         versions=params["versions"],
-        target_pools=tuple(TargetPool(name=tp["name"], volumes=tuple(tp["volumes"]))
+        target_pools=tuple(TargetPool(name=tp["name"], volumes=tuple(tp["volumes"]), host=tp.get("host"))
                            for tp in params["target_pools"] or ()),
         snapshot_size=params["snapshot_size"],
         consistency=params["consistency"],
         pre_copy_hooks=_hooks(params["pre_copy_hooks"]),
         post_copy_hooks=_hooks(params["post_copy_hooks"]),
         max_age=params["max_age"],
+        ssh=_ssh(params.get("ssh")),
     )
+
+
+def _ssh(value):
+    if not value:
+        return None
+    return SshSettings(port=value.get("port"), identity_file=value.get("identity_file"),
+                       options=tuple(value.get("options") or ()))
 
 
 def stored_options(pool):

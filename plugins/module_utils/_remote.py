@@ -41,8 +41,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import hashlib
+import json
+import os
 import re
 import shlex
+import stat
+import tempfile
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError, HostError, InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import (
@@ -70,6 +76,38 @@ _DEFAULT_OPTIONS = ("StrictHostKeyChecking=yes", "ConnectTimeout=15", "ServerAli
 
 #: the exit status ssh uses for its own errors
 SSH_FAILED = 255
+
+#: how long an idle shared connection stays up after its last command: a
+#: module run makes dozens of round trips to a target host (discovery,
+#: marks, receive, promotion), and a playbook several module runs; a new
+#: connection costs a key exchange each (~0.85 s measured between the test
+#: hosts), a shared one a few milliseconds
+CONTROL_PERSIST = 60
+
+
+def control_dir():
+    """The private directory (0700, ours, no symlink) of the shared ssh
+    connections' sockets: ``$XDG_RUNTIME_DIR/pitcopy-ssh`` or
+    ``<tmp>/pitcopy-ssh-<uid>``. Whoever can reach a socket can run
+    commands on the target host as us, so a directory another user owns
+    or can enter is refused (then ssh connects without sharing)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    path = os.path.join(base, "pitcopy-ssh") if base and os.path.isabs(base) else \
+        os.path.join(tempfile.gettempdir(), "pitcopy-ssh-%d" % os.geteuid())
+    try:
+        os.mkdir(path, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return None
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return path
 
 
 def _bad(what, value, accepted):
@@ -215,13 +253,18 @@ class SshRunner:
     """Runs commands on ``destination`` over ssh: same interface as
     _runner.SubprocessRunner, the commands on the other host."""
 
-    def __init__(self, destination, port=None, identity_file=None, options=(), local=None, timeout=None):
+    def __init__(self, destination, port=None, identity_file=None, options=(), local=None, timeout=None,
+                 share=True):
         self.destination = check_destination(destination)
         ssh = check_ssh_options({"port": port, "identity_file": identity_file, "options": list(options or ())})
         self.port, self.identity_file, self.options = ssh["port"], ssh["identity_file"], ssh["options"]
         self.local = local if local is not None else SubprocessRunner()
         self.timeout = timeout
         self._programs = {}
+        # one shared connection per destination (ControlMaster), unless
+        # the user's options decide about sharing themselves
+        keys = set(o.split("=", 1)[0].lower() for o in self.options)
+        self._control = control_dir() if share and not keys & {"controlmaster", "controlpath"} else None
 
     @classmethod
     def from_pool(cls, destination, ssh=None, local=None, timeout=None):
@@ -241,11 +284,39 @@ class SshRunner:
         for opt in list(_FORCED_OPTIONS) + list(self.options) + \
                 [o for o in _DEFAULT_OPTIONS if o.split("=", 1)[0].lower() not in user_keys]:
             out += ["-o", opt]
+        if self._control is not None:
+            out += ["-o", "ControlMaster=auto", "-o", self._control_path(), "-o", "ControlPersist=%d" % CONTROL_PERSIST]
         if self.port is not None:
             out += ["-p", str(self.port)]
         if self.identity_file:
             out += ["-i", self.identity_file, "-o", "IdentitiesOnly=yes"]
         return out + ["--", self.destination, remote_command(argv)]
+
+    def _control_path(self):
+        # %C: a hash of host, port, user; ours in front of it a hash of the
+        # pool's ssh settings, so that a pool with another identity or
+        # known_hosts never rides on a connection another one opened
+        settings = json.dumps([self.destination, self.port, self.identity_file, list(self.options)])
+        tag = hashlib.sha256(settings.encode("utf-8")).hexdigest()[:12]
+        return "ControlPath=%s/%s-%%C" % (self._control, tag)
+
+    def shared_connection_lost(self):
+        """After an exit status 255 without any of ssh's messages: whether
+        it was the shared connection that went away (its master gone: a
+        client of a shared connection says nothing when the session dies)
+        rather than the command's own 255."""
+        if self._control is None:
+            return False
+        argv = ["ssh", "-o", self._control_path()]
+        if self.port is not None:
+            argv += ["-p", str(self.port)]
+        rc, dummy, dummy = self.local.run(argv + ["-O", "check", "--", self.destination], check=False)
+        return rc != 0
+
+    def lost(self):
+        where = self.destination + ("" if self.port in (None, 22) else " (port %s)" % self.port)
+        return HostError("the ssh connection to %s was lost while the command ran (the shared connection closed): "
+                         "it may have run in part there" % where, host=self.destination, cause="connection_lost")
 
     # --- programs -------------------------------------------------------------------
 
@@ -283,6 +354,8 @@ class SshRunner:
             failure = ssh_failure(self.destination, self.port, err, self.identity_file)
             if failure is not None:
                 raise failure
+            if self.shared_connection_lost():
+                raise self.lost()
         return rc, out, err
 
     def run(self, argv, data=None, check=True, timeout=None):
@@ -350,6 +423,8 @@ def pipe_across(stages, check=True, timeout=None):
                 failure = ssh_failure(runner.destination, runner.port, exc.stderr, runner.identity_file)
                 if failure is not None:
                     raise failure
+                if runner.shared_connection_lost():
+                    raise runner.lost()
             error = remote_error(runner, argv, exc.rc, "", exc.stderr)
         else:
             error = command_error(argv, exc.rc, "", exc.stderr)

@@ -158,7 +158,8 @@ class TargetScan:
         """Why ``name`` is not eligible for ``source_vol``; None if it is."""
         vol = self.volumes.get(name)
         if vol is None:
-            return "%s: does not exist on this host" % name
+            host = self.backend.host_of(name)
+            return "%s: does not exist on %s" % (name, "host %s" % host if host else "this host")
         if name in self.taken and self.taken[name] != source_vol.name:
             return "%s: already chosen for %s in this record" % (name, self.taken[name])
         if name in self.reserved:

@@ -94,6 +94,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     PoolDefinition,
     PoolState,
     Record,
+    SshSettings,
     TargetPool,
 )
 
@@ -306,8 +307,8 @@ def _dump_definition(d, where="definition"):
         "technology": _str(d.technology, where + ".technology"),
         "versions": _int(d.versions, where + ".versions"),
         "sources": _dump_names(d.sources),
-        "target_pools": [{"name": _str(tp.name, "%s.target_pools[%d].name" % (where, i)),
-                          "volumes": _dump_names(tp.volumes)} for i, tp in enumerate(d.target_pools)],
+        "target_pools": [_dump_target_pool(tp, "%s.target_pools[%d]" % (where, i))
+                         for i, tp in enumerate(d.target_pools)],
         "snapshot_size": _str(d.snapshot_size, where + ".snapshot_size", nullable=True),
         "consistency": _str(d.consistency, where + ".consistency"),
         "pre_copy_hooks": [_dump_hook(h, "%s.pre_copy_hooks[%d]" % (where, i)) for i, h in enumerate(d.pre_copy_hooks)],
@@ -318,6 +319,12 @@ def _dump_definition(d, where="definition"):
     # unknown key) rather than drop the limit
     if d.max_age is not None:
         out["max_age"] = _str(d.max_age, where + ".max_age")
+    # likewise: an older collection refuses a pool with remote targets
+    # rather than copy to the managed host instead
+    if d.ssh is not None:
+        out["ssh"] = {"port": _int(d.ssh.port, where + ".ssh.port") if d.ssh.port is not None else None,
+                      "identity_file": _str(d.ssh.identity_file, where + ".ssh.identity_file", nullable=True),
+                      "options": [_str(o, where + ".ssh.options") for o in d.ssh.options]}
     _checked(d, where)
     return out
 
@@ -524,15 +531,35 @@ def _load_hook(value, where):
     )
 
 
+def _dump_target_pool(tp, where):
+    out = {"name": _str(tp.name, where + ".name"), "volumes": _dump_names(tp.volumes)}
+    if tp.host is not None:  # only when set, as max_age
+        out["host"] = _str(tp.host, where + ".host")
+    return out
+
+
+def _load_ssh(value, where):
+    if value is None:
+        return None
+    _mapping(value, where, (), ("port", "identity_file", "options"))
+    port = value.get("port")
+    return SshSettings(port=_int(port, where + ".port") if port is not None else None,
+                       identity_file=_str(value.get("identity_file"), where + ".identity_file", nullable=True),
+                       options=tuple(_str(o, "%s.options[%d]" % (where, i))
+                                     for i, o in enumerate(_list(value.get("options", []), where + ".options"))))
+
+
 def _load_definition(value, where="definition"):
     _mapping(value, where, ("name", "technology", "versions", "sources"),
-             ("target_pools", "snapshot_size", "consistency", "pre_copy_hooks", "post_copy_hooks", "max_age"))
+             ("target_pools", "snapshot_size", "consistency", "pre_copy_hooks", "post_copy_hooks", "max_age",
+              "ssh"))
     tps = []
     for i, tp in enumerate(_list(value.get("target_pools", []), where + ".target_pools")):
         w = "%s.target_pools[%d]" % (where, i)
-        _mapping(tp, w, ("name",), ("volumes",))
+        _mapping(tp, w, ("name",), ("volumes", "host"))
         tps.append(TargetPool(name=_str(tp["name"], w + ".name"),
-                              volumes=_load_names(tp.get("volumes", []), w + ".volumes")))
+                              volumes=_load_names(tp.get("volumes", []), w + ".volumes"),
+                              host=_str(tp.get("host"), w + ".host", nullable=True)))
     return _checked(PoolDefinition(
         name=_str(value["name"], where + ".name"),
         technology=_str(value["technology"], where + ".technology"),
@@ -546,6 +573,7 @@ def _load_definition(value, where="definition"):
         post_copy_hooks=tuple(_load_hook(h, "%s.post_copy_hooks[%d]" % (where, i))
                               for i, h in enumerate(_list(value.get("post_copy_hooks", []), where + ".post_copy_hooks"))),
         max_age=_str(value.get("max_age"), where + ".max_age", nullable=True),
+        ssh=_load_ssh(value.get("ssh"), where + ".ssh"),
     ), where)
 
 

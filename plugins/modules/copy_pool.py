@@ -95,10 +95,50 @@ options:
         required: true
       volumes:
         description:
-          - Target volumes of this target pool (same naming as O(sources)).
+          - Target volumes of this target pool (same naming as O(sources)); with O(target_pools[].host), names on
+            that host.
         type: list
         elements: str
         required: true
+      host:
+        description:
+          - The ssh destination V([user@]host) where this target pool's volumes live (a push to another host); omitted,
+            the managed host itself. Local and remote target pools may be mixed in one copy pool.
+          - Only with O(technology=btrfs_send) so far; V(zfs_send) and V(lvm_clone) refuse it.
+          - The managed host runs C(btrfs send) and pipes the stream into C(btrfs receive) on that host over ssh;
+            discovery, eligibility (directory on btrfs, free space, ownership marks, who can write to it), the
+            marks, promotion, deletion and M(pitcopy.versions.verify_records) checks run on that host over the same
+            connection. That host needs C(sshd), C(python3) and C(btrfs-progs), and the ssh user must be root there.
+          - Restoring from a copy on another host is refused (not supported yet); incremental sends, O(ssh) aside,
+            are not supported yet either. See the collection's C(docs/offsite.md).
+          - A host that cannot be reached (or whose host key is unknown or has changed, or that denies the login) is
+            reported naming it, and nothing is changed on either host.
+        type: str
+  ssh:
+    description:
+      - How ssh reaches the hosts of O(target_pools[].host). Only with at least one such target pool.
+      - ssh runs in batch mode (no password or host key prompt can be answered) and checks host keys strictly
+        (C(StrictHostKeyChecking=yes)) unless O(ssh.options) says otherwise.
+      - Connections are shared (C(ControlMaster), kept 60 seconds after their last use) through sockets in a private
+        directory (mode 0700) of the user running the module, unless O(ssh.options) sets C(ControlMaster) or
+        C(ControlPath) itself.
+    type: dict
+    suboptions:
+      port:
+        description:
+          - The ssh port, 1 to 65535; omitted, ssh's default (or its configuration).
+        type: int
+      identity_file:
+        description:
+          - Absolute path, on the managed host, of the private key to log in with.
+        type: str
+      options:
+        description:
+          - Extra ssh settings, each V(Key=value) as C(ssh -o) takes them (for example
+            V(UserKnownHostsFile=/etc/pitcopy/known_hosts)). C(BatchMode) cannot be turned off.
+        type: list
+        elements: str
+        default: []
   snapshot_size:
     description:
       - Size of each classic snapshot LV, as C(lvcreate --size) or C(--extents) accepts it (for example V(1G) or
@@ -213,6 +253,29 @@ EXAMPLES = r"""
       - name: "02"
         volumes: [/srv/backup/c, /srv/backup/d]
 
+- name: Two versions on this host for quick rollbacks, two on a backup host over ssh
+  pitcopy.versions.copy_pool:
+    name: mixed
+    technology: btrfs_send
+    sources:
+      - /srv/data/db
+    versions: 4
+    target_pools:
+      - name: local1
+        volumes: [/srv/backup/l1]
+      - name: local2
+        volumes: [/srv/backup/l2]
+      - name: offsite1
+        host: root@backup.example.com
+        volumes: [/backup/web/o1]
+      - name: offsite2
+        host: root@backup.example.com
+        volumes: [/backup/web/o2]
+    ssh:
+      identity_file: /root/.ssh/pitcopy_push
+      options:
+        - UserKnownHostsFile=/etc/pitcopy/known_hosts
+
 - name: Quiesce the application around every copy version
   pitcopy.versions.copy_pool:
     name: app
@@ -279,9 +342,11 @@ pool:
       description:
         - The target pools in rotation order. For snapshot technologies they are implied (V("01"), V("02"), ...) and
           their O(target_pools[].volumes) are empty; the target names are generated when copies are made.
+        - Each has C(name), C(volumes) and C(host) (the ssh destination of its volumes' host, null for the managed
+          host).
       type: list
       elements: dict
-      sample: [{"name": "01", "volumes": []}, {"name": "02", "volumes": []}, {"name": "03", "volumes": []}]
+      sample: [{"name": "01", "volumes": [], "host": null}, {"name": "02", "volumes": [], "host": null}]
     snapshot_size:
       description: The snapshot size of V(lvm_snapshot) pools, else null.
       type: str
@@ -304,6 +369,10 @@ pool:
       description: The O(max_age), or null.
       type: str
       sample: 26h
+    ssh:
+      description: The O(ssh) settings (C(port), C(identity_file), C(options)), or null.
+      type: dict
+      sample: null
 unpaired:
   description:
     - With O(state=present) on an existing pool, sources for which the refreshed pre-pairing records found no eligible
@@ -375,7 +444,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._pool_options imp
 
 def validate(params):
     # the rule every pitcopy module applies to the strings that become names
-    check_no_control_chars(params, ("name", "sources", "target_pools", "snapshot_size"))
+    check_no_control_chars(params, ("name", "sources", "target_pools", "snapshot_size", "ssh"))
 
 
 def main():

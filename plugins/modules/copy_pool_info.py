@@ -96,14 +96,20 @@ pools:
       type: int
       sample: 3
     target_pools:
-      description: The target pools in rotation order, each with C(name) and C(volumes).
+      description:
+        - The target pools in rotation order, each with C(name), C(volumes) and C(host) (the ssh destination where
+          its volumes live, null for the managed host).
       type: list
       elements: dict
-      sample: [{"name": "01", "volumes": []}]
+      sample: [{"name": "01", "volumes": [], "host": null}]
     max_age:
       description: The pool's O(pitcopy.versions.copy_pool#module:max_age), or null.
       type: str
       sample: 26h
+    ssh:
+      description: The pool's O(pitcopy.versions.copy_pool#module:ssh) settings, or null.
+      type: dict
+      sample: null
     newest_valid_age:
       description:
         - Seconds since the newest valid copy version was taken (by this host's clock), or null when no version is

@@ -143,7 +143,7 @@ def test_targets_that_do_not_exist_yet_or_are_created_by_the_copy_are_accepted(t
                        (TargetPool("01", ("backup/new", "backup/later")),))
     with engine.session("P") as s:
         s.plan_define(d).apply()
-        assert s.info()["target_pools"] == [{"name": "01", "volumes": ["backup/new", "backup/later"]}]
+        assert s.info()["target_pools"] == [{"name": "01", "volumes": ["backup/new", "backup/later"], "host": None}]
     # a missing target is left to target selection, which says why
     be.remove_volume("backup/new")
     with engine.session("P") as s:

@@ -92,8 +92,8 @@ def test_define_is_idempotent_and_check_mode_writes_nothing(tmp_path):
     with engine.session("P") as s:
         plan = s.plan_define(good())
         assert plan.changed and plan.before == {} and plan.after["sources"] == ["A", "B"]
-        assert plan.result["pool"]["target_pools"] == [{"name": "01", "volumes": ["a", "b"]},
-                                                       {"name": "02", "volumes": ["c", "d"]}]
+        assert plan.result["pool"]["target_pools"] == [{"name": "01", "volumes": ["a", "b"], "host": None},
+                                                       {"name": "02", "volumes": ["c", "d"], "host": None}]
     assert engine.pool_names() == []  # not applied: nothing written
     with engine.session("P") as s:
         s.plan_define(good()).apply()

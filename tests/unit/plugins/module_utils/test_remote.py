@@ -233,8 +233,13 @@ class CannedLocal(SubprocessRunner):
         self.canned = (rc, "", err)
         self.calls = []
 
+    #: what ``ssh -O check`` of the shared connection answers (0: its master runs)
+    master = 0
+
     def run(self, argv, data=None, check=True, timeout=None):
         self.calls.append(argv)
+        if "-O" in argv:
+            return self.master, "", "" if self.master == 0 else "Control socket connect: No such file or directory\n"
         return self.canned
 
 
@@ -256,6 +261,25 @@ def test_run_reports_the_remote_command_s_failure_with_its_host():
     with pytest.raises(CommandError) as err:
         r255.run(["/opt/tool"])
     assert err.value.rc == 255 and "failed on backup" in err.value.msg
+
+
+def test_a_silent_255_with_the_shared_connection_gone_is_a_lost_connection():
+    """A client of a shared connection says nothing when the session dies
+    (the master's stderr is not ours): the master gone tells it apart from
+    the command's own 255."""
+    local = CannedLocal(255, "")
+    local.master = 255
+    r = SshRunner("backup", local=local)
+    with pytest.raises(HostError) as err:
+        r.run(["/opt/tool"], check=False)
+    assert err.value.details["cause"] == "connection_lost" and "backup" in err.value.msg
+    assert local.calls[-1][-4:] == ["-O", "check", "--", "backup"]
+    # without sharing nothing is asked: the 255 is the command's
+    alone = CannedLocal(255, "")
+    alone.master = 255
+    with pytest.raises(CommandError):
+        SshRunner("backup", local=alone, share=False).run(["/opt/tool"])
+    assert not any("-O" in c for c in alone.calls)
 
 
 # --- pipes, with a loopback "host": the command string parsed by a local sh -----------

@@ -1,0 +1,225 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""btrfs_send target pools on another host (issue 14, push).
+
+The btrfs backend reads and writes its targets with plain file operations
+and ioctls (marks beside the copies, subvolume facts, renames). For a target
+pool that names ``host`` the same operations run on that host: a
+``RemoteSite`` sends each one, over the pool's ssh connection
+(_remote.SshRunner, shared through ControlMaster), to an agent run as
+``python3 -c <agent>`` there. The agent is built from the very functions the
+backend uses on the managed host (``read_mark``, ``write_mark``,
+``subvol_info``, ``target_dir_problem``, ``read_mounts`` ...; their source
+is taken with inspect), so a mark written on the target host is the mark
+the local code would have written, with the same atomic rename and the same
+refusal of symlinks. Nothing the user gives is put into the agent's code:
+the operation and its arguments travel as JSON on the agent's stdin, and
+ssh's remote command is the argv ``python3 -c <agent>`` quoted for the
+remote shell (_remote.remote_command).
+
+``LocalSite`` is the same interface on the managed host (the functions
+themselves), so the backend asks ``self._at(path)`` and never knows which
+one it holds.
+
+What the target host needs: sshd, ``python3`` (3.6 or later) and
+``btrfs-progs`` (``btrfs receive``, ``btrfs subvolume delete``); the ssh
+user must be root there (receive, delete and the ioctls need it).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import inspect
+import json
+import os
+import re
+
+from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs, _quiesce
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError
+from ansible_collections.pitcopy.versions.plugins.module_utils._remote import SshRunner
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import MutationRefused, ReadOnlyRunner
+
+#: the functions and classes of the managed host's code the agent runs, in
+#: an order where each one's helpers come first
+_SHIPPED = (
+    _quiesce._unescape_mountinfo, _quiesce.read_mounts, _quiesce.mount_of,
+    _btrfs._ior, _btrfs._open_dir, _btrfs.fs_info, _btrfs.subvol_info, _btrfs.sync_fs, _btrfs.BtrfsKernel,
+    _btrfs.mark_path, _btrfs.read_mark, _btrfs.write_mark, _btrfs._create_temp, _btrfs.temp_mark_owner,
+    _btrfs._temp_mark_pool, _btrfs.remove_mark, _btrfs._exists, _btrfs._is_subvolume, _btrfs.identity_of,
+    _btrfs.mark_agrees, _btrfs.target_dir_problem,
+)
+#: the constants they read
+_CONSTANTS = ("BTRFS", "MARK_PREFIX", "MARK_SUFFIX", "MARK_FORMAT", "TEMP_INFIX", "FIRST_FREE_OBJECTID",
+              "_IOC_MAGIC", "_FS_INFO_SIZE", "_SUBVOL_INFO_FMT", "_SUBVOL_INFO_SIZE", "_SUBVOL_RDONLY",
+              "_IOC_FS_INFO", "_IOC_GET_SUBVOL_INFO", "_IOC_SYNC")
+
+#: the agent's own operations (beside the shipped functions)
+_AGENT_MAIN = r'''
+KERNEL = BtrfsKernel()
+
+
+def volume_facts(name):
+    """What discover() needs of ``name``: kind, file system, space."""
+    try:
+        st = os.lstat(name)
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode) or os.path.realpath(name) != name:
+        return {"kind": "symlink"}
+    if not stat.S_ISDIR(st.st_mode):
+        return {"kind": "file", "size": st.st_size}
+    m = mount_of(name, KERNEL.mounts("/proc/self/mountinfo"))
+    out = {"kind": "directory", "fstype": m["fstype"] if m else None, "source": m["source"] if m else "",
+           "mountpoint": m["mountpoint"] if m else None, "entries": sorted(os.listdir(name))}
+    out.update(KERNEL.space(name))
+    if m is not None and m["fstype"] == BTRFS:
+        out.update(KERNEL.filesystem_info(m["mountpoint"]))
+        out["subvolume"] = _is_subvolume(name)
+        if out["subvolume"]:
+            out["subvolume_id"] = subvol_info(name)["id"]
+    return out
+
+
+def unlink(path):
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def sync(dirs):
+    for d in dirs:
+        if os.path.isdir(d):
+            KERNEL.sync(d)
+
+
+OPS = {
+    "exists": _exists, "is_subvolume": _is_subvolume, "subvolume_info": subvol_info, "read_mark": read_mark,
+    "write_mark": write_mark, "remove_mark": remove_mark, "rename": os.rename, "listdir": os.listdir,
+    "unlink": unlink, "temp_mark_owner": temp_mark_owner, "temp_mark_pool": _temp_mark_pool,
+    "identity": identity_of, "agrees": mark_agrees, "target_problem": target_dir_problem,
+    "volume": volume_facts, "sync": sync,
+}
+
+
+def main():
+    answers = []
+    for op, args in json.loads(sys.stdin.read()):
+        try:
+            answers.append([True, OPS[op](*args)])
+        except (IOError, OSError) as exc:
+            answers.append([False, [exc.errno, exc.strerror or str(exc), getattr(exc, "filename", None)]])
+    sys.stdout.write(json.dumps(answers))
+
+
+main()
+'''
+
+_AGENT = {}
+
+
+def agent_source():
+    """The agent's Python source (built once per process)."""
+    if "source" not in _AGENT:
+        parts = ["import binascii, datetime, errno, fcntl, json, os, re, stat, struct, sys, uuid"]
+        for name in _CONSTANTS:
+            parts.append("%s = %r" % (name, getattr(_btrfs, name)))
+        parts.append("_TEMP_TAIL = re.compile(%r)" % _btrfs._TEMP_TAIL.pattern)
+        parts.extend(inspect.getsource(obj) for obj in _SHIPPED)
+        parts.append(_AGENT_MAIN)
+        _AGENT["source"] = "\n\n".join(parts)
+    return _AGENT["source"]
+
+
+#: operations that change the target host (refused in check mode)
+_WRITES = frozenset(("write_mark", "remove_mark", "rename", "unlink", "sync"))
+
+
+def _local_subvolume_info(path):
+    # looked up at each call: the replay tests put a recorded KERNEL in place
+    return _btrfs.KERNEL.subvolume_info(path)
+
+
+class LocalSite:
+    """The targets on the managed host: the functions themselves."""
+
+    host = None
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def call(self, op, *args):
+        if op == "unlink":
+            try:
+                os.unlink(args[0])
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+            return None
+        fn = {"exists": _btrfs._exists, "is_subvolume": _btrfs._is_subvolume,
+              "subvolume_info": _local_subvolume_info, "read_mark": _btrfs.read_mark,
+              "write_mark": _btrfs.write_mark, "remove_mark": _btrfs.remove_mark, "rename": os.rename,
+              "listdir": os.listdir, "temp_mark_owner": _btrfs.temp_mark_owner,
+              "temp_mark_pool": _btrfs._temp_mark_pool, "identity": _btrfs.identity_of,
+              "agrees": _btrfs.mark_agrees, "target_problem": _btrfs.target_dir_problem}[op]
+        return fn(*args)
+
+
+class RemoteSite:
+    """The targets on ``host``: each operation one agent run over ssh."""
+
+    def __init__(self, host, ssh, runner):
+        read_only = isinstance(runner, ReadOnlyRunner)
+        local = runner.inner if read_only else runner
+        settings = ssh.as_dict() if ssh is not None else None
+        #: the plain runner of the host: reads, and the receive's pipe
+        self.ssh = SshRunner.from_pool(host, ssh=settings, local=local)
+        #: what changes the host: refused in check mode as every change is
+        self.runner = ReadOnlyRunner(self.ssh, runner.why) if read_only else self.ssh
+        self.read_only = read_only
+        self.host = host
+        self.local = local
+
+    def __repr__(self):
+        return "RemoteSite(%r)" % self.host
+
+    def batch(self, calls):
+        """Run ``calls`` ([(op, args)]) in one agent run; returns a list of
+        (ok, value or OSError)."""
+        if self.read_only:
+            changing = [op for op, _a in calls if op in _WRITES]
+            if changing:
+                raise MutationRefused("refused to run %s on %s: %s only reads the hosts; nothing was run" % (
+                    ", ".join(changing), self.host, self.runner.why))
+        argv = ["python3", "-c", agent_source()]
+        request = json.dumps([[op, list(args)] for op, args in calls]).encode("utf-8")
+        rc, out, err = self.ssh.run(argv, data=request, check=False)
+        try:
+            answers = json.loads(out) if rc == 0 else None
+        except ValueError:
+            answers = None
+        if not isinstance(answers, list) or len(answers) != len(calls):
+            missing = re.search(r"(python3: (?:command )?not found|No such file or directory)", err or "")
+            raise CommandError(
+                "the pitcopy agent on %s did not answer (exit status %s)%s: %s" % (
+                    self.host, rc, "; python3 must be installed on the target host" if missing else "",
+                    (err or out or "").strip()[-500:]),
+                argv=argv[:2] + ["<agent>"], rc=rc, stdout=out, stderr=err, host=self.host)
+        out = []
+        for ok, value in answers:
+            if ok:
+                out.append((True, value))
+            else:
+                code, text, filename = (list(value) + [None, None, None])[:3]
+                out.append((False, OSError(code, "%s (on %s)" % (text, self.host), filename)))
+        return out
+
+    def call(self, op, *args):
+        ok, value = self.batch([(op, args)])[0]
+        if not ok:
+            raise value
+        return value

@@ -1,0 +1,198 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""btrfs_send target pools on another host (issue 14, push), fast: a fake
+local runner stands for ssh and answers the agent's requests, so what is
+checked is the argv the managed host runs, how the remote command splits
+for the remote shell, and that a user's names travel intact (as JSON on the
+agent's stdin, or as quoted words). The agent itself runs here for real,
+under python3, on a plain directory (marks need no btrfs).
+tests/real/test_btrfs_push.py proves the whole push between two hosts."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import BtrfsSendBackend
+from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs_remote import RemoteSite, agent_source
+from ansible_collections.pitcopy.versions.plugins.module_utils._definition import check_definition, check_values
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, SshSettings, TargetPool
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import (
+    MutationRefused,
+    ReadOnlyRunner,
+    SubprocessRunner,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import _dump_definition, _load_definition
+
+HOSTILE_HOSTS = ["-oProxyCommand=touch /tmp/pwned", "root@b;touch x", "b c", "$(x)", "root@-b", "a\nb", ""]
+
+
+class FakeSsh(SubprocessRunner):
+    """The managed host's runner: every ssh argv is kept; the remote command
+    is split as the remote shell would, and answered like the target host."""
+
+    def __init__(self, answers=None):
+        super(FakeSsh, self).__init__()
+        self.calls = []
+        self.answers = answers or {}
+
+    def resolve(self, name):
+        return name
+
+    def remote(self, argv):
+        assert argv[0] == "ssh" and "--" in argv
+        words = shlex.split(argv[-1])
+        assert words[0] == "env"
+        return [w for w in words[1:] if "=" not in w or not w.split("=", 1)[0].isupper()]
+
+    def run(self, argv, data=None, check=True, timeout=None):
+        argv = [str(a) for a in argv]
+        words = self.remote(argv)
+        self.calls.append((words, data))
+        if words[:2] == ["sh", "-c"]:  # SshRunner.resolve
+            return 0, "/usr/bin/%s\n" % words[-1], ""
+        if words[1:2] == ["-c"]:  # the agent
+            request = json.loads(data.decode("utf-8"))
+            return 0, json.dumps([[True, self.answers.get(op, None)] for op, _args in request]), ""
+        return 0, "", ""
+
+
+def remote_definition(host="root@backup", ssh=None, technology="btrfs_send"):
+    return PoolDefinition(name="p", technology=technology, sources=("/srv/db",), versions=2,
+                          target_pools=(TargetPool("l", ("/backup/l",)),
+                                        TargetPool("r", ("/offsite/r",), host=host)),
+                          ssh=ssh)
+
+
+def test_agent_request_carries_hostile_paths_intact_on_stdin_not_in_the_command():
+    local = FakeSsh(answers={"read_mark": None})
+    site = RemoteSite("root@backup", SshSettings(port=2222, identity_file="/k", options=("A=b",)), local)
+    weird = "/offsite/r/it's $(touch pwned); `x` \"q\" -x"
+    assert site.call("read_mark", weird) is None
+    words, data = local.calls[-1]
+    # the remote shell sees exactly: python3 -c <agent>, nothing of the user's
+    assert words == ["/usr/bin/python3", "-c", agent_source()]
+    assert json.loads(data.decode("utf-8")) == [["read_mark", [weird]]]
+
+
+def test_remote_deletions_are_one_quoted_argv_on_the_target_host():
+    local = FakeSsh(answers={"is_subvolume": True})
+    backend = BtrfsSendBackend(runner=local)
+    backend.use_definition(remote_definition())
+    doomed = ["/offsite/r/db", "/offsite/r/.pitcopy-staging.db"]
+    assert backend._delete_subvolumes(doomed) == doomed
+    deletes = [w for w, _d in local.calls if "subvolume" in w]
+    assert deletes == [["/usr/bin/btrfs", "subvolume", "delete", "--"] + doomed]
+    assert backend.host_of("/offsite/r/db") == "root@backup" and backend.host_of("/backup/l/db") is None
+
+
+def test_remote_site_in_check_mode_refuses_changes_before_anything_runs():
+    local = FakeSsh(answers={"exists": False})
+    site = RemoteSite("root@backup", None, ReadOnlyRunner(local))
+    assert site.call("exists", "/offsite/r/db") is False  # reads run
+    before = len(local.calls)
+    for op, args in (("write_mark", ("/offsite/r/db", {}, True)), ("rename", ("/a", "/b")),
+                     ("remove_mark", ("/a",)), ("unlink", ("/a",))):
+        with pytest.raises(MutationRefused):
+            site.call(op, *args)
+    assert len(local.calls) == before
+    # and a command that changes the host goes through the read-only judge
+    with pytest.raises(MutationRefused):
+        site.runner.run(["btrfs", "subvolume", "delete", "--", "/offsite/r/db"])
+
+
+@pytest.mark.parametrize("host", HOSTILE_HOSTS)
+def test_hostile_hosts_are_refused_naming_the_value(host):
+    with pytest.raises(InvalidInput) as err:
+        check_values(remote_definition(host=host))
+    assert "target_pools[1].host" in err.value.msg and repr(host) in err.value.msg
+
+
+def test_hostile_ssh_settings_are_refused():
+    for ssh, hint in ((SshSettings(options=("BatchMode=no",)), "BatchMode"),
+                      (SshSettings(options=("-oProxyCommand=x",)), "Key=value"),
+                      (SshSettings(port=0), "1 to 65535"),
+                      (SshSettings(identity_file="relative/key"), "absolute path")):
+        with pytest.raises(InvalidInput) as err:
+            check_values(remote_definition(ssh=ssh))
+        assert err.value.msg.startswith("ssh: ") and hint in err.value.msg
+
+
+def test_host_is_refused_where_the_technology_cannot_push_yet():
+    from ansible_collections.pitcopy.versions.plugins.module_utils._backends import backend_class
+
+    for tech, source, targets in (("zfs_send", "tank/db", ("backup/l", "backup/r")),
+                                  ("lvm_clone", "vg/db", ("vg/l", "vg/r"))):
+        d = PoolDefinition(name="p", technology=tech, sources=(source,), versions=2,
+                           target_pools=(TargetPool("l", targets[:1]), TargetPool("r", targets[1:], host="root@b")))
+        with pytest.raises(InvalidInput) as err:
+            check_definition(d, backend_class(tech)(runner=FakeSsh()))
+        assert "root@b" in err.value.msg and tech in err.value.msg and "only btrfs_send" in err.value.msg
+    # ssh without any remote target pool means nothing: refused, not ignored
+    d = PoolDefinition(name="p", technology="btrfs_send", sources=("/srv/db",), versions=1,
+                       target_pools=(TargetPool("l", ("/backup/l",)),), ssh=SshSettings(port=22))
+    with pytest.raises(InvalidInput) as err:
+        check_definition(d, BtrfsSendBackend(runner=FakeSsh()))
+    assert "ssh" in err.value.msg and "host" in err.value.msg
+
+
+def test_state_file_keeps_host_and_ssh_and_an_older_file_loads_without_them():
+    d = remote_definition(ssh=SshSettings(port=2222, identity_file="/k", options=("A=b",)))
+    dumped = _dump_definition(d)
+    assert dumped["target_pools"][1]["host"] == "root@backup" and "host" not in dumped["target_pools"][0]
+    assert _load_definition(dumped) == d
+    older = dict(dumped)
+    older.pop("ssh")
+    older["target_pools"] = [dict(tp) for tp in dumped["target_pools"]]
+    older["target_pools"][1].pop("host")
+    loaded = _load_definition(older)
+    assert loaded.ssh is None and all(tp.host is None for tp in loaded.target_pools)
+    assert "ssh" not in _dump_definition(loaded)
+
+
+def test_the_agent_runs_the_backend_s_own_mark_functions(tmp_path):
+    """The agent's source is the backend's functions: run it for real (here,
+    as on the target host) and read its marks with the local code."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs
+
+    copy = str(tmp_path / "it's a copy")
+    mark = {"pitcopy": 1, "pool": "p", "version": 3}
+    request = [["write_mark", [copy, mark, True]], ["read_mark", [copy]], ["exists", [copy]],
+               ["listdir", [str(tmp_path / "missing")]], ["unlink", [str(tmp_path / "missing")]]]
+    proc = subprocess.run([sys.executable, "-c", agent_source()], input=json.dumps(request).encode(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+    answers = json.loads(proc.stdout.decode())
+    assert answers[0] == [True, None] and answers[1] == [True, mark] and answers[2] == [True, False]
+    assert answers[3][0] is False and answers[3][1][0] == 2  # ENOENT, as an OSError would say
+    assert answers[4] == [True, None]
+    assert _btrfs.read_mark(copy) == mark
+    assert sorted(os.listdir(str(tmp_path))) == [_btrfs.MARK_PREFIX + "it's a copy" + _btrfs.MARK_SUFFIX]
+
+
+def test_ssh_connections_are_shared_per_settings_in_a_private_directory():
+    from ansible_collections.pitcopy.versions.plugins.module_utils._remote import SshRunner
+
+    def control(**ssh):
+        argv = SshRunner.from_pool("root@b", ssh=ssh, local=FakeSsh()).ssh_argv(["true"])
+        opts = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-o")
+        return opts.get("ControlMaster"), opts.get("ControlPath"), opts.get("ControlPersist")
+
+    master, path, persist = control(identity_file="/k1")
+    assert master == "auto" and persist == "60" and path.endswith("-%C")
+    st = os.lstat(os.path.dirname(path))
+    assert st.st_mode & 0o777 == 0o700 and st.st_uid == os.geteuid()
+    # another identity or known_hosts never rides on this connection
+    assert control(identity_file="/k2")[1] != path
+    assert control(identity_file="/k1", options=["UserKnownHostsFile=/x"])[1] != path
+    assert control(identity_file="/k1")[1] == path
+    # the user's own sharing settings win: none of ours
+    assert control(options=["ControlMaster=no"]) == ("no", None, None)
