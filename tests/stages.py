@@ -232,8 +232,8 @@ STAGES = [
     Stage("integration", "tests/integration/run.sh btrfs (playbooks, native btrfs)",
           script("tests/integration/run.sh", "btrfs")),
     Stage("molecule", "tests/molecule.sh btrfs (molecule scenarios, native btrfs)", script("tests/molecule.sh", "btrfs")),
-    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration (one User-mode Linux boot: pytest -m lvm,"
-          " the fault suite at its sampled kill points included; module playbooks)",
+    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration (one User-mode Linux boot: pytest -m"
+          " lvm, the fault suite at its sampled kill points included; module playbooks)",
           script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration"),
           background=True, groups=["vm"]),
     Stage("vm-lvm-faults", "tests/uml/run-suite.sh lvm --parts real -- -m lvm_faults --pitcopy-faults=all (one"

@@ -26,16 +26,19 @@ Two tiers (``--pitcopy-faults``). ``sample``, the default and what the
 ``vm-lvm`` stage runs: each test runs its operation to the end once (its
 steps, and the checks of a finished run), then kills it before the steps
 where the storage is mid-sequence (see each test; a redefinition, which
-writes the state file only, is swept in full); 11 kill points. ``all``, the
-opt-in stage ``vm-lvm-faults``: K = 1, 2, ... until one run finishes, every
-kill point. The number of kill points per operation is printed.
+writes the state file only, is swept in full): 12 kill points (restore 2,
+delete 1, pool removal 1, copy 2 batched and 3 unbatched, repair 1,
+redefinition 2), 339 s for the module in the UML guest (7 passed, on a host
+whose two cores other runs shared). ``all``, the opt-in stage
+``vm-lvm-faults``: K = 1, 2, ... until one run finishes, every kill point.
+The number of kill points per operation is printed.
 
-Each kill point costs about 11 s in the UML guest (put the world back 3.4,
-child 2.6 of which 0.5-0.8 imports, repair 2.5, checks 2.3; measured with the
-host's two cores shared by other runs): the world (versions 1 and 2 copied) is built once per technology and module (~17-37 s) and put
-back byte for byte before every kill point (SavedVg) instead of being built
-again (30-40 s a kill point before). The sampled tier takes about FIXME
-minutes, the full sweep FIXME.
+A kill point costs 9-12 s in the UML guest (putting the world back 3-4 s,
+the child 1.5-3 s of which 0.5-0.9 s imports, the repair 2-3 s, the checks
+1-3 s; a promotion killed and finished by the repair up to 35 s). The world
+(versions 1 and 2 copied) is built once per technology and module (14-44 s)
+and put back byte for byte before every kill point (SavedVg), where it was
+built again for each one (30-40 s a kill point: about 15 lvm processes).
 
 After each kill at most one ``verify_records repair=true`` must leave records
 and storage consistent: every recorded copy holds the data tag written before
