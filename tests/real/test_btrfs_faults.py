@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pitcopy developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fault injection on real btrfs (issue 12): a delete, a restore and a pool
-removal run in a child process that is SIGKILLed before its K-th mutating
+"""Fault injection on real btrfs (issue 12): a copy, a delete, a restore, a
+redefinition, a pool removal and a repair run in a child process that is SIGKILLed before its K-th mutating
 step, for K = 1, 2, ... until one run finishes. A step is every rename,
 replace and unlink (state file and marks), every mutating btrfs ioctl
 (snapshot, sync) and every external command or pipe. After each kill at
