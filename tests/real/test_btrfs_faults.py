@@ -2,13 +2,13 @@
 # Copyright: (c) 2026, pitcopy developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fault injection on real btrfs (issue 12): a copy, a delete, a restore, a
-redefinition, a pool removal and a repair run in a child process that is SIGKILLed before its K-th mutating
-step, for K = 1, 2, ... until one run finishes. A step is every rename,
-replace and unlink (state file and marks), every mutating btrfs ioctl
-(snapshot, sync) and every external command or pipe. After each kill at
-most one ``verify_records repair=true`` must leave records and storage
-consistent, every recorded copy holding the data tag written before its
-version, and no source missing or half restored."""
+redefinition, a pool removal and a repair run in a child process that is
+SIGKILLed before its K-th mutating step, for K = 1, 2, ... until one run
+finishes. A step is every rename, replace and unlink (state file and marks),
+every mutating btrfs ioctl (snapshot, sync) and every external command or pipe.
+After each kill at most one ``verify_records repair=true`` must leave records
+and storage consistent, every recorded copy holding the data tag written before
+its version, and no source missing or half restored."""
 
 from __future__ import absolute_import, division, print_function
 
