@@ -232,13 +232,14 @@ STAGES = [
     Stage("integration", "tests/integration/run.sh btrfs (playbooks, native btrfs)",
           script("tests/integration/run.sh", "btrfs")),
     Stage("molecule", "tests/molecule.sh btrfs (molecule scenarios, native btrfs)", script("tests/molecule.sh", "btrfs")),
-    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration -- -m 'lvm and not lvm_faults' (one"
-          " User-mode Linux boot: pytest -m lvm, module playbooks)",
-          script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration", "--", "-m", "lvm and not lvm_faults"),
+    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration (one User-mode Linux boot: pytest -m"
+          " lvm, the fault suite at its sampled kill points included; module playbooks)",
+          script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration"),
           background=True, groups=["vm"]),
-    Stage("vm-lvm-faults", "tests/uml/run-suite.sh lvm --parts real -- -m lvm_faults (one User-mode Linux boot: the"
-          " LVM fault-injection suite)",
-          script("tests/uml/run-suite.sh", "lvm", "--parts", "real", "--", "-m", "lvm_faults"),
+    Stage("vm-lvm-faults", "tests/uml/run-suite.sh lvm --parts real -- -m lvm_faults --pitcopy-faults=all (one"
+          " User-mode Linux boot: the LVM fault-injection suite at every kill point)",
+          script("tests/uml/run-suite.sh", "lvm", "--parts", "real", "--", "-m", "lvm_faults",
+                 "--pitcopy-faults=all"),
           opt_in=True, background=True, groups=["vm"]),
     Stage("vm-lvm-molecule", "tests/uml/run-suite.sh lvm --parts molecule (one User-mode Linux boot: the LVM molecule"
           " scenarios)", script("tests/uml/run-suite.sh", "lvm", "--parts", "molecule"),

@@ -526,6 +526,10 @@ def quiesce_hooks(tmp_path):
 def pytest_addoption(parser):
     parser.addoption("--pitcopy-record", metavar="DIR", default=None,
                      help="record the storage tools' output per test into DIR (see tests/utils/recording.py)")
+    parser.addoption("--pitcopy-faults", choices=("sample", "all"), default="sample",
+                     help="the LVM fault suite (tests/real/test_lvm_faults.py): a fixed sample of kill points, "
+                          "where the storage is mid-sequence (default; stage vm-lvm), or every kill point (stage "
+                          "vm-lvm-faults)")
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fault injection shared by the technologies (issue 12).
 
-An operation (copy, delete, restore, pool removal, repair) runs in a child
+An operation (copy, delete, restore, redefinition, pool removal, repair) runs in a child
 process that SIGKILLs itself before its K-th mutating step. A step is every
 ``os.rename``/``os.replace``/``os.unlink`` (state file, marks), every external
 command the technology counts as mutating and every pipe, plus whatever the
@@ -37,11 +37,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
 
 CHILD_PRELUDE = r"""
-import os, signal, sys
+import os, signal, sys, time
+T0 = time.monotonic()
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
@@ -88,6 +90,7 @@ class KillingRunner(SubprocessRunner):
         return super(KillingRunner, self).pipe(argvs, *a, **kw)
 
 
+sys.stderr.write("[child] imports %.2f s\n" % (time.monotonic() - T0))
 runner = KillingRunner(env={"PATH": os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin",
                                                        "/sbin"))})
 engine = RecordEngine(StateStore(state_dir), lambda t: backends[t](runner=runner))
@@ -102,6 +105,10 @@ with engine.session(pool) as s:
         s.plan_copy().apply()
     elif op == "repair":
         s.plan_verify(repair=True).apply()
+    elif op == "define":  # a redefinition: arg is the new definition, as the state file holds it
+        import json
+        from ansible_collections.pitcopy.versions.plugins.module_utils._store import _load_definition
+        s.plan_define(_load_definition(json.loads(arg))).apply()
 print("DONE %d" % count[0])
 """
 
@@ -152,26 +159,46 @@ def _one_kill(script, make_world, op, arg, kill_at, check, leftovers):
     """One iteration: a fresh world, the child killed at ``kill_at``, one
     repair, the checks. Returns the step killed at, or None when the child
     finished (``kill_at`` past its last step)."""
+    t0 = time.monotonic()
     w, expected = make_world(kill_at)
-    child = run_child(script, w, op, arg, kill_at)
+    t1 = time.monotonic()
+    child = run_child(script, w, op, arg(w) if callable(arg) else arg, kill_at)
+    t2 = time.monotonic()
+    _child_times.append(child.stderr)
     if child.returncode == 0:
         assert "DONE" in child.stdout, child.stdout
         check(w, expected, None, None, done=True)
         assert leftovers(w, kill_at) == []
+        _timing(kill_at, "done", t0, t1, t2, t2)
         return None
     assert child.returncode == -signal.SIGKILL, child.stderr
     last = child.stdout.strip().splitlines()[-1]
     journal, found = repair_once(w)
+    t3 = time.monotonic()
     try:
         check(w, expected, journal, found, done=False)
         assert leftovers(w, kill_at) == []
     except AssertionError as exc:
         raise AssertionError("killed at step %s (journal %s): %s" % (last, journal, exc))
+    _timing(kill_at, last, t0, t1, t2, t3)
     return last
 
 
+_child_times = []
+
+
+def _timing(kill_at, last, t0, t1, t2, t3):
+    """Where one kill point's time went (world, child, repair, checks), on
+    stderr: the figures the suites' docstrings quote."""
+    imports = [line for line in _child_times[-1].splitlines() if line.startswith("[child] imports")]
+    sys.stderr.write("[fault %d] world %.1f s, child %.1f s (%s), repair %.1f s, checks %.1f s: %s\n" % (
+        kill_at, t1 - t0, t2 - t1, imports[0][8:] if imports else "?", t3 - t2, time.monotonic() - t3,
+        last[:60]))
+
+
 def kill_everywhere(script, make_world, op, check, leftovers, what, arg=1, limit=200):
-    """K = 1, 2, ... until one run finishes; returns the steps killed at."""
+    """K = 1, 2, ... until one run finishes; returns the steps killed at.
+    ``arg``: the operation's argument, or a function of the world making it."""
     kill_at = 0
     points = []
     while True:
@@ -312,5 +339,31 @@ def removal_check(check_versions):
             return
         assert not done and journal is None
         consistent(w)
+        check_versions(w, expected)
+    return check
+
+
+def definition_arg(definition):
+    """The child's argument for op ``define``: the definition as the state
+    file holds it."""
+    import json
+    from ansible_collections.pitcopy.versions.plugins.module_utils._store import _dump_definition
+
+    return json.dumps(_dump_definition(definition))
+
+
+def redefine_check(check_versions, old, new):
+    """The ``check`` of a redefinition from ``old`` to ``new`` (a definition
+    the kept versions allow: a source or a target pool added): the records
+    hold one of the two definitions whole, never a mixture, ``new`` when the
+    run finished; the kept versions are untouched and valid."""
+    def check(w, expected, journal, found, done):
+        consistent(w)
+        state = w.state()
+        if done:
+            assert state.definition == new, state.definition
+        else:
+            assert state.definition in (old, new), state.definition
+        assert [r.version for r in state.replication_records] == sorted(expected)
         check_versions(w, expected)
     return check

@@ -1,14 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pitcopy developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fault injection on real btrfs (issue 12): a delete, a restore and a pool
-removal run in a child process that is SIGKILLed before its K-th mutating
-step, for K = 1, 2, ... until one run finishes. A step is every rename,
-replace and unlink (state file and marks), every mutating btrfs ioctl
-(snapshot, sync) and every external command or pipe. After each kill at
-most one ``verify_records repair=true`` must leave records and storage
-consistent, every recorded copy holding the data tag written before its
-version, and no source missing or half restored."""
+"""Fault injection on real btrfs (issue 12): a copy, a delete, a restore, a
+redefinition, a pool removal and a repair run in a child process that is
+SIGKILLed before its K-th mutating step, for K = 1, 2, ... until one run
+finishes. A step is every rename, replace and unlink (state file and marks),
+every mutating btrfs ioctl (snapshot, sync) and every external command or pipe.
+After each kill at most one ``verify_records repair=true`` must leave records
+and storage consistent, every recorded copy holding the data tag written before
+its version, and no source missing or half restored."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -208,3 +208,36 @@ def test_sigkill_at_every_step_of_a_repair(fs_pair, runner, tmp_path, technology
     points = faults.kill_the_repair(CHILD, lambda k: _world(tmp_path, fs_pair, runner, technology, k), op, kill_op,
                                     check, _leftovers, technology)
     assert len(points) >= 3, points
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_sigkill_at_every_step_of_a_redefinition(fs_pair, runner, tmp_path, technology):
+    """copy_pool changing a pool that keeps versions 1 and 2: btrfs_send
+    gains a target pool (``tp3``, versions 3), btrfs_snapshot a source
+    (``c``). Killed anywhere, the records hold the old definition or the new
+    one, never a mixture, and both versions stay valid with their data."""
+    _src, dst = fs_pair
+
+    def make_world(k):
+        w, expected = _world(tmp_path, fs_pair, runner, technology, k)
+        old = w.definition()
+        if technology == "btrfs_send":
+            vols = []
+            for j in (1, 2):
+                d = dst.path("k%03d" % k, "tp3", "t%d" % j)
+                os.makedirs(d)
+                vols.append(d)
+            w.target_pools += (TargetPool("tp3", tuple(vols)),)
+            w.versions = 3
+        else:
+            w.add_source("c", parent="k%03d" % k)
+        w.redefinition = (old, w.definition())
+        return w, expected
+
+    def check(w, expected, journal, found, done):
+        faults.redefine_check(check_versions, *w.redefinition)(w, expected, journal, found, done)
+
+    # the definition names the iteration's own paths: the child's argument is made per world
+    points = faults.kill_everywhere(CHILD, make_world, "define", check, _leftovers, technology,
+                                    arg=lambda w: faults.definition_arg(w.redefinition[1]))
+    assert len(points) >= 1, points
