@@ -82,8 +82,9 @@ Processes
     places its records and journal name: ``Backend.list_copies``), no
     command; without a scope (diagnostics) it runs one ``btrfs subvolume
     list`` per mounted btrfs filesystem. Every ioctl, subvolume-root test,
-    statvfs and mount-table read goes through one object, ``KERNEL`` (BtrfsKernel), and every command
-    through the runner: the two boundaries the fast tests replay.
+    statvfs and mount-table read goes through one object, ``KERNEL``
+    (BtrfsKernel), and every command through the runner: the two
+    boundaries the fast tests replay.
 
 Restore
     The source subvolume is moved aside (to ``<parent>/.pitcopy/<pool>/
