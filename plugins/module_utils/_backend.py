@@ -254,9 +254,19 @@ class Backend(abc.ABC):
         only our mark is."""
 
     @abc.abstractmethod
-    def list_copies(self, pool_name):
-        """Every copy on the host whose ownership mark names ``pool_name``,
-        staged ones included: a list of CopyInfo."""
+    def list_copies(self, pool_name, scope=None):
+        """Every copy whose ownership mark names ``pool_name``, staged ones
+        included: a list of CopyInfo.
+
+        ``scope`` (a CopyScope, ``PoolState.copy_scope()``) names where the
+        pool's copies can be: the sources, targets and staged copies its
+        definition, records and journal name. The backend looks only there
+        (and at what its naming rules put beside them: a btrfs source's
+        ``.pitcopy/<pool>`` directory, a ZFS dataset's snapshots, an LV's
+        volume group), so that the cost of a run does not grow with the
+        other pools of the host; a copy with our mark in one of those places
+        is always found. The engine always passes it. None: every place on
+        the host (diagnostics and tests)."""
 
     @abc.abstractmethod
     def restore(self, definition, version, pairs):

@@ -77,10 +77,14 @@ Processes
     btrfs_send) and one ``btrfs subvolume delete`` per batch of deletions,
     plus a ``btrfs subvolume list -o`` per source for the nested-subvolume
     check (at definition, at the capacity check and before the snapshots).
-    ``list_copies`` runs one ``btrfs subvolume list`` per mounted btrfs
-    filesystem. Every ioctl, subvolume-root test, statvfs and mount-table
-    read goes through one object, ``KERNEL`` (BtrfsKernel), and every command
-    through the runner: the two boundaries the fast tests replay.
+    ``list_copies`` reads only the directories where the pool's copies can
+    be (its sources' ``.pitcopy/<pool>``, its target directories, the
+    places its records and journal name: ``Backend.list_copies``), no
+    command; without a scope (diagnostics) it runs one ``btrfs subvolume
+    list`` per mounted btrfs filesystem. Every ioctl, subvolume-root test,
+    statvfs and mount-table read goes through one object, ``KERNEL``
+    (BtrfsKernel), and every command through the runner: the two
+    boundaries the fast tests replay.
 
 Target pools on another host (btrfs_send, ``target_pools[].host``)
     Every file operation on a target path (marks, subvolume facts, renames,
@@ -1168,12 +1172,64 @@ class _BtrfsBase(Backend):
                          if not e.startswith(MARK_PREFIX) and MARK_PREFIX + e + MARK_SUFFIX in entries)
         return [p for p in paths if self._is_subvol(p)]
 
-    def list_copies(self, pool_name):
+    def _scope_dirs(self, scope):
+        """The directories that can hold copies of the pool (CopyScope), by
+        our naming rules: each source's ``.pitcopy/<pool>`` directory and its
+        subdirectories (target pools, send snapshots, restores), the
+        directory of each recorded copy (btrfs_snapshot) or each target
+        directory (btrfs_send), and that of each staged copy the journal
+        names."""
+        dirs = []
+        for source in scope.sources:
+            if not os.path.isabs(source):
+                continue
+            top = pool_dir(source, scope.pool)
+            dirs.append(top)
+            try:
+                dirs.extend(os.path.join(top, e) for e in sorted(os.listdir(top)))
+            except OSError:
+                pass
+        for target in scope.targets:
+            dirs.append(os.path.dirname(target) if self.implied_targets else target)
+        dirs.extend(os.path.dirname(name) for name in scope.staged)
+        seen = set()
+        return [d for d in dirs if os.path.isabs(d) and not (d in seen or seen.add(d))]
+
+    def _marked_subvolume_paths(self, dirs, mounts):
+        """Subvolumes with a mark beside them in ``dirs`` (each a real
+        directory on a mounted btrfs, no symlink followed at its last
+        component; the definition refuses symlinks on the way): a
+        directory read per place instead of a listing of every filesystem."""
+        paths = []
+        for d in dirs:
+            try:
+                if not stat.S_ISDIR(os.lstat(d).st_mode):
+                    continue
+                names = sorted(os.listdir(d))
+            except OSError:
+                continue
+            m = mount_of(d, mounts)
+            if m is None or m["fstype"] != BTRFS:
+                continue
+            for n in names:
+                if not (n.startswith(MARK_PREFIX) and n.endswith(MARK_SUFFIX)):
+                    continue
+                path = os.path.join(d, n[len(MARK_PREFIX):-len(MARK_SUFFIX)])
+                if _is_subvolume(path):
+                    paths.append(path)
+        return paths
+
+    def list_copies(self, pool_name, scope=None):
         mounts = self._mounts()
         out = []
-        # the target directories on other hosts (a test host may share
-        # this host's mounts: its paths are listed there, not here)
-        paths = [p for p in self._all_subvolume_paths(mounts) if self._site_of(p) is None]
+        # Local places here; the target directories on other hosts are
+        # listed there (a test host may share this host's mounts: its paths
+        # are not listed twice).
+        if scope is None:
+            paths = self._all_subvolume_paths(mounts)
+        else:
+            paths = self._marked_subvolume_paths(self._scope_dirs(scope), mounts)
+        paths = [p for p in paths if self._site_of(p) is None]
         paths.extend(self._remote_copy_paths())
         for path in paths:
             mark = self._read_mark(path)

@@ -235,11 +235,18 @@ class SessionBase:
             targets.update(p.target for p in r.pairs)
         return targets
 
+    def _list_copies(self, backend, state=None, pairs=()):
+        """The pool's copies, looked for only where they can be: what the
+        definition, records and journal of ``state`` (default: the pool's
+        current state) name, and ``pairs`` (PoolState.copy_scope)."""
+        scope = (state or self.state).copy_scope()
+        return backend.list_copies(self.name, scope.with_pairs(pairs) if pairs else scope)
+
     def _found_identities(self, backend):
         """{version: {target: identity}} of the valid, promoted copies of our
         pool on the storage, for records that do not know them yet."""
         out = {}
-        for c in backend.list_copies(self.name):
+        for c in self._list_copies(backend):
             if c.identity is not None and not c.staged and c.valid and _is_int(c.version):
                 out.setdefault(c.version, {})[c.target] = c.identity
         return out
@@ -250,7 +257,7 @@ class SessionBase:
         ``copies``: the pool's listing when the caller has one already."""
         if not any(p.identity for p in pairs):
             return list(pairs)
-        by_target = _promoted_by_target(backend.list_copies(self.name) if copies is None else copies)
+        by_target = _promoted_by_target(self._list_copies(backend, pairs=pairs) if copies is None else copies)
         return [p for p in pairs if not identity_problem(p, by_target.get(p.target, ()), backend.same_copy)]
 
     def _check_identities(self, backend, records, copies, what):

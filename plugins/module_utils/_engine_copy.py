@@ -183,7 +183,7 @@ class CopySteps(CopyRecordSteps):
         # know a higher version than the records (an older state file was put
         # back), the new version is numbered after it instead of reusing a
         # number an existing copy bears.
-        copies = backend.list_copies(self.name)
+        copies = self._list_copies(backend, state)
         marked = highest_marked_version(copies, self._own_targets(state, backend))
         warnings = []
         if marked > state.last_version:

@@ -206,7 +206,7 @@ class DefineSteps(CopyRecordSteps):
                 try:
                     # one listing for every record: deleting one version's
                     # copies does not change which volume holds another's
-                    copies = backend.list_copies(self.name) if any(p.identity for r in rrs for p in r.pairs) else ()
+                    copies = self._list_copies(backend, old) if any(p.identity for r in rrs for p in r.pairs) else ()
                     for r in rrs:
                         # only the copies the records name (identity), never a stranger at their path
                         backend.delete_copies(old.definition, self._recorded_copies(backend, r.pairs, copies))

@@ -73,7 +73,7 @@ class RestoreSteps(SessionBase):
         self._no_journal("restoring")
         pairs = restore_pairs(state, rec, volumes)
         backend = self._backend()
-        self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], backend.list_copies(self.name),
+        self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], self._list_copies(backend, state, pairs),
                                "to restore version %d" % version)
         # ``changed`` from a comparison: a source that already holds its
         # copy's data is not restored again (None: the backend cannot tell)

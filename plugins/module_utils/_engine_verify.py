@@ -145,7 +145,7 @@ class VerifySteps(JournalRepairSteps):
         seen = set()
         names = [n for n in names if not (n in seen or seen.add(n))]
         volumes = backend.discover(names)
-        return _VerifyScan(state, backend, volumes, backend.list_copies(self.name), repair)
+        return _VerifyScan(state, backend, volumes, self._list_copies(backend, state), repair)
 
     def _verify_journal(self, scan):
         """The journal of an interrupted operation: its findings, and

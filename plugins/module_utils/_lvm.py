@@ -547,8 +547,14 @@ class _LvmBackend(Backend):
 
     # --- listing ------------------------------------------------------------------
 
-    def list_copies(self, pool_name):
-        rows = self._report(None)
+    def list_copies(self, pool_name, scope=None):
+        # the volume groups of the scope's sources and targets only: every
+        # copy, staged copy and temporary snapshot of the pool is in one
+        vgs = None
+        if scope is not None:
+            vgs = [n.split("/", 1)[0] for n in tuple(scope.sources) + tuple(scope.targets) + tuple(scope.staged)
+                   if "/" in n and _NAME_RE.match(n.split("/", 1)[0])]
+        rows = self._report(vgs)
         out = []
         for name in sorted(rows):
             row = rows[name]

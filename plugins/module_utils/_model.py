@@ -357,6 +357,23 @@ class PoolState:
             del kept[:max(0, len(kept) - self.definition.versions)]
             n += 1
 
+    def copy_scope(self):
+        """Where this pool's copies can be (CopyScope): what the definition,
+        the records and the journal name, for ``Backend.list_copies``."""
+        d = self.definition
+        sources = list(d.sources)
+        targets = [v for tp in d.target_pools for v in tp.volumes]
+        staged = []
+        records = list(self.replication_records) + list(self.prepairing_records)
+        if self.journal is not None:
+            records.append(self.journal)
+            staged.extend(p.target for p in self.journal.staged)
+            staged.extend(p.target for p in self.journal.asides)
+        for r in records:
+            sources.extend(p.source for p in r.pairs)
+            targets.extend(p.target for p in r.pairs)
+        return CopyScope(d.name, _unique(sources), _unique(targets), _unique(staged))
+
     def replication(self, version):
         for r in self.replication_records:
             if r.version == version:
@@ -368,6 +385,37 @@ class PoolState:
             if r.version == version:
                 return r
         return None
+
+
+def _unique(names):
+    seen = set()
+    return tuple(n for n in names if isinstance(n, str) and n and not (n in seen or seen.add(n)))
+
+
+@dataclass(frozen=True)
+class CopyScope:
+    """Where the copies of copy pool ``pool`` can be, so that
+    ``Backend.list_copies`` looks there and not host-wide (a host with many
+    pools would otherwise pay for every pool's copies on every run).
+
+    ``sources``: every source the definition, the records or the journal
+    name (copies of snapshot technologies, temporary snapshots and restore
+    asides are beside or on them); ``targets``: every listed target of the
+    definition and every target the records and the journal name (a copy
+    left on a target after a redefinition moved the pool elsewhere is still
+    found through its record); ``staged``: the staged copies and restore
+    asides the journal names. Each backend turns these into its places: the
+    btrfs directories, the ZFS datasets, the LVM volume groups."""
+
+    pool: str
+    sources: Tuple[str, ...] = ()
+    targets: Tuple[str, ...] = ()
+    staged: Tuple[str, ...] = ()
+
+    def with_pairs(self, pairs):
+        """This scope with the sources and targets of ``pairs`` too."""
+        return replace(self, sources=_unique(self.sources + tuple(p.source for p in pairs)),
+                       targets=_unique(self.targets + tuple(p.target for p in pairs)))
 
 
 @dataclass(frozen=True)

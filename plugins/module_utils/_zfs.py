@@ -79,6 +79,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyInfo,
     CopyPair,
+    CopyScope,
     Volume,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import command_reason, quietly
@@ -160,6 +161,27 @@ def validate_dataset_name(name, what="source", allow_root=True):
     if not allow_root and len(parts) < 2:
         raise InvalidInput("%s %r is a zpool's root dataset; expected a dataset below it, like '%s/copies/db'"
                            % (what, name, parts[0]))
+
+
+def scope_datasets(scope, parents=False):
+    """The datasets whose own snapshots, or with ``parents`` whose children
+    too (a zfs_send copy and its staged twin are siblings of the target), can
+    hold the pool's copies (CopyScope): sorted, each a valid dataset name,
+    since they go to ``zfs get -r -d 1``."""
+    out = set()
+    for name in scope.sources:
+        out.add(name.partition("@")[0])
+    for name in tuple(scope.targets) + tuple(scope.staged):
+        ds = name.partition("@")[0]
+        out.add(ds.rsplit("/", 1)[0] if parents and "/" in ds else ds)
+    valid = []
+    for ds in sorted(out):
+        try:
+            validate_dataset_name(ds, "dataset")
+        except InvalidInput:
+            continue  # a hand-edited record: not a place to look
+        valid.append(ds)
+    return valid
 
 
 def validate_copy_pool_name(pool):
@@ -683,12 +705,18 @@ class ZfsSnapshotBackend(_ZfsBase):
         return self._destroy_snapshots(definition, [p.target for p in pairs],
                                        dict((p.target, p.identity) for p in pairs if p.identity))
 
-    def list_copies(self, pool_name):
+    def list_copies(self, pool_name, scope=None):
         # guid (the copy's identity) in the same call: a native property's
         # source is "-", which ``-s none`` selects (every snapshot's guid, ours
         # kept below); the marks still count only where set on the snapshot
-        # itself (local, received). One zfs process, as without identities.
-        rows = self._get((PROP_POOL, PROP_VERSION, "guid"), types="snapshot", sources="local,received,none")
+        # itself (local, received). One zfs process, as without identities,
+        # over the snapshots of the datasets the scope names only.
+        if scope is None:
+            rows = self._get((PROP_POOL, PROP_VERSION, "guid"), types="snapshot", sources="local,received,none")
+        else:
+            names = scope_datasets(scope)
+            rows = self._get((PROP_POOL, PROP_VERSION, "guid"), names, recursive=True, depth=1, types="snapshot",
+                             sources="local,received,none") if names else {}
         out = []
         for name, row in sorted(rows.items()):
             if self._mark(row, PROP_POOL) != pool_name:
@@ -989,9 +1017,17 @@ class ZfsSendBackend(_ZfsBase):
                 skipped.append(exc.msg)
         return skipped
 
-    def list_copies(self, pool_name):
-        rows = self._get((PROP_POOL, PROP_VERSION, PROP_SOURCE), types="filesystem,volume,snapshot",
-                         sources="local,received")
+    def list_copies(self, pool_name, scope=None):
+        # the scope's sources (their temporary send snapshots) and the
+        # parents of its targets (the copies and their staged twins), one
+        # level down each, instead of every dataset of the host
+        props = (PROP_POOL, PROP_VERSION, PROP_SOURCE)
+        if scope is None:
+            rows = self._get(props, types="filesystem,volume,snapshot", sources="local,received")
+        else:
+            names = scope_datasets(scope, parents=True)
+            rows = self._get(props, names, recursive=True, depth=1, types="filesystem,volume,snapshot",
+                             sources="local,received") if names else {}
         ours = [n for n, r in rows.items() if self._mark(r, PROP_POOL) == pool_name]
         datasets = sorted(n for n in ours if "@" not in n)
         # Written bytes and snapshots of our datasets: one more call.
@@ -1039,7 +1075,9 @@ class ZfsSendBackend(_ZfsBase):
         pool = _pool_name(definition)
         for p in pairs:
             validate_dataset_name(p.source, "source", allow_root=False)
-        copies = dict((c.target, c) for c in self.list_copies(pool))
+        scope = CopyScope(pool, tuple(definition.sources) + tuple(p.source for p in pairs),
+                          tuple(p.target for p in pairs))
+        copies = dict((c.target, c) for c in self.list_copies(pool, scope))
         src_rows = self._get(("type", PROP_POOL, "mounted"), [p.source for p in pairs], recursive=True,
                              types="filesystem,volume,snapshot")
         plans = []

@@ -630,6 +630,89 @@ def test_list_copies_through_subvolume_mounts(fs_pair, runner, tmp_path):
         subprocess.check_call(["umount", second])
 
 
+class ListingSpy(object):
+    """The runner, noting every argv the backends run through it."""
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.argvs = []
+
+    def run(self, argv, *a, **kw):
+        self.argvs.append([str(x) for x in argv])
+        return self.runner.run(argv, *a, **kw)
+
+    def pipe(self, argvs, *a, **kw):
+        self.argvs.extend([str(x) for x in argv] for argv in argvs)
+        return self.runner.pipe(argvs, *a, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.runner, name)
+
+    def filesystem_listings(self):
+        """``btrfs subvolume list`` of a whole filesystem (not ``-o`` of a source)."""
+        return [a for a in self.argvs if a[:3] == ["btrfs", "subvolume", "list"] and "-o" not in a]
+
+
+def _listed(backend, name, scope=None):
+    return sorted(backend.list_copies(name, scope), key=lambda c: (c.target, str(c.version)))
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_copies_are_looked_for_only_where_the_pool_keeps_them(fs_pair, runner, tmp_path, technology):
+    """The engine lists a pool's copies only where its definition, records
+    and journal say they can be (no listing of every subvolume of the
+    host): the same copies as the host-wide listing, another pool's copies
+    never read, and the copies of a source that left the pool (in another
+    directory, so only its records lead there) still found and rotated."""
+    src, dst = fs_pair
+    spy = ListingSpy(runner)
+    w = World(tmp_path, spy, src, dst, technology)
+    hostwide = BACKENDS[technology](runner=runner)  # the listing of every filesystem, to compare
+    w.add_source("a")
+    w.add_source("b", parent="vol2")
+    if technology == "btrfs_send":
+        w.make_target_pools(count=2, per_pool=2)
+    other = World(tmp_path, runner, src, dst, technology, name="decoy")
+    other.add_source("c", parent="other")
+    if technology == "btrfs_send":
+        os.makedirs(dst.path("decoy"), exist_ok=True)
+        other.target_pools = (TargetPool("d1", (dst.path("decoy"),)), TargetPool("d2", (dst.path("decoy2"),)))
+        os.makedirs(dst.path("decoy2"), exist_ok=True)
+    other.define()
+    other.copy()
+    w.define()
+    del spy.argvs[:]
+    w.copy()
+    w.copy()
+    assert w.verify()["consistent"] is True
+    assert spy.filesystem_listings() == []
+    scope = w.state().copy_scope()
+    assert _listed(w.backend, w.name, scope) == _listed(hostwide, w.name)
+    assert len(_listed(w.backend, w.name, scope)) == 4
+    # b leaves the pool: its copies in vol2's .pitcopy directory are named
+    # only by the records (btrfs_snapshot); they are still found, checked
+    # and, when version 1 is replaced, deleted
+    b = w.sources.pop()
+    w.define()
+    scope = w.state().copy_scope()
+    listed = _listed(w.backend, w.name, scope)
+    assert listed == _listed(hostwide, w.name)
+    assert sorted(c.version for c in listed if c.source == b) == [1, 2]
+    assert w.verify()["consistent"] is True
+    v1_b = [w.copy_path(p) for p in w.state().replication(1).pairs if p.source == b]
+    assert len(v1_b) == 1 and os.path.isdir(v1_b[0])
+    w.copy()
+    assert not os.path.exists(v1_b[0])
+    listed = _listed(w.backend, w.name, w.state().copy_scope())
+    assert listed == _listed(hostwide, w.name)
+    assert sorted((c.version, c.source == b) for c in listed) == [(2, False), (2, True), (3, False)]
+    assert w.verify()["consistent"] is True
+    assert spy.filesystem_listings() == []
+    # the other pool's copies are its own, untouched
+    assert other.verify()["consistent"] is True
+    assert [c.source for c in _listed(other.backend, other.name, other.state().copy_scope())] == other.sources
+
+
 def test_mountpoint_source_is_refused_before_the_copy(fs_pair, runner, tmp_path):
     src, dst = fs_pair
     w = World(tmp_path, runner, src, dst, "btrfs_snapshot")

@@ -343,10 +343,16 @@ class MemoryBackend(Backend):
         return [(p, "%s is not held on the storage" % p.target) for p in pairs
                 if self._ours(p.target, definition.name, p.identity) and not self.copies[p.target].get("held")]
 
-    def list_copies(self, pool_name):
+    def list_copies(self, pool_name, scope=None):
+        # with a scope, like a real backend, only copies beside the places it
+        # names: a source, a target, a staged copy (the engine must pass
+        # every place its definition, records and journal know)
         out = []
         for name in sorted(self.copies):
             info = self.copies[name]
+            if scope is not None and not (info["source"] in scope.sources or name in scope.staged
+                                          or name.split(STAGE_SUFFIX)[0] in scope.targets):
+                continue
             if info["pool"] == pool_name:
                 out.append(CopyInfo(target=name, pool=pool_name, source=info["source"], version=info["version"],
                                     staged=info["staged"], valid=info["valid"], identity=info.get("id")))

@@ -854,3 +854,67 @@ def test_interrupted_restore_is_finished_by_repair(tmp_path, monkeypatch, techno
     shutil.rmtree(asides[c])
     w.restore(1)
     w.runner.assert_done()
+
+
+def _listed(backend, name, scope=None):
+    return sorted(backend.list_copies(name, scope), key=lambda c: (c.target, str(c.version)))
+
+
+def _filesystem_listings(argvs):
+    return [a for a in argvs if a[:3] == ["btrfs", "subvolume", "list"] and "-o" not in a]
+
+
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_copies_are_looked_for_only_where_the_pool_keeps_them(tmp_path, monkeypatch, technology):
+    """test_btrfs.py::test_copies_are_looked_for_only_where_the_pool_keeps_them:
+    the engine's runs list no whole filesystem (``btrfs subvolume list``
+    without ``-o``), their scoped listing equals the host-wide one, and a
+    source that left the pool keeps its copies found (through the records)
+    and rotated; another pool's copies stay its own."""
+    w = World(tmp_path, monkeypatch, "test_copies_are_looked_for_only_where_the_pool_keeps_them_%s_" % technology,
+              technology)
+    w.add_source("a")
+    w.add_source("b", parent="vol2")
+    if technology == "btrfs_send":
+        w.make_target_pools(count=2, per_pool=2)
+    other = World.__new__(World)
+    other.__dict__.update(w.__dict__)
+    other.name, other.sources, other.target_pools = "decoy", [], ()
+    other.add_source("c", parent="other")
+    if technology == "btrfs_send":
+        _mkdir(w.dst.path("decoy"))
+        other.target_pools = (TargetPool("d1", (w.dst.path("decoy"),)), TargetPool("d2", (w.dst.path("decoy2"),)))
+        _mkdir(w.dst.path("decoy2"))
+    other.define()
+    other.copy()
+    w.define()
+    start = len(w.runner.seen)
+    w.copy()
+    w.copy()
+    assert w.verify()["consistent"] is True
+    assert _filesystem_listings(w.runner.seen[start:]) == []
+    scope = w.state().copy_scope()
+    assert _listed(w.backend, w.name, scope) == _listed(w.backend, w.name)
+    assert len(_listed(w.backend, w.name, scope)) == 4
+    b = w.sources.pop()
+    w.define()
+    scope = w.state().copy_scope()
+    listed = _listed(w.backend, w.name, scope)
+    assert listed == _listed(w.backend, w.name)
+    assert sorted(c.version for c in listed if c.source == b) == [1, 2]
+    start = len(w.runner.seen)
+    assert w.verify()["consistent"] is True
+    v1_b = [w.copy_path(p) for p in w.state().replication(1).pairs if p.source == b]
+    assert len(v1_b) == 1 and os.path.isdir(v1_b[0])
+    w.copy()
+    assert not os.path.exists(v1_b[0])
+    engine = w.runner.seen[start:]
+    listed = _listed(w.backend, w.name, w.state().copy_scope())
+    assert listed == _listed(w.backend, w.name)
+    assert sorted((c.version, c.source == b) for c in listed) == [(2, False), (2, True), (3, False)]
+    start = len(w.runner.seen)
+    assert w.verify()["consistent"] is True
+    assert _filesystem_listings(engine + w.runner.seen[start:]) == []
+    assert other.verify()["consistent"] is True
+    assert [c.source for c in _listed(other.backend, other.name, other.state().copy_scope())] == other.sources
+    w.runner.assert_done()

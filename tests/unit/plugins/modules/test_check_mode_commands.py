@@ -124,9 +124,9 @@ def test_a_mutating_command_in_check_mode_is_refused_before_it_runs(host_with_ve
 
     real = ZfsSnapshotBackend.list_copies
 
-    def careless(self, pool_name):
+    def careless(self, pool_name, scope=None):
         self._run("destroy", "tank/db@pitcopy-web-01")
-        return real(self, pool_name)
+        return real(self, pool_name, scope)
 
     before = host.state()
     host.calls[:] = []
