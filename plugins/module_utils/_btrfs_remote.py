@@ -46,7 +46,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._runner import Mu
 #: an order where each one's helpers come first
 _SHIPPED = (
     _quiesce._unescape_mountinfo, _quiesce.read_mounts, _quiesce.mount_of,
-    _btrfs._ior, _btrfs._open_dir, _btrfs.fs_info, _btrfs.subvol_info, _btrfs.sync_fs, _btrfs.BtrfsKernel,
+    _btrfs._ior, _btrfs._open_dir, _btrfs._read_ioctl, _btrfs.fs_info, _btrfs.subvol_info, _btrfs.sync_fs,
+    _btrfs.BtrfsKernel,
     _btrfs.mark_path, _btrfs.read_mark, _btrfs.write_mark, _btrfs._create_temp, _btrfs.temp_mark_owner,
     _btrfs._temp_mark_pool, _btrfs.remove_mark, _btrfs._exists, _btrfs._is_subvolume, _btrfs.identity_of,
     _btrfs.mark_agrees, _btrfs.target_dir_problem,

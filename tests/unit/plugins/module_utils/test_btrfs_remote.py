@@ -196,3 +196,44 @@ def test_ssh_connections_are_shared_per_settings_in_a_private_directory():
     assert control(identity_file="/k1")[1] == path
     # the user's own sharing settings win: none of ours
     assert control(options=["ControlMaster=no"]) == ("no", None, None)
+
+
+def test_every_global_a_shipped_function_reads_is_in_the_agent():
+    """The agent is built from a list of the backend's functions: one that
+    calls a helper left off the list fails only on the target host (as
+    fs_info did when its ioctl helper was factored out). Compiled, not run:
+    every global name the shipped code reads must be defined in the agent."""
+    import builtins
+    import types
+
+    from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs_remote
+
+    namespace = {}
+    source = agent_source()
+    exec(compile(source.replace("\nmain()\n", "\n"), "<agent>", "exec"), namespace)  # pylint: disable=exec-used
+
+    def global_names(code):
+        names = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                names |= global_names(const)
+        return names
+
+    # the target host receives copies, it never snapshots: the kernel seam's
+    # snapshot step is shipped with its class but never called there
+    never_called = {"BtrfsKernel.prepare_snapshot"}
+    missing = {}
+    for obj in _btrfs_remote._SHIPPED:
+        funcs = [obj] if isinstance(obj, types.FunctionType) else [
+            f for f in vars(obj).values() if isinstance(f, (types.FunctionType, staticmethod))]
+        for f in funcs:
+            f = getattr(f, "__func__", f)
+            if f.__qualname__ in never_called:
+                continue
+            for name in global_names(f.__code__):
+                # attribute names appear in co_names too: only those that are
+                # module globals of _btrfs/_quiesce can be missing helpers
+                module = sys.modules[f.__module__]
+                if hasattr(module, name) and not hasattr(builtins, name) and name not in namespace:
+                    missing.setdefault(f.__qualname__, []).append(name)
+    assert not missing, missing
