@@ -423,6 +423,16 @@ class FakeClock:
         return now
 
 
+class SetClock:
+    """A clock the test sets (``clock.now = ...``); it starts at ``start``."""
+
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+
 def make_engine(state_dir, backend, clock=None, window_factory=SimpleWindow):
     """A RecordEngine on a real StateStore under ``state_dir`` (absolute,
     created 0700 by the store) driving ``backend`` for every technology."""

@@ -18,27 +18,17 @@ import pytest
 from ansible_collections.pitcopy.versions.plugins.module_utils._definition import age_seconds
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
-from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, make_engine
+from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, SetClock, make_engine
 
 GIB = 1024 ** 3
 T0 = datetime(2026, 11, 25, 0, 0, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    """A clock the test sets."""
-
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
 
 
 def _env(tmp_path, max_age="26h"):
     be = MemoryBackend("lvm_clone")
     for name in ("A", "a", "b"):
         be.add_volume(name, size=GIB)
-    clock = Clock()
+    clock = SetClock(T0)
     engine = make_engine(tmp_path / "state", be, clock=clock)
     d = PoolDefinition(name="P", technology="lvm_clone", sources=("A",), versions=2,
                        target_pools=(TargetPool("01", ("a",)), TargetPool("02", ("b",))), max_age=max_age)

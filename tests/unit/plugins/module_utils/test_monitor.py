@@ -22,23 +22,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from ansible_collections.pitcopy.versions.plugins.module_utils import _monitor
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, make_engine
+from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, SetClock, make_engine
 
 GIB = 1024 ** 3
 T0 = datetime(2026, 11, 25, 0, 0, 0, tzinfo=timezone.utc)
 
 
-class Clock:
-    def __init__(self):
-        self.now = T0
-
-    def __call__(self):
-        return self.now
-
-
 def _world(tmp_path, pools=("P",), max_age="26h"):
     be = MemoryBackend("lvm_clone")
-    clock = Clock()
+    clock = SetClock(T0)
     engine = make_engine(tmp_path / "state", be, clock=clock)
     for pool in pools:
         for name in (pool + "-src", pool + "-a", pool + "-b"):
