@@ -91,14 +91,20 @@ def _promoted_by_target(copies):
     return by_target
 
 
+def replaced_record(state, target_pool):
+    """The replication record a new version in ``target_pool`` replaces:
+    the oldest one there, or None."""
+    occupying = [r for r in state.replication_records if r.target_pool == target_pool]
+    return min(occupying, key=lambda r: r.version) if occupying else None
+
+
 def next_version(state):
     """What the next copy_version would do with the records as they are:
     ``{number, target_pool, replaces, held, hold_reason}``; ``held``: the
     version it would replace is held, so that copy is refused."""
     n = state.last_version + 1
     tp = state.target_pool_for(n)
-    occupying = [r for r in state.replication_records if r.target_pool == tp]
-    rec = min(occupying, key=lambda r: r.version) if occupying else None
+    rec = replaced_record(state, tp)
     return {"number": n, "target_pool": tp, "replaces": rec.version if rec is not None else None,
             "held": bool(rec is not None and rec.held),
             "hold_reason": rec.hold_reason if rec is not None and rec.held else None}

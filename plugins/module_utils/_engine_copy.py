@@ -30,6 +30,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     _pairs,
     highest_marked_version,
     pool_dict,
+    replaced_record,
     unpaired_summary,
     version_dict,
 )
@@ -196,7 +197,7 @@ class CopySteps(CopyRecordSteps):
         n = state.last_version + 1
         # a held version's target pool is never reused: refused before any
         # discovery, copy or journal (the plan, check mode included, says so)
-        self._refuse_held(self._replaced_record(state, state.target_pool_for(n)),
+        self._refuse_held(replaced_record(state, state.target_pool_for(n)),
                           "to take version %d in target pool %s" % (n, state.target_pool_for(n)))
         names = self._discovery_names(definition, backend, [state.target_pool_for(n)])
         volumes = backend.discover(names)

@@ -25,6 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     _is_int,
     _target_pool_volumes,
     pool_dict,
+    replaced_record,
     unpaired_summary,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, NoEligibleTarget
@@ -73,10 +74,6 @@ class CopyRecordSteps(SessionBase):
                     p.source, rec.version))
         return reserved
 
-    def _replaced_record(self, state, target_pool):
-        occupying = [r for r in state.replication_records if r.target_pool == target_pool]
-        return min(occupying, key=lambda r: r.version) if occupying else None
-
     def _build(self, state, definition, backend, version, volumes, prepairing=None, use_prepairing=True):
         """Fig. 7 and Fig. 8: the copy record of ``version``."""
         prepairing = state.prepairing_records if prepairing is None else prepairing
@@ -86,7 +83,7 @@ class CopyRecordSteps(SessionBase):
             for r in prepairing:
                 if r.version == version and r.target_pool == tp:
                     ppr = r
-        replaced = self._replaced_record(state, tp)
+        replaced = replaced_record(state, tp)
         if ppr is not None:
             pre, kind = ppr, PRE_COPY_PREPAIRING
         elif replaced is not None:
