@@ -135,6 +135,11 @@ EXAMPLES = r"""
     volumes:
       - /srv/data/db
 
+- name: Take a copy version labelled pre-upgrade before upgrading the database
+  pitcopy.versions.copy_version:
+    pool: web
+    label: pre-upgrade
+
 - name: Hold the version labelled pre-upgrade so that rotation never replaces it
   pitcopy.versions.copy_version:
     pool: web
@@ -142,11 +147,11 @@ EXAMPLES = r"""
     label: pre-upgrade
     reason: database schema upgrade of 2026-12-01
 
-- name: Release the hold on version 3 once the upgrade is done
+- name: Release that hold once the upgrade is done
   pitcopy.versions.copy_version:
     pool: web
     state: released
-    version: 3
+    label: pre-upgrade
 
 - name: Delete copy version 1
   pitcopy.versions.copy_version:
