@@ -193,8 +193,38 @@ def test_detail_of(text, detail):
 
 def test_declared_stages_keep_their_names_order_and_opt_in():
     assert [s.name for s in stages.STAGES] == ["unit", "sanity", "units", "btrfs", "integration", "molecule", "vm-lvm",
-                                               "vm-lvm-faults", "vm-lvm-molecule", "vm-zfs", "vm-molecule", "vm-btrfs",
-                                               "build", "lint", "changelog", "ee"]
+                                               "vm-lvm-faults", "vm-lvm-molecule", "vm-zfs", "vm-zfs-playbooks", "vm-molecule",
+                                               "vm-btrfs", "build", "lint", "changelog", "ee"]
     assert [s.name for s in stages.STAGES if s.opt_in] == ["vm-lvm-faults", "vm-lvm-molecule", "vm-molecule", "vm-btrfs"]
     assert [s.name for s in stages.STAGES if s.background] == ["vm-lvm", "vm-lvm-faults", "vm-lvm-molecule", "vm-zfs",
-                                                               "vm-molecule", "vm-btrfs"]
+                                                               "vm-zfs-playbooks", "vm-molecule", "vm-btrfs"]
+
+
+@pytest.mark.parametrize("selected, suites", [
+    (["unit", "sanity", "units"], ["tests/roles", "tests/harness"]),
+    (["unit"], ["tests/unit", "tests/roles", "tests/harness"]),
+])
+def test_unit_leaves_tests_unit_to_ansible_test_units_when_both_run(tmp_path, selected, suites):
+    """The default run has both stages: tests/unit runs once (under
+    ansible-test units); `tests/run.sh unit` alone still runs it."""
+    (tmp_path / "tests" / "unit").mkdir(parents=True)
+    ran = []
+
+    class Ctx:
+        runner = stages.Runner(repo=str(tmp_path), logs=str(tmp_path), out=io.StringIO(), environ={})
+        repo = str(tmp_path)
+
+        def path(self, rel):
+            return os.path.join(self.repo, rel)
+
+        def say(self, text):
+            pass
+
+        def run(self, argv, env=None):
+            ran.append(argv)
+            return 0
+
+    Ctx.runner.select(selected)
+    assert stages.unit(Ctx()) == 0
+    argv = ran[0]
+    assert argv[argv.index(str(tmp_path)) + 1:] == suites
