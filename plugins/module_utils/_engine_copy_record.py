@@ -74,10 +74,11 @@ class CopyRecordSteps(SessionBase):
                     p.source, rec.version))
         return reserved
 
-    def _build(self, state, definition, backend, version, volumes, prepairing=None, use_prepairing=True):
-        """Fig. 7 and Fig. 8: the copy record of ``version``."""
+    def _build(self, state, definition, backend, version, volumes, prepairing=None, use_prepairing=True, when=None):
+        """Fig. 7 and Fig. 8: the copy record of ``version`` (taken at
+        ``when``, which a ``retention`` grid needs to choose its target pool)."""
         prepairing = state.prepairing_records if prepairing is None else prepairing
-        tp = replace(state, definition=definition).target_pool_for(version)
+        tp = replace(state, definition=definition).target_pool_for(version, when, self.engine.tz)
         ppr = None
         if use_prepairing:
             for r in prepairing:
