@@ -1,0 +1,281 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Grid retention (issue 16 item 1): copy_pool ``retention`` such as
+``24h 7d 4w 12m 3y``. The parser and the room check refuse bad grids naming
+the value; the engine, driven through random sequences of copy times on the
+in-memory host, keeps exactly what an independent model of the grid
+predicts (the first copy of each of the last N periods of each unit, in the
+host's timezone, plus the newest), never more than the grid allows plus
+one, never deletes a held version, and check mode (the plan) says what
+apply does. The real tools are proven in tests/real/test_btrfs_grid.py."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from datetime import date, datetime, time, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._definition import check_definition
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, StateFileError
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
+from ansible_collections.pitcopy.versions.plugins.module_utils._retention import grid_capacity, grid_needs, parse_grid
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import dump_state, load_state
+from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, SetClock, make_engine
+
+try:
+    from zoneinfo import ZoneInfo
+    BERLIN = ZoneInfo("Europe/Berlin")  # summer time: days of 23 and 25 hours
+except Exception:  # pragma: no cover - no tz database: a fixed offset still proves "not UTC"
+    BERLIN = timezone(timedelta(hours=1))
+
+GIB = 1024 ** 3
+UTC = timezone.utc
+
+
+# --- the syntax ---------------------------------------------------------------
+
+@pytest.mark.parametrize("text,grid", [
+    ("24h 7d 4w 12m 3y", (("h", 24), ("d", 7), ("w", 4), ("m", 12), ("y", 3))),
+    ("6h 3d", (("h", 6), ("d", 3))),
+    ("3d 6h", (("h", 6), ("d", 3))),  # any order; shown finest first
+    ("  1y ", (("y", 1),)),
+    ("12m", (("m", 12),)),
+])
+def test_grids_are_read(text, grid):
+    assert parse_grid(text) == grid
+
+
+@pytest.mark.parametrize("text,why", [
+    ("24x", "'24x' is not <count><unit>"),
+    ("0h", "'0h' keeps no version"),
+    ("-1d", "'-1d' is not <count><unit>"),
+    ("24h 2h", "unit h (hours) is given twice"),
+    ("", "expected one or more buckets"),
+    ("   ", "expected one or more buckets"),
+    (None, "expected one or more buckets"),
+    ("24", "'24' is not <count><unit>"),
+    ("h", "'h' is not <count><unit>"),
+    ("24H", "'24H' is not <count><unit>"),
+    ("1.5d", "'1.5d' is not <count><unit>"),
+    ("24h,7d", "'24h,7d' is not <count><unit>"),
+])
+def test_a_bad_grid_is_refused_naming_it_and_what_is_accepted(text, why):
+    with pytest.raises(InvalidInput) as exc:
+        parse_grid(text)
+    assert "retention %r is not accepted" % (text,) in exc.value.msg
+    assert why in exc.value.msg
+    assert "h (hours), d (days), w (weeks), m (months), y (years)" in exc.value.msg
+
+
+def _definition(retention, pools=10, versions=None, technology="lvm_clone"):
+    return PoolDefinition(
+        name="P", technology=technology, sources=("A",), versions=versions or pools,
+        target_pools=tuple(TargetPool("%02d" % (i + 1), ("t%d" % i,)) for i in range(pools))
+        if technology == "lvm_clone" else (), retention=retention)
+
+
+def test_a_grid_needing_more_target_pools_than_exist_is_refused():
+    check_definition(_definition("6h 3d", pools=10))  # 9 buckets and the newest: exactly enough
+    with pytest.raises(InvalidInput) as exc:
+        check_definition(_definition("6h 3d", pools=9))
+    assert exc.value.msg.startswith("retention '6h 3d' keeps up to 10 versions (9 buckets, 6h 3d, and the newest "
+                                    "copy), so it needs versions of at least 10 and as many target pools; copy pool "
+                                    "P has versions 9 and 9 target pools")
+    # versions below the grid's room, with enough target pools, is refused too
+    with pytest.raises(InvalidInput) as exc:
+        check_definition(_definition("6h 3d", pools=12, versions=5))
+    assert "versions 5 and 12 target pools" in exc.value.msg
+    # snapshot technologies: versions is the number of target pools
+    with pytest.raises(InvalidInput) as exc:
+        check_definition(_definition("2h", pools=2, technology="btrfs_snapshot"))
+    assert "versions of at least 3" in exc.value.msg and "add target pools" not in exc.value.msg
+
+
+def test_the_store_keeps_the_grid_and_refuses_a_bad_one():
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolState
+    state = PoolState(definition=_definition("6h 3d"))
+    assert load_state(dump_state(state)).definition.retention == "6h 3d"
+    with pytest.raises(StateFileError) as exc:
+        dump_state(PoolState(definition=_definition("6h 0d")))
+    assert "retention '6h 0d' is not accepted" in exc.value.msg
+
+
+def _env(tmp_path, retention, pools, start, tz=BERLIN):
+    be = MemoryBackend("lvm_clone")
+    for name in ["A"] + ["t%d" % i for i in range(pools)]:
+        be.add_volume(name, size=GIB)
+    clock = SetClock(start)
+    engine = make_engine(tmp_path / "state", be, clock=clock)
+    engine.tz = tz
+    with engine.session("P") as s:
+        s.plan_define(_definition(retention, pools=pools)).apply()
+    return engine, be, clock
+
+
+def _records(engine):
+    with engine.session("P", shared=True) as s:
+        return dict((r["version"], r) for r in s.info()["replication_records"])
+
+
+def test_the_engine_refuses_a_grid_without_room_and_changes_nothing(tmp_path):
+    engine, be, clock = _env(tmp_path, "2h", 3, datetime(2026, 3, 1, tzinfo=UTC))
+    before = engine.store.read_raw("P")
+    with engine.session("P") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_define(_definition("2h 1d", pools=3))
+    assert "retention '2h 1d' keeps up to 4 versions" in exc.value.msg
+    assert engine.store.read_raw("P") == before
+
+
+def test_one_copy_counts_for_every_bucket_it_falls_in(tmp_path):
+    # Monday 1 January 2029, 00:10 in Berlin (23:10 UTC the day before): the
+    # first copy of that hour, day, week, month and year at once
+    first = datetime(2029, 1, 1, 0, 10, tzinfo=BERLIN).astimezone(UTC)
+    engine, be, clock = _env(tmp_path, "1h 1d 1w 1m 1y", 6, first)
+    with engine.session("P") as s:
+        s.plan_copy().apply()
+    clock.now = first + timedelta(minutes=20)
+    with engine.session("P") as s:
+        plan = s.plan_copy()
+        assert plan.result["deleted_versions"] == [] and plan.result["replaced_version"] is None
+        plan.apply()
+    # a third copy in the same hour: version 2 (neither first of anything,
+    # nor the newest any more) goes, version 1 stays for all five buckets
+    clock.now = first + timedelta(minutes=40)
+    with engine.session("P") as s:
+        needs = s.state.grid_choice(clock.now, engine.tz)
+        assert [r.version for r in needs[1]] == [2]
+        result = s.plan_copy().apply()
+    assert result["deleted_versions"] == [2]
+    assert sorted(_records(engine)) == [1, 3]
+
+
+def test_days_begin_at_the_hosts_midnight_not_utcs(tmp_path):
+    # 23:30 and 00:30 Berlin time are one UTC day but two Berlin days
+    t1 = datetime(2026, 6, 10, 23, 30, tzinfo=BERLIN).astimezone(UTC)
+    t2 = datetime(2026, 6, 11, 0, 30, tzinfo=BERLIN).astimezone(UTC)
+    t3 = datetime(2026, 6, 11, 1, 30, tzinfo=BERLIN).astimezone(UTC)
+    assert t1.date() == t2.date()
+    engine, be, clock = _env(tmp_path, "2d", 3, t1)
+    for t in (t1, t2, t3):
+        clock.now = t
+        with engine.session("P") as s:
+            result = s.plan_copy().apply()
+    # Berlin: v1 first of 10 June, v2 first of 11 June, v3 the newest -> all kept
+    assert result["deleted_versions"] == [] and sorted(_records(engine)) == [1, 2, 3]
+    # in UTC all three share a day: only v1 would represent it
+    with engine.session("P", shared=True) as s:
+        records = s.state.replication_records
+    assert sorted(grid_needs(parse_grid("2d"), records, t3, BERLIN)) == [1, 2]
+    assert sorted(grid_needs(parse_grid("2d"), records, t3, UTC)) == [1]
+
+
+def test_hourly_buckets_rotate_through_the_target_pools(tmp_path):
+    t0 = datetime(2026, 2, 2, 5, 0, tzinfo=UTC)
+    engine, be, clock = _env(tmp_path, "3h", 4, t0, tz=UTC)
+    for i in range(10):
+        clock.now = t0 + timedelta(hours=i)
+        with engine.session("P") as s:
+            result = s.plan_copy().apply()
+        kept = sorted(_records(engine))
+        assert kept == list(range(max(1, i - 1), i + 2)), (i, kept)  # the last 3 hours' copies
+    # steady state: 3 kept in 4 target pools, so an empty one is always
+    # there for the new version (filled first, as without a grid) and the
+    # version that left the grid is deleted
+    assert result["replaced_version"] is None and result["deleted_versions"] == [7]
+    assert sorted(c["version"] for c in be.copies.values()) == [8, 9, 10]
+
+
+# --- the model the engine is checked against -----------------------------------
+
+def _period_starts(unit, count, now_local, tz):
+    """The starts (aware) of the ``count`` most recent periods of ``unit``
+    at ``now_local``, newest first: built by stepping back through the
+    calendar, not with the engine's arithmetic."""
+    starts = []
+    if unit == "h":
+        top = now_local.replace(minute=0, second=0, microsecond=0)
+        for i in range(count):
+            starts.append((top.astimezone(UTC) - timedelta(hours=i)).astimezone(tz))
+        return starts
+    d = now_local.date()
+    if unit == "w":
+        d = d - timedelta(days=d.weekday())
+    elif unit == "m":
+        d = d.replace(day=1)
+    elif unit == "y":
+        d = d.replace(month=1, day=1)
+    for _i in range(count):
+        starts.append(datetime.combine(d, time(0), tzinfo=tz))
+        if unit == "d":
+            d = d - timedelta(days=1)
+        elif unit == "w":
+            d = d - timedelta(days=7)
+        elif unit == "m":
+            d = (d - timedelta(days=1)).replace(day=1)
+        else:
+            d = date(d.year - 1, 1, 1)
+    return starts
+
+
+def _expected(grid, taken, now, tz):
+    """{version}: the first copy ever taken in each of the grid's periods at
+    ``now``, and the newest (``taken``: [(version, utc time)] in order)."""
+    now_local = now.astimezone(tz)
+    keep = {taken[-1][0]}
+    for unit, count in grid:
+        starts = _period_starts(unit, count, now_local, tz)
+        for i, start in enumerate(starts):
+            end = starts[i - 1] if i > 0 else None
+            inside = [v for v, t in taken if t >= start and (end is None or t < end)]
+            if inside:
+                keep.add(inside[0])
+    return keep
+
+
+_GRIDS = st.dictionaries(st.sampled_from("hdwmy"), st.integers(1, 3), min_size=1, max_size=3)
+# gaps between copies: minutes to weeks, many short so hours and days fill
+_GAPS = st.lists(st.one_of(st.integers(1, 90), st.integers(60, 60 * 30), st.integers(60 * 24, 60 * 24 * 40)),
+                 min_size=1, max_size=30)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(grid=_GRIDS, gaps=_GAPS, holds=st.lists(st.integers(0, 29), max_size=2, unique=True),
+       start_minute=st.integers(0, 60 * 24 * 400))
+def test_random_copy_times_keep_exactly_what_the_grid_predicts(tmp_path_factory, grid, gaps, holds, start_minute):
+    text = " ".join("%d%s" % (c, u) for u, c in grid.items())
+    g = parse_grid(text)
+    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=start_minute)
+    # room for the grid and for the held versions beside it
+    engine, be, clock = _env(tmp_path_factory.mktemp("grid"), text, grid_capacity(g) + len(holds), start)
+    taken = []
+    held = set()
+    now = start
+    for step, gap in enumerate([0] + gaps):
+        now = now + timedelta(minutes=gap)
+        clock.now = now
+        with engine.session("P") as s:
+            plan = s.plan_copy()
+            promised = (plan.result["deleted_versions"], plan.result["replaced_version"],
+                        [r["version"] for r in plan.after["replication_records"]])
+            result = plan.apply()
+        records = _records(engine)
+        # check mode said what apply did
+        assert (result["deleted_versions"], result["replaced_version"], sorted(records)) == promised
+        taken.append((result["version"]["number"], now))
+        # exactly the grid's choice, held versions beside it, never one deleted
+        assert set(records) == _expected(g, taken, now, BERLIN) | held, (text, step)
+        assert held <= set(records)
+        assert len(set(records) - held) <= grid_capacity(g)
+        # the copies on the (in-memory) host are those of the records
+        assert sorted(c["version"] for c in be.copies.values()) == sorted(records)
+        if step in holds:
+            with engine.session("P") as s:
+                s.plan_hold(result["version"]["number"], reason="property test").apply()
+            held.add(result["version"]["number"])
