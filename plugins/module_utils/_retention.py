@@ -89,9 +89,10 @@ def local(dt, tz=None):
 
 
 def _hour_start(dt):
-    # the period begins at the top of the local hour; compared as instants
-    # (aware datetimes), so the hour repeated when clocks go back is two hours
-    return dt.replace(minute=0, second=0, microsecond=0)
+    # the period begins at the top of the local hour, taken as an instant
+    # (UTC): datetimes of one tzinfo subtract by their wall clocks, which
+    # would count the hour skipped when summer time begins
+    return dt.replace(minute=0, second=0, microsecond=0).astimezone(timezone.utc)
 
 
 def _week_start(dt):

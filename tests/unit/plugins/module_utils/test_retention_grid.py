@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import In
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._retention import grid_capacity, grid_needs, parse_grid
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import dump_state, load_state
+from ansible_collections.pitcopy.versions.tests.utils.grid_model import expected_kept
 from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, SetClock, make_engine
 
 try:
@@ -191,53 +192,6 @@ def test_hourly_buckets_rotate_through_the_target_pools(tmp_path):
     assert sorted(c["version"] for c in be.copies.values()) == [8, 9, 10]
 
 
-# --- the model the engine is checked against -----------------------------------
-
-def _period_starts(unit, count, now_local, tz):
-    """The starts (aware) of the ``count`` most recent periods of ``unit``
-    at ``now_local``, newest first: built by stepping back through the
-    calendar, not with the engine's arithmetic."""
-    starts = []
-    if unit == "h":
-        top = now_local.replace(minute=0, second=0, microsecond=0)
-        for i in range(count):
-            starts.append((top.astimezone(UTC) - timedelta(hours=i)).astimezone(tz))
-        return starts
-    d = now_local.date()
-    if unit == "w":
-        d = d - timedelta(days=d.weekday())
-    elif unit == "m":
-        d = d.replace(day=1)
-    elif unit == "y":
-        d = d.replace(month=1, day=1)
-    for _i in range(count):
-        starts.append(datetime.combine(d, time(0), tzinfo=tz))
-        if unit == "d":
-            d = d - timedelta(days=1)
-        elif unit == "w":
-            d = d - timedelta(days=7)
-        elif unit == "m":
-            d = (d - timedelta(days=1)).replace(day=1)
-        else:
-            d = date(d.year - 1, 1, 1)
-    return starts
-
-
-def _expected(grid, taken, now, tz):
-    """{version}: the first copy ever taken in each of the grid's periods at
-    ``now``, and the newest (``taken``: [(version, utc time)] in order)."""
-    now_local = now.astimezone(tz)
-    keep = {taken[-1][0]}
-    for unit, count in grid:
-        starts = _period_starts(unit, count, now_local, tz)
-        for i, start in enumerate(starts):
-            end = starts[i - 1] if i > 0 else None
-            inside = [v for v, t in taken if t >= start and (end is None or t < end)]
-            if inside:
-                keep.add(inside[0])
-    return keep
-
-
 _GRIDS = st.dictionaries(st.sampled_from("hdwmy"), st.integers(1, 3), min_size=1, max_size=3)
 # gaps between copies: minutes to weeks, many short so hours and days fill
 _GAPS = st.lists(st.one_of(st.integers(1, 90), st.integers(60, 60 * 30), st.integers(60 * 24, 60 * 24 * 40)),
@@ -270,7 +224,7 @@ def test_random_copy_times_keep_exactly_what_the_grid_predicts(tmp_path_factory,
         assert (result["deleted_versions"], result["replaced_version"], sorted(records)) == promised
         taken.append((result["version"]["number"], now))
         # exactly the grid's choice, held versions beside it, never one deleted
-        assert set(records) == _expected(g, taken, now, BERLIN) | held, (text, step)
+        assert set(records) == expected_kept(g, taken, now, BERLIN) | held, (text, step)
         assert held <= set(records)
         assert len(set(records) - held) <= grid_capacity(g)
         # the copies on the (in-memory) host are those of the records
@@ -279,3 +233,21 @@ def test_random_copy_times_keep_exactly_what_the_grid_predicts(tmp_path_factory,
             with engine.session("P") as s:
                 s.plan_hold(result["version"]["number"], reason="property test").apply()
             held.add(result["version"]["number"])
+
+
+@pytest.mark.parametrize("night", [datetime(2026, 3, 28, 20, 7, tzinfo=BERLIN),   # 23-hour day
+                                   datetime(2026, 10, 24, 20, 7, tzinfo=BERLIN)])  # 25-hour day
+def test_hours_are_counted_as_instants_across_the_summer_time_change(tmp_path, night):
+    # datetimes of one tzinfo subtract by wall clock: an hour skipped or
+    # repeated would shift every hourly bucket; the engine counts instants
+    start = night.astimezone(UTC)
+    engine, be, clock = _env(tmp_path, "6h 1d", 8, start)
+    taken = []
+    for hour in range(12):
+        clock.now = start + timedelta(hours=hour)
+        with engine.session("P") as s:
+            result = s.plan_copy().apply()
+        taken.append((result["version"]["number"], clock.now))
+        assert set(_records(engine)) == expected_kept(parse_grid("6h 1d"), taken, clock.now, BERLIN), hour
+        # the last six hours' copies are always there, whatever the clocks did
+        assert set(range(max(1, len(taken) - 5), len(taken) + 1)) <= set(_records(engine))
