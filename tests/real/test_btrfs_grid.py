@@ -42,9 +42,10 @@ class GridWorld(World):
         return replace(super(GridWorld, self).definition(), retention=GRID)
 
 
-def test_a_6h_3d_grid_over_three_days_of_hourly_copies(fs_pair, runner, tmp_path):
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_a_6h_3d_grid_over_three_days_of_hourly_copies(fs_pair, runner, tmp_path, technology):
     src, dst = fs_pair
-    w = GridWorld(tmp_path, runner, src, dst, "btrfs_snapshot", name="grid")
+    w = GridWorld(tmp_path, runner, src, dst, technology, name="grid")
     # 20:00 on 28 March 2026 in Berlin; summer time begins at 02:00 on the 29th
     start = datetime(2026, 3, 28, 20, 0, tzinfo=TZ).astimezone(timezone.utc)
     clock = SetClock(start)
@@ -52,6 +53,8 @@ def test_a_6h_3d_grid_over_three_days_of_hourly_copies(fs_pair, runner, tmp_path
     grid = parse_grid(GRID)
     w.versions = grid_capacity(grid)  # 6 + 3 buckets and the newest: 10
     source = w.add_source("s1")
+    if technology == "btrfs_send":
+        w.make_target_pools(w.versions, 1)
     w.define()
     taken = []
     deleted_total = []
