@@ -251,3 +251,36 @@ def test_hours_are_counted_as_instants_across_the_summer_time_change(tmp_path, n
         assert set(_records(engine)) == expected_kept(parse_grid("6h 1d"), taken, clock.now, BERLIN), hour
         # the last six hours' copies are always there, whatever the clocks did
         assert set(range(max(1, len(taken) - 5), len(taken) + 1)) <= set(_records(engine))
+
+
+def test_an_interrupted_grid_copy_is_finished_at_the_time_of_its_journal(tmp_path):
+    # killed while promoting version 4; repaired a day later. The repair
+    # drops what the interrupted copy's plan said (judged at the journal's
+    # time), not what the grid would say a day later (it would drop v1 too)
+    t0 = datetime(2026, 5, 4, 10, 5, tzinfo=UTC)
+    engine, be, clock = _env(tmp_path, "1h", 3, t0, tz=UTC)
+    for minutes in (0, 15, 35):
+        clock.now = t0 + timedelta(minutes=minutes)
+        with engine.session("P") as s:
+            s.plan_copy().apply()
+    assert sorted(_records(engine)) == [1, 3]  # v2 went with v3
+    clock.now = t0 + timedelta(minutes=45)
+    with engine.session("P") as s:
+        promised = s.plan_copy().result
+    assert (promised["replaced_version"], promised["deleted_versions"]) == (None, [3])
+
+    def step(seen):
+        if seen == "promote:A":
+            raise KeyboardInterrupt  # as if killed here
+    be.step = step
+    with engine.session("P") as s:
+        with pytest.raises(KeyboardInterrupt):
+            s.plan_copy().apply()
+    be.step = None
+    clock.now = t0 + timedelta(days=1)
+    with engine.session("P") as s:
+        assert s.state.journal is not None and s.state.journal.version == 4
+        s.plan_verify(repair=True).apply()
+        assert s.state.journal is None
+    assert sorted(_records(engine)) == [1, 4]
+    assert sorted(c["version"] for c in be.copies.values()) == [1, 4]
