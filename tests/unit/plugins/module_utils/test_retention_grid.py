@@ -284,3 +284,33 @@ def test_an_interrupted_grid_copy_is_finished_at_the_time_of_its_journal(tmp_pat
         assert s.state.journal is None
     assert sorted(_records(engine)) == [1, 4]
     assert sorted(c["version"] for c in be.copies.values()) == [1, 4]
+
+
+def test_held_versions_are_never_picked_even_when_the_grid_has_no_room_left(tmp_path):
+    t0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+    engine, be, clock = _env(tmp_path, "2h", 3, t0, tz=UTC)
+    for hour in range(3):
+        clock.now = t0 + timedelta(hours=hour)
+        with engine.session("P") as s:
+            s.plan_copy().apply()
+        if hour == 1:
+            for version in (1, 2):
+                with engine.session("P") as s:
+                    s.plan_hold(version, reason="audit").apply()
+    assert sorted(_records(engine)) == [1, 2, 3]  # v1 left the grid at 12:00 but is held
+    # 13:00: v1 and v2 held (outside the grid, kept beside it), v3 needed;
+    # no target pool is free, so the oldest unheld version (v3) is replaced
+    clock.now = t0 + timedelta(hours=3)
+    with engine.session("P") as s:
+        result = s.plan_copy().apply()
+    assert (result["replaced_version"], result["deleted_versions"]) == (3, [])
+    assert sorted(_records(engine)) == [1, 2, 4]
+    with engine.session("P") as s:
+        s.plan_hold(4, reason="audit").apply()
+    # every target pool holds a held version: refused before anything changes
+    before = engine.store.read_raw("P")
+    clock.now = t0 + timedelta(hours=4)
+    with engine.session("P") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_copy()
+    assert "version 1 is held" in exc.value.msg and engine.store.read_raw("P") == before
