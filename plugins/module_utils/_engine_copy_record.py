@@ -24,6 +24,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     SessionBase,
     _is_int,
     _target_pool_volumes,
+    iso,
     pool_dict,
     replaced_record,
     unpaired_summary,
@@ -169,9 +170,14 @@ class CopyRecordSteps(SessionBase):
         working = list(state.prepairing_records)
         built = []
         unpaired = []
-        now = self.engine.now()
+        when = self.engine.clock()
+        now = iso(when)
         for v in wanted:
-            cr = self._build(state, definition, backend, v, volumes, prepairing=tuple(working))
+            # a retention grid chooses the next version's target pool by the
+            # time: pre-paired as if taken now (a later copy that the grid
+            # sends elsewhere does not use this record); later versions
+            # follow the oldest-first rule, a guess for a grid pool
+            cr = self._build(state, definition, backend, v, volumes, prepairing=tuple(working), when=when)
             old = state.prepairing(v)
             if old is not None and cr.pre_copy is old and tuple(cr.pairs) == old.pairs:
                 rec = old

@@ -78,6 +78,8 @@ def grid_text(grid):
 
 
 def _parse_created(text):
+    # a record's ``created`` (_engine_common.iso); parsed here because the
+    # engine's modules import the model, which imports this one
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 

@@ -314,3 +314,24 @@ def test_held_versions_are_never_picked_even_when_the_grid_has_no_room_left(tmp_
         with pytest.raises(InvalidInput) as exc:
             s.plan_copy()
     assert "version 1 is held" in exc.value.msg and engine.store.read_raw("P") == before
+
+
+def test_the_next_version_is_pre_paired_where_the_grid_sends_it(tmp_path):
+    t0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+    engine, be, clock = _env(tmp_path, "2h", 3, t0, tz=UTC)
+    for hour in range(3):
+        clock.now = t0 + timedelta(hours=hour)
+        with engine.session("P") as s:
+            s.plan_copy().apply()
+    # 13:00: v2 (11:00) left the grid, v3 and the new one stay; v1 went at 12:00
+    clock.now = t0 + timedelta(hours=3)
+    with engine.session("P") as s:
+        records = dict((r.version, r.target_pool) for r in s.state.replication_records)
+        record = s.plan_prepair(versions=1).apply()["records"][0]
+        tp = s.state.grid_choice(clock.now, UTC)[0]
+    assert sorted(records) == [2, 3]
+    assert record["version"] == 4 and record["target_pool"] == tp
+    assert tp != records[3]  # never the pool of a version the grid needs
+    with engine.session("P") as s:
+        result = s.plan_copy().apply()
+    assert result["version"]["target_pool"] == tp and result["version"]["pre_copy_record"] == "prepairing"
