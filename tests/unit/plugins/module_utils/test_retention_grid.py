@@ -198,8 +198,10 @@ _GAPS = st.lists(st.one_of(st.integers(1, 90), st.integers(60, 60 * 30), st.inte
                  min_size=1, max_size=30)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+_SLOW_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=_SLOW_OK)
 @given(grid=_GRIDS, gaps=_GAPS, holds=st.lists(st.integers(0, 29), max_size=2, unique=True),
        start_minute=st.integers(0, 60 * 24 * 400))
 def test_random_copy_times_keep_exactly_what_the_grid_predicts(tmp_path_factory, grid, gaps, holds, start_minute):
