@@ -32,6 +32,7 @@ import re
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import CONSISTENCY_MODES, Hook, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._remote import check_destination, check_ssh_options
+from ansible_collections.pitcopy.versions.plugins.module_utils._retention import grid_capacity, grid_text, parse_grid
 from ansible_collections.pitcopy.versions.plugins.module_utils._technologies import (
     SNAPSHOT_SIZE_TECHNOLOGIES,
     SNAPSHOT_TECHNOLOGIES,
@@ -82,6 +83,8 @@ def check_values(definition):
             d.consistency, ", ".join(CONSISTENCY_MODES)))
     if d.max_age is not None:
         age_seconds(d.max_age)
+    if d.retention is not None:
+        parse_grid(d.retention)
     for index, tp in enumerate(d.target_pools):
         if isinstance(tp, TargetPool) and tp.host is not None:
             try:
@@ -104,12 +107,33 @@ def check_values(definition):
                                "at least 1" % (where, hook.timeout))
 
 
+def check_grid_room(definition):
+    """Refuse a ``retention`` grid that can need more versions kept than
+    the pool has target pools (and ``versions``): every bucket's
+    representative and the newest copy need a target pool each, or a new
+    copy would have to replace a version the grid still needs."""
+    d = definition
+    if d.retention is None:
+        return
+    grid = parse_grid(d.retention)
+    need = grid_capacity(grid)
+    pools = len(d.target_pool_names()) if d.technology in SNAPSHOT_TECHNOLOGIES else len(d.target_pools)
+    if need > d.versions or (d.technology not in SNAPSHOT_TECHNOLOGIES and d.target_pools and need > pools):
+        raise InvalidInput(
+            "retention %r keeps up to %d versions (%d buckets, %s, and the newest copy), so it needs versions of "
+            "at least %d and as many target pools; copy pool %s has versions %d and %d target pools: raise "
+            "versions%s or use a smaller grid" % (
+                d.retention, need, need - 1, grid_text(grid), need, d.name, d.versions, pools,
+                "" if d.technology in SNAPSHOT_TECHNOLOGIES else " and add target pools"))
+
+
 def check_definition(definition, backend=None):
     """Raise InvalidInput naming the bad value and what is accepted, unless
     ``definition`` can be defined: every rule of ``check_values``, the rules
     between values, and (with ``backend``) the backend's name syntax."""
     d = definition
     check_values(d)
+    check_grid_room(d)
     if not d.sources:
         raise InvalidInput("copy pool %s needs at least one source volume in sources" % d.name)
     seen = set()

@@ -9,6 +9,8 @@ API (what modules and roles rely on; implementers keep these names):
         store        a _store.StateStore
         backend_for  callable(technology) -> _backend.Backend
         clock        callable() -> aware UTC datetime (tests pass a fake)
+        tz           (optional, keyword) tzinfo a retention grid's periods
+                     begin in; default the host's timezone
         window_factory  (optional, keyword) callable(definition, runner) ->
                      a copy window; default _quiesce.CopyWindow
 
@@ -125,11 +127,14 @@ def _default_window_factory(definition, runner):
 
 
 class RecordEngine:
-    def __init__(self, store, backend_for, clock=None, window_factory=None):
+    def __init__(self, store, backend_for, clock=None, window_factory=None, tz=None):
         self.store = store
         self.backend_for = backend_for
         self.clock = clock or _utcnow
         self.window_factory = window_factory or _default_window_factory
+        # the timezone a retention grid's days, weeks, months and years
+        # begin in: None is the host's own (tests pass one)
+        self.tz = tz
 
     def now(self):
         return iso(self.clock())
@@ -170,5 +175,5 @@ class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, HoldSteps, R
         out = pool_dict(state)
         out["newest_valid_age"] = newest_valid_age(state, self.engine.clock())
         # what the next copy would replace, and whether a hold refuses it
-        out["next_version"] = next_version(state)
+        out["next_version"] = next_version(state, self.engine.clock(), self.engine.tz)
         return out

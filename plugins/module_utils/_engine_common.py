@@ -98,12 +98,14 @@ def replaced_record(state, target_pool):
     return min(occupying, key=lambda r: r.version) if occupying else None
 
 
-def next_version(state):
+def next_version(state, when=None, tz=None):
     """What the next copy_version would do with the records as they are:
     ``{number, target_pool, replaces, held, hold_reason}``; ``held``: the
-    version it would replace is held, so that copy is refused."""
+    version it would replace is held, so that copy is refused. A
+    ``retention`` grid chooses the target pool by the time of the copy:
+    ``when`` (aware datetime, the engine's clock) stands for it."""
     n = state.last_version + 1
-    tp = state.target_pool_for(n)
+    tp = state.target_pool_for(n, when, tz)
     rec = replaced_record(state, tp)
     return {"number": n, "target_pool": tp, "replaces": rec.version if rec is not None else None,
             "held": bool(rec is not None and rec.held),
@@ -294,9 +296,18 @@ class SessionBase:
                     self.name, what, rec.version, " (label %s)" % rec.label if rec.label is not None else "",
                     rec.hold_reason if rec.hold_reason is not None else "none given", rec.version))
 
-    def _retention(self, state, n, replaced_version):
+    def _retention(self, state, n, replaced_version, when=None):
         """Records to drop so that, with version n added, ``versions`` are
-        kept. A held version is never dropped (it stays beyond the count)."""
+        kept. A held version is never dropped (it stays beyond the count).
+        With a ``retention`` grid: the versions the grid no longer needs at
+        ``when`` (the copy's time, an aware datetime), the one computation
+        that also chose the target pool (PoolState.grid_choice); the plan,
+        its diff and apply all use the list this returns."""
+        if state.definition.retention is not None:
+            if when is None:  # no time to judge the grid by: nothing goes
+                return []
+            return [r for r in state.grid_choice(when, self.engine.tz)[1]
+                    if r.version != replaced_version and r.version != n]
         keep = [r for r in state.replication_records if r.version != replaced_version and r.version != n]
         # held versions count towards ``versions`` but the oldest unheld go
         excess = len(keep) + 1 - state.definition.versions

@@ -29,6 +29,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     _journaled,
     _pairs,
     highest_marked_version,
+    iso,
     pool_dict,
     replaced_record,
     unpaired_summary,
@@ -148,10 +149,11 @@ def next_state(state, record, replaced_version, dropped, identities=None):
 class CopySteps(CopyRecordSteps):
     """copy_version state=present (Fig. 6) on the copy record of Fig. 7."""
 
-    def _decide_copy(self, state, backend, volumes, label, now):
+    def _decide_copy(self, state, backend, volumes, label, when):
         definition = state.definition
         n = state.last_version + 1
-        cr = self._build(state, definition, backend, n, volumes)
+        now = iso(when)
+        cr = self._build(state, definition, backend, n, volumes, when=when)
         if cr.unpaired:
             raise NoEligibleTarget(
                 "version %d of copy pool %s cannot be taken, nothing was copied: %s. See unpaired for why each "
@@ -159,7 +161,7 @@ class CopySteps(CopyRecordSteps):
                 unpaired=[u.as_dict() for u in cr.unpaired])
         record = Record(RECORD_REPLICATION, n, cr.target_pool, now, cr.pairs, label=label, status=STATUS_VALID)
         replaced_version = cr.replaced.version if cr.replaced is not None else None
-        dropped = self._retention(state, n, replaced_version)
+        dropped = self._retention(state, n, replaced_version, when)
         new = next_state(state, record, replaced_version, dropped)
         return cr, record, dropped, new
 
@@ -195,13 +197,16 @@ class CopySteps(CopyRecordSteps):
                 "know" % (self.name, marked, state.last_version, marked + 1))
             state = replace(state, last_version=marked)
         n = state.last_version + 1
+        # one instant for the whole plan: a grid's buckets (and so the
+        # target pool and the versions that go) are decided at it
+        when = self.engine.clock()
+        tp = state.target_pool_for(n, when, self.engine.tz)
         # a held version's target pool is never reused: refused before any
         # discovery, copy or journal (the plan, check mode included, says so)
-        self._refuse_held(replaced_record(state, state.target_pool_for(n)),
-                          "to take version %d in target pool %s" % (n, state.target_pool_for(n)))
-        names = self._discovery_names(definition, backend, [state.target_pool_for(n)])
+        self._refuse_held(replaced_record(state, tp), "to take version %d in target pool %s" % (n, tp))
+        names = self._discovery_names(definition, backend, [tp])
         volumes = backend.discover(names)
-        cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, self.engine.now())
+        cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, when)
         replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []
         self._check_identities(backend, [cr.replaced] + list(dropped), copies, "to take version %d" % n)
         backend.check_capacity(definition, list(cr.pairs), replaced_pairs, volumes)

@@ -24,6 +24,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     SessionBase,
     _is_int,
     _target_pool_volumes,
+    iso,
     pool_dict,
     replaced_record,
     unpaired_summary,
@@ -74,10 +75,11 @@ class CopyRecordSteps(SessionBase):
                     p.source, rec.version))
         return reserved
 
-    def _build(self, state, definition, backend, version, volumes, prepairing=None, use_prepairing=True):
-        """Fig. 7 and Fig. 8: the copy record of ``version``."""
+    def _build(self, state, definition, backend, version, volumes, prepairing=None, use_prepairing=True, when=None):
+        """Fig. 7 and Fig. 8: the copy record of ``version`` (taken at
+        ``when``, which a ``retention`` grid needs to choose its target pool)."""
         prepairing = state.prepairing_records if prepairing is None else prepairing
-        tp = replace(state, definition=definition).target_pool_for(version)
+        tp = replace(state, definition=definition).target_pool_for(version, when, self.engine.tz)
         ppr = None
         if use_prepairing:
             for r in prepairing:
@@ -168,9 +170,14 @@ class CopyRecordSteps(SessionBase):
         working = list(state.prepairing_records)
         built = []
         unpaired = []
-        now = self.engine.now()
+        when = self.engine.clock()
+        now = iso(when)
         for v in wanted:
-            cr = self._build(state, definition, backend, v, volumes, prepairing=tuple(working))
+            # a retention grid chooses the next version's target pool by the
+            # time: pre-paired as if taken now (a later copy that the grid
+            # sends elsewhere does not use this record); later versions
+            # follow the oldest-first rule, a guess for a grid pool
+            cr = self._build(state, definition, backend, v, volumes, prepairing=tuple(working), when=when)
             old = state.prepairing(v)
             if old is not None and cr.pre_copy is old and tuple(cr.pairs) == old.pairs:
                 rec = old

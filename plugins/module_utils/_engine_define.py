@@ -130,7 +130,7 @@ class DefineSteps(CopyRecordSteps):
                   # what the next copy_version will do, so that a change of
                   # the rotation (more target pools) shows before it bites
                   # (and whether a hold on the version it would replace refuses it)
-                  "next_version": next_version(new)}
+                  "next_version": next_version(new, self.engine.clock(), self.engine.tz)}
 
         def act():
             self._save(new)

@@ -18,6 +18,7 @@ __metaclass__ = type
 
 from dataclasses import replace
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import parse_iso
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy import CopySteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
@@ -30,6 +31,15 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyPair,
     Finding,
 )
+
+
+def _started(journal):
+    """When the journaled copy was planned (aware datetime), or None for a
+    journal whose time cannot be read (a grid then keeps every version)."""
+    try:
+        return parse_iso(journal.started)
+    except (TypeError, ValueError):
+        return None
 
 
 class JournalRepairSteps(CopySteps):
@@ -134,7 +144,9 @@ class JournalRepairSteps(CopySteps):
         finishable = j.phase in ("copied", "committing") and j.staged and all(done(p) for p in j.staged) and (
             len(j.staged) == len(j.pairs))
         if finishable:
-            dropped = self._retention(state, j.version, j.replaced_version)
+            # a grid decides at the copy's time (the journal's), as the
+            # interrupted run did
+            dropped = self._retention(state, j.version, j.replaced_version, _started(j))
 
             def finish():
                 return self._commit(state, definition, backend, j, dropped)
@@ -161,7 +173,7 @@ class JournalRepairSteps(CopySteps):
             if present:
                 partial = replace(j, pairs=tuple(present),
                                   staged=tuple(p for p in j.staged if p.source in set(x.source for x in present)))
-                dropped = self._retention(state, j.version, j.replaced_version)
+                dropped = self._retention(state, j.version, j.replaced_version, _started(j))
 
                 def finish_partial():
                     return self._commit(state, definition, backend, partial, dropped,

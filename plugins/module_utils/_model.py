@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from ansible_collections.pitcopy.versions.plugins.module_utils import _technologies
+from ansible_collections.pitcopy.versions.plugins.module_utils._retention import grid_choice, parse_grid
 
 # Derived from the one technology table (_technologies), never listed here.
 # Snapshot technologies imply their target pools ("01", "02", ...) and
@@ -160,6 +161,9 @@ class PoolDefinition:
     max_age: Optional[str] = None
     # how ssh reaches the target pools' hosts; None: ssh's defaults
     ssh: Optional[SshSettings] = None
+    # grid retention (``24h 7d 4w``, see _retention): which version a new
+    # one replaces and which go; None: the oldest is replaced (a rotation)
+    retention: Optional[str] = None
 
     def target_pool_names(self):
         if self.technology in SNAPSHOT_TECHNOLOGIES:
@@ -191,6 +195,7 @@ class PoolDefinition:
             "post_copy_hooks": [h.as_dict() for h in self.post_copy_hooks],
             "max_age": self.max_age,
             "ssh": self.ssh.as_dict() if self.ssh is not None else None,
+            "retention": self.retention,
         }
 
 
@@ -334,8 +339,22 @@ class PoolState:
     last_version: int = 0
     journal: Optional[Journal] = None
 
-    def target_pool_for(self, version):
+    def grid_choice(self, when, tz=None):
+        """(target pool, records to drop) of the next version taken at
+        ``when`` (aware datetime) under the pool's ``retention`` grid (see
+        _retention.grid_choice); only valid versions represent a bucket."""
+        return grid_choice(parse_grid(self.definition.retention), self.replication_records,
+                           self.definition.target_pool_names(), when, tz,
+                           valid=lambda r: r.status == STATUS_VALID)
+
+    def target_pool_for(self, version, when=None, tz=None):
         """The target pool that upcoming copy version ``version`` will use.
+
+        With a ``retention`` grid and ``when`` (the time of the copy), the
+        next version goes where the grid says (``grid_choice``): which
+        version the grid still needs depends on the time. Versions after
+        the next one, or without ``when``, follow the rule below (a guess
+        for a grid pool: pre-pairing records beyond the next version).
 
         An empty target pool is filled first (in name order), else the one
         holding the oldest kept version is reused. From an empty start this is
@@ -345,6 +364,8 @@ class PoolState:
         names = self.definition.target_pool_names()
         kept = sorted((r.version, r.target_pool) for r in self.replication_records if r.target_pool in names)
         n = self.last_version + 1
+        if self.definition.retention is not None and when is not None and version == n:
+            return self.grid_choice(when, tz)[0]
         if version < n:
             raise ValueError("version %d is not an upcoming version (next is %d)" % (version, n))
         while True:

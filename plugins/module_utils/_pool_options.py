@@ -61,6 +61,7 @@ ARGUMENT_SPEC = dict(
     pre_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
     post_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
     max_age=dict(type="str"),
+    retention=dict(type="str"),
     remove_copies=dict(type="bool", default=False),
 )
 
@@ -68,7 +69,7 @@ REQUIRED_IF = [("state", "present", ("technology", "sources", "versions"))]
 
 # The options of a stored pool that copy_pool_info returns (its pool dict).
 _DEFINITION_OPTIONS = ("name", "technology", "sources", "versions", "target_pools", "snapshot_size", "consistency",
-                       "pre_copy_hooks", "post_copy_hooks", "max_age", "ssh")
+                       "pre_copy_hooks", "post_copy_hooks", "max_age", "ssh", "retention")
 
 
 def _hooks(items):
@@ -91,6 +92,7 @@ def definition(params):
         post_copy_hooks=_hooks(params["post_copy_hooks"]),
         max_age=params["max_age"],
         ssh=_ssh(params.get("ssh")),
+        retention=params.get("retention"),
     )
 
 

@@ -319,6 +319,10 @@ def _dump_definition(d, where="definition"):
     # unknown key) rather than drop the limit
     if d.max_age is not None:
         out["max_age"] = _str(d.max_age, where + ".max_age")
+    # likewise: an older collection refuses a grid pool rather than rotate
+    # it oldest-first and delete what the grid keeps
+    if d.retention is not None:
+        out["retention"] = _str(d.retention, where + ".retention")
     # likewise: an older collection refuses a pool with remote targets
     # rather than copy to the managed host instead
     if d.ssh is not None:
@@ -552,7 +556,7 @@ def _load_ssh(value, where):
 def _load_definition(value, where="definition"):
     _mapping(value, where, ("name", "technology", "versions", "sources"),
              ("target_pools", "snapshot_size", "consistency", "pre_copy_hooks", "post_copy_hooks", "max_age",
-              "ssh"))
+              "ssh", "retention"))
     tps = []
     for i, tp in enumerate(_list(value.get("target_pools", []), where + ".target_pools")):
         w = "%s.target_pools[%d]" % (where, i)
@@ -574,6 +578,7 @@ def _load_definition(value, where="definition"):
                               for i, h in enumerate(_list(value.get("post_copy_hooks", []), where + ".post_copy_hooks"))),
         max_age=_str(value.get("max_age"), where + ".max_age", nullable=True),
         ssh=_load_ssh(value.get("ssh"), where + ".ssh"),
+        retention=_str(value.get("retention"), where + ".retention", nullable=True),
     ), where)
 
 

@@ -213,6 +213,28 @@ options:
         and M(pitcopy.versions.copy_pool_info) returns C(newest_valid_age) in seconds for monitoring.
       - Omitted, no age is checked.
     type: str
+  retention:
+    description:
+      - A time grid that decides which copy versions are kept, for example V(24h 7d 4w 12m 3y) (keep the first
+        copy of each of the last 24 hours, 7 days, 4 weeks, 12 months and 3 years). Without it, a new version
+        replaces the oldest.
+      - One or more buckets C(<count><unit>) separated by spaces, each count a whole number of at least 1 and each
+        unit at most once, in any order. Units V(h) (hours), V(d) (days), V(w) (ISO weeks, Monday to Sunday),
+        V(m) (calendar months), V(y) (calendar years). As btrbk's C(preserve) (C(24h 7d 4w 12m 3y)) without its
+        C(*) and C(latest) forms; zrepl's C(grid) counts intervals back from now, this grid counts calendar periods.
+      - C(<count><unit>) covers the C(count) most recent periods of that unit, the current one included, as the
+        managed host's clock and timezone divide time (days begin at the host's midnight; summer time is taken
+        into account). In each covered period the oldest valid copy version is kept; one version counts for every
+        bucket it falls in (the first copy of a month that also opens a week and a day stands for all three). The
+        newest version is always kept; a held version (M(pitcopy.versions.copy_version)
+        O(pitcopy.versions.copy_version#module:state=held)) is always kept, beside the grid.
+      - A new version takes an empty target pool, else one whose version the grid no longer needs, else the one
+        holding the oldest version; every other version the grid no longer needs is deleted with the copy and
+        listed in M(pitcopy.versions.copy_version)'s C(deleted_versions) (check mode and diff mode show them).
+      - A grid keeps at most one version per bucket plus the newest, so O(versions) (and, for technologies with
+        O(target_pools), the number of target pools) must be at least the sum of the counts plus one (11 for
+        V(6h 3d 1w)); a grid needing more is refused and nothing is changed.
+    type: str
   remove_copies:
     description:
       - With O(state=absent), also delete the copies of every copy version that carry this collection's ownership
@@ -299,6 +321,15 @@ EXAMPLES = r"""
     consistency: auto
     max_age: 26h
 
+- name: Hourly btrfs snapshots kept by a grid, the first copy of each of the last 6 hours and 3 days
+  pitcopy.versions.copy_pool:
+    name: home_grid
+    technology: btrfs_snapshot
+    sources:
+      - /srv/data/www
+    versions: 10  # 6 + 3 buckets and the newest copy
+    retention: 6h 3d
+
 - name: ZFS snapshots of two datasets, one atomic zfs snapshot command per version
   pitcopy.versions.copy_pool:
     name: tank_daily
@@ -369,6 +400,10 @@ pool:
       description: The O(max_age), or null.
       type: str
       sample: 26h
+    retention:
+      description: The O(retention) grid as given, or null.
+      type: str
+      sample: 6h 3d
     ssh:
       description: The O(ssh) settings (C(port), C(identity_file), C(options)), or null.
       type: dict

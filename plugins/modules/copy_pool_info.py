@@ -106,6 +106,10 @@ pools:
       description: The pool's O(pitcopy.versions.copy_pool#module:max_age), or null.
       type: str
       sample: 26h
+    retention:
+      description: The pool's O(pitcopy.versions.copy_pool#module:retention) grid, or null.
+      type: str
+      sample: 24h 7d 4w 12m 3y
     ssh:
       description: The pool's O(pitcopy.versions.copy_pool#module:ssh) settings, or null.
       type: dict

@@ -232,7 +232,9 @@ broken_pairs:
 deleted_versions:
   description:
     - Version numbers whose copies and records were deleted besides the replaced one, because the pool keeps only
-      the copy pool's C(versions) versions (with O(state=present)), or the deleted version (with O(state=absent)).
+      the copy pool's C(versions) versions or because its O(pitcopy.versions.copy_pool#module:retention) grid no
+      longer needs them (with O(state=present); in check mode, those that would be deleted), or the deleted version
+      (with O(state=absent)).
   returned: success
   type: list
   elements: int

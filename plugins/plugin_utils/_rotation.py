@@ -8,8 +8,8 @@ has there: its variables and the records that copy_pool_info read on the
 managed host. The calendar day is rotation_date, else today on the
 controller's clock, as the role documents.
 
-* ``expand``: rotation_pools -> one copy pool per keep pool and per tier,
-  with the problems argument_specs cannot express;
+* ``expand``: rotation_pools -> one copy pool per keep or grid pool and per
+  tier, with the problems argument_specs cannot express;
 * ``to_define``: which copy pools copy_pool has to (re)define, by copy_pool's
   own comparison (module_utils/_pool_options.py);
 * ``due``: which copy pools take a version on this day, and why;
@@ -26,12 +26,14 @@ import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._pool_options import (
     ARGUMENT_SPEC,
     REQUIRED_IF,
     definition,
     stored_options,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._retention import grid_capacity, parse_grid
 
 PERIODS = ("run", "day", "week", "month", "year")
 # a tier of one of these names takes its period from the name; a version of a
@@ -80,9 +82,21 @@ def _as_int(value):
         return None
 
 
+def _grid_versions(entry):
+    """The versions of a grid pool: as given, else as many as its grid can
+    keep (copy_pool's rule, _retention.grid_capacity); 0 when the grid is
+    not one (copy_pool's parser names the problem, see ``expand``)."""
+    if entry.get("versions") is not None:
+        return entry.get("versions")
+    try:
+        return grid_capacity(parse_grid(entry.get("retention")))
+    except InvalidInput:
+        return 0
+
+
 def _copy_pools(entry):
-    """The copy pools of one rotation_pools entry: a keep pool is one, a
-    tiered pool one per tier, named <name>-<tier>."""
+    """The copy pools of one rotation_pools entry: a keep or grid pool is
+    one, a tiered pool one per tier, named <name>-<tier>."""
     common = {
         "base": entry.get("name"),
         "technology": entry.get("technology", ""),
@@ -94,7 +108,12 @@ def _copy_pools(entry):
         "pre_copy_hooks": entry.get("pre_copy_hooks"),
         "post_copy_hooks": entry.get("post_copy_hooks"),
         "max_age": entry.get("max_age"),
+        "retention": None,
     }
+    if entry.get("policy") == "grid":
+        return [dict(common, name=entry.get("name"), tier="", versions=_grid_versions(entry),
+                     every=entry.get("every", "run"), target_pools=entry.get("target_pools", []),
+                     retention=entry.get("retention"))]
     if entry.get("policy", "keep") != "tiered":
         return [dict(common, name=entry.get("name"), tier="", versions=entry.get("versions", 0),
                      every=entry.get("every", "run"), target_pools=entry.get("target_pools", []))]
@@ -122,6 +141,7 @@ def expand(rotation_pools, only_pools=None, rotation_date="", today=None):
 
     found = []
     names = [p["name"] for p in pools]
+    grid_derived = set(e.get("name") for e in rotation_pools if e.get("policy") == "grid" and e.get("versions") is None)
     for name in sorted(set(n for n in names if names.count(n) > 1), key=str):
         found.append("copy pool name %s is used %d times after tier expansion (a tier makes <name>-<tier>); "
                      "names must be unique" % (json.dumps(name), names.count(name)))
@@ -131,13 +151,24 @@ def expand(rotation_pools, only_pools=None, rotation_date="", today=None):
                 json.dumps(p["name"]), json.dumps(p["every"]), ", ".join(PERIODS),
                 "/".join(ADJECTIVES[period] for period in PERIODS[1:])))
         versions = _as_int(p["versions"])
-        if p["state"] == "present" and (versions is None or versions < 1):
+        # a grid pool's versions come from its grid unless given: a bad grid
+        # is named below, in copy_pool's words, not as a count of 0
+        if p["state"] == "present" and (versions is None or versions < 1) and p["name"] not in grid_derived:
             found.append("copy pool %s keeps %s versions; a keep pool needs versions >= 1 and a tier keep >= 1" % (
                 json.dumps(p["name"]), json.dumps(p["versions"])))
     for entry in rotation_pools:
         if entry.get("policy") == "tiered" and not entry.get("tiers"):
             found.append("pool %s has policy tiered but no tiers; give tiers or use policy keep" % (
                 json.dumps(entry.get("name"))))
+        if entry.get("policy") == "grid" and entry.get("state", "present") == "present":
+            try:
+                parse_grid(entry.get("retention"))
+            except InvalidInput as exc:  # copy_pool's own parser and words
+                found.append("pool %s has policy grid: %s" % (json.dumps(entry.get("name")), exc.msg))
+        elif entry.get("retention") is not None and entry.get("policy") != "grid":
+            found.append("pool %s has retention %s but policy %s; retention is the grid of policy grid" % (
+                json.dumps(entry.get("name")), json.dumps(entry.get("retention")),
+                json.dumps(entry.get("policy", "keep"))))
     unknown = [n for n in only_pools if n not in [e.get("name") for e in rotation_pools]]
     if unknown:
         found.append("rotation_only_pools names %s, which rotation_pools does not define (it defines: %s)" % (
@@ -164,6 +195,7 @@ def _copy_pool_options(pool):
         "pre_copy_hooks": pool["pre_copy_hooks"],
         "post_copy_hooks": pool["post_copy_hooks"],
         "max_age": pool["max_age"],
+        "retention": pool.get("retention"),
     }
 
 

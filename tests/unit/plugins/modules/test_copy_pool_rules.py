@@ -35,6 +35,13 @@ BAD = [
     {"max_age": "1.5h"},
     {"max_age": "-1d"},
     {"max_age": "2 days"},
+    # grid retention: one parser (_retention.parse_grid) and one room check
+    {"retention": "24x"},
+    {"retention": "0h"},
+    {"retention": "-1d"},
+    {"retention": "24h 2h"},
+    {"retention": ""},
+    {"retention": "6h 3d"},  # 10 versions kept at most; the pool has 2 target pools
 ]
 
 

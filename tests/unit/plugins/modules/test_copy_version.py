@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.pitcopy.versions.plugins.modules import copy_pool, copy_version, prepair_record
+from ansible_collections.pitcopy.versions.plugins.modules import copy_pool, copy_pool_info, copy_version, prepair_record
 from ansible_collections.pitcopy.versions.tests.unit.plugins.modules.utils import CLONE_POOL, SNAP_POOL, pair_list
 
 
@@ -180,3 +180,27 @@ def test_hold_bad_input(snap_host, args, words):
     result = snap_host.fail(copy_version, dict(args, pool="web"))
     assert all(w in result["msg"] for w in words), result["msg"]
     assert snap_host.snapshot() == before
+
+
+def test_a_grid_pool_shows_in_check_and_diff_mode_which_versions_go(snap_host):
+    # retention 1h: the first copy of this hour and the newest are kept (the
+    # host's clock: if the hour turns between two copies, another version is
+    # the hour's first, so the exact numbers are only asserted within one hour)
+    snap_host.ok(copy_pool, dict(SNAP_POOL, retention="1h"))
+    for dummy in range(3):
+        snap_host.ok(copy_version, {"pool": "web"})
+    before = snap_host.snapshot()
+    checked = snap_host.ok(copy_version, {"pool": "web"}, check_mode=True, diff=True)
+    assert snap_host.snapshot() == before
+    after_versions = [r["version"] for r in checked["diff"]["after"]["replication_records"]]
+    done = snap_host.ok(copy_version, {"pool": "web"})
+    assert (done["replaced_version"], done["deleted_versions"]) == (checked["replaced_version"],
+                                                                    checked["deleted_versions"])
+    info = snap_host.ok(copy_pool_info, {"pool": "web"})["pools"][0]
+    assert info["retention"] == "1h"
+    kept = [r["version"] for r in info["replication_records"]]
+    assert kept == after_versions
+    if len(set(r["created"][:13] for r in info["replication_records"])) == 1:
+        # version 2 went with the copy of version 3, so version 4 takes its
+        # empty target pool and version 3 (neither first nor newest) goes
+        assert kept == [1, 4] and done["replaced_version"] is None and done["deleted_versions"] == [3]

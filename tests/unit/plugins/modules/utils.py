@@ -108,19 +108,26 @@ class ModuleHarness(object):
     runs like a real one would.
     """
 
-    def __init__(self, state_dir, backend, window_factory=None):
+    def __init__(self, state_dir, backend, window_factory=None, clock=None, tz=None):
         self.state_dir = str(state_dir)
         self.backend = backend
         self.window_factory = window_factory
+        # the engine's clock and timezone for every module run (a grid
+        # pool's hours simulated); None: the real ones
+        self.clock = clock
+        self.tz = tz
 
     def _engine_class(self):
         real = _module.RecordEngine
         window_factory = self.window_factory
+        harness = self
 
         def make(store, backend_for, clock=None):
+            clock = clock or harness.clock
+            extra = {"tz": harness.tz} if harness.tz is not None else {}
             if window_factory is None:
-                return real(store, backend_for, clock=clock)
-            return real(store, backend_for, clock=clock, window_factory=window_factory)
+                return real(store, backend_for, clock=clock, **extra)
+            return real(store, backend_for, clock=clock, window_factory=window_factory, **extra)
 
         return make
 

@@ -65,7 +65,7 @@ def test_keep_pool_is_one_copy_pool_with_the_options_copy_pool_takes():
     assert pool == {"name": "www", "base": "www", "tier": "", "technology": "btrfs_snapshot", "sources": ["/srv/a"],
                     "state": "present", "remove_copies": False, "versions": 14, "every": "day", "target_pools": [],
                     "snapshot_size": None, "consistency": "none", "pre_copy_hooks": hooks, "post_copy_hooks": None,
-                    "max_age": "26h"}
+                    "max_age": "26h", "retention": None}
 
 
 def test_tiers_inherit_the_pools_max_age_unless_they_set_their_own():
@@ -414,7 +414,9 @@ class Role:
         results = []
         for d in due:
             if d["due"]:
-                result = self.host.ok(copy_version, {"pool": d["name"], "label": d["label"]})
+                # _take.yml: an empty label is omitted (every: run without rotation_label)
+                args = {"pool": d["name"], "label": d["label"]} if d["label"] else {"pool": d["name"]}
+                result = self.host.ok(copy_version, args)
                 results.append(dict(result, item=d))
         known = self.info()[1]
         return defined, due, rotation.summary(run["pools"], known, {}, due_pools=due, taken=results)
@@ -470,3 +472,75 @@ def test_the_calendar_summary_of_its_last_day_names_what_was_taken(tmp_path):
     assert lines[1] == ("cal-weekly [btrfs_snapshot]: not due: last version v1 of 2026-02-28 is in this week; "
                         "kept 1 of 4: v1; pre-paired: -")
     assert lines[2].startswith("cal-monthly [btrfs_snapshot]: took v2 'monthly-2026-03-01'")
+
+
+def test_the_calendar_hourly_grid_beside_the_tiers_over_three_days(tmp_path):
+    """The calendar's grid pool (policy grid, ``6h 3d``) with its tiers, the
+    role run every hour of the first three days: the tiers take one version
+    a day as before, the grid pool one a run, and after every run the grid
+    pool keeps exactly what the grid predicts (tests/utils/grid_model.py);
+    one version (the day's first) stands for an hour and a day at once."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._retention import grid_capacity, parse_grid
+    from ansible_collections.pitcopy.versions.tests.unit.memory_backend import SetClock
+    from ansible_collections.pitcopy.versions.tests.utils.grid_model import expected_kept
+
+    pools, days, expected = calendar()
+    grid_pool = copy.deepcopy(expected["calendar_grid_pool"])
+    grid_pool["sources"] = pools[0]["sources"]
+    pools = pools + [grid_pool]
+    epoch = datetime.datetime.fromtimestamp(int(expected["calendar_epoch"]), tz=datetime.timezone.utc)
+    clock = SetClock(epoch)
+    host = ModuleHarness(tmp_path / "state", MemoryBackend("btrfs_snapshot"), window_factory=SimpleWindow,
+                         clock=clock, tz=datetime.timezone.utc)
+    for source in pools[0]["sources"]:
+        host.backend.add_volume(source, size=GIB)
+    role = Role(host)
+    grid = parse_grid(grid_pool["retention"])
+    taken = []
+    tier_days = {}
+    for hour in range(24 * int(expected["calendar_grid_days"])):
+        clock.now = epoch + datetime.timedelta(hours=hour)
+        defined, due, lines = role.run(pools, clock.now.date().isoformat())
+        assert defined == (["cal-daily", "cal-weekly", "cal-monthly", "cal-grid"] if hour == 0 else [])
+        for d in due:
+            if d["due"] and d["name"] != "cal-grid":
+                tier_days.setdefault(d["name"], []).append(clock.now.date().isoformat())
+        assert [d["due"] for d in due if d["name"] == "cal-grid"] == [True]
+        known = role.info()[1]
+        grid_kept = [r["version"] for r in sorted(known["cal-grid"], key=lambda r: r["version"])]
+        taken.append((max(grid_kept), clock.now))
+        assert set(grid_kept) == expected_kept(grid, taken, clock.now, datetime.timezone.utc), hour
+        assert len(grid_kept) <= grid_capacity(grid)
+        grid_line = [line for line in lines if line.startswith("cal-grid ")][0]
+        assert "kept %d of %d" % (len(grid_kept), grid_capacity(grid)) in grid_line
+    assert grid_kept == expected["calendar_grid_expected_versions"]
+    # the tiers beside it: one version a day, the weekly and monthly once
+    assert tier_days == {"cal-daily": ["2026-01-01", "2026-01-02", "2026-01-03"], "cal-weekly": ["2026-01-01"],
+                         "cal-monthly": ["2026-01-01"]}
+    # the copies on the host are the kept versions of the four pools (2 sources each)
+    known = role.info()[1]
+    assert len([c for c in host.backend.copies.values() if not c.get("staged")]) == 2 * sum(
+        len(rs) for rs in known.values())
+
+
+def test_a_grid_pool_is_one_copy_pool_with_its_grid():
+    (pool,) = pools_of({"name": "g", "technology": "btrfs_snapshot", "sources": ["/srv/a"], "policy": "grid",
+                        "retention": "24h 7d 4w 12m"})
+    assert (pool["name"], pool["retention"], pool["versions"], pool["every"]) == ("g", "24h 7d 4w 12m", 48, "run")
+    assert rotation._copy_pool_options(pool)["retention"] == "24h 7d 4w 12m"
+    (pool,) = pools_of({"name": "g", "technology": "btrfs_snapshot", "sources": ["/srv/a"], "policy": "grid",
+                        "retention": "6h", "versions": 9})
+    assert pool["versions"] == 9
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"policy": "grid", "retention": "24x"}, ['pool "g" has policy grid: retention \'24x\' is not accepted',
+                                              "h (hours), d (days)"]),
+    ({"policy": "grid"}, ['pool "g" has policy grid: retention None is not accepted']),
+    ({"policy": "grid", "retention": "0h"}, ["'0h' keeps no version"]),
+    ({"policy": "keep", "versions": 2, "retention": "6h"}, ['pool "g" has retention "6h" but policy "keep"']),
+])
+def test_a_grid_pool_without_a_good_grid_is_a_problem(entry, words):
+    run = rotation.expand([dict({"name": "g", "technology": "btrfs_snapshot", "sources": ["/srv/a"]}, **entry)])
+    assert len(run["problems"]) == 1 and all(w in run["problems"][0] for w in words), run["problems"]
+    assert "keeps 0 versions" not in run["problems"][0]
