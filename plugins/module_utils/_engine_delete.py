@@ -18,6 +18,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     _is_int,
     _journaled,
     pool_dict,
+    release_bases,
     version_dict,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError
@@ -63,6 +64,8 @@ class DeleteSteps(SessionBase):
             except PitcopyError as exc:
                 raise _journaled(exc, journal, self.name)
             self._save(new)
+            # the deleted copies' bases (incremental sends) go with them
+            release_bases(backend, state.definition, new)
             return result
 
         return Plan(True, pool_dict(state), pool_dict(new), result, act)
