@@ -344,12 +344,13 @@ class Backend(abc.ABC):
 
     # --- bases of incremental sends ------------------------------------------
 
-    def release_bases(self, definition, records, dry_run=False):
+    def release_bases(self, definition, records, dry_run=False, sources=()):
         """Delete the bases (ours only) that no copy of ``records`` (the
         pool's replication records) was sent from or can be the parent of
-        the next send: ``(source, version)`` not among the records' pairs.
-        Returns the paths released (``dry_run``: that would be). Default:
-        none kept."""
+        the next send: ``(source, version)`` not among the records' pairs;
+        ``sources``: more sources to look beside (ones that just left the
+        records). Returns the paths released (``dry_run``: that would be).
+        Default: none kept."""
         return []
 
     def missing_bases(self, definition, records):

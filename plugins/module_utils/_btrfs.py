@@ -2054,6 +2054,22 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
     def _base_problem(self, definition, version, pair, base_mark, facts):
         """Why the copy ``pair`` of ``version`` (facts: _copy_facts) cannot
         be the parent of an incremental send from its base, or None."""
+        why = self._copy_problem(definition, version, pair, facts)
+        if why is not None:
+            return why
+        copy = self._copy_path(pair.source, pair.target)
+        info = facts[copy][2]
+        if base_mark is None:
+            return "its base %s is gone" % base_path(pair.source, definition.name, version)
+        if info["received_uuid"] != base_mark.get("uuid"):
+            return "%s%s was not received from the base %s (received UUID %s, base UUID %s)" % (
+                copy, self._on(copy), base_path(pair.source, definition.name, version), info["received_uuid"],
+                base_mark.get("uuid"))
+        return None
+
+    def _copy_problem(self, definition, version, pair, facts):
+        """Why the copy ``pair`` of ``version`` is not the valid copy the
+        record names (facts: _copy_facts), or None."""
         copy = self._copy_path(pair.source, pair.target)
         is_sv, mark, info = facts.get(copy, (False, None, None))
         if not is_sv or info is None:
@@ -2067,12 +2083,6 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         if pair.identity and not same_subvolume(pair.identity, "%s,received=%s" % (info["uuid"],
                                                                                     info["received_uuid"])):
             return "%s%s is not the copy the record names" % (copy, self._on(copy))
-        if base_mark is None:
-            return "its base %s is gone" % base_path(pair.source, definition.name, version)
-        if info["received_uuid"] != base_mark.get("uuid"):
-            return "%s%s was not received from the base %s (received UUID %s, base UUID %s)" % (
-                copy, self._on(copy), base_path(pair.source, definition.name, version), info["received_uuid"],
-                base_mark.get("uuid"))
         return None
 
     def _choose_bases(self, plan):
@@ -2171,33 +2181,34 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         self._sync([base for _p, _snap, base in moves])
 
     def _kept_bases(self, definition, sources):
-        """(source, version, path, mark) of this pool's bases beside ``sources``."""
+        """(source, version, path, mark) of this pool's bases in the send
+        directories beside ``sources`` (those of a source that left the pool
+        and shared its parent directory with another are found too)."""
         out = []
-        for source in sorted(set(sources)):
-            if not isinstance(source, str) or not os.path.isabs(source):
-                continue
-            d = os.path.join(pool_dir(source, definition.name), "send")
+        dirs = sorted(set(os.path.join(pool_dir(s_, definition.name), "send") for s_ in sources
+                          if isinstance(s_, str) and os.path.isabs(s_)))
+        for d in dirs:
             try:
                 names = sorted(os.listdir(d))
             except OSError:
                 continue
-            prefix = BASE_PREFIX
-            suffix = "." + os.path.basename(source)
             for n in names:
-                if not (n.startswith(prefix) and n.endswith(suffix)):
+                if not n.startswith(BASE_PREFIX):
                     continue
                 path = os.path.join(d, n)
                 mark = self._read_mark(path)
+                source = (mark or {}).get("source")
+                version = (mark or {}).get("version")
                 if mark is None or mark.get("pool") != definition.name or mark.get("role") != ROLE_BASE or \
-                        mark.get("source") != source or base_path(source, definition.name,
-                                                                   mark.get("version") or 0) != path:
+                        not isinstance(source, str) or not isinstance(version, int) or \
+                        base_path(source, definition.name, version) != path:
                     continue  # not ours: never touched
-                out.append((source, mark.get("version"), path, mark))
+                out.append((source, version, path, mark))
         return out
 
-    def release_bases(self, definition, records, dry_run=False):
+    def release_bases(self, definition, records, dry_run=False, sources=()):
         needed = set((p.source, r.version) for r in records for p in r.pairs)
-        sources = list(definition.sources) + [p.source for r in records for p in r.pairs]
+        sources = list(definition.sources) + [p.source for r in records for p in r.pairs] + list(sources)
         doomed = [path for source, version, path, _m in self._kept_bases(definition, sources)
                   if (source, version) not in needed]
         if dry_run or not doomed:
@@ -2210,9 +2221,8 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         pairs = [(r, p) for r in records for p in r.pairs]
         facts = self._copy_facts([self._copy_path(p.source, p.target) for _r, p in pairs])
         for r, p in pairs:
-            copy = self._copy_path(p.source, p.target)
-            if not facts.get(copy, (False,))[0]:
-                continue  # the copy itself is missing: verify reports that
+            if self._copy_problem(definition, r.version, p, facts) is not None:
+                continue  # the copy itself is missing or not the recorded one: verify reports that
             _path, mark = self._base_mark(definition, p.source, r.version)
             why = self._base_problem(definition, r.version, p, mark, facts)
             if why is not None:

@@ -307,5 +307,5 @@ class CopySteps(CopyRecordSteps):
         if backend.identifies_copies and any(p.identity is None for r in new.replication_records for p in r.pairs):
             new = next_state(state, record, journal.replaced_version, dropped, self._found_identities(backend))
         self._save(new)
-        release_bases(backend, definition, new)
+        release_bases(backend, definition, new, before=state)
         return new

@@ -221,7 +221,7 @@ class DefineSteps(CopyRecordSteps):
                 except PitcopyError as exc:
                     raise _journaled(exc, journal, self.name)
             # the bases of incremental sends go with the copies (none is needed any more)
-            release_bases(backend, old.definition, replace(old, replication_records=()))
+            release_bases(backend, old.definition, replace(old, replication_records=()), before=old)
             self.store.remove(self.name)
             self.state = None
             return result

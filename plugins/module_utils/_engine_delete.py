@@ -65,7 +65,7 @@ class DeleteSteps(SessionBase):
                 raise _journaled(exc, journal, self.name)
             self._save(new)
             # the deleted copies' bases (incremental sends) go with them
-            release_bases(backend, state.definition, new)
+            release_bases(backend, state.definition, new, before=state)
             return result
 
         return Plan(True, pool_dict(state), pool_dict(new), result, act)

@@ -447,7 +447,7 @@ class VerifySteps(JournalRepairSteps):
                     out = dict(result, findings=[_unpaired_action(f, unpaired, pprs) for f in findings])
             self._save(current)
             # bases the records no longer need (a rolled-back copy's, a pair dropped)
-            release_bases(backend, definition, current)
+            release_bases(backend, definition, current, before=state)
             return out
 
         return Plan(changed, pool_dict(state), pool_dict(new), result, act)
