@@ -2080,8 +2080,8 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         if info["uuid"] != mark.get("uuid") or not info["readonly"] or info["ctransid"] != mark.get("ctransid"):
             return "%s%s is not the copy received then (another subvolume, or changed since)" % (
                 copy, self._on(copy))
-        if pair.identity and not same_subvolume(pair.identity, "%s,received=%s" % (info["uuid"],
-                                                                                    info["received_uuid"])):
+        found = "%s,received=%s" % (info["uuid"], info["received_uuid"])
+        if pair.identity and not same_subvolume(pair.identity, found):
             return "%s%s is not the copy the record names" % (copy, self._on(copy))
         return None
 

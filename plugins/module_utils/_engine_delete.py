@@ -61,11 +61,12 @@ class DeleteSteps(SessionBase):
                     backend.hold_copies(state.definition, version, copies, False)
                 # only the copies the record names (identity), never a stranger at their path
                 backend.delete_copies(state.definition, copies)
+                # the deleted copies' bases (incremental sends) go with them,
+                # under the journal: a kill here is finished by the repair
+                release_bases(backend, state.definition, new, before=state)
             except PitcopyError as exc:
                 raise _journaled(exc, journal, self.name)
             self._save(new)
-            # the deleted copies' bases (incremental sends) go with them
-            release_bases(backend, state.definition, new, before=state)
             return result
 
         return Plan(True, pool_dict(state), pool_dict(new), result, act)

@@ -220,7 +220,7 @@ version:
           incrementally from (C(btrfs send -p) from the base kept beside the source), or null for a full send (the
           first copy into its target pool, or its base gone or not matching the copy the target pool holds); and
           C(bytes_sent), the bytes of the send stream, counted as it passed through the module. Both are left out
-          when not known (versions taken before incremental sends, or finished by O(pitcopy.versions.verify_records)
+          when not known (versions taken before incremental sends, or finished by M(pitcopy.versions.verify_records)
           repair after a kill).
       type: list
       elements: dict

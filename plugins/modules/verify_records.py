@@ -99,8 +99,8 @@ consistent:
     - Whether the records and the host agree (before any repair).
     - A V(stale) finding alone (see the pool's O(pitcopy.versions.copy_pool#module:max_age)) does not make it false, since
       the records may be right about copies that stopped being taken.
-    - Nor does a V(base_missing) finding (C(btrfs_send)): a kept copy without a usable base only means that the next
-      version into its target pool is sent in full.
+    - Nor does a V(base_missing) finding (C(btrfs_send)), since a kept copy without a usable base only means that the
+      next version into its target pool is sent in full.
   returned: success
   type: bool
   sample: true

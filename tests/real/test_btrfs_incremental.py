@@ -33,7 +33,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
     write_mark,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
 from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
