@@ -79,6 +79,10 @@ class CopyPlan:
         self.staged = []
         #: the backend's own facts between steps (report rows, tool output)
         self.facts = {}
+        #: send technologies: {source: (version, CopyPair)} of the copy the
+        #: target pool holds, from the records (the engine's choice of base);
+        #: the backend sends incrementally from it when the storage agrees
+        self.bases = {}
 
     def as_dict(self):
         """What check mode can show of the copies."""
@@ -108,6 +112,12 @@ class Backend(abc.ABC):
     #: host, reached over ssh): the backend then runs discovery, marks and
     #: deletions of those targets there, and its transfer crosses hosts
     remote_targets = False
+
+    #: True when the backend sends a version incrementally from the copy
+    #: a target pool already holds (``CopyPlan.bases``, chosen by the
+    #: engine from the records); it then keeps a base on the source side
+    #: per kept copy, released by :meth:`release_bases`
+    incremental = False
 
     def __init__(self, runner=None):
         # runner: object with run(argv, data=None, check=True) -> (rc, out, err)
@@ -330,6 +340,23 @@ class Backend(abc.ABC):
     def sweep_leftovers(self, definition):
         """Remove leftovers() (the caller holds the pool's lock); returns the
         paths removed."""
+        return []
+
+    # --- bases of incremental sends ------------------------------------------
+
+    def release_bases(self, definition, records, dry_run=False, sources=()):
+        """Delete the bases (ours only) that no copy of ``records`` (the
+        pool's replication records) was sent from or can be the parent of
+        the next send: ``(source, version)`` not among the records' pairs;
+        ``sources``: more sources to look beside (ones that just left the
+        records). Returns the paths released (``dry_run``: that would be).
+        Default: none kept."""
+        return []
+
+    def missing_bases(self, definition, records):
+        """(record, pair, why) of the recorded copies whose base is missing
+        on the source side or does not match the copy: the next version
+        into that target pool is sent in full. Reads only. Default: none."""
         return []
 
     # --- holds ---------------------------------------------------------------

@@ -121,6 +121,7 @@ import re
 import stat
 import struct
 import uuid
+from dataclasses import replace
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
@@ -141,6 +142,11 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._runner import co
 BTRFS = "btrfs"
 NAMESPACE = ".pitcopy"
 STAGING_PREFIX = ".pitcopy-staging."
+#: btrfs_send: the read-only snapshot a version was sent from, kept beside
+#: the source (``<pool dir>/send/.pitcopy-base.<version>.<name>``) as the
+#: parent of the next incremental send into the same target pool
+BASE_PREFIX = ".pitcopy-base."
+ROLE_BASE = "send-base"
 MARK_PREFIX = ".pitcopy-mark."
 MARK_SUFFIX = ".json"
 MARK_FORMAT = 1
@@ -385,6 +391,11 @@ def staged_path(copy_path):
 
 def pool_dir(source, pool):
     return os.path.join(os.path.dirname(source), NAMESPACE, pool)
+
+
+def base_path(source, pool, version):
+    """Where the base of ``source``'s copy of ``version`` is kept (btrfs_send)."""
+    return os.path.join(pool_dir(source, pool), "send", "%s%d.%s" % (BASE_PREFIX, version, os.path.basename(source)))
 
 
 def _now():
@@ -660,6 +671,7 @@ class _BtrfsBase(Backend):
                 continue
             if tp.host not in sites:
                 sites[tp.host] = RemoteSite(tp.host, definition.ssh, self.runner)
+            sites[tp.host].dirs.extend(tp.volumes)
             remote.extend((v, sites[tp.host]) for v in tp.volumes)
         self._remote = remote
 
@@ -695,10 +707,18 @@ class _BtrfsBase(Backend):
         return self._at(path).call("read_mark", path)
 
     def _write_mark(self, path, data, durable=True):
-        self._at(path).call("write_mark", path, data, durable)
+        self._at(path).write_mark(path, data, durable)
 
     def _remove_mark(self, path):
-        self._at(path).call("remove_mark", path)
+        self._at(path).remove_marks([path])
+
+    def _remove_marks(self, paths):
+        """Several marks removed: one agent run per host."""
+        by_site = {}
+        for p in paths:
+            by_site.setdefault(self._site_of(p), []).append(p)
+        for site, some in by_site.items():
+            self._at(some[0]).remove_marks(some)
 
     def _exists(self, path):
         return self._at(path).call("exists", path)
@@ -861,6 +881,9 @@ class _BtrfsBase(Backend):
     def discover(self, names):
         for n in names:
             self._validate_any(n)
+        # a fresh look at the other hosts (the plan may be minutes old)
+        for site in self._remote_sites():
+            site.invalidate()
         mounts = self._mounts()
         cache = {}
         out = {}
@@ -967,7 +990,14 @@ class _BtrfsBase(Backend):
             by_site.setdefault(self._site_of(p), []).append(p)
         for site, some in by_site.items():
             runner = self.runner if site is None else site.runner
-            runner.run(["btrfs", "subvolume", "delete", "--"] + some)
+            try:
+                runner.run(["btrfs", "subvolume", "delete", "--"] + some)
+            except Exception:
+                if site is not None:
+                    site.invalidate()  # some may be gone: ask again
+                raise
+            if site is not None:
+                site.forget(some)
         return paths
 
     def _delete_ours(self, pool, paths, keep_version=None, identities=None):
@@ -996,8 +1026,7 @@ class _BtrfsBase(Backend):
                                  "deleted: release the hold first" % (p, mark.get("version"), pool), target=p)
             doomed.append(p)
         self._delete_subvolumes(doomed)
-        for p in doomed:
-            self._remove_mark(p)
+        self._remove_marks(doomed)
         return doomed
 
     def _complete_mark(self, path, mark, durable=True, **extra):
@@ -1154,6 +1183,9 @@ class _BtrfsBase(Backend):
         base = os.path.basename(source)
         if role == "send-snapshot":
             return os.path.join(pool_dir(source, mark.get("pool")), "send", STAGING_PREFIX + base)
+        if role == ROLE_BASE:
+            version = mark.get("version")
+            return base_path(source, mark.get("pool"), version) if isinstance(version, int) else None
         if role == "restore-temp":
             return None
         final = target if self.implied_targets else os.path.join(target, base)
@@ -1237,6 +1269,11 @@ class _BtrfsBase(Backend):
                 continue
             canonical = self._canonical_path(mark)
             if canonical is not None and canonical != path:
+                continue
+            if mark.get("role") == ROLE_BASE and mark.get("state") == "complete":
+                # a kept base, not a copy: release_bases keeps or releases it
+                # against the records (a pending one is what a killed copy
+                # left: listed as staged, so that its repair discards it)
                 continue
             staged = mark.get("role") != "copy"
             valid, detail = self._judge(path, mark)
@@ -1491,7 +1528,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                     "new version is complete" % (definition.name, fsid, ", ".join(s for s, _f in where[fsid]),
                                                  free, len(where[fsid]), needed, SNAPSHOT_RESERVE))
 
-    def _temporary_path(self, definition, p):
+    def _temporary_path(self, definition, p, version):
         """What the copy of pair ``p`` makes only for the copy (released in
         every case), or None."""
         return None
@@ -1508,7 +1545,7 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                 index[key] = len(groups)
                 groups.append((key, []))
             groups[index[key]][1].append((p, staged_path(self._copy_path(p.source, p.target)),
-                                          self._temporary_path(definition, p)))
+                                          self._temporary_path(definition, p, version)))
         # snapshots of one filesystem back to back
         todo = [item for _k, items in groups for item in items]
         pit = [(p, tmp or st) for p, st, tmp in todo]
@@ -1588,7 +1625,8 @@ class BtrfsSnapshotBackend(_BtrfsBase):
             except OSError:
                 continue
             for n in names:
-                if not (n.startswith(MARK_PREFIX + STAGING_PREFIX) and n.endswith(MARK_SUFFIX)):
+                if not ((n.startswith(MARK_PREFIX + STAGING_PREFIX) or n.startswith(MARK_PREFIX + BASE_PREFIX))
+                        and n.endswith(MARK_SUFFIX)):
                     continue
                 copy = os.path.join(d, n[len(MARK_PREFIX):-len(MARK_SUFFIX)])
                 if self._exists(copy):
@@ -1717,8 +1755,14 @@ class BtrfsSnapshotBackend(_BtrfsBase):
                 renames.append((st, final))
         if renames:
             self._sync([f for _s, f in renames])
+            by_site = {}
             for st, final in renames:
-                self._rename(st, final)
+                by_site.setdefault(self._site_of(st), []).append((st, final))
+            for site, some in by_site.items():
+                # one agent run per host for its renames
+                for ok, value in self._at(some[0][0]).batch([("rename", pair) for pair in some]):
+                    if not ok:
+                        raise value
         completed = []
         for p, st, final in work:
             fmark = self._read_mark(final)
@@ -1809,6 +1853,9 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
     # two pools' first copies of same-named sources would meet at one
     # staging path in a shared target directory
     exclusive_targets = True
+    # ``btrfs send -p <base>`` when the target pool holds a copy received
+    # from a base kept beside the source (plan.bases, from the records)
+    incremental = True
 
     def implied_target(self, pool, target_pool, source):
         raise NotImplementedError("btrfs_send targets are listed in target_pools")
@@ -1962,41 +2009,225 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                 "another target" % (p.target, self._on(p.target), definition.name,
                                     ", ".join(foreign[:5] + ["copies of pool %s" % o for o in others])))
 
-    def _temporary_path(self, definition, p):
-        # the point in time: a read-only snapshot beside the source, sent and then deleted
+    def _temporary_path(self, definition, p, version):
+        # the point in time: a read-only snapshot beside the source, sent,
+        # then kept as the base of the next incremental send into the same
+        # target pool (_keep_bases; release_bases deletes it when no copy
+        # needs it). It keeps the staging name while it is sent: btrfs
+        # receive names the copy after the snapshot sent.
         return self._send_snapshot(definition, p.source)
 
     def take_point_in_time(self, plan):
         self._snapshot_batch(plan, "temporary snapshot(s)")
 
+    def _base_mark(self, definition, source, version):
+        """(path, mark) of the complete base of ``source``'s copy of
+        ``version`` that is ours and is the subvolume its mark names, else
+        (path, None)."""
+        path = base_path(source, definition.name, version)
+        if not self._is_subvol(path):
+            return path, None
+        mark = self._read_mark(path)
+        if mark is None or mark.get("pool") != definition.name or mark.get("role") != ROLE_BASE or \
+                mark.get("state") != "complete" or mark.get("version") != version or mark.get("source") != source \
+                or not self._agrees(path, mark):
+            return path, None
+        return path, mark
+
+    def _copy_facts(self, paths):
+        """{path: (is subvolume, mark, subvolume info or None)} of copies,
+        one agent run per target host (the same calls here)."""
+        out = {}
+        by_site = {}
+        for path in paths:
+            by_site.setdefault(self._site_of(path), []).append(path)
+        for site, some in by_site.items():
+            calls = []
+            for path in some:
+                calls.extend([("is_subvolume", (path,)), ("read_mark", (path,)), ("subvolume_info", (path,))])
+            answers = self._at(some[0]).batch(calls)
+            for i, path in enumerate(some):
+                (ok_s, is_sv), (ok_m, mark), (ok_i, info) = answers[3 * i:3 * i + 3]
+                out[path] = (ok_s and is_sv, mark if ok_m else None, info if (ok_i and ok_s and is_sv) else None)
+        return out
+
+    def _base_problem(self, definition, version, pair, base_mark, facts):
+        """Why the copy ``pair`` of ``version`` (facts: _copy_facts) cannot
+        be the parent of an incremental send from its base, or None."""
+        why = self._copy_problem(definition, version, pair, facts)
+        if why is not None:
+            return why
+        copy = self._copy_path(pair.source, pair.target)
+        info = facts[copy][2]
+        if base_mark is None:
+            return "its base %s is gone" % base_path(pair.source, definition.name, version)
+        if info["received_uuid"] != base_mark.get("uuid"):
+            return "%s%s was not received from the base %s (received UUID %s, base UUID %s)" % (
+                copy, self._on(copy), base_path(pair.source, definition.name, version), info["received_uuid"],
+                base_mark.get("uuid"))
+        return None
+
+    def _copy_problem(self, definition, version, pair, facts):
+        """Why the copy ``pair`` of ``version`` is not the valid copy the
+        record names (facts: _copy_facts), or None."""
+        copy = self._copy_path(pair.source, pair.target)
+        is_sv, mark, info = facts.get(copy, (False, None, None))
+        if not is_sv or info is None:
+            return "%s%s is gone" % (copy, self._on(copy))
+        if mark is None or mark.get("pool") != definition.name or mark.get("version") != version or \
+                mark.get("role") != "copy":
+            return "%s%s is not version %s of copy pool %s" % (copy, self._on(copy), version, definition.name)
+        if info["uuid"] != mark.get("uuid") or not info["readonly"] or info["ctransid"] != mark.get("ctransid"):
+            return "%s%s is not the copy received then (another subvolume, or changed since)" % (
+                copy, self._on(copy))
+        found = "%s,received=%s" % (info["uuid"], info["received_uuid"])
+        if pair.identity and not same_subvolume(pair.identity, found):
+            return "%s%s is not the copy the record names" % (copy, self._on(copy))
+        return None
+
+    def _choose_bases(self, plan):
+        """{source: (base version, base path) or (None, why it is sent in
+        full)} for the pairs of ``plan``."""
+        definition = plan.definition
+        chosen = {}
+        candidates = []
+        for p, _st, _snap in plan.facts["todo"]:
+            entry = plan.bases.get(p.source)
+            if entry is None:
+                chosen[p.source] = (None, "the target pool holds no earlier copy of it")
+                continue
+            version, old = entry
+            if old.target != p.target:
+                chosen[p.source] = (None, "the earlier copy is in another target directory (%s)" % old.target)
+                continue
+            candidates.append((p, version, old))
+        facts = self._copy_facts([self._copy_path(old.source, old.target) for _p, _v, old in candidates])
+        for p, version, old in candidates:
+            path, mark = self._base_mark(definition, p.source, version)
+            why = self._base_problem(definition, version, old, mark, facts)
+            chosen[p.source] = (version, path) if why is None else (None, why)
+        return chosen
+
     def transfer(self, plan):
-        """One full ``btrfs send | btrfs receive`` per pair into its target
-        directory. A send to another host, or ``-p`` from the copy the target
-        already holds, is another transfer of the same snapshots."""
+        """One ``btrfs send [-p <base>] | btrfs receive`` per pair into its
+        target directory, here or on the target pool's host (the same
+        pipe: ``ssh host btrfs receive``); the stream is counted as it
+        passes through this process."""
         definition, version, todo = plan.definition, plan.version, plan.facts["todo"]
+        chosen = self._choose_bases(plan)
+        sent = {}
         for p, st, snap in todo:
-            send = ["btrfs", "send", "-q", "--", snap]
+            base_version, base = chosen[p.source]
+            send = ["btrfs", "send", "-q"] + (["-p", base] if base_version is not None else []) + ["--", snap]
             receive = ["btrfs", "receive", "--", p.target]
             site = self._site_of(p.target)
+            meter = {}
             try:
                 if site is None:
-                    self.runner.pipe([send, receive])
+                    self.runner.pipe([send, receive], meter=meter)
                 else:
                     # send here | ssh host receive: every process runs here,
                     # the receive's argv quoted for the remote shell
-                    pipe_across([(site.local, send), (site.ssh, receive)])
+                    try:
+                        pipe_across([(site.local, send), (site.ssh, receive)], meter=meter)
+                    finally:
+                        site.invalidate()  # the receive changed the host
             except CommandError as exc:
                 raise CopyFailed(
-                    "version %d of copy pool %s failed at the pair %s -> %s%s: btrfs send | btrfs receive: %s; "
+                    "version %d of copy pool %s failed at the pair %s -> %s%s: btrfs send%s | btrfs receive: %s; "
                     "the copies already made were removed and the previous versions are intact" % (
-                        version, definition.name, p.source, p.target, self._on(p.target), command_reason(exc)),
+                        version, definition.name, p.source, p.target, self._on(p.target),
+                        " -p %s" % base if base_version is not None else "", command_reason(exc)),
                     cause=exc, source=p.source, target=p.target)
             if not self._is_subvol(st):
                 raise CopyFailed("version %d of copy pool %s: btrfs receive into %s%s did not create %s" % (
                     version, definition.name, p.target, self._on(p.target), st), source=p.source, target=p.target)
+            sent[p.source] = (base_version, int(meter.get("bytes", 0)),
+                              None if base_version is not None else base)
         # a received subvolume's generation settles with the commit
         self._sync([st for _p, st, _snap in todo])
+        self._keep_bases(plan)
         super(BtrfsSendBackend, self).transfer(plan)
+        plan.staged = [replace(s, base_version=sent[s.source][0], bytes_sent=sent[s.source][1])
+                       for s in plan.staged]
+        plan.facts["full_sends"] = dict((src, why) for src, (_b, _n, why) in sent.items() if why)
+
+    def _keep_bases(self, plan):
+        """The snapshots sent become the bases of the next sends: renamed in
+        their directory (a read-only subvolume moves only there) to
+        base_path(). Crash-safe order: the base's mark (pending, naming the
+        version) is durable before the rename and completed after it; a
+        kill leaves a pending base, which the rollback of the interrupted
+        copy discards as one of its staged copies, or a mark without its
+        subvolume, which the next run sweeps."""
+        definition, version, todo = plan.definition, plan.version, plan.facts["todo"]
+        pool = definition.name
+        moves = []
+        for p, _st, snap in todo:
+            base = base_path(p.source, pool, version)
+            if self._exists(base):
+                self._delete_ours(pool, [base])  # ours, from an attempt of this number rolled back
+            data = dict(self._read_mark(snap) or {}, role=ROLE_BASE, state="pending")
+            self._write_mark(base, data, durable=False)
+            moves.append((p, snap, base))
+        # undo deletes them when a later step fails: they are this version's
+        plan.made.extend(CopyPair(p.source, base) for p, _snap, base in moves)
+        self._sync([base for _p, _snap, base in moves])
+        for _p, snap, base in moves:
+            self._rename(snap, base)
+        for _p, snap, base in moves:
+            self._complete_mark(base, self._read_mark(base), durable=False)
+            self._remove_mark(snap)
+        self._sync([base for _p, _snap, base in moves])
+
+    def _kept_bases(self, definition, sources):
+        """(source, version, path, mark) of this pool's bases in the send
+        directories beside ``sources`` (those of a source that left the pool
+        and shared its parent directory with another are found too)."""
+        out = []
+        dirs = sorted(set(os.path.join(pool_dir(s_, definition.name), "send") for s_ in sources
+                          if isinstance(s_, str) and os.path.isabs(s_)))
+        for d in dirs:
+            try:
+                names = sorted(os.listdir(d))
+            except OSError:
+                continue
+            for n in names:
+                if not n.startswith(BASE_PREFIX):
+                    continue
+                path = os.path.join(d, n)
+                mark = self._read_mark(path)
+                source = (mark or {}).get("source")
+                version = (mark or {}).get("version")
+                if mark is None or mark.get("pool") != definition.name or mark.get("role") != ROLE_BASE or \
+                        not isinstance(source, str) or not isinstance(version, int) or \
+                        base_path(source, definition.name, version) != path:
+                    continue  # not ours: never touched
+                out.append((source, version, path, mark))
+        return out
+
+    def release_bases(self, definition, records, dry_run=False, sources=()):
+        needed = set((p.source, r.version) for r in records for p in r.pairs)
+        sources = list(definition.sources) + [p.source for r in records for p in r.pairs] + list(sources)
+        doomed = [path for source, version, path, _m in self._kept_bases(definition, sources)
+                  if (source, version) not in needed]
+        if dry_run or not doomed:
+            return doomed
+        # ours only: the mark names the pool and the subvolume (UUID)
+        return self._delete_ours(definition.name, doomed)
+
+    def missing_bases(self, definition, records):
+        out = []
+        pairs = [(r, p) for r in records for p in r.pairs]
+        facts = self._copy_facts([self._copy_path(p.source, p.target) for _r, p in pairs])
+        for r, p in pairs:
+            if self._copy_problem(definition, r.version, p, facts) is not None:
+                continue  # the copy itself is missing or not the recorded one: verify reports that
+            _path, mark = self._base_mark(definition, p.source, r.version)
+            why = self._base_problem(definition, r.version, p, mark, facts)
+            if why is not None:
+                out.append((r, p, why))
+        return out
 
     def discard(self, definition, staged):
         paths = [s.target for s in staged]

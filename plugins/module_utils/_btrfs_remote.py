@@ -98,6 +98,45 @@ def sync(dirs):
             KERNEL.sync(d)
 
 
+def scan(dirs, technology):
+    """Every read the backend makes of the target directories ``dirs``,
+    answered at once ([[op, args], [ok, value]] pairs): each directory's
+    facts, listing and mark, and of each entry (and each name a mark is
+    written for) its existence, subvolume facts, mark and identity."""
+    out = []
+
+    def ask(op, *args):
+        try:
+            out.append([[op, list(args)], [True, OPS[op](*args)]])
+            return out[-1][1][1]
+        except (IOError, OSError) as exc:
+            out.append([[op, list(args)], [False, [exc.errno, exc.strerror or str(exc),
+                                                   getattr(exc, "filename", None)]]])
+            return None
+
+    for d in dirs:
+        ask("volume", d)
+        ask("target_problem", d)
+        ask("exists", d)
+        ask("read_mark", d)
+        if ask("is_subvolume", d):
+            ask("subvolume_info", d)
+        entries = ask("listdir", d)
+        if entries is None:
+            continue
+        names = set(e for e in entries if not e.startswith(MARK_PREFIX))
+        names.update(e[len(MARK_PREFIX):-len(MARK_SUFFIX)] for e in entries
+                     if e.startswith(MARK_PREFIX) and e.endswith(MARK_SUFFIX))
+        for n in sorted(names):
+            path = os.path.join(d, n)
+            ask("exists", path)
+            ask("read_mark", path)
+            if ask("is_subvolume", path):
+                ask("subvolume_info", path)
+            ask("identity", path, technology)
+    return out
+
+
 OPS = {
     "exists": _exists, "is_subvolume": _is_subvolume, "subvolume_info": subvol_info, "read_mark": read_mark,
     "write_mark": write_mark, "remove_mark": remove_mark, "rename": os.rename, "listdir": os.listdir,
@@ -105,6 +144,7 @@ OPS = {
     "identity": identity_of, "agrees": mark_agrees, "target_problem": target_dir_problem,
     "volume": volume_facts, "sync": sync,
 }
+OPS["scan"] = scan
 
 
 def main():
@@ -138,6 +178,9 @@ def agent_source():
 
 #: operations that change the target host (refused in check mode)
 _WRITES = frozenset(("write_mark", "remove_mark", "rename", "unlink", "sync"))
+#: reads a RemoteSite answers from one ``scan`` of its target directories
+_CACHED = frozenset(("exists", "is_subvolume", "subvolume_info", "read_mark", "listdir", "identity", "agrees",
+                     "target_problem", "volume"))
 
 
 def _local_subvolume_info(path):
@@ -169,6 +212,29 @@ class LocalSite:
               "agrees": _btrfs.mark_agrees, "target_problem": _btrfs.target_dir_problem}[op]
         return fn(*args)
 
+    def invalidate(self):
+        """Nothing is kept here: every read asks the host."""
+
+    def forget(self, paths):
+        """Nothing is kept here."""
+
+    def write_mark(self, path, data, durable=True):
+        _btrfs.write_mark(path, data, durable)
+
+    def remove_marks(self, paths):
+        for path in paths:
+            _btrfs.remove_mark(path)
+
+    def batch(self, calls):
+        """RemoteSite.batch here: each call's (ok, value or OSError)."""
+        out = []
+        for op, args in calls:
+            try:
+                out.append((True, self.call(op, *args)))
+            except (IOError, OSError) as exc:
+                out.append((False, exc))
+        return out
+
 
 class RemoteSite:
     """The targets on ``host``: each operation one agent run over ssh."""
@@ -184,6 +250,13 @@ class RemoteSite:
         self.read_only = read_only
         self.host = host
         self.local = local
+        #: the target directories of the pool on this host
+        self.dirs = []
+        #: {json [op, args]: (ok, value)} of the last scan, None when stale
+        self._cache = None
+        self._entries = {}
+        #: how many agent runs this site made (the tests count them)
+        self.runs = 0
 
     def __repr__(self):
         return "RemoteSite(%r)" % self.host
@@ -196,8 +269,12 @@ class RemoteSite:
             if changing:
                 raise MutationRefused("refused to run %s on %s: %s only reads the hosts; nothing was run" % (
                     ", ".join(changing), self.host, self.runner.why))
-        argv = ["python3", "-c", agent_source()]
+        # -S: the agent needs no site packages (a faster start, each run)
+        argv = ["python3", "-S", "-c", agent_source()]
         request = json.dumps([[op, list(args)] for op, args in calls]).encode("utf-8")
+        self.runs += 1
+        if any(op in _WRITES and op != "sync" for op, _a in calls):
+            self.invalidate()
         rc, out, err = self.ssh.run(argv, data=request, check=False)
         try:
             answers = json.loads(out) if rc == 0 else None
@@ -219,8 +296,102 @@ class RemoteSite:
                 out.append((False, OSError(code, "%s (on %s)" % (text, self.host), filename)))
         return out
 
+    def invalidate(self):
+        """Forget the last scan: the host changed (a write, a receive, a
+        delete), or a fresh look is wanted (discovery before acting)."""
+        self._cache = None
+        self._entries = {}
+
+    def _scan(self):
+        """One agent run reads everything the backend reads of this host's
+        target directories (the ``scan`` operation); the reads after it are
+        answered here until the host changes: one round trip per phase
+        instead of one per file."""
+        ok, value = self.batch([("scan", (list(self.dirs), "btrfs_send"))])[0]
+        if not ok:
+            raise value
+        cache = {}
+        entries = {}
+        for (op, args), (good, answer) in value:
+            if not good:
+                code, text, filename = (list(answer) + [None, None, None])[:3]
+                answer = OSError(code, "%s (on %s)" % (text, self.host), filename)
+            cache[json.dumps([op, args])] = (good, answer)
+            if op == "listdir" and good:
+                entries[args[0]] = set(answer)
+        self._cache, self._entries = cache, entries
+
+    def _cached(self, op, args):
+        """(found, ok, value) of a read from the last scan."""
+        path = args[0] if args and isinstance(args[0], str) else None
+        if path is None or not (path in self.dirs or os.path.dirname(path) in self.dirs):
+            return False, None, None
+        if self._cache is None:
+            self._scan()
+        if op == "agrees":
+            mark = args[1]
+            if mark is None or not mark.get("uuid") or not self.call("is_subvolume", path):
+                return True, True, True
+            return True, True, self.call("subvolume_info", path)["uuid"] == mark.get("uuid")
+        key = json.dumps([op, list(args)])
+        if key in self._cache:
+            ok, value = self._cache[key]
+            return True, ok, value
+        d, name = os.path.split(path)
+        if d in self._entries and name not in self._entries[d] and \
+                (_btrfs.MARK_PREFIX + name + _btrfs.MARK_SUFFIX) not in self._entries[d]:
+            # a name the scan saw neither as an entry nor as a mark's copy
+            absent = {"exists": False, "is_subvolume": False, "read_mark": None, "identity": None}
+            if op in absent:
+                return True, True, absent[op]
+        return False, None, None
+
     def call(self, op, *args):
+        if op in _CACHED:
+            found, ok, value = self._cached(op, args)
+            if found:
+                if not ok:
+                    raise value
+                return value
         ok, value = self.batch([(op, args)])[0]
         if not ok:
             raise value
         return value
+
+    def write_mark(self, path, data, durable=True):
+        """A mark written; the scan stays true (the mark is known)."""
+        cache, entries = self._cache, self._entries
+        self.call("write_mark", path, data, durable)
+        d, name = os.path.split(path)
+        if cache is not None and d in entries:
+            cache[json.dumps(["read_mark", [path]])] = (True, json.loads(json.dumps(data)))
+            entries[d].add(_btrfs.MARK_PREFIX + name + _btrfs.MARK_SUFFIX)
+            self._cache, self._entries = cache, entries
+
+    def forget(self, paths):
+        """The subvolumes at ``paths`` were deleted (their marks stay until
+        removed): the scan says so without another run."""
+        if self._cache is None:
+            return
+        for path in paths:
+            for op, value in (("exists", False), ("is_subvolume", False), ("identity", None)):
+                key = [op, [path, "btrfs_send"]] if op == "identity" else [op, [path]]
+                self._cache[json.dumps(key)] = (True, value)
+            self._cache.pop(json.dumps(["subvolume_info", [path]]), None)
+            d, name = os.path.split(path)
+            if d in self._entries:
+                self._entries[d].discard(name)
+
+    def remove_marks(self, paths):
+        """Several marks removed in one agent run; the scan stays true."""
+        cache, entries = self._cache, self._entries
+        for ok, value in self.batch([("remove_mark", (p,)) for p in paths]):
+            if not ok:
+                raise value
+        if cache is not None:
+            for path in paths:
+                d, name = os.path.split(path)
+                cache[json.dumps(["read_mark", [path]])] = (True, None)
+                if d in entries:
+                    entries[d].discard(_btrfs.MARK_PREFIX + name + _btrfs.MARK_SUFFIX)
+            self._cache, self._entries = cache, entries

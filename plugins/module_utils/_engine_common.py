@@ -314,3 +314,30 @@ class SessionBase:
         keep = [r for r in keep if not r.held]
         keep.sort(key=lambda r: r.version)
         return keep[:max(0, excess)]
+
+
+def bases_for(backend, replaced):
+    """{source: (version, CopyPair)}: what each source's copy can be sent
+    incrementally from. The method's part of an incremental send: the
+    target pool's replication record says which version it holds (the
+    version the new one replaces); the backend checks on the storage that
+    the copy is still the one sent from its base, else it sends in full."""
+    if not getattr(backend, "incremental", False) or replaced is None:
+        return {}
+    return dict((p.source, (replaced.version, p)) for p in replaced.pairs)
+
+
+def release_bases(backend, definition, state, before=None):
+    """Delete the bases no kept version needs (after the records are
+    saved: a crash before it leaves one more base, which the next copy or
+    verify_records releases). ``before``: the state the records left
+    (its sources are looked beside too: a source that left the pool). A
+    failure here does not undo a committed version: verify_records reports
+    the base as unneeded."""
+    if state is None or not getattr(backend, "incremental", False):
+        return []
+    gone = [p.source for r in (before.replication_records if before is not None else ()) for p in r.pairs]
+    try:
+        return backend.release_bases(definition, list(state.replication_records), sources=gone)
+    except (PitcopyError, OSError):
+        return []

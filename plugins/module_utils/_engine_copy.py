@@ -27,10 +27,12 @@ from dataclasses import replace
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     _journaled,
+    bases_for,
     _pairs,
     highest_marked_version,
     iso,
     pool_dict,
+    release_bases,
     replaced_record,
     unpaired_summary,
     version_dict,
@@ -75,7 +77,7 @@ def _note_undo_failed(exc, undo_exc):
     exc.undone = False
 
 
-def take_copies(backend, definition, version, pairs, window=None):
+def take_copies(backend, definition, version, pairs, window=None, bases=None):
     """Fig. 6, step 606: the copies of ``pairs`` for version ``version`` at
     one point in time, all or nothing. The one place that does so for every
     technology; the backend only offers the steps (_backend.Backend).
@@ -85,13 +87,16 @@ def take_copies(backend, definition, version, pairs, window=None):
     removed (``undo``) and the error raised with ``exc.undone`` True; when
     removing fails too, ``exc.undone`` is False and its msg says so (the
     caller keeps its journal: verify_records repair removes it later).
-    What was made only for the copy (``release``) goes in every case."""
+    What was made only for the copy (``release``) goes in every case.
+    ``bases`` ({source: (version, CopyPair)}): for a backend that sends
+    incrementally, the copies the target pool holds (bases_for)."""
     window = window if window is not None else _NoWindow()
     try:
         plan = backend.plan_copies(definition, version, list(pairs))
     except Exception as exc:
         exc.undone = True  # it only read: nothing was touched
         raise
+    plan.bases = dict(bases or {})
     failure = None
     window_ms = 0.0
     try:
@@ -245,7 +250,8 @@ class CopySteps(CopyRecordSteps):
         # 606: the copies, at one point in time, all or nothing
         window = self.engine.window_factory(definition, backend.runner)
         try:
-            outcome = take_copies(backend, definition, n, list(cr.pairs), window)
+            outcome = take_copies(backend, definition, n, list(cr.pairs), window,
+                                  bases=bases_for(backend, cr.replaced))
         except PitcopyError as exc:
             if not getattr(exc, "undone", False):
                 raise _journaled(exc, journal, self.name)  # something of it may stay: repair removes it
@@ -296,8 +302,15 @@ class CopySteps(CopyRecordSteps):
         final = dict((p.source, p.target) for p in journal.pairs)
         record = record.with_identities(dict((final[s.source], s.identity) for s in journal.staged
                                              if s.identity and s.source in final))
+        # what each send put on the wire (known in the run that sent it)
+        sent = dict((s.source, s) for s in journal.staged if s.bytes_sent is not None)
+        if sent:
+            record = replace(record, pairs=tuple(
+                replace(p, base_version=sent[p.source].base_version, bytes_sent=sent[p.source].bytes_sent)
+                if p.source in sent else p for p in record.pairs))
         new = next_state(state, record, journal.replaced_version, dropped)
         if backend.identifies_copies and any(p.identity is None for r in new.replication_records for p in r.pairs):
             new = next_state(state, record, journal.replaced_version, dropped, self._found_identities(backend))
         self._save(new)
+        release_bases(backend, definition, new, before=state)
         return new

@@ -17,7 +17,13 @@ __metaclass__ = type
 import os
 from dataclasses import replace
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import Plan, _journaled, next_version, pool_dict
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
+    Plan,
+    _journaled,
+    next_version,
+    pool_dict,
+    release_bases,
+)
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy_record import CopyRecordSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import JOURNAL_REMOVE, Journal, PoolState
@@ -214,6 +220,8 @@ class DefineSteps(CopyRecordSteps):
                             x for x in self.state.replication_records if x.version != r.version)))
                 except PitcopyError as exc:
                     raise _journaled(exc, journal, self.name)
+            # the bases of incremental sends go with the copies (none is needed any more)
+            release_bases(backend, old.definition, replace(old, replication_records=()), before=old)
             self.store.remove(self.name)
             self.state = None
             return result

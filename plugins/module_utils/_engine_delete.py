@@ -18,6 +18,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     _is_int,
     _journaled,
     pool_dict,
+    release_bases,
     version_dict,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError
@@ -60,6 +61,9 @@ class DeleteSteps(SessionBase):
                     backend.hold_copies(state.definition, version, copies, False)
                 # only the copies the record names (identity), never a stranger at their path
                 backend.delete_copies(state.definition, copies)
+                # the deleted copies' bases (incremental sends) go with them,
+                # under the journal: a kill here is finished by the repair
+                release_bases(backend, state.definition, new, before=state)
             except PitcopyError as exc:
                 raise _journaled(exc, journal, self.name)
             self._save(new)

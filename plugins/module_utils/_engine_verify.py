@@ -25,6 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     newest_valid,
     newest_valid_age,
     pool_dict,
+    release_bases,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_repair import JournalRepairSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
@@ -37,6 +38,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     STATUS_INVALID,
     STATUS_VALID,
     Finding,
+    Record,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._selection import TargetScan
 
@@ -55,6 +57,9 @@ def _unpaired_action(finding, unpaired, pprs):
 
 
 PROBLEM_STALE = "stale"
+# a kept copy with no base to send the next one from: not an inconsistency
+# of the records (the next send into its target pool is a full one)
+PROBLEM_BASE_MISSING = "base_missing"
 PROBLEM_HOLD_NOT_ENFORCED = "hold_not_enforced"
 
 
@@ -122,6 +127,7 @@ class VerifySteps(JournalRepairSteps):
         if behind:
             self._verify_last_version_behind(scan, marked)
         leftovers = self._verify_leftovers(scan)
+        unneeded = self._verify_bases(scan, list(state.replication_records))
         self._verify_freshness(scan)
 
         new = replace(state, replication_records=tuple(new_rrs))
@@ -129,11 +135,13 @@ class VerifySteps(JournalRepairSteps):
             new = replace(new, last_version=marked)
         # consistent: the records match the host; a stale pool can be
         # consistent (no copy was taken lately, and the records say so)
-        result = {"consistent": not [f for f in scan.findings if f.problem != PROBLEM_STALE],
+        notes = (PROBLEM_STALE, PROBLEM_BASE_MISSING)
+        result = {"consistent": not [f for f in scan.findings if f.problem not in notes],
                   "findings": [f.as_dict() for f in scan.findings]}
         if not repair:
             return Plan(False, pool_dict(state), pool_dict(state), result)
-        return self._repair_plan(scan, journal_plan, new, marked if behind else None, learned, leftovers, result)
+        return self._repair_plan(scan, journal_plan, new, marked if behind else None, learned, leftovers + unneeded,
+                                 result)
 
     def _verify_scan(self, state, backend, repair):
         """One discovery of every volume the definition and the records name,
@@ -350,6 +358,31 @@ class VerifySteps(JournalRepairSteps):
                                          "temporary file of this pool that a killed run left"))
         return leftovers
 
+    def _verify_bases(self, scan, records):
+        """Incremental sends: a kept copy whose base is gone or does not
+        match it is no inconsistency of the records, only a note that the
+        next version into its target pool is sent in full; a base that no
+        kept copy needs is released by repair. Returns the unneeded bases."""
+        backend, definition = scan.backend, scan.definition
+        if not getattr(backend, "incremental", False):
+            return []
+        for r, p, why in backend.missing_bases(definition, list(scan.state.replication_records)):
+            scan.findings.append(Finding(
+                RECORD_REPLICATION, r.version, p.source, p.target, PROBLEM_BASE_MISSING,
+                "none (nothing to repair): no base to send the next copy of %s into target pool %s incrementally "
+                "from: %s; that copy is sent in full" % (p.source, r.target_pool, why)))
+        j = scan.state.journal
+        keep = list(records)
+        if j is not None and j.operation == JOURNAL_COPY:
+            keep.append(Record(RECORD_REPLICATION, j.version, j.target_pool, j.started, tuple(j.pairs)))
+        unneeded = backend.release_bases(definition, keep, dry_run=True)
+        for path in unneeded:
+            scan.findings.append(Finding(
+                RECORD_REPLICATION, None, None, path, "unneeded_base",
+                "released" if scan.repair else "none (repair: true would release it): a base of an incremental "
+                "send kept beside the source that no kept version needs any more"))
+        return unneeded
+
     def _verify_freshness(self, scan):
         """The newest valid version older than the pool's max_age (or no
         valid version at all): backups stopped being taken. Nothing a
@@ -413,6 +446,8 @@ class VerifySteps(JournalRepairSteps):
                 if unpaired:
                     out = dict(result, findings=[_unpaired_action(f, unpaired, pprs) for f in findings])
             self._save(current)
+            # bases the records no longer need (a rolled-back copy's, a pair dropped)
+            release_bases(backend, definition, current, before=state)
             return out
 
         return Plan(changed, pool_dict(state), pool_dict(new), result, act)

@@ -97,9 +97,24 @@ class CopyPair:
     source: str
     target: str
     identity: Optional[str] = field(default=None, compare=False)
+    # send technologies (issue 14): the version the copy was sent
+    # incrementally from (None: a full send) and the bytes of the stream as
+    # measured in the pipe; None when not a send (or not known: a copy
+    # finished by verify_records repair after a kill)
+    base_version: Optional[int] = field(default=None, compare=False)
+    bytes_sent: Optional[int] = field(default=None, compare=False)
 
     def as_dict(self):
-        return {"source": self.source, "target": self.target}
+        out = {"source": self.source, "target": self.target}
+        if self.bytes_sent is not None:
+            out.update(base_version=self.base_version, bytes_sent=self.bytes_sent)
+        return out
+
+    def transfer(self):
+        """``{base_version, bytes_sent}`` of a sent copy, or None."""
+        if self.bytes_sent is None:
+            return None
+        return {"base_version": self.base_version, "bytes_sent": self.bytes_sent}
 
 
 @dataclass(frozen=True)

@@ -387,7 +387,7 @@ def remote_error(runner, argv, rc, out, err):
                         argv=exc.argv, rc=rc, stdout=exc.stdout, stderr=exc.stderr, host=runner.destination)
 
 
-def pipe_across(stages, check=True, timeout=None):
+def pipe_across(stages, check=True, timeout=None, meter=None):
     """``argv1 | argv2 | ...`` where each command runs on its own runner's
     host: a stage is ``(runner, argv)`` with a local runner or an SshRunner
     (send here | ssh host receive, ssh host send | receive here, or two
@@ -411,6 +411,9 @@ def pipe_across(stages, check=True, timeout=None):
         names.append(argv)
         built.append(runner.ssh_argv(runner._exe(argv)) if isinstance(runner, SshRunner) else argv)
     try:
+        if meter is not None:
+            # the stream between the first two stages is counted here
+            return local.pipe(built, check=True, timeout=timeout, meter=meter)
         return local.pipe(built, check=True, timeout=timeout)
     except CommandError as exc:
         failed = _which_stage(built, exc.argv)

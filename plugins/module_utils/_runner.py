@@ -33,10 +33,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import shutil
 import signal
 import subprocess
+import threading
 from signal import SIGPIPE
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CommandError, CopyFailed
@@ -95,6 +97,53 @@ def find_program(name, path=None):
     return shutil.which(name, path=path) or shutil.which(name, path=os.pathsep.join(SBIN_DIRS))
 
 
+class _Relay(object):
+    """Copies a pipe's stream from one process to the next in a thread,
+    counting the bytes (``meter["bytes"]``). Both ends are closed when the
+    stream ends or the reader goes (the writer then gets SIGPIPE, as it
+    would with a direct pipe)."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, src, dst, meter):
+        self.src, self.dst, self.meter = src, dst, meter
+        meter["bytes"] = 0
+        self.thread = threading.Thread(target=self._copy)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _copy(self):
+        rfd, wfd = self.src.fileno(), self.dst.fileno()
+        splice = getattr(os, "splice", None)  # Python 3.10+, Linux: no copy through user space
+        try:
+            while True:
+                if splice is not None:
+                    try:
+                        n = splice(rfd, wfd, self.CHUNK)
+                    except OSError as exc:
+                        if exc.errno != errno.EINVAL:
+                            raise
+                        splice = None
+                        continue
+                else:
+                    chunk = os.read(rfd, self.CHUNK)
+                    n = len(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(wfd, view):]
+                if not n:
+                    break
+                self.meter["bytes"] += n
+        except OSError:
+            pass  # the reader went (EPIPE): its own exit status says why
+        finally:
+            self.src.close()
+            self.dst.close()
+
+    def join(self):
+        self.thread.join()
+
+
 class SubprocessRunner:
     """Runs commands with subprocess, argv lists, C locale, no shell."""
 
@@ -144,32 +193,44 @@ class SubprocessRunner:
             raise command_error(argv, proc.returncode, out, err)
         return proc.returncode, out, err
 
-    def pipe(self, argvs, check=True, timeout=None):
+    def pipe(self, argvs, check=True, timeout=None, meter=None):
         """Run ``argv1 | argv2 | ...`` without a shell.
 
         Returns the first non-zero exit status (or 0), the last command's
         stdout and every command's stderr joined; with ``check`` raises the
-        CommandError of the first command that failed."""
+        CommandError of the first command that failed. With ``meter`` (a
+        dict) the stream between the first two commands passes through this
+        process, which counts it: ``meter["bytes"]`` is what the second
+        command was given (a send stream's size, measured, not estimated)."""
         argvs = [self._check(a) for a in argvs]
         procs = []
         prev = subprocess.DEVNULL
+        relay = None
         try:
             for i, argv in enumerate(argvs):
                 last = i == len(argvs) - 1
+                metered = meter is not None and i == 1
                 proc = subprocess.Popen(
-                    self._exe(argv), stdin=prev, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    env=self.env,
+                    self._exe(argv), stdin=subprocess.PIPE if metered else prev, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=self.env,
                 )
-                if prev is not subprocess.DEVNULL:
+                if metered:
+                    relay = _Relay(prev, proc.stdin, meter)
+                    proc.stdin = None  # the relay's now: communicate() must not close it
+                elif prev is not subprocess.DEVNULL:
                     prev.close()  # so the writer sees SIGPIPE if the reader dies
                 prev = proc.stdout if not last else None
                 procs.append(proc)
         except OSError as exc:
             for p in procs:
                 p.kill()
+            if relay is not None:
+                relay.join()
             raise CommandError("cannot run %s: %s" % (argvs[len(procs)][0], exc), argv=argvs[len(procs)], rc=None,
                                stderr=str(exc))
         out, err_last = procs[-1].communicate(timeout=timeout or self.timeout)
+        if relay is not None:
+            relay.join()
         errs = []
         results = []
         for p in procs[:-1]:
@@ -318,10 +379,12 @@ class ReadOnlyRunner:
             self._refuse(" ".join(str(a) for a in argv))
         return self.inner.run(argv, data=data, check=check, timeout=timeout)
 
-    def pipe(self, argvs, check=True, timeout=None):
+    def pipe(self, argvs, check=True, timeout=None, meter=None):
         for argv in argvs:
             if not is_read_only(argv):
                 self._refuse(" | ".join(" ".join(str(a) for a in a_) for a_ in argvs))
+        if meter is not None:
+            return self.inner.pipe(argvs, check=check, timeout=timeout, meter=meter)
         return self.inner.pipe(argvs, check=check, timeout=timeout)
 
     def run_hook(self, argv, timeout):

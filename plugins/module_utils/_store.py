@@ -68,6 +68,7 @@ import re
 import stat
 import threading
 import time
+from dataclasses import replace
 
 try:
     import yaml
@@ -359,6 +360,13 @@ def _dump_record(r, kind, where):
     out["pairs"] = _dump_pairs(r.pairs)
     if any(p.identity is not None for p in r.pairs):
         out["identities"] = _dump_identities(r.pairs, where + ".identities")
+    # send technologies: what each pair's transfer was (issue 14); only
+    # when known, so a file without it reads as before
+    if any(p.bytes_sent is not None for p in r.pairs):
+        out["transfers"] = dict(
+            (p.target, {"base_version": _int(p.base_version, where + ".transfers.base_version", nullable=True),
+                        "bytes_sent": _int(p.bytes_sent, where + ".transfers.bytes_sent")})
+            for p in r.pairs if p.bytes_sent is not None)
     return out
 
 
@@ -610,7 +618,7 @@ def _load_record(value, where, kind, cache=None):
     # a hold only on a replication record (a pre-pairing record is no version yet)
     hold_keys = ("held", "hold_reason") if kind == RECORD_REPLICATION else ()
     _mapping(value, where, ("version", "target_pool", "created", "pairs"),
-             ("label", "status", "warnings", "identities") + hold_keys)
+             ("label", "status", "warnings", "identities", "transfers") + hold_keys)
     pairs = _load_pairs(value["pairs"], where + ".pairs", cache)
     held, hold_reason = _load_hold(value, where)
     # a file written before identities were kept has none: each copy is
@@ -618,6 +626,8 @@ def _load_record(value, where, kind, cache=None):
     if value.get("identities") is not None:
         ids = _load_identities(value["identities"], where + ".identities", pairs)
         pairs = tuple(CopyPair(p.source, p.target, ids.get(p.target)) for p in pairs)
+    if value.get("transfers") is not None:
+        pairs = _load_transfers(value["transfers"], where + ".transfers", pairs)
     return Record(
         kind=kind,
         version=_int(value["version"], where + ".version", minimum=1),
@@ -631,6 +641,24 @@ def _load_record(value, where, kind, cache=None):
         held=held,
         hold_reason=hold_reason,
     )
+
+
+def _load_transfers(value, where, pairs):
+    """The pairs with ``{target: {base_version, bytes_sent}}`` filled in;
+    every target must be one of the record's pairs."""
+    if not isinstance(value, dict):
+        raise _Shape(where, "expected a mapping {target: {base_version, bytes_sent}}, found %s" % _type_name(value))
+    targets = set(p.target for p in pairs)
+    got = {}
+    for target, t in value.items():
+        at = "%s[%r]" % (where, target)
+        if _str(target, where) not in targets:
+            raise _Shape(where, "%r is not a target of this record's pairs" % target)
+        _mapping(t, at, ("base_version", "bytes_sent"), ())
+        got[target] = (_int(t["base_version"], at + ".base_version", nullable=True, minimum=1),
+                       _int(t["bytes_sent"], at + ".bytes_sent", minimum=0))
+    return tuple(replace(p, base_version=got[p.target][0], bytes_sent=got[p.target][1]) if p.target in got else p
+                 for p in pairs)
 
 
 def _load_hold(value, where):

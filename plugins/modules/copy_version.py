@@ -214,10 +214,17 @@ version:
       type: str
       sample: prepairing
     pairs:
-      description: The copy pairs of the version, each with C(source) and C(target).
+      description:
+        - The copy pairs of the version, each with C(source) and C(target).
+        - For send technologies (C(btrfs_send)), each pair also has C(base_version), the version its copy was sent
+          incrementally from (C(btrfs send -p) from the base kept beside the source), or null for a full send (the
+          first copy into its target pool, or its base gone or not matching the copy the target pool holds); and
+          C(bytes_sent), the bytes of the send stream, counted as it passed through the module. Both are left out
+          when not known (versions taken before incremental sends, or finished by M(pitcopy.versions.verify_records)
+          repair after a kill).
       type: list
       elements: dict
-      sample: [{"source": "/srv/data/db", "target": "/srv/data/.pitcopy/web/01/db"}]
+      sample: [{"source": "/srv/data/db", "target": "/srv/backup/a", "base_version": 3, "bytes_sent": 1048576}]
 replaced_version:
   description: The version number that the new version replaced (its copies are deleted), or null.
   returned: success

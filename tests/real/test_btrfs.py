@@ -330,7 +330,11 @@ def test_target_filesystem_too_full(loopfs_factory, runner, tmp_path):
     assert "bytes free but the new version needs" in msg and dst.path("tp2", "t1") in msg
     print(msg)
     assert w.pitcopy_leftovers() == []
-    assert os.listdir(src.path("vol", ".pitcopy", w.name, "send")) == []
+    # no snapshot of the refused copy: only version 1's bases (kept for
+    # the next incremental sends) and their marks
+    assert sorted(os.listdir(src.path("vol", ".pitcopy", w.name, "send"))) == sorted(
+        [".pitcopy-base.1." + n for n in ("a", "b", "c")] +
+        [".pitcopy-mark..pitcopy-base.1.%s.json" % n for n in ("a", "b", "c")])
     state = w.state()
     assert [r.version for r in state.replication_records] == [1] and state.journal is None
     check_versions(w, {1: dict((s_, "v1\n") for s_ in w.sources)})

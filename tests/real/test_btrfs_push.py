@@ -17,6 +17,7 @@ __metaclass__ = type
 
 import hashlib
 import os
+import sys
 
 import pytest
 
@@ -164,6 +165,11 @@ def test_push_two_local_two_remote_target_pools_rotate_six_versions(two_hosts, l
             w.expected[version] = w.write(version)
             result = w.copy()
             assert result["version"]["number"] == version and result["version"]["status"] == "valid"
+            # the first round fills each target pool: full sends; then each
+            # version is sent incrementally from the one its target pool holds
+            bases = [p["base_version"] for p in result["version"]["pairs"]]
+            assert bases == [version - 4 if version > 4 else None] * 2, (version, result["version"]["pairs"])
+            assert all(p["bytes_sent"] > 64 * 1024 for p in result["version"]["pairs"])
         kept = check_kept_versions(w)
         assert kept == [3, 4, 5, 6]
         state = w.store.load(w.name)
@@ -200,6 +206,10 @@ def test_push_two_local_two_remote_target_pools_rotate_six_versions(two_hosts, l
         w.expected[7] = w.write(7)
         result = w.copy()
         assert result["version"]["target_pool"] == "r1" and result["version"]["status"] == "valid"
+        # pushed incrementally from version 3 where its copy is still on b;
+        # the pair whose copy was deleted is sent in full, and says so
+        bases = dict((p["source"], p["base_version"]) for p in result["version"]["pairs"])
+        assert bases == dict((s_, None if s_ == gone.source else 3) for s_ in w.sources), bases
         assert check_kept_versions(w) == [4, 5, 6, 7]
         # version 3's remaining copy on b was replaced over ssh
         remote_cmds = [a[-1] for a in ssh_argvs(w.runner.log)]
@@ -287,3 +297,52 @@ def test_missing_remote_target_directory_is_named_with_its_host(two_hosts, loopf
         assert missing in err.value.msg and pair.b.destination in err.value.msg, err.value.msg
         assert w.store.load(w.name).replication_records == before.replication_records
         assert w.b.run(["ls", "-A", "--", w.remote_dirs["r1"][1]])[1] == ""
+
+
+def test_push_incremental_puts_only_the_change_on_the_wire(two_hosts, loopfs_factory, tmp_path):
+    """One target pool on host b: version 1 is sent in full, version 2
+    (1% of the data changed) with ``btrfs send -p`` into ``ssh b btrfs
+    receive``; the bytes counted in the pipe are at most 2% of the full
+    stream, and the data on b is the source's."""
+    pair = two_hosts
+    w = World(pair, loopfs_factory, tmp_path)
+    big = os.path.join(w.sources[0], "big")
+    with open(big, "wb") as fh:
+        fh.write(os.urandom(16 * 1024 * 1024))
+    remote = tuple(tp for tp in w.target_pools if tp.name == "r1")
+    definition = PoolDefinition(name=w.name, technology="btrfs_send", sources=tuple(w.sources), versions=1,
+                                target_pools=remote, ssh=w.ssh)
+    with pair.a.entered():
+        with w.engine.session(w.name) as s:
+            w.engine.check_definition(definition)
+            s.plan_define(definition).apply()
+        first = dict((p["source"], p) for p in w.copy()["version"]["pairs"])
+        assert [first[s_]["base_version"] for s_ in w.sources] == [None, None]
+        full = first[w.sources[0]]["bytes_sent"]
+        assert full >= 16 * 1024 * 1024
+        with open(big, "r+b") as fh:  # 1% of it rewritten
+            for i in range(10):
+                fh.seek(i * 1600 * 1024)
+                fh.write(os.urandom(16 * 1024))
+        with open(big, "rb") as fh:
+            want = hashlib.sha256(fh.read()).hexdigest()
+        runs_before = len(ssh_argvs(w.runner.log))
+        second = dict((p["source"], p) for p in w.copy()["version"]["pairs"])
+        assert [second[s_]["base_version"] for s_ in w.sources] == [1, 1]
+        assert second[w.sources[0]]["bytes_sent"] <= 0.02 * full, (second, full)
+        state = w.store.load(w.name)
+        copy = copy_path(state.replication(2).pairs[0])
+        assert w.sha_on_b(os.path.join(copy, "big")) == want
+        # the base kept here is the parent the copy on b was received from
+        info = w.b.run(["btrfs", "subvolume", "show", "--", copy])[1]
+        base = os.path.join(os.path.dirname(w.sources[0]), ".pitcopy", w.name, "send",
+                            ".pitcopy-base.2." + os.path.basename(w.sources[0]))
+        base_uuid = w.runner.run(["btrfs", "subvolume", "show", "--", base])[1]
+        uuid_of = [ln.split()[-1] for ln in base_uuid.splitlines() if ln.strip().startswith("UUID:")][0]
+        assert any(ln.strip().startswith("Received UUID:") and ln.split()[-1] == uuid_of
+                   for ln in info.splitlines()), info
+        assert touches_b_locally(w) == []
+        sys.stderr.write("[push incremental] %d of %d bytes (%.2f%%); %d ssh runs for version 2\n" % (
+            second[w.sources[0]]["bytes_sent"], full, 100.0 * second[w.sources[0]]["bytes_sent"] / full,
+            len(ssh_argvs(w.runner.log)) - runs_before))
+        assert w.verify()["consistent"] is True

@@ -104,8 +104,10 @@ class ReplayRunner(object):
         want = self._next("argv", [str(a) for a in argv], data)
         return self._answer(want, check)
 
-    def pipe(self, argvs, check=True, timeout=None):
+    def pipe(self, argvs, check=True, timeout=None, meter=None):
         want = self._next("pipe", [[str(a) for a in argv] for argv in argvs])
+        if meter is not None:
+            meter["bytes"] = want.get("bytes", 0)  # as counted in the recorded run
         return self._answer(want, check)
 
     def run_hook(self, argv, timeout):

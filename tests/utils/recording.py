@@ -154,9 +154,13 @@ def recording(out_dir, name, root=None, run_token=None):
         entry = {"argv": [str(a) for a in argv], "data": _lit(_text(data)), "check": bool(check)}
         return call(entry, real_run, self, argv, data=data, check=check, timeout=timeout)
 
-    def pipe(self, argvs, check=True, timeout=None):
+    def pipe(self, argvs, check=True, timeout=None, meter=None):
         entry = {"pipe": [[str(a) for a in argv] for argv in argvs], "check": bool(check)}
-        rc, out, err = call(entry, real_pipe, self, argvs, check=check, timeout=timeout)
+        if meter is None:
+            rc, out, err = call(entry, real_pipe, self, argvs, check=check, timeout=timeout)
+        else:
+            rc, out, err = call(entry, real_pipe, self, argvs, check=check, timeout=timeout, meter=meter)
+            entry["bytes"] = meter.get("bytes", 0)
         entry["stdout"] = ""  # a send stream: binary, large, of no use to a parser
         return rc, out, err
 

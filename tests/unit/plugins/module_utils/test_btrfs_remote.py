@@ -60,9 +60,11 @@ class FakeSsh(SubprocessRunner):
         self.calls.append((words, data))
         if words[:2] == ["sh", "-c"]:  # SshRunner.resolve
             return 0, "/usr/bin/%s\n" % words[-1], ""
-        if words[1:2] == ["-c"]:  # the agent
+        if words[1:3] == ["-S", "-c"]:  # the agent
             request = json.loads(data.decode("utf-8"))
-            return 0, json.dumps([[True, self.answers.get(op, None)] for op, _args in request]), ""
+            # a scan answers nothing here: every read is then asked on its own
+            return 0, json.dumps([[True, self.answers.get(op, [] if op == "scan" else None)]
+                                  for op, _args in request]), ""
         return 0, "", ""
 
 
@@ -79,8 +81,8 @@ def test_agent_request_carries_hostile_paths_intact_on_stdin_not_in_the_command(
     weird = "/offsite/r/it's $(touch pwned); `x` \"q\" -x"
     assert site.call("read_mark", weird) is None
     words, data = local.calls[-1]
-    # the remote shell sees exactly: python3 -c <agent>, nothing of the user's
-    assert words == ["/usr/bin/python3", "-c", agent_source()]
+    # the remote shell sees exactly: python3 -S -c <agent>, nothing of the user's
+    assert words == ["/usr/bin/python3", "-S", "-c", agent_source()]
     assert json.loads(data.decode("utf-8")) == [["read_mark", [weird]]]
 
 
@@ -237,3 +239,50 @@ def test_every_global_a_shipped_function_reads_is_in_the_agent():
                 if hasattr(module, name) and not hasattr(builtins, name) and name not in namespace:
                     missing.setdefault(f.__qualname__, []).append(name)
     assert not missing, missing
+
+
+class LocalAgent(FakeSsh):
+    """ssh to a host that is this one: the agent runs here for real."""
+
+    def run(self, argv, data=None, check=True, timeout=None):
+        words = self.remote([str(a) for a in argv])
+        self.calls.append((words, data))
+        if words[:2] == ["sh", "-c"]:
+            return 0, "%s\n" % sys.executable, ""
+        proc = subprocess.run([sys.executable] + words[1:], input=data, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, check=False)
+        return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def test_a_phase_of_reads_is_one_agent_run_per_host(tmp_path):
+    """The reads of a host's target directories are answered by one
+    ``scan`` run until the host changes; a mark written or removed keeps
+    the scan true, any other change (a rename) makes the next read scan
+    again; the answers are those the operations give one by one."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs
+
+    d = str(tmp_path / "r")
+    os.mkdir(d)
+    os.mkdir(os.path.join(d, "db"))
+    _btrfs.write_mark(os.path.join(d, "db"), {"pitcopy": 1, "pool": "p", "version": 1})
+    _btrfs.write_mark(os.path.join(d, "gone"), {"pitcopy": 1, "pool": "p", "version": 2})
+    local = LocalAgent()
+    site = RemoteSite("root@backup", None, local)
+    site.dirs.append(d)
+    reads = [("listdir", (d,)), ("exists", (d + "/db",)), ("read_mark", (d + "/db",)),
+             ("read_mark", (d + "/gone",)), ("exists", (d + "/gone",)), ("exists", (d + "/other",)),
+             ("read_mark", (d + "/other",)), ("is_subvolume", (d + "/db",)), ("target_problem", (d,))]
+    cached = [site.call(op, *args) for op, args in reads]
+    assert site.runs == 1
+    # the same answers as one agent run per read
+    one_by_one = RemoteSite("root@backup", None, LocalAgent())
+    assert cached == [one_by_one.call(op, *args) for op, args in reads]
+    assert one_by_one.runs == len(reads)
+    assert cached[2]["version"] == 1 and cached[4] is False and cached[6] is None
+    site.write_mark(d + "/new", {"pitcopy": 1, "pool": "p", "version": 3})
+    assert site.call("read_mark", d + "/new")["version"] == 3 and site.runs == 2
+    site.remove_marks([d + "/gone", d + "/new"])
+    assert site.call("read_mark", d + "/gone") is None and site.runs == 3
+    assert sorted(os.listdir(d)) == [".pitcopy-mark.db.json", "db"]
+    site.call("rename", d + "/db", d + "/db2")
+    assert site.call("exists", d + "/db2") is True and site.runs == 5  # scanned again

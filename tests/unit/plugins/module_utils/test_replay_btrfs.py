@@ -284,7 +284,11 @@ def test_target_filesystem_too_full(tmp_path, monkeypatch):
     msg = err.value.msg
     assert "bytes free but the new version needs" in msg and w.dst.path("tp2", "t1") in msg
     assert w.leftovers() == []
-    assert os.listdir(w.src.path("vol", ".pitcopy", w.name, "send")) == []
+    # no snapshot of the refused copy: only version 1's bases (kept for
+    # the next incremental sends) and their marks
+    assert sorted(os.listdir(w.src.path("vol", ".pitcopy", w.name, "send"))) == sorted(
+        [".pitcopy-base.1." + n for n in ("a", "b", "c")] +
+        [".pitcopy-mark..pitcopy-base.1.%s.json" % n for n in ("a", "b", "c")])
     state = w.state()
     assert [r.version for r in state.replication_records] == [1] and state.journal is None
     w.runner.assert_done()
@@ -917,4 +921,66 @@ def test_copies_are_looked_for_only_where_the_pool_keeps_them(tmp_path, monkeypa
     assert _filesystem_listings(engine + w.runner.seen[start:]) == []
     assert other.verify()["consistent"] is True
     assert [c.source for c in _listed(other.backend, other.name, other.state().copy_scope())] == other.sources
+    w.runner.assert_done()
+
+
+def test_incremental_sends_from_the_base_the_copy_was_received_from(tmp_path, monkeypatch):
+    """tests/real/test_btrfs_incremental.py's measured run, replayed: the
+    first copy into the target pool is a full send, the next ones ``btrfs
+    send -p`` from the base kept beside the source (the recorded stream
+    sizes: at most 2% of the full one); the base deleted: ``base_missing``
+    (not an inconsistency), then a full send; a base that is another
+    subvolume than the one the copy was received from: a full send."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import base_path, write_mark
+
+    case = "test_incremental_sends_only_the_change_and_full_when_the_base_is_gone_or_does_not_match"
+    w = World(tmp_path, monkeypatch, case, "btrfs_send", name="incr")
+    source = w.add_source("db")
+    target = w.dst.path("tp1")
+    _mkdir(target)
+    os.chmod(target, 0o700)
+    w.target_pools = (TargetPool("tp1", (target,)),)
+    w.versions = 1
+    w.define()
+
+    def sent():
+        (p,) = w.copy()["version"]["pairs"]
+        send = [argv[0] for argv in w.runner.seen if argv and isinstance(argv[0], list)][-1]  # the pipes
+        return p["base_version"], p["bytes_sent"], send
+
+    def bases():
+        d = os.path.dirname(base_path(source, w.name, 1))
+        return sorted(n for n in os.listdir(d) if n.startswith(".pitcopy-base."))
+
+    base_version, full, send = sent()
+    assert base_version is None and "-p" not in send and full >= 64 * 1024 * 1024
+    for version in (2, 3):
+        base_version, size, send = sent()
+        parent = base_path(source, w.name, version - 1)
+        assert base_version == version - 1 and send[send.index("-p") + 1] == parent and size <= 0.02 * full
+        assert bases() == [".pitcopy-base.%d.db" % version]
+    assert w.verify()["consistent"] is True
+
+    shutil.rmtree(base_path(source, w.name, 3))  # ``btrfs subvolume delete`` in the real test
+    found = w.verify()
+    assert found["consistent"] is True
+    assert [(f["problem"], f["version"]) for f in found["findings"]] == [("base_missing", 3)]
+    base_version, size, send = sent()
+    assert base_version is None and "-p" not in send and size >= 64 * 1024 * 1024
+
+    # another subvolume at the base's name, its mark rewritten to name it
+    base4 = base_path(source, w.name, 4)
+    mark = read_mark(base4)
+    shutil.rmtree(base4)
+    os.mkdir(base4)
+    infos = [c["result"] for c in w.case["calls"] if c.get("kernel") == "subvolume_info" and c["args"] == [base4]]
+    assert infos[-1]["uuid"] != mark["uuid"]
+    mark.update(uuid=infos[-1]["uuid"], ctransid=infos[-1]["ctransid"])
+    write_mark(base4, mark)
+    found = w.verify()
+    assert [(f["problem"], f["version"]) for f in found["findings"]] == [("base_missing", 4)]
+    base_version, size, send = sent()
+    assert base_version is None and "-p" not in send
+    assert bases() == [".pitcopy-base.5.db"]
+    assert w.verify()["consistent"] is True
     w.runner.assert_done()

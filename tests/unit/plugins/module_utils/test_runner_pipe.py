@@ -30,3 +30,22 @@ def test_a_writer_that_fails_on_its_own_is_reported():
     with pytest.raises(CommandError) as err:
         SubprocessRunner().pipe([["sh", "-c", "echo 'ERROR: cannot read' >&2; exit 2"], ["cat"]])
     assert err.value.rc == 2 and err.value.msg.endswith("ERROR: cannot read")
+
+
+def test_a_metered_pipe_counts_the_stream_and_fails_as_an_unmetered_one():
+    """``meter``: the stream between the first two commands passes through
+    this process and is counted exactly; exit statuses and errors are those
+    of the same pipe without it."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+
+    r = SubprocessRunner()
+    meter = {}
+    assert r.pipe([["head", "-c", "3000001", "/dev/zero"], ["wc", "-c"]], meter=meter)[1].strip() == "3000001"
+    assert meter == {"bytes": 3000001}
+    for argvs in ([["sh", "-c", "echo x; exit 3"], ["cat"]],
+                  [["head", "-c", "9000000", "/dev/zero"], ["head", "-c", "1"]],
+                  [["echo", "y"], ["sh", "-c", "cat >/dev/null; exit 4"]]):
+        meter = {}
+        plain = r.pipe(argvs, check=False)
+        assert r.pipe(argvs, check=False, meter=meter)[0] == plain[0], argvs
+        assert meter["bytes"] >= 0

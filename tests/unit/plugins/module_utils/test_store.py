@@ -674,3 +674,31 @@ def test_line_forms_never_misread(pairs, names_):
     back = _store._yaml_load(_store._yaml_dump({"p": dumped_pairs, "n": dumped_names}))
     assert _store._load_pairs(back["p"], "p") == pairs
     assert _store._load_names(back["n"], "n") == names_
+
+
+def test_transfers_of_sent_copies_round_trip_and_a_stranger_target_is_refused(store):
+    """``transfers``: per target the base version (or null: a full send) and
+    the bytes sent; written only when known, read back onto the pairs; a
+    target the record does not pair is refused as damaged."""
+    from dataclasses import replace
+
+    state = rich_state()
+    r1 = state.replication_records[0]
+    sent = (replace(r1.pairs[0], base_version=None, bytes_sent=67174400),
+            replace(r1.pairs[1], base_version=1, bytes_sent=812345)) + r1.pairs[2:]
+    state = replace(state, replication_records=(replace(r1, pairs=sent),) + state.replication_records[1:])
+    store.save(state)
+    back = store.load("db").replication_records[0].pairs
+    assert [(p.base_version, p.bytes_sent) for p in back] == [(None, 67174400), (1, 812345), (None, None)]
+    assert [p.as_dict() for p in back][:2] == [
+        {"source": "vg0/data", "target": "vg9/t1", "base_version": None, "bytes_sent": 67174400},
+        {"source": "vg0/logs", "target": "vg9/t2", "base_version": 1, "bytes_sent": 812345}]
+    # a record without transfers writes none (older files read as before)
+    assert all("transfers" not in r for r in dump_state(rich_state())["replication_records"])
+    doc = dump_state(state)
+    transfers = doc["replication_records"][0]["transfers"]
+    assert transfers["vg9/t2"] == {"base_version": 1, "bytes_sent": 812345}
+    transfers["vg9/elsewhere"] = transfers.pop("vg9/t2")
+    with pytest.raises(StateFileError) as err:
+        load_state(doc)
+    assert "vg9/elsewhere" in str(err.value)
