@@ -24,6 +24,7 @@ import os
 import time
 from dataclasses import replace
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_browse import refuse_mounted
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     _journaled,
@@ -199,6 +200,8 @@ class CopySteps(CopyRecordSteps):
         # discovery, copy or journal (the plan, check mode included, says so)
         self._refuse_held(replaced_record(state, state.target_pool_for(n)),
                           "to take version %d in target pool %s" % (n, state.target_pool_for(n)))
+        refuse_mounted(self.name, replaced_record(state, state.target_pool_for(n)),
+                       "to take version %d in target pool %s" % (n, state.target_pool_for(n)))
         names = self._discovery_names(definition, backend, [state.target_pool_for(n)])
         volumes = backend.discover(names)
         cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, self.engine.now())
