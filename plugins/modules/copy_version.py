@@ -197,12 +197,12 @@ EXAMPLES = r"""
     state: released
     label: pre-upgrade
 
-- name: Mount version 2 read-only under /mnt/web-v2 to look at its files
+- name: Mount version 2 read-only under /srv/data/browse (/srv/data/browse/db, /srv/data/browse/www)
   pitcopy.versions.copy_version:
     pool: web
     state: mounted
     version: 2
-    path: /mnt/web-v2
+    path: /srv/data/browse
   register: browsed
 
 - name: Show where each source's copy is readable
@@ -215,22 +215,26 @@ EXAMPLES = r"""
     state: unmounted
     version: 2
 
-- name: Restore one deleted file in place from version 2, leaving everything else as it is
+- name: Restore one file of the www subvolume in place from version 2, leaving everything else as it is
   pitcopy.versions.copy_version:
     pool: web
     state: restored
     version: 2
+    volumes:
+      - /srv/data/www
     paths:
-      - www/index.html
+      - index.html
 
-- name: Restore the uploads directory beside production to compare it
+- name: Restore the uploads directory as of version 2 beside production, to compare it
   pitcopy.versions.copy_version:
     pool: web
     state: restored
     version: 2
+    volumes:
+      - /srv/data/www
     paths:
-      - www/uploads
-    restore_to: /srv/compare
+      - uploads
+    restore_to: /srv/data/compare
 
 - name: Delete copy version 1
   pitcopy.versions.copy_version:
@@ -355,7 +359,7 @@ mounts:
     path:
       description: The directory its copy is mounted at.
       type: str
-  sample: [{"source": "/srv/data/www", "path": "/mnt/web-v2/www"}]
+  sample: [{"source": "/srv/data/www", "path": "/srv/data/browse/www"}]
 restored_paths:
   description:
     - With O(state=restored) and O(paths), one item per path and source whose copy holds it.
@@ -384,13 +388,13 @@ restored_paths:
     change_count:
       description: How many changes there are in all.
       type: int
-  sample: [{"source": "/srv/data/www", "path": "www/index.html", "copy": "/srv/data/.pitcopy/web/02/www/www/index.html",
-            "destination": "/srv/data/www/www/index.html", "changes": ["www/index.html: missing"], "change_count": 1}]
+  sample: [{"source": "/srv/data/www", "path": "index.html", "copy": "/srv/data/.pitcopy/web/02/www/index.html",
+            "destination": "/srv/data/www/index.html", "changes": ["index.html: missing"], "change_count": 1}]
 restore_to:
   description: With O(state=restored) and O(paths), O(restore_to) as normalized, or null (in place).
   returned: when O(state=restored) with O(paths)
   type: str
-  sample: /srv/compare
+  sample: /srv/data/compare
 copy_window_ms:
   description:
     - Milliseconds from the first freeze, hook or copy command to the last thaw, for O(state=present).
