@@ -691,8 +691,9 @@ class _LvmBackend(Backend):
         return CopyView(VIEW_BLOCK, dm_path(pair.target), volume=pair.target)
 
     def open_view(self, definition, view):
-        # a thin snapshot is made with activation skipped; -K activates it
-        self._lv("lvchange", "-q", "-ay", "-K", view.volume)
+        # a thin snapshot is made with activation skipped (-K activates it);
+        # -y: for a classic snapshot lvchange asks about the origin too
+        self._lv("lvchange", "-q", "-ay", "-K", "-y", view.volume)
 
     def source_directory(self, definition, source):
         from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mountpoints_of_device
