@@ -45,7 +45,7 @@ description:
     (C(stale_mount)). A version is mounted at one path at a time. C(zfs_send) copies cannot be mounted yet.
   - With O(state=unmounted) the copies are unmounted, the directories made for them removed and the record cleared.
   - With O(state=restored) and O(paths), only those files or directories are restored, from each source's copy
-    that holds them (a path no copy holds is refused): in place (the source's live, mounted directory) or under
+    that holds them (a path no copy holds is refused), in place (the source's live, mounted directory) or under
     O(restore_to). Owner, mode, times, ACLs and xattrs are kept (C(cp -a --reflink=auto)); a path is copied beside
     its destination under a temporary name and renamed into place, so nothing outside the paths is touched (the
     directory holding a path gets a new modification time) and the rest of the version stays as it is. A directory
@@ -381,7 +381,7 @@ restored_paths:
       type: str
     changes:
       description:
-        - What restoring it changes (would change, in check mode), C(<path>: <why>), at most 200; empty when it
+        - What restoring it changes (would change, in check mode), one entry per changed file naming it and why, at most 200; empty when it
           already is as in the version (then it is not copied). Null when check mode cannot read the copy.
       type: list
       elements: str
