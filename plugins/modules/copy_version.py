@@ -381,8 +381,9 @@ restored_paths:
       type: str
     changes:
       description:
-        - What restoring it changes (would change, in check mode), one entry per changed file naming it and why, at most 200; empty when it
-          already is as in the version (then it is not copied). Null when check mode cannot read the copy.
+        - What restoring it changes (would change, in check mode), one entry per changed file naming it and why,
+          at most 200; empty when it already is as in the version (then it is not copied). Null when check mode
+          cannot read the copy.
       type: list
       elements: str
     change_count:
