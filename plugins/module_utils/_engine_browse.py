@@ -293,8 +293,8 @@ class BrowseSteps(SessionBase):
                               "changes": ["%s: %s" % d for d in diffs[:_browse.CHANGES_LISTED]],
                               "change_count": len(diffs)})
             if not found:
-                raise InvalidInput("path %r is in no copy of version %s of copy pool %s (sources: %s); paths are relative to "
-                                   "a source's mount point; nothing was changed" % (
+                raise InvalidInput("path %r is in no copy of version %s of copy pool %s (sources: %s); paths are "
+                                   "relative to a source's mount point; nothing was changed" % (
                                        rel, version, self.name,
                                        ", ".join(p.source for p, v in views)))
         return items

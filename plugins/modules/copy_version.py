@@ -101,7 +101,8 @@ options:
   version:
     description:
       - The copy version number to delete, restore, hold, release, mount or unmount. Required with O(state=absent),
-        O(state=restored), O(state=mounted) and O(state=unmounted); with O(state=held) and O(state=released) O(version) or O(label) names the version;
+        O(state=restored), O(state=mounted) and O(state=unmounted); with O(state=held) and O(state=released)
+        O(version) or O(label) names the version;
         not accepted with O(state=present), where the next number is assigned.
     type: int
   label:
@@ -458,8 +459,8 @@ def main():
     module = PitcopyModule(
         argument_spec=dict(
             pool=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent", "restored", "held", "released", "mounted", "unmounted"],
-                       default="present"),
+            state=dict(type="str", default="present",
+                       choices=["present", "absent", "restored", "held", "released", "mounted", "unmounted"]),
             version=dict(type="int"),
             label=dict(type="str"),
             volumes=dict(type="list", elements="str"),
