@@ -31,7 +31,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     version_dict,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_restore import restore_pairs
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import RECORD_REPLICATION, STATUS_VALID, Finding
 
 PROBLEM_STALE_MOUNT = "stale_mount"
@@ -266,6 +266,14 @@ class BrowseSteps(SessionBase):
                     if not os.path.isdir(root):
                         os.mkdir(root, 0o755)
                     _browse.copy_back(backend.runner, dirs[i["source"]], root, i["path"])
+                    # cp -a drops silently what the destination cannot keep
+                    # (xattrs on a filesystem without them): said, not hidden
+                    left = _browse.differences(i["copy"], i["destination"], i["path"])
+                    if left:
+                        raise CopyFailed("%s was restored to %s but the destination did not keep everything: %s "
+                                         "(does its filesystem support xattrs and ACLs?)" % (
+                                             i["path"], i["destination"],
+                                             ", ".join("%s: %s" % d for d in left[:10])), target=i["destination"])
                 out = dict(result, restored_paths=now, restored=sorted(set(i["source"] for i in now if i["changes"])))
             return out
 

@@ -665,7 +665,6 @@ class _LvmBackend(Backend):
                         what, total, total / float(MiB), vg, len(items),
                         ", ".join("%s: %d" % (s, b) for s, b in items), free, free / float(MiB)))
 
-
     # --- browsing and file restores (issue 17) ----------------------------------
 
     def copy_view(self, definition, version, pair):

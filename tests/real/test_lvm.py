@@ -742,9 +742,14 @@ def test_browse_and_file_restore_of_a_thin_snapshot(vgs, lvm_runner, tmp_path):
         assert fh.read() == "v1 hosts\n"
     with open(os.path.join(live, "etc/app/keep")) as fh:
         assert fh.read() == "changed since\n"
+    # restore_to on an ext4 of its own (the guest's /tmp may keep no user xattrs)
+    cmp_lv = sources[1]
+    sh("mkfs.ext4", "-q", dm_path(cmp_lv))
+    cmp_fs = str(tmp_path / "cmpfs")
+    vgs.mount(cmp_lv, cmp_fs)
     with eng.session("files") as s:
-        assert s.plan_restore_paths(1, ["etc/app"], restore_to=str(tmp_path / "cmp")).apply()["restored"] == [src]
-    assert tree(str(tmp_path / "cmp" / "etc" / "app")) == before
+        assert s.plan_restore_paths(1, ["etc/app"], restore_to=cmp_fs + "/cmp").apply()["restored"] == [src]
+    assert tree(cmp_fs + "/cmp/etc/app") == before
     where = str(tmp_path / "browse")
     with eng.session("files") as s:
         mounts = s.plan_mount(1, where).apply()["mounts"]
