@@ -381,3 +381,25 @@ class Backend(abc.ABC):
         """Whether an existing copy is still valid (e.g. a classic snapshot
         that overflowed is not). Default: CopyInfo.valid as listed."""
         return info.valid
+
+    # --- browsing and file restores (issue 17) ----------------------------------
+
+    def copy_view(self, definition, version, pair):
+        """Where the copy of ``pair`` (of version ``version``) can be read: a
+        _browse.CopyView. Checks, reading only, that the copy is the pool's,
+        of that version, valid, the recorded one (identity) and on this
+        host; raises InvalidInput naming the copy otherwise (a copy deleted
+        behind our back included). Default: the technology cannot be
+        browsed."""
+        raise InvalidInput("copy pool %s: technology %s cannot mount or restore files from its copies; restore "
+                           "whole sources with state=restored and no paths" % (definition.name, self.technology))
+
+    def open_view(self, definition, view):
+        """Make ``view`` readable before it is mounted (an LVM thin snapshot
+        is activated). Default: nothing."""
+
+    def source_directory(self, definition, source):
+        """Where the live data of ``source`` is mounted on this host (the
+        directory a restore in place writes to), or None when it is not
+        mounted."""
+        return None

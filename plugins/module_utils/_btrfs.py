@@ -1463,6 +1463,38 @@ class _BtrfsBase(Backend):
             for c in cleanup:
                 self._remove_mark(c)
 
+    # --- browsing and file restores (issue 17) ----------------------------------
+
+    def copy_view(self, definition, version, pair):
+        """The copy subvolume itself: read-only, readable without a mount."""
+        from ansible_collections.pitcopy.versions.plugins.module_utils._browse import VIEW_DIRECTORY, CopyView
+
+        copy = self._copy_path(pair.source, pair.target)
+        why = None
+        if self._site_of(copy) is not None:
+            why = "it is on host %s; browsing a copy on another host is not supported" % self.host_of(copy)
+        else:
+            mark = self._read_mark(copy) if self._is_subvol(copy) else None
+            if mark is None or mark.get("pool") != definition.name or mark.get("role") != "copy":
+                why = "no copy of copy pool %s is there (deleted behind our back?)" % definition.name
+            elif mark.get("version") != version:
+                why = "it holds version %s" % mark.get("version")
+            else:
+                valid, detail = self._judge(copy, mark)
+                found = self._identity(copy, self.technology)
+                if not valid:
+                    why = "it is not valid: %s" % detail
+                elif pair.identity and not same_subvolume(pair.identity, found):
+                    why = "it is not the copy recorded (identity %s, recorded %s)" % (found, pair.identity)
+        if why:
+            raise InvalidInput("copy pool %s: cannot read version %d of %s from %s: %s; nothing was changed. Run "
+                               "pitcopy.versions.verify_records to see the findings" % (
+                                   definition.name, version, pair.source, copy, why))
+        return CopyView(VIEW_DIRECTORY, copy, copy)
+
+    def source_directory(self, definition, source):
+        return source if os.path.isdir(source) and not os.path.islink(source) else None
+
 
 class BtrfsSnapshotBackend(_BtrfsBase):
     """``btrfs_snapshot``: read-only snapshot subvolumes beside the source."""

@@ -26,6 +26,9 @@ API (what modules and roles rely on; implementers keep these names):
         plan = s.plan_delete(version, force=False)  # copy_version absent
         plan = s.plan_hold(version, held=True, reason=None, label=None)  # copy_version held / released
         plan = s.plan_restore(version, volumes=None)    # copy_version restored
+        plan = s.plan_restore_paths(version, paths, restore_to=None, volumes=None)  # ... restored with paths
+        plan = s.plan_mount(version, path)      # copy_version mounted
+        plan = s.plan_unmount(version, path=None)   # copy_version unmounted
         plan = s.plan_verify(repair=False)      # verify_records
         info = s.info()                         # copy_pool_info (one pool's dict)
 
@@ -63,6 +66,7 @@ Where each figure lives (this module composes them; import from here):
     _engine_delete.py       copy_version state=absent
     _engine_hold.py         copy_version state=held / released
     _engine_restore.py      copy_version state=restored
+    _engine_browse.py       copy_version state=mounted / unmounted, restored with paths
     _engine_verify.py       verify_records: each record checked against the
                             host (Fig. 8 for every record), one method a check
     _engine_repair.py       the repair of an interrupted operation's journal
@@ -77,6 +81,7 @@ import contextlib
 
 from ansible_collections.pitcopy.versions.plugins.module_utils import _quiesce
 from ansible_collections.pitcopy.versions.plugins.module_utils._definition import check_definition, check_values
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_browse import BrowseSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     _utcnow,
@@ -163,7 +168,7 @@ class RecordEngine:
             yield PoolSession(self, pool_name, self.store.load(pool_name))
 
 
-class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, HoldSteps, RestoreSteps):
+class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, HoldSteps, RestoreSteps, BrowseSteps):
     """One copy pool under its lock: each module's plan, one mixin a figure
     (see the module docstring for which file holds which)."""
 

@@ -311,7 +311,8 @@ class SessionBase:
         keep = [r for r in state.replication_records if r.version != replaced_version and r.version != n]
         # held versions count towards ``versions`` but the oldest unheld go
         excess = len(keep) + 1 - state.definition.versions
-        keep = [r for r in keep if not r.held]
+        # a mounted version is kept like a held one (its copies are in use)
+        keep = [r for r in keep if not r.held and r.mounted is None]
         keep.sort(key=lambda r: r.version)
         return keep[:max(0, excess)]
 

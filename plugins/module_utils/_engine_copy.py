@@ -24,6 +24,7 @@ import os
 import time
 from dataclasses import replace
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_browse import refuse_mounted
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     _journaled,
@@ -209,6 +210,7 @@ class CopySteps(CopyRecordSteps):
         # a held version's target pool is never reused: refused before any
         # discovery, copy or journal (the plan, check mode included, says so)
         self._refuse_held(replaced_record(state, tp), "to take version %d in target pool %s" % (n, tp))
+        refuse_mounted(self.name, replaced_record(state, tp), "to take version %d in target pool %s" % (n, tp))
         names = self._discovery_names(definition, backend, [tp])
         volumes = backend.discover(names)
         cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, when)

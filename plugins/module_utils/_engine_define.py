@@ -17,6 +17,7 @@ __metaclass__ = type
 import os
 from dataclasses import replace
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_browse import refuse_mounted
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     _journaled,
@@ -198,6 +199,7 @@ class DefineSteps(CopyRecordSteps):
                     self.name, ", ".join(str(r.version) for r in rrs)))
         for r in rrs:
             self._refuse_held(r, "to remove the pool and its copies")
+            refuse_mounted(self.name, r, "to remove the pool and its copies")
         result = {"pool": old.definition.as_dict(), "removed_versions": [r.version for r in rrs]}
 
         def act():

@@ -12,6 +12,7 @@ __metaclass__ = type
 import os
 from dataclasses import replace
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_browse import refuse_mounted
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     SessionBase,
@@ -38,6 +39,7 @@ class DeleteSteps(SessionBase):
             return Plan(False, pool_dict(state), pool_dict(state), result)
         if not force:
             self._refuse_held(rec, "to delete version %d (force: true deletes a held version)" % version)
+        refuse_mounted(self.name, rec, "to delete version %d" % version)
         self._no_journal("deleting a version")
         new = replace(state, replication_records=tuple(r for r in state.replication_records if r.version != version))
         # a copy whose identity is not the recorded one is not ours: the

@@ -17,6 +17,7 @@ __metaclass__ = type
 from dataclasses import replace
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._definition import age_seconds
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_browse import verify_mounts
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     _is_int,
@@ -129,6 +130,7 @@ class VerifySteps(JournalRepairSteps):
         leftovers = self._verify_leftovers(scan)
         unneeded = self._verify_bases(scan, list(state.replication_records))
         self._verify_freshness(scan)
+        verify_mounts(scan)
 
         new = replace(state, replication_records=tuple(new_rrs))
         if behind:

@@ -665,6 +665,41 @@ class _LvmBackend(Backend):
                         what, total, total / float(MiB), vg, len(items),
                         ", ".join("%s: %d" % (s, b) for s, b in items), free, free / float(MiB)))
 
+    # --- browsing and file restores (issue 17) ----------------------------------
+
+    def copy_view(self, definition, version, pair):
+        """The copy LV's block device, mounted read-only to be read."""
+        from ansible_collections.pitcopy.versions.plugins.module_utils._browse import VIEW_BLOCK, CopyView
+
+        pool = _pool_name(definition)
+        validate_lv_name(pair.target, "target")
+        row = self._report([split_name(pair.target)[0]]).get(pair.target)
+        why = None
+        if row is None or not self._ours(row, pool, pair.identity) or TAG_STAGED in _tags(row):
+            why = "it does not exist or is not copy pool %s's copy (deleted behind our back?)" % pool
+        elif _tag_value(_tags(row), TAG_VERSION) != str(version):
+            why = "it holds version %s" % _tag_value(_tags(row), TAG_VERSION)
+        else:
+            valid, detail = self._row_valid(row, _tags(row))
+            if not valid:
+                why = "it is not valid: %s" % detail
+        if why:
+            raise InvalidInput("copy pool %s: cannot read version %d of %s from %s: %s; nothing was changed. Run "
+                               "pitcopy.versions.verify_records to see the findings" % (
+                                   pool, version, pair.source, pair.target, why))
+        return CopyView(VIEW_BLOCK, dm_path(pair.target), volume=pair.target)
+
+    def open_view(self, definition, view):
+        # a thin snapshot is made with activation skipped (-K activates it);
+        # -y: for a classic snapshot lvchange asks about the origin too
+        self._lv("lvchange", "-q", "-ay", "-K", "-y", view.volume)
+
+    def source_directory(self, definition, source):
+        from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mountpoints_of_device
+
+        found = mountpoints_of_device(dm_path(source))
+        return found[0] if found else None
+
 
 def _copy_tags(pool, version, source, stage_tag):
     """The ``--addtag`` options that mark a copy as ours: pool, version,

@@ -236,6 +236,10 @@ class Record:
     # without force and pool removal never delete or replace this version
     held: bool = False
     hold_reason: Optional[str] = None
+    # where the version's copies are mounted for browsing (copy_version
+    # state=mounted), or None: rotation, retention and deletion refuse a
+    # mounted version (its copies are in use) until it is unmounted
+    mounted: Optional[str] = None
 
     def target_of(self, source):
         return _target_of(self.pairs, source)
@@ -264,6 +268,7 @@ class Record:
             out["warnings"] = list(self.warnings)
             out["held"] = self.held
             out["hold_reason"] = self.hold_reason
+            out["mounted"] = self.mounted
         return out
 
 

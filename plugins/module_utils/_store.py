@@ -357,6 +357,13 @@ def _dump_record(r, kind, where):
             raise _Shape(where, "only a held replication record carries a hold")
         out["held"] = True
         out["hold_reason"] = _str(r.hold_reason, where + ".hold_reason", nullable=True)
+    # only when mounted: a file without a mount reads as before, and an
+    # older collection refuses one (an unknown key) rather than rotate the
+    # mounted version away
+    if r.mounted is not None:
+        if kind != RECORD_REPLICATION:
+            raise _Shape(where, "only a replication record can be mounted")
+        out["mounted"] = _str(r.mounted, where + ".mounted")
     out["pairs"] = _dump_pairs(r.pairs)
     if any(p.identity is not None for p in r.pairs):
         out["identities"] = _dump_identities(r.pairs, where + ".identities")
@@ -616,7 +623,7 @@ def _load_identities(value, where, pairs):
 
 def _load_record(value, where, kind, cache=None):
     # a hold only on a replication record (a pre-pairing record is no version yet)
-    hold_keys = ("held", "hold_reason") if kind == RECORD_REPLICATION else ()
+    hold_keys = ("held", "hold_reason", "mounted") if kind == RECORD_REPLICATION else ()
     _mapping(value, where, ("version", "target_pool", "created", "pairs"),
              ("label", "status", "warnings", "identities", "transfers") + hold_keys)
     pairs = _load_pairs(value["pairs"], where + ".pairs", cache)
@@ -640,6 +647,7 @@ def _load_record(value, where, kind, cache=None):
                        for i, w in enumerate(_list(value.get("warnings", []), where + ".warnings"))),
         held=held,
         hold_reason=hold_reason,
+        mounted=_str(value["mounted"], where + ".mounted") if "mounted" in value else None,
     )
 
 

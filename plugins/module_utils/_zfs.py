@@ -801,6 +801,43 @@ class ZfsSnapshotBackend(_ZfsBase):
             done.append(p.source)
         return done
 
+    # --- browsing and file restores (issue 17) ----------------------------------
+
+    def copy_view(self, definition, version, pair):
+        """The snapshot, read through the source's ``.zfs/snapshot/<snap>``
+        when the source is mounted (no mount needed), else mounted with
+        ``mount -t zfs``. zvols hold no filesystem ZFS can mount: refused."""
+        from ansible_collections.pitcopy.versions.plugins.module_utils._browse import VIEW_ZFS, CopyView
+
+        row = self._owned(definition, [pair.target]).get(pair.target)
+        why = None
+        if row is None or not self._is_ours(definition, row):
+            why = "the snapshot does not exist or is not copy pool %s's copy (deleted behind our back?)" % (
+                _pool_name(definition))
+        elif self._mark(row, PROP_VERSION) != str(version):
+            why = "it holds version %s" % self._mark(row, PROP_VERSION)
+        elif not self._is_recorded(row, pair.identity):
+            why = "it is not the copy recorded (guid %s, recorded %s)" % (self._guid(row), pair.identity)
+        src = self._get(("type", "mounted", "mountpoint"), [pair.source], types="filesystem,volume").get(
+            pair.source, {})
+        if not why and src.get("type", ("",))[0] != KIND_FILESYSTEM:
+            why = "%s is not a mounted ZFS filesystem (a zvol's copy holds no filesystem ZFS mounts)" % pair.source
+        if why:
+            raise InvalidInput("copy pool %s: cannot read version %d of %s from %s: %s; nothing was changed. Run "
+                               "pitcopy.versions.verify_records to see the findings" % (
+                                   definition.name, version, pair.source, pair.target, why))
+        directory = None
+        if src.get("mounted", ("",))[0] == "yes":
+            d = os.path.join(src["mountpoint"][0], ".zfs", "snapshot", pair.target.split("@", 1)[1])
+            directory = d if os.path.isdir(d) else None
+        return CopyView(VIEW_ZFS, pair.target, directory)
+
+    def source_directory(self, definition, source):
+        src = self._get(("mounted", "mountpoint"), [source], types="filesystem").get(source, {})
+        if src.get("mounted", ("",))[0] != "yes":
+            return None
+        return src["mountpoint"][0]
+
 
 class ZfsSendBackend(_ZfsBase):
     """``zfs_send``: a full send of a snapshot, received into a listed target."""

@@ -162,6 +162,13 @@ pools:
           description: The reason given when it was held, or null.
           type: str
           sample: null
+        mounted:
+          description:
+            - The path the version is mounted at for browsing (see
+              O(pitcopy.versions.copy_version#module:state=mounted)), or null. A mounted version is never rotated
+              or deleted.
+          type: str
+          sample: null
         pairs:
           description: The copy pairs, each with C(source) and C(target).
           type: list

@@ -35,6 +35,22 @@ description:
     C(pitcopy_hold) and are made read-only (C(lvchange --permission r)). btrfs copies are read-only subvolumes already;
     the hold is written into the copy's ownership mark and a copy made writable by hand is made read-only again.
   - With O(state=released) the hold goes (from the storage first, then from the record).
+  - With O(state=mounted) the copies of O(version) are mounted read-only under O(path), one directory per source
+    named after the source's last component (its whole name with C(/) as C(_) where two sources share one); see
+    RV(mounts). btrfs bind-mounts the read-only snapshot subvolume, LVM mounts the snapshot or clone LV read-only
+    without replaying its journal (ext3/ext4 C(ro,noload), XFS C(ro,norecovery,nouuid)), C(zfs_snapshot) mounts the
+    snapshot with C(mount -t zfs). The mount is recorded in the version's replication record (C(mounted)); rotation,
+    retention, O(state=absent) and pool removal refuse a mounted version until it is unmounted (refusing is safer
+    than unmounting under a reader), and M(pitcopy.versions.verify_records) reports a recorded mount that is gone
+    (C(stale_mount)). A version is mounted at one path at a time. C(zfs_send) copies cannot be mounted yet.
+  - With O(state=unmounted) the copies are unmounted, the directories made for them removed and the record cleared.
+  - With O(state=restored) and O(paths), only those files or directories are restored, from each source's copy
+    that holds them (a path no copy holds is refused), in place (the source's live, mounted directory) or under
+    O(restore_to). Owner, mode, times, ACLs and xattrs are kept (C(cp -a --reflink=auto)); a path is copied beside
+    its destination under a temporary name and renamed into place, so nothing outside the paths is touched (the
+    directory holding a path gets a new modification time) and the rest of the version stays as it is. A directory
+    restored becomes exactly what the version holds (files added since go). Every path of every source is checked
+    before the first is copied.
   - M(pitcopy.versions.verify_records) reports a held version whose hold the storage no longer enforces
     (C(hold_not_enforced)); with C(repair=true) it holds it again.
 author:
@@ -48,6 +64,10 @@ attributes:
     details:
       - In check mode the copy record is built and verified with the read-only discovery commands, so the result
         shows the targets that would be used, the version that would be replaced and the pairs that would be broken.
+      - With O(state=restored) and O(paths), check mode lists in RV(restored_paths) what would change, read from
+        the copies where they can be read without a mount (btrfs, C(zfs_snapshot) through C(.zfs/snapshot), a
+        version mounted with O(state=mounted)); LVM copies need a mount, so check mode lists their paths with
+        C(changes) null unless the version is mounted.
   diff_mode:
     support: full
   idempotent:
@@ -58,6 +78,8 @@ attributes:
       - O(state=held) is idempotent (the same O(reason) on a version held and enforced on the storage is no change).
         O(state=released) of a version that is not held fails, so that a wrong version number is never reported as
         done.
+      - O(state=mounted) of a version mounted at O(path) already, and O(state=unmounted) of a version not mounted,
+        report no change. O(state=restored) with O(paths) compares the files first and copies only paths that differ.
       - O(state=absent) is idempotent. O(state=restored) compares each source with its copy first, reading only,
         and restores only the sources that differ; with none, it reports no change. C(zfs_snapshot) compares by the
         bytes written since the snapshot; the other technologies cannot tell without copying and restore on every
@@ -70,15 +92,17 @@ options:
     required: true
   state:
     description:
-      - V(present) takes a new copy version, V(absent) deletes copy version O(version), V(restored) restores it,
-        V(held) holds it, V(released) releases its hold.
+      - V(present) takes a new copy version, V(absent) deletes copy version O(version), V(restored) restores it
+        (or only O(paths) of it), V(held) holds it, V(released) releases its hold, V(mounted) mounts its copies
+        read-only under O(path), V(unmounted) unmounts them.
     type: str
-    choices: [present, absent, restored, held, released]
+    choices: [present, absent, restored, held, released, mounted, unmounted]
     default: present
   version:
     description:
-      - The copy version number to delete, restore, hold or release. Required with O(state=absent) and
-        O(state=restored); with O(state=held) and O(state=released) O(version) or O(label) names the version;
+      - The copy version number to delete, restore, hold, release, mount or unmount. Required with O(state=absent),
+        O(state=restored), O(state=mounted) and O(state=unmounted); with O(state=held) and O(state=released)
+        O(version) or O(label) names the version;
         not accepted with O(state=present), where the next number is assigned.
     type: int
   label:
@@ -106,6 +130,27 @@ options:
       - Default the pool's current sources that O(version) holds; sources that have left the pool are left alone.
     type: list
     elements: str
+  path:
+    description:
+      - With O(state=mounted), the directory under which the copies are mounted (an absolute path outside the
+        pool's sources whose parent directory exists; it is created when missing). Required.
+      - With O(state=unmounted), optional; when given it must be the path the version is mounted at.
+    type: path
+  paths:
+    description:
+      - With O(state=restored), restore only these files or directories, relative to a source's mount point (for
+        example V(etc/app.conf)); no leading C(/), no C(..), no symlink leading out of the copy.
+      - Without it the whole sources are restored (see O(volumes)).
+    type: list
+    elements: str
+  restore_to:
+    description:
+      - With O(state=restored) and O(paths), restore under this directory instead of in place (an absolute path
+        outside the pool's sources whose parent directory exists; created when missing). With one source restored
+        a path lands at C(<restore_to>/<path>), with several at C(<restore_to>/<source name>/<path>) (names as in
+        RV(mounts)). What is there already at those paths is replaced, nothing else.
+      - Whole sources restored elsewhere (O(restore_to) without O(paths)) are not supported yet.
+    type: path
 seealso:
   - module: pitcopy.versions.copy_pool
   - module: pitcopy.versions.prepair_record
@@ -152,6 +197,45 @@ EXAMPLES = r"""
     pool: web
     state: released
     label: pre-upgrade
+
+- name: Mount version 2 read-only under /srv/data/browse (/srv/data/browse/db, /srv/data/browse/www)
+  pitcopy.versions.copy_version:
+    pool: web
+    state: mounted
+    version: 2
+    path: /srv/data/browse
+  register: browsed
+
+- name: Show where each source's copy is readable
+  ansible.builtin.debug:
+    msg: "{{ browsed.mounts }}"
+
+- name: Unmount version 2
+  pitcopy.versions.copy_version:
+    pool: web
+    state: unmounted
+    version: 2
+
+- name: Restore one file of the www subvolume in place from version 2, leaving everything else as it is
+  pitcopy.versions.copy_version:
+    pool: web
+    state: restored
+    version: 2
+    volumes:
+      - /srv/data/www
+    paths:
+      - index.html
+
+- name: Restore the uploads directory as of version 2 beside production, to compare it
+  pitcopy.versions.copy_version:
+    pool: web
+    state: restored
+    version: 2
+    volumes:
+      - /srv/data/www
+    paths:
+      - uploads
+    restore_to: /srv/data/compare
 
 - name: Delete copy version 1
   pitcopy.versions.copy_version:
@@ -272,6 +356,56 @@ asides:
       description: Where its data from before the restore is held during the restore.
       type: str
   sample: [{"source": "/srv/data/db", "aside": "/srv/data/.pitcopy/web/restore/.pitcopy-aside.db"}]
+mounts:
+  description:
+    - With O(state=mounted), where each source's copy is readable; with O(state=unmounted), where they were.
+  returned: when O(state=mounted) or O(state=unmounted)
+  type: list
+  elements: dict
+  contains:
+    source:
+      description: The source volume.
+      type: str
+    path:
+      description: The directory its copy is mounted at.
+      type: str
+  sample: [{"source": "/srv/data/www", "path": "/srv/data/browse/www"}]
+restored_paths:
+  description:
+    - With O(state=restored) and O(paths), one item per path and source whose copy holds it.
+  returned: when O(state=restored) with O(paths)
+  type: list
+  elements: dict
+  contains:
+    source:
+      description: The source volume.
+      type: str
+    path:
+      description: The path as given (normalized).
+      type: str
+    copy:
+      description: Where it was read (null when the copy is read through a temporary mount).
+      type: str
+    destination:
+      description: Where it is restored.
+      type: str
+    changes:
+      description:
+        - What restoring it changes (would change, in check mode), one entry per changed file naming it and why,
+          at most 200; empty when it already is as in the version (then it is not copied). Null when check mode
+          cannot read the copy.
+      type: list
+      elements: str
+    change_count:
+      description: How many changes there are in all.
+      type: int
+  sample: [{"source": "/srv/data/www", "path": "index.html", "copy": "/srv/data/.pitcopy/web/02/www/index.html",
+            "destination": "/srv/data/www/index.html", "changes": ["index.html: missing"], "change_count": 1}]
+restore_to:
+  description: With O(state=restored) and O(paths), O(restore_to) as normalized, or null (in place).
+  returned: when O(state=restored) with O(paths)
+  type: str
+  sample: /srv/data/compare
 copy_window_ms:
   description:
     - Milliseconds from the first freeze, hook or copy command to the last thaw, for O(state=present).
@@ -314,22 +448,42 @@ def validate(params):
             params["reason"], params["state"]))
     if params["force"] and params["state"] != "absent":
         raise InvalidInput("force is only accepted with state=absent, not state=%s" % params["state"])
+    check_no_control_chars(params, ("path", "paths", "restore_to"))
+    if params["path"] is not None and params["state"] not in ("mounted", "unmounted"):
+        raise InvalidInput("path %r is only accepted with state=mounted or state=unmounted, not state=%s (restore "
+                           "takes paths and restore_to)" % (params["path"], params["state"]))
+    for name in ("paths", "restore_to"):
+        if params[name] is not None and params["state"] != "restored":
+            raise InvalidInput("%s is only accepted with state=restored, not state=%s" % (name, params["state"]))
+    if params["restore_to"] is not None and not params["paths"]:
+        raise InvalidInput("restore_to %r without paths (whole sources restored elsewhere) is not supported yet; "
+                           "name the files or directories to restore in paths, or leave restore_to out to restore "
+                           "whole sources in place" % (params["restore_to"],))
+    if params["paths"] is not None and not params["paths"]:
+        raise InvalidInput("paths is empty; name at least one file or directory relative to a source's mount point, "
+                           "or leave paths out to restore whole sources")
 
 
 def main():
     module = PitcopyModule(
         argument_spec=dict(
             pool=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent", "restored", "held", "released"], default="present"),
+            state=dict(type="str", default="present",
+                       choices=["present", "absent", "restored", "held", "released", "mounted", "unmounted"]),
             version=dict(type="int"),
             label=dict(type="str"),
             volumes=dict(type="list", elements="str"),
             reason=dict(type="str"),
             force=dict(type="bool", default=False),
+            path=dict(type="path"),
+            paths=dict(type="list", elements="str"),
+            restore_to=dict(type="path"),
         ),
         required_if=[
             ("state", "absent", ("version",)),
             ("state", "restored", ("version",)),
+            ("state", "mounted", ("version", "path")),
+            ("state", "unmounted", ("version",)),
             ("state", "held", ("version", "label"), True),
             ("state", "released", ("version", "label"), True),
         ],
@@ -345,6 +499,13 @@ def main():
         if params["state"] in ("held", "released"):
             return session.plan_hold(params["version"], held=params["state"] == "held", reason=params["reason"],
                                      label=params["label"])
+        if params["state"] == "mounted":
+            return session.plan_mount(params["version"], params["path"])
+        if params["state"] == "unmounted":
+            return session.plan_unmount(params["version"], path=params["path"])
+        if params["paths"] is not None:
+            return session.plan_restore_paths(params["version"], params["paths"], restore_to=params["restore_to"],
+                                              volumes=params["volumes"])
         return session.plan_restore(params["version"], volumes=params["volumes"])
 
     module.run_plan(params["pool"], build)

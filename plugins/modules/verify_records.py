@@ -18,7 +18,9 @@ description:
     or invalid copy (for example an overflowed classic snapshot), a target that is no longer compatible, a copy that
     carries this collection's mark but has no record, an interrupted copy, and a held version whose hold the storage
     no longer enforces (V(hold_not_enforced), see M(pitcopy.versions.copy_version)
-    O(pitcopy.versions.copy_version#module:state=held)).
+    O(pitcopy.versions.copy_version#module:state=held)), and a version recorded as mounted for browsing whose mount
+    is gone (V(stale_mount), see O(pitcopy.versions.copy_version#module:state=mounted); a repair leaves it to
+    O(pitcopy.versions.copy_version#module:state=unmounted), which clears the record).
   - Changes nothing unless O(repair=true) or O(reseal=true), and not in check mode. Without them it only reads,
     under a shared lock, so it runs beside other readers and on a read-only O(state_dir).
   - With O(repair=true) what can be fixed safely is fixed. An interrupted copy is finished or rolled back (one

@@ -175,6 +175,9 @@ setup_examples() {
         btrfs_fs exbackup 256M /srv/backup && EXAMPLE_MOUNTS+=(/srv/backup) || return 1
         unset 'MOUNTS[${#MOUNTS[@]}-1]'
         for p in db www logs; do btrfs -q subvolume create "/srv/data/$p" >/dev/null || return 1; done
+        # the files copy_version's file-restore EXAMPLES restore
+        mkdir /srv/data/www/uploads && echo '<h1>web</h1>' >/srv/data/www/index.html &&
+            echo upload >/srv/data/www/uploads/one.txt || return 1
         for p in a b c d; do mkdir "/srv/backup/$p"; done
         ;;
     lvm)

@@ -699,3 +699,74 @@ def test_a_held_version_is_tagged_read_only_and_never_rotated(vgs, lvm_runner, t
         s.plan_hold(1, held=False).apply()
     assert "pitcopy_hold" not in lv_tags(target) and lv_attr(target)[1] == "w"
     assert copy(eng, "held")["replaced_version"] == 1
+
+
+# --- browsing a version and restoring files (issue 17) --------------------------------
+
+
+def test_browse_and_file_restore_of_a_thin_snapshot(vgs, lvm_runner, tmp_path):
+    """lvm_thin (a thin snapshot skips activation: browsing activates it):
+    a deleted file restored in place while its changed neighbour stays, a
+    directory restored elsewhere identical to what it was, the version
+    mounted read-only (ext4 ro,noload: a write fails) and unmounted clean."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mount_at
+    from ansible_collections.pitcopy.versions.tests.utils.trees import tree
+
+    vg, sources = _setup_sources(vgs, "lvm_thin")
+    src = sources[0]
+    sh("mkfs.ext4", "-q", dm_path(src))
+    live = str(tmp_path / "live")
+    vgs.mount(src, live)
+    os.makedirs(os.path.join(live, "etc", "app"))
+    for rel, text in (("etc/hosts", "v1 hosts\n"), ("etc/app/app.conf", "v1 conf\n"), ("etc/app/keep", "v1\n")):
+        with open(os.path.join(live, rel), "w") as fh:
+            fh.write(text)
+    os.chown(os.path.join(live, "etc/app/app.conf"), 1234, 4321)
+    os.chmod(os.path.join(live, "etc/app/app.conf"), 0o640)
+    os.setxattr(os.path.join(live, "etc/app/app.conf"), "user.origin", b"v1")
+    before = tree(os.path.join(live, "etc", "app"))
+    d = PoolDefinition(name="files", technology="lvm_thin", sources=(src,), versions=2)
+    eng = make_engine(tmp_path / "state", lvm_runner)
+    define(eng, d)
+    copy(eng, "files")
+    os.unlink(os.path.join(live, "etc/hosts"))
+    with open(os.path.join(live, "etc/app/keep"), "w") as fh:
+        fh.write("changed since\n")
+    with eng.session("files") as s:
+        p = s.plan_restore_paths(1, ["etc/hosts"])
+        # an LVM copy is read through a mount, which check mode does not make
+        assert p.changed is True and p.result["restored_paths"][0]["changes"] is None
+        out = p.apply()
+    assert out["restored_paths"][0]["changes"] == ["etc/hosts: missing"]
+    with open(os.path.join(live, "etc/hosts")) as fh:
+        assert fh.read() == "v1 hosts\n"
+    with open(os.path.join(live, "etc/app/keep")) as fh:
+        assert fh.read() == "changed since\n"
+    # restore_to on an ext4 of its own (the guest's /tmp may keep no user xattrs)
+    cmp_lv = sources[1]
+    sh("mkfs.ext4", "-q", dm_path(cmp_lv))
+    cmp_fs = str(tmp_path / "cmpfs")
+    vgs.mount(cmp_lv, cmp_fs)
+    with eng.session("files") as s:
+        assert s.plan_restore_paths(1, ["etc/app"], restore_to=cmp_fs + "/cmp").apply()["restored"] == [src]
+    assert tree(cmp_fs + "/cmp/etc/app") == before
+    where = str(tmp_path / "browse")
+    with eng.session("files") as s:
+        mounts = s.plan_mount(1, where).apply()["mounts"]
+    mp = os.path.join(where, "a")
+    try:
+        assert mounts == [{"source": src, "path": mp}]
+        assert "ro" in mount_at(mp)["options"]
+        with open(os.path.join(mp, "etc/app/keep")) as fh:
+            assert fh.read() == "v1\n"
+        with pytest.raises(OSError):
+            with open(os.path.join(mp, "etc/hosts"), "w") as fh:
+                fh.write("x")
+        with eng.session("files") as s:
+            assert s.plan_mount(1, where).changed is False
+            # a file restore reads the browsing mount: check mode can tell now
+            assert s.plan_restore_paths(1, ["etc/hosts"]).changed is False
+    finally:
+        with eng.session("files") as s:
+            s.plan_unmount(1).apply()
+    assert mount_at(mp) is None and os.listdir(where) == []

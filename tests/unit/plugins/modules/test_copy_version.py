@@ -130,6 +130,17 @@ def test_copy_failure_reports_command_and_keeps_versions(clone_host):
         ({"pool": "nope"}, ["nope"]),
         ({"pool": "tab", "state": "restored", "version": 9}, ["9"]),
         ({"pool": "tab", "state": "restored", "version": 1, "volumes": ["vg/Z"]}, ["vg/Z"]),
+        # browsing and file restores (issue 17)
+        ({"pool": "tab", "state": "mounted", "version": 1}, ["path"]),
+        ({"pool": "tab", "state": "mounted", "path": "/mnt/x"}, ["version"]),
+        ({"pool": "tab", "path": "/mnt/x"}, ["/mnt/x", "state=mounted"]),
+        ({"pool": "tab", "state": "absent", "version": 1, "paths": ["a"]}, ["paths", "state=restored"]),
+        ({"pool": "tab", "state": "restored", "version": 1, "restore_to": "/srv/x"}, ["/srv/x", "paths"]),
+        ({"pool": "tab", "state": "restored", "version": 1, "paths": []}, ["paths is empty"]),
+        ({"pool": "tab", "state": "restored", "version": 1, "paths": ["../etc"]}, ["'../etc'", ".."]),
+        ({"pool": "tab", "state": "restored", "version": 1, "paths": ["a\nb"]}, ["paths", "control character"]),
+        # the memory host's technology has no files to browse
+        ({"pool": "tab", "state": "mounted", "version": 1, "path": "/mnt/x"}, ["cannot mount"]),
     ],
 )
 def test_bad_arguments(clone_host, args, words):

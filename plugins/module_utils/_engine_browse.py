@@ -1,0 +1,315 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""copy_version state=mounted / state=unmounted (browse a version) and
+state=restored with ``paths`` (restore files or directories, in place or to
+``restore_to``).
+
+A mount is recorded in the version's replication record (``mounted``: the
+path) BEFORE anything is mounted and cleared only AFTER everything is
+unmounted, so that a killed run leaves a record that verify_records reports
+(``stale_mount``) and state=unmounted clears; rotation, retention, deletion
+and pool removal refuse a mounted version (its copies are in use, and a
+mount left behind would hide a deletion) until it is unmounted: refusing is
+the safer default than unmounting behind the reader's back.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import os
+from dataclasses import replace
+
+from ansible_collections.pitcopy.versions.plugins.module_utils import _browse
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
+    Plan,
+    SessionBase,
+    _is_int,
+    pool_dict,
+    version_dict,
+)
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_restore import restore_pairs
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import RECORD_REPLICATION, STATUS_VALID, Finding
+
+PROBLEM_STALE_MOUNT = "stale_mount"
+
+
+def refuse_mounted(pool, rec, what):
+    """Refuse, before anything is touched, to replace or delete mounted
+    version ``rec`` (None: nothing to refuse)."""
+    if rec is not None and rec.mounted is not None:
+        raise InvalidInput(
+            "copy pool %s: refusing %s, nothing was changed: version %d is mounted at %s for browsing. Unmount it "
+            "first with pitcopy.versions.copy_version state=unmounted version=%d" % (
+                pool, what, rec.version, rec.mounted, rec.version))
+
+
+def planned_mounts(rec, path):
+    """``[{source, path}]`` of version ``rec`` mounted under ``path``."""
+    sources = [p.source for p in rec.pairs]
+    return [{"source": s, "path": os.path.join(path, _browse.mount_name(s, sources))} for s in sources]
+
+
+def verify_mounts(scan):
+    """verify_records: a version recorded as mounted whose mounts are gone
+    (a reboot, a hand-typed umount, a run killed while mounting)."""
+    table = _browse.read_mounts()
+    for rec in sorted(scan.state.replication_records, key=lambda r: r.version):
+        if rec.mounted is None:
+            continue
+        for m in planned_mounts(rec, rec.mounted):
+            if _browse.mount_at(m["path"], table) is None:
+                scan.findings.append(Finding(
+                    RECORD_REPLICATION, rec.version, m["source"], m["path"], PROBLEM_STALE_MOUNT,
+                    "none: the record says version %d is mounted at %s but nothing is mounted at %s; run "
+                    "pitcopy.versions.copy_version state=unmounted version=%d to clear the record, or "
+                    "state=mounted to mount it again" % (rec.version, rec.mounted, m["path"], rec.version)))
+
+
+def _listing(items):
+    return ", ".join(items) or "none"
+
+
+class BrowseSteps(SessionBase):
+    """copy_version state=mounted, state=unmounted, state=restored with paths."""
+
+    def _valid_record(self, state, version, what):
+        if not _is_int(version) or version < 1:
+            raise InvalidInput("version must be a positive integer, got %r" % (version,))
+        rec = state.replication(version)
+        if rec is None:
+            raise InvalidInput("cannot %s version %d of copy pool %s: no such version; it keeps versions: %s; "
+                               "nothing was changed" % (what, version, self.name, _listing(
+                                   [str(r.version) for r in state.replication_records])))
+        if rec.status != STATUS_VALID:
+            raise InvalidInput("cannot %s version %d of copy pool %s: it is %s (run pitcopy.versions.verify_records "
+                               "to see why); choose another version" % (what, version, self.name, rec.status))
+        return rec
+
+    def _source_dirs(self, backend, definition, sources):
+        return dict((s, backend.source_directory(definition, s)) for s in sources)
+
+    def _check_outside(self, backend, state, value, option):
+        """``value`` (an absolute directory path the user names) normalized,
+        refused inside the pool's sources or without an existing parent."""
+        sources = list(state.definition.sources) + [p.source for r in state.replication_records for p in r.pairs]
+        dirs = [d for d in self._source_dirs(backend, state.definition, sorted(set(sources))).values() if d]
+        try:
+            return _browse.check_restore_to(value, dirs)
+        except InvalidInput as exc:
+            exc.msg = exc.msg.replace("restore_to", option)
+            exc.args = (exc.msg,)
+            raise
+
+    # --- state=mounted / state=unmounted -----------------------------------------
+
+    def plan_mount(self, version, path):
+        state = self._require()
+        rec = self._valid_record(state, version, "mount")
+        backend = self._backend()
+        path = self._check_outside(backend, state, path, "path")
+        for r in state.replication_records:
+            if r.version != rec.version and r.mounted == path:
+                raise InvalidInput("cannot mount version %d of copy pool %s at %s: version %d is mounted there; "
+                                   "unmount it first (state=unmounted version=%d) or choose another path" % (
+                                       rec.version, self.name, path, r.version, r.version))
+        if rec.mounted is not None and rec.mounted != path:
+            raise InvalidInput("cannot mount version %d of copy pool %s at %s: it is mounted at %s already; a version "
+                               "is mounted at one path at a time: unmount it first (state=unmounted version=%d) or "
+                               "use path %s" % (rec.version, self.name, path, rec.mounted, rec.version, rec.mounted))
+        self._no_journal("mounting a version")
+        definition = state.definition
+        mounts = planned_mounts(rec, path)
+        views = [backend.copy_view(definition, rec.version, p) for p in rec.pairs]
+        table = _browse.read_mounts()
+        missing = [(m, v) for m, v in zip(mounts, views) if _browse.mount_at(m["path"], table) is None]
+        if rec.mounted is None:
+            for m in mounts:
+                if _browse.mount_at(m["path"], table) is not None:
+                    raise InvalidInput("cannot mount version %d of copy pool %s at %s: something else is mounted at "
+                                       "%s; choose another path" % (rec.version, self.name, path, m["path"]))
+                if os.path.isdir(m["path"]) and os.listdir(m["path"]):
+                    raise InvalidInput("cannot mount version %d of copy pool %s at %s: %s is a directory that is not "
+                                       "empty and a mount would hide its files; choose another path" % (
+                                           rec.version, self.name, path, m["path"]))
+        new_rec = replace(rec, mounted=path)
+        new = self._with_record(state, new_rec)
+        result = {"version": version_dict(new_rec), "replaced_version": None, "broken_pairs": [], "mounts": mounts}
+        if not missing and rec.mounted == path:
+            return Plan(False, pool_dict(state), pool_dict(state), result)
+
+        def act():
+            # the record first: a kill while mounting leaves a record that
+            # verify_records reports and state=unmounted clears
+            self._save(new)
+            made = []
+            try:
+                if not os.path.isdir(path):
+                    os.mkdir(path, 0o755)
+                for m, view in missing:
+                    if not os.path.isdir(m["path"]):
+                        os.mkdir(m["path"], 0o755)
+                    backend.open_view(definition, view)
+                    _browse.mount_view(backend.runner, view, m["path"])
+                    made.append(m["path"])
+            except Exception:
+                for p in reversed(made):
+                    _browse.unmount(backend.runner, p)
+                if rec.mounted is None:
+                    for m in mounts:
+                        _rmdir_quietly(m["path"])
+                    self._save(state)
+                raise
+            return result
+
+        return Plan(True, pool_dict(state), pool_dict(new), result, act)
+
+    def plan_unmount(self, version, path=None):
+        state = self._require()
+        if not _is_int(version) or version < 1:
+            raise InvalidInput("version must be a positive integer, got %r" % (version,))
+        rec = state.replication(version)
+        result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [], "mounts": []}
+        if rec is None or rec.mounted is None:
+            return Plan(False, pool_dict(state), pool_dict(state), result)
+        if path is not None and os.path.normpath(path) != rec.mounted:
+            raise InvalidInput("cannot unmount version %d of copy pool %s from %s: it is mounted at %s; give that "
+                               "path or none" % (rec.version, self.name, path, rec.mounted))
+        backend = self._backend()
+        mounts = planned_mounts(rec, rec.mounted)
+        new_rec = replace(rec, mounted=None)
+        new = self._with_record(state, new_rec)
+        result = dict(result, version=version_dict(new_rec), mounts=mounts)
+
+        def act():
+            table = _browse.read_mounts()
+            for m in mounts:
+                if _browse.mount_at(m["path"], table) is not None:
+                    _browse.unmount(backend.runner, m["path"])
+                _rmdir_quietly(m["path"])
+            # the record last: a failed unmount leaves it mounted and recorded
+            self._save(new)
+            return result
+
+        return Plan(True, pool_dict(state), pool_dict(new), result, act)
+
+    @staticmethod
+    def _with_record(state, rec):
+        return replace(state, replication_records=tuple(rec if r.version == rec.version else r
+                                                        for r in state.replication_records))
+
+    # --- state=restored with paths ---------------------------------------------------
+
+    def plan_restore_paths(self, version, paths, restore_to=None, volumes=None):
+        state = self._require()
+        rec = self._valid_record(state, version, "restore files from")
+        self._no_journal("restoring files")
+        if not paths:
+            raise InvalidInput("paths must name at least one file or directory, got %r" % (paths,))
+        rels = []
+        for p in paths:
+            r = _browse.check_relative_path(p)
+            if r not in rels:
+                rels.append(r)
+        pairs = restore_pairs(state, rec, volumes)
+        definition = state.definition
+        backend = self._backend()
+        if restore_to is not None:
+            restore_to = self._check_outside(backend, state, restore_to, "restore_to")
+            names = [p.source for p in pairs]
+            roots = dict((p.source, restore_to if len(pairs) == 1 else
+                          os.path.join(restore_to, _browse.mount_name(p.source, names))) for p in pairs)
+        else:
+            roots = self._source_dirs(backend, definition, [p.source for p in pairs])
+            absent = [s for s, d in roots.items() if d is None]
+            if absent:
+                raise InvalidInput("cannot restore paths of %s in place: not mounted on this host; mount it, or give "
+                                   "restore_to (a directory outside the sources); nothing was changed" % (
+                                       ", ".join(absent)))
+        views = [(p, backend.copy_view(definition, rec.version, p)) for p in pairs]
+        if rec.mounted is not None:
+            # a browsing mount of this version reads as the copy too
+            table = _browse.read_mounts()
+            views = [(p, v if v.directory is not None or _browse.mount_at(m["path"], table) is None
+                      else replace(v, directory=m["path"]))
+                     for (p, v), m in zip(views, planned_mounts(rec, rec.mounted))]
+        readable = all(v.directory is not None for p, v in views)
+        in_place = restore_to is None
+        items = self._file_items(rec.version, views, dict((p.source, v.directory) for p, v in views), rels, roots,
+                                 in_place) \
+            if readable else [{"source": p.source, "path": r, "copy": None,
+                               "destination": os.path.join(roots[p.source], r), "changes": None, "change_count": None}
+                              for p, v in views for r in rels]
+        changed = any(i["changes"] is None or i["changes"] for i in items)
+        result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
+                  "restored": sorted(set(i["source"] for i in items if i["changes"] is None or i["changes"])),
+                  "asides": [], "restored_paths": items, "restore_to": restore_to}
+
+        def act():
+            with contextlib.ExitStack() as stack:
+                dirs = {}
+                for p, v in views:
+                    if v.directory is None:
+                        backend.open_view(definition, v)
+                    dirs[p.source] = stack.enter_context(_browse.TemporaryView(backend.runner, v))
+                # every path of every source judged before the first is copied
+                now = self._file_items(rec.version, views, dirs, rels, roots, in_place)
+                if restore_to is not None and not os.path.isdir(restore_to):
+                    os.mkdir(restore_to, 0o755)
+                for i in now:
+                    if not i["changes"]:
+                        continue
+                    root = roots[i["source"]]
+                    if not os.path.isdir(root):
+                        os.mkdir(root, 0o755)
+                    _browse.copy_back(backend.runner, dirs[i["source"]], root, i["path"])
+                    # cp -a drops silently what the destination cannot keep
+                    # (xattrs on a filesystem without them): said, not hidden
+                    left = _browse.differences(i["copy"], i["destination"], i["path"])
+                    if left:
+                        raise CopyFailed("%s was restored to %s but the destination did not keep everything: %s "
+                                         "(does its filesystem support xattrs and ACLs?)" % (
+                                             i["path"], i["destination"],
+                                             ", ".join("%s: %s" % d for d in left[:10])), target=i["destination"])
+                out = dict(result, restored_paths=now, restored=sorted(set(i["source"] for i in now if i["changes"])))
+            return out
+
+        return Plan(changed, pool_dict(state), pool_dict(state), result, act)
+
+    def _file_items(self, version, views, dirs, rels, roots, in_place):
+        """One item per path and source whose copy holds it: what restoring
+        it changes; InvalidInput for a path that escapes or that no copy
+        holds (judged for all before anything is copied)."""
+        items = []
+        for rel in rels:
+            found = False
+            for p, v in views:
+                copy_root = dirs[p.source]
+                src = _browse.resolve_in(copy_root, rel, "the copy of %s" % p.source)
+                if not os.path.lexists(src):
+                    continue
+                found = True
+                root = roots[p.source]
+                dst = _browse.check_destination(root, rel) if in_place else os.path.join(root, rel)
+                if not in_place and os.path.isdir(root):
+                    dst = _browse.check_destination(root, rel)
+                diffs = _browse.differences(src, dst, rel) if os.path.isdir(root) else [(rel, "missing")]
+                items.append({"source": p.source, "path": rel, "copy": src, "destination": dst,
+                              "changes": ["%s: %s" % d for d in diffs[:_browse.CHANGES_LISTED]],
+                              "change_count": len(diffs)})
+            if not found:
+                raise InvalidInput("path %r is in no copy of version %s of copy pool %s (sources: %s); paths are "
+                                   "relative to a source's mount point; nothing was changed" % (
+                                       rel, version, self.name,
+                                       ", ".join(p.source for p, v in views)))
+        return items
+
+
+def _rmdir_quietly(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
