@@ -154,6 +154,18 @@ class SubprocessRunner:
             self.env.update(env)
         self.timeout = timeout
         self._programs = {}
+        # processes started, by program and subcommand ("zfs rename": 3):
+        # what a run costs where every process is expensive (an emulated
+        # guest), read by the benchmarks (tests/benchmarks/bench_vm_zfs.py)
+        self.started = {}
+
+    def _count(self, argv):
+        key = " ".join([os.path.basename(argv[0])] + [a for a in argv[1:2] if not a.startswith("-")])
+        self.started[key] = self.started.get(key, 0) + 1
+
+    def processes(self):
+        """How many processes this runner has started."""
+        return sum(self.started.values())
 
     def resolve(self, name):
         """The path of program ``name``, looked up once per runner; None when
@@ -177,6 +189,7 @@ class SubprocessRunner:
 
     def run(self, argv, data=None, check=True, timeout=None):
         argv = self._check(argv)
+        self._count(argv)
         try:
             proc = subprocess.run(
                 self._exe(argv), input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -203,6 +216,8 @@ class SubprocessRunner:
         process, which counts it: ``meter["bytes"]`` is what the second
         command was given (a send stream's size, measured, not estimated)."""
         argvs = [self._check(a) for a in argvs]
+        for argv in argvs:
+            self._count(argv)
         procs = []
         prev = subprocess.DEVNULL
         relay = None
@@ -255,6 +270,7 @@ class SubprocessRunner:
         not be started (stderr says why). Never raises for the hook's own
         failure: the copy window decides what a failed hook means."""
         argv = self._check(argv)
+        self._count(argv)
         try:
             # env=None: the user's command gets the environment the module
             # was given (its locale too), not the storage tools' C locale

@@ -21,6 +21,12 @@ snapshot) and the number of distinct transaction groups the 50 snapshots
 landed in (1 = one point in time). Prints figures and ratios; asserts
 nothing.
 
+Then two more engine versions in the steady state of a rotation (each
+replaces the oldest kept version; the timed ones above start from an empty
+pool, so only the last of three replaces one): their wall time and the
+tool processes each phase started (the runner's count,
+``SubprocessRunner.started``), by backend method.
+
 Run: tests/vm/run.sh --zfs -- python tests/benchmarks/bench_vm_zfs.py [--datasets 50] [--reps 3] [--send]
 """
 
@@ -73,6 +79,27 @@ def txgs(names):
     """Distinct createtxg of the snapshots ``names`` (one zfs get)."""
     out = sh("zfs", "get", "-H", "-p", "-o", "value", "createtxg", *names)
     return len(set(out.split()))
+
+
+PHASES = ("discover", "list_copies", "check_capacity", "plan_copies", "prepare", "take_point_in_time", "transfer",
+          "release", "undo", "promote", "delete_copies", "discard")
+
+
+def _counted(fn, name, runner, tally):
+    def wrapped(*args, **kwargs):
+        before = runner.processes()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            tally[name] = tally.get(name, 0) + runner.processes() - before
+    return wrapped
+
+
+def counting(backend, runner, tally):
+    """``backend`` with each phase's processes added to ``tally`` (by method)."""
+    for name in PHASES:
+        setattr(backend, name, _counted(getattr(backend, name), name, runner, tally))
+    return backend
 
 
 def median(xs):
@@ -155,8 +182,10 @@ def main():
 
         # 4. whole engine: plan_copy().apply()
         state = os.path.join(work, "state")
-        eng = RecordEngine(StateStore(state), lambda tech: {"zfs_snapshot": ZfsSnapshotBackend,
-                                                            "zfs_send": ZfsSendBackend}[tech](runner=runner))
+        tally = {}
+        backends = {"zfs_snapshot": counting(ZfsSnapshotBackend(runner=runner), runner, tally),
+                    "zfs_send": counting(ZfsSendBackend(runner=runner), runner, tally)}
+        eng = RecordEngine(StateStore(state), lambda tech: backends[tech])
         with eng.session("bench") as s:
             s.plan_define(d).apply()
         times, wins, groups, phases = [], [], [], []
@@ -171,6 +200,17 @@ def main():
             wins.append(res["copy_window_ms"] / 1000.0)
             groups.append(txgs([p["target"] for p in res["version"]["pairs"]]))
         rows["engine plan_copy().apply()"] = (median(times), median(wins), max(groups))
+
+        # steady state: each version replaces one (versions=2)
+        steady, counts = [], []
+        for r in range(2):
+            tally.clear()
+            before = runner.processes()
+            t0 = time.monotonic()
+            with eng.session("bench") as s:
+                s.plan_copy().apply()
+            steady.append(time.monotonic() - t0)
+            counts.append((dict(tally), runner.processes() - before))
 
         print()
         print("%-34s %10s %14s %6s" % ("zfs_snapshot, %d datasets" % n, "time s", "window s", "txgs"))
@@ -189,6 +229,17 @@ def main():
         print("  loop span / engine copy window             %8.1fx" % (loop_w / en_w if en_w else float("inf")))
         print("  backend create_copies / atomic command     %8.2fx" % (be_t / atom_t))
         print("  whole engine version / atomic command      %8.2fx" % (en_t / atom_t))
+        print()
+        print("steady state (each version replaces one): %s s; / atomic command %s; / bare loop %s"
+              % (", ".join("%.3f" % t for t in steady), ", ".join("%.2fx" % (t / atom_t) for t in steady),
+                 ", ".join("%.3fx" % (t / loop_t) for t in steady)))
+        tally, total = counts[-1]
+        print("tool processes of the last steady-state version, %d datasets in one zpool: %d in all" % (n, total))
+        for name in PHASES:
+            if tally.get(name):
+                print("  %-20s %4d" % (name, tally[name]))
+        print("  (outside these phases: %d)" % (total - sum(tally.values())))
+        print("runner total by command: %s" % ", ".join("%s %d" % kv for kv in sorted(runner.started.items())))
 
         if args.send:
             sh("zpool", "create", "-f", "-o", "cachefile=none", "-m", os.path.join(work, "tmnt"), tpool, timg)

@@ -220,6 +220,33 @@ def test_sigkill_during_a_zfs_send_copy(zfs_worlds):
     assert len(points) == 2 and total >= 10, (points, total)
 
 
+def test_sigkill_during_a_batched_zfs_snapshot_copy(zfs_worlds):
+    """Four sources, one version kept: version 2's promotion is batched (see
+    _zfs "Batches"): one ``zfs destroy -r`` of version 1 from the zpool's
+    root, an anchor snapshot of the root under the staged name, one ``zfs
+    rename -r``, the anchor destroyed. Killed before the anchor is taken
+    (version 1 gone, version 2 staged), before the rename (the anchor made)
+    and before the anchor is destroyed (version 2 in place): the repair
+    finishes the promotion and no anchor is left."""
+    seen = []
+
+    def select(steps):
+        seen.extend(steps)
+        return [_commands(steps, "snapshot")[-1], _commands(steps, "rename")[0], _commands(steps, "destroy")[-1]]
+
+    def no_anchor_left(w, k):
+        anchors = [n for n in all_names(w.spool) if n.startswith(w.spool + "@") and "-%s-" % w.name in n]
+        return leftovers(w, k) + anchors
+
+    points, total = faults.kill_at_sample(CHILD, zfs_worlds("zfs_snapshot", sources="abcd", versions=1, copies=1),
+                                          "copy", faults.copy_check(check_versions, "live", 2, 1), no_anchor_left,
+                                          "zfs_snapshot", select)
+    assert len(points) == 3, (points, total)
+    # one rename and two destroys (version 1, the anchor) for the four
+    # copies, not four of each
+    assert len(_commands(seen, "rename")) == 1 and len(_commands(seen, "destroy")) == 2, seen
+
+
 def test_sigkill_during_a_zfs_snapshot_delete(zfs_worlds):
     """Version 1 of two deleted: killed between its two snapshots' destroys."""
     def select(steps):

@@ -191,8 +191,26 @@ class ZfsHost(object):
             self._add(n, "snapshot", data=self.ds[n.split("@", 1)[0]]["data"], props=props)
         return 0, "", ""
 
+    def _below(self, ds, snap):
+        """The snapshots called ``snap`` of ``ds`` and of its descendants."""
+        return [m for m in sorted(self.ds) if m.endswith("@" + snap)
+                and (m.split("@", 1)[0] == ds or m.split("@", 1)[0].startswith(ds + "/"))]
+
     def _zfs_destroy(self, args):
         name = args[-1]
+        if "-r" in args and "@" in name:
+            # every snapshot of that name below the dataset, in one
+            # transaction: one held makes the whole command fail
+            ds, snap = name.split("@", 1)
+            found = self._below(ds, snap)
+            if not found:
+                return 1, "", "could not find any snapshots to destroy; check snapshot names.\n"
+            held = [m for m in found if self.ds[m].get("holds")]
+            if held:
+                return 1, "", "cannot destroy snapshot %s: dataset is busy\n" % held[0]
+            for m in found:
+                del self.ds[m]
+            return 0, "", ""
         if name not in self.ds:
             return 1, "", "could not find any snapshots to destroy; check snapshot names.\n"
         if self.ds[name].get("holds"):
@@ -226,7 +244,20 @@ class ZfsHost(object):
     def _zfs_rename(self, args):
         old, new = args[-2], args[-1]
         if old not in self.ds:
-            return 1, "", self._missing(old)
+            return 1, "", self._missing(old)  # -r too: the named snapshot must exist
+        if "-r" in args:
+            # every snapshot of the old name below the dataset, in one
+            # transaction: a new name taken anywhere makes it all fail
+            ds, snap = old.split("@", 1)
+            new_snap = new.split("@", 1)[1]
+            found = self._below(ds, snap)
+            taken = [m.split("@", 1)[0] + "@" + new_snap for m in found
+                     if m.split("@", 1)[0] + "@" + new_snap in self.ds]
+            if taken:
+                return 1, "", "cannot rename to '%s': dataset already exists\n" % taken[0]
+            for m in found:
+                self.ds[m.split("@", 1)[0] + "@" + new_snap] = self.ds.pop(m)
+            return 0, "", ""
         if new in self.ds:
             return 1, "", "cannot rename to '%s': dataset already exists\n" % new
         self.ds[new] = self.ds.pop(old)
