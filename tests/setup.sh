@@ -38,8 +38,9 @@ log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
 APT_PACKAGES=(
     # real storage tools (backends, tests/real, integration, molecule, demo)
     btrfs-progs lvm2 thin-provisioning-tools xfsprogs util-linux kmod e2fsprogs
-    # peer tool the btrfs benchmark compares with (tests/benchmarks/bench_btrfs.py)
-    btrbk
+    # peer tools the btrfs benchmark compares with (tests/benchmarks/harness.py:
+    # btrbk snapshot, and snapper create over one config per subvolume)
+    btrbk snapper
     # sshd of the two-host tests (tests/real/hosts.py starts its own in network
     # namespaces; the package's service is never started)
     openssh-server iproute2

@@ -187,6 +187,11 @@ _VOL_ARGS_V2_SIZE = 4096
 _VOL_ARGS_V2_NAME = 56
 _SUBVOL_CREATE_RDONLY = 1 << 1  # BTRFS_SUBVOL_RDONLY
 _IOC_SNAP_CREATE_V2 = (1 << 30) | (_VOL_ARGS_V2_SIZE << 16) | (_IOC_MAGIC << 8) | 23
+# struct btrfs_ioctl_get_subvol_rootref_args: min_treeid, 255 x {treeid,
+# dirid}, num_items (u8), 7 bytes of padding; unprivileged (Linux 4.18)
+_ROOTREF_SIZE = 4096
+_ROOTREF_MAX = 255
+_IOC_GET_SUBVOL_ROOTREF = (3 << 30) | (_ROOTREF_SIZE << 16) | (_IOC_MAGIC << 8) | 61
 
 
 def _open_dir(path):
@@ -228,6 +233,25 @@ def subvol_info(path):
         "otransid": v[10],
         "otime": v[15] + v[16] / 1e9,
     }
+
+
+def nested_subvolume_ids(path):
+    """Ids of the subvolumes whose parent is the subvolume whose root is
+    ``path`` (BTRFS_IOC_GET_SUBVOL_ROOTREF; no process, no listing of the
+    whole filesystem). More than one ioctl's worth (255) raises EOVERFLOW:
+    the caller only asks whether there are any, so the first batch is it."""
+    fd = _open_dir(path)
+    try:
+        buf = bytearray(_ROOTREF_SIZE)  # min_treeid 0: from the first
+        try:
+            fcntl.ioctl(fd, _IOC_GET_SUBVOL_ROOTREF, buf)
+        except (IOError, OSError) as exc:
+            if exc.errno != errno.EOVERFLOW:
+                raise
+        count = buf[8 + 16 * _ROOTREF_MAX]
+        return [struct.unpack_from("=Q", buf, 8 + 16 * i)[0] for i in range(count)]
+    finally:
+        os.close(fd)
 
 
 class SnapshotJob:
@@ -296,6 +320,10 @@ class BtrfsKernel(object):
 
     def subvolume_info(self, path):
         return subvol_info(path)
+
+    def nested_subvolumes(self, path):
+        """Ids of the subvolumes nested directly in the subvolume ``path``."""
+        return nested_subvolume_ids(path)
 
     def filesystem_info(self, path):
         """{fsid, sectorsize, nodesize} of the btrfs filesystem of ``path``."""
@@ -952,7 +980,20 @@ class _BtrfsBase(Backend):
     def _check_not_nested(self, source):
         """Subvolumes nested inside a source are not in its snapshots (they
         show as empty directories), so its copies would silently miss them:
-        refused, at definition and before each copy."""
+        refused, at definition and before each copy.
+
+        The kernel answers whether there are any, without a process: this
+        check runs for every source in every pass (definition, capacity at
+        plan and at apply, the pre-flight of each copy), and one ``btrfs
+        subvolume list -o`` per source each time made a version of 200
+        sources 9x the time of the bare snapshot loop. The listing runs only
+        when the kernel names nested subvolumes (for their paths in the
+        message) or cannot answer (a kernel before 4.18)."""
+        try:
+            if not KERNEL.nested_subvolumes(source):
+                return
+        except (IOError, OSError):
+            pass  # the listing below says what there is, or why it cannot
         rc, out, err = self._run(["btrfs", "subvolume", "list", "-o", "--", source], check=False)
         if rc != 0:
             raise InvalidInput("btrfs source %s: cannot list the subvolumes nested in it: %s" % (

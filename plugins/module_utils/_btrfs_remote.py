@@ -47,6 +47,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._runner import Mu
 _SHIPPED = (
     _quiesce._unescape_mountinfo, _quiesce.read_mounts, _quiesce.mount_of,
     _btrfs._ior, _btrfs._open_dir, _btrfs._read_ioctl, _btrfs.fs_info, _btrfs.subvol_info, _btrfs.sync_fs,
+    _btrfs.nested_subvolume_ids,
     _btrfs.BtrfsKernel,
     _btrfs.mark_path, _btrfs.read_mark, _btrfs.write_mark, _btrfs._create_temp, _btrfs.temp_mark_owner,
     _btrfs._temp_mark_pool, _btrfs.remove_mark, _btrfs._exists, _btrfs._is_subvolume, _btrfs.identity_of,
@@ -55,7 +56,8 @@ _SHIPPED = (
 #: the constants they read
 _CONSTANTS = ("BTRFS", "MARK_PREFIX", "MARK_SUFFIX", "MARK_FORMAT", "TEMP_INFIX", "FIRST_FREE_OBJECTID",
               "_IOC_MAGIC", "_FS_INFO_SIZE", "_SUBVOL_INFO_FMT", "_SUBVOL_INFO_SIZE", "_SUBVOL_RDONLY",
-              "_IOC_FS_INFO", "_IOC_GET_SUBVOL_INFO", "_IOC_SYNC")
+              "_IOC_FS_INFO", "_IOC_GET_SUBVOL_INFO", "_IOC_SYNC", "_ROOTREF_SIZE", "_ROOTREF_MAX",
+              "_IOC_GET_SUBVOL_ROOTREF")
 
 #: the agent's own operations (beside the shipped functions)
 _AGENT_MAIN = r'''

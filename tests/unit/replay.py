@@ -146,6 +146,9 @@ class ReplayKernel(object):
     def subvolume_info(self, path):
         return self.runner.kernel("subvolume_info", [path])
 
+    def nested_subvolumes(self, path):
+        return self.runner.kernel("nested_subvolumes", [path])
+
     def filesystem_info(self, path):
         return self.runner.kernel("filesystem_info", [path])
 

@@ -84,7 +84,8 @@ def _record_kernel(calls, root):
 
     cls = _btrfs.BtrfsKernel
     saved = dict((m, getattr(cls, m)) for m in (
-        "mounts", "is_subvolume", "subvolume_info", "filesystem_info", "space", "quotas_enabled", "sync",
+        "mounts", "is_subvolume", "subvolume_info", "nested_subvolumes", "filesystem_info", "space",
+        "quotas_enabled", "sync",
         "prepare_snapshot", "take_snapshot", "close_snapshot"))
 
     def wrap(method, real):
