@@ -367,8 +367,8 @@ class Playbook:
                               universal_newlines=True, check=False)
         wall = time.monotonic() - t0
         if proc.returncode != 0:
-            raise MethodError("ansible-playbook %s failed (rc %d): %s" % (name, proc.returncode,
-                                                                         proc.stdout.strip()[-800:]))
+            tail = proc.stdout.strip()[-800:]
+            raise MethodError("ansible-playbook %s failed (rc %d): %s" % (name, proc.returncode, tail))
         with open(self.times) as fh:
             return wall, [json.loads(line) for line in fh if line.strip()]
 
@@ -622,8 +622,8 @@ def fmt(v, spec="%.3f"):
 
 def print_row(row, rows, header=False):
     if header:
-        print("%-8s %5s %8s %8s %8s %17s %7s %7s  %s" % ("method", "N", "wall s", "task s", "window s",
-                                                          "first-last s", "wall/b", "task/b", "load avg / what"))
+        names = ("method", "N", "wall s", "task s", "window s", "first-last s", "wall/b", "task/b", "load avg / what")
+        print("%-8s %5s %8s %8s %8s %17s %7s %7s  %s" % names)
     if "error" in row:
         print("%-8s %5d ERROR %s" % (row["method"], row["n"], row["error"]))
         sys.stdout.flush()
@@ -671,8 +671,8 @@ def run_memory(args):
         rows.append(row)
         if len(rows) == 1:
             print("%-10s %6s %9s %10s %12s  %s" % ("method", "N", "define s", "copy s", "per volume ms", "load avg"))
-        print("%-10s %6d %9.3f %10.3f %12.3f  [%s]" % (row["method"], n, define, row["wall"],
-                                                        row["wall"] * 1000.0 / n, row["load"]))
+        per_volume_ms = row["wall"] * 1000.0 / n
+        print("%-10s %6d %9.3f %10.3f %12.3f  [%s]" % (row["method"], n, define, row["wall"], per_volume_ms, row["load"]))
         sys.stdout.flush()
     return rows
 
@@ -711,7 +711,8 @@ def main(argv=None):
             json.dump({"argv": sys.argv, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                        "cpus": os.cpu_count(), "rows": rows}, fh, indent=1)
     if args.plot:
-        import plot  # pylint: disable=import-outside-toplevel  (matplotlib only when asked for)
+        # matplotlib only when asked for
+        import plot  # pylint: disable=import-outside-toplevel
         plot.plot(rows, args.plot, args.technology, title="(%s)" % datetime.date.today().isoformat())
     errors = [r for r in rows if "error" in r]
     if errors:

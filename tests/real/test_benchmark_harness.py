@@ -32,8 +32,8 @@ def _harness(tmp_path, *args):
     proc = subprocess.run([sys.executable, HARNESS] + list(args) + ["--json", out], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
     print(proc.stdout)  # the table, in the test's captured output
-    assert proc.returncode == 0, "harness %s failed (rc %d):\n%s" % (" ".join(args), proc.returncode,
-                                                                      proc.stdout[-3000:])
+    tail = proc.stdout[-3000:]
+    assert proc.returncode == 0, "harness %s failed (rc %d):\n%s" % (" ".join(args), proc.returncode, tail)
     with open(out) as fh:
         return json.load(fh)["rows"]
 
