@@ -26,7 +26,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils import _browse
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     SessionBase,
-    _is_int,
+    check_version_number,
+    with_record,
     pool_dict,
     version_dict,
 )
@@ -77,8 +78,7 @@ class BrowseSteps(SessionBase):
     """copy_version state=mounted, state=unmounted, state=restored with paths."""
 
     def _valid_record(self, state, version, what):
-        if not _is_int(version) or version < 1:
-            raise InvalidInput("version must be a positive integer, got %r" % (version,))
+        check_version_number(version)
         rec = state.replication(version)
         if rec is None:
             raise InvalidInput("cannot %s version %d of copy pool %s: no such version; it keeps versions: %s; "
@@ -136,7 +136,7 @@ class BrowseSteps(SessionBase):
                                        "empty and a mount would hide its files; choose another path" % (
                                            rec.version, self.name, path, m["path"]))
         new_rec = replace(rec, mounted=path)
-        new = self._with_record(state, new_rec)
+        new = with_record(state, new_rec)
         result = {"version": version_dict(new_rec), "replaced_version": None, "broken_pairs": [], "mounts": mounts}
         if not missing and rec.mounted == path:
             return Plan(False, pool_dict(state), pool_dict(state), result)
@@ -169,8 +169,7 @@ class BrowseSteps(SessionBase):
 
     def plan_unmount(self, version, path=None):
         state = self._require()
-        if not _is_int(version) or version < 1:
-            raise InvalidInput("version must be a positive integer, got %r" % (version,))
+        check_version_number(version)
         rec = state.replication(version)
         result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [], "mounts": []}
         if rec is None or rec.mounted is None:
@@ -181,7 +180,7 @@ class BrowseSteps(SessionBase):
         backend = self._backend()
         mounts = planned_mounts(rec, rec.mounted)
         new_rec = replace(rec, mounted=None)
-        new = self._with_record(state, new_rec)
+        new = with_record(state, new_rec)
         result = dict(result, version=version_dict(new_rec), mounts=mounts)
 
         def act():
@@ -195,11 +194,6 @@ class BrowseSteps(SessionBase):
             return result
 
         return Plan(True, pool_dict(state), pool_dict(new), result, act)
-
-    @staticmethod
-    def _with_record(state, rec):
-        return replace(state, replication_records=tuple(rec if r.version == rec.version else r
-                                                        for r in state.replication_records))
 
     # --- state=restored with paths ---------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError, PoolNotFound
@@ -52,6 +53,19 @@ def newest_valid_age(state, now):
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_version_number(version):
+    """Refuse a copy version ``version`` that is not a positive integer (the
+    one rule of every copy_version state that names a version)."""
+    if not _is_int(version) or version < 1:
+        raise InvalidInput("version must be a positive integer, got %r" % (version,))
+
+
+def with_record(state, rec):
+    """``state`` with the replication record of ``rec``'s version replaced by ``rec``."""
+    return replace(state, replication_records=tuple(rec if r.version == rec.version else r
+                                                    for r in state.replication_records))
 
 
 def _pairs(pairs):

@@ -16,13 +16,13 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_browse im
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     SessionBase,
-    _is_int,
+    check_version_number,
     _journaled,
     pool_dict,
     release_bases,
     version_dict,
 )
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import JOURNAL_DELETE, Journal
 
 
@@ -31,8 +31,7 @@ class DeleteSteps(SessionBase):
 
     def plan_delete(self, version, force=False):
         state = self._require()
-        if not _is_int(version) or version < 1:
-            raise InvalidInput("version must be a positive integer, got %r" % (version,))
+        check_version_number(version)
         rec = state.replication(version)
         if rec is None:
             result = {"version": None, "replaced_version": None, "broken_pairs": [], "deleted_versions": []}

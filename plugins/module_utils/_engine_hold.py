@@ -24,7 +24,8 @@ from dataclasses import replace
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     SessionBase,
-    _is_int,
+    check_version_number,
+    with_record,
     pool_dict,
     version_dict,
 )
@@ -46,8 +47,7 @@ class HoldSteps(SessionBase):
     def _addressed(self, state, version, label, what):
         """The replication record ``version`` (a number) or ``label`` names."""
         if version is not None:
-            if not _is_int(version) or version < 1:
-                raise InvalidInput("version must be a positive integer, got %r" % (version,))
+            check_version_number(version)
             rec = state.replication(version)
             if rec is None:
                 raise InvalidInput("cannot %s version %d of copy pool %s: no such version; %s; nothing was "
@@ -83,8 +83,7 @@ class HoldSteps(SessionBase):
                                    "changed" % (rec.version, self.name, _listing(state)))
             new_rec = replace(rec, held=False, hold_reason=None)
             unenforced = []
-        new = replace(state, replication_records=tuple(new_rec if r.version == rec.version else r
-                                                       for r in state.replication_records))
+        new = with_record(state, new_rec)
         result = {"version": version_dict(new_rec), "replaced_version": None, "broken_pairs": [],
                   "deleted_versions": []}
         changed = new != state or bool(unenforced)

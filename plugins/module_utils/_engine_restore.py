@@ -16,7 +16,7 @@ from dataclasses import replace
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     SessionBase,
-    _is_int,
+    check_version_number,
     _journaled,
     pool_dict,
     version_dict,
@@ -61,8 +61,7 @@ class RestoreSteps(SessionBase):
 
     def plan_restore(self, version, volumes=None):
         state = self._require()
-        if not _is_int(version) or version < 1:
-            raise InvalidInput("version must be a positive integer, got %r" % (version,))
+        check_version_number(version)
         rec = state.replication(version)
         if rec is None:
             raise InvalidInput("copy pool %s has no version %d; it keeps versions: %s" % (
