@@ -644,6 +644,22 @@ class _LvmBackend(Backend):
         return parse_snapshot_size(getattr(definition, "snapshot_size", None), _int(row.get("lv_size")),
                                    _int(row.get("vg_size")), _int(row.get("vg_extent_size")))
 
+    def _checked_names(self, definition, pairs):
+        """The pool's name as tags carry it, with it and every pair's LV names
+        checked before any command sees them."""
+        pool = _pool_name(definition)
+        validate_pool_for_tags(pool)
+        for p in pairs:
+            validate_lv_name(p.source, "source")
+            validate_lv_name(p.target, "target")
+        return pool
+
+    def _pair_rows(self, pairs, targets=True):
+        """One ``lvs`` report for the VGs of the pairs' sources (and targets):
+        every LV in them by ``vg/lv``; nothing is run for no pairs."""
+        names = set(p.source for p in pairs) | (set(p.target for p in pairs) if targets else set())
+        return self._report(set(split_name(n)[0] for n in names)) if names else {}
+
     def _check_vg_space(self, what, needs, rows):
         """needs: {vg: [(source, bytes)]}; CapacityError with the numbers."""
         for vg in sorted(needs):
@@ -730,6 +746,13 @@ class _SnapshotBase(_LvmBackend):
         """What sets a snapshot of this kind apart in its ``lvcreate -s``."""
         raise NotImplementedError
 
+    def _source_rows(self, pairs):
+        """The ``lvs`` rows of the pairs' VGs (one report for all of them), and
+        each pair whose source LVM reports with that source's row."""
+        pairs = list(pairs)
+        rows = self._pair_rows(pairs, targets=False)
+        return rows, [(p, rows[p.source]) for p in pairs if p.source in rows]
+
     def _check_target_free(self, definition, pairs, rows, version):
         pool = _pool_name(definition)
         stale = []
@@ -745,11 +768,7 @@ class _SnapshotBase(_LvmBackend):
         return stale
 
     def plan_copies(self, definition, version, pairs):
-        pool = _pool_name(definition)
-        validate_pool_for_tags(pool)
-        for p in pairs:
-            validate_lv_name(p.source, "source")
-            validate_lv_name(p.target, "target")
+        pool = self._checked_names(definition, pairs)
         vgs = set(split_name(p.source)[0] for p in pairs)
         rows = self._report(vgs, extra=["-o+lv_kernel_major"])
         for p in pairs:
@@ -894,10 +913,7 @@ class _SnapshotBase(_LvmBackend):
     def restore(self, definition, version, pairs):
         pool = _pool_name(definition)
         pairs = list(pairs)
-        if not pairs:
-            return []
-        names = set(p.source for p in pairs) | set(p.target for p in pairs)
-        rows = self._report(set(split_name(n)[0] for n in names))
+        rows = self._pair_rows(pairs)  # nothing runs, and nothing is restored, for no pairs
         plans = []
         for p in pairs:
             validate_lv_name(p.source, "source")
@@ -905,10 +921,7 @@ class _SnapshotBase(_LvmBackend):
             if row is None or not self._ours(row, pool, p.identity) or TAG_STAGED in _tags(row):
                 raise InvalidInput("cannot restore %s from version %d: its copy %s does not exist"
                                    % (p.source, version, p.target))
-            tags = _tags(row)
-            if _tag_value(tags, TAG_VERSION) != str(version):
-                raise InvalidInput("cannot restore %s: %s holds version %s, not version %d"
-                                   % (p.source, p.target, _tag_value(tags, TAG_VERSION), version))
+            tags = _restorable_tags(row, p, version)
             valid, detail = self._row_valid(row, tags)
             if not valid:
                 raise InvalidInput("cannot restore %s from %s: the copy is not valid (%s)"
@@ -935,14 +948,30 @@ class _SnapshotBase(_LvmBackend):
             try:
                 _copy_blocks(dm_path(p.target), dm_path(p.source), None, only_changed=True)
             except (OSError, IOError) as exc:
-                raise CopyFailed("restore of %s from %s failed after %d of %d sources (%s): %s"
-                                 % (p.source, p.target, len(done), len(plans), ", ".join(done) or "none", exc),
-                                 source=p.source, target=p.target)
+                raise _restore_failed(p, done, plans, exc)
             done.append(p.source)
         return done
 
     def _check_restore_space(self, definition, pair, rows):
         pass
+
+
+def _restorable_tags(row, pair, version):
+    """The tags of the copy a restore of ``version`` reads; InvalidInput when
+    that LV holds another version."""
+    tags = _tags(row)
+    if _tag_value(tags, TAG_VERSION) != str(version):
+        raise InvalidInput("cannot restore %s: %s holds version %s, not version %d"
+                           % (pair.source, pair.target, _tag_value(tags, TAG_VERSION), version))
+    return tags
+
+
+def _restore_failed(pair, done, pairs, reason):
+    """The CopyFailed of a restore that stopped at ``pair``, naming the
+    sources already restored (their data is the version's now)."""
+    return CopyFailed("restore of %s from %s failed after %d of %d sources (%s): %s"
+                      % (pair.source, pair.target, len(done), len(pairs), ", ".join(done) or "none", reason),
+                      source=pair.source, target=pair.target)
 
 
 def _copy_blocks(src, dst, length, only_changed=False, digest=None, progress=None):
@@ -1052,15 +1081,9 @@ class LvmSnapshotBackend(_SnapshotBase):
         return ["-L", "%db" % self._snapshot_bytes(definition, rows[pair.source])]
 
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
-        pairs = list(pairs)
-        if not pairs:
-            return
-        rows = self._report(set(split_name(p.source)[0] for p in pairs))
+        rows, reported = self._source_rows(pairs)
         needs = {}
-        for p in pairs:
-            row = rows.get(p.source)
-            if row is None:
-                continue
+        for p, row in reported:
             needs.setdefault(row["vg_name"], []).append((p.source, self._snapshot_bytes(definition, row)))
         self._check_vg_space("an lvm_snapshot version", needs, rows)
 
@@ -1107,14 +1130,10 @@ class LvmThinBackend(_SnapshotBase):
         return ["--setactivationskip", "y"]
 
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
-        pairs = list(pairs)
-        if not pairs:
-            return
-        rows = self._report(set(split_name(p.source)[0] for p in pairs))
+        rows, reported = self._source_rows(pairs)
         per_pool = {}
-        for p in pairs:
-            row = rows.get(p.source)
-            if row is None or not row.get("pool_lv"):
+        for p, row in reported:
+            if not row.get("pool_lv"):
                 continue
             per_pool.setdefault("%s/%s" % (row["vg_name"], row["pool_lv"]), []).append(p.source)
         for tp in sorted(per_pool):
@@ -1186,10 +1205,7 @@ class LvmCloneBackend(_LvmBackend):
 
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
         pairs = list(pairs)
-        if not pairs:
-            return
-        names = set(p.source for p in pairs) | set(p.target for p in pairs)
-        rows = self._report(set(split_name(n)[0] for n in names))
+        rows = self._pair_rows(pairs)
         small = []
         for p in pairs:
             s, t = rows.get(p.source), rows.get(p.target)
@@ -1250,11 +1266,7 @@ class LvmCloneBackend(_LvmBackend):
         return [t for t in _tags(row) if t.startswith("pitcopy_") and not (keep_pool and t.startswith(TAG_POOL))]
 
     def plan_copies(self, definition, version, pairs):
-        pool = _pool_name(definition)
-        validate_pool_for_tags(pool)
-        for p in pairs:
-            validate_lv_name(p.source, "source")
-            validate_lv_name(p.target, "target")
+        pool = self._checked_names(definition, pairs)
         names = set(p.source for p in pairs) | set(p.target for p in pairs)
         names |= set(self.tmp_name(p.source, version) for p in pairs)
         vgs = set(split_name(n)[0] for n in names)
@@ -1448,20 +1460,14 @@ class LvmCloneBackend(_LvmBackend):
     def restore(self, definition, version, pairs):
         pool = _pool_name(definition)
         pairs = list(pairs)
-        if not pairs:
-            return []
-        names = set(p.source for p in pairs) | set(p.target for p in pairs)
-        rows = self._report(set(split_name(n)[0] for n in names))
+        rows = self._pair_rows(pairs)  # nothing runs, and nothing is restored, for no pairs
         for p in pairs:
             validate_lv_name(p.source, "source")
             row = rows.get(p.target)
             if row is None or not self._ours(row, pool, p.identity):
                 raise InvalidInput("cannot restore %s from version %d: %s holds no copy of this pool"
                                    % (p.source, version, p.target))
-            tags = _tags(row)
-            if _tag_value(tags, TAG_VERSION) != str(version):
-                raise InvalidInput("cannot restore %s: %s holds version %s, not version %d"
-                                   % (p.source, p.target, _tag_value(tags, TAG_VERSION), version))
+            tags = _restorable_tags(row, p, version)
             valid, detail = self._row_valid(row, tags)
             info = CopyInfo(target=p.target, pool=pool, source=p.source, version=version, valid=valid, detail=detail)
             if not valid or not self.copy_valid(definition, info):
@@ -1486,9 +1492,7 @@ class LvmCloneBackend(_LvmBackend):
                 _copy_blocks(dm_path(p.target), dm_path(p.source), _int(_tag_value(tags, TAG_SIZE)),
                              only_changed=True)
             except (CommandError, OSError, IOError) as exc:
-                raise CopyFailed("restore of %s from %s failed after %d of %d sources (%s): %s"
-                                 % (p.source, p.target, len(done), len(pairs), ", ".join(done) or "none",
-                                    command_reason(exc)), source=p.source, target=p.target)
+                raise _restore_failed(p, done, pairs, command_reason(exc))
             done.append(p.source)
         return done
 

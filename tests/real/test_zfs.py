@@ -40,7 +40,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import C
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.tests.utils import engine_calls
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
-from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, MiB, tool_env
+from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, MiB, run_tool, tool_env
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import (
     ZfsSendBackend,
     ZfsSnapshotBackend,
@@ -54,13 +54,7 @@ ENV = tool_env()
 
 
 def sh(*argv, **kw):
-    check = kw.pop("check", True)
-    proc = subprocess.run([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          stdin=subprocess.DEVNULL, env=ENV, timeout=kw.pop("timeout", 300), check=False, **kw)
-    out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
-    if check and proc.returncode != 0:
-        raise AssertionError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode, err.strip()))
-    return out
+    return run_tool(ENV, *argv, **kw)
 
 
 def require_zfs():

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import subprocess
 
 MiB = 1024 * 1024
 SBIN_PATH = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"))
@@ -19,3 +20,16 @@ SBIN_PATH = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/us
 def tool_env(**extra):
     """This process's environment with the sbin PATH, LC_ALL=C and ``extra``."""
     return dict(os.environ, LC_ALL="C", PATH=SBIN_PATH, **extra)
+
+
+def run_tool(env, *argv, **kw):
+    """Run a storage tool directly with ``env`` (``tool_env(...)``); its
+    stdout. ``check`` (default True): a failure raises AssertionError naming
+    the command, its status and its stderr. ``timeout`` defaults to 300 s."""
+    check = kw.pop("check", True)
+    proc = subprocess.run([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, env=env, timeout=kw.pop("timeout", 300), check=False, **kw)
+    out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode, err.strip()))
+    return out
