@@ -68,11 +68,56 @@ Names
     copy pool ``db`` is ``pool/ds@pitcopy-db-01``; it is staged as
     ``pool/ds@pitcopy-db-01.staging-v<version>`` and renamed on promotion.
     zfs_send: a temporary snapshot ``src@pitcopy-db-v<version>`` (destroyed
-    after the send) is sent in full and received, read-only, as
-    ``<target>.pitcopy-staging-v<version>``; promotion destroys the replaced
-    copy (ours only) and renames the staged dataset to ``<target>``. The
-    received dataset keeps the snapshot ``<target>@pitcopy-db-v<version>``;
-    bytes ``written`` after it mean the copy was changed behind our back.
+    after the send, kept as a bookmark: see "Incremental") is sent and
+    received, read-only, as ``<target>.pitcopy-staging-v<version>``;
+    promotion destroys the replaced copy (ours only) and renames the staged
+    dataset to ``<target>``. The received dataset keeps the snapshot
+    ``<target>@pitcopy-db-v<version>``; bytes ``written`` after it mean the
+    copy was changed behind our back.
+
+Incremental (zfs_send)
+    After a send, its snapshot is kept on the source as the bookmark
+    ``src#pitcopy-db-v<version>`` (a bookmark pins no data; ``zfs send -i``
+    accepts it as the incremental source). Bookmarks take no user
+    properties, so the mark of a base is its name, in the same
+    ``pitcopy-<copy pool>-v<n>`` namespace as our snapshots, and its
+    identity is its guid: the guid of the snapshot it was made from, which
+    the received snapshot ``<target>@pitcopy-db-v<n>`` carries too. The
+    engine chooses the base from the records: the version the target pool
+    holds (the one the new version replaces). The backend sends ``zfs send
+    -i src#pitcopy-db-v<m> src@pitcopy-db-v<n>`` when that copy is at the
+    same target name, is ours, of version m, the recorded guid, unwritten,
+    its received snapshot exists and the bookmark's guid equals that
+    snapshot's; otherwise (first copy, base gone, copy changed, another
+    target) in full, with ``base_version`` null. Every pair's stream is
+    counted as it passes (``bytes_sent``).
+
+    The all-or-nothing transaction stays as for full sends: the
+    incremental stream is received under the staging name as a clone of
+    the held copy's snapshot (``zfs receive -o origin=<target>@...-v<m>``),
+    so the copy of version m is untouched until promotion and undo or a
+    rollback destroys only the clone. Promotion runs ``zfs promote`` on the
+    clone (the replaced copy becomes the dependent one), destroys the
+    replaced copy, renames the clone to ``<target>`` and destroys the
+    earlier version's snapshot the promotion moved into it. A promotion
+    killed half way is finished by the next promote (the engine's repair of
+    a "committing" journal); a staged clone is never promoted before that
+    phase, so a rollback never meets a promoted one.
+
+    Bookmarks of versions no replication record keeps on that source are
+    destroyed after each commit, deletion, pool change and repair
+    (release_bases); verify_records reports a kept copy without its base
+    (``base_missing``: its next copy is sent in full) and a base no kept
+    version needs (``unneeded_base``). A restored source is a new dataset:
+    its old bookmarks went with the dataset it replaced, so its next copies
+    are full.
+
+    Capacity: an incremental copy is checked like a full one (the source's
+    referenced bytes must fit in the target zpool's free space). Its real
+    need is the blocks written since the base (the clone shares the rest
+    with the copy it replaces), but the check stays conservative: the base
+    is only known usable once the storage was read at transfer time, and a
+    full send is the fallback.
 
 Restore
     zfs_snapshot: ``zfs rollback`` (never ``-r``) to the copy, which must be
@@ -284,7 +329,9 @@ class _ZfsBase(Backend):
         argv += list(names or [])
         rc, out, err = self.runner.run(argv, check=False)
         if rc != 0:
-            bad = [ln for ln in err.splitlines() if ln.strip() and "does not exist" not in ln]
+            # a missing bookmark is "no such pool or dataset" (OpenZFS 2.1)
+            gone = ("does not exist", "no such pool or dataset") if "bookmark" in types else ("does not exist",)
+            bad = [ln for ln in err.splitlines() if ln.strip() and not any(g in ln for g in gone)]
             if bad or not names:
                 raise CommandError("zfs get failed with exit status %s: %s" % (rc, (bad or [err.strip()])[-1]),
                                    argv=argv, rc=rc, stdout=out, stderr=err)
@@ -1017,9 +1064,12 @@ class ZfsSnapshotBackend(_ZfsBase):
 
 
 class ZfsSendBackend(_ZfsBase):
-    """``zfs_send``: a full send of a snapshot, received into a listed target."""
+    """``zfs_send``: a send of a snapshot (full, or incremental from the
+    bookmark of the version the target pool holds), received into a listed
+    target."""
 
     identifies_copies = True  # the received dataset's guid (list_copies)
+    incremental = True  # zfs send -i from a bookmark kept on the source
 
     technology = "zfs_send"
 
@@ -1058,7 +1108,20 @@ class ZfsSendBackend(_ZfsBase):
     def staging_name(target, version):
         return "%s.pitcopy-staging-v%d" % (target, version)
 
+    @staticmethod
+    def base_bookmark(definition, source, version):
+        """The bookmark kept on the source as the base of the next
+        incremental send after version ``version`` (see "Incremental")."""
+        return "%s#pitcopy-%s-v%d" % (source, _pool_name(definition), version)
+
+    @staticmethod
+    def received_snapshot(definition, target, version):
+        """The snapshot a copy of ``version`` at ``target`` was received as."""
+        return "%s@pitcopy-%s-v%d" % (target, _pool_name(definition), version)
+
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
+        # Incremental copies are checked like full ones (the source's
+        # referenced bytes per target zpool): see "Incremental" above.
         self._check_definition(definition)
         pairs = list(pairs)
         if not pairs:
@@ -1123,24 +1186,163 @@ class ZfsSendBackend(_ZfsBase):
 
         self._snapshot_batch(plan, plan.temporaries, by_name, failed, match_source=False)
 
+    # --- incremental sends (see "Incremental" in the module docstring) ------
+
+    def _base_facts(self, definition, items):
+        """Rows of the copies of ``items`` ((version, pair)), their received
+        snapshots, and the bookmarks of their bases: two ``zfs get``."""
+        names = set()
+        for version, p in items:
+            names.update((p.target, self.received_snapshot(definition, p.target, version)))
+        rows = self._owned(definition, sorted(names)) if names else {}
+        bms = sorted(set(self.base_bookmark(definition, p.source, version) for version, p in items))
+        marks = self._get(("guid",), bms, types="bookmark") if bms else {}
+        return rows, marks
+
+    def _copy_problem(self, definition, version, pair, rows):
+        """Why the copy ``pair`` of ``version`` is not the valid copy the
+        record names (rows: _base_facts), or None."""
+        row = rows.get(pair.target)
+        if row is None:
+            return "its copy %s is gone" % pair.target
+        if not self._is_ours(definition, row) or self._mark(row, PROP_VERSION) != str(version):
+            return "%s is not version %d of copy pool %s" % (pair.target, version, _pool_name(definition))
+        if not self._is_recorded(row, pair.identity):
+            return "%s is not the copy the record names" % pair.target
+        if self.received_snapshot(definition, pair.target, version) not in rows:
+            return "its received snapshot %s is missing" % self.received_snapshot(definition, pair.target, version)
+        if self._num(row, "written") > 0:
+            return "%s was written to after it was received" % pair.target
+        return None
+
+    def _base_problem(self, definition, version, pair, rows, marks):
+        """Why the copy ``pair`` of ``version`` cannot be the origin of an
+        incremental receive from its base bookmark, or None."""
+        why = self._copy_problem(definition, version, pair, rows)
+        if why is not None:
+            return why
+        bm = self.base_bookmark(definition, pair.source, version)
+        snap = self.received_snapshot(definition, pair.target, version)
+        if bm not in marks:
+            return "its base %s is gone" % bm
+        if self._guid(marks[bm]) != self._guid(rows[snap]):
+            return "%s was not received from the base %s (guid %s, base guid %s)" % (
+                snap, bm, self._guid(rows[snap]), self._guid(marks[bm]))
+        return None
+
+    def _choose_bases(self, plan):
+        """{source: (base version, base bookmark) or (None, why it is sent in
+        full)} for the pairs of ``plan``."""
+        definition = plan.definition
+        chosen = {}
+        candidates = []
+        for p in plan.pairs:
+            entry = plan.bases.get(p.source)
+            if entry is None:
+                chosen[p.source] = (None, "the target pool holds no earlier copy of it")
+                continue
+            version, old = entry
+            if old.target != p.target:
+                chosen[p.source] = (None, "the earlier copy is in another target dataset (%s)" % old.target)
+                continue
+            candidates.append((version, old))
+        if candidates:
+            rows, marks = self._base_facts(definition, candidates)
+            for version, old in candidates:
+                why = self._base_problem(definition, version, old, rows, marks)
+                chosen[old.source] = (version, self.base_bookmark(definition, old.source, version)) \
+                    if why is None else (None, why)
+        return chosen
+
+    def _bookmark(self, definition, snap, source, version):
+        """Keep ``snap`` (the snapshot just sent) as the bookmark of the
+        next send's base; one of this number a rolled-back run left is
+        replaced (the name is ours: see "Incremental")."""
+        bm = self.base_bookmark(definition, source, version)
+        rc, out, err = self._run("bookmark", snap, bm, check=False)
+        if rc != 0:
+            if not self._get(("guid",), [bm], types="bookmark"):
+                raise CommandError("zfs bookmark %s %s failed with exit status %s: %s"
+                                   % (snap, bm, rc, err.strip() or "no output"),
+                                   argv=[ZFS, "bookmark", snap, bm], rc=rc, stdout=out, stderr=err)
+            self._run("destroy", bm)
+            self._run("bookmark", snap, bm)
+        return bm
+
     def transfer(self, plan):
-        """Outside the window (the point in time is the snapshots): one full
-        ``zfs send | zfs receive`` per pair into its staging name, in the
-        order of pairs. A send to another host, or ``-i`` from the copy the
-        target already holds, is another transfer of the same snapshots."""
+        """Outside the window (the point in time is the snapshots): one
+        ``zfs send [-i <base bookmark>] | zfs receive`` per pair into its
+        staging name, in the order of pairs; an incremental stream is
+        received as a clone of the copy the target pool holds (``-o
+        origin=``), so that copy stays as it was until promotion. The stream
+        is counted as it passes (bytes_sent); the snapshot sent is then kept
+        as the bookmark of the next send's base."""
         pool, version = _pool_name(plan.definition), plan.version
+        chosen = self._choose_bases(plan)
+        sent = {}
+        plan.facts.setdefault("bookmarks", [])
         for p, snap, st in zip(plan.pairs, plan.facts["snaps"], plan.staging):
+            base_version, base = chosen[p.source]
+            send = [ZFS, "send"] + (["-i", base] if base_version is not None else []) + [snap]
             recv = [ZFS, "receive", "-o", "%s=%s" % (PROP_POOL, pool), "-o", "%s=%d" % (PROP_VERSION, version),
-                    "-o", "%s=%s" % (PROP_SOURCE, p.source), "-o", "readonly=on", st.target]
-            plan.made.append(st)  # a failed full receive leaves nothing, but be sure
+                    "-o", "%s=%s" % (PROP_SOURCE, p.source), "-o", "readonly=on"]
+            if base_version is not None:
+                recv += ["-o", "origin=%s" % self.received_snapshot(plan.definition, p.target, base_version)]
+            recv.append(st.target)
+            plan.made.append(st)  # a failed receive leaves nothing, but be sure
+            meter = {}
             try:
-                self._send_receive([ZFS, "send", snap], recv)
+                self._send_receive(send, recv, meter=meter)
+                plan.facts["bookmarks"].append(self._bookmark(plan.definition, snap, p.source, version))
             except CommandError as exc:
                 raise CopyFailed(
-                    "zfs_send copy version %d of %s failed at %s -> %s (send/receive); the copies made for this "
-                    "version were removed: %s" % (version, pool, p.source, p.target, command_reason(exc)),
+                    "zfs_send copy version %d of %s failed at %s -> %s (send%s/receive); the copies made for this "
+                    "version were removed: %s" % (version, pool, p.source, p.target,
+                                                  " -i %s" % base if base_version is not None else "",
+                                                  command_reason(exc)),
                     cause=exc, source=p.source, target=p.target)
-        plan.staged = list(plan.staging)
+            sent[p.source] = (base_version, int(meter.get("bytes", 0)), None if base_version is not None else base)
+        plan.staged = [CopyPair(s.source, s.target, base_version=sent[s.source][0], bytes_sent=sent[s.source][1])
+                       for s in plan.staging]
+        plan.facts["full_sends"] = dict((src, why) for src, (_b, _n, why) in sent.items() if why)
+
+    def release_bases(self, definition, records, dry_run=False, sources=()):
+        """Destroy this pool's base bookmarks (``<source>#pitcopy-<pool>-v<n>``)
+        of versions no record keeps on that source; one ``zfs get`` lists
+        them beside every source of the pool, its records and ``sources``."""
+        pool = _pool_name(definition)
+        needed = set((p.source, r.version) for r in records for p in r.pairs)
+        names = set(definition.sources) | set(p.source for r in records for p in r.pairs) | set(sources)
+        names = sorted(n for n in names if isinstance(n, str) and n and "@" not in n and "#" not in n)
+        rows = self._get(("guid",), names, recursive=True, depth=1, types="bookmark") if names else {}
+        doomed = []
+        for name in sorted(rows):
+            if "#" not in name:
+                continue
+            ds, bm = name.split("#", 1)
+            m = re.match(r"^pitcopy-%s-v(\d+)\Z" % re.escape(pool), bm)
+            if m and (ds, int(m.group(1))) not in needed:
+                doomed.append(name)
+        if dry_run:
+            return doomed
+        for name in doomed:
+            self._run("destroy", name)
+        return doomed
+
+    def missing_bases(self, definition, records):
+        items = [(r.version, p) for r in records for p in r.pairs]
+        if not items:
+            return []
+        rows, marks = self._base_facts(definition, items)
+        out = []
+        for r in records:
+            for p in r.pairs:
+                if self._copy_problem(definition, r.version, p, rows) is not None:
+                    continue  # the copy itself is missing or not the recorded one: verify reports that
+                why = self._base_problem(definition, r.version, p, rows, marks)
+                if why is not None:
+                    out.append((r, p, why))
+        return out
 
     def _held_snapshot(self, definition, version, pair):
         # the received snapshot in the target: holding it makes a ``zfs
@@ -1156,12 +1358,17 @@ class ZfsSendBackend(_ZfsBase):
     def undo(self, plan):
         for st in plan.made:
             quietly(lambda st=st: self._destroy_dataset(plan.definition, st.target))
+        for bm in plan.facts.get("bookmarks", ()):
+            quietly(lambda bm=bm: self._run("destroy", bm))
 
-    def _send_receive(self, send, recv):
+    def _send_receive(self, send, recv, meter=None):
         """``zfs send | zfs receive`` through the runner's pipe (no shell).
         On failure the error carries both commands' stderr: when receive
         fails, send usually dies of the broken pipe and says nothing useful."""
-        rc, out, err = self.runner.pipe([send, recv], check=False)
+        if meter is not None:
+            rc, out, err = self.runner.pipe([send, recv], check=False, meter=meter)
+        else:
+            rc, out, err = self.runner.pipe([send, recv], check=False)
         if rc != 0:
             lines = [ln for ln in err.strip().splitlines() if ln.strip()]
             useful = [ln for ln in lines if "Broken pipe" not in ln and "signal" not in ln] or lines
@@ -1187,6 +1394,33 @@ class ZfsSendBackend(_ZfsBase):
                                  "it is not ours and is not overwritten" % (p.target, self._guid(frow),
                                                                             recorded[p.target]),
                                  source=p.source, target=p.target)
+        # An incremental copy is a clone of the replaced copy's received
+        # snapshot: ``zfs promote`` first (the replaced copy becomes the
+        # clone, so destroying it keeps the new one whole); its older
+        # snapshots, which the promotion brought over, go after the rename.
+        present = sorted(set([n for n in staged_map.values() if n in rows] + [
+            p.target for p in pairs if self._mark(rows.get(p.target, {}), PROP_VERSION) == str(version)]))
+        origins = self._get(("origin",), present, recursive=True, depth=1,
+                            types="filesystem,volume,snapshot") if present else {}
+        cleanup = []  # copies that may hold an earlier version's snapshot: listed again at the end
+        older = []  # the earlier version's snapshots, named after the promotion and the rename
+        for p in pairs:
+            st = staged_map.get(p.source)
+            origin = origins.get(st, {}).get("origin", ("-",))[0] if st is not None and st in rows else "-"
+            if origin not in ("-", ""):
+                self._run("promote", st)
+                if origin.split("@", 1)[0] == p.target and self._our_snapshot_name(definition, origin):
+                    older.append(origin)  # in the promoted clone, renamed to the target
+                else:
+                    cleanup.append(p.target)
+            elif st is not None:
+                # promoted by an interrupted call: the new copy (staged, or
+                # renamed already) holds an earlier version's snapshot
+                new = st if st in rows else (
+                    p.target if self._mark(rows.get(p.target, {}), PROP_VERSION) == str(version) else None)
+                if new is not None and any(n.split("@", 1)[0] == new and self._our_snapshot_name(definition, n)
+                                           and not n.endswith("-v%d" % version) for n in origins if "@" in n):
+                    cleanup.append(p.target)
         for name in replaced:
             row = rows.get(name)
             if row is None or not self._is_ours(definition, row):
@@ -1211,6 +1445,25 @@ class ZfsSendBackend(_ZfsBase):
             self._run("rename", st, p.target)
             renamed_devs.extend(devs)
         self._refresh_zvol_links(renamed_devs)
+        for snap in older:
+            self._run("destroy", snap)  # ours: our name, in the copy just promoted and renamed
+        self._drop_older_snapshots(definition, version, cleanup)
+
+    def _drop_older_snapshots(self, definition, version, targets):
+        """The received snapshots of earlier versions in the promoted
+        incremental copies ``targets`` (ours by name, in a dataset marked as
+        ours of ``version``): they only pin the replaced data."""
+        if not targets:
+            return
+        rows = self._owned(definition, targets, recursive=True)
+        keep = "-v%d" % version
+        for name in sorted(n for n in rows if "@" in n):
+            ds = name.split("@", 1)[0]
+            row = rows.get(ds)
+            if row is None or not self._is_ours(definition, row) or self._mark(row, PROP_VERSION) != str(version):
+                continue
+            if self._our_snapshot_name(definition, name) and not name.endswith(keep):
+                self._run("destroy", name)
 
     def discard(self, definition, staged):
         snaps = []

@@ -300,8 +300,9 @@ version:
     pairs:
       description:
         - The copy pairs of the version, each with C(source) and C(target).
-        - For send technologies (C(btrfs_send)), each pair also has C(base_version), the version its copy was sent
-          incrementally from (C(btrfs send -p) from the base kept beside the source), or null for a full send (the
+        - For send technologies (C(btrfs_send), C(zfs_send)), each pair also has C(base_version), the version its copy
+          was sent incrementally from (C(btrfs send -p) from the base kept beside the source, C(zfs send -i) from the
+          bookmark kept on the source), or null for a full send (the
           first copy into its target pool, or its base gone or not matching the copy the target pool holds); and
           C(bytes_sent), the bytes of the send stream, counted as it passed through the module. Both are left out
           when not known (versions taken before incremental sends, or finished by M(pitcopy.versions.verify_records)

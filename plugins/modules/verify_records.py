@@ -101,7 +101,7 @@ consistent:
     - Whether the records and the host agree (before any repair).
     - A V(stale) finding alone (see the pool's O(pitcopy.versions.copy_pool#module:max_age)) does not make it false, since
       the records may be right about copies that stopped being taken.
-    - Nor does a V(base_missing) finding (C(btrfs_send)), since a kept copy without a usable base only means that the
+    - Nor does a V(base_missing) finding (C(btrfs_send), C(zfs_send)), since a kept copy without a usable base only means that the
       next version into its target pool is sent in full.
   returned: success
   type: bool
@@ -134,8 +134,9 @@ findings:
       description:
         - What is wrong, in words, for example V(copy_missing), V(stale) or V(hold_not_enforced) (a held version's copy
           that the storage no longer holds, see docs/troubleshooting.md).
-        - C(btrfs_send) incremental sends (docs/offsite.md) - V(base_missing), a kept copy whose base beside the source is
-          gone or is not the snapshot the copy was received from (the next copy into its target pool is sent in full);
+        - C(btrfs_send) and C(zfs_send) incremental sends (docs/offsite.md) - V(base_missing), a kept copy whose base on
+          the source side is gone or is not the snapshot the copy was received from (the next copy into its target
+          pool is sent in full);
           V(unneeded_base), a base that no kept version needs (repair releases it).
       type: str
       sample: missing copy

@@ -26,7 +26,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import C
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
 from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
-from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, info
+from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 
 MiB = 1024 * 1024
 
@@ -239,8 +239,10 @@ def test_zfs_send_versions_rotation_restore_verify(tmp_path, monkeypatch):
     gone = kept[5]["pairs"][0]["target"]
     with eng.session("sends") as s:
         f = s.plan_verify().result
-    assert sorted((x["version"], x["target"], x["problem"]) for x in f["findings"]) == sorted(
-        [(6, changed, "copy_invalid"), (5, gone, "copy_missing")]), f
+    assert sorted((x["version"], x["target"], x["problem"]) for x in f["findings"]
+                  if x["problem"] != "base_missing") == sorted([(6, changed, "copy_invalid"), (5, gone, "copy_missing")]), f
+    assert sorted(x["target"] for x in f["findings"] if x["problem"] == "base_missing") == sorted(
+        p["target"] for p in kept[5]["pairs"] if p["target"] != gone), f
     foreign = "%s/A/foreign" % tpool
     v = b.discover([foreign])[foreign]
     assert v.foreign_data and v.owner is None
@@ -282,4 +284,60 @@ def test_zfs_send_failure_target_too_full():
         b.create_copies(d, 2, pairs, CopyWindow(d, runner))
     assert exc.value.details["source"] == "%s/big" % spool
     assert all(c.valid for c in b.list_copies("full"))
+    runner.assert_done()
+
+
+def test_zfs_send_incremental_rotation(tmp_path):
+    """tests/real/test_zfs_incremental.py::test_zfs_send_incremental_rotation,
+    replayed: versions 1 and 2 sent in full, 3 and 4 with ``zfs send -i``
+    from the bookmark of the version their target pool held, received as a
+    clone of that copy's snapshot and promoted; the stream sizes as
+    measured; a bookmark gone (base_missing, then a full send of that
+    source only) and an unneeded one (reported, released by repair)."""
+    case = load_case("zfs", "test_zfs_send_incremental_rotation")
+    runner = ReplayRunner(case["calls"], "zfs_send incremental")
+    pipes = [c["pipe"] for c in case["calls"] if "pipe" in c]
+    spool = pipes[0][0][-1].split("/")[0]
+    tpool = pipes[0][1][-1].split("/")[0]
+    src = ["%s/fs1" % spool, "%s/fs2" % spool]
+    tps = tuple(TargetPool(tp, tuple("%s/%s/%s" % (tpool, tp, n) for n in ("fs1", "fs2"))) for tp in ("A", "B"))
+    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: ZfsSendBackend(runner=runner))
+    define(eng, PoolDefinition(name="inc", technology="zfs_send", sources=tuple(src), versions=2, target_pools=tps))
+    held = {}
+    sent = {}
+    for n in range(1, 5):
+        res = copy(eng, "inc")
+        assert res["version"]["number"] == n
+        info(eng, "inc")
+        tp = res["version"]["target_pool"]
+        sent[n] = dict((p["source"], p) for p in res["version"]["pairs"])
+        assert all(p["base_version"] == held.get(tp) for p in sent[n].values()), (n, sent[n])
+        held[tp] = n
+    # the commands: full sends first, then -i from the bookmark, received
+    # as a clone of the held copy's snapshot, promoted
+    sends = [p[0] for p in pipes]
+    assert sends[0] == ["zfs", "send", "%s@pitcopy-inc-v1" % src[0]]
+    assert ["zfs", "send", "-i", "%s#pitcopy-inc-v1" % src[0], "%s@pitcopy-inc-v3" % src[0]] in sends
+    recv3 = [p[1] for p in pipes if p[0][-1] == "%s@pitcopy-inc-v3" % src[0]][0]
+    assert "origin=%s@pitcopy-inc-v1" % sent[1][src[0]]["target"] in recv3
+    assert any(c.get("argv", [])[:2] == ["zfs", "promote"] for c in case["calls"])
+    full = sent[1][src[0]]["bytes_sent"]
+    assert all(sent[n][src[0]]["bytes_sent"] < full // 20 for n in (3, 4)), sent
+    kept = dict((r["version"], r) for r in info(eng, "inc")["replication_records"])
+    assert sorted(kept) == [3, 4]
+    found = findings(eng, "inc")
+    assert found["consistent"] is True
+    assert [(f["problem"], f["version"], f["source"]) for f in found["findings"]] == [("base_missing", 3, src[0])]
+    res = copy(eng, "inc")
+    info(eng, "inc")
+    five = dict((p["source"], p) for p in res["version"]["pairs"])
+    assert five[src[0]]["base_version"] is None and five[src[0]]["bytes_sent"] >= full // 2
+    assert five[src[1]]["base_version"] == 3
+    found = findings(eng, "inc")
+    assert found["consistent"] is False
+    assert [(f["problem"], f["target"]) for f in found["findings"]] == [
+        ("unneeded_base", "%s#pitcopy-inc-v2" % src[1])]
+    findings(eng, "inc", repair=True)
+    assert any(c.get("argv") == ["zfs", "destroy", "%s#pitcopy-inc-v2" % src[1]] for c in case["calls"])
+    assert findings(eng, "inc")["findings"] == []
     runner.assert_done()
