@@ -108,9 +108,9 @@ def check_dataset_name(state, name, what):
     known = sorted(set([d.name for d in state.definition.datasets] +
                        [d.name for r in state.replication_records for d in r.datasets]))
     if name not in known:
+        listed = ", ".join(known) or "none (copy_pool datasets names them)"
         raise InvalidInput("%s: dataset %r is not a dataset of copy pool %s; its datasets are: %s; nothing was "
-                           "changed" % (what, name, state.definition.name, ", ".join(known) or "none (copy_pool "
-                                                                                                "datasets names them)"))
+                           "changed" % (what, name, state.definition.name, listed))
 
 
 def place_of(dataset, rel):
