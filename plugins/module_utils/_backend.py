@@ -51,6 +51,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import abc
+import os
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 
@@ -403,3 +404,50 @@ class Backend(abc.ABC):
         directory a restore in place writes to), or None when it is not
         mounted."""
         return None
+
+    def locate_path(self, definition, path):
+        """The source dataset inventory's question for one dataset: on which
+        of ``definition``'s source volumes directory ``path`` lies, as a list
+        of _model.DatasetPlace (the source whose live filesystem holds
+        ``path`` first, with ``path`` relative to that filesystem's root;
+        then every source mounted below ``path``, with where below it).
+        Empty when ``path`` lies on no source. Reads only.
+
+        Default, from where each backend says its sources are mounted
+        (``source_directory``: the btrfs source subvolume itself, the
+        mountpoint of an LVM source from /proc/self/mountinfo by device
+        number, a ZFS dataset's mountpoint): ``path`` lies on a source when
+        it is inside that directory AND on the same device (``st_dev``), so
+        a nested btrfs subvolume, a child ZFS dataset or another filesystem
+        mounted between them, which the source's copy does not hold, is not
+        counted as the source's."""
+        from ansible_collections.pitcopy.versions.plugins.module_utils._model import DatasetPlace
+
+        real = os.path.realpath(path)
+        try:
+            dev = os.stat(real).st_dev
+        except OSError:
+            return []
+        holder, below = None, []
+        for source in definition.sources:
+            directory = self.source_directory(definition, source)
+            if not directory:
+                continue
+            root = os.path.realpath(directory)
+            try:
+                root_dev = os.stat(root).st_dev
+            except OSError:
+                continue
+            if _path_inside(real, root) and root_dev == dev:
+                rel = os.path.relpath(real, root)
+                if holder is None or len(root) > len(holder[1]):
+                    holder = (source, root, "" if rel == "." else rel)
+            elif real != root and _path_inside(root, real):
+                below.append(DatasetPlace(source, "", os.path.relpath(root, real)))
+        if holder is None:
+            return []
+        return [DatasetPlace(holder[0], holder[2], "")] + sorted(below, key=lambda p: p.at)
+
+
+def _path_inside(path, root):
+    return path == root or path.startswith(root.rstrip("/") + "/")

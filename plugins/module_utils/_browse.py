@@ -183,12 +183,15 @@ def _inside(path, root):
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def check_relative_path(path):
+def check_relative_path(path, base=None):
     """``path`` as a normalized relative path, or InvalidInput naming it:
     no absolute path, no ``..``, no empty or ``.`` path (the whole source is
     restored with ``volumes``, not ``paths``)."""
     accepted = "paths are files or directories relative to a source's mount point, such as etc/app.conf or " \
                "home/alice (no leading /, no .., not the whole source)"
+    if base is not None:
+        accepted = "paths are files or directories relative to %s, such as base/16384 or pg_wal (no leading /, " \
+                   "no .., not the whole dataset)" % base
     if not isinstance(path, str) or not path.strip():
         raise InvalidInput("path %r is not accepted: %s" % (path, accepted))
     if "\x00" in path:
@@ -197,8 +200,11 @@ def check_relative_path(path):
         raise InvalidInput("path %r is absolute: %s" % (path, accepted))
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise InvalidInput("path %r escapes the source with '..': %s" % (path, accepted))
+        raise InvalidInput("path %r escapes the %s with '..': %s" % (path, "source" if base is None else "dataset",
+                                                                     accepted))
     if not parts:
+        if base is not None:
+            raise InvalidInput("path %r names the whole dataset: %s" % (path, accepted))
         raise InvalidInput("path %r names the whole source: %s; to restore a whole source use volumes "
                            "without paths" % (path, accepted))
     return "/".join(parts)

@@ -30,7 +30,13 @@ __metaclass__ = type
 import re
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import CONSISTENCY_MODES, Hook, TargetPool
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    CONSISTENCY_MODES,
+    Dataset,
+    DatasetPlace,
+    Hook,
+    TargetPool,
+)
 from ansible_collections.pitcopy.versions.plugins.module_utils._remote import check_destination, check_ssh_options
 from ansible_collections.pitcopy.versions.plugins.module_utils._retention import grid_capacity, grid_text, parse_grid
 from ansible_collections.pitcopy.versions.plugins.module_utils._technologies import (
@@ -70,6 +76,41 @@ def age_seconds(text, option="max_age"):
     return int(m.group(1)) * dict(_AGE_UNITS)[m.group(2)]
 
 
+_DATASET_ACCEPTED = "a dataset is {name, path}: a non-empty name and the absolute path of a directory on the pool's " \
+    "source volumes, such as {name: db, path: /srv/pg/data}"
+
+
+def _relative_ok(rel):
+    """``""`` or a normalized relative path without ``..``."""
+    if rel == "":
+        return True
+    return isinstance(rel, str) and "\x00" not in rel and all(c not in ("", ".", "..") for c in rel.split("/"))
+
+
+def check_dataset(dataset, where):
+    """One dataset on its own: a name, an absolute normalized path (no
+    ``..``), places naming a source and relative paths."""
+    if not isinstance(dataset, Dataset):
+        raise InvalidInput("%s %r is not accepted: %s" % (where, dataset, _DATASET_ACCEPTED))
+    if not isinstance(dataset.name, str) or not dataset.name.strip() or "\x00" in dataset.name:
+        raise InvalidInput("%s.name %r is not accepted: %s" % (where, dataset.name, _DATASET_ACCEPTED))
+    path = dataset.path
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise InvalidInput("%s.path %r of dataset %s is not accepted: it is not an absolute path; %s" % (
+            where, path, dataset.name, _DATASET_ACCEPTED))
+    if "\x00" in path or ".." in path.split("/"):
+        raise InvalidInput("%s.path %r of dataset %s is not accepted (no '..'): %s" % (
+            where, path, dataset.name, _DATASET_ACCEPTED))
+    for i, place in enumerate(dataset.places):
+        w = "%s.places[%d]" % (where, i)
+        if not isinstance(place, DatasetPlace) or not isinstance(place.source, str) or not place.source:
+            raise InvalidInput("%s %r is not a place {source, path, at}" % (w, place))
+        for key in ("path", "at"):
+            if not _relative_ok(getattr(place, key)):
+                raise InvalidInput("%s.%s %r is not a relative path inside the source (no leading /, no ..)" % (
+                    w, key, getattr(place, key)))
+
+
 def check_values(definition):
     """Raise InvalidInput unless every value of ``definition`` is one that
     pitcopy can act on, each on its own: the store's rule on write and read."""
@@ -96,6 +137,8 @@ def check_values(definition):
             check_ssh_options(d.ssh.as_dict())
         except InvalidInput as exc:
             raise InvalidInput("ssh: %s" % exc.msg)
+    for index, dataset in enumerate(d.datasets):
+        check_dataset(dataset, "datasets[%d]" % index)
     for where, hook in _hook_options(d):
         if not isinstance(hook, Hook):
             raise InvalidInput("%s %r is not a hook: expected {argv, timeout, abort_on_failure}" % (where, hook))
@@ -145,6 +188,16 @@ def check_definition(definition, backend=None):
         if src in seen:
             raise InvalidInput("source %s is listed twice in sources; list every source volume once" % src)
         seen.add(src)
+    names = {}
+    for index, dataset in enumerate(d.datasets):
+        if dataset.name in names:
+            raise InvalidInput("datasets[%d]: dataset name %s is used twice (datasets[%d] and datasets[%d]); give "
+                               "every dataset its own name" % (index, dataset.name, names[dataset.name], index))
+        names[dataset.name] = index
+        for place in dataset.places:
+            if place.source not in seen:
+                raise InvalidInput("datasets[%d]: dataset %s lies on %s, which is not a source of copy pool %s" % (
+                    index, dataset.name, place.source, d.name))
     if d.snapshot_size is not None and d.technology not in SNAPSHOT_SIZE_TECHNOLOGIES:
         raise InvalidInput("snapshot_size %r only applies to technology %s, not %s; leave it out" % (
             d.snapshot_size, spoken(sorted(SNAPSHOT_SIZE_TECHNOLOGIES)), d.technology))

@@ -96,6 +96,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy import CopySteps, next_state, take_copies
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy_record import CopyRecord
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_datasets import check_dataset_name, dataset_versions
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_define import (
     DefineSteps,
     check_targets_not_shared,
@@ -172,7 +173,7 @@ class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, HoldSteps, R
     """One copy pool under its lock: each module's plan, one mixin a figure
     (see the module docstring for which file holds which)."""
 
-    def info(self):
+    def info(self, dataset=None):
         """copy_pool_info's pool: the records, and how old the newest valid
         version is (seconds; None: none is valid). Not in plan diffs: it
         changes with the clock, not with the records."""
@@ -181,4 +182,8 @@ class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, HoldSteps, R
         out["newest_valid_age"] = newest_valid_age(state, self.engine.clock())
         # what the next copy would replace, and whether a hold refuses it
         out["next_version"] = next_version(state, self.engine.clock(), self.engine.tz)
+        if dataset is not None:
+            # which kept versions hold dataset X, and since when
+            check_dataset_name(state, dataset, "copy_pool_info")
+            out["dataset"] = dataset_versions(state, dataset)
         return out

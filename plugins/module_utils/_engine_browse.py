@@ -31,6 +31,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     pool_dict,
     version_dict,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_datasets import check_dataset_name, place_of
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_restore import restore_pairs
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import RECORD_REPLICATION, STATUS_VALID, Finding
@@ -52,6 +53,22 @@ def planned_mounts(rec, path):
     """``[{source, path}]`` of version ``rec`` mounted under ``path``."""
     sources = [p.source for p in rec.pairs]
     return [{"source": s, "path": os.path.join(path, _browse.mount_name(s, sources))} for s in sources]
+
+
+def planned_dataset_mounts(rec, path):
+    """``[{name, path, places}]``: where each dataset version ``rec`` holds
+    reads when the version is mounted under ``path`` (``path``: the
+    dataset's directory in the copy of the source holding it; ``places``:
+    per source volume of the dataset, its part's directory and where in the
+    dataset it belongs)."""
+    at = dict((m["source"], m["path"]) for m in planned_mounts(rec, path))
+    out = []
+    for ds in rec.datasets:
+        places = [{"source": p.source, "path": os.path.join(at[p.source], p.path) if p.path else at[p.source],
+                   "at": p.at} for p in ds.places if p.source in at]
+        if places:
+            out.append({"name": ds.name, "path": places[0]["path"], "places": places})
+    return out
 
 
 def verify_mounts(scan):
@@ -137,7 +154,8 @@ class BrowseSteps(SessionBase):
                                            rec.version, self.name, path, m["path"]))
         new_rec = replace(rec, mounted=path)
         new = with_record(state, new_rec)
-        result = {"version": version_dict(new_rec), "replaced_version": None, "broken_pairs": [], "mounts": mounts}
+        result = {"version": version_dict(new_rec), "replaced_version": None, "broken_pairs": [], "mounts": mounts,
+                  "datasets": planned_dataset_mounts(rec, path)}
         if not missing and rec.mounted == path:
             return Plan(False, pool_dict(state), pool_dict(state), result)
 
@@ -197,25 +215,54 @@ class BrowseSteps(SessionBase):
 
     # --- state=restored with paths ---------------------------------------------------
 
-    def plan_restore_paths(self, version, paths, restore_to=None, volumes=None):
+    def plan_restore_paths(self, version, paths, restore_to=None, volumes=None, dataset=None):
         state = self._require()
+        if dataset is not None:
+            check_dataset_name(state, dataset, "cannot restore files of dataset %s" % dataset)
         rec = self._valid_record(state, version, "restore files from")
         self._no_journal("restoring files")
         if not paths:
             raise InvalidInput("paths must name at least one file or directory, got %r" % (paths,))
-        rels = []
-        for p in paths:
-            r = _browse.check_relative_path(p)
-            if r not in rels:
-                rels.append(r)
-        pairs = restore_pairs(state, rec, volumes)
         definition = state.definition
         backend = self._backend()
+        if dataset is not None:
+            if volumes is not None:
+                raise InvalidInput("volumes %r and dataset %s do not go together: a dataset names its source volumes "
+                                   "itself; leave volumes out" % (volumes, dataset))
+            ds = self._held_dataset(state, rec, dataset)
+            # each path to (the path inside its source, that source)
+            rels, subs, at = [], {}, {}
+            for p in paths:
+                r = _browse.check_relative_path(p, base="dataset %s (%s)" % (ds.name, ds.path))
+                place = place_of(ds, r)[0]
+                sub = r if not place.at else r[len(place.at):].lstrip("/")
+                if not sub:
+                    raise InvalidInput("path %r names the whole of source %s, mounted at %s in dataset %s; name the "
+                                       "files or directories inside it, or restore the source with volumes" % (
+                                           p, place.source, place.at, ds.name))
+                if (sub, place.source) not in rels:
+                    rels.append((sub, place.source))
+                subs[place.source] = place.path
+                at[place.source] = place.at
+            pairs = [x for x in rec.pairs if x.source in subs]
+        else:
+            rels = []
+            for p in paths:
+                r = _browse.check_relative_path(p)
+                if (r, None) not in rels:
+                    rels.append((r, None))
+            pairs = restore_pairs(state, rec, volumes)
+            subs = dict((x.source, "") for x in pairs)
         if restore_to is not None:
             restore_to = self._check_outside(backend, state, restore_to, "restore_to")
             names = [p.source for p in pairs]
-            roots = dict((p.source, restore_to if len(pairs) == 1 else
-                          os.path.join(restore_to, _browse.mount_name(p.source, names))) for p in pairs)
+            if dataset is not None:
+                # the dataset's layout under restore_to
+                roots = dict((p.source, os.path.join(restore_to, at[p.source]) if at[p.source] else restore_to)
+                             for p in pairs)
+            else:
+                roots = dict((p.source, restore_to if len(pairs) == 1 else
+                              os.path.join(restore_to, _browse.mount_name(p.source, names))) for p in pairs)
         else:
             roots = self._source_dirs(backend, definition, [p.source for p in pairs])
             absent = [s for s, d in roots.items() if d is None]
@@ -223,20 +270,28 @@ class BrowseSteps(SessionBase):
                 raise InvalidInput("cannot restore paths of %s in place: not mounted on this host; mount it, or give "
                                    "restore_to (a directory outside the sources); nothing was changed" % (
                                        ", ".join(absent)))
+            roots = dict((s, os.path.join(d, subs[s]) if subs[s] else d) for s, d in roots.items())
         views = [(p, backend.copy_view(definition, rec.version, p)) for p in pairs]
         if rec.mounted is not None:
             # a browsing mount of this version reads as the copy too
             table = _browse.read_mounts()
-            views = [(p, v if v.directory is not None or _browse.mount_at(m["path"], table) is None
-                      else replace(v, directory=m["path"]))
-                     for (p, v), m in zip(views, planned_mounts(rec, rec.mounted))]
+            mounted = dict((m["source"], m["path"]) for m in planned_mounts(rec, rec.mounted))
+            views = [(p, v if v.directory is not None or _browse.mount_at(mounted[p.source], table) is None
+                      else replace(v, directory=mounted[p.source])) for p, v in views]
         readable = all(v.directory is not None for p, v in views)
         in_place = restore_to is None
-        items = self._file_items(rec.version, views, dict((p.source, v.directory) for p, v in views), rels, roots,
-                                 in_place) \
+
+        def copy_dirs(dirs):
+            return dict((s, os.path.join(d, subs[s]) if subs[s] else d) for s, d in dirs.items())
+
+        items = self._file_items(rec.version, views, copy_dirs(dict((p.source, v.directory) for p, v in views)),
+                                 rels, roots, in_place, dataset) \
             if readable else [{"source": p.source, "path": r, "copy": None,
                                "destination": os.path.join(roots[p.source], r), "changes": None, "change_count": None}
-                              for p, v in views for r in rels]
+                              for p, v in views for r, only in rels if only in (None, p.source)]
+        if dataset is not None:
+            for i in items:
+                i["dataset"] = dataset
         changed = any(i["changes"] is None or i["changes"] for i in items)
         result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
                   "restored": sorted(set(i["source"] for i in items if i["changes"] is None or i["changes"])),
@@ -249,8 +304,12 @@ class BrowseSteps(SessionBase):
                     if v.directory is None:
                         backend.open_view(definition, v)
                     dirs[p.source] = stack.enter_context(_browse.TemporaryView(backend.runner, v))
+                dirs = copy_dirs(dirs)
                 # every path of every source judged before the first is copied
-                now = self._file_items(rec.version, views, dirs, rels, roots, in_place)
+                now = self._file_items(rec.version, views, dirs, rels, roots, in_place, dataset)
+                if dataset is not None:
+                    for i in now:
+                        i["dataset"] = dataset
                 if restore_to is not None and not os.path.isdir(restore_to):
                     os.mkdir(restore_to, 0o755)
                 for i in now:
@@ -258,7 +317,7 @@ class BrowseSteps(SessionBase):
                         continue
                     root = roots[i["source"]]
                     if not os.path.isdir(root):
-                        os.mkdir(root, 0o755)
+                        os.makedirs(root, 0o755)
                     _browse.copy_back(backend.runner, dirs[i["source"]], root, i["path"])
                     # cp -a drops silently what the destination cannot keep
                     # (xattrs on a filesystem without them): said, not hidden
@@ -273,16 +332,32 @@ class BrowseSteps(SessionBase):
 
         return Plan(changed, pool_dict(state), pool_dict(state), result, act)
 
-    def _file_items(self, version, views, dirs, rels, roots, in_place):
+    def _held_dataset(self, state, rec, name):
+        """Dataset ``name`` as version ``rec`` holds it, or InvalidInput
+        naming the versions that hold it."""
+        ds = rec.dataset(name)
+        if ds is None:
+            holders = [str(r.version) for r in sorted(state.replication_records, key=lambda r: r.version)
+                       if r.dataset(name) is not None]
+            raise InvalidInput("version %d of copy pool %s does not hold dataset %s (it was taken before the pool "
+                               "named it, or it lay on no source then); versions holding it: %s; nothing was "
+                               "changed" % (rec.version, self.name, name, _listing(holders)))
+        return ds
+
+    def _file_items(self, version, views, dirs, rels, roots, in_place, dataset=None):
         """One item per path and source whose copy holds it: what restoring
         it changes; InvalidInput for a path that escapes or that no copy
-        holds (judged for all before anything is copied)."""
+        holds (judged for all before anything is copied). ``rels``: (path,
+        the one source it is on, or None for every source)."""
         items = []
-        for rel in rels:
+        for rel, only in rels:
             found = False
             for p, v in views:
+                if only is not None and p.source != only:
+                    continue
                 copy_root = dirs[p.source]
-                src = _browse.resolve_in(copy_root, rel, "the copy of %s" % p.source)
+                src = _browse.resolve_in(copy_root, rel, "the copy of %s" % (
+                    p.source if dataset is None else "dataset %s" % dataset))
                 if not os.path.lexists(src):
                     continue
                 found = True
@@ -295,6 +370,10 @@ class BrowseSteps(SessionBase):
                               "changes": ["%s: %s" % d for d in diffs[:_browse.CHANGES_LISTED]],
                               "change_count": len(diffs)})
             if not found:
+                if dataset is not None:
+                    raise InvalidInput("path %r is not in dataset %s of version %s of copy pool %s; paths are "
+                                       "relative to the dataset's directory; nothing was changed" % (
+                                           rel, dataset, version, self.name))
                 raise InvalidInput("path %r is in no copy of version %s of copy pool %s (sources: %s); paths are "
                                    "relative to a source's mount point; nothing was changed" % (
                                        rel, version, self.name,

@@ -170,6 +170,7 @@ def version_dict(record, pre_copy_record=None):
         "hold_reason": record.hold_reason,
         "pre_copy_record": pre_copy_record,
         "pairs": _pairs(record.pairs),
+        "datasets": [d.as_dict() for d in record.datasets],
     }
 
 

@@ -39,6 +39,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     version_dict,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy_record import CopyRecordSteps
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_datasets import held_datasets, recheck_datasets
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     HookFailed,
     InvalidInput,
@@ -155,7 +156,7 @@ def next_state(state, record, replaced_version, dropped, identities=None):
 class CopySteps(CopyRecordSteps):
     """copy_version state=present (Fig. 6) on the copy record of Fig. 7."""
 
-    def _decide_copy(self, state, backend, volumes, label, when):
+    def _decide_copy(self, state, backend, volumes, label, when, datasets=()):
         definition = state.definition
         n = state.last_version + 1
         now = iso(when)
@@ -165,7 +166,8 @@ class CopySteps(CopyRecordSteps):
                 "version %d of copy pool %s cannot be taken, nothing was copied: %s. See unpaired for why each "
                 "candidate was rejected" % (n, self.name, unpaired_summary(cr.unpaired)),
                 unpaired=[u.as_dict() for u in cr.unpaired])
-        record = Record(RECORD_REPLICATION, n, cr.target_pool, now, cr.pairs, label=label, status=STATUS_VALID)
+        record = Record(RECORD_REPLICATION, n, cr.target_pool, now, cr.pairs, label=label, status=STATUS_VALID,
+                        datasets=held_datasets(datasets, cr.pairs))
         replaced_version = cr.replaced.version if cr.replaced is not None else None
         dropped = self._retention(state, n, replaced_version, when)
         new = next_state(state, record, replaced_version, dropped)
@@ -213,7 +215,10 @@ class CopySteps(CopyRecordSteps):
         refuse_mounted(self.name, replaced_record(state, tp), "to take version %d in target pool %s" % (n, tp))
         names = self._discovery_names(definition, backend, [tp])
         volumes = backend.discover(names)
-        cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, when)
+        # the source dataset inventory again: what this version will hold
+        datasets, dataset_warnings = recheck_datasets(backend, definition)
+        warnings.extend(dataset_warnings)
+        cr, record, dropped, new = self._decide_copy(state, backend, volumes, label, when, datasets)
         replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []
         self._check_identities(backend, [cr.replaced] + list(dropped), copies, "to take version %d" % n)
         backend.check_capacity(definition, list(cr.pairs), replaced_pairs, volumes)
@@ -242,6 +247,8 @@ class CopySteps(CopyRecordSteps):
         volumes = backend.discover(names)
         replaced_pairs = list(cr.replaced.pairs) if cr.replaced is not None else []
         backend.check_capacity(definition, list(cr.pairs), replaced_pairs, volumes)
+        # the datasets again, right before the copy: what this version holds
+        datasets, dataset_warnings = recheck_datasets(backend, definition)
         n = cr.version
         journal = Journal(
             operation="copy", version=n, target_pool=cr.target_pool, pairs=cr.pairs, phase="copying",
@@ -265,10 +272,10 @@ class CopySteps(CopyRecordSteps):
         journal = replace(journal, phase="committing")
         self._save(replace(state, journal=journal))
         # what went wrong without stopping the copy: kept on the record
-        warnings = tuple(getattr(window, "warnings", None) or ())
+        warnings = tuple(dataset_warnings) + tuple(getattr(window, "warnings", None) or ())
         # 608-614: the new replication record, the replaced and broken pairs go
         try:
-            self._commit(state, definition, backend, journal, dropped, warnings)
+            self._commit(state, definition, backend, journal, dropped, warnings, datasets=datasets)
         except PitcopyError as exc:
             raise _journaled(exc, journal, self.name)
         record = self.state.replication(n)
@@ -286,8 +293,11 @@ class CopySteps(CopyRecordSteps):
                              changed=True, version=result["version"], hooks=list(hooks), warnings=list(warnings))
         return result
 
-    def _commit(self, state, definition, backend, journal, dropped, warnings=(), status=STATUS_VALID):
-        """Steps 608-614 and the rotation: promote, retention, one atomic save."""
+    def _commit(self, state, definition, backend, journal, dropped, warnings=(), status=STATUS_VALID,
+                datasets=None):
+        """Steps 608-614 and the rotation: promote, retention, one atomic save.
+        ``datasets``: what the version holds, as resolved before the copy;
+        None (a repair finishing a journal): the source dataset inventory."""
         n = journal.version
         replaced = state.replication(journal.replaced_version) if journal.replaced_version is not None else None
         replaced_pairs = list(replaced.pairs) if replaced is not None else []
@@ -295,7 +305,9 @@ class CopySteps(CopyRecordSteps):
         for r in dropped:
             backend.delete_copies(definition, list(r.pairs))
         record = Record(RECORD_REPLICATION, n, journal.target_pool, self.engine.now(), tuple(journal.pairs),
-                        label=journal.label, status=status, warnings=tuple(warnings))
+                        label=journal.label, status=status, warnings=tuple(warnings),
+                        datasets=held_datasets(definition.datasets if datasets is None else datasets,
+                                               journal.pairs))
         # the new record names the copies promote() just made: a rename keeps
         # a copy's identity, so the staged copies' identities are the final
         # ones; a journal read back from the file (repair) has none, and

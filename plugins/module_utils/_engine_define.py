@@ -26,6 +26,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     release_bases,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy_record import CopyRecordSteps
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_datasets import resolve_datasets
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput, PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import JOURNAL_REMOVE, Journal, PoolState
 from ansible_collections.pitcopy.versions.plugins.module_utils._technologies import LISTED_TARGET_TECHNOLOGIES
@@ -120,6 +121,8 @@ class DefineSteps(CopyRecordSteps):
                             "target %s of target pool %s holds data that copy pool %s does not own%s; it is never "
                             "overwritten: choose another target volume" % (
                                 t, tp.name, self.name, " (marked by pool %s)" % vol.owner if vol.owner else ""))
+        # the source dataset inventory: which source volumes each dataset lies on
+        definition = resolve_datasets(backend, definition)
         # last: what is wrong with the definition itself is named first
         check_targets_not_shared(self.store, definition, backend)
         if old is None:

@@ -159,6 +159,44 @@ class Hook:
 
 
 @dataclass(frozen=True)
+class DatasetPlace:
+    """Where (part of) a dataset lies on one source volume: ``path`` is the
+    dataset's directory inside the source volume's filesystem, relative to
+    its root (``""``: the root itself), and ``at`` where in the dataset that
+    part is (``""``: the dataset's own directory; ``wal``: a source volume
+    mounted at ``<dataset path>/wal``)."""
+
+    source: str
+    path: str = ""
+    at: str = ""
+
+    def as_dict(self):
+        return {"source": self.source, "path": self.path, "at": self.at}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset of a copy pool (copy_pool ``datasets``): a directory the
+    operator names (a filesystem's directory, a database's data directory)
+    and, once the engine resolved it, the source volumes it lies on
+    (``places``, the source dataset inventory of Table 3.1; on a
+    replication record, the backup dataset inventory of that version, whose
+    time stamp is the record's ``created``). The source holding ``path``
+    itself comes first; a source volume mounted below ``path`` follows."""
+
+    name: str
+    path: str
+    places: Tuple[DatasetPlace, ...] = ()
+
+    def sources(self):
+        return [p.source for p in self.places]
+
+    def as_dict(self):
+        return {"name": self.name, "path": self.path, "sources": self.sources(),
+                "places": [p.as_dict() for p in self.places]}
+
+
+@dataclass(frozen=True)
 class PoolDefinition:
     """A copy pool as the user defined it (``copy_pool`` options)."""
 
@@ -179,6 +217,12 @@ class PoolDefinition:
     # grid retention (``24h 7d 4w``, see _retention): which version a new
     # one replaces and which go; None: the oldest is replaced (a rotation)
     retention: Optional[str] = None
+    # the pool's datasets with the source volumes each lies on (the source
+    # dataset inventory), resolved by the engine when the pool is defined
+    datasets: Tuple[Dataset, ...] = ()
+
+    def dataset(self, name):
+        return next((d for d in self.datasets if d.name == name), None)
 
     def target_pool_names(self):
         if self.technology in SNAPSHOT_TECHNOLOGIES:
@@ -211,6 +255,7 @@ class PoolDefinition:
             "max_age": self.max_age,
             "ssh": self.ssh.as_dict() if self.ssh is not None else None,
             "retention": self.retention,
+            "datasets": [d.as_dict() for d in self.datasets],
         }
 
 
@@ -240,6 +285,13 @@ class Record:
     # state=mounted), or None: rotation, retention and deletion refuse a
     # mounted version (its copies are in use) until it is unmounted
     mounted: Optional[str] = None
+    # the datasets this version holds (the backup dataset inventory of the
+    # version, time stamp ``created``): the pool's datasets as they lay on
+    # the sources when the copy was taken
+    datasets: Tuple[Dataset, ...] = ()
+
+    def dataset(self, name):
+        return next((d for d in self.datasets if d.name == name), None)
 
     def target_of(self, source):
         return _target_of(self.pairs, source)
@@ -269,6 +321,7 @@ class Record:
             out["held"] = self.held
             out["hold_reason"] = self.hold_reason
             out["mounted"] = self.mounted
+            out["datasets"] = [d.as_dict() for d in self.datasets]
         return out
 
 

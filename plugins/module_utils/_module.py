@@ -383,11 +383,11 @@ class PitcopyModule(object):
         result = self._guard(self._verify, pool, repair, reseal)
         self._exit(result)
 
-    def _info(self, pool):
+    def _info(self, pool, dataset=None):
         engine = self.engine(read_only=True)
         if pool is not None:
             with engine.session(pool, shared=True) as session:
-                return dict(changed=False, pools=[session.info()])
+                return dict(changed=False, pools=[session.info(dataset=dataset)])
         pools = []
         for name in engine.pool_names():
             # one damaged pool must not hide the others: it is listed as
@@ -400,7 +400,7 @@ class PitcopyModule(object):
         return dict(changed=False, pools=pools,
                     _warnings=["copy pool %s: %s" % (p["name"], p["error"]) for p in pools if "error" in p])
 
-    def run_info(self, pool=None):
+    def run_info(self, pool=None, dataset=None):
         """Read-only listing of one pool or all pools; never changes anything."""
-        result = self._guard(self._info, pool)
+        result = self._guard(self._info, pool, dataset)
         self._exit(result)

@@ -17,10 +17,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import posixpath
+
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CONSISTENCY_MODES,
     SNAPSHOT_TECHNOLOGIES,
     TECHNOLOGIES,
+    Dataset,
     Hook,
     PoolDefinition,
     SshSettings,
@@ -62,6 +65,14 @@ ARGUMENT_SPEC = dict(
     post_copy_hooks=dict(type="list", elements="dict", options=HOOK_SPEC, default=[]),
     max_age=dict(type="str"),
     retention=dict(type="str"),
+    datasets=dict(
+        type="list",
+        elements="dict",
+        options=dict(
+            name=dict(type="str", required=True),
+            path=dict(type="str", required=True),
+        ),
+    ),
     remove_copies=dict(type="bool", default=False),
 )
 
@@ -69,7 +80,8 @@ REQUIRED_IF = [("state", "present", ("technology", "sources", "versions"))]
 
 # The options of a stored pool that copy_pool_info returns (its pool dict).
 _DEFINITION_OPTIONS = ("name", "technology", "sources", "versions", "target_pools", "snapshot_size", "consistency",
-                       "pre_copy_hooks", "post_copy_hooks", "max_age", "ssh", "retention")
+                       "pre_copy_hooks", "post_copy_hooks", "max_age", "ssh", "retention",
+                       "datasets")
 
 
 def _hooks(items):
@@ -93,7 +105,17 @@ def definition(params):
         max_age=params["max_age"],
         ssh=_ssh(params.get("ssh")),
         retention=params.get("retention"),
+        datasets=tuple(Dataset(name=d["name"], path=_normpath(d["path"])) for d in params.get("datasets") or ()),
     )
+
+
+def _normpath(path):
+    """An absolute path normalized (``/srv/db/`` is ``/srv/db``), so that the
+    same directory compares equal; anything else as given (refused later,
+    with its value named)."""
+    if isinstance(path, str) and path.startswith("/") and ".." not in path.split("/"):
+        return posixpath.normpath(path)
+    return path
 
 
 def _ssh(value):
@@ -110,5 +132,7 @@ def stored_options(pool):
     options = dict((key, pool.get(key)) for key in _DEFINITION_OPTIONS)
     if options["technology"] in SNAPSHOT_TECHNOLOGIES:
         options["target_pools"] = None
+    # the options name a dataset by {name, path}; the inventory is resolved
+    options["datasets"] = [{"name": d["name"], "path": d["path"]} for d in options.get("datasets") or ()] or None
     options["state"] = "present"
     return options

@@ -79,7 +79,7 @@ except ImportError as exc:  # reported by the module wrapper
     HAS_YAML = False
     YAML_IMPORT_ERROR = exc
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._definition import check_values
+from ansible_collections.pitcopy.versions.plugins.module_utils._definition import check_dataset, check_values
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     InvalidInput,
     PoolBusy,
@@ -90,6 +90,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     RECORD_REPLICATION,
     STATUS_VALID,
     CopyPair,
+    Dataset,
+    DatasetPlace,
     Hook,
     Journal,
     PoolDefinition,
@@ -326,12 +328,53 @@ def _dump_definition(d, where="definition"):
         out["retention"] = _str(d.retention, where + ".retention")
     # likewise: an older collection refuses a pool with remote targets
     # rather than copy to the managed host instead
+    # likewise: only when the pool names datasets (an older collection
+    # refuses the file rather than drop the dataset inventory)
+    if d.datasets:
+        out["datasets"] = _dump_datasets(d.datasets, where + ".datasets")
     if d.ssh is not None:
         out["ssh"] = {"port": _int(d.ssh.port, where + ".ssh.port") if d.ssh.port is not None else None,
                       "identity_file": _str(d.ssh.identity_file, where + ".ssh.identity_file", nullable=True),
                       "options": [_str(o, where + ".ssh.options") for o in d.ssh.options]}
     _checked(d, where)
     return out
+
+
+def _dump_datasets(datasets, where):
+    out = []
+    for i, ds in enumerate(datasets):
+        w = "%s[%d]" % (where, i)
+        out.append({"name": _str(ds.name, w + ".name"), "path": _str(ds.path, w + ".path"),
+                    "places": [{"source": _str(p.source, "%s.places[%d].source" % (w, j)),
+                                "path": _str(p.path, "%s.places[%d].path" % (w, j)),
+                                "at": _str(p.at, "%s.places[%d].at" % (w, j))}
+                               for j, p in enumerate(ds.places)]})
+    return out
+
+
+def _load_datasets(value, where):
+    """The datasets of a definition or a replication record; each checked
+    as the engine would (check_dataset), so a hand-edited path with ``..``
+    or a relative place is refused, not acted on."""
+    out = []
+    for i, item in enumerate(_list(value, where)):
+        w = "%s[%d]" % (where, i)
+        _mapping(item, w, ("name", "path", "places"))
+        places = []
+        for j, p in enumerate(_list(item["places"], w + ".places")):
+            pw = "%s.places[%d]" % (w, j)
+            _mapping(p, pw, ("source", "path", "at"))
+            places.append(DatasetPlace(_str(p["source"], pw + ".source"), _str(p["path"], pw + ".path"),
+                                       _str(p["at"], pw + ".at")))
+        ds = Dataset(_str(item["name"], w + ".name"), _str(item["path"], w + ".path"), tuple(places))
+        try:
+            check_dataset(ds, w)
+        except InvalidInput as exc:
+            raise _Shape(w, exc.msg)
+        out.append(ds)
+    if not out:
+        raise _Shape(where, "is written only when there are datasets; found an empty list")
+    return tuple(out)
 
 
 def _dump_record(r, kind, where):
@@ -364,6 +407,12 @@ def _dump_record(r, kind, where):
         if kind != RECORD_REPLICATION:
             raise _Shape(where, "only a replication record can be mounted")
         out["mounted"] = _str(r.mounted, where + ".mounted")
+    # the backup dataset inventory of the version: only when it holds
+    # datasets, so a file without datasets reads as before
+    if r.datasets:
+        if kind != RECORD_REPLICATION:
+            raise _Shape(where, "only a replication record holds datasets")
+        out["datasets"] = _dump_datasets(r.datasets, where + ".datasets")
     out["pairs"] = _dump_pairs(r.pairs)
     if any(p.identity is not None for p in r.pairs):
         out["identities"] = _dump_identities(r.pairs, where + ".identities")
@@ -571,7 +620,7 @@ def _load_ssh(value, where):
 def _load_definition(value, where="definition"):
     _mapping(value, where, ("name", "technology", "versions", "sources"),
              ("target_pools", "snapshot_size", "consistency", "pre_copy_hooks", "post_copy_hooks", "max_age",
-              "ssh", "retention"))
+              "ssh", "retention", "datasets"))
     tps = []
     for i, tp in enumerate(_list(value.get("target_pools", []), where + ".target_pools")):
         w = "%s.target_pools[%d]" % (where, i)
@@ -594,6 +643,7 @@ def _load_definition(value, where="definition"):
         max_age=_str(value.get("max_age"), where + ".max_age", nullable=True),
         ssh=_load_ssh(value.get("ssh"), where + ".ssh"),
         retention=_str(value.get("retention"), where + ".retention", nullable=True),
+        datasets=_load_datasets(value["datasets"], where + ".datasets") if "datasets" in value else (),
     ), where)
 
 
@@ -623,7 +673,7 @@ def _load_identities(value, where, pairs):
 
 def _load_record(value, where, kind, cache=None):
     # a hold only on a replication record (a pre-pairing record is no version yet)
-    hold_keys = ("held", "hold_reason", "mounted") if kind == RECORD_REPLICATION else ()
+    hold_keys = ("held", "hold_reason", "mounted", "datasets") if kind == RECORD_REPLICATION else ()
     _mapping(value, where, ("version", "target_pool", "created", "pairs"),
              ("label", "status", "warnings", "identities", "transfers") + hold_keys)
     pairs = _load_pairs(value["pairs"], where + ".pairs", cache)
@@ -648,6 +698,7 @@ def _load_record(value, where, kind, cache=None):
         held=held,
         hold_reason=hold_reason,
         mounted=_str(value["mounted"], where + ".mounted") if "mounted" in value else None,
+        datasets=_load_datasets(value["datasets"], where + ".datasets") if "datasets" in value else (),
     )
 
 

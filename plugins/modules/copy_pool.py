@@ -235,6 +235,34 @@ options:
         O(target_pools), the number of target pools) must be at least the sum of the counts plus one (11 for
         V(6h 3d 1w)); a grid needing more is refused and nothing is changed.
     type: str
+  datasets:
+    description:
+      - The datasets of the pool's sources that operators restore by name (the method's source dataset inventory), such as
+        a mounted filesystem's directory, a database's data directory. Each C(path) is an absolute directory that
+        lies on a source volume of the pool; a source volume mounted below it is part of the dataset too.
+      - The pool resolves which source volumes each dataset lies on (the btrfs source subvolume holding it, the LVM
+        source whose mounted filesystem holds it, the ZFS source dataset whose mountpoint holds it; a nested
+        subvolume, child dataset or other filesystem in between is not the source's) and keeps it in its records;
+        a path that is relative, not an existing directory or on no source is refused, as is a name used twice,
+        and nothing is changed.
+      - Before each copy the datasets are resolved again; each version records the datasets it holds with its
+        time stamp (M(pitcopy.versions.copy_pool_info) C(replication_records[].datasets) and its O(pitcopy.versions.copy_pool_info#module:dataset)
+        option). A dataset that moved or vanished is said in the version's C(warnings) and never stops a copy.
+      - M(pitcopy.versions.copy_version) O(pitcopy.versions.copy_version#module:state=mounted) reports each
+        dataset's path in the mounted version, and O(pitcopy.versions.copy_version#module:state=restored) with
+        O(pitcopy.versions.copy_version#module:dataset) takes O(pitcopy.versions.copy_version#module:paths)
+        relative to the dataset.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The dataset's name, unique in the pool.
+        type: str
+        required: true
+      path:
+        description: The absolute path of the dataset's directory on the managed host.
+        type: str
+        required: true
   remove_copies:
     description:
       - With O(state=absent), also delete the copies of every copy version that carry this collection's ownership
@@ -408,6 +436,15 @@ pool:
       description: The O(ssh) settings (C(port), C(identity_file), C(options)), or null.
       type: dict
       sample: null
+    datasets:
+      description:
+        - The source dataset inventory, each dataset with C(name), C(path), C(sources) (the source volumes it lies
+          on, the one holding C(path) first) and C(places) (C(source), C(path) inside that volume's filesystem, C(at)
+          inside the dataset), as in M(pitcopy.versions.copy_pool_info).
+      type: list
+      elements: dict
+      sample: [{"name": "db", "path": "/srv/data/db/pg", "sources": ["/srv/data/db"],
+                "places": [{"source": "/srv/data/db", "path": "pg", "at": ""}]}]
 unpaired:
   description:
     - With O(state=present) on an existing pool, sources for which the refreshed pre-pairing records found no eligible
@@ -479,7 +516,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._pool_options imp
 
 def validate(params):
     # the rule every pitcopy module applies to the strings that become names
-    check_no_control_chars(params, ("name", "sources", "target_pools", "snapshot_size", "ssh"))
+    check_no_control_chars(params, ("name", "sources", "target_pools", "snapshot_size", "ssh", "datasets"))
 
 
 def main():

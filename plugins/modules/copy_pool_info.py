@@ -40,6 +40,13 @@ options:
     description:
       - Name of the copy pool to list. All copy pools when omitted.
     type: str
+  dataset:
+    description:
+      - Name of a dataset of O(pool) (see O(pitcopy.versions.copy_pool#module:datasets)). The pool then also
+        returns RV(pools[].dataset), the kept versions that hold it and since when, oldest first.
+      - Requires O(pool). A name that is neither in the pool's definition nor in a kept version fails the task,
+        naming the pool's datasets.
+    type: str
 seealso:
   - module: pitcopy.versions.copy_pool
   - module: pitcopy.versions.verify_records
@@ -61,6 +68,18 @@ EXAMPLES = r"""
   pitcopy.versions.copy_pool_info:
     pool: web
   register: web
+
+- name: Which kept versions hold dataset db, and since when
+  pitcopy.versions.copy_pool_info:
+    pool: web
+    dataset: db
+  register: db_versions
+
+- name: Say it
+  ansible.builtin.debug:
+    msg: >-
+      versions {{ db_versions.pools[0].dataset.versions | map(attribute='version') | list }}
+      hold db, the oldest taken {{ db_versions.pools[0].dataset.since }}
 """
 
 RETURN = r"""
@@ -114,6 +133,45 @@ pools:
       description: The pool's O(pitcopy.versions.copy_pool#module:ssh) settings, or null.
       type: dict
       sample: null
+    datasets:
+      description:
+        - The source dataset inventory (Table 3.1 of the method), in the order of
+          O(pitcopy.versions.copy_pool#module:datasets), each dataset with C(name), C(path), C(sources) (the
+          source volumes it lies on, the one holding C(path) first) and C(places) (per source volume, C(source),
+          C(path) (the dataset's directory inside that volume's filesystem, relative to its root) and C(at)
+          (where in the dataset that volume's part is, empty for the dataset's own directory)).
+        - Resolved when the pool is defined and again before each copy. Empty when the pool names no datasets.
+      type: list
+      elements: dict
+      sample: [{"name": "db", "path": "/srv/data/db/pg", "sources": ["/srv/data/db"],
+                "places": [{"source": "/srv/data/db", "path": "pg", "at": ""}]}]
+    dataset:
+      description:
+        - Only with O(dataset). The kept versions that hold that dataset, and since when.
+      returned: when O(dataset) is given
+      type: dict
+      contains:
+        name:
+          description: The dataset.
+          type: str
+          sample: db
+        defined:
+          description: Whether the pool's definition still names it (kept versions may hold a dataset since removed).
+          type: bool
+          sample: true
+        since:
+          description: The time stamp of the oldest kept version that holds it, or null when none does.
+          type: str
+          sample: "2026-11-25T23:00:00Z"
+        versions:
+          description:
+            - The kept versions holding it, oldest first, each with C(version), C(created) (its time stamp),
+              C(label), C(status), C(held), C(path), C(sources) and C(places) as the version holds it.
+          type: list
+          elements: dict
+          sample: [{"version": 4, "created": "2026-11-25T23:00:00Z", "label": null, "status": "valid",
+                    "held": false, "path": "/srv/data/db/pg", "sources": ["/srv/data/db"],
+                    "places": [{"source": "/srv/data/db", "path": "pg", "at": ""}]}]
     newest_valid_age:
       description:
         - Seconds since the newest valid copy version was taken (by this host's clock), or null when no version is
@@ -174,6 +232,14 @@ pools:
           type: list
           elements: dict
           sample: [{"source": "/srv/data/db", "target": "/srv/data/.pitcopy/web/01/db"}]
+        datasets:
+          description:
+            - The backup dataset inventory of this version (its time stamp is RV(pools[].replication_records[].created)),
+              the pool's datasets that lay on the sources this version copied, as they lay at its point in time,
+              in the shape of RV(pools[].datasets). Empty for a version taken before the pool named datasets.
+          type: list
+          elements: dict
+          sample: []
     prepairing_records:
       description: The pre-pairing records of future copy versions.
       type: list
@@ -226,21 +292,25 @@ pools:
           sample: null
 """
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._module import PitcopyModule, check_no_control_chars
 
 
 def validate(params):
-    check_no_control_chars(params, ("pool",))
+    check_no_control_chars(params, ("pool", "dataset"))
+    if params["dataset"] is not None and params["pool"] is None:
+        raise InvalidInput("dataset %s is a dataset of one copy pool: give pool too" % (params["dataset"],))
 
 
 def main():
     module = PitcopyModule(
         argument_spec=dict(
             pool=dict(type="str"),
+            dataset=dict(type="str"),
         ),
         validate=validate,
     )
-    module.run_info(module.params["pool"])
+    module.run_info(module.params["pool"], module.params["dataset"])
 
 
 if __name__ == "__main__":

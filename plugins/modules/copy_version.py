@@ -150,7 +150,19 @@ options:
         a path lands at C(<restore_to>/<path>), with several at C(<restore_to>/<source name>/<path>) (names as in
         RV(mounts)). What is there already at those paths is replaced, nothing else.
       - Whole sources restored elsewhere (O(restore_to) without O(paths)) are not supported yet.
+      - With O(dataset), the paths land at C(<restore_to>/<path>) as they lie in the dataset.
     type: path
+  dataset:
+    description:
+      - With O(state=restored) and O(paths), the paths are relative to this dataset's directory (a dataset of the
+        pool, see O(pitcopy.versions.copy_pool#module:datasets)), for example V(base/16384) of dataset V(db) at
+        C(/srv/pg/data); each is read from the copy of the source volume it lies on in that version. Restored in
+        place, it goes back under the dataset's directory; with O(restore_to), under that directory.
+      - The version must hold the dataset (M(pitcopy.versions.copy_pool_info) O(pitcopy.versions.copy_pool_info#module:dataset)
+        lists the versions that do); an unknown dataset, a version that does not hold it, a path with C(..), an
+        absolute path or a symlink leading out of the dataset is refused and nothing is changed. Not with
+        O(volumes).
+    type: str
 seealso:
   - module: pitcopy.versions.copy_pool
   - module: pitcopy.versions.prepair_record
@@ -371,6 +383,16 @@ mounts:
       description: The directory its copy is mounted at.
       type: str
   sample: [{"source": "/srv/data/www", "path": "/srv/data/browse/www"}]
+datasets:
+  description:
+    - With O(state=mounted), where each dataset the version holds reads in the mounted copies, C(name), C(path)
+      (the dataset's directory in the copy of the source volume holding it) and C(places) (per source volume of
+      the dataset, C(source), C(path) and C(at), where in the dataset that part belongs).
+  returned: when O(state=mounted)
+  type: list
+  elements: dict
+  sample: [{"name": "db", "path": "/srv/data/browse/pg/data",
+            "places": [{"source": "/srv/pg", "path": "/srv/data/browse/pg/data", "at": ""}]}]
 restored_paths:
   description:
     - With O(state=restored) and O(paths), one item per path and source whose copy holds it.
@@ -382,8 +404,13 @@ restored_paths:
       description: The source volume.
       type: str
     path:
-      description: The path as given (normalized).
+      description:
+        - The path as given (normalized); with O(dataset), relative to the dataset's part on that source volume.
       type: str
+    dataset:
+      description: The O(dataset), when given.
+      type: str
+      returned: with O(dataset)
     copy:
       description: Where it was read (null when the copy is read through a temporary mount).
       type: str
@@ -449,10 +476,13 @@ def validate(params):
             params["reason"], params["state"]))
     if params["force"] and params["state"] != "absent":
         raise InvalidInput("force is only accepted with state=absent, not state=%s" % params["state"])
-    check_no_control_chars(params, ("path", "paths", "restore_to"))
+    check_no_control_chars(params, ("path", "paths", "restore_to", "dataset"))
     if params["path"] is not None and params["state"] not in ("mounted", "unmounted"):
         raise InvalidInput("path %r is only accepted with state=mounted or state=unmounted, not state=%s (restore "
                            "takes paths and restore_to)" % (params["path"], params["state"]))
+    if params["dataset"] is not None and not params["paths"]:
+        raise InvalidInput("dataset %s is only accepted with state=restored and paths (files or directories "
+                           "relative to the dataset)" % (params["dataset"],))
     for name in ("paths", "restore_to"):
         if params[name] is not None and params["state"] != "restored":
             raise InvalidInput("%s is only accepted with state=restored, not state=%s" % (name, params["state"]))
@@ -479,6 +509,7 @@ def main():
             path=dict(type="path"),
             paths=dict(type="list", elements="str"),
             restore_to=dict(type="path"),
+            dataset=dict(type="str"),
         ),
         required_if=[
             ("state", "absent", ("version",)),
@@ -506,7 +537,7 @@ def main():
             return session.plan_unmount(params["version"], path=params["path"])
         if params["paths"] is not None:
             return session.plan_restore_paths(params["version"], params["paths"], restore_to=params["restore_to"],
-                                              volumes=params["volumes"])
+                                              volumes=params["volumes"], dataset=params["dataset"])
         return session.plan_restore(params["version"], volumes=params["volumes"])
 
     module.run_plan(params["pool"], build)

@@ -109,6 +109,7 @@ def _copy_pools(entry):
         "post_copy_hooks": entry.get("post_copy_hooks"),
         "max_age": entry.get("max_age"),
         "retention": None,
+        "datasets": entry.get("datasets"),
     }
     if entry.get("policy") == "grid":
         return [dict(common, name=entry.get("name"), tier="", versions=_grid_versions(entry),
@@ -196,6 +197,7 @@ def _copy_pool_options(pool):
         "post_copy_hooks": pool["post_copy_hooks"],
         "max_age": pool["max_age"],
         "retention": pool.get("retention"),
+        "datasets": pool.get("datasets") or None,
     }
 
 

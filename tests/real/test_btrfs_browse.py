@@ -129,3 +129,81 @@ def test_files_restored_in_place_and_elsewhere_and_a_version_browsed(fs_pair, ru
     btrfs("subvolume", "delete", snap)
     assert "deleted behind our back" in refused(w, "plan_restore_paths", 1, ["etc/hosts"])
     assert "deleted behind our back" in refused(w, "plan_mount", 1, where)
+
+
+def test_datasets_inventory_which_versions_hold_one_and_a_file_restored_by_dataset_path(fs_pair, runner, tmp_path):
+    """Issue 17 item 1 on real btrfs: dataset db lies on source a (its
+    directory pg/data), dataset web on source b; versions record them,
+    the pool's info answers which versions hold db and since when, and a
+    file comes back by its path in the dataset, in place and elsewhere."""
+    from dataclasses import replace
+
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Dataset
+
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
+    a = w.add_source("a")
+    b = w.add_source("b")
+    data = os.path.join(a, "pg", "data")
+    os.makedirs(os.path.join(data, "base"))
+    os.makedirs(os.path.join(b, "www"))
+    w.versions = 2
+
+    def define(datasets):
+        with w.engine.session(w.name) as s:
+            return s.plan_define(replace(w.definition(), datasets=tuple(Dataset(n, p) for n, p in datasets))).apply()
+
+    # a path on no source: the btrfs directory holding the sources, another filesystem
+    for path in (src.path("vol"), str(tmp_path)):
+        with pytest.raises(InvalidInput) as exc:
+            define([("db", path)])
+        assert "path %s of dataset db lies on none of the source volumes" % path in exc.value.msg
+    assert w.store.pool_names() == []
+
+    out = define([("db", data)])
+    assert out["pool"]["datasets"] == [{"name": "db", "path": data, "sources": [a],
+                                        "places": [{"source": a, "path": "pg/data", "at": ""}]}]
+    write(os.path.join(data, "base", "1"), "base v1\n")
+    write(os.path.join(data, "base", "2"), "neighbour v1\n")
+    v1 = w.copy()
+    # web is named after version 1: only version 2 holds it
+    define([("db", data), ("web", os.path.join(b, "www"))])
+    write(os.path.join(data, "base", "1"), "base v2\n")
+    v2 = w.copy()
+    assert [d["name"] for d in v1["version"]["datasets"]] == ["db"]
+    assert [(d["name"], d["sources"]) for d in v2["version"]["datasets"]] == [("db", [a]), ("web", [b])]
+    with w.engine.session(w.name, shared=True) as s:
+        info = s.info(dataset="db")
+    assert [v["version"] for v in info["dataset"]["versions"]] == [1, 2]
+    assert info["dataset"]["since"] == v1["version"]["created"]
+    assert info["dataset"]["versions"][1]["created"] == v2["version"]["created"]
+    with w.engine.session(w.name, shared=True) as s:
+        assert [v["version"] for v in s.info(dataset="web")["dataset"]["versions"]] == [2]
+
+    # since version 1: base/1 and its neighbour base/2 changed
+    write(os.path.join(data, "base", "2"), "neighbour changed since\n")
+    out = plan(w, "plan_restore_paths", 1, ["base/1"], dataset="db").apply()
+    assert [(i["source"], i["path"], i["dataset"], i["destination"]) for i in out["restored_paths"]] == [
+        (a, "base/1", "db", os.path.join(data, "base", "1"))]
+    assert read(os.path.join(data, "base", "1")) == "base v1\n"
+    assert read(os.path.join(data, "base", "2")) == "neighbour changed since\n"
+    assert plan(w, "plan_restore_paths", 1, ["base/1"], dataset="db").changed is False
+    # to another directory, in the dataset's layout
+    restore_to = src.path("compare")
+    plan(w, "plan_restore_paths", 1, ["base/2"], restore_to=restore_to, dataset="db").apply()
+    assert read(os.path.join(restore_to, "base", "2")) == "neighbour v1\n"
+    assert read(os.path.join(data, "base", "2")) == "neighbour changed since\n"  # production untouched
+    assert "'../x'" in refused(w, "plan_restore_paths", 1, ["../x"], dataset="db")
+    assert "'nope'" in refused(w, "plan_restore_paths", 1, ["x"], dataset="nope")
+    assert "does not hold dataset web" in refused(w, "plan_restore_paths", 1, ["x"], dataset="web")
+    assert "'base/none' is not in dataset db" in refused(w, "plan_restore_paths", 1, ["base/none"], dataset="db")
+
+    # browsing: where each dataset reads in the mounted version
+    where = str(tmp_path / "browse")
+    out = plan(w, "plan_mount", 2, where).apply()
+    try:
+        assert [(d["name"], d["path"]) for d in out["datasets"]] == [
+            ("db", os.path.join(where, "a", "pg", "data")), ("web", os.path.join(where, "b", "www"))]
+        assert read(os.path.join(out["datasets"][0]["path"], "base", "1")) == "base v2\n"
+    finally:
+        plan(w, "plan_unmount", 2).apply()

@@ -764,3 +764,47 @@ def test_browse_and_file_restore_of_a_thin_snapshot(vgs, lvm_runner, tmp_path):
         with eng.session("files") as s:
             s.plan_unmount(1).apply()
     assert mount_at(mp) is None and os.listdir(where) == []
+
+
+def test_a_dataset_spanning_two_lvs_is_inventoried_and_restored_by_dataset_path(vgs, lvm_runner, tmp_path):
+    """Issue 17 item 1 on LVM: dataset db is directory pg of source a's ext4
+    and source b's ext4 mounted below it at pg/wal (Table 3.1's Z: two
+    source volumes), found through /proc/self/mountinfo and the device;
+    the version holds it, the info answers which versions do, and files of
+    both parts come back by their path in the dataset."""
+    from dataclasses import replace
+
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Dataset
+
+    vg, sources = _setup_sources(vgs, "lvm_snapshot")
+    a, b = sources[:2]
+    for s_ in (a, b):
+        sh("mkfs.ext4", "-q", dm_path(s_))
+    live = str(tmp_path / "live")
+    vgs.mount(a, live)
+    os.makedirs(os.path.join(live, "pg", "base"))
+    vgs.mount(b, os.path.join(live, "pg", "wal"))
+    for rel, text in (("pg/base/1", "base v1\n"), ("pg/base/2", "neighbour v1\n"), ("pg/wal/0001", "wal v1\n")):
+        with open(os.path.join(live, rel), "w") as fh:
+            fh.write(text)
+    d = PoolDefinition(name="ds", technology="lvm_snapshot", sources=(a, b), versions=2, snapshot_size="4M")
+    eng = make_engine(tmp_path / "state", lvm_runner)
+    with pytest.raises(InvalidInput) as exc:
+        define(eng, replace(d, datasets=(Dataset("db", str(tmp_path)),)))
+    assert "lies on none of the source volumes" in exc.value.msg
+    out = define(eng, replace(d, datasets=(Dataset("db", os.path.join(live, "pg")),)))
+    assert out["pool"]["datasets"][0]["places"] == [{"source": a, "path": "pg", "at": ""},
+                                                    {"source": b, "path": "", "at": "wal"}]
+    v1 = copy(eng, "ds")
+    assert v1["version"]["datasets"][0]["sources"] == [a, b]
+    for rel, text in (("pg/base/1", "base v2\n"), ("pg/base/2", "neighbour changed\n"), ("pg/wal/0001", "wal v2\n")):
+        with open(os.path.join(live, rel), "w") as fh:
+            fh.write(text)
+    with eng.session("ds") as s:
+        held = s.info(dataset="db")["dataset"]
+    assert [v["version"] for v in held["versions"]] == [1] and held["since"] == v1["version"]["created"]
+    with eng.session("ds") as s:
+        s.plan_restore_paths(1, ["base/1", "wal/0001"], dataset="db").apply()
+    for rel, text in (("pg/base/1", "base v1\n"), ("pg/base/2", "neighbour changed\n"), ("pg/wal/0001", "wal v1\n")):
+        with open(os.path.join(live, rel)) as fh:
+            assert fh.read() == text, rel

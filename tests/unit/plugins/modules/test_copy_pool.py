@@ -116,6 +116,13 @@ def test_absent_removes_pool(clone_host):
         ({"state_dir": "relative/dir"}, ["state_dir", "relative/dir"]),
         ({"lock_timeout": -1}, ["lock_timeout", "-1"]),
         ({"bogus": 1}, ["bogus"]),
+        # datasets (issue 17): refused before the host is asked anything
+        ({"datasets": [{"name": "db", "path": "relative/dir"}]}, ["datasets[0].path", "'relative/dir'", "absolute"]),
+        ({"datasets": [{"name": "db", "path": "/srv/../etc"}]}, ["datasets[0].path", "'/srv/../etc'", "no '..'"]),
+        ({"datasets": [{"name": "db", "path": "/"}, {"name": "db", "path": "/tmp"}]},
+         ["datasets[1]", "dataset name db is used twice"]),
+        ({"datasets": [{"name": "db"}]}, ["path"]),
+        ({"datasets": [{"name": "db", "path": "/x\n"}]}, ["datasets[0].path", "control character"]),
     ],
 )
 def test_bad_arguments_change_nothing(clone_host, changes, words):
@@ -140,6 +147,9 @@ def test_bad_arguments_change_nothing(clone_host, changes, words):
         ({"name": "../evil"}, ["../evil"]),
         ({"target_pools": [{"name": "01", "volumes": ["vg/a", "vg/b"]},
                            {"name": "02", "volumes": ["vg/a", "vg/d"]}]}, ["vg/a"]),
+        # a dataset whose path lies on no source (the memory host mounts none)
+        ({"datasets": [{"name": "db", "path": "/"}]}, ["datasets[0]", "path / of dataset db", "lies on none"]),
+        ({"datasets": [{"name": "db", "path": "/nonexistent-pitcopy-dir"}]}, ["not an existing directory"]),
     ],
 )
 def test_bad_values_from_engine_change_nothing(clone_host, changes, words):

@@ -139,6 +139,11 @@ def test_copy_failure_reports_command_and_keeps_versions(clone_host):
         ({"pool": "tab", "state": "restored", "version": 1, "paths": []}, ["paths is empty"]),
         ({"pool": "tab", "state": "restored", "version": 1, "paths": ["../etc"]}, ["'../etc'", ".."]),
         ({"pool": "tab", "state": "restored", "version": 1, "paths": ["a\nb"]}, ["paths", "control character"]),
+        # datasets (issue 17 item 1)
+        ({"pool": "tab", "state": "restored", "version": 1, "paths": ["a"], "dataset": "db"},
+         ["'db'", "not a dataset of copy pool tab", "none"]),
+        ({"pool": "tab", "state": "restored", "version": 1, "dataset": "db"}, ["dataset db", "paths"]),
+        ({"pool": "tab", "state": "mounted", "version": 1, "path": "/mnt/x", "dataset": "db"}, ["dataset db", "paths"]),
         # the memory host's technology has no files to browse
         ({"pool": "tab", "state": "mounted", "version": 1, "path": "/mnt/x"}, ["cannot mount"]),
     ],

@@ -65,7 +65,7 @@ def test_keep_pool_is_one_copy_pool_with_the_options_copy_pool_takes():
     assert pool == {"name": "www", "base": "www", "tier": "", "technology": "btrfs_snapshot", "sources": ["/srv/a"],
                     "state": "present", "remove_copies": False, "versions": 14, "every": "day", "target_pools": [],
                     "snapshot_size": None, "consistency": "none", "pre_copy_hooks": hooks, "post_copy_hooks": None,
-                    "max_age": "26h", "retention": None}
+                    "max_age": "26h", "retention": None, "datasets": None}
 
 
 def test_tiers_inherit_the_pools_max_age_unless_they_set_their_own():
@@ -313,6 +313,22 @@ def test_options_copy_pool_refuses_go_to_copy_pool_which_names_the_problem(tmp_p
     pool = dict(first, **variant)
     assert rotation.to_define([pool], stored(host)) == ["s"]
     assert host.fail(copy_pool, define_args(pool), check_mode=True)["msg"]
+
+
+def test_datasets_pass_through_and_an_unchanged_inventory_is_no_change(tmp_path):
+    host = snap_host(tmp_path)
+    live = tmp_path / "a"
+    (live / "pg").mkdir(parents=True)
+    (live / "www").mkdir()
+    host.backend.source_directory = lambda definition, source: str(live) if source == "/srv/a" else None
+    base = dict(BASE_SNAP, datasets=[{"name": "db", "path": str(live / "pg")}])
+    (first,) = pools_of(base)
+    assert host.ok(copy_pool, define_args(first))["pool"]["datasets"][0]["sources"] == ["/srv/a"]
+    assert rotation.to_define([first], stored(host)) == []
+    for variant in ({"datasets": [{"name": "db", "path": str(live / "www")}]}, {"datasets": None}):
+        (pool,) = pools_of(dict(base, **variant))
+        assert host.ok(copy_pool, define_args(pool), check_mode=True)["changed"] is True
+        assert rotation.to_define([pool], stored(host)) == ["s"]
 
 
 def test_new_absent_and_damaged_pools(tmp_path):
