@@ -159,16 +159,22 @@ options:
         holds the copies (C(btrfs_snapshot): the sources' filesystem; C(btrfs_send): the target pool's), outside the
         pool's sources and outside C(.pitcopy) directories; each source becomes the writable snapshot
         C(<restore_to>/<source's last component>) of its copy (the whole name with C(/) as C(_) where two sources
-        share a last component, as in RV(mounts)). See RV(restored_to).
+        share a last component, as in RV(mounts)). For C(lvm_thin) and C(lvm_snapshot), O(restore_to) is an LV
+        name prefix (letters, digits and C(_ . + -), not starting with C(-)): each source C(vg/lv) becomes the new
+        LV C(vg/<restore_to><lv>) in its own VG; or, with one source restored (see O(volumes)), the new LV's
+        C(vg/lv) name in that source's VG. C(lvm_thin) makes an active, writable thin snapshot of the thin copy;
+        C(lvm_snapshot) (LVM makes no snapshot of a classic snapshot) a new LV the size of the origin holding the
+        snapshot's blocks, tagged C(pitcopy_restoring) until every block is written. Each new LV is tagged
+        C(pitcopy_restored_from=<the copy's LV UUID>), none of the pool's copy tags. See RV(restored_to).
       - The new volumes carry none of the pool's copy marks and are recorded in no replication record: rotation,
         retention, O(state=absent), pool removal and M(pitcopy.versions.verify_records) never touch or report them.
-        Deleting them is the user's job (C(btrfs subvolume delete)).
+        Deleting them is the user's job (C(btrfs subvolume delete), C(lvremove)).
       - A volume that exists already and was made from the same version's copy is no change; anything else at its
         name is refused before anything is made. Several sources are made one by one under a journal naming every
         volume; a run killed midway is finished by M(pitcopy.versions.verify_records) with
         O(pitcopy.versions.verify_records#module:repair=true), which makes the missing volumes and never deletes one.
-      - Whole sources restored elsewhere are not supported for the LVM and ZFS technologies yet (refused, nothing
-        changed).
+      - Whole sources restored elsewhere are not supported for C(lvm_clone) and the ZFS technologies yet (refused,
+        nothing changed).
     type: path
 seealso:
   - module: pitcopy.versions.copy_pool
