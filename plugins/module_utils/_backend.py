@@ -448,6 +448,33 @@ class Backend(abc.ABC):
             return []
         return [DatasetPlace(holder[0], holder[2], "")] + sorted(below, key=lambda p: p.at)
 
+    # --- whole sources restored elsewhere (issue 17, item 4) ----------------------
+
+    def restore_elsewhere_volumes(self, definition, version, pairs, restore_to):
+        """``[(pair, volume)]``: the NEW volume the copy of each pair (of
+        version ``version``) becomes under ``restore_to``'s rules for this
+        technology (documented in docs/technologies.md). Reads only; raises
+        InvalidInput naming ``restore_to`` and what is accepted when it does
+        not fit those rules. Default: the technology cannot do it yet."""
+        raise InvalidInput("copy pool %s: restore_to %r without paths (whole sources restored as new volumes) is "
+                           "not supported for technology %s yet; supported: btrfs_snapshot, btrfs_send, lvm_snapshot, lvm_thin. Restore "
+                           "files with paths, or whole sources in place without restore_to; nothing was changed" % (
+                               definition.name, restore_to, self.technology))
+
+    def restored_elsewhere(self, definition, version, pair, volume):
+        """What is at ``volume`` now, reading only: None (nothing), True (a
+        volume made from the copy of ``pair``, so a restore that made it
+        already is done), or a string saying what else is there."""
+        return "technology %s cannot tell" % self.technology
+
+    def restore_elsewhere(self, definition, version, pair, volume):
+        """Create ``volume``, writable, from the copy of ``pair``, carrying
+        none of the pool's copy marks (it is the user's: never rotated,
+        deleted or listed as a copy); nothing when :meth:`restored_elsewhere`
+        says it is there already. Raises CopyFailed leaving nothing of
+        ``volume`` behind when the tool fails."""
+        raise InvalidInput("technology %s cannot restore whole sources elsewhere" % self.technology)
+
 
 def _path_inside(path, root):
     return path == root or path.startswith(root.rstrip("/") + "/")

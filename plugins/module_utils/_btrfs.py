@@ -1536,6 +1536,83 @@ class _BtrfsBase(Backend):
     def source_directory(self, definition, source):
         return source if os.path.isdir(source) and not os.path.islink(source) else None
 
+    # --- whole sources restored elsewhere (issue 17, item 4) ----------------------
+
+    def restore_elsewhere_volumes(self, definition, version, pairs, restore_to):
+        """``restore_to`` is an existing directory on the btrfs filesystem
+        that holds the copies (btrfs_snapshot: the sources' own; btrfs_send:
+        the target pool's), outside the sources and outside pitcopy's
+        ``.pitcopy`` directories; each source lands at
+        ``<restore_to>/<source's last component>`` (the whole name with
+        ``/`` as ``_`` where two sources share one, as for mounts)."""
+        from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mount_name
+
+        accepted = ("an existing directory on the btrfs filesystem holding the copies of copy pool %s, outside its "
+                    "sources and outside .pitcopy directories; each source becomes the writable snapshot "
+                    "<restore_to>/<source's last component>" % definition.name)
+
+        def bad(why):
+            return InvalidInput("copy pool %s: restore_to %r %s; accepted: %s; nothing was changed" % (
+                definition.name, restore_to, why, accepted))
+
+        if not isinstance(restore_to, str) or not os.path.isabs(restore_to):
+            raise bad("is not an absolute path")
+        where = os.path.normpath(restore_to)
+        if not os.path.isdir(where) or os.path.islink(where):
+            raise bad("is not an existing directory (symbolic links are not followed)")
+        if os.path.realpath(where) != where:
+            raise bad("passes through a symbolic link (its real path is %s)" % os.path.realpath(where))
+        if NAMESPACE in where.split("/"):
+            raise bad("is inside a %s directory, where pitcopy keeps its copies" % NAMESPACE)
+        sources = sorted(set(list(definition.sources) + [p.source for p in pairs]))
+        for s in sources:
+            if where == s or where.startswith(s.rstrip("/") + "/"):
+                raise bad("is inside source %s (a snapshot there would nest in the source)" % s)
+        mounts = self._mounts()
+        m = mount_of(where, mounts)
+        if m is None or m["fstype"] != BTRFS:
+            raise bad("is not on btrfs (it is on %s)" % (m["fstype"] if m else "no mounted filesystem"))
+        fsid = KERNEL.filesystem_info(where)["fsid"]
+        names = [p.source for p in pairs]
+        out = []
+        for p in pairs:
+            view = self.copy_view(definition, version, p)
+            copy = view.directory
+            if KERNEL.filesystem_info(copy)["fsid"] != fsid:
+                cm = mount_of(copy, mounts)
+                raise bad("is on another btrfs filesystem than the copy %s of %s (a snapshot cannot cross "
+                          "filesystems; the copy's filesystem is mounted at %s)" % (
+                              copy, p.source, cm["mountpoint"] if cm else "?"))
+            out.append((p, os.path.join(where, mount_name(p.source, names))))
+        return out
+
+    def restored_elsewhere(self, definition, version, pair, volume):
+        if not os.path.lexists(volume):
+            return None
+        copy = self._copy_path(pair.source, pair.target)
+        if os.path.islink(volume) or not self._is_subvol(volume):
+            return "%s exists and is not a btrfs subvolume" % volume
+        parent = self._subvol_info(volume)["parent_uuid"]
+        if self._is_subvol(copy) and parent is not None and parent == self._subvol_info(copy)["uuid"]:
+            return True
+        return "%s is a subvolume that is not a snapshot of the copy %s of version %s" % (volume, copy, version)
+
+    def restore_elsewhere(self, definition, version, pair, volume):
+        self._check_definition(definition)
+        found = self.restored_elsewhere(definition, version, pair, volume)
+        if found is True:
+            return
+        if found is not None:
+            raise InvalidInput("cannot restore %s of version %s to %s: %s; it was left as it is" % (
+                pair.source, version, volume, found))
+        copy = self.copy_view(definition, version, pair).directory
+        try:
+            # a writable snapshot (no -r), and no mark of ours beside it
+            self._run(["btrfs", "subvolume", "snapshot", "--", copy, volume])
+        except CommandError as exc:
+            raise CopyFailed("restore of %s from %s to %s failed: %s" % (
+                pair.source, copy, volume, command_reason(exc)), cause=exc, source=pair.source, target=volume)
+
 
 class BtrfsSnapshotBackend(_BtrfsBase):
     """``btrfs_snapshot``: read-only snapshot subvolumes beside the source."""

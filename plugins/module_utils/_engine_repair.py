@@ -25,6 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     JOURNAL_DELETE,
     JOURNAL_REMOVE,
     JOURNAL_RESTORE,
+    JOURNAL_RESTORE_ELSEWHERE,
     RECORD_REPLICATION,
     STATUS_INCOMPLETE,
     STATUS_VALID,
@@ -114,6 +115,23 @@ class JournalRepairSteps(CopySteps):
                 return new
 
             return finish_restore, "finished the restore of version %d" % j.version, findings
+
+        if j.operation == JOURNAL_RESTORE_ELSEWHERE:
+            # finished, never rolled back: the volumes made are the user's
+            todo = [p for p in j.pairs if p.source not in j.done]
+            what = "finished the restore of version %d elsewhere (made %s; %s already existed)" % (
+                j.version, ", ".join(j.aside_of(p.source) for p in todo) or "nothing",
+                ", ".join(j.aside_of(s) for s in j.done) or "none")
+
+            def finish_elsewhere():
+                for p in todo:
+                    backend.restore_elsewhere(definition, j.version, p, j.aside_of(p.source))
+                new = replace(state, journal=None)
+                self._save(new)
+                return new
+
+            return finish_elsewhere, what, [Finding(RECORD_REPLICATION, j.version, None, None,
+                                                    "interrupted_restore_elsewhere", say(what))]
 
         def unknown():
             raise PitcopyError("copy pool %s has a journal of operation %r, which this version of pitcopy does not "

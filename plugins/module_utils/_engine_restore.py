@@ -24,6 +24,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput, PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     JOURNAL_RESTORE,
+    JOURNAL_RESTORE_ELSEWHERE,
     STATUS_VALID,
     CopyPair,
     Journal,
@@ -59,8 +60,7 @@ def restore_pairs(state, rec, volumes=None):
 class RestoreSteps(SessionBase):
     """copy_version state=restored."""
 
-    def plan_restore(self, version, volumes=None):
-        state = self._require()
+    def _restorable(self, state, version):
         check_version_number(version)
         rec = state.replication(version)
         if rec is None:
@@ -70,6 +70,73 @@ class RestoreSteps(SessionBase):
             raise InvalidInput("version %d of copy pool %s is %s and cannot be restored; restore another version "
                                "(run pitcopy.versions.verify_records to see why)" % (version, self.name, rec.status))
         self._no_journal("restoring")
+        return rec
+
+    def plan_restore_elsewhere(self, version, restore_to, volumes=None):
+        """Whole sources of ``version`` restored as NEW volumes beside
+        production, named under ``restore_to``'s rules (the backend's): never
+        overwriting anything, carrying none of the pool's copy marks (so
+        rotation, deletion, pool removal and verify_records never see them as
+        copies) and recorded nowhere but in the journal while they are made.
+        A volume already made from this version's copy is no change; anything
+        else at its name is refused before anything is made. Several sources
+        are made one by one under a ``restore_elsewhere`` journal naming every
+        volume, so a run killed midway is finished by verify_records repair
+        (it makes the missing volumes, never deletes one)."""
+        state = self._require()
+        rec = self._restorable(state, version)
+        pairs = restore_pairs(state, rec, volumes)
+        backend = self._backend()
+        self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], self._list_copies(backend, state, pairs),
+                               "to restore version %d" % version)
+        planned = backend.restore_elsewhere_volumes(state.definition, rec.version, pairs, restore_to)
+        found = [(p, v, backend.restored_elsewhere(state.definition, rec.version, p, v)) for p, v in planned]
+        taken = ["%s (for %s): %s" % (v, p.source, f) for p, v, f in found if f is not None and f is not True]
+        if taken:
+            raise InvalidInput("cannot restore version %d of copy pool %s to restore_to %r, nothing was changed: "
+                               "%s; a restore elsewhere never overwrites: choose another restore_to, or move "
+                               "that away" % (rec.version, self.name, restore_to, "; ".join(taken)))
+        todo = [(p, v) for p, v, f in found if f is None]
+        restored_to = [{"source": p.source, "volume": v} for p, v in planned]
+        result = {"version": version_dict(rec), "replaced_version": None, "broken_pairs": [],
+                  "restored": [p.source for p, v in todo], "asides": [], "restored_to": restored_to,
+                  "restore_to": restore_to}
+        before = dict(pool_dict(state), restored_to=[{"source": p.source, "volume": v}
+                                                     for p, v, f in found if f is True])
+        after = dict(pool_dict(state), restored_to=restored_to)
+
+        def act():
+            definition = state.definition
+            journal = Journal(operation=JOURNAL_RESTORE_ELSEWHERE, version=rec.version,
+                              target_pool=rec.target_pool, pairs=tuple(p for p, v in planned), phase="restoring",
+                              started=self.engine.now(), label=rec.label, pid=os.getpid(),
+                              asides=tuple(CopyPair(p.source, v) for p, v in planned),
+                              done=tuple(p.source for p, v, f in found if f is True))
+            self._save(replace(state, journal=journal))
+            for p, v in todo:
+                try:
+                    backend.restore_elsewhere(definition, rec.version, p, v)
+                except (CopyFailed, InvalidInput) as exc:
+                    # the backend made nothing at ``v``; what was made stays (it is the user's)
+                    self._save(replace(state, journal=None))
+                    exc.msg = "%s (volumes that exist from version %d, left for you: %s)" % (
+                        exc.msg, rec.version, ", ".join(where[s] for s in journal.done) or "none")
+                    exc.args = (exc.msg,)
+                    raise
+                except PitcopyError as exc:
+                    raise _journaled(exc, journal, self.name)
+                journal = replace(journal, done=journal.done + (p.source,))
+                if len(journal.done) < len(planned):
+                    self._save(replace(state, journal=journal))
+            self._save(replace(state, journal=None))
+            return result
+
+        where = dict((p.source, v) for p, v in planned)
+        return Plan(bool(todo), before, after, result, act)
+
+    def plan_restore(self, version, volumes=None):
+        state = self._require()
+        rec = self._restorable(state, version)
         pairs = restore_pairs(state, rec, volumes)
         backend = self._backend()
         self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], self._list_copies(backend, state, pairs),

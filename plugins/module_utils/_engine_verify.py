@@ -33,6 +33,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     JOURNAL_COPY,
     JOURNAL_DELETE,
     JOURNAL_REMOVE,
+    JOURNAL_RESTORE_ELSEWHERE,
     RECORD_PREPAIRING,
     RECORD_REPLICATION,
     STATUS_INCOMPLETE,
@@ -181,7 +182,8 @@ class VerifySteps(JournalRepairSteps):
             scan.going.update(r.version for r in state.replication_records
                               if j.operation == JOURNAL_REMOVE or r.version == j.version)
             scan.tracked.update(p.target for p in j.pairs)
-        else:
+        elif j.operation != JOURNAL_RESTORE_ELSEWHERE:
+            # a restore elsewhere leaves the sources as they are
             scan.restoring.update(p.source for p in j.pairs)
         return journal_plan
 

@@ -132,6 +132,11 @@ TAG_SIZE = "pitcopy_size="
 TAG_SUM = "pitcopy_sha256="
 #: a held copy (copy_version state=held): the LV is also made read-only
 TAG_HOLD = "pitcopy_hold"
+# an LV restored elsewhere (copy_version restore_to without paths): NOT a copy
+# of ours (no TAG_POOL), named by the LV UUID of the copy it was made from;
+# TAG_RESTORING while its blocks are still being written (lvm_snapshot)
+TAG_RESTORED_FROM = "pitcopy_restored_from="
+TAG_RESTORING = "pitcopy_restoring"
 
 KIND_LV = "lv"
 KIND_THIN = "thin_lv"
@@ -717,6 +722,105 @@ class _LvmBackend(Backend):
         return found[0] if found else None
 
 
+    # --- whole sources restored elsewhere (issue 17, item 4) ----------------------
+
+    #: whether this technology restores whole sources as new LVs
+    restores_elsewhere = False
+
+    def restore_elsewhere_volumes(self, definition, version, pairs, restore_to):
+        """``restore_to`` is an LV name prefix: each source ``vg/lv`` becomes
+        ``vg/<restore_to><lv>`` (in the source's VG, where its copy is); or,
+        with one source restored, the ``vg/lv`` name of the new LV in that
+        source's VG."""
+        if not self.restores_elsewhere:
+            return Backend.restore_elsewhere_volumes(self, definition, version, pairs, restore_to)
+        accepted = ("an LV name prefix (letters, digits and _ . + -, not starting with '-'): each source vg/lv "
+                    "becomes the new LV vg/<restore_to><lv>; or, with one source restored, the new LV's 'vg/lv' "
+                    "name in that source's VG")
+
+        def bad(why):
+            return InvalidInput("copy pool %s: restore_to %r %s; accepted: %s; nothing was changed" % (
+                definition.name, restore_to, why, accepted))
+
+        if not isinstance(restore_to, str) or not restore_to:
+            raise bad("is empty")
+        if "/" in restore_to:
+            if len(pairs) != 1:
+                raise bad("names one LV but %d sources are restored (%s); give a name prefix, or one source in "
+                          "volumes" % (len(pairs), ", ".join(p.source for p in pairs)))
+            try:
+                validate_lv_name(restore_to, "restore_to")
+            except InvalidInput as exc:
+                raise bad("is not a usable LV name (%s)" % exc.msg)
+            if split_name(restore_to)[0] != split_name(pairs[0].source)[0]:
+                raise bad("is in VG %s, not in VG %s of source %s, where its copy is" % (
+                    split_name(restore_to)[0], split_name(pairs[0].source)[0], pairs[0].source))
+            names = [restore_to]
+        else:
+            if restore_to.startswith("-") or not _NAME_RE.match(restore_to):
+                raise bad("is not a usable LV name prefix")
+            names = []
+            for p in pairs:
+                vg, lv = split_name(p.source)
+                name = "%s/%s%s" % (vg, restore_to, lv)
+                try:
+                    validate_lv_name(name, "the new LV")
+                except InvalidInput as exc:
+                    raise bad("makes an LV name LVM refuses for %s (%s)" % (p.source, exc.msg))
+                names.append(name)
+        out = []
+        for p, name in zip(pairs, names):
+            if name in (p.source, p.target):
+                raise bad("names %s itself" % name)
+            self.copy_view(definition, version, p)  # the copy is the pool's, of this version, valid
+            out.append((p, name))
+        return out
+
+    def _restored_row(self, pair, volume):
+        rows = self._report([split_name(volume)[0]])
+        return rows.get(volume), rows.get(pair.target)
+
+    def restored_elsewhere(self, definition, version, pair, volume):
+        row, copy = self._restored_row(pair, volume)
+        if row is None:
+            return None
+        tags = _tags(row)
+        if copy is not None and TAG_RESTORED_FROM + (copy.get("lv_uuid") or "?") in tags:
+            # unfinished (a run killed while writing it): made again
+            return None if TAG_RESTORING in tags else True
+        return "LV %s exists and was not made from the copy %s of version %s (it lacks the tag %s<that copy's LV " \
+               "UUID>)" % (volume, pair.target, version, TAG_RESTORED_FROM)
+
+    def restore_elsewhere(self, definition, version, pair, volume):
+        found = self.restored_elsewhere(definition, version, pair, volume)
+        if found is True:
+            return
+        if found is not None:
+            raise InvalidInput("cannot restore %s of version %s to %s: %s; it was left as it is" % (
+                pair.source, version, volume, found))
+        self.copy_view(definition, version, pair)
+        row, copy = self._restored_row(pair, volume)
+        tag = TAG_RESTORED_FROM + copy["lv_uuid"]
+        try:
+            self._make_elsewhere(definition, pair, copy, volume, tag, row)
+        except (CommandError, OSError) as exc:
+            left = self._report([split_name(volume)[0]]).get(volume)
+            if left is not None and tag in _tags(left) and TAG_RESTORING in _tags(left):
+                quietly(lambda: self._lv("lvremove", "-y", "-q", volume))  # our unfinished one: nothing left behind
+            raise CopyFailed("restore of %s from %s to the new LV %s failed: %s" % (
+                pair.source, pair.target, volume,
+                command_reason(exc) if isinstance(exc, CommandError) else exc), cause=exc,
+                source=pair.source, target=volume)
+        # none of the pool's copy marks on it, whatever lvcreate carried over
+        row = self._report([split_name(volume)[0]]).get(volume) or {}
+        for t in _tags(row):
+            if t.startswith("pitcopy_") and t != tag:
+                self._lv("lvchange", "-q", "--deltag", t, volume)
+
+    def _make_elsewhere(self, definition, pair, copy, volume, tag, row):
+        raise NotImplementedError
+
+
 def _copy_tags(pool, version, source, stage_tag):
     """The ``--addtag`` options that mark a copy as ours: pool, version,
     source, and where it is in its life (staged, or a clone's temporary)."""
@@ -1098,6 +1202,24 @@ class LvmSnapshotBackend(_SnapshotBase):
     def _activate(self, name):
         pass  # a classic snapshot is active whenever its origin is
 
+    restores_elsewhere = True
+
+    def _make_elsewhere(self, definition, pair, copy, volume, tag, row):
+        """A new plain LV the size of the origin, its blocks copied from the
+        snapshot (LVM makes no snapshot of a classic snapshot); tagged
+        restoring until every block is written."""
+        vg = split_name(volume)[0]
+        rows = self._report([vg])
+        origin = rows.get("%s/%s" % (vg, copy.get("origin")))
+        if origin is None:
+            raise InvalidInput("cannot restore %s: the origin of its copy %s is gone" % (pair.source, pair.target))
+        size = _int(origin.get("lv_size"))
+        if row is None:
+            self._lv("lvcreate", "-q", "-y", "-Wn", "-Zn", "-L", "%db" % size, "-n", split_name(volume)[1],
+                     "--addtag", tag, "--addtag", TAG_RESTORING, vg)
+        _copy_blocks(dm_path(pair.target), dm_path(volume), size)
+        self._lv("lvchange", "-q", "--deltag", TAG_RESTORING, volume)
+
     def _check_restore_space(self, definition, pair, rows):
         """Every classic snapshot of the origin must take the writes."""
         changed = _diff_bytes(dm_path(pair.target), dm_path(pair.source))
@@ -1151,6 +1273,12 @@ class LvmThinBackend(_SnapshotBase):
                     "%s, or --poolmetadatasize) or keep fewer versions" % (
                         tp, len(per_pool[tp]), ", ".join(per_pool[tp]), data, size, THIN_DATA_MAX_PERCENT, meta,
                         msize, THIN_META_MAX_PERCENT, tp))
+
+    restores_elsewhere = True
+
+    def _make_elsewhere(self, definition, pair, copy, volume, tag, row):
+        """A writable thin snapshot of the thin copy, active (-kn): one lvcreate."""
+        self._lv("lvcreate", "-q", "-s", "-kn", "-n", split_name(volume)[1], "--addtag", tag, pair.target)
 
     def _check_restore_space(self, definition, pair, rows):
         """The changed blocks written back take new blocks in the thin pool."""

@@ -344,7 +344,8 @@ JOURNAL_COPY = "copy"
 JOURNAL_DELETE = "delete"
 JOURNAL_RESTORE = "restore"
 JOURNAL_REMOVE = "remove"
-JOURNAL_OPERATIONS = (JOURNAL_COPY, JOURNAL_DELETE, JOURNAL_RESTORE, JOURNAL_REMOVE)
+JOURNAL_RESTORE_ELSEWHERE = "restore_elsewhere"
+JOURNAL_OPERATIONS = (JOURNAL_COPY, JOURNAL_DELETE, JOURNAL_RESTORE, JOURNAL_REMOVE, JOURNAL_RESTORE_ELSEWHERE)
 
 
 @dataclass(frozen=True)
@@ -363,6 +364,10 @@ class Journal:
       the pairs being restored, ``asides`` where each source's data is moved
       while its copy takes its place (CopyPair(source, aside path)) and
       ``done`` the sources already restored;
+    * ``restore_elsewhere`` (copy_version state=restored, restore_to
+      without paths): ``restoring``; ``asides`` name the NEW volume each
+      pair's copy becomes (CopyPair(source, volume)), ``done`` the sources
+      whose volume exists; repair creates the rest (never deletes one);
     * ``remove`` (copy_pool state=absent, remove_copies): ``deleting``;
       ``pairs`` are the copies of every kept version, the state file goes
       once they are deleted."""
@@ -396,6 +401,9 @@ class Journal:
             "pid": self.pid,
             "staged": [p.as_dict() for p in self.staged],
         }
+        if self.operation == JOURNAL_RESTORE_ELSEWHERE:
+            out["volumes"] = [{"source": p.source, "volume": p.target} for p in self.asides]
+            out["done"] = list(self.done)
         if self.operation == JOURNAL_RESTORE:
             out["asides"] = [{"source": p.source, "aside": p.target} for p in self.asides]
             out["done"] = list(self.done)

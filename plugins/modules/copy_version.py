@@ -68,6 +68,8 @@ attributes:
         the copies where they can be read without a mount (btrfs, C(zfs_snapshot) through C(.zfs/snapshot), a
         version mounted with O(state=mounted)); LVM copies need a mount, so check mode lists their paths with
         C(changes) null unless the version is mounted.
+      - With O(state=restored), O(restore_to) and no O(paths), check mode lists in RV(restored_to) the volumes that
+        would be made; diff mode shows them as C(restored_to) before (those that exist from this version) and after.
   diff_mode:
     support: full
   idempotent:
@@ -80,6 +82,8 @@ attributes:
         done.
       - O(state=mounted) of a version mounted at O(path) already, and O(state=unmounted) of a version not mounted,
         report no change. O(state=restored) with O(paths) compares the files first and copies only paths that differ.
+      - O(state=restored) with O(restore_to) and no O(paths) reports no change when every volume exists already,
+        made from this version's copy.
       - O(state=absent) is idempotent. O(state=restored) compares each source with its copy first, reading only,
         and restores only the sources that differ; with none, it reports no change. C(zfs_snapshot) compares by the
         bytes written since the snapshot; the other technologies cannot tell without copying and restore on every
@@ -149,8 +153,29 @@ options:
         outside the pool's sources whose parent directory exists; created when missing). With one source restored
         a path lands at C(<restore_to>/<path>), with several at C(<restore_to>/<source name>/<path>) (names as in
         RV(mounts)). What is there already at those paths is replaced, nothing else.
-      - Whole sources restored elsewhere (O(restore_to) without O(paths)) are not supported yet.
       - With O(dataset), the paths land at C(<restore_to>/<path>) as they lie in the dataset.
+      - With O(state=restored) and no O(paths), whole sources of O(version) are restored as NEW volumes beside
+        production, named under O(restore_to)'s rules for the technology; nothing existing is overwritten. For
+        C(btrfs_snapshot) and C(btrfs_send), O(restore_to) is an existing directory on the btrfs filesystem that
+        holds the copies (C(btrfs_snapshot): the sources' filesystem; C(btrfs_send): the target pool's), outside the
+        pool's sources and outside C(.pitcopy) directories; each source becomes the writable snapshot
+        C(<restore_to>/<source's last component>) of its copy (the whole name with C(/) as C(_) where two sources
+        share a last component, as in RV(mounts)). For C(lvm_thin) and C(lvm_snapshot), O(restore_to) is an LV
+        name prefix (letters, digits and C(_ . + -), not starting with C(-)): each source C(vg/lv) becomes the new
+        LV C(vg/<restore_to><lv>) in its own VG; or, with one source restored (see O(volumes)), the new LV's
+        C(vg/lv) name in that source's VG. C(lvm_thin) makes an active, writable thin snapshot of the thin copy;
+        C(lvm_snapshot) (LVM makes no snapshot of a classic snapshot) a new LV the size of the origin holding the
+        snapshot's blocks, tagged C(pitcopy_restoring) until every block is written. Each new LV is tagged
+        C(pitcopy_restored_from=<the copy's LV UUID>), none of the pool's copy tags. See RV(restored_to).
+      - The new volumes carry none of the pool's copy marks and are recorded in no replication record: rotation,
+        retention, O(state=absent), pool removal and M(pitcopy.versions.verify_records) never touch or report them.
+        Deleting them is the user's job (C(btrfs subvolume delete), C(lvremove)).
+      - A volume that exists already and was made from the same version's copy is no change; anything else at its
+        name is refused before anything is made. Several sources are made one by one under a journal naming every
+        volume; a run killed midway is finished by M(pitcopy.versions.verify_records) with
+        O(pitcopy.versions.verify_records#module:repair=true), which makes the missing volumes and never deletes one.
+      - Whole sources restored elsewhere are not supported for C(lvm_clone) and the ZFS technologies yet (refused,
+        nothing changed).
     type: path
   dataset:
     description:
@@ -248,6 +273,18 @@ EXAMPLES = r"""
     paths:
       - uploads
     restore_to: /srv/data/compare
+
+- name: Restore the whole db and www subvolumes as of version 2 as new writable snapshots under /srv/data/compare
+  pitcopy.versions.copy_version:
+    pool: web
+    state: restored
+    version: 2
+    restore_to: /srv/data/compare
+  register: beside
+
+- name: Show where each source's data as of version 2 now is (/srv/data/compare/db, /srv/data/compare/www)
+  ansible.builtin.debug:
+    msg: "{{ beside.restored_to }}"
 
 - name: Delete copy version 1
   pitcopy.versions.copy_version:
@@ -429,9 +466,25 @@ restored_paths:
       type: int
   sample: [{"source": "/srv/data/www", "path": "index.html", "copy": "/srv/data/.pitcopy/web/02/www/index.html",
             "destination": "/srv/data/www/index.html", "changes": ["index.html: missing"], "change_count": 1}]
+restored_to:
+  description:
+    - With O(state=restored), O(restore_to) and no O(paths), the new volume each source was restored to (would be,
+      in check mode), those that existed already from this version included. Not the pool's: never rotated.
+  returned: when O(state=restored) with O(restore_to) and no O(paths)
+  type: list
+  elements: dict
+  contains:
+    source:
+      description: The source volume.
+      type: str
+    volume:
+      description: The new volume holding the source's data as of the version.
+      type: str
+  sample: [{"source": "/srv/data/db", "volume": "/srv/data/compare/db"}]
 restore_to:
-  description: With O(state=restored) and O(paths), O(restore_to) as normalized, or null (in place).
-  returned: when O(state=restored) with O(paths)
+  description: With O(state=restored) and O(restore_to), O(restore_to) as given (normalized with O(paths)), or null
+    (in place).
+  returned: when O(state=restored) with O(paths) or O(restore_to)
   type: str
   sample: /srv/data/compare
 copy_window_ms:
@@ -486,10 +539,6 @@ def validate(params):
     for name in ("paths", "restore_to"):
         if params[name] is not None and params["state"] != "restored":
             raise InvalidInput("%s is only accepted with state=restored, not state=%s" % (name, params["state"]))
-    if params["restore_to"] is not None and not params["paths"]:
-        raise InvalidInput("restore_to %r without paths (whole sources restored elsewhere) is not supported yet; "
-                           "name the files or directories to restore in paths, or leave restore_to out to restore "
-                           "whole sources in place" % (params["restore_to"],))
     if params["paths"] is not None and not params["paths"]:
         raise InvalidInput("paths is empty; name at least one file or directory relative to a source's mount point, "
                            "or leave paths out to restore whole sources")
@@ -538,6 +587,8 @@ def main():
         if params["paths"] is not None:
             return session.plan_restore_paths(params["version"], params["paths"], restore_to=params["restore_to"],
                                               volumes=params["volumes"], dataset=params["dataset"])
+        if params["restore_to"] is not None:
+            return session.plan_restore_elsewhere(params["version"], params["restore_to"], volumes=params["volumes"])
         return session.plan_restore(params["version"], volumes=params["volumes"])
 
     module.run_plan(params["pool"], build)
