@@ -820,24 +820,43 @@ def test_zfs_snapshot_browse_and_file_restore(zpools, tmp_path):
     measured 18.8 s there, so it runs in stage vm-zfs): a
     deleted file restored in place through .zfs/snapshot (check mode lists
     it) while its changed neighbour stays; the version mounted read-only
-    with mount -t zfs (a write fails) and unmounted clean."""
+    with mount -t zfs (a write fails) and unmounted clean. Dataset pg
+    (issue 17 item 1), a directory of the source dataset, is found through
+    the dataset's mountpoint, held by the version, read in the mounted
+    copy and restored by its path in the dataset."""
     from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mount_at
+    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Dataset
 
     eng, source, kinds = _snapshot_pool(zpools, tmp_path)
     live = mountpoint(source)
+    os.makedirs(os.path.join(live, "pg"))
+    with open(os.path.join(live, "pg", "row"), "w") as fh:
+        fh.write("row v1\n")
+    out = define(eng, PoolDefinition(name="ids", technology="zfs_snapshot", sources=(source,), versions=2,
+                                     datasets=(Dataset("pg", os.path.join(live, "pg")),)))
+    assert out["pool"]["datasets"][0]["places"] == [{"source": source, "path": "pg", "at": ""}]
     with open(os.path.join(live, "keep"), "w") as fh:
         fh.write("v1\n")
     with open(os.path.join(live, "lost"), "w") as fh:
         fh.write("v1 lost\n")
     os.chmod(os.path.join(live, "lost"), 0o604)
-    copy(eng, "ids")
+    v1 = copy(eng, "ids")
+    assert v1["version"]["datasets"][0]["sources"] == [source]
     os.unlink(os.path.join(live, "lost"))
     with open(os.path.join(live, "keep"), "w") as fh:
         fh.write("changed since\n")
+    with open(os.path.join(live, "pg", "row"), "w") as fh:
+        fh.write("row changed\n")
+    with eng.session("ids") as s:
+        held = s.info(dataset="pg")["dataset"]
+    assert [v["version"] for v in held["versions"]] == [1] and held["since"] == v1["version"]["created"]
     with eng.session("ids") as s:
         p = s.plan_restore_paths(1, ["lost"])
         assert p.result["restored_paths"][0]["changes"] == ["lost: missing"]
         p.apply()
+        s.plan_restore_paths(1, ["row"], dataset="pg").apply()
+    with open(os.path.join(live, "pg", "row")) as fh:
+        assert fh.read() == "row v1\n"
     assert os.stat(os.path.join(live, "lost")).st_mode & 0o777 == 0o604
     with open(os.path.join(live, "lost")) as fh:
         assert fh.read() == "v1 lost\n"
@@ -845,9 +864,13 @@ def test_zfs_snapshot_browse_and_file_restore(zpools, tmp_path):
         assert fh.read() == "changed since\n"
     where = str(tmp_path / "browse")
     with eng.session("ids") as s:
-        mp = s.plan_mount(1, where).apply()["mounts"][0]["path"]
+        mounted = s.plan_mount(1, where).apply()
+    mp = mounted["mounts"][0]["path"]
     try:
         assert mp == os.path.join(where, "db") and "ro" in mount_at(mp)["options"]
+        assert [(d["name"], d["path"]) for d in mounted["datasets"]] == [("pg", os.path.join(mp, "pg"))]
+        with open(os.path.join(mp, "pg", "row")) as fh:
+            assert fh.read() == "row v1\n"
         with open(os.path.join(mp, "keep")) as fh:
             assert fh.read() == "v1\n"
         with pytest.raises(OSError):
