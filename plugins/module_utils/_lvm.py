@@ -721,7 +721,6 @@ class _LvmBackend(Backend):
         found = mountpoints_of_device(dm_path(source))
         return found[0] if found else None
 
-
     # --- whole sources restored elsewhere (issue 17, item 4) ----------------------
 
     #: whether this technology restores whole sources as new LVs

@@ -17,16 +17,16 @@ import pytest
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._lvm import dm_path
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition
-from ansible_collections.pitcopy.versions.tests.real.test_lvm import (
+from ansible_collections.pitcopy.versions.tests.real.test_lvm import (  # pylint: disable=unused-import
     _setup_sources,
     activate,
     exists,
     lv,
     lv_tags,
-    lvm_runner,  # noqa: F401  pylint: disable=unused-import  (a fixture)
+    lvm_runner,  # noqa: F401 (a fixture)
     make_engine,
     read_data,
-    vgs,  # noqa: F401  pylint: disable=unused-import  (a fixture)
+    vgs,  # noqa: F401 (a fixture)
     write_data,
 )
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info

@@ -51,6 +51,7 @@ def zpools():
 def runner():
     return SubprocessRunner(env={"PATH": SBIN})
 
+
 BIG = 16 * MiB
 
 
