@@ -527,9 +527,9 @@ def pytest_addoption(parser):
     parser.addoption("--pitcopy-record", metavar="DIR", default=None,
                      help="record the storage tools' output per test into DIR (see tests/utils/recording.py)")
     parser.addoption("--pitcopy-faults", choices=("sample", "all"), default="sample",
-                     help="the LVM fault suite (tests/real/test_lvm_faults.py): a fixed sample of kill points, "
-                          "where the storage is mid-sequence (default; stage vm-lvm), or every kill point (stage "
-                          "vm-lvm-faults)")
+                     help="the LVM and ZFS fault suites (tests/real/test_lvm_faults.py, test_zfs_faults.py): a "
+                          "fixed sample of kill points, where the storage is mid-sequence (default; stages vm-lvm, "
+                          "vm-zfs), or every kill point (stages vm-lvm-faults, vm-zfs-faults)")
 
 
 @pytest.fixture(autouse=True)
