@@ -201,6 +201,21 @@ def test_declared_stages_keep_their_names_order_and_opt_in():
                                                                "vm-zfs-faults", "vm-zfs-playbooks", "vm-molecule", "vm-btrfs"]
 
 
+def test_default_run_reports_the_fault_sweeps_not_run(tmp_path):
+    """The declared stages (their bodies replaced): a default run, as CI's,
+    runs vm-lvm and vm-zfs and lists the opt-in sweeps vm-lvm-faults and
+    vm-zfs-faults as NOT RUN, never as passed; named, they run."""
+    declared = [Stage(s.name, s.describe, ok, opt_in=s.opt_in, groups=s.groups) for s in stages.STAGES]
+    rc, text, dummy = run(tmp_path, [], stage_list=declared, serial=True)
+    assert rc == 0
+    found = rows(text)
+    assert found["vm-zfs"] == "PASS" and found["vm-lvm"] == "PASS"
+    assert found["vm-zfs-faults"] == "NOT RUN" and found["vm-lvm-faults"] == "NOT RUN"
+    assert "not in this run (tests/run.sh vm-zfs-faults)" in text
+    rc, text, dummy = run(tmp_path, ["vm-zfs-faults"], stage_list=declared, serial=True)
+    assert rc == 0 and rows(text)["vm-zfs-faults"] == "PASS" and rows(text)["vm-zfs"] == "NOT RUN"
+
+
 @pytest.mark.parametrize("selected, suites", [
     (["unit", "sanity", "units"], ["tests/roles", "tests/harness"]),
     (["unit"], ["tests/unit", "tests/roles", "tests/harness"]),

@@ -2,19 +2,26 @@
 # Copyright: (c) 2026, pitcopy developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fault injection on real OpenZFS (issue 12), inside the emulated VM of
-``tests/vm/run-suite.sh zfs``: a copy, a delete and a restore run in a child
-process that is SIGKILLed before one of its mutating steps (the shared
-machinery is tests/real/faults.py, as for btrfs and LVM).
+``tests/vm/run-suite.sh zfs``: a copy, a delete, a restore, a redefinition
+and a pool removal run in a child process that is SIGKILLed before one of
+its mutating steps (the shared machinery is tests/real/faults.py, as for
+btrfs and LVM).
 
 A step is every rename, replace and unlink of the state file, every ``zfs``
 command that changes something (snapshot, destroy, rename, rollback,
 inherit, set, mount, unmount, create, receive) and every ``zfs send | zfs
 receive`` pipe; ``zfs list``/``zfs get`` are not steps.
 
-Sampled, not swept: in the emulated guest every ``zfs`` process costs 1-2 s
-and a world (datasets, a definition, the copies it starts from) 20-40 s, so
-a sweep over every step (13 to 25 per operation) would add far more than
-the 8 minutes this suite may take. Each test first runs the operation to the
+Two tiers (``--pitcopy-faults``, as for LVM). ``sample``, the default and
+what the ``vm-zfs`` stage runs: sampled, not swept, since in the emulated
+guest every ``zfs`` process costs 1-2 s and a world (datasets, a definition,
+the copies it starts from) 20-40 s, so a sweep over every step (13 to 25 per
+operation) would add far more than the minutes this stage may take; and the
+redefinition and the pool removal for one technology each (the engine's
+code is the same for both; the other is marked ``faults_all`` and
+deselected). ``all``, the opt-in stage ``vm-zfs-faults``: every kill point
+(K = 1, 2, ... until one run finishes) of every test, both technologies.
+In the default tier each test first runs the operation to the
 end (its list of steps, and the checks of a finished run), then kills it
 before the steps ``select`` picks from that list: commands in the middle of
 a sequence that leaves the storage in a state no whole step leaves (a
@@ -311,13 +318,16 @@ def test_sigkill_during_a_zfs_send_restore(zfs_worlds, sweep):
     assert len(points) >= (6 if sweep.full else 3), points
 
 
-@pytest.mark.parametrize("technology", ["zfs_snapshot", "zfs_send"])
+# one technology per case by default (the engine's code is the same for both);
+# the other only with --pitcopy-faults=all (stage vm-zfs-faults)
+@pytest.mark.parametrize("technology", [pytest.param("zfs_snapshot", marks=pytest.mark.faults_all), "zfs_send"])
 def test_sigkill_during_a_redefinition(zfs_worlds, sweep, technology):
     """copy_pool changing a pool that keeps version 1: a zfs_snapshot pool
     gains a source (``kKb``), a zfs_send pool a target pool (``B``, versions
     2). Killed anywhere, the records hold the old definition or the new one,
     never a mixture, and the kept version stays valid with its data.
-    Sampled: the last step (the state file put in place)."""
+    Sampled: the last step (the state file put in place). By default
+    zfs_send only; zfs_snapshot with ``--pitcopy-faults=all``."""
     base = zfs_worlds(technology, sources="a", versions=1, copies=1, spares="b" if technology == "zfs_snapshot" else "")
 
     def make_world(k):
@@ -339,12 +349,13 @@ def test_sigkill_during_a_redefinition(zfs_worlds, sweep, technology):
     assert len(points) >= 1, points
 
 
-@pytest.mark.parametrize("technology", ["zfs_snapshot", "zfs_send"])
+@pytest.mark.parametrize("technology", ["zfs_snapshot", pytest.param("zfs_send", marks=pytest.mark.faults_all)])
 def test_sigkill_during_a_pool_removal(zfs_worlds, sweep, technology):
     """copy_pool state=absent remove_copies=true of a pool keeping versions 1
     and 2 (zfs_send: one in each target pool). Killed anywhere, the pool is
     gone with every copy, or as it was with every version valid. Sampled:
-    before the last ``zfs destroy`` (the other copies destroyed)."""
+    before the last ``zfs destroy`` (the other copies destroyed). By
+    default zfs_snapshot only; zfs_send with ``--pitcopy-faults=all``."""
     points = sweep(CHILD, zfs_worlds(technology, sources="a"), "remove", faults.removal_check(check_versions),
                    technology, lambda steps: _commands(steps, "destroy")[-1:])
     assert len(points) >= (2 if sweep.full else 1), points
