@@ -257,6 +257,11 @@ STAGES = [
           opt_in=True, background=True, groups=["vm"]),
     Stage("vm-zfs", "tests/vm/run-suite.sh zfs --parts real (one VM boot: pytest -m zfs)",
           script("tests/vm/run-suite.sh", "zfs", "--parts", "real"), background=True, groups=["vm"]),
+    Stage("vm-zfs-faults", "tests/vm/run-suite.sh zfs --parts real -- -m zfs_faults --pitcopy-faults=all (one VM"
+          " boot: the ZFS fault-injection suite at every kill point)",
+          script("tests/vm/run-suite.sh", "zfs", "--parts", "real", "--", "-m", "zfs_faults",
+                 "--pitcopy-faults=all"),
+          opt_in=True, background=True, groups=["vm"]),
     Stage("vm-zfs-playbooks", "tests/vm/run-suite.sh zfs --parts integration (a second VM boot beside vm-zfs: the"
           " module playbooks with the guest as managed host)",
           script("tests/vm/run-suite.sh", "zfs", "--parts", "integration"), background=True, groups=["vm"]),

@@ -193,11 +193,27 @@ def test_detail_of(text, detail):
 
 def test_declared_stages_keep_their_names_order_and_opt_in():
     assert [s.name for s in stages.STAGES] == ["unit", "sanity", "units", "btrfs", "integration", "molecule", "vm-lvm",
-                                               "vm-lvm-faults", "vm-lvm-molecule", "vm-zfs", "vm-zfs-playbooks", "vm-molecule",
-                                               "vm-btrfs", "build", "lint", "changelog", "ee"]
-    assert [s.name for s in stages.STAGES if s.opt_in] == ["vm-lvm-faults", "vm-lvm-molecule", "vm-molecule", "vm-btrfs"]
+                                               "vm-lvm-faults", "vm-lvm-molecule", "vm-zfs", "vm-zfs-faults", "vm-zfs-playbooks",
+                                               "vm-molecule", "vm-btrfs", "build", "lint", "changelog", "ee"]
+    assert [s.name for s in stages.STAGES if s.opt_in] == ["vm-lvm-faults", "vm-lvm-molecule", "vm-zfs-faults", "vm-molecule",
+                                                        "vm-btrfs"]
     assert [s.name for s in stages.STAGES if s.background] == ["vm-lvm", "vm-lvm-faults", "vm-lvm-molecule", "vm-zfs",
-                                                               "vm-zfs-playbooks", "vm-molecule", "vm-btrfs"]
+                                                               "vm-zfs-faults", "vm-zfs-playbooks", "vm-molecule", "vm-btrfs"]
+
+
+def test_default_run_reports_the_fault_sweeps_not_run(tmp_path):
+    """The declared stages (their bodies replaced): a default run, as CI's,
+    runs vm-lvm and vm-zfs and lists the opt-in sweeps vm-lvm-faults and
+    vm-zfs-faults as NOT RUN, never as passed; named, they run."""
+    declared = [Stage(s.name, s.describe, ok, opt_in=s.opt_in, groups=s.groups) for s in stages.STAGES]
+    rc, text, dummy = run(tmp_path, [], stage_list=declared, serial=True)
+    assert rc == 0
+    found = rows(text)
+    assert found["vm-zfs"] == "PASS" and found["vm-lvm"] == "PASS"
+    assert found["vm-zfs-faults"] == "NOT RUN" and found["vm-lvm-faults"] == "NOT RUN"
+    assert "not in this run (tests/run.sh vm-zfs-faults)" in text
+    rc, text, dummy = run(tmp_path, ["vm-zfs-faults"], stage_list=declared, serial=True)
+    assert rc == 0 and rows(text)["vm-zfs-faults"] == "PASS" and rows(text)["vm-zfs"] == "NOT RUN"
 
 
 @pytest.mark.parametrize("selected, suites", [

@@ -71,6 +71,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "lvm: needs LVM with device-mapper (runs inside the VM harness)")
     config.addinivalue_line("markers", "zfs: needs OpenZFS (runs inside the VM harness)")
     config.addinivalue_line("markers", "quiesce: fsfreeze on a loop-backed ext4/xfs filesystem (runs natively)")
+    config.addinivalue_line("markers", "faults_all: a fault-injection case run only with --pitcopy-faults=all "
+                                       "(stages vm-lvm-faults, vm-zfs-faults); deselected by default")
 
 
 TOOL_PACKAGES = {
@@ -527,9 +529,23 @@ def pytest_addoption(parser):
     parser.addoption("--pitcopy-record", metavar="DIR", default=None,
                      help="record the storage tools' output per test into DIR (see tests/utils/recording.py)")
     parser.addoption("--pitcopy-faults", choices=("sample", "all"), default="sample",
-                     help="the LVM fault suite (tests/real/test_lvm_faults.py): a fixed sample of kill points, "
-                          "where the storage is mid-sequence (default; stage vm-lvm), or every kill point (stage "
-                          "vm-lvm-faults)")
+                     help="the LVM and ZFS fault suites (tests/real/test_lvm_faults.py, test_zfs_faults.py): a "
+                          "fixed sample of kill points, where the storage is mid-sequence (default; stages vm-lvm, "
+                          "vm-zfs), or every kill point (stages vm-lvm-faults, vm-zfs-faults); the cases marked "
+                          "faults_all run only with 'all'")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The cases marked ``faults_all`` (a second technology over the same
+    engine code, where a world costs minutes in the qemu guest) are
+    deselected unless ``--pitcopy-faults=all``: pytest reports them as
+    deselected, never as passed or skipped."""
+    if config.getoption("--pitcopy-faults") == "all":
+        return
+    left = [i for i in items if i.get_closest_marker("faults_all") is not None]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [i for i in items if i.get_closest_marker("faults_all") is None]
 
 
 @pytest.fixture(autouse=True)

@@ -218,7 +218,7 @@ def kill_at_sample(script, make_world, op, check, leftovers, what, select, arg=1
     from that list: for tiers where a world costs too much for a full sweep.
     Returns (steps killed at, number of steps of a whole run)."""
     w, expected = make_world(0)
-    child = run_child(script, w, op, arg, 0)
+    child = run_child(script, w, op, arg(w) if callable(arg) else arg, 0)
     assert child.returncode == 0 and "DONE" in child.stdout, (child.stdout, child.stderr)
     check(w, expected, None, None, done=True)
     assert leftovers(w, 0) == []
@@ -233,6 +233,22 @@ def kill_at_sample(script, make_world, op, check, leftovers, what, select, arg=1
     sys.stderr.write("%s %s: %d of %d steps killed at:\n  %s\n  (all steps: %s)\n" % (
         what, op, len(points), len(steps), "\n  ".join(points), "; ".join("%d %s" % s for s in steps)))
     return points, len(steps)
+
+
+def sweeper(request, leftovers):
+    """What a suite's ``sweep`` fixture returns: ``sweep(script, make_world,
+    op, check, what, select, arg=1)`` takes every kill point
+    (``--pitcopy-faults=all``: the opt-in stages vm-lvm-faults, vm-zfs-faults)
+    or the steps ``select`` picks from a whole run's (the default). Returns
+    the steps killed at; prints their number. ``sweep.full`` tells which."""
+    full = request.config.getoption("--pitcopy-faults") == "all"
+
+    def run(script, make_world, op, check, what, select, arg=1):
+        if full:
+            return kill_everywhere(script, make_world, op, check, leftovers, what, arg=arg)
+        return kill_at_sample(script, make_world, op, check, leftovers, what, select, arg=arg)[0]
+    run.full = full
+    return run
 
 
 def kill_the_repair(script, make_world, op, kill_op, check, leftovers, what, ks=None, limit=200):

@@ -369,18 +369,9 @@ def lvm_worlds(_saved_worlds):
 
 @pytest.fixture
 def sweep(request):
-    """``sweep(script, make_world, op, check, what, select, arg=1)``: every
-    kill point (``--pitcopy-faults=all``, stage vm-lvm-faults) or the steps
-    ``select`` picks from a whole run's (the default, stage vm-lvm). Returns
-    the steps killed at; prints their number."""
-    full = request.config.getoption("--pitcopy-faults") == "all"
-
-    def run(script, make_world, op, check, what, select, arg=1):
-        if full:
-            return faults.kill_everywhere(script, make_world, op, check, leftovers, what, arg=arg)
-        return faults.kill_at_sample(script, make_world, op, check, leftovers, what, select, arg=arg)[0]
-    run.full = full
-    return run
+    """faults.sweeper: every kill point with ``--pitcopy-faults=all`` (stage
+    vm-lvm-faults), the sampled ones by default (stage vm-lvm)."""
+    return faults.sweeper(request, leftovers)
 
 
 def _runs(steps, *words):

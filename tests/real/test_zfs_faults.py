@@ -2,19 +2,31 @@
 # Copyright: (c) 2026, pitcopy developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fault injection on real OpenZFS (issue 12), inside the emulated VM of
-``tests/vm/run-suite.sh zfs``: a copy, a delete and a restore run in a child
-process that is SIGKILLed before one of its mutating steps (the shared
-machinery is tests/real/faults.py, as for btrfs and LVM).
+``tests/vm/run-suite.sh zfs``: a copy, a delete, a restore, a redefinition
+and a pool removal run in a child process that is SIGKILLed before one of
+its mutating steps (the shared machinery is tests/real/faults.py, as for
+btrfs and LVM).
 
 A step is every rename, replace and unlink of the state file, every ``zfs``
 command that changes something (snapshot, destroy, rename, rollback,
 inherit, set, mount, unmount, create, receive) and every ``zfs send | zfs
 receive`` pipe; ``zfs list``/``zfs get`` are not steps.
 
-Sampled, not swept: in the emulated guest every ``zfs`` process costs 1-2 s
-and a world (datasets, a definition, the copies it starts from) 20-40 s, so
-a sweep over every step (13 to 25 per operation) would add far more than
-the 8 minutes this suite may take. Each test first runs the operation to the
+Two tiers (``--pitcopy-faults``, as for LVM). ``sample``, the default and
+what the ``vm-zfs`` stage runs: sampled, not swept, since in the emulated
+guest every ``zfs`` process costs 1-2 s and a world (datasets, a definition,
+the copies it starts from) 20-40 s, so a sweep over every step (13 to 25 per
+operation) would add far more than the minutes this stage may take; and the
+redefinition and the pool removal for one technology each (the engine's
+code is the same for both; the other is marked ``faults_all`` and
+deselected). ``all``, the opt-in stage ``vm-zfs-faults``: every kill point
+(K = 1, 2, ... until one run finishes) of every test, both technologies.
+Measured in the qemu guest (2026-12-02, the host's two cores shared): by
+default the redefinition [zfs_send] 108 s and the pool removal
+[zfs_snapshot] 104 s (one kill point each); with ``all`` the redefinition
+[zfs_snapshot] 98 s (2 kill points) and the pool removal [zfs_send] 963 s
+(12 kill points, 40-90 s each).
+In the default tier each test first runs the operation to the
 end (its list of steps, and the checks of a finished run), then kills it
 before the steps ``select`` picks from that list: commands in the middle of
 a sequence that leaves the storage in a state no whole step leaves (a
@@ -51,7 +63,7 @@ from ansible_collections.pitcopy.versions.tests.real.test_zfs import (
     write_data,
 )
 
-pytestmark = pytest.mark.zfs
+pytestmark = [pytest.mark.zfs, pytest.mark.zfs_faults]
 
 TECH_CODE = r"""
 from ansible_collections.pitcopy.versions.plugins.module_utils import _zfs
@@ -78,7 +90,7 @@ class ZfsWorld(faults.EngineCalls):
     """Pool ``pK`` of filesystems ``<spool>/kK<x>``; zfs_send targets under
     ``<tpool>/<target pool>/``; its state directory is its own."""
 
-    def __init__(self, base, runner, spool, tpool, technology, k, sources, versions):
+    def __init__(self, base, runner, spool, tpool, technology, k, sources, versions, spares=""):
         self.spool, self.tpool = spool, tpool
         self.technology = technology
         self.name = "p%03d" % k
@@ -88,7 +100,8 @@ class ZfsWorld(faults.EngineCalls):
         self.store = self.engine.store
         self.backend = BACKENDS[technology](runner)
         self.sources = ["%s/%s%s" % (spool, self.prefix, n) for n in sources]
-        for s_ in self.sources:
+        self.spares = ["%s/%s%s" % (spool, self.prefix, n) for n in spares]
+        for s_ in self.sources + self.spares:
             sh("zfs", "create", s_)
         self.target_pools = ()
         if technology == "zfs_send":
@@ -96,11 +109,15 @@ class ZfsWorld(faults.EngineCalls):
                 TargetPool(tp, tuple("%s/%s/%s" % (tpool, tp, s_.split("/")[-1]) for s_ in self.sources))
                 for tp in "AB"[:versions])
 
+    def definition(self, sources=None, versions=None, target_pools=None):
+        return PoolDefinition(name=self.name, technology=self.technology,
+                              sources=tuple(self.sources if sources is None else sources),
+                              versions=self.versions if versions is None else versions,
+                              target_pools=self.target_pools if target_pools is None else target_pools)
+
     def define(self):
-        d = PoolDefinition(name=self.name, technology=self.technology, sources=tuple(self.sources),
-                           versions=self.versions, target_pools=self.target_pools)
         with self.engine.session(self.name) as s:
-            return s.plan_define(d).apply()
+            return s.plan_define(self.definition()).apply()
 
     def read_copy(self, target):
         if self.technology == "zfs_snapshot":
@@ -142,7 +159,7 @@ def leftovers(w, k):
     out = []
     for n in w.names():
         ds = n.split("@")[0]
-        if n in w.sources or n in recorded:
+        if n in w.sources or n in w.spares or n in recorded:
             continue
         if w.technology == "zfs_send" and ds in recorded and "@pitcopy-%s-v" % w.name in n:
             continue
@@ -159,7 +176,7 @@ def zfs_worlds(tmp_path):
         runner = SubprocessRunner(env={"PATH": SBIN})
         made = {}
 
-        def make(technology, sources="ab", versions=2, copies=2):
+        def make(technology, sources="ab", versions=2, copies=2, spares=""):
             if "pools" not in made:
                 spool = zpools.create("fs", 256 * MiB)
                 tpool = zpools.create("ft", 256 * MiB) if technology == "zfs_send" else None
@@ -170,7 +187,7 @@ def zfs_worlds(tmp_path):
             spool, tpool = made["pools"]
 
             def make_world(k):
-                w = ZfsWorld(tmp_path, runner, spool, tpool, technology, k, sources, versions)
+                w = ZfsWorld(tmp_path, runner, spool, tpool, technology, k, sources, versions, spares)
                 w.define()
                 expected = {}
                 for v in range(1, copies + 1):
@@ -187,12 +204,24 @@ def zfs_worlds(tmp_path):
         yield make
 
 
+@pytest.fixture
+def sweep(request):
+    """faults.sweeper: every kill point with ``--pitcopy-faults=all`` (stage
+    vm-zfs-faults), the sampled ones by default (stage vm-zfs)."""
+    return faults.sweeper(request, leftovers)
+
+
+def _numbered(points):
+    """Kill points ("<step number> <what>") as steps [(number, what)]."""
+    return [(int(p.split(" ", 1)[0]), p.split(" ", 1)[1]) for p in points]
+
+
 def _commands(steps, *words):
     """Step numbers of the commands whose label holds all ``words``."""
     return [n for n, what in steps if what.startswith(("run ", "pipe ")) and all(x in what for x in words)]
 
 
-def test_sigkill_during_a_zfs_snapshot_copy(zfs_worlds):
+def test_sigkill_during_a_zfs_snapshot_copy(zfs_worlds, sweep):
     """One version kept: version 2 replaces version 1 (its snapshots are
     destroyed, the staged ones renamed into their names). Killed between the
     two destroys (version 1 half gone) and between the two renames (version
@@ -200,13 +229,12 @@ def test_sigkill_during_a_zfs_snapshot_copy(zfs_worlds):
     def select(steps):
         return [_commands(steps, "destroy")[1], _commands(steps, "rename")[1]]
 
-    points, total = faults.kill_at_sample(CHILD, zfs_worlds("zfs_snapshot", versions=1, copies=1), "copy",
-                                          faults.copy_check(check_versions, "live", 2, 1), leftovers, "zfs_snapshot",
-                                          select)
-    assert len(points) == 2 and total >= 10, (points, total)
+    points = sweep(CHILD, zfs_worlds("zfs_snapshot", versions=1, copies=1), "copy",
+                   faults.copy_check(check_versions, "live", 2, 1), "zfs_snapshot", select)
+    assert len(points) >= (10 if sweep.full else 2), points
 
 
-def test_sigkill_during_a_zfs_send_copy(zfs_worlds):
+def test_sigkill_during_a_zfs_send_copy(zfs_worlds, sweep):
     """One source, one version kept: version 2 is received beside version 1,
     which is then destroyed (its received snapshot first) and replaced by
     a rename. Killed between destroying the old copy's snapshot and the old
@@ -214,13 +242,12 @@ def test_sigkill_during_a_zfs_send_copy(zfs_worlds):
     def select(steps):
         return [_commands(steps, "destroy")[-1], _commands(steps, "rename")[0]]
 
-    points, total = faults.kill_at_sample(CHILD, zfs_worlds("zfs_send", sources="a", versions=1, copies=1), "copy",
-                                          faults.copy_check(check_versions, "live", 2, 1), leftovers, "zfs_send",
-                                          select)
-    assert len(points) == 2 and total >= 10, (points, total)
+    points = sweep(CHILD, zfs_worlds("zfs_send", sources="a", versions=1, copies=1), "copy",
+                   faults.copy_check(check_versions, "live", 2, 1), "zfs_send", select)
+    assert len(points) >= (10 if sweep.full else 2), points
 
 
-def test_sigkill_during_a_batched_zfs_snapshot_copy(zfs_worlds):
+def test_sigkill_during_a_batched_zfs_snapshot_copy(zfs_worlds, sweep, request):
     """Four sources, one version kept: version 2's promotion is batched (see
     _zfs "Batches"): one ``zfs destroy -r`` of version 1 from the zpool's
     root, an anchor snapshot of the root under the staged name, one ``zfs
@@ -238,28 +265,31 @@ def test_sigkill_during_a_batched_zfs_snapshot_copy(zfs_worlds):
         anchors = [n for n in all_names(w.spool) if n.startswith(w.spool + "@") and "-%s-" % w.name in n]
         return leftovers(w, k) + anchors
 
-    points, total = faults.kill_at_sample(CHILD, zfs_worlds("zfs_snapshot", sources="abcd", versions=1, copies=1),
-                                          "copy", faults.copy_check(check_versions, "live", 2, 1), no_anchor_left,
-                                          "zfs_snapshot", select)
-    assert len(points) == 3, (points, total)
+    points = faults.sweeper(request, no_anchor_left)(
+        CHILD, zfs_worlds("zfs_snapshot", sources="abcd", versions=1, copies=1), "copy",
+        faults.copy_check(check_versions, "live", 2, 1), "zfs_snapshot (batched)", select)
+    if sweep.full:
+        # every step but the last is a kill point
+        seen = _numbered(points)
+    assert len(points) >= (10 if sweep.full else 3), points
     # one rename and two destroys (version 1, the anchor) for the four
     # copies, not four of each
-    assert len(_commands(seen, "rename")) == 1 and len(_commands(seen, "destroy")) == 2, seen
+    destroys = len(_commands(seen, "destroy"))
+    assert len(_commands(seen, "rename")) == 1 and destroys in ((1, 2) if sweep.full else (2,)), seen
 
 
-def test_sigkill_during_a_zfs_snapshot_delete(zfs_worlds):
+def test_sigkill_during_a_zfs_snapshot_delete(zfs_worlds, sweep):
     """Version 1 of two deleted: killed between its two snapshots' destroys."""
     def select(steps):
         return [_commands(steps, "destroy")[1]]
 
     # check_versions compares the backend's listing with the records already
     check = faults.delete_check(check_versions, listed=False)
-    points, total = faults.kill_at_sample(CHILD, zfs_worlds("zfs_snapshot"), "delete", check, leftovers,
-                                          "zfs_snapshot", select)
-    assert len(points) == 1, points
+    points = sweep(CHILD, zfs_worlds("zfs_snapshot"), "delete", check, "zfs_snapshot", select)
+    assert len(points) >= (3 if sweep.full else 1), points
 
 
-def test_sigkill_during_a_zfs_send_restore(zfs_worlds):
+def test_sigkill_during_a_zfs_send_restore(zfs_worlds, sweep):
     """A restore receives the copy beside the source, unmounts the source,
     renames it aside, renames the received dataset into its place, clears
     mounts it, destroys the old data, then clears our marks. Killed before
@@ -288,6 +318,49 @@ def test_sigkill_during_a_zfs_send_restore(zfs_worlds):
         renames = _commands(steps, "rename")
         return [renames[0], renames[1], _commands(steps, "destroy", ".pitcopy-replaced")[0]]
 
-    points, total = faults.kill_at_sample(CHILD, zfs_worlds("zfs_send", sources="a", versions=1, copies=1),
-                                          "restore", check, leftovers, "zfs_send", select)
-    assert len(points) == 3, points
+    points = sweep(CHILD, zfs_worlds("zfs_send", sources="a", versions=1, copies=1), "restore", check, "zfs_send",
+                   select)
+    assert len(points) >= (6 if sweep.full else 3), points
+
+
+# one technology per case by default (the engine's code is the same for both);
+# the other only with --pitcopy-faults=all (stage vm-zfs-faults)
+@pytest.mark.parametrize("technology", [pytest.param("zfs_snapshot", marks=pytest.mark.faults_all), "zfs_send"])
+def test_sigkill_during_a_redefinition(zfs_worlds, sweep, technology):
+    """copy_pool changing a pool that keeps version 1: a zfs_snapshot pool
+    gains a source (``kKb``), a zfs_send pool a target pool (``B``, versions
+    2). Killed anywhere, the records hold the old definition or the new one,
+    never a mixture, and the kept version stays valid with its data.
+    Sampled: the last step (the state file put in place). By default
+    zfs_send only; zfs_snapshot with ``--pitcopy-faults=all``."""
+    base = zfs_worlds(technology, sources="a", versions=1, copies=1, spares="b" if technology == "zfs_snapshot" else "")
+
+    def make_world(k):
+        w, expected = base(k)
+        if technology == "zfs_send":
+            added = TargetPool("B", tuple("%s/B/%s" % (w.tpool, s_.split("/")[-1]) for s_ in w.sources))
+            new = w.definition(versions=2, target_pools=w.target_pools + (added,))
+        else:
+            new = w.definition(sources=w.sources + w.spares)
+        w.redefinition = (w.definition(), new)
+        return w, expected
+
+    def check(w, expected, journal, found, done):
+        faults.redefine_check(check_versions, *w.redefinition)(w, expected, journal, found, done)
+
+    # the definition names the iteration's own datasets: the child's argument is made per world
+    points = sweep(CHILD, make_world, "define", check, technology, lambda steps: [steps[-1][0]],
+                   arg=lambda w: faults.definition_arg(w.redefinition[1]))
+    assert len(points) >= 1, points
+
+
+@pytest.mark.parametrize("technology", ["zfs_snapshot", pytest.param("zfs_send", marks=pytest.mark.faults_all)])
+def test_sigkill_during_a_pool_removal(zfs_worlds, sweep, technology):
+    """copy_pool state=absent remove_copies=true of a pool keeping versions 1
+    and 2 (zfs_send: one in each target pool). Killed anywhere, the pool is
+    gone with every copy, or as it was with every version valid. Sampled:
+    before the last ``zfs destroy`` (the other copies destroyed). By
+    default zfs_snapshot only; zfs_send with ``--pitcopy-faults=all``."""
+    points = sweep(CHILD, zfs_worlds(technology, sources="a"), "remove", faults.removal_check(check_versions),
+                   technology, lambda steps: _commands(steps, "destroy")[-1:])
+    assert len(points) >= (2 if sweep.full else 1), points
