@@ -1,0 +1,181 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Grid retention on real storage (issue 16): the scenario of
+tests/utils/grid_scenario.py (``retention: 6h 3d`` through three simulated
+days of hourly copies) on btrfs natively, on LVM in the UML guest
+(``tests/uml/run-suite.sh lvm --parts real -- -k grid``) and on ZFS in the
+qemu guest (``tests/vm/run-suite.sh zfs --parts real -- -k grid``); one
+world per technology says how to make its pool and read its copies."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import read_mark, subvol_info
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.tests.real import test_btrfs, test_lvm, test_zfs
+from ansible_collections.pitcopy.versions.tests.utils.grid_scenario import hourly_grid_days
+from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, MiB
+
+NAME = "grid"
+
+
+class _World:
+    """What every world shares: the store, the engine, the definition."""
+
+    backends = {}
+    extra = {}
+
+    def __init__(self, tmp_path, technology, source):
+        self.technology = technology
+        self.runner = SubprocessRunner(env={"PATH": SBIN_PATH})
+        self.store = StateStore(str(tmp_path / "state"))
+        self.backend = self.backends[technology](runner=self.runner)
+        self.source = source
+        self.name = NAME
+
+    def engine_with(self, clock, tz):
+        return RecordEngine(self.store, lambda tech: self.backends[tech](runner=self.runner), clock=clock, tz=tz)
+
+    def definition(self, retention, versions):
+        return PoolDefinition(name=self.name, technology=self.technology, sources=(self.source,),
+                              versions=versions, retention=retention, **self.extra)
+
+    def ours_beside_records(self):
+        """Copies marked as this pool's (staged and temporary ones too) that
+        no record holds."""
+        recorded = set((p.target, r.version) for r in self.store.load(self.name).replication_records
+                       for p in r.pairs)
+        return [c for c in self.backend.list_copies(self.name) if c.staged or (c.target, c.version) not in recorded]
+
+
+class BtrfsWorld(_World):
+    backends = test_btrfs.BACKENDS
+
+    def __init__(self, tmp_path, technology, fs_pair):
+        src, dst = fs_pair
+        # the btrfs test world makes the subvolumes and send targets
+        self.w = test_btrfs.World(tmp_path, SubprocessRunner(env={"PATH": SBIN_PATH}), src, dst, technology,
+                                  name=NAME)
+        super(BtrfsWorld, self).__init__(tmp_path, technology, self.w.add_source("s1"))
+        self.name = self.w.name
+        self.store = self.w.store
+
+    def definition(self, retention, versions):
+        if self.technology == "btrfs_send":
+            self.w.make_target_pools(versions, 1)
+            self.extra = {"target_pools": self.w.target_pools}
+        return super(BtrfsWorld, self).definition(retention, versions)
+
+    def write(self, text):
+        test_btrfs.write(os.path.join(self.source, "data"), text)
+
+    def read_copies(self, records):
+        out = {}
+        for rec in records:
+            path = self.w.copy_path(rec.pairs[0])
+            assert read_mark(path)["version"] == rec.version and subvol_info(path)["readonly"], path
+            out[rec.version] = test_btrfs.read(os.path.join(path, "data"))
+        return out
+
+    def leftovers(self):
+        return self.w.pitcopy_leftovers() + self.ours_beside_records()
+
+
+class LvmWorld(_World):
+    backends = test_lvm.BACKENDS
+
+    def __init__(self, tmp_path, technology, vgs):
+        vg = vgs.create("g", 256 * MiB)
+        thin = None
+        if technology == "lvm_thin":
+            thin = "tp"
+            test_lvm.sh("lvcreate", "-q", "-L", "64M", "-T", "%s/%s" % (vg, thin))
+        else:
+            self.extra = {"snapshot_size": "4M"}
+        self.vg = vg
+        super(LvmWorld, self).__init__(tmp_path, technology, test_lvm.lv(vg, "s1", 8, thin_pool=thin))
+
+    def write(self, text):
+        test_lvm.write_data(self.source, text)
+
+    def read_copies(self, records):
+        targets = [p.target for rec in records for p in rec.pairs]
+        test_lvm.activate(*targets)  # one lvm process for all
+        return dict((rec.version, test_lvm.read_data(rec.pairs[0].target)) for rec in records)
+
+    def leftovers(self):
+        records = self.store.load(self.name).replication_records
+        known = set(["s1", "tp"] + [p.target.split("/", 1)[1] for r in records for p in r.pairs])
+        lvs = test_lvm.sh("lvs", "--noheadings", "-o", "lv_name", self.vg).split()
+        # thin pools' hidden parts are listed in brackets only with -a
+        return [n for n in lvs if n not in known] + self.ours_beside_records()
+
+
+class ZfsWorld(_World):
+    backends = {"zfs_snapshot": test_zfs.ZfsSnapshotBackend, "zfs_send": test_zfs.ZfsSendBackend}
+
+    def __init__(self, tmp_path, technology, zpools):
+        self.spool = zpools.create("g", 128 * MiB)
+        test_zfs.make_sources(self.spool, ["s1"])
+        self.tpool = None
+        if technology == "zfs_send":
+            self.tpool = zpools.create("t", 128 * MiB)
+        super(ZfsWorld, self).__init__(tmp_path, technology, "%s/s1" % self.spool)
+
+    def definition(self, retention, versions):
+        if self.technology == "zfs_send":
+            tps = []
+            for i in range(1, versions + 1):
+                parent = "%s/t%02d" % (self.tpool, i)
+                test_zfs.sh("zfs", "create", parent)
+                tps.append(TargetPool("t%02d" % i, (parent + "/s1",)))
+            self.extra = {"target_pools": tuple(tps)}
+        return super(ZfsWorld, self).definition(retention, versions)
+
+    def write(self, text):
+        # the text with its newline; read back the same
+        test_zfs.write_data(self.source, "filesystem", text)
+
+    def read_copies(self, records):
+        read = test_zfs.read_snapshot if self.technology == "zfs_snapshot" else test_zfs.read_fs_or_vol
+        return dict((rec.version, read(rec.pairs[0].target, "filesystem")) for rec in records)
+
+    def leftovers(self):
+        names = test_zfs.all_names(self.spool) | (test_zfs.all_names(self.tpool) if self.tpool else set())
+        return sorted(n for n in names if "staging" in n or ("@" in n and self.technology == "zfs_send"
+                                                                and n.startswith(self.spool + "/"))) \
+            + self.ours_beside_records()
+
+
+@pytest.fixture
+def grid_world(request, tmp_path):
+    technology = request.param
+    if technology.startswith("btrfs"):
+        return BtrfsWorld(tmp_path, technology, request.getfixturevalue("fs_pair"))
+    if technology.startswith("lvm"):
+        return LvmWorld(tmp_path, technology, request.getfixturevalue("vgs"))
+    return ZfsWorld(tmp_path, technology, request.getfixturevalue("zpools"))
+
+
+vgs = test_lvm.vgs
+zpools = test_zfs.zpools
+
+
+@pytest.mark.parametrize("grid_world", [
+    pytest.param("btrfs_snapshot", marks=pytest.mark.btrfs),
+    pytest.param("btrfs_send", marks=pytest.mark.btrfs),
+    pytest.param("lvm_thin", marks=pytest.mark.lvm),
+    pytest.param("zfs_snapshot", marks=pytest.mark.zfs),
+], indirect=True)
+def test_a_6h_3d_grid_over_three_days_of_hourly_copies(grid_world):
+    seconds = hourly_grid_days(grid_world)
+    print("%s: 72 hourly copies of a 6h 3d grid in %.1f s" % (grid_world.technology, seconds))
