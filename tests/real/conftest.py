@@ -530,6 +530,10 @@ def pytest_addoption(parser):
                      help="the LVM fault suite (tests/real/test_lvm_faults.py): a fixed sample of kill points, "
                           "where the storage is mid-sequence (default; stage vm-lvm), or every kill point (stage "
                           "vm-lvm-faults)")
+    parser.addoption("--pitcopy-grid", choices=("events", "full"), default="events",
+                     help="grid retention in the guests (tests/real/test_grid.py): lvm_thin and zfs_snapshot "
+                          "through the 11 copies of the grid's events (default; stages vm-lvm, vm-zfs), or every "
+                          "LVM and ZFS technology through 72 hourly copies (stages vm-lvm-grid, vm-zfs-grid)")
 
 
 @pytest.fixture(autouse=True)

@@ -2,11 +2,19 @@
 # Copyright: (c) 2026, pitcopy developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Grid retention on real storage (issue 16): the scenario of
-tests/utils/grid_scenario.py (``retention: 6h 3d`` through three simulated
-days of hourly copies) on btrfs natively, on LVM in the UML guest
-(``tests/uml/run-suite.sh lvm --parts real -- -k grid``) and on ZFS in the
-qemu guest (``tests/vm/run-suite.sh zfs --parts real -- -k grid``); one
-world per technology says how to make its pool and read its copies."""
+tests/utils/grid_scenario.py (``retention: 6h 3d``) on btrfs natively, on
+LVM in the UML guest (``tests/uml/run-suite.sh lvm --parts real -- -k
+grid``) and on ZFS in the qemu guest (``tests/vm/run-suite.sh zfs --parts
+real -- -k grid``); one world per technology says how to make its pool and
+read its copies.
+
+btrfs_snapshot and btrfs_send take the 72 hourly copies, the storage read
+after each. In the guests a copy costs seconds (ZFS is emulated), so by
+default lvm_thin and zfs_snapshot take the 11 copies of ``EVENTS`` (every
+event of the grid once), the storage read at 4 checkpoints; with
+``--pitcopy-grid=full`` (opt-in stages vm-lvm-grid, vm-zfs-grid) every VM
+technology, lvm_snapshot and zfs_send too, takes the 72 hourly copies, the
+storage read after each."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -22,7 +30,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import Poo
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.real import test_btrfs, test_lvm, test_zfs
-from ansible_collections.pitcopy.versions.tests.utils.grid_scenario import hourly_grid_days
+from ansible_collections.pitcopy.versions.tests.utils.grid_scenario import EVENTS, HOURLY, grid_scenario
 from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, MiB
 
 NAME = "grid"
@@ -158,7 +166,13 @@ class ZfsWorld(_World):
 
 @pytest.fixture
 def grid_world(request, tmp_path):
-    technology = request.param
+    technology, schedule = request.param
+    world = _make_world(request, tmp_path, technology)
+    world.schedule = schedule
+    return world
+
+
+def _make_world(request, tmp_path, technology):
     if technology.startswith("btrfs"):
         return BtrfsWorld(tmp_path, technology, request.getfixturevalue("fs_pair"))
     if technology.startswith("lvm"):
@@ -170,12 +184,37 @@ vgs = test_lvm.vgs
 zpools = test_zfs.zpools
 
 
-@pytest.mark.parametrize("grid_world", [
-    pytest.param("btrfs_snapshot", marks=pytest.mark.btrfs),
-    pytest.param("btrfs_send", marks=pytest.mark.btrfs),
-    pytest.param("lvm_thin", marks=pytest.mark.lvm),
-    pytest.param("zfs_snapshot", marks=pytest.mark.zfs),
-], indirect=True)
-def test_a_6h_3d_grid_over_three_days_of_hourly_copies(grid_world):
-    seconds = hourly_grid_days(grid_world)
-    print("%s: 72 hourly copies of a 6h 3d grid in %.1f s" % (grid_world.technology, seconds))
+# (technology, marker, run by default with the EVENTS schedule)
+TECHNOLOGIES = [
+    ("btrfs_snapshot", pytest.mark.btrfs, False),
+    ("btrfs_send", pytest.mark.btrfs, False),
+    ("lvm_thin", pytest.mark.lvm, True),
+    ("lvm_snapshot", pytest.mark.lvm, False),
+    ("zfs_snapshot", pytest.mark.zfs, True),
+    ("zfs_send", pytest.mark.zfs, False),
+]
+
+
+def pytest_generate_tests(metafunc):
+    """btrfs always hourly; in the guests lvm_thin and zfs_snapshot on the
+    EVENTS schedule, or every technology hourly with --pitcopy-grid=full
+    (the others are then not collected: never a skip)."""
+    if "grid_world" not in metafunc.fixturenames:
+        return
+    full = metafunc.config.getoption("--pitcopy-grid") == "full"
+    params = []
+    for technology, mark, events in TECHNOLOGIES:
+        if technology.startswith("btrfs") or full:
+            params.append(pytest.param((technology, "hourly"), marks=mark, id=technology + "-hourly"))
+        elif events:
+            params.append(pytest.param((technology, "events"), marks=mark, id=technology + "-events"))
+    metafunc.parametrize("grid_world", params, indirect=True)
+
+
+def test_a_6h_3d_grid_over_three_days_of_copies(grid_world):
+    if grid_world.schedule == "hourly":
+        seconds, reading, checks = grid_scenario(grid_world, HOURLY)
+    else:
+        seconds, reading, checks = grid_scenario(grid_world, EVENTS, check_at=(7, 28, 51))
+    print("%s: %s schedule of a 6h 3d grid in %.1f s, %.1f s of it reading the storage at %d checkpoints"
+          % (grid_world.technology, grid_world.schedule, seconds, reading, checks))
