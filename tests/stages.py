@@ -234,7 +234,7 @@ def command(*argv):
 # 72 hourly copies on every LVM and ZFS technology (measured on a loaded
 # machine: lvm_thin 206 s, lvm_snapshot 598 s in UML; zfs_snapshot 859 s,
 # zfs_send 682 s in qemu); vm-lvm and vm-zfs run lvm_thin and zfs_snapshot
-# through the 11 copies of the grid's events, and btrfs the 72 natively.
+# through the 7 copies of the grid's events, and btrfs the 72 natively.
 # vm-btrfs repeats the btrfs backend tests on the guest's kernel (~20 min of
 # emulation); the btrfs stage runs them natively in every run.
 

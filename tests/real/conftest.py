@@ -532,7 +532,7 @@ def pytest_addoption(parser):
                           "vm-lvm-faults)")
     parser.addoption("--pitcopy-grid", choices=("events", "full"), default="events",
                      help="grid retention in the guests (tests/real/test_grid.py): lvm_thin and zfs_snapshot "
-                          "through the 11 copies of the grid's events (default; stages vm-lvm, vm-zfs), or every "
+                          "through the 7 copies of the grid's events (default; stages vm-lvm, vm-zfs), or every "
                           "LVM and ZFS technology through 72 hourly copies (stages vm-lvm-grid, vm-zfs-grid)")
 
 
