@@ -231,6 +231,8 @@ options:
       - A new version takes an empty target pool, else one whose version the grid no longer needs, else the one
         holding the oldest version; every other version the grid no longer needs is deleted with the copy and
         listed in M(pitcopy.versions.copy_version)'s C(deleted_versions) (check mode and diff mode show them).
+        Only M(pitcopy.versions.copy_version) deletes them, when it makes room for a new version; defining the
+        pool with a tighter grid deletes nothing, the new grid takes effect at the next copy.
       - A grid keeps at most one version per bucket plus the newest, so O(versions) (and, for technologies with
         O(target_pools), the number of target pools) must be at least the sum of the counts plus one (11 for
         V(6h 3d 1w)); a grid needing more is refused and nothing is changed.

@@ -193,12 +193,15 @@ def test_detail_of(text, detail):
 
 def test_declared_stages_keep_their_names_order_and_opt_in():
     assert [s.name for s in stages.STAGES] == ["unit", "sanity", "units", "btrfs", "integration", "molecule", "vm-lvm",
-                                               "vm-lvm-faults", "vm-lvm-molecule", "vm-zfs", "vm-zfs-faults", "vm-zfs-playbooks",
-                                               "vm-molecule", "vm-btrfs", "build", "lint", "changelog", "ee"]
-    assert [s.name for s in stages.STAGES if s.opt_in] == ["vm-lvm-faults", "vm-lvm-molecule", "vm-zfs-faults", "vm-molecule",
-                                                        "vm-btrfs"]
-    assert [s.name for s in stages.STAGES if s.background] == ["vm-lvm", "vm-lvm-faults", "vm-lvm-molecule", "vm-zfs",
-                                                               "vm-zfs-faults", "vm-zfs-playbooks", "vm-molecule", "vm-btrfs"]
+                                               "vm-lvm-faults", "vm-lvm-grid", "vm-lvm-molecule", "vm-zfs", "vm-zfs-faults",
+                                               "vm-zfs-playbooks", "vm-zfs-grid", "vm-molecule", "vm-btrfs", "build", "lint",
+                                               "changelog", "ee"]
+    assert [s.name for s in stages.STAGES if s.opt_in] == ["vm-lvm-faults", "vm-lvm-grid", "vm-lvm-molecule",
+                                                           "vm-zfs-faults", "vm-zfs-grid", "vm-molecule", "vm-btrfs"]
+    assert [s.name for s in stages.STAGES if s.background] == ["vm-lvm", "vm-lvm-faults", "vm-lvm-grid",
+                                                               "vm-lvm-molecule", "vm-zfs", "vm-zfs-faults",
+                                                               "vm-zfs-playbooks", "vm-zfs-grid", "vm-molecule",
+                                                               "vm-btrfs"]
 
 
 def test_default_run_reports_the_fault_sweeps_not_run(tmp_path):

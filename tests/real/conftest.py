@@ -533,6 +533,10 @@ def pytest_addoption(parser):
                           "fixed sample of kill points, where the storage is mid-sequence (default; stages vm-lvm, "
                           "vm-zfs), or every kill point (stages vm-lvm-faults, vm-zfs-faults); the cases marked "
                           "faults_all run only with 'all'")
+    parser.addoption("--pitcopy-grid", choices=("events", "full"), default="events",
+                     help="grid retention in the guests (tests/real/test_grid.py): lvm_thin and zfs_snapshot "
+                          "through the 7 copies of the grid's events (default; stages vm-lvm, vm-zfs), or every "
+                          "LVM and ZFS technology through 72 hourly copies (stages vm-lvm-grid, vm-zfs-grid)")
 
 
 def pytest_collection_modifyitems(config, items):

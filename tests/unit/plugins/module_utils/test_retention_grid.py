@@ -8,7 +8,8 @@ in-memory host, keeps exactly what an independent model of the grid
 predicts (the first copy of each of the last N periods of each unit, in the
 host's timezone, plus the newest), never more than the grid allows plus
 one, never deletes a held version, and check mode (the plan) says what
-apply does. The real tools are proven in tests/real/test_btrfs_grid.py."""
+apply does. The real tools are proven in tests/real/test_grid.py (btrfs
+natively, LVM and ZFS in the VM guests)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -190,6 +191,41 @@ def test_hourly_buckets_rotate_through_the_target_pools(tmp_path):
     # version that left the grid is deleted
     assert result["replaced_version"] is None and result["deleted_versions"] == [7]
     assert sorted(c["version"] for c in be.copies.values()) == [8, 9, 10]
+
+
+
+def test_only_copy_version_deletes_what_the_grid_drops_when_it_makes_room(tmp_path):
+    """The contract's "deleted when room is needed": the versions a grid no
+    longer needs go when copy_version makes room for a new version (at that
+    copy, listed in its deleted_versions), never when the pool is redefined
+    with a tighter grid, verified or read."""
+    t0 = datetime(2026, 2, 2, 5, 0, tzinfo=UTC)
+    engine, be, clock = _env(tmp_path, "4h", 5, t0, tz=UTC)
+    for i in range(4):
+        clock.now = t0 + timedelta(hours=i)
+        with engine.session("P") as s:
+            s.plan_copy().apply()
+    assert sorted(_records(engine)) == [1, 2, 3, 4]
+    # a tighter grid needs only v3 and v4 now: defining it deletes nothing
+    with engine.session("P") as s:
+        s.plan_define(_definition("2h", pools=5)).apply()
+    clock.now = t0 + timedelta(hours=3, minutes=30)
+    with engine.session("P") as s:
+        assert s.plan_verify(repair=True).apply()["findings"] == []
+    with engine.session("P", shared=True) as s:
+        s.info()
+    assert sorted(_records(engine)) == [1, 2, 3, 4]
+    assert sorted(c["version"] for c in be.copies.values()) == [1, 2, 3, 4]
+    # the next copy makes room: the empty target pool takes v5, and the
+    # versions the grid dropped go with that copy, which lists them
+    clock.now = t0 + timedelta(hours=4)
+    with engine.session("P") as s:
+        plan = s.plan_copy()
+        assert plan.result["deleted_versions"] == [1, 2, 3]
+        result = plan.apply()
+    assert result["replaced_version"] is None and result["deleted_versions"] == [1, 2, 3]
+    assert sorted(_records(engine)) == [4, 5]
+    assert sorted(c["version"] for c in be.copies.values()) == [4, 5]
 
 
 _GRIDS = st.dictionaries(st.sampled_from("hdwmy"), st.integers(1, 3), min_size=1, max_size=3)
