@@ -157,17 +157,17 @@ options:
       - With O(state=restored) and no O(paths), whole sources of O(version) are restored as NEW volumes beside
         production, named under O(restore_to)'s rules for the technology; nothing existing is overwritten. For
         C(btrfs_snapshot) and C(btrfs_send), O(restore_to) is an existing directory on the btrfs filesystem that
-        holds the copies (C(btrfs_snapshot): the sources' filesystem; C(btrfs_send): the target pool's), outside the
+        holds the copies (for C(btrfs_snapshot) the sources' filesystem, for C(btrfs_send) the target pool's), outside the
         pool's sources and outside C(.pitcopy) directories; each source becomes the writable snapshot
         C(<restore_to>/<source's last component>) of its copy (the whole name with C(/) as C(_) where two sources
         share a last component, as in RV(mounts)). For C(lvm_thin) and C(lvm_snapshot), O(restore_to) is an LV
-        name prefix (letters, digits and C(_ . + -), not starting with C(-)): each source C(vg/lv) becomes the new
+        name prefix (letters, digits and C(_ . + -), not starting with C(-)), and each source C(vg/lv) becomes the new
         LV C(vg/<restore_to><lv>) in its own VG; or, with one source restored (see O(volumes)), the new LV's
         C(vg/lv) name in that source's VG. C(lvm_thin) makes an active, writable thin snapshot of the thin copy;
         C(lvm_snapshot) (LVM makes no snapshot of a classic snapshot) a new LV the size of the origin holding the
         snapshot's blocks, tagged C(pitcopy_restoring) until every block is written. Each new LV is tagged
         C(pitcopy_restored_from=<the copy's LV UUID>), none of the pool's copy tags. See RV(restored_to).
-      - The new volumes carry none of the pool's copy marks and are recorded in no replication record: rotation,
+      - The new volumes carry none of the pool's copy marks and are recorded in no replication record, so rotation,
         retention, O(state=absent), pool removal and M(pitcopy.versions.verify_records) never touch or report them.
         Deleting them is the user's job (C(btrfs subvolume delete), C(lvremove)).
       - A volume that exists already and was made from the same version's copy is no change; anything else at its
@@ -469,7 +469,7 @@ restored_paths:
 restored_to:
   description:
     - With O(state=restored), O(restore_to) and no O(paths), the new volume each source was restored to (would be,
-      in check mode), those that existed already from this version included. Not the pool's: never rotated.
+      in check mode), those that existed already from this version included. Not the pool's, never rotated.
   returned: when O(state=restored) with O(restore_to) and no O(paths)
   type: list
   elements: dict

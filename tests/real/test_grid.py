@@ -159,8 +159,8 @@ class ZfsWorld(_World):
 
     def leftovers(self):
         names = test_zfs.all_names(self.spool) | (test_zfs.all_names(self.tpool) if self.tpool else set())
-        return sorted(n for n in names if "staging" in n or ("@" in n and self.technology == "zfs_send"
-                                                                and n.startswith(self.spool + "/"))) \
+        sends = self.technology == "zfs_send"
+        return sorted(n for n in names if "staging" in n or ("@" in n and sends and n.startswith(self.spool + "/"))) \
             + self.ours_beside_records()
 
 

@@ -193,7 +193,6 @@ def test_hourly_buckets_rotate_through_the_target_pools(tmp_path):
     assert sorted(c["version"] for c in be.copies.values()) == [8, 9, 10]
 
 
-
 def test_only_copy_version_deletes_what_the_grid_drops_when_it_makes_room(tmp_path):
     """The contract's "deleted when room is needed": the versions a grid no
     longer needs go when copy_version makes room for a new version (at that
