@@ -282,7 +282,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Keep three read-only btrfs snapshots of two subvolumes taken together
+- name: Keep three read-only btrfs snapshots of two subvolumes taken together, the database directory named as dataset db
   pitcopy.versions.copy_pool:
     name: web
     technology: btrfs_snapshot
@@ -290,6 +290,9 @@ EXAMPLES = r"""
       - /srv/data/db
       - /srv/data/www
     versions: 3
+    datasets:
+      - name: db
+        path: /srv/data/db
 
 - name: Send copies to another btrfs file system, rotating over two target pools
   pitcopy.versions.copy_pool:
