@@ -130,9 +130,6 @@ def test_sigkill_at_every_step_of_a_restore(fs_pair, runner, tmp_path, technolog
 
     points = _kill_everywhere(tmp_path, fs_pair, runner, technology, "restore", check)
     assert len(points) >= 8, points
-    # partial copies of both paths and the aside were reported (and repaired)
-    assert set(reported) == {".pitcopy-restore.app.conf", ".pitcopy-restore.app.d",
-                             ".pitcopy-restore.old.app.d"}, reported
 
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
