@@ -98,7 +98,7 @@ def verify_mounts(scan):
 
 def restore_leftovers(journal):
     """What a killed file restore left beside its destinations:
-    ``[(source, destination, path, which)]``, ``which`` V(copy) (a copy of
+    ``[(source, destination, path, which)]``, ``which`` ``copy`` (a copy of
     the version's data being made, ``.pitcopy-restore.<name>.<pid>``) or
     ``aside`` (what the destination held, moved aside while the copy took
     its place, ``.pitcopy-restore.old.<name>.<pid>``). Only these exact
