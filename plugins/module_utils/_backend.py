@@ -360,6 +360,49 @@ class Backend(abc.ABC):
         into that target pool is sent in full. Reads only. Default: none."""
         return []
 
+    #: what a target volume is called in messages (an incremental send's
+    #: "the earlier copy is in another target <noun>")
+    target_noun = "volume"
+
+    def _choose_bases(self, plan):
+        """{source: (base version, base name) or (None, why it is sent in
+        full)} for the pairs of ``plan``: the method's choice, the same for
+        every tool. A pair is sent incrementally only from the copy its
+        target pool holds (``plan.bases``, from the records), in the same
+        target, and only when the tool finds that copy valid, the recorded
+        one and received from the base kept beside the source
+        (:meth:`_base_problems`); anything else is a full send, and why."""
+        chosen = {}
+        candidates = []
+        for p in self._base_pairs(plan):
+            entry = plan.bases.get(p.source)
+            if entry is None:
+                chosen[p.source] = (None, "the target pool holds no earlier copy of it")
+                continue
+            version, old = entry
+            if old.target != p.target:
+                chosen[p.source] = (None, "the earlier copy is in another target %s (%s)" % (self.target_noun,
+                                                                                             old.target))
+                continue
+            candidates.append((version, old))
+        if candidates:
+            for (version, old), (base, why) in zip(candidates, self._base_problems(plan.definition, candidates)):
+                chosen[old.source] = (version, base) if why is None else (None, why)
+        return chosen
+
+    def _base_pairs(self, plan):
+        """The pairs of ``plan`` that transfer sends, in its order (the
+        order the storage is asked about their bases). Default: all."""
+        return plan.pairs
+
+    def _base_problems(self, definition, candidates):
+        """The tool's check of incremental bases: for each ``(version,
+        pair)`` of ``candidates`` (the copy of ``version`` the pair's target
+        holds), ``(base name, why it cannot be the base or None)``, in
+        order; the storage read once for all. Default: no incremental
+        sends (every one is sent in full)."""
+        return [(None, "technology %s sends no copy incrementally" % self.technology) for _c in candidates]
+
     # --- holds ---------------------------------------------------------------
 
     def hold_copies(self, definition, version, pairs, held=True):

@@ -351,6 +351,18 @@ def _make_parents(copy_root, live_root, rel):
         os.chmod(dst, stat.S_IMODE(st.st_mode))
 
 
+def restore_temp_names(destination, pid):
+    """(copy, aside): the temporary names beside ``destination`` that a file
+    restore by process ``pid`` uses, ``.pitcopy-restore.<name>.<pid>`` for
+    the copy being made and ``.pitcopy-restore.old.<name>.<pid>`` for a
+    directory moved aside while the copy takes its place. The journal of a
+    file restore names each destination and the pid, so that verify_records
+    finds exactly these two names and nothing else (issue 12)."""
+    parent, base = os.path.split(destination)
+    return (os.path.join(parent, "%s%s.%d" % (RESTORE_PREFIX, base, pid)),
+            os.path.join(parent, "%sold.%s.%d" % (RESTORE_PREFIX, base, pid)))
+
+
 def copy_back(runner, copy_root, live_root, rel):
     """Make ``live_root/rel`` what ``copy_root/rel`` is, touching nothing
     outside it: the copy is made beside it under a temporary name with
@@ -360,9 +372,7 @@ def copy_back(runner, copy_root, live_root, rel):
     src = os.path.join(copy_root, rel)
     dst = os.path.join(live_root, rel)
     _make_parents(copy_root, live_root, rel)
-    parent, base = os.path.split(dst)
-    tmp = os.path.join(parent, "%s%s.%d" % (RESTORE_PREFIX, base, os.getpid()))
-    old = os.path.join(parent, "%sold.%s.%d" % (RESTORE_PREFIX, base, os.getpid()))
+    tmp, old = restore_temp_names(dst, os.getpid())
     for t in (tmp, old):
         if os.path.lexists(t):
             raise CopyFailed("cannot restore %s: %s is left from an interrupted restore; look at it and remove it "
@@ -370,7 +380,7 @@ def copy_back(runner, copy_root, live_root, rel):
     try:
         runner.run(["cp", "-a", "--reflink=auto", "--", src, tmp])
     except CommandError as exc:
-        _remove_tree(tmp)
+        remove_tree(tmp)
         raise CopyFailed("cannot restore %s from %s: %s; %s was left as it was" % (
             dst, src, (exc.stderr or exc.msg).strip(), dst), cause=exc, target=dst)
     src_dir = os.path.isdir(src) and not os.path.islink(src)
@@ -387,13 +397,13 @@ def copy_back(runner, copy_root, live_root, rel):
     except OSError:
         if moved:
             os.rename(old, dst)
-        _remove_tree(tmp)
+        remove_tree(tmp)
         raise
     if moved:
-        _remove_tree(old)
+        remove_tree(old)
 
 
-def _remove_tree(path):
+def remove_tree(path):
     """Remove ``path`` (ours: a temporary name), staying on its filesystem."""
     if not os.path.lexists(path):
         return
@@ -403,7 +413,7 @@ def _remove_tree(path):
             p = os.path.join(path, n)
             if os.path.isdir(p) and not os.path.islink(p) and os.lstat(p).st_dev != dev:
                 raise OSError(errno.EBUSY, "a filesystem is mounted inside", p)
-            _remove_tree(p)
+            remove_tree(p)
         os.rmdir(path)
     else:
         os.unlink(path)

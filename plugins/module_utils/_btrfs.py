@@ -2006,6 +2006,7 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
     # ``btrfs send -p <base>`` when the target pool holds a copy received
     # from a base kept beside the source (plan.bases, from the records)
     incremental = True
+    target_noun = "directory"
 
     def implied_target(self, pool, target_pool, source):
         raise NotImplementedError("btrfs_send targets are listed in target_pools")
@@ -2235,28 +2236,19 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
             return "%s%s is not the copy the record names" % (copy, self._on(copy))
         return None
 
-    def _choose_bases(self, plan):
-        """{source: (base version, base path) or (None, why it is sent in
-        full)} for the pairs of ``plan``."""
-        definition = plan.definition
-        chosen = {}
-        candidates = []
-        for p, _st, _snap in plan.facts["todo"]:
-            entry = plan.bases.get(p.source)
-            if entry is None:
-                chosen[p.source] = (None, "the target pool holds no earlier copy of it")
-                continue
-            version, old = entry
-            if old.target != p.target:
-                chosen[p.source] = (None, "the earlier copy is in another target directory (%s)" % old.target)
-                continue
-            candidates.append((p, version, old))
-        facts = self._copy_facts([self._copy_path(old.source, old.target) for _p, _v, old in candidates])
-        for p, version, old in candidates:
-            path, mark = self._base_mark(definition, p.source, version)
-            why = self._base_problem(definition, version, old, mark, facts)
-            chosen[p.source] = (version, path) if why is None else (None, why)
-        return chosen
+    def _base_pairs(self, plan):
+        return [p for p, _st, _snap in plan.facts["todo"]]
+
+    def _base_problems(self, definition, candidates):
+        """Each candidate's base path and why it cannot be the parent of an
+        incremental send (the copy's received UUID is the base's UUID), or
+        None; the copies' facts read once for all."""
+        facts = self._copy_facts([self._copy_path(old.source, old.target) for _v, old in candidates])
+        out = []
+        for version, old in candidates:
+            path, mark = self._base_mark(definition, old.source, version)
+            out.append((path, self._base_problem(definition, version, old, mark, facts)))
+        return out
 
     def transfer(self, plan):
         """One ``btrfs send [-p <base>] | btrfs receive`` per pair into its

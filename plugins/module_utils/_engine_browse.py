@@ -34,9 +34,18 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_datasets import check_dataset_name, place_of
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_restore import restore_pairs
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import RECORD_REPLICATION, STATUS_VALID, Finding
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
+    JOURNAL_RESTORE_PATHS,
+    RECORD_REPLICATION,
+    STATUS_VALID,
+    CopyPair,
+    Finding,
+    Journal,
+)
 
 PROBLEM_STALE_MOUNT = "stale_mount"
+PROBLEM_INTERRUPTED_RESTORE_PATHS = "interrupted_restore_paths"
+PROBLEM_RESTORE_LEFTOVER = "restore_leftover"
 
 
 def refuse_mounted(pool, rec, what):
@@ -85,6 +94,88 @@ def verify_mounts(scan):
                     "none: the record says version %d is mounted at %s but nothing is mounted at %s; run "
                     "pitcopy.versions.copy_version state=unmounted version=%d to clear the record, or "
                     "state=mounted to mount it again" % (rec.version, rec.mounted, m["path"], rec.version)))
+
+
+def restore_leftovers(journal):
+    """What a killed file restore left beside its destinations:
+    ``[(source, destination, path, which)]``, ``which`` ``copy`` (a copy of
+    the version's data being made, ``.pitcopy-restore.<name>.<pid>``) or
+    ``aside`` (what the destination held, moved aside while the copy took
+    its place, ``.pitcopy-restore.old.<name>.<pid>``). Only these exact
+    names, from the journal's destinations and pid, are ours: a name with
+    another pid or of another file is never looked at."""
+    out = []
+    if journal.pid is None:
+        return out
+    for p in journal.asides:
+        dst = p.target
+        if not isinstance(dst, str) or not os.path.isabs(dst) or not os.path.basename(dst):
+            continue  # not what a restore writes (a hand edit): nothing of ours to find
+        copy, aside = _browse.restore_temp_names(dst, journal.pid)
+        for path, which in ((copy, "copy"), (aside, "aside")):
+            if os.path.lexists(path):
+                out.append((p.source, dst, path, which))
+    return out
+
+
+def restore_paths_journal_plan(session, state, j, repair):
+    """verify_records on the journal of a killed file restore: (action ->
+    new state, description, findings). Each leftover is a finding; repair
+    removes a partial copy (the version's data, never the live data), puts
+    an aside back where the destination is gone (the copy never took its
+    place) and removes an aside whose destination the copy had replaced
+    (the restore was removing it: what was asked for is finished), then
+    clears the journal. A destination is then what it was or the version's:
+    never missing, never half copied; the paths can be restored again."""
+    found = restore_leftovers(j)
+    copies = set(dst for _s, dst, _p, which in found if which == "copy")
+    findings = []
+    plan = []
+    for source, dst, path, which in found:
+        if which == "copy":
+            did, would = "removed", "remove it"
+            why = "a partial copy of %s from version %d that a killed file restore (pid %s) was making; %s is " \
+                  "left as it was before that restore" % (dst, j.version, j.pid, dst)
+            plan.append((_browse.remove_tree, path))
+        elif not os.path.lexists(dst):
+            did, would = "moved back to %s" % dst, "move it back to %s" % dst
+            why = "what %s held before a killed file restore (pid %s) moved it aside; version %d's copy never " \
+                  "took its place, so %s is missing until it is moved back" % (dst, j.pid, j.version, dst)
+            plan.append((lambda a, d=dst: os.rename(a, d), path))
+        elif dst in copies:
+            # both names beside a destination that exists: not the order
+            # copy_back renames in, so the destination may be someone's
+            did = would = None
+            why = "left for a human: what %s held before a killed file restore (pid %s); %s exists again and " \
+                  "is not known to be version %d's copy: look at both and remove the one not needed" % (
+                      dst, j.pid, dst, j.version)
+        else:
+            did, would = "removed", "remove it"
+            why = "what %s held before the file restore from version %d, which had put the version's copy in its " \
+                  "place and was removing this" % (dst, j.version)
+            plan.append((_browse.remove_tree, path))
+        if did is None:
+            action = why
+        elif repair:
+            action = "%s: %s" % (did, why)
+        else:
+            action = "none (repair: true would %s): %s" % (would, why)
+        findings.append(Finding(RECORD_REPLICATION, j.version, source, path, PROBLEM_RESTORE_LEFTOVER, action))
+    dirs = sorted(set(os.path.dirname(p.target) for p in j.asides))
+    what = "cleared the journal of the file restore from version %d (pid %s, started %s) into %s%s; restore the " \
+           "paths again to finish it" % (j.version, j.pid, j.started, ", ".join(dirs) or "nothing",
+                                         "" if found else "; nothing of it was left beside them")
+    findings.insert(0, Finding(RECORD_REPLICATION, j.version, None, None, PROBLEM_INTERRUPTED_RESTORE_PATHS,
+                               what if repair else "none (repair: true would have %s)" % what))
+
+    def finish():
+        for act, path in plan:
+            act(path)
+        new = replace(state, journal=None)
+        session._save(new)
+        return new
+
+    return finish, what, findings
 
 
 def _listing(items):
@@ -310,24 +401,44 @@ class BrowseSteps(SessionBase):
                 if dataset is not None:
                     for i in now:
                         i["dataset"] = dataset
-                if restore_to is not None and not os.path.isdir(restore_to):
-                    os.mkdir(restore_to, 0o755)
-                for i in now:
-                    if not i["changes"]:
-                        continue
-                    root = roots[i["source"]]
-                    if not os.path.isdir(root):
-                        os.makedirs(root, 0o755)
-                    _browse.copy_back(backend.runner, dirs[i["source"]], root, i["path"])
-                    # cp -a drops silently what the destination cannot keep
-                    # (xattrs on a filesystem without them): said, not hidden
-                    left = _browse.differences(i["copy"], i["destination"], i["path"])
-                    if left:
-                        raise CopyFailed("%s was restored to %s but the destination did not keep everything: %s "
-                                         "(does its filesystem support xattrs and ACLs?)" % (
-                                             i["path"], i["destination"],
-                                             ", ".join("%s: %s" % d for d in left[:10])), target=i["destination"])
-                out = dict(result, restored_paths=now, restored=sorted(set(i["source"] for i in now if i["changes"])))
+                todo = [i for i in now if i["changes"]]
+                if not todo:
+                    return dict(result, restored_paths=now, restored=[])
+                # the intent first (issue 12): a run killed while copying
+                # leaves a journal naming each destination and this pid, so
+                # that verify_records finds the temporary names beside them
+                # and repair removes what is ours; until then every other
+                # run of the pool is refused, as after any interrupted run
+                journal = Journal(operation=JOURNAL_RESTORE_PATHS, version=rec.version,
+                                  target_pool=rec.target_pool, pairs=tuple(p for p, v in views),
+                                  phase="restoring", started=self.engine.now(), label=rec.label, pid=os.getpid(),
+                                  asides=tuple(CopyPair(i["source"], i["destination"]) for i in todo))
+                self._save(replace(state, journal=journal))
+                try:
+                    if restore_to is not None and not os.path.isdir(restore_to):
+                        os.mkdir(restore_to, 0o755)
+                    for i in todo:
+                        root = roots[i["source"]]
+                        if not os.path.isdir(root):
+                            os.makedirs(root, 0o755)
+                        _browse.copy_back(backend.runner, dirs[i["source"]], root, i["path"])
+                        # cp -a drops silently what the destination cannot keep
+                        # (xattrs on a filesystem without them): said, not hidden
+                        left = _browse.differences(i["copy"], i["destination"], i["path"])
+                        if left:
+                            raise CopyFailed("%s was restored to %s but the destination did not keep everything: "
+                                             "%s (does its filesystem support xattrs and ACLs?)" % (
+                                                 i["path"], i["destination"],
+                                                 ", ".join("%s: %s" % d for d in left[:10])),
+                                             target=i["destination"])
+                except Exception:
+                    # copy_back cleans up after a failure it sees: the
+                    # journal goes unless something of ours is still there
+                    if not restore_leftovers(journal):
+                        self._save(state)
+                    raise
+                self._save(state)
+                out = dict(result, restored_paths=now, restored=sorted(set(i["source"] for i in todo)))
             return out
 
         return Plan(changed, pool_dict(state), pool_dict(state), result, act)

@@ -17,7 +17,10 @@ __metaclass__ = type
 from dataclasses import replace
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._definition import age_seconds
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine_browse import verify_mounts
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_browse import (
+    restore_paths_journal_plan,
+    verify_mounts,
+)
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import (
     Plan,
     _is_int,
@@ -34,6 +37,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     JOURNAL_DELETE,
     JOURNAL_REMOVE,
     JOURNAL_RESTORE_ELSEWHERE,
+    JOURNAL_RESTORE_PATHS,
     RECORD_PREPAIRING,
     RECORD_REPLICATION,
     STATUS_INCOMPLETE,
@@ -174,6 +178,11 @@ class VerifySteps(JournalRepairSteps):
             scan.findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_copy",
                                          journal_plan[1] if scan.repair
                                          else "none (repair: true would %s)" % journal_plan[1]))
+            scan.findings.extend(journal_plan[2])
+            return journal_plan
+        if j.operation == JOURNAL_RESTORE_PATHS:
+            # a file restore touched no volume: only its temporary names
+            journal_plan = restore_paths_journal_plan(self, state, j, scan.repair)
             scan.findings.extend(journal_plan[2])
             return journal_plan
         journal_plan = self._other_journal_plan(state, j, scan.volumes, scan.repair)

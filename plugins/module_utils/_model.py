@@ -345,7 +345,9 @@ JOURNAL_DELETE = "delete"
 JOURNAL_RESTORE = "restore"
 JOURNAL_REMOVE = "remove"
 JOURNAL_RESTORE_ELSEWHERE = "restore_elsewhere"
-JOURNAL_OPERATIONS = (JOURNAL_COPY, JOURNAL_DELETE, JOURNAL_RESTORE, JOURNAL_REMOVE, JOURNAL_RESTORE_ELSEWHERE)
+JOURNAL_RESTORE_PATHS = "restore_paths"
+JOURNAL_OPERATIONS = (JOURNAL_COPY, JOURNAL_DELETE, JOURNAL_RESTORE, JOURNAL_REMOVE, JOURNAL_RESTORE_ELSEWHERE,
+                      JOURNAL_RESTORE_PATHS)
 
 
 @dataclass(frozen=True)
@@ -370,7 +372,14 @@ class Journal:
       whose volume exists; repair creates the rest (never deletes one);
     * ``remove`` (copy_pool state=absent, remove_copies): ``deleting``;
       ``pairs`` are the copies of every kept version, the state file goes
-      once they are deleted."""
+      once they are deleted;
+    * ``restore_paths`` (copy_version state=restored with paths):
+      ``restoring``; ``asides`` name each file or directory being restored
+      (CopyPair(source, destination path)) and ``pid`` the process whose
+      temporary names (``.pitcopy-restore.*.<pid>``) are beside them, so
+      that verify_records finds what a killed restore left; repair removes
+      the partial copies and puts back what was moved aside. No volume is
+      touched: these are not the storage's names."""
 
     operation: str
     version: int
@@ -407,6 +416,8 @@ class Journal:
         if self.operation == JOURNAL_RESTORE:
             out["asides"] = [{"source": p.source, "aside": p.target} for p in self.asides]
             out["done"] = list(self.done)
+        if self.operation == JOURNAL_RESTORE_PATHS:
+            out["destinations"] = [{"source": p.source, "destination": p.target} for p in self.asides]
         return out
 
 
@@ -470,7 +481,9 @@ class PoolState:
         if self.journal is not None:
             records.append(self.journal)
             staged.extend(p.target for p in self.journal.staged)
-            staged.extend(p.target for p in self.journal.asides)
+            if self.journal.operation != JOURNAL_RESTORE_PATHS:
+                # a file restore's destinations are files, not volumes
+                staged.extend(p.target for p in self.journal.asides)
         for r in records:
             sources.extend(p.source for p in r.pairs)
             targets.extend(p.target for p in r.pairs)

@@ -1070,6 +1070,7 @@ class ZfsSendBackend(_ZfsBase):
 
     identifies_copies = True  # the received dataset's guid (list_copies)
     incremental = True  # zfs send -i from a bookmark kept on the source
+    target_noun = "dataset"
 
     technology = "zfs_send"
 
@@ -1230,29 +1231,13 @@ class ZfsSendBackend(_ZfsBase):
                 snap, bm, self._guid(rows[snap]), self._guid(marks[bm]))
         return None
 
-    def _choose_bases(self, plan):
-        """{source: (base version, base bookmark) or (None, why it is sent in
-        full)} for the pairs of ``plan``."""
-        definition = plan.definition
-        chosen = {}
-        candidates = []
-        for p in plan.pairs:
-            entry = plan.bases.get(p.source)
-            if entry is None:
-                chosen[p.source] = (None, "the target pool holds no earlier copy of it")
-                continue
-            version, old = entry
-            if old.target != p.target:
-                chosen[p.source] = (None, "the earlier copy is in another target dataset (%s)" % old.target)
-                continue
-            candidates.append((version, old))
-        if candidates:
-            rows, marks = self._base_facts(definition, candidates)
-            for version, old in candidates:
-                why = self._base_problem(definition, version, old, rows, marks)
-                chosen[old.source] = (version, self.base_bookmark(definition, old.source, version)) \
-                    if why is None else (None, why)
-        return chosen
+    def _base_problems(self, definition, candidates):
+        """Each candidate's base bookmark and why it cannot be the base of
+        an incremental receive (the copy's received snapshot has the
+        bookmark's guid), or None; one listing for all."""
+        rows, marks = self._base_facts(definition, candidates)
+        return [(self.base_bookmark(definition, old.source, version),
+                 self._base_problem(definition, version, old, rows, marks)) for version, old in candidates]
 
     def _bookmark(self, definition, snap, source, version):
         """Keep ``snap`` (the snapshot just sent) as the bookmark of the

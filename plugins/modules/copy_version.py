@@ -145,6 +145,10 @@ options:
       - With O(state=restored), restore only these files or directories, relative to a source's mount point (for
         example V(etc/app.conf)); no leading C(/), no C(..), no symlink leading out of the copy.
       - Without it the whole sources are restored (see O(volumes)).
+      - The paths that differ are copied under a journal in the state file naming each destination, written before
+        the first is copied and cleared after the last; a run killed meanwhile leaves it, every other run of the pool
+        is refused until M(pitcopy.versions.verify_records) with O(pitcopy.versions.verify_records#module:repair=true)
+        has removed what the kill left beside the destinations (V(restore_leftover)); then restore the paths again.
     type: list
     elements: str
   restore_to:

@@ -20,12 +20,15 @@ description:
     no longer enforces (V(hold_not_enforced), see M(pitcopy.versions.copy_version)
     O(pitcopy.versions.copy_version#module:state=held)), and a version recorded as mounted for browsing whose mount
     is gone (V(stale_mount), see O(pitcopy.versions.copy_version#module:state=mounted); a repair leaves it to
-    O(pitcopy.versions.copy_version#module:state=unmounted), which clears the record).
+    O(pitcopy.versions.copy_version#module:state=unmounted), which clears the record), and a file restore
+    (O(pitcopy.versions.copy_version#module:paths)) that was killed (V(interrupted_restore_paths)) with what it left
+    beside each destination (V(restore_leftover)).
   - Changes nothing unless O(repair=true) or O(reseal=true), and not in check mode. Without them it only reads,
     under a shared lock, so it runs beside other readers and on a read-only O(state_dir).
   - With O(repair=true) what can be fixed safely is fixed. An interrupted copy is finished or rolled back (one
     interrupted while committing is always finished, with the copies that exist), an interrupted delete, restore or
-    pool removal is finished, records of copies that are gone are dropped, pre-pairing records are re-paired, and a
+    pool removal is finished, a killed file restore's partial copies are removed and what it moved aside is put
+    back (only the exact temporary names its journal points at), records of copies that are gone are dropped, pre-pairing records are re-paired, and a
     hold the storage lost is applied again.
     Each finding's RV(findings[].action)
     says what was done or what is left for a human.
@@ -138,6 +141,10 @@ findings:
           the source side is gone or is not the snapshot the copy was received from (the next copy into its target
           pool is sent in full);
           V(unneeded_base), a base that no kept version needs (repair releases it).
+        - A file restore killed part way - V(interrupted_restore_paths) (its journal), and V(restore_leftover) for each
+          C(.pitcopy-restore.<name>.<pid>) (a partial copy) or C(.pitcopy-restore.old.<name>.<pid>) (what the
+          destination held, moved aside) beside a destination, its path in RV(findings[].target); see
+          docs/troubleshooting.md.
       type: str
       sample: missing copy
     action:

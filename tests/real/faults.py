@@ -103,6 +103,10 @@ with engine.session(pool) as s:
         s.plan_remove(remove_copies=True).apply()
     elif op == "copy":
         s.plan_copy().apply()
+    elif op == "restore_paths":  # arg: {"version": V, "paths": [...], "restore_to": null or a directory}
+        import json
+        a = json.loads(arg)
+        s.plan_restore_paths(a["version"], a["paths"], restore_to=a.get("restore_to")).apply()
     elif op == "repair":
         s.plan_verify(repair=True).apply()
     elif op == "define":  # a redefinition: arg is the new definition, as the state file holds it

@@ -14,14 +14,22 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import pathlib
+import shutil
 
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import TargetPool
 from ansible_collections.pitcopy.versions.tests.real import faults
-from ansible_collections.pitcopy.versions.tests.real.test_btrfs import World, check_versions, copy_tagged_versions, read
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import (
+    World,
+    check_versions,
+    copy_tagged_versions,
+    read,
+    write,
+)
 
 pytestmark = pytest.mark.btrfs
 
@@ -241,3 +249,105 @@ def test_sigkill_at_every_step_of_a_redefinition(fs_pair, runner, tmp_path, tech
     points = faults.kill_everywhere(CHILD, make_world, "define", check, _leftovers, technology,
                                     arg=lambda w: faults.definition_arg(w.redefinition[1]))
     assert len(points) >= 1, points
+
+
+def _paths_world(tmp_path, fs_pair, runner, k, restore_to):
+    """Pool ``pK`` (btrfs_snapshot) on source ``kK/a``: version 1 holds
+    ``etc/app.conf`` and ``etc/app.d/{x,y}`` as ``v1``; since then they read
+    ``live`` and ``etc/app.d/z`` was added. ``restore_to``: restore there
+    (``kK/out``, an existing directory holding the live tree) instead of in
+    place."""
+    src, dst = fs_pair
+    base = tmp_path / ("k%03d" % k)
+    base.mkdir()
+    w = World(base, runner, src, dst, "btrfs_snapshot", name="p%03d" % k)
+    a = w.add_source("a", parent="k%03d" % k)
+    w.define()
+    os.makedirs(os.path.join(a, "etc", "app.d"))
+    for rel in ("etc/app.conf", "etc/app.d/x", "etc/app.d/y"):
+        write(os.path.join(a, rel), "v1\n")
+    w.copy()
+    for rel in ("etc/app.conf", "etc/app.d/x", "etc/app.d/y", "etc/app.d/z"):
+        write(os.path.join(a, rel), "live\n")
+    root = a
+    if restore_to:
+        root = src.path("k%03d" % k, "out")
+        shutil.copytree(a, root, symlinks=True)
+    w.paths_root = root
+    return w, None
+
+
+def _paths_leftovers(w, k):
+    """Every ``.pitcopy-restore.*`` name under the source or restore_to."""
+    found = []
+    for top in (w.sources[0], w.paths_root):
+        for root, dirs, files in os.walk(top):
+            found.extend(os.path.join(root, n) for n in dirs + files if n.startswith(".pitcopy-restore."))
+    return found
+
+
+LIVE = {"app.conf": "live\n", "app.d": {"x": "live\n", "y": "live\n", "z": "live\n"}}
+RESTORED = {"app.conf": "v1\n", "app.d": {"x": "v1\n", "y": "v1\n"}}
+
+
+def _etc(root):
+    etc = os.path.join(root, "etc")
+    d = os.path.join(etc, "app.d")
+    return {"app.conf": read(os.path.join(etc, "app.conf")) if os.path.exists(os.path.join(etc, "app.conf")) else None,
+            "app.d": dict((n, read(os.path.join(d, n))) for n in os.listdir(d)) if os.path.isdir(d) else None}
+
+
+@pytest.mark.parametrize("where", ["in_place", "restore_to"])
+def test_sigkill_at_every_step_of_a_file_restore(fs_pair, runner, tmp_path, where):
+    """copy_version state=restored with paths killed at every step (its
+    journal written, each ``cp -a``, each rename, each unlink of the
+    directory it replaces, the journal cleared): verify_records reports each
+    ``.pitcopy-restore.*`` left beside a destination (``restore_leftover``),
+    one repair leaves no such name, every path is whole (what it was or the
+    version's, never missing, never half), and the restore then works."""
+    restore_to = where == "restore_to"
+    reported = []
+
+    def make_world(k):
+        return _paths_world(tmp_path, fs_pair, runner, k, restore_to)
+
+    def arg(w):
+        return json.dumps({"version": 1, "paths": ["etc/app.conf", "etc/app.d"],
+                           "restore_to": w.paths_root if restore_to else None})
+
+    def check(w, expected, journal, found, done):
+        _consistent(w)
+        now = _etc(w.paths_root)
+        if done:
+            assert now == RESTORED, now
+        else:
+            assert now["app.conf"] in ("live\n", "v1\n") and now["app.d"] in (LIVE["app.d"], RESTORED["app.d"]), now
+            if journal is not None:
+                assert journal.operation == "restore_paths" and journal.pid
+                assert [p.target for p in journal.asides] == [os.path.join(w.paths_root, "etc", n)
+                                                              for n in ("app.conf", "app.d")]
+                problems = [f["problem"] for f in found["findings"]]
+                assert problems[0] == "interrupted_restore_paths", found
+                for f in found["findings"][1:]:
+                    assert f["problem"] == "restore_leftover", found
+                    assert f["target"].startswith(os.path.join(w.paths_root, "etc", ".pitcopy-restore.")), f
+                    assert f["target"].endswith(".%d" % journal.pid), f
+                    reported.append(os.path.basename(f["target"]).rsplit(".", 1)[0])
+            # the restore works again, and leaves nothing behind
+            with w.engine.session(w.name) as s:
+                s.plan_restore_paths(1, ["etc/app.conf", "etc/app.d"],
+                                     restore_to=w.paths_root if restore_to else None).apply()
+            assert _etc(w.paths_root) == RESTORED
+            _consistent(w)
+        if restore_to:
+            assert _etc(w.sources[0]) == LIVE  # production untouched
+
+    points = faults.kill_everywhere(CHILD, make_world, "restore_paths", check, _paths_leftovers, "btrfs_snapshot",
+                                    arg=arg)
+    # killed with the live directory moved aside, and while the aside the copy replaced was being removed
+    assert any(p.startswith("%d rename " % n) and p.endswith("/etc/app.d") for n in range(20) for p in points), points
+    assert any(" unlink " in p and ".pitcopy-restore.old.app.d." in p for p in points), points
+    assert len(points) >= 8, points
+    # partial copies of both paths and the aside were reported (and repaired)
+    assert set(reported) == {".pitcopy-restore.app.conf", ".pitcopy-restore.app.d",
+                             ".pitcopy-restore.old.app.d"}, reported
