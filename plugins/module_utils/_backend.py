@@ -457,8 +457,9 @@ class Backend(abc.ABC):
         InvalidInput naming ``restore_to`` and what is accepted when it does
         not fit those rules. Default: the technology cannot do it yet."""
         raise InvalidInput("copy pool %s: restore_to %r without paths (whole sources restored as new volumes) is "
-                           "not supported for technology %s yet; supported: btrfs_snapshot, btrfs_send, lvm_snapshot, lvm_thin. Restore "
-                           "files with paths, or whole sources in place without restore_to; nothing was changed" % (
+                           "not supported for technology %s yet; supported: btrfs_snapshot, btrfs_send, lvm_snapshot, "
+                           "lvm_thin, zfs_snapshot, zfs_send. Restore files with paths, or whole sources in place "
+                           "without restore_to; nothing was changed" % (
                                definition.name, restore_to, self.technology))
 
     def restored_elsewhere(self, definition, version, pair, volume):
