@@ -500,8 +500,9 @@ class Backend(abc.ABC):
         InvalidInput naming ``restore_to`` and what is accepted when it does
         not fit those rules. Default: the technology cannot do it yet."""
         raise InvalidInput("copy pool %s: restore_to %r without paths (whole sources restored as new volumes) is "
-                           "not supported for technology %s yet; supported: btrfs_snapshot, btrfs_send, lvm_snapshot, lvm_thin. Restore "
-                           "files with paths, or whole sources in place without restore_to; nothing was changed" % (
+                           "not supported for technology %s yet; supported: btrfs_snapshot, btrfs_send, lvm_snapshot, "
+                           "lvm_thin, zfs_snapshot, zfs_send. Restore files with paths, or whole sources in place "
+                           "without restore_to; nothing was changed" % (
                                definition.name, restore_to, self.technology))
 
     def restored_elsewhere(self, definition, version, pair, volume):
@@ -514,8 +515,24 @@ class Backend(abc.ABC):
         """Create ``volume``, writable, from the copy of ``pair``, carrying
         none of the pool's copy marks (it is the user's: never rotated,
         deleted or listed as a copy); nothing when :meth:`restored_elsewhere`
-        says it is there already. Raises CopyFailed leaving nothing of
-        ``volume`` behind when the tool fails."""
+        says it is there already, and refused, nothing changed, when it says
+        something else is. Raises CopyFailed leaving nothing of ``volume``
+        behind when the tool fails. The check is here, once, so that every
+        technology (and verify_records repair, which finishes a killed run
+        through this method) refuses the same way; the making is the
+        technology's :meth:`_make_restored`."""
+        found = self.restored_elsewhere(definition, version, pair, volume)
+        if found is True:
+            return
+        if found is not None:
+            raise InvalidInput("cannot restore %s of version %s to %s: %s; it was left as it is" % (
+                pair.source, version, volume, found))
+        self._make_restored(definition, version, pair, volume)
+
+    def _make_restored(self, definition, version, pair, volume):
+        """Make ``volume`` from the copy of ``pair`` (what
+        :meth:`restore_elsewhere` does once it found nothing of it there, or
+        only an unfinished one of ours)."""
         raise InvalidInput("technology %s cannot restore whole sources elsewhere" % self.technology)
 
 

@@ -1598,13 +1598,11 @@ class _BtrfsBase(Backend):
         return "%s is a subvolume that is not a snapshot of the copy %s of version %s" % (volume, copy, version)
 
     def restore_elsewhere(self, definition, version, pair, volume):
+        # the definition first, before even reading what is at ``volume``
         self._check_definition(definition)
-        found = self.restored_elsewhere(definition, version, pair, volume)
-        if found is True:
-            return
-        if found is not None:
-            raise InvalidInput("cannot restore %s of version %s to %s: %s; it was left as it is" % (
-                pair.source, version, volume, found))
+        super(_BtrfsBase, self).restore_elsewhere(definition, version, pair, volume)
+
+    def _make_restored(self, definition, version, pair, volume):
         copy = self.copy_view(definition, version, pair).directory
         try:
             # a writable snapshot (no -r), and no mark of ours beside it

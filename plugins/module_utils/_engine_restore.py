@@ -72,6 +72,19 @@ class RestoreSteps(SessionBase):
         self._no_journal("restoring")
         return rec
 
+    def _restore_start(self, version, volumes):
+        """What every restore of whole sources starts from, refusing before
+        anything is planned: (state, the version's record, the pairs
+        restored, the backend), the copies of those pairs checked to be the
+        ones the record names."""
+        state = self._require()
+        rec = self._restorable(state, version)
+        pairs = restore_pairs(state, rec, volumes)
+        backend = self._backend()
+        self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], self._list_copies(backend, state, pairs),
+                               "to restore version %d" % version)
+        return state, rec, pairs, backend
+
     def plan_restore_elsewhere(self, version, restore_to, volumes=None):
         """Whole sources of ``version`` restored as NEW volumes beside
         production, named under ``restore_to``'s rules (the backend's): never
@@ -83,12 +96,7 @@ class RestoreSteps(SessionBase):
         are made one by one under a ``restore_elsewhere`` journal naming every
         volume, so a run killed midway is finished by verify_records repair
         (it makes the missing volumes, never deletes one)."""
-        state = self._require()
-        rec = self._restorable(state, version)
-        pairs = restore_pairs(state, rec, volumes)
-        backend = self._backend()
-        self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], self._list_copies(backend, state, pairs),
-                               "to restore version %d" % version)
+        state, rec, pairs, backend = self._restore_start(version, volumes)
         planned = backend.restore_elsewhere_volumes(state.definition, rec.version, pairs, restore_to)
         found = [(p, v, backend.restored_elsewhere(state.definition, rec.version, p, v)) for p, v in planned]
         taken = ["%s (for %s): %s" % (v, p.source, f) for p, v, f in found if f is not None and f is not True]
@@ -135,12 +143,7 @@ class RestoreSteps(SessionBase):
         return Plan(bool(todo), before, after, result, act)
 
     def plan_restore(self, version, volumes=None):
-        state = self._require()
-        rec = self._restorable(state, version)
-        pairs = restore_pairs(state, rec, volumes)
-        backend = self._backend()
-        self._check_identities(backend, [replace(rec, pairs=tuple(pairs))], self._list_copies(backend, state, pairs),
-                               "to restore version %d" % version)
+        state, rec, pairs, backend = self._restore_start(version, volumes)
         # ``changed`` from a comparison: a source that already holds its
         # copy's data is not restored again (None: the backend cannot tell)
         differing = backend.restore_differs(state.definition, version, pairs)

@@ -790,13 +790,7 @@ class _LvmBackend(Backend):
         return "LV %s exists and was not made from the copy %s of version %s (it lacks the tag %s<that copy's LV " \
                "UUID>)" % (volume, pair.target, version, TAG_RESTORED_FROM)
 
-    def restore_elsewhere(self, definition, version, pair, volume):
-        found = self.restored_elsewhere(definition, version, pair, volume)
-        if found is True:
-            return
-        if found is not None:
-            raise InvalidInput("cannot restore %s of version %s to %s: %s; it was left as it is" % (
-                pair.source, version, volume, found))
+    def _make_restored(self, definition, version, pair, volume):
         self.copy_view(definition, version, pair)
         row, copy = self._restored_row(pair, volume)
         tag = TAG_RESTORED_FROM + copy["lv_uuid"]

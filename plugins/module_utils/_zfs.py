@@ -163,6 +163,13 @@ PROP_RESTORE = "pitcopy:restore"
 #: pool's name, on a snapshot that is no copy (it has no pitcopy:pool)
 PROP_ANCHOR = "pitcopy:anchor"
 MARK_PROPS = (PROP_POOL, PROP_VERSION, PROP_SOURCE)
+#: a dataset restored elsewhere (copy_version state=restored, restore_to
+#: without paths): the guid of the snapshot it was received from. The
+#: user's dataset, no copy; the mark only lets a run that is repeated, or
+#: killed and finished by repair, know it as made from that copy.
+PROP_RESTORED_FROM = "pitcopy:restored_from"
+#: beside it until the dataset is finished (see "Restored elsewhere" below)
+PROP_RESTORING = "pitcopy:restoring"
 # Where a property value counts as set on the dataset itself.
 OWN_SOURCES = ("local", "received")
 #: the user hold (``zfs hold``) of a held copy version's snapshot
@@ -682,6 +689,185 @@ class _ZfsBase(Backend):
         self._run("destroy", name)
         return True
 
+    def _send_receive(self, send, recv, meter=None):
+        """``zfs send | zfs receive`` through the runner's pipe (no shell).
+        On failure the error carries both commands' stderr: when receive
+        fails, send usually dies of the broken pipe and says nothing useful."""
+        if meter is not None:
+            rc, out, err = self.runner.pipe([send, recv], check=False, meter=meter)
+        else:
+            rc, out, err = self.runner.pipe([send, recv], check=False)
+        if rc != 0:
+            lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+            useful = [ln for ln in lines if "Broken pipe" not in ln and "signal" not in ln] or lines
+            raise CommandError("zfs send | zfs receive failed with exit status %s: %s"
+                               % (rc, "; ".join(useful) or "no output"),
+                               argv=send + ["|"] + recv, rc=rc, stdout=out, stderr=err)
+
+    # --- whole sources restored elsewhere (issue 17, item 4) ----------------------
+    #
+    # Each source's copy is sent in full (``zfs send <the version's
+    # snapshot> | zfs receive -u``) into a NEW dataset <restore_to>/<name>.
+    # Not ``zfs clone``: a clone pins the copy's snapshot, so rotation could
+    # no longer destroy it, and ``zfs promote`` of the clone would take the
+    # pool's snapshots away from the copy. A send without -p carries no
+    # property; the receive sets ours in the same step: restored_from (the
+    # guid of the snapshot sent) and restoring (unfinished). So a run killed
+    # anywhere leaves nothing at the name (a killed receive without -s
+    # leaves no partial dataset) or a dataset carrying both marks. Then the
+    # snapshot the receive made goes (it bears the copy's snapshot name),
+    # the dataset is mounted, and restoring goes last: a dataset with
+    # restored_from=<guid> and no restoring is finished; one with both is
+    # our unfinished one, destroyed and made again; anything else at the
+    # name is somebody's and refused.
+
+    def _sent_snapshot(self, definition, version, pair):
+        """The snapshot whose full stream restores ``pair``'s copy of
+        ``version`` (the copy itself, or the snapshot it was received as)."""
+        raise NotImplementedError
+
+    _ELSEWHERE_PROPS = ("type", "guid", PROP_POOL, PROP_VERSION, PROP_RESTORED_FROM, PROP_RESTORING)
+
+    def _copy_unusable(self, definition, version, pair, snap, rows):
+        """Why ``pair``'s copy of ``version`` cannot be sent (None: it can),
+        from ``rows`` holding ``pair.target`` and ``snap``."""
+        row = rows.get(pair.target)
+        if row is None or not self._is_ours(definition, row):
+            return "its copy %s does not exist or does not carry copy pool %s's mark (deleted behind our back?)" % (
+                pair.target, _pool_name(definition))
+        if self._mark(row, PROP_VERSION) != str(version):
+            return "its copy %s holds version %s" % (pair.target, self._mark(row, PROP_VERSION))
+        if not self._is_recorded(row, pair.identity):
+            return "%s is not the copy recorded (guid %s, recorded %s)" % (
+                pair.target, self._guid(row), pair.identity)
+        if snap not in rows or self._guid(rows[snap]) is None:
+            return "the snapshot %s of its copy is missing" % snap
+        return None
+
+    def restore_elsewhere_volumes(self, definition, version, pairs, restore_to):
+        """``restore_to`` is the name of an existing filesystem dataset, in
+        any zpool of this host, outside the pool's sources and targets; each
+        source ``<zpool>/.../<name>`` becomes ``<restore_to>/<name>`` (the
+        whole name with ``/`` as ``_`` where two sources share one, as for
+        mounts)."""
+        from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mount_name
+
+        accepted = ("the name of an existing ZFS filesystem dataset (not a path, not a zvol), in any zpool of this "
+                    "host, outside the sources and targets of copy pool %s; each source <zpool>/.../<name> becomes "
+                    "the new dataset <restore_to>/<name>, received from its copy" % definition.name)
+
+        def bad(why):
+            return InvalidInput("copy pool %s: restore_to %r %s; accepted: %s; nothing was changed" % (
+                definition.name, restore_to, why, accepted))
+
+        if not isinstance(restore_to, str) or not restore_to:
+            raise bad("is empty")
+        if restore_to.startswith("/"):
+            raise bad("is a path, not a dataset name")
+        try:
+            validate_dataset_name(restore_to, "restore_to")
+        except InvalidInput as exc:
+            raise bad("is not a dataset name (%s)" % exc.msg)
+        # the datasets of the pool: sources, copies, and what a copy or a
+        # restore in place makes beside them (<name>.pitcopy-...)
+        taken = set(list(definition.sources) + [p.source for p in pairs])
+        targets = set(t.partition("@")[0] for tp in definition.target_pools for t in tp.volumes
+                      if isinstance(t, str))
+        targets.update(p.target.partition("@")[0] for p in pairs)
+        for name, what in sorted([(s, "source") for s in taken] + [(t, "target") for t in targets - taken]):
+            if restore_to == name:
+                raise bad("is %s %s of the pool itself" % (what, name))
+            if restore_to.startswith(name + "/"):
+                raise bad("is inside %s %s of the pool" % (what, name))
+            if restore_to.startswith(name + ".pitcopy-"):
+                raise bad("is inside a dataset pitcopy makes beside %s %s while copying or restoring" % (what, name))
+        names = [p.source for p in pairs]
+        out = []
+        for p in pairs:
+            new = "%s/%s" % (restore_to, mount_name(p.source, names))
+            try:
+                validate_dataset_name(new, "the new dataset")
+            except InvalidInput as exc:
+                raise bad("makes a dataset name ZFS does not accept for %s (%s)" % (p.source, exc.msg))
+            if new in taken or new in targets:
+                raise bad("makes %s for %s, which is a %s of the pool" % (
+                    new, p.source, "source" if new in taken else "target"))
+            out.append((p, new))
+        snaps = [self._sent_snapshot(definition, version, p) for p in pairs]
+        rows = self._get(self._ELSEWHERE_PROPS, sorted(set([restore_to] + [p.target for p in pairs] + snaps)))
+        kind = rows.get(restore_to, {}).get("type", ("-",))[0]
+        if restore_to not in rows:
+            raise bad("does not exist (create it with zfs create: it is the parent of the new datasets)")
+        if kind != KIND_FILESYSTEM:
+            raise bad("is a %s, not a filesystem" % ("zvol" if kind == KIND_VOLUME else kind))
+        for p, snap in zip(pairs, snaps):
+            why = self._copy_unusable(definition, version, p, snap, rows)
+            if why:
+                raise InvalidInput("copy pool %s: cannot restore version %d of %s: %s; nothing was changed. Run "
+                                   "pitcopy.versions.verify_records to see the findings" % (
+                                       definition.name, version, p.source, why))
+        return out
+
+    def _elsewhere_rows(self, definition, version, pair, volume):
+        snap = self._sent_snapshot(definition, version, pair)
+        return snap, self._get(self._ELSEWHERE_PROPS, sorted(set([pair.target, snap, volume])))
+
+    def restored_elsewhere(self, definition, version, pair, volume):
+        snap, rows = self._elsewhere_rows(definition, version, pair, volume)
+        row = rows.get(volume)
+        if row is None:
+            return None
+        guid = self._guid(rows.get(snap, {}))
+        if guid is not None and self._mark(row, PROP_RESTORED_FROM) == guid:
+            # unfinished (a run killed while making it): made again
+            return None if self._mark(row, PROP_RESTORING) is not None else True
+        return "%s exists and was not made from the copy %s of version %s (it lacks %s=<the guid of %s>%s)" % (
+            volume, pair.target, version, PROP_RESTORED_FROM, snap,
+            ", which is missing" if guid is None else ", %s" % guid)
+
+    def _remove_unfinished(self, volume, received, guid):
+        """Destroy ``volume`` when it is our unfinished one (both marks, for
+        ``guid``) holding nothing but the snapshot the receive made."""
+        rows = self._get(("type", PROP_RESTORED_FROM, PROP_RESTORING), [volume], recursive=True)
+        row = rows.get(volume)
+        if row is None:
+            return
+        if self._mark(row, PROP_RESTORED_FROM) != guid or self._mark(row, PROP_RESTORING) is None:
+            raise InvalidInput("%s is not an unfinished restore of the snapshot with guid %s; it was left as it is"
+                               % (volume, guid))
+        others = sorted(n for n in rows if n not in (volume, received))
+        if others:
+            raise InvalidInput("%s, an unfinished restore, holds %s that the restore did not make; it was left as "
+                               "it is (move or destroy them, then retry)" % (volume, ", ".join(others)))
+        self._run("destroy", "-r", volume)
+
+    def _make_restored(self, definition, version, pair, volume):
+        snap, rows = self._elsewhere_rows(definition, version, pair, volume)
+        why = self._copy_unusable(definition, version, pair, snap, rows)
+        if why:
+            raise InvalidInput("cannot restore %s of version %s to %s: %s; nothing was changed" % (
+                pair.source, version, volume, why))
+        guid = self._guid(rows[snap])
+        received = "%s@%s" % (volume, snap.split("@", 1)[1])
+        if volume in rows:
+            self._remove_unfinished(volume, received, guid)
+        recv = [ZFS, "receive", "-u", "-o", "%s=%s" % (PROP_RESTORED_FROM, guid),
+                "-o", "%s=%s" % (PROP_RESTORING, guid), volume]
+        try:
+            self._send_receive([ZFS, "send", snap], recv)
+            self._run("destroy", received)
+            row = self._get(("type", "canmount", "mountpoint", "mounted"), [volume],
+                            types="filesystem,volume").get(volume, {})
+            if row.get("type", ("-",))[0] == KIND_FILESYSTEM and row.get("canmount", ("off",))[0] == "on" \
+                    and row.get("mountpoint", ("none",))[0] not in ("none", "legacy") \
+                    and row.get("mounted", ("no",))[0] != "yes":
+                self._run("mount", volume)
+            self._run("inherit", PROP_RESTORING, volume)
+        except CommandError as exc:
+            quietly(lambda: self._remove_unfinished(volume, received, guid))  # nothing of ours left behind
+            raise CopyFailed("restore of %s from %s to the new dataset %s failed: %s" % (
+                pair.source, snap, volume, command_reason(exc)), cause=exc, source=pair.source, target=volume)
+
 
 class ZfsSnapshotBackend(_ZfsBase):
     """``zfs_snapshot``: a snapshot of each source dataset or zvol."""
@@ -1012,8 +1198,10 @@ class ZfsSnapshotBackend(_ZfsBase):
                     "cannot restore %s from version %d (%s): newer snapshots or bookmarks exist (%s). "
                     "'zfs rollback -r' would destroy them and they may be kept copy versions, so this is "
                     "refused. Restore the newest version instead, delete the newer versions first "
-                    "(copy_version state=absent), or read the data from %s directly (.zfs/snapshot or zfs clone)."
-                    % (p.source, version, p.target, ", ".join(newer), p.target))
+                    "(copy_version state=absent), or get version %d beside production: copy_version state=restored with "
+                    "restore_to=<an existing filesystem dataset> makes each source a new dataset below it, and with "
+                    "paths restores files (both keep every version)."
+                    % (p.source, version, p.target, ", ".join(newer), version))
         done = []
         for p in pairs:
             try:
@@ -1061,6 +1249,9 @@ class ZfsSnapshotBackend(_ZfsBase):
         if src.get("mounted", ("",))[0] != "yes":
             return None
         return src["mountpoint"][0]
+
+    def _sent_snapshot(self, definition, version, pair):
+        return pair.target  # the copy is the snapshot
 
 
 class ZfsSendBackend(_ZfsBase):
@@ -1334,6 +1525,9 @@ class ZfsSendBackend(_ZfsBase):
         # destroy -r`` of the target refuse too
         return "%s@pitcopy-%s-v%d" % (pair.target, _pool_name(definition), version)
 
+    def _sent_snapshot(self, definition, version, pair):
+        return self.received_snapshot(definition, pair.target, version)
+
     def release(self, plan):
         # the source snapshots were only the point in time; they would pin
         # space in the source zpool, so they go in every case
@@ -1345,21 +1539,6 @@ class ZfsSendBackend(_ZfsBase):
             quietly(lambda st=st: self._destroy_dataset(plan.definition, st.target))
         for bm in plan.facts.get("bookmarks", ()):
             quietly(lambda bm=bm: self._run("destroy", bm))
-
-    def _send_receive(self, send, recv, meter=None):
-        """``zfs send | zfs receive`` through the runner's pipe (no shell).
-        On failure the error carries both commands' stderr: when receive
-        fails, send usually dies of the broken pipe and says nothing useful."""
-        if meter is not None:
-            rc, out, err = self.runner.pipe([send, recv], check=False, meter=meter)
-        else:
-            rc, out, err = self.runner.pipe([send, recv], check=False)
-        if rc != 0:
-            lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-            useful = [ln for ln in lines if "Broken pipe" not in ln and "signal" not in ln] or lines
-            raise CommandError("zfs send | zfs receive failed with exit status %s: %s"
-                               % (rc, "; ".join(useful) or "no output"),
-                               argv=send + ["|"] + recv, rc=rc, stdout=out, stderr=err)
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         staged_map, replaced, recorded, rows = self._promotion(definition, pairs, staged, replaced_pairs)

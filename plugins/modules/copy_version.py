@@ -170,16 +170,22 @@ options:
         C(vg/lv) name in that source's VG. C(lvm_thin) makes an active, writable thin snapshot of the thin copy;
         C(lvm_snapshot) (LVM makes no snapshot of a classic snapshot) a new LV the size of the origin holding the
         snapshot's blocks, tagged C(pitcopy_restoring) until every block is written. Each new LV is tagged
-        C(pitcopy_restored_from=<the copy's LV UUID>), none of the pool's copy tags. See RV(restored_to).
+        C(pitcopy_restored_from=<the copy's LV UUID>), none of the pool's copy tags. For C(zfs_snapshot) and
+        C(zfs_send), O(restore_to) is the name of an existing ZFS filesystem dataset (not a path, not a zvol), in
+        any zpool of the host, outside the pool's sources and targets; each source C(<zpool>/.../<name>) becomes the
+        new dataset C(<restore_to>/<name>) (the whole name with C(/) as C(_) where two sources share a last
+        component), made by C(zfs send) of the version's snapshot (for C(zfs_send) the received one in the target)
+        piped to C(zfs receive), not a clone, so rotation still destroys the copy; it is mounted where it inherits,
+        and carries the user property C(pitcopy:restored_from=<the guid of the snapshot sent>) and no snapshot.
+        See RV(restored_to).
       - The new volumes carry none of the pool's copy marks and are recorded in no replication record, so rotation,
         retention, O(state=absent), pool removal and M(pitcopy.versions.verify_records) never touch or report them.
-        Deleting them is the user's job (C(btrfs subvolume delete), C(lvremove)).
+        Deleting them is the user's job (C(btrfs subvolume delete), C(lvremove), C(zfs destroy)).
       - A volume that exists already and was made from the same version's copy is no change; anything else at its
         name is refused before anything is made. Several sources are made one by one under a journal naming every
         volume; a run killed midway is finished by M(pitcopy.versions.verify_records) with
         O(pitcopy.versions.verify_records#module:repair=true), which makes the missing volumes and never deletes one.
-      - Whole sources restored elsewhere are not supported for C(lvm_clone) and the ZFS technologies yet (refused,
-        nothing changed).
+      - Whole sources restored elsewhere are not supported for C(lvm_clone) yet (refused, nothing changed).
     type: path
   dataset:
     description:

@@ -232,6 +232,14 @@ def all_names(pool):
     return set(sh("zfs", "list", "-H", "-o", "name", "-t", "all", "-r", pool).split())
 
 
+def ours(name):
+    """Our properties set on ``name`` and its children, and its snapshots."""
+    props = sh("zfs", "get", "-H", "-r", "-s", "local,received", "-o", "name,property,value", "all", name)
+    marks = sorted(tuple(ln.split("\t")) for ln in props.splitlines() if "\tpitcopy:" in ln)
+    snaps = sh("zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", name).split()
+    return marks, snaps
+
+
 # --- a minimal driver of the two-phase copy (what the engine does) -------------
 
 class Driver:
@@ -470,6 +478,23 @@ def test_zfs_send_versions_rotation_restore_verify(zpools, runner, tmp_path):
     assert copy(eng, "sends")["replaced_version"] == 4
     check_kept(eng, "sends", data, kinds, read_fs_or_vol)
     kept = dict((r["version"], r) for r in info(eng, "sends")["replication_records"])
+
+    # Version 5 (the older kept one) restored elsewhere: each source a new
+    # dataset received from its copy's snapshot in the target, no clone, only
+    # pitcopy:restored_from on it; again: no change. The findings below (only
+    # the tampered and destroyed copies) show rotation and verify ignore them.
+    sh("zfs", "create", "%s/cmp" % spool)
+    with eng.session("sends") as s:
+        out = s.plan_restore_elsewhere(5, "%s/cmp" % spool).apply()
+    assert sorted(v["source"] for v in out["restored_to"]) == sorted(sources)
+    for v in out["restored_to"]:
+        new, copied = v["volume"], [p["target"] for p in kept[5]["pairs"] if p["source"] == v["source"]][0]
+        assert new == "%s/cmp/%s" % (spool, v["source"].rsplit("/", 1)[1])
+        assert read_fs_or_vol(new, kinds[v["source"]]) == data[5][v["source"]]
+        assert ours(new) == ([(new, "pitcopy:restored_from", guid("%s@pitcopy-sends-v5" % copied))], [])
+        assert sh("zfs", "get", "-H", "-o", "value", "origin", new).strip() == "-"
+    with eng.session("sends") as s:
+        assert s.plan_restore_elsewhere(5, "%s/cmp" % spool).changed is False
 
     # A copy changed behind our back is invalid; a destroyed one is missing.
     changed = [p["target"] for p in kept[6]["pairs"] if kinds[p["source"]] == "filesystem"][0]
