@@ -536,5 +536,16 @@ class Backend(abc.ABC):
         raise InvalidInput("technology %s cannot restore whole sources elsewhere" % self.technology)
 
 
+def restore_to_refusal(definition, restore_to, accepted):
+    """The refusal of a ``restore_to`` (whole sources restored elsewhere)
+    that does not fit a technology's rules: ``bad(why)`` makes the
+    InvalidInput naming the pool, the value, why and what ``accepted`` is,
+    worded the same for every technology."""
+    def bad(why):
+        return InvalidInput("copy pool %s: restore_to %r %s; accepted: %s; nothing was changed" % (
+            definition.name, restore_to, why, accepted))
+    return bad
+
+
 def _path_inside(path, root):
     return path == root or path.startswith(root.rstrip("/") + "/")

@@ -123,7 +123,7 @@ import struct
 import uuid
 from dataclasses import replace
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan, restore_to_refusal
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CommandError,
@@ -1551,9 +1551,7 @@ class _BtrfsBase(Backend):
                     "sources and outside .pitcopy directories; each source becomes the writable snapshot "
                     "<restore_to>/<source's last component>" % definition.name)
 
-        def bad(why):
-            return InvalidInput("copy pool %s: restore_to %r %s; accepted: %s; nothing was changed" % (
-                definition.name, restore_to, why, accepted))
+        bad = restore_to_refusal(definition, restore_to, accepted)
 
         if not isinstance(restore_to, str) or not os.path.isabs(restore_to):
             raise bad("is not an absolute path")

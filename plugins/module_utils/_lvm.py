@@ -109,7 +109,7 @@ import json
 import os
 import re
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan, restore_to_refusal
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CommandError,
@@ -737,9 +737,7 @@ class _LvmBackend(Backend):
                     "becomes the new LV vg/<restore_to><lv>; or, with one source restored, the new LV's 'vg/lv' "
                     "name in that source's VG")
 
-        def bad(why):
-            return InvalidInput("copy pool %s: restore_to %r %s; accepted: %s; nothing was changed" % (
-                definition.name, restore_to, why, accepted))
+        bad = restore_to_refusal(definition, restore_to, accepted)
 
         if not isinstance(restore_to, str) or not restore_to:
             raise bad("is empty")

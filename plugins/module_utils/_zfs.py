@@ -138,7 +138,7 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan, restore_to_refusal
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CommandError,
@@ -756,9 +756,7 @@ class _ZfsBase(Backend):
                     "host, outside the sources and targets of copy pool %s; each source <zpool>/.../<name> becomes "
                     "the new dataset <restore_to>/<name>, received from its copy" % definition.name)
 
-        def bad(why):
-            return InvalidInput("copy pool %s: restore_to %r %s; accepted: %s; nothing was changed" % (
-                definition.name, restore_to, why, accepted))
+        bad = restore_to_refusal(definition, restore_to, accepted)
 
         if not isinstance(restore_to, str) or not restore_to:
             raise bad("is empty")
