@@ -109,8 +109,9 @@ options:
             discovery, eligibility (directory on btrfs, free space, ownership marks, who can write to it), the
             marks, promotion, deletion and M(pitcopy.versions.verify_records) checks run on that host over the same
             connection. That host needs C(sshd), C(python3) and C(btrfs-progs), and the ssh user must be root there.
-          - Restoring from a copy on another host is refused (not supported yet); incremental sends, O(ssh) aside,
-            are not supported yet either. See the collection's C(docs/offsite.md).
+          - Sends to another host are incremental as local ones are (C(btrfs send -p) from the version that target
+            pool holds). Restoring from a copy on another host is refused (not supported yet). See the collection's
+            C(docs/offsite.md).
           - A host that cannot be reached (or whose host key is unknown or has changed, or that denies the login) is
             reported naming it, and nothing is changed on either host.
         type: str
