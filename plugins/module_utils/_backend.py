@@ -54,6 +54,7 @@ import abc
 import os
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._technologies import TECHNOLOGIES
 
 
 class CopyPlan:
@@ -498,12 +499,14 @@ class Backend(abc.ABC):
         version ``version``) becomes under ``restore_to``'s rules for this
         technology (documented in docs/technologies.md). Reads only; raises
         InvalidInput naming ``restore_to`` and what is accepted when it does
-        not fit those rules. Default: the technology cannot do it yet."""
+        not fit those rules. Default: the technology cannot do it (only a
+        backend outside the technology table, as every technology in it can)."""
+        # every technology of the table supports it: only a backend outside
+        # the table (a test's) gets here, so the list is the table's
         raise InvalidInput("copy pool %s: restore_to %r without paths (whole sources restored as new volumes) is "
-                           "not supported for technology %s yet; supported: btrfs_snapshot, btrfs_send, lvm_snapshot, "
-                           "lvm_thin, zfs_snapshot, zfs_send. Restore files with paths, or whole sources in place "
-                           "without restore_to; nothing was changed" % (
-                               definition.name, restore_to, self.technology))
+                           "not supported for technology %s; supported: %s. Restore files with paths, or whole "
+                           "sources in place without restore_to; nothing was changed" % (
+                               definition.name, restore_to, self.technology, ", ".join(TECHNOLOGIES)))
 
     def restored_elsewhere(self, definition, version, pair, volume):
         """What is at ``volume`` now, reading only: None (nothing), True (a

@@ -133,8 +133,10 @@ TAG_SUM = "pitcopy_sha256="
 #: a held copy (copy_version state=held): the LV is also made read-only
 TAG_HOLD = "pitcopy_hold"
 # an LV restored elsewhere (copy_version restore_to without paths): NOT a copy
-# of ours (no TAG_POOL), named by the LV UUID of the copy it was made from;
-# TAG_RESTORING while its blocks are still being written (lvm_snapshot)
+# of ours (no TAG_POOL), named by the LV UUID of the copy it was made from
+# (lvm_clone: ``<uuid>:<sha256>``, its target LV holds later versions too);
+# TAG_RESTORING while its blocks are still being written (lvm_snapshot,
+# lvm_clone)
 TAG_RESTORED_FROM = "pitcopy_restored_from="
 TAG_RESTORING = "pitcopy_restoring"
 
@@ -725,19 +727,21 @@ class _LvmBackend(Backend):
 
     #: whether this technology restores whole sources as new LVs
     restores_elsewhere = False
+    #: what ``restore_to`` may be, for the refusals
+    elsewhere_accepted = ("an LV name prefix (letters, digits and _ . + -, not starting with '-'): each source vg/lv "
+                          "becomes the new LV vg/<restore_to><lv>; or, with one source restored, the new LV's "
+                          "'vg/lv' name in that source's VG")
+    #: how restored_elsewhere names the tag that is missing
+    restored_tag_doc = TAG_RESTORED_FROM + "<that copy's LV UUID>"
 
     def restore_elsewhere_volumes(self, definition, version, pairs, restore_to):
         """``restore_to`` is an LV name prefix: each source ``vg/lv`` becomes
-        ``vg/<restore_to><lv>`` (in the source's VG, where its copy is); or,
-        with one source restored, the ``vg/lv`` name of the new LV in that
-        source's VG."""
+        ``vg/<restore_to><lv>`` (in the source's VG); or, with one source
+        restored, the ``vg/lv`` name of the new LV (where
+        :meth:`_check_elsewhere_vg` allows it)."""
         if not self.restores_elsewhere:
             return Backend.restore_elsewhere_volumes(self, definition, version, pairs, restore_to)
-        accepted = ("an LV name prefix (letters, digits and _ . + -, not starting with '-'): each source vg/lv "
-                    "becomes the new LV vg/<restore_to><lv>; or, with one source restored, the new LV's 'vg/lv' "
-                    "name in that source's VG")
-
-        bad = restore_to_refusal(definition, restore_to, accepted)
+        bad = restore_to_refusal(definition, restore_to, self.elsewhere_accepted)
 
         if not isinstance(restore_to, str) or not restore_to:
             raise bad("is empty")
@@ -749,9 +753,7 @@ class _LvmBackend(Backend):
                 validate_lv_name(restore_to, "restore_to")
             except InvalidInput as exc:
                 raise bad("is not a usable LV name (%s)" % exc.msg)
-            if split_name(restore_to)[0] != split_name(pairs[0].source)[0]:
-                raise bad("is in VG %s, not in VG %s of source %s, where its copy is" % (
-                    split_name(restore_to)[0], split_name(pairs[0].source)[0], pairs[0].source))
+            self._check_elsewhere_vg(bad, restore_to, pairs[0])
             names = [restore_to]
         else:
             if restore_to.startswith("-") or not _NAME_RE.match(restore_to):
@@ -771,10 +773,26 @@ class _LvmBackend(Backend):
                 raise bad("names %s itself" % name)
             self.copy_view(definition, version, p)  # the copy is the pool's, of this version, valid
             out.append((p, name))
+        self._check_elsewhere_room(bad, out)
         return out
 
+    def _check_elsewhere_vg(self, bad, name, pair):
+        """Refuse (``bad``) a ``vg/lv`` restore_to that is not in the VG of
+        ``pair``'s source: a snapshot is made where its copy is."""
+        if split_name(name)[0] != split_name(pair.source)[0]:
+            raise bad("is in VG %s, not in VG %s of source %s, where its copy is" % (
+                split_name(name)[0], split_name(pair.source)[0], pair.source))
+
+    def _check_elsewhere_room(self, bad, planned):
+        """Refuse what cannot be made, before anything is (reads only)."""
+
+    def _restored_tag(self, copy):
+        """The tag naming the copy (its ``lvs`` row) a restored LV was made from."""
+        return TAG_RESTORED_FROM + (copy.get("lv_uuid") or "?")
+
     def _restored_row(self, pair, volume):
-        rows = self._report([split_name(volume)[0]])
+        # the copy may be in another VG than the new LV (lvm_clone)
+        rows = self._report([split_name(volume)[0], split_name(pair.target)[0]])
         return rows.get(volume), rows.get(pair.target)
 
     def restored_elsewhere(self, definition, version, pair, volume):
@@ -782,16 +800,16 @@ class _LvmBackend(Backend):
         if row is None:
             return None
         tags = _tags(row)
-        if copy is not None and TAG_RESTORED_FROM + (copy.get("lv_uuid") or "?") in tags:
+        if copy is not None and self._restored_tag(copy) in tags:
             # unfinished (a run killed while writing it): made again
             return None if TAG_RESTORING in tags else True
-        return "LV %s exists and was not made from the copy %s of version %s (it lacks the tag %s<that copy's LV " \
-               "UUID>)" % (volume, pair.target, version, TAG_RESTORED_FROM)
+        return "LV %s exists and was not made from the copy %s of version %s (it lacks the tag %s)" % (
+            volume, pair.target, version, self.restored_tag_doc)
 
     def _make_restored(self, definition, version, pair, volume):
         self.copy_view(definition, version, pair)
         row, copy = self._restored_row(pair, volume)
-        tag = TAG_RESTORED_FROM + copy["lv_uuid"]
+        tag = self._restored_tag(copy)
         try:
             self._make_elsewhere(definition, pair, copy, volume, tag, row)
         except (CommandError, OSError) as exc:
@@ -1575,6 +1593,88 @@ class LvmCloneBackend(_LvmBackend):
             self._refuse_held(row, p.target)
             self._release(pool, p.target)
         return skipped
+
+    # --- whole sources restored elsewhere ----------------------------------------
+
+    restores_elsewhere = True
+    elsewhere_accepted = ("an LV name prefix (letters, digits and _ . + -, not starting with '-'): each source vg/lv "
+                          "becomes the new LV vg/<restore_to><lv> beside it, in the source's VG; or, with one source "
+                          "restored, the new LV's 'vg/lv' name in any existing VG (the copy's VG, for one)")
+    restored_tag_doc = TAG_RESTORED_FROM + "<that copy's LV UUID>:<its sha256 (the copy's tag pitcopy_sha256)>"
+
+    def _check_elsewhere_vg(self, bad, name, pair):
+        pass  # a block copy can go to any VG; _check_elsewhere_room checks that it exists
+
+    def _restored_tag(self, copy):
+        # The target LV (and its UUID) holds every later version of its target
+        # pool too: its checksum says which data the new LV was made from.
+        return "%s%s:%s" % (TAG_RESTORED_FROM, copy.get("lv_uuid") or "?", _tag_value(_tags(copy), TAG_SUM) or "?")
+
+    def _vgs_report(self, vgs):
+        """``{vg: row}`` (vg_free, vg_extent_size) of those of ``vgs`` that exist."""
+        argv = ["vgs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "vg_name,vg_free,vg_extent_size"]
+        argv += sorted(set(vgs))
+        rc, out, err = self.runner.run(argv, check=False)
+        bad = [ln for ln in err.splitlines() if ln.strip() and "not found" not in ln and "WARNING" not in ln
+               and "Cannot process volume group" not in ln]
+        if rc != 0 and bad:  # a VG that does not exist is simply absent
+            raise CommandError("vgs failed with exit status %s: %s" % (rc, bad[-1]), argv=argv, rc=rc, stdout=out,
+                               stderr=err)
+        try:
+            doc = json.loads(out) if out.strip() else {"report": []}
+        except ValueError:
+            raise CommandError("vgs printed a report that is not JSON", argv=argv, rc=rc, stdout=out, stderr=err)
+        return dict((row["vg_name"], row) for rep in doc.get("report", []) for row in rep.get("vg", []))
+
+    def _check_elsewhere_room(self, bad, planned):
+        """Each new LV's VG exists and has room for the new LVs that do not
+        exist yet (rounded up to its extents): an LV a block copy fills
+        cannot be made thin without risking a full thin pool."""
+        new_vgs = set(split_name(v)[0] for p, v in planned)
+        vgs = self._vgs_report(new_vgs)
+        rows = self._report(new_vgs | set(split_name(p.target)[0] for p, v in planned))
+        needs = {}
+        for p, v in planned:
+            vg = split_name(v)[0]
+            if vg not in vgs:
+                raise bad("puts the new LV %s in VG %s, which does not exist; name it 'vg/lv' in an existing VG "
+                          "(one source at a time)" % (v, vg))
+            if v in rows:
+                continue  # restored_elsewhere says whether it is this copy's
+            extent = max(_int(vgs[vg].get("vg_extent_size"), 1), 1)
+            size = _int(_tag_value(_tags(rows.get(p.target) or {}), TAG_SIZE))
+            needs.setdefault(vg, []).append((v, -(-size // extent) * extent))
+        for vg in sorted(needs):
+            total, free = sum(b for v, b in needs[vg]), _int(vgs[vg].get("vg_free"))
+            if total > free:
+                raise CapacityError(
+                    "the new LVs restored from lvm_clone copies need %d bytes (%.1f MiB) in VG %s (%s) but it has %d "
+                    "bytes (%.1f MiB) free; nothing was changed. Extend the VG (vgextend), or name one new LV "
+                    "'vg/lv' in a VG with room (the copy's VG, for one)" % (
+                        total, total / float(MiB), vg, ", ".join("%s: %d" % item for item in needs[vg]), free,
+                        free / float(MiB)))
+
+    def _make_elsewhere(self, definition, pair, copy, volume, tag, row):
+        """A new plain LV of the copy's size (``pitcopy_size``) in its VG,
+        the copy's blocks written into it and checked against the copy's
+        ``pitcopy_sha256`` as they are read; tagged restoring until then. A
+        full copy: rotation may release and overwrite the copy afterwards."""
+        tags = _tags(copy)
+        size = _int(_tag_value(tags, TAG_SIZE))
+        vg, lv = split_name(volume)
+        if not self._active(copy):
+            self._lv("lvchange", "-q", "-ay", pair.target)
+        if row is None:
+            self._lv("lvcreate", "-q", "-y", "-Wn", "-Zn", "-L", "%db" % size, "-n", lv, "--addtag", tag,
+                     "--addtag", TAG_RESTORING, vg)
+        elif not self._active(row):
+            self._lv("lvchange", "-q", "-ay", volume)
+        digest = hashlib.sha256()
+        _copy_blocks(dm_path(pair.target), dm_path(volume), size, digest=digest)
+        if digest.hexdigest() != _tag_value(tags, TAG_SUM):
+            raise OSError("the copy %s no longer matches its %s tag: it changed behind our back (run "
+                          "pitcopy.versions.verify_records)" % (pair.target, TAG_SUM))
+        self._lv("lvchange", "-q", "--deltag", TAG_RESTORING, volume)
 
     def restore(self, definition, version, pairs):
         pool = _pool_name(definition)

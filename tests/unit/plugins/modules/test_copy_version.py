@@ -137,7 +137,8 @@ def test_copy_failure_reports_command_and_keeps_versions(clone_host):
         ({"pool": "tab", "state": "absent", "version": 1, "paths": ["a"]}, ["paths", "state=restored"]),
         # whole sources restored elsewhere: a technology that cannot, refused naming what can
         ({"pool": "tab", "state": "restored", "version": 1, "restore_to": "/srv/x"},
-         ["'/srv/x'", "without paths", "not supported for technology", "btrfs_snapshot", "nothing was changed"]),
+         ["'/srv/x'", "without paths", "not supported for technology", "btrfs_snapshot", "lvm_clone",
+          "nothing was changed"]),
         ({"pool": "tab", "state": "restored", "version": 9, "restore_to": "/srv/x"}, ["no version 9"]),
         ({"pool": "tab", "state": "restored", "version": 1, "restore_to": "/srv/x", "volumes": ["vg/Z"]},
          ["vg/Z", "not a source"]),
