@@ -170,7 +170,13 @@ options:
         C(vg/lv) name in that source's VG. C(lvm_thin) makes an active, writable thin snapshot of the thin copy;
         C(lvm_snapshot) (LVM makes no snapshot of a classic snapshot) a new LV the size of the origin holding the
         snapshot's blocks, tagged C(pitcopy_restoring) until every block is written. Each new LV is tagged
-        C(pitcopy_restored_from=<the copy's LV UUID>), none of the pool's copy tags. For C(zfs_snapshot) and
+        C(pitcopy_restored_from=<the copy's LV UUID>), none of the pool's copy tags. For C(lvm_clone), the same
+        prefix puts each new LV C(vg/<restore_to><lv>) beside its source, in the source's VG (the copy may be in
+        another VG); with one source restored, O(restore_to) may instead be a C(vg/lv) name in any existing VG (the
+        copy's VG, when the source's VG has no room or is gone). C(lvm_clone) makes a new plain LV of the copy's
+        size holding the copy's blocks, checked against the copy's sha256 as they are read, tagged
+        C(pitcopy_restoring) until then and C(pitcopy_restored_from=<the copy's LV UUID>:<its sha256>); a VG that
+        does not exist, or without room for the new LVs, is refused before anything is made. For C(zfs_snapshot) and
         C(zfs_send), O(restore_to) is the name of an existing ZFS filesystem dataset (not a path, not a zvol), in
         any zpool of the host, outside the pool's sources and targets; each source C(<zpool>/.../<name>) becomes the
         new dataset C(<restore_to>/<name>) (the whole name with C(/) as C(_) where two sources share a last
