@@ -984,3 +984,59 @@ def test_incremental_sends_from_the_base_the_copy_was_received_from(tmp_path, mo
     assert bases() == [".pitcopy-base.5.db"]
     assert w.verify()["consistent"] is True
     w.runner.assert_done()
+
+
+def test_holds_on_the_storage_and_restore_refusals_change_nothing(tmp_path, monkeypatch):
+    """test_btrfs.py::test_holds_on_the_storage_and_restore_refusals_change_nothing:
+    a restore onto a plain directory where the source was is refused, the
+    directory and the records untouched; a held version's marks carry the
+    hold, a copy made writable (the recorded subvolume facts) and a mark
+    that lost the hold are reported as hold_not_enforced and repair holds
+    them again (``btrfs property set ... ro true``); the release takes the
+    hold off the marks; the backend refuses a restore from a writable copy
+    with the reason, the source untouched."""
+    w = World(tmp_path, monkeypatch, "test_holds_on_the_storage_and_restore_refusals_change_nothing",
+              "btrfs_snapshot", name="holds")
+    a = w.add_source("a")
+    b_ = w.add_source("b")
+    w.define()
+    w.copy()
+    pair_a, pair_b = w.state().replication(1).pairs
+    copy_a, copy_b = w.copy_path(pair_a), w.copy_path(pair_b)
+    records = w.state()
+    shutil.rmtree(a)  # ``btrfs subvolume delete`` in the real test, then a plain directory
+    os.mkdir(a)
+    with open(os.path.join(a, "mine"), "w") as fh:
+        fh.write("keep\n")
+    with pytest.raises(InvalidInput) as err:
+        w.restore(1, volumes=[a])
+    assert "%s exists and is not a subvolume; move it away first" % a in err.value.msg
+    assert "nothing was changed" in err.value.msg
+    assert os.listdir(a) == ["mine"] and w.state() == records
+    shutil.rmtree(a)
+    assert w.restore(1, volumes=[a])["restored"] == [a]
+    with w.engine.session(w.name) as s:
+        s.plan_hold(1, held=True, reason="audit").apply()
+    assert read_mark(copy_a)["held"] is True and read_mark(copy_b)["held"] is True
+    mark = read_mark(copy_b)
+    del mark["held"]
+    _btrfs.write_mark(copy_b, mark)
+    found = w.verify()
+    lost = dict((f["source"], f["action"]) for f in found["findings"] if f["problem"] == "hold_not_enforced")
+    assert sorted(lost) == [a, b_], found
+    assert "%s is no longer read-only" % copy_a in lost[a] and "repair: true would hold it again" in lost[a]
+    assert "the ownership mark of %s does not carry the hold" % copy_b in lost[b_], lost
+    w.verify(repair=True)
+    assert read_mark(copy_b)["held"] is True
+    assert any(c == ["btrfs", "property", "set", "-t", "subvol", "--", copy_a, "ro", "true"] for c in w.runner.seen)
+    assert [f for f in w.verify()["findings"] if f["problem"] == "hold_not_enforced"] == []
+    with w.engine.session(w.name) as s:
+        s.plan_hold(1, held=False).apply()
+    assert "held" not in read_mark(copy_a) and "held" not in read_mark(copy_b)
+    before = sorted(os.listdir(b_))
+    with pytest.raises(InvalidInput) as err:
+        w.backend.restore(w.definition(), 1, [pair_b])
+    assert "%s: the copy is not valid: %s is no longer read-only" % (b_, copy_b) in err.value.msg
+    assert "nothing was changed" in err.value.msg and sorted(os.listdir(b_)) == before
+    assert w.leftovers() == []
+    w.runner.assert_done()
