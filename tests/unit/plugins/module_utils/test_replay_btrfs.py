@@ -1040,3 +1040,76 @@ def test_holds_on_the_storage_and_restore_refusals_change_nothing(tmp_path, monk
     assert "nothing was changed" in err.value.msg and sorted(os.listdir(b_)) == before
     assert w.leftovers() == []
     w.runner.assert_done()
+
+
+def _refused_elsewhere(w, version, restore_to):
+    """The msg of a refused restore elsewhere; the state file as before."""
+    with open(w.store.path(w.name), "rb") as fh:
+        before = fh.read()
+    with pytest.raises(InvalidInput) as exc:
+        with w.engine.session(w.name) as s:
+            s.plan_restore_elsewhere(version, restore_to).apply()
+    with open(w.store.path(w.name), "rb") as fh:
+        assert fh.read() == before
+    return exc.value.msg
+
+
+def test_whole_sources_restored_elsewhere(tmp_path, monkeypatch):
+    """test_btrfs_restore_elsewhere.py::test_whole_sources_restored_elsewhere[btrfs_snapshot]:
+    check mode names the volumes and makes none; the restore makes one
+    writable snapshot of each copy (the recorded ``btrfs subvolume
+    snapshot``) under restore_to; again: no change; something else at a
+    volume's name (a foreign subvolume, a file) and every bad restore_to
+    (relative, missing, inside a source or a .pitcopy directory, not on
+    btrfs, on another btrfs than the copies) refused with the value and
+    what is accepted, nothing changed."""
+    w = World(tmp_path, monkeypatch, "test_whole_sources_restored_elsewhere_btrfs_snapshot_", "btrfs_snapshot")
+    db = w.add_source("db")
+    www = w.add_source("www")
+    w.define()
+    w.copy()
+    w.copy()
+    restore_to = w.src.path("compare")
+    os.makedirs(restore_to)
+    volumes = {db: os.path.join(restore_to, "db"), www: os.path.join(restore_to, "www")}
+    with w.engine.session(w.name) as s:
+        p = s.plan_restore_elsewhere(1, restore_to)
+    assert p.changed is True and p.before["restored_to"] == []
+    assert p.result["restored_to"] == [{"source": s_, "volume": volumes[s_]} for s_ in (db, www)]
+    assert os.listdir(restore_to) == []
+    with w.engine.session(w.name) as s:
+        out = s.plan_restore_elsewhere(1, restore_to).apply()
+    assert out["restored_to"] == p.result["restored_to"] and sorted(out["restored"]) == [db, www]
+    assert sorted(os.listdir(restore_to)) == ["db", "www"] and w.state().journal is None
+    with w.engine.session(w.name) as s:
+        again = s.plan_restore_elsewhere(1, restore_to)
+    assert again.changed is False and again.apply()["restored_to"] == out["restored_to"]
+    assert not [f for f in w.verify()["findings"] if restore_to in str(f)]
+    w.copy()
+    w.copy()
+    assert not [f for f in w.verify()["findings"] if restore_to in str(f)]
+    kept = w.state().replication_records[-1].version
+    other = w.src.path("other")
+    _mkdir(os.path.join(other, "www"))  # ``btrfs subvolume create`` in the real test
+    msg = _refused_elsewhere(w, kept, other)
+    assert os.path.join(other, "www") in msg and "not a snapshot of the copy" in msg, msg
+    assert sorted(os.listdir(other)) == ["www"]
+    with open(os.path.join(other, "db"), "w") as fh:
+        fh.write("a file\n")
+    os.rename(os.path.join(other, "www"), os.path.join(other, "www2"))
+    msg = _refused_elsewhere(w, kept, other)
+    assert "%s exists and is not a btrfs subvolume" % os.path.join(other, "db") in msg, msg
+    accepted = "accepted: an existing directory on the btrfs filesystem holding the copies"
+    for bad, why in [
+        ("relative/dir", "is not an absolute path"),
+        (w.src.path("missing"), "is not an existing directory"),
+        (os.path.join(db, "d"), "is inside source %s" % db),
+        (os.path.join(os.path.dirname(db), ".pitcopy"), "is inside a .pitcopy directory"),
+        ("/proc", "is not on btrfs"),
+        (w.dst.mountpoint, "is on another btrfs filesystem than the copy"),
+    ]:
+        if bad == os.path.join(db, "d"):
+            _mkdir(bad)  # the real test's data directory in the source
+        msg = _refused_elsewhere(w, kept, bad)
+        assert repr(bad) in msg and why in msg and accepted in msg, (bad, msg)
+    w.runner.assert_done()
