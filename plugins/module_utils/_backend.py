@@ -391,6 +391,13 @@ class Backend(abc.ABC):
                 chosen[old.source] = (version, base) if why is None else (None, why)
         return chosen
 
+    def bases_to_send_from(self, plan):
+        """{source: base version, or None for a full send}: what
+        ``transfer`` of ``plan`` (``plan.bases`` set) would send each pair
+        from, by the one choice transfer makes (:meth:`_choose_bases`).
+        Reads only: check mode reports it before anything is copied."""
+        return dict((source, version) for source, (version, _base) in self._choose_bases(plan).items())
+
     def _base_pairs(self, plan):
         """The pairs of ``plan`` that transfer sends, in its order (the
         order the storage is asked about their bases). Default: all."""

@@ -181,9 +181,19 @@ class Plan:
         self.changed = bool(changed)
         self.before = before
         self.after = after
-        self.result = result
+        self._result = result
         self._action = action
         self._applied = None
+
+    @property
+    def result(self):
+        """The module's return values as check mode reports them. A plan
+        may give a callable: it is called once, when asked, so that what
+        only check mode shows (the base each send would use) is read from
+        the storage only in check mode, never in a run that acts."""
+        if callable(self._result):
+            self._result = self._result()
+        return self._result
 
     def apply(self):
         if self._applied is not None:

@@ -129,6 +129,19 @@ def take_copies(backend, definition, version, pairs, window=None, bases=None):
                        hooks=list(getattr(window, "hooks", None) or ()))
 
 
+def predict_bases(backend, definition, version, pairs, bases=None):
+    """{source: base version, or None for a full send}: what
+    ``take_copies(backend, definition, version, pairs, bases=bases)`` would
+    send each pair from, decided on the same plan (``plan_copies``, reads
+    only) by the same choice (``Backend.bases_to_send_from``); {} for a
+    backend that sends nothing incrementally. Check mode reports it."""
+    if not getattr(backend, "incremental", False):
+        return {}
+    plan = backend.plan_copies(definition, version, list(pairs))
+    plan.bases = dict(bases or {})
+    return backend.bases_to_send_from(plan)
+
+
 def next_state(state, record, replaced_version, dropped, identities=None):
     """The pool's state once version ``record`` is committed (Fig. 6, steps
     608-614 on the records): the record of the version it replaces and the
@@ -239,7 +252,19 @@ class CopySteps(CopyRecordSteps):
         def act():
             return self._run_copy(state, definition, backend, names, cr, label, dropped, result_for)
 
-        return Plan(True, pool_dict(state), pool_dict(new), result_for(record, 0.0), act)
+        def predicted():
+            # check mode: each send's base as the copy would choose it (read
+            # only when check mode asks: Plan.result); bytes_sent is known
+            # only once sent
+            out = result_for(record, 0.0)
+            if getattr(backend, "incremental", False):
+                chosen = predict_bases(backend, definition, n, list(cr.pairs), bases_for(backend, cr.replaced))
+                for pair in out["version"]["pairs"]:
+                    if pair["source"] in chosen:
+                        pair.update(base_version=chosen[pair["source"]], bytes_sent=None)
+            return out
+
+        return Plan(True, pool_dict(state), pool_dict(new), predicted, act)
 
     def _run_copy(self, state, definition, backend, names, cr, label, dropped, result_for):
         # discovery again right before acting: the plan may be minutes old

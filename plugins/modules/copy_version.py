@@ -372,6 +372,9 @@ version:
           C(bytes_sent), the bytes of the send stream, counted as it passed through the module. Both are left out
           when not known (versions taken before incremental sends, or finished by M(pitcopy.versions.verify_records)
           repair after a kill).
+        - In check mode (O(state=present), a new version), each pair of a send technology has the C(base_version) the
+          copy would send from, chosen as the copy chooses it (the storage only read), or null for a full send; and
+          C(bytes_sent) null, known only once sent.
       type: list
       elements: dict
       sample: [{"source": "/srv/data/db", "target": "/srv/backup/a", "base_version": 3, "bytes_sent": 1048576}]

@@ -21,6 +21,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
     mark_path,
     read_mark,
     subvol_info,
+    write_mark,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
@@ -533,6 +534,73 @@ def test_restore_refuses_busy_and_mountpoint_sources(fs_pair, runner, tmp_path):
     btrfs("subvolume", "delete", b_)
     w.restore(1, volumes=[b_])
     assert read(os.path.join(b_, "data")) == "v1\n" and not subvol_info(b_)["readonly"]
+    assert w.pitcopy_leftovers() == []
+
+
+def _hold(w, version, held=True):
+    with w.engine.session(w.name) as s:
+        return s.plan_hold(version, held=held, reason="audit" if held else None).apply()
+
+
+def test_holds_on_the_storage_and_restore_refusals_change_nothing(fs_pair, runner, tmp_path):
+    """Issue 11: a restore onto a source that is a plain directory, or
+    from a copy that was made writable, is refused with the reason, and
+    nothing is changed. A held version's copies carry the hold in their
+    marks and stay read-only; a copy made writable behind our back, or a
+    mark that lost the hold, is reported (hold_not_enforced) and repair
+    holds it again; a release takes the hold off."""
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot", name="holds")
+    a = w.add_source("a")
+    b_ = w.add_source("b")
+    w.define()
+    write(os.path.join(a, "data"), "v1\n")
+    write(os.path.join(b_, "data"), "v1\n")
+    w.copy()
+    pair_a, pair_b = w.state().replication(1).pairs
+    copy_a, copy_b = w.copy_path(pair_a), w.copy_path(pair_b)
+    records = w.state()
+    # a plain directory where source a was: never replaced by a restore
+    btrfs("subvolume", "delete", a)
+    os.mkdir(a)
+    write(os.path.join(a, "mine"), "keep\n")
+    with pytest.raises(InvalidInput) as err:
+        w.restore(1, volumes=[a])
+    assert "%s exists and is not a subvolume; move it away first" % a in err.value.msg
+    assert "nothing was changed" in err.value.msg
+    assert os.listdir(a) == ["mine"] and read(os.path.join(a, "mine")) == "keep\n"
+    assert w.state() == records
+    os.remove(os.path.join(a, "mine"))
+    os.rmdir(a)
+    assert w.restore(1, volumes=[a])["restored"] == [a]
+    assert read(os.path.join(a, "data")) == "v1\n"
+    # holds
+    _hold(w, 1)
+    assert read_mark(copy_a)["held"] is True and read_mark(copy_b)["held"] is True
+    # the hold lost on the storage: copy a writable, copy b's mark without it
+    btrfs("property", "set", "-t", "subvol", copy_a, "ro", "false")
+    mark = read_mark(copy_b)
+    del mark["held"]
+    write_mark(copy_b, mark)
+    found = w.verify()
+    lost = dict((f["source"], f["action"]) for f in found["findings"] if f["problem"] == "hold_not_enforced")
+    assert sorted(lost) == [a, b_], found
+    assert "%s is no longer read-only" % copy_a in lost[a], lost
+    assert "the ownership mark of %s does not carry the hold" % copy_b in lost[b_], lost
+    w.verify(repair=True)
+    assert subvol_info(copy_a)["readonly"] and read_mark(copy_b)["held"] is True
+    assert [f for f in w.verify()["findings"] if f["problem"] == "hold_not_enforced"] == []
+    _hold(w, 1, held=False)
+    assert "held" not in read_mark(copy_a) and "held" not in read_mark(copy_b)
+    # a copy made writable is no copy to restore from: the backend refuses
+    # it too (the engine's own check of the version aside)
+    write(os.path.join(b_, "data"), "later\n")
+    btrfs("property", "set", "-t", "subvol", copy_b, "ro", "false")
+    with pytest.raises(InvalidInput) as err:
+        w.backend.restore(w.definition(), 1, [pair_b])
+    assert "%s: the copy is not valid: %s is no longer read-only" % (b_, copy_b) in err.value.msg
+    assert "nothing was changed" in err.value.msg
+    assert read(os.path.join(b_, "data")) == "later\n"
     assert w.pitcopy_leftovers() == []
 
 

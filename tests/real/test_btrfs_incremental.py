@@ -270,3 +270,49 @@ def test_a_killed_incremental_send_is_reconciled_by_repair(fs_pair, runner, tmp_
     assert got["base_version"] == 1 and got["bytes_sent"] < WRITTEN, got
     assert sha(os.path.join(w.copy_path(w.state().replication(2).pairs[0]), "data")) == want
     assert w.bases() == [".pitcopy-base.2.db"]
+
+
+def _check_mode_bases(w):
+    """copy_version's check mode: the plan's result as the module reads it
+    in check mode (a shared lock, nothing applied), as {source:
+    (base_version, bytes_sent)}."""
+    with w.engine.session(w.name, shared=True) as s:
+        result = s.plan_copy().result
+    return dict((p["source"], (p["base_version"], p["bytes_sent"])) for p in result["version"]["pairs"])
+
+
+def _storage(w):
+    """What is on the storage of the world: every path below the source's
+    directory and the target directories, and the records."""
+    seen = []
+    for top in [os.path.dirname(w.source)] + [tp.volumes[0] for tp in w.target_pools]:
+        for d, dirs, files in os.walk(top):
+            seen.extend(os.path.join(d, n) for n in sorted(dirs + files))
+    return sorted(seen), w.state()
+
+
+def test_check_mode_predicts_the_base_each_send_then_uses(fs_pair, runner, tmp_path):
+    """Issue 14: before each copy, check mode says whether the version goes
+    incremental (base_version: the version sent from) or full (null), by
+    the same choice as the copy, reading only; the copy then sends from
+    exactly that. Two target pools: versions 1 and 2 go in full (each into
+    an empty target pool), 3 incrementally from 1 (tp1), 4 in full after
+    the base of 2 (tp2's copy) was deleted."""
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, pools=2, versions=2, name="chk")
+    w.define()
+    with open(w.data, "wb") as fh:
+        fh.write(os.urandom(4 * MIB))
+    for version, base in ((1, None), (2, None), (3, 1), (4, None)):
+        if version == 4:
+            btrfs("subvolume", "delete", w.base(2))
+        before = _storage(w)
+        predicted = _check_mode_bases(w)
+        assert _storage(w) == before  # check mode changed nothing
+        assert predicted == {w.source: (base, None)}, (version, predicted)
+        got = w.pair(w.copy())
+        assert got["target"] == w.target_pools[(version - 1) % 2].volumes[0], got
+        assert (got["base_version"], got["bytes_sent"] > 0) == (base, True), (version, got)
+        with open(w.data, "r+b") as fh:
+            fh.write(os.urandom(64 * 1024))
+    assert w.verify()["consistent"] is True

@@ -18,6 +18,8 @@ import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._backend import CopyPlan
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import BtrfsSendBackend
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import Plan
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy import predict_bases
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend
 
@@ -69,3 +71,39 @@ def test_no_candidate_reads_nothing(backend):
     pairs = [CopyPair("s/a", "t/a")]
     assert b._choose_bases(_plan(b.technology, pairs, {})) == {
         "s/a": (None, "the target pool holds no earlier copy of it")}
+
+
+def test_check_mode_asks_the_same_choice_on_the_copys_plan():
+    """predict_bases (check mode): the plan the copy would make, the bases
+    the copy would be given, and the choice transfer makes; only the base
+    versions (a base's name is the tool's business)."""
+    b = ZfsSendBackend(runner=NoRunner())
+    b._base_problems = lambda definition, candidates: [
+        ("bm", None if old.source == "s/a" else "its base is gone") for _v, old in candidates]
+    d = PoolDefinition(name="inc", technology="zfs_send", sources=("s/a", "s/b", "s/c"), versions=2,
+                       target_pools=(TargetPool("A", ("t/a", "t/b", "t/c")), TargetPool("B", ("u/a", "u/b", "u/c"))))
+    pairs = [CopyPair("s/a", "t/a"), CopyPair("s/b", "t/b"), CopyPair("s/c", "t/c")]
+    bases = {"s/a": (1, CopyPair("s/a", "t/a")), "s/b": (1, CopyPair("s/b", "t/b"))}
+    assert predict_bases(b, d, 3, pairs, bases) == {"s/a": 1, "s/b": None, "s/c": None}
+
+
+def test_no_prediction_for_a_technology_that_sends_nothing_incrementally():
+    class Whole(object):
+        incremental = False
+
+        def plan_copies(self, *a):
+            raise AssertionError("planned")
+
+    assert predict_bases(Whole(), None, 1, [CopyPair("s/a", "t/a")], {}) == {}
+
+
+def test_a_plans_result_given_as_a_callable_is_read_once_and_only_when_asked():
+    calls = []
+
+    def result():
+        calls.append(1)
+        return {"version": 1}
+
+    plan = Plan(True, {}, {}, result, action=lambda: {"version": 2})
+    assert plan.apply() == {"version": 2} and calls == []  # a run that acts never reads it
+    assert plan.result == {"version": 1} and plan.result == {"version": 1} and calls == [1]

@@ -984,3 +984,132 @@ def test_incremental_sends_from_the_base_the_copy_was_received_from(tmp_path, mo
     assert bases() == [".pitcopy-base.5.db"]
     assert w.verify()["consistent"] is True
     w.runner.assert_done()
+
+
+def test_holds_on_the_storage_and_restore_refusals_change_nothing(tmp_path, monkeypatch):
+    """test_btrfs.py::test_holds_on_the_storage_and_restore_refusals_change_nothing:
+    a restore onto a plain directory where the source was is refused, the
+    directory and the records untouched; a held version's marks carry the
+    hold, a copy made writable (the recorded subvolume facts) and a mark
+    that lost the hold are reported as hold_not_enforced and repair holds
+    them again (``btrfs property set ... ro true``); the release takes the
+    hold off the marks; the backend refuses a restore from a writable copy
+    with the reason, the source untouched."""
+    w = World(tmp_path, monkeypatch, "test_holds_on_the_storage_and_restore_refusals_change_nothing",
+              "btrfs_snapshot", name="holds")
+    a = w.add_source("a")
+    b_ = w.add_source("b")
+    w.define()
+    w.copy()
+    pair_a, pair_b = w.state().replication(1).pairs
+    copy_a, copy_b = w.copy_path(pair_a), w.copy_path(pair_b)
+    records = w.state()
+    shutil.rmtree(a)  # ``btrfs subvolume delete`` in the real test, then a plain directory
+    os.mkdir(a)
+    with open(os.path.join(a, "mine"), "w") as fh:
+        fh.write("keep\n")
+    with pytest.raises(InvalidInput) as err:
+        w.restore(1, volumes=[a])
+    assert "%s exists and is not a subvolume; move it away first" % a in err.value.msg
+    assert "nothing was changed" in err.value.msg
+    assert os.listdir(a) == ["mine"] and w.state() == records
+    shutil.rmtree(a)
+    assert w.restore(1, volumes=[a])["restored"] == [a]
+    with w.engine.session(w.name) as s:
+        s.plan_hold(1, held=True, reason="audit").apply()
+    assert read_mark(copy_a)["held"] is True and read_mark(copy_b)["held"] is True
+    mark = read_mark(copy_b)
+    del mark["held"]
+    _btrfs.write_mark(copy_b, mark)
+    found = w.verify()
+    lost = dict((f["source"], f["action"]) for f in found["findings"] if f["problem"] == "hold_not_enforced")
+    assert sorted(lost) == [a, b_], found
+    assert "%s is no longer read-only" % copy_a in lost[a] and "repair: true would hold it again" in lost[a]
+    assert "the ownership mark of %s does not carry the hold" % copy_b in lost[b_], lost
+    w.verify(repair=True)
+    assert read_mark(copy_b)["held"] is True
+    assert any(c == ["btrfs", "property", "set", "-t", "subvol", "--", copy_a, "ro", "true"] for c in w.runner.seen)
+    assert [f for f in w.verify()["findings"] if f["problem"] == "hold_not_enforced"] == []
+    with w.engine.session(w.name) as s:
+        s.plan_hold(1, held=False).apply()
+    assert "held" not in read_mark(copy_a) and "held" not in read_mark(copy_b)
+    before = sorted(os.listdir(b_))
+    with pytest.raises(InvalidInput) as err:
+        w.backend.restore(w.definition(), 1, [pair_b])
+    assert "%s: the copy is not valid: %s is no longer read-only" % (b_, copy_b) in err.value.msg
+    assert "nothing was changed" in err.value.msg and sorted(os.listdir(b_)) == before
+    assert w.leftovers() == []
+    w.runner.assert_done()
+
+
+def _refused_elsewhere(w, version, restore_to):
+    """The msg of a refused restore elsewhere; the state file as before."""
+    with open(w.store.path(w.name), "rb") as fh:
+        before = fh.read()
+    with pytest.raises(InvalidInput) as exc:
+        with w.engine.session(w.name) as s:
+            s.plan_restore_elsewhere(version, restore_to).apply()
+    with open(w.store.path(w.name), "rb") as fh:
+        assert fh.read() == before
+    return exc.value.msg
+
+
+def test_whole_sources_restored_elsewhere(tmp_path, monkeypatch):
+    """test_btrfs_restore_elsewhere.py::test_whole_sources_restored_elsewhere[btrfs_snapshot]:
+    check mode names the volumes and makes none; the restore makes one
+    writable snapshot of each copy (the recorded ``btrfs subvolume
+    snapshot``) under restore_to; again: no change; something else at a
+    volume's name (a foreign subvolume, a file) and every bad restore_to
+    (relative, missing, inside a source or a .pitcopy directory, not on
+    btrfs, on another btrfs than the copies) refused with the value and
+    what is accepted, nothing changed."""
+    w = World(tmp_path, monkeypatch, "test_whole_sources_restored_elsewhere_btrfs_snapshot_", "btrfs_snapshot")
+    db = w.add_source("db")
+    www = w.add_source("www")
+    w.define()
+    w.copy()
+    w.copy()
+    restore_to = w.src.path("compare")
+    os.makedirs(restore_to)
+    volumes = {db: os.path.join(restore_to, "db"), www: os.path.join(restore_to, "www")}
+    with w.engine.session(w.name) as s:
+        p = s.plan_restore_elsewhere(1, restore_to)
+    assert p.changed is True and p.before["restored_to"] == []
+    assert p.result["restored_to"] == [{"source": s_, "volume": volumes[s_]} for s_ in (db, www)]
+    assert os.listdir(restore_to) == []
+    with w.engine.session(w.name) as s:
+        out = s.plan_restore_elsewhere(1, restore_to).apply()
+    assert out["restored_to"] == p.result["restored_to"] and sorted(out["restored"]) == [db, www]
+    assert sorted(os.listdir(restore_to)) == ["db", "www"] and w.state().journal is None
+    with w.engine.session(w.name) as s:
+        again = s.plan_restore_elsewhere(1, restore_to)
+    assert again.changed is False and again.apply()["restored_to"] == out["restored_to"]
+    assert not [f for f in w.verify()["findings"] if restore_to in str(f)]
+    w.copy()
+    w.copy()
+    assert not [f for f in w.verify()["findings"] if restore_to in str(f)]
+    kept = w.state().replication_records[-1].version
+    other = w.src.path("other")
+    _mkdir(os.path.join(other, "www"))  # ``btrfs subvolume create`` in the real test
+    msg = _refused_elsewhere(w, kept, other)
+    assert os.path.join(other, "www") in msg and "not a snapshot of the copy" in msg, msg
+    assert sorted(os.listdir(other)) == ["www"]
+    with open(os.path.join(other, "db"), "w") as fh:
+        fh.write("a file\n")
+    os.rename(os.path.join(other, "www"), os.path.join(other, "www2"))
+    msg = _refused_elsewhere(w, kept, other)
+    assert "%s exists and is not a btrfs subvolume" % os.path.join(other, "db") in msg, msg
+    accepted = "accepted: an existing directory on the btrfs filesystem holding the copies"
+    for bad, why in [
+        ("relative/dir", "is not an absolute path"),
+        (w.src.path("missing"), "is not an existing directory"),
+        (os.path.join(db, "d"), "is inside source %s" % db),
+        (os.path.join(os.path.dirname(db), ".pitcopy"), "is inside a .pitcopy directory"),
+        ("/proc", "is not on btrfs"),
+        (w.dst.mountpoint, "is on another btrfs filesystem than the copy"),
+    ]:
+        if bad == os.path.join(db, "d"):
+            _mkdir(bad)  # the real test's data directory in the source
+        msg = _refused_elsewhere(w, kept, bad)
+        assert repr(bad) in msg and why in msg and accepted in msg, (bad, msg)
+    w.runner.assert_done()

@@ -287,15 +287,60 @@ def test_zfs_send_failure_target_too_full():
     runner.assert_done()
 
 
+class CheckModeReplay(ReplayRunner):
+    """A ReplayRunner that, while ``peeking`` (check mode asking for its
+    result), answers each command with the recorded output of the same
+    command at or after the replay's position without using it up: check
+    mode's reads of the held copies and base bookmarks are the ``zfs get``
+    the real copy makes later, in transfer, with the same argv. Anything
+    but a read fails the test."""
+
+    peeking = False
+
+    def run(self, argv, data=None, check=True, timeout=None):
+        if not self.peeking:
+            return super(CheckModeReplay, self).run(argv, data=data, check=check, timeout=timeout)
+        argv = [str(a) for a in argv]
+        assert argv[:2] == ["zfs", "get"], "check mode ran %r, not a read" % (argv,)
+        for want in self.calls[self.pos:]:
+            if want.get("argv") == argv:
+                self.peeked.append(argv)
+                return self._answer(want, check)
+        raise AssertionError("check mode read %r, which the real run never did" % (argv,))
+
+    def pipe(self, argvs, check=True, timeout=None, meter=None):
+        assert not self.peeking, "check mode ran %r" % (argvs,)
+        return super(CheckModeReplay, self).pipe(argvs, check=check, timeout=timeout, meter=meter)
+
+
+def _checked_copy(eng, runner, name):
+    """copy_version's check mode (the plan's result, read as check mode
+    reads it) and then the real copy, in one session: (predicted, result)."""
+    with eng.session(name) as s:
+        plan = s.plan_copy()
+        runner.peeking, runner.peeked = True, []
+        try:
+            predicted = plan.result
+        finally:
+            runner.peeking = False
+        return predicted, plan.apply()
+
+
+def _bases(result):
+    return dict((p["source"], p["base_version"]) for p in result["version"]["pairs"])
+
+
 def test_zfs_send_incremental_rotation(tmp_path):
     """tests/real/test_zfs_incremental.py::test_zfs_send_incremental_rotation,
     replayed: versions 1 and 2 sent in full, 3 and 4 with ``zfs send -i``
     from the bookmark of the version their target pool held, received as a
     clone of that copy's snapshot and promoted; the stream sizes as
     measured; a bookmark gone (base_missing, then a full send of that
-    source only) and an unneeded one (reported, released by repair)."""
+    source only) and an unneeded one (reported, released by repair).
+    Before each copy, check mode predicts each pair's base_version (the
+    same choice, from the same reads) and the copy then sends from it."""
     case = load_case("zfs", "test_zfs_send_incremental_rotation")
-    runner = ReplayRunner(case["calls"], "zfs_send incremental")
+    runner = CheckModeReplay(case["calls"], "zfs_send incremental")
     pipes = [c["pipe"] for c in case["calls"] if "pipe" in c]
     spool = pipes[0][0][-1].split("/")[0]
     tpool = pipes[0][1][-1].split("/")[0]
@@ -306,8 +351,13 @@ def test_zfs_send_incremental_rotation(tmp_path):
     held = {}
     sent = {}
     for n in range(1, 5):
-        res = copy(eng, "inc")
+        predicted, res = _checked_copy(eng, runner, "inc")
         assert res["version"]["number"] == n
+        # check mode: the base the copy then used, the bytes not known yet
+        assert _bases(predicted) == _bases(res), (n, predicted, res)
+        assert all(p["bytes_sent"] is None for p in predicted["version"]["pairs"])
+        # read only when the target pool holds an earlier copy to send from
+        assert bool(runner.peeked) == (n > 2), (n, runner.peeked)
         info(eng, "inc")
         tp = res["version"]["target_pool"]
         sent[n] = dict((p["source"], p) for p in res["version"]["pairs"])
@@ -328,7 +378,9 @@ def test_zfs_send_incremental_rotation(tmp_path):
     found = findings(eng, "inc")
     assert found["consistent"] is True
     assert [(f["problem"], f["version"], f["source"]) for f in found["findings"]] == [("base_missing", 3, src[0])]
-    res = copy(eng, "inc")
+    predicted, res = _checked_copy(eng, runner, "inc")
+    # the bookmark gone: check mode already says that source goes in full
+    assert _bases(predicted) == _bases(res) == {src[0]: None, src[1]: 3}, (predicted, res)
     info(eng, "inc")
     five = dict((p["source"], p) for p in res["version"]["pairs"])
     assert five[src[0]]["base_version"] is None and five[src[0]]["bytes_sent"] >= full // 2
