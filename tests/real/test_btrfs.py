@@ -33,6 +33,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import Hoo
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
 from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
+from ansible_collections.pitcopy.versions.tests.utils.trees import read, write
 
 pytestmark = pytest.mark.btrfs
 
@@ -46,30 +47,28 @@ def btrfs(*args):
     return proc.stdout
 
 
-def write(path, text):
-    with open(path, "w") as fh:
-        fh.write(text)
+class PoolOnBtrfs(object):
+    """A copy pool of ``technology`` on real btrfs, its sources below
+    ``<src>/vol``: the store under tmp_path, the engine and the backend over
+    ``runner``; its name carries the run's token (conftest.unique_pool_name)."""
 
-
-def read(path):
-    with open(path) as fh:
-        return fh.read()
-
-
-class World(PoolCalls):
-    """A copy pool on real btrfs: sources on fs ``src``, send targets on ``dst``;
-    its name carries the run's token (conftest.unique_pool_name)."""
-
-    def __init__(self, tmp_path, runner, src, dst, technology, name="pool1"):
-        self.runner = runner
-        self.src = src
-        self.dst = dst
+    def __init__(self, tmp_path, runner, src, technology, name):
         self.technology = technology
         self.name = unique_pool_name(name)
         self.store = StateStore(str(tmp_path / "state"))
         self.engine = RecordEngine(self.store, lambda tech: BACKENDS[tech](runner=runner))
         self.backend = BACKENDS[technology](runner=runner)
         os.makedirs(src.path("vol"), exist_ok=True)
+
+
+class World(PoolOnBtrfs, PoolCalls):
+    """A copy pool on real btrfs: sources on fs ``src``, send targets on ``dst``."""
+
+    def __init__(self, tmp_path, runner, src, dst, technology, name="pool1"):
+        PoolOnBtrfs.__init__(self, tmp_path, runner, src, technology, name)
+        self.runner = runner
+        self.src = src
+        self.dst = dst
         self.sources = []
         self.target_pools = ()
         self.hooks = ((), ())
@@ -81,6 +80,18 @@ class World(PoolCalls):
         btrfs("subvolume", "create", path)
         self.sources.append(path)
         return path
+
+    def three_sources_at_version_1(self):
+        """Sources a, b and c holding "v1\n", two target pools of three
+        targets, version 1 copied: the sources."""
+        for n in ("a", "b", "c"):
+            self.add_source(n)
+        self.make_target_pools(count=2, per_pool=3)
+        self.define()
+        for s_ in self.sources:
+            write(os.path.join(s_, "data"), "v1\n")
+        self.copy()
+        return list(self.sources)
 
     def make_target_pools(self, count=2, per_pool=4):
         tps = []
@@ -281,13 +292,7 @@ def test_discovery_facts(fs_pair, runner):
 def test_foreign_target_is_never_used_or_overwritten(fs_pair, runner, tmp_path):
     src, dst = fs_pair
     w = World(tmp_path, runner, src, dst, "btrfs_send")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "v1\n")
-    w.copy()
+    w.three_sources_at_version_1()
     # someone puts their own data into a target of the next target pool
     victim = w.target_pools[1].volumes[2]
     write(os.path.join(victim, "precious"), "theirs\n")
@@ -312,13 +317,7 @@ def test_target_filesystem_too_full(loopfs_factory, runner, tmp_path):
     src = loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src")
     dst = loopfs_factory("btrfs", size=256 * 1024 * 1024, name="dst")
     w = World(tmp_path, runner, src, dst, "btrfs_send")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "v1\n")
-    w.copy()
+    w.three_sources_at_version_1()
     # 240 MiB of real data in one source: more than the 256 MiB target fs has free
     with open(os.path.join(w.sources[0], "big"), "wb") as fh:
         for dummy in range(240):
@@ -863,12 +862,7 @@ def test_interrupted_restore_is_finished_by_repair(fs_pair, runner, tmp_path, te
     from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Journal
     src, dst = fs_pair
     w = World(tmp_path, runner, src, dst, technology)
-    a, b_, c = [w.add_source(n) for n in ("a", "b", "c")]
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "v1\n")
-    w.copy()
+    a, b_, c = w.three_sources_at_version_1()
     for s_ in w.sources:
         write(os.path.join(s_, "data"), "later\n")
     d = w.definition()

@@ -21,28 +21,20 @@ import re
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import mark_path, read_mark, subvol_info
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
-from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
-from ansible_collections.pitcopy.versions.tests.real.test_btrfs import BACKENDS, btrfs, read, write
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import PoolOnBtrfs, btrfs, read, write
 
 pytestmark = pytest.mark.btrfs
 
 
-class Pool:
+class Pool(PoolOnBtrfs):
     """Copy pool ``name`` of one source ``<src>/vol/src`` (versions 2). Its
     copy writes the data first, and its definition is an attribute: not the
     world calls of tests/utils/pool_calls.py, whose signatures differ."""
 
     def __init__(self, tmp_path, runner, src, dst, technology, name="rb"):
-        self.technology = technology
-        self.name = unique_pool_name(name)
-        self.store = StateStore(str(tmp_path / "state"))
-        self.engine = RecordEngine(self.store, lambda tech: BACKENDS[tech](runner=runner))
-        self.backend = BACKENDS[technology](runner=runner)
-        os.makedirs(src.path("vol"), exist_ok=True)
+        PoolOnBtrfs.__init__(self, tmp_path, runner, src, technology, name)
         self.source = src.path("vol", "src")
         btrfs("subvolume", "create", self.source)
         tps = ()
