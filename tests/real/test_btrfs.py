@@ -81,6 +81,15 @@ class World(PoolOnBtrfs, PoolCalls):
         self.sources.append(path)
         return path
 
+    def write_all(self, text):
+        """New data in every source: {source: text}, as check_versions takes it."""
+        for s_ in self.sources:
+            write(os.path.join(s_, "data"), text)
+        return dict((s_, text) for s_ in self.sources)
+
+    def check_versions(self, expected):
+        check_versions(self, expected)
+
     def three_sources_at_version_1(self):
         """Sources a, b and c holding "v1\n", two target pools of three
         targets, version 1 copied: the sources."""

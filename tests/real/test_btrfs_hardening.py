@@ -31,21 +31,13 @@ from ansible_collections.pitcopy.versions.tests.real.test_btrfs import (
     read,
     write,
 )
+from ansible_collections.pitcopy.versions.tests.utils import btrfs_scenarios
 
 pytestmark = pytest.mark.btrfs
 
 
-NOBODY = 65534
-
-
 def mode_of(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-def data_v(w, text):
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), text)
-    return dict((s_, text) for s_ in w.sources)
 
 
 # --- item 7: untrusted target directories --------------------------------------
@@ -64,7 +56,7 @@ def test_a_symlink_planted_at_the_temp_mark_name_is_never_written_through(fs_pai
     staged_mark = mark_path(os.path.join(target, ".pitcopy-staging.a"))
     plant = "%s.tmp.%d" % (staged_mark, os.getpid())
     os.symlink(victim, plant)
-    expected = {1: data_v(w, "v1\n")}
+    expected = {1: w.write_all("v1\n")}
     w.copy()
     assert read(victim) == "precious\n"
     assert os.path.islink(plant) and os.readlink(plant) == victim  # not ours: left alone
@@ -89,7 +81,7 @@ def test_namespace_directories_are_0700_under_umask_000(fs_pair, runner, tmp_pat
     old = os.umask(0)
     try:
         w.define()
-        data_v(w, "v1\n")
+        w.write_all("v1\n")
         w.copy()
         w.restore(1)
     finally:
@@ -106,45 +98,7 @@ def test_namespace_directories_are_0700_under_umask_000(fs_pair, runner, tmp_pat
 
 def test_a_target_another_user_can_write_is_refused(fs_pair, runner, tmp_path):
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, "btrfs_send")
-    w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    t1 = w.target_pools[0].volumes[0]
-    os.chmod(t1, 0o777)
-    with pytest.raises(InvalidInput) as err:
-        w.define()
-    assert "btrfs_send target %s is refused: it is writable by group and others (mode 0777)" % t1 in err.value.msg
-    os.chmod(t1, 0o1777)  # sticky does not help the directory itself: others still plant entries in it
-    with pytest.raises(InvalidInput, match="is writable by group and others"):
-        w.define()
-    os.chmod(t1, 0o755)
-    os.chown(t1, NOBODY, NOBODY)
-    with pytest.raises(InvalidInput, match="it is owned by uid %d, another user than root" % NOBODY):
-        w.define()
-    # a parent another user can change is as bad
-    os.chown(t1, 0, 0)
-    parent = os.path.dirname(t1)
-    os.chown(parent, NOBODY, NOBODY)
-    with pytest.raises(InvalidInput, match="its parent directory %s is owned by uid %d" % (parent, NOBODY)):
-        w.define()
-    os.chown(parent, 0, 0)
-    assert w.store.load(w.name) is None
-    w.define()
-    expected = {1: data_v(w, "v1\n")}
-    w.copy()
-    # opened up after the definition: refused at the copy, nothing changed
-    t2 = w.target_pools[1].volumes[0]
-    os.chmod(t2, 0o775)
-    data_v(w, "v2\n")
-    with pytest.raises((InvalidInput, CopyFailed)) as err:
-        w.copy()
-    assert "btrfs_send target %s is refused: it is writable by its group (mode 0775)" % t2 in err.value.msg
-    assert os.listdir(t2) == []
-    state = w.state()
-    assert state.journal is None and [r.version for r in state.replication_records] == [1]
-    check_versions(w, expected)
-    os.chmod(t2, 0o755)
-    assert w.copy()["version"]["number"] == 2
+    btrfs_scenarios.a_target_another_user_can_write_is_refused(World(tmp_path, runner, src, dst, "btrfs_send"))
 
 
 # --- item 11: definitions that can never work ------------------------------------
@@ -210,7 +164,7 @@ def test_nested_subvolumes_are_refused_at_definition_and_at_copy(fs_pair, runner
         in err.value.msg
     btrfs("subvolume", "delete", nested)
     w.define()
-    expected = {1: data_v(w, "v1\n")}
+    expected = {1: w.write_all("v1\n")}
     w.copy()
     btrfs("subvolume", "create", nested)
     with pytest.raises((InvalidInput, CopyFailed), match="holds nested subvolumes"):
@@ -230,7 +184,7 @@ def test_orphan_temp_marks_of_the_pool_are_swept_and_no_others(fs_pair, runner, 
     a = w.add_source("a")
     w.make_target_pools(count=2, per_pool=1)
     w.define()
-    expected = {1: data_v(w, "v1\n")}
+    expected = {1: w.write_all("v1\n")}
     w.copy()
     t1 = w.target_pools[0].volumes[0]
     send_dir = os.path.join(os.path.dirname(a), ".pitcopy", w.name, "send")
@@ -252,7 +206,7 @@ def test_orphan_temp_marks_of_the_pool_are_swept_and_no_others(fs_pair, runner, 
     assert w.verify()["consistent"]
     # the next copy sweeps them too
     write(ours, "")
-    expected[2] = data_v(w, "v2\n")
+    expected[2] = w.write_all("v2\n")
     w.copy()
     assert not os.path.exists(ours)
     assert os.path.exists(theirs) and os.path.islink(link)

@@ -51,6 +51,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayKernel, ReplayRunner, load_case
+from ansible_collections.pitcopy.versions.tests.utils import btrfs_scenarios
 from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
 
 BACKENDS = {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBackend}
@@ -141,6 +142,14 @@ class World(PoolCalls):
                 assert mark["pool"] == self.name and mark["version"] == rec.version and mark["source"] == p.source
                 assert mark["state"] == "complete" and mark["uuid"] and p.identity.startswith(mark["uuid"])
         return sorted(r.version for r in self.state().replication_records)
+
+    def write_all(self, text):
+        """What the real test writes into every source ({source: text});
+        what copies contain is not replayed, so nothing is written."""
+        return dict((s_, text) for s_ in self.sources)
+
+    def check_versions(self, expected):
+        """The real test's data check: not replayed (see the module's doc)."""
 
     def leftovers(self):
         found = []
@@ -374,41 +383,8 @@ def test_a_failed_receive_reports_the_receive_error(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the real test's chown of a target to another user needs root")
 def test_a_target_another_user_can_write_is_refused(tmp_path, monkeypatch):
-    nobody = 65534
     w = World(tmp_path, monkeypatch, "test_a_target_another_user_can_write_is_refused", "btrfs_send")
-    w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    t1 = w.target_pools[0].volumes[0]
-    os.chmod(t1, 0o777)
-    with pytest.raises(InvalidInput) as err:
-        w.define()
-    assert "btrfs_send target %s is refused: it is writable by group and others (mode 0777)" % t1 in err.value.msg
-    os.chmod(t1, 0o1777)
-    with pytest.raises(InvalidInput, match="is writable by group and others"):
-        w.define()
-    os.chmod(t1, 0o755)
-    os.chown(t1, nobody, nobody)
-    with pytest.raises(InvalidInput, match="it is owned by uid %d, another user than root" % nobody):
-        w.define()
-    os.chown(t1, 0, 0)
-    parent = os.path.dirname(t1)
-    os.chown(parent, nobody, nobody)
-    with pytest.raises(InvalidInput, match="its parent directory %s is owned by uid %d" % (parent, nobody)):
-        w.define()
-    os.chown(parent, 0, 0)
-    assert w.store.load(w.name) is None
-    w.define()
-    w.copy()
-    t2 = w.target_pools[1].volumes[0]
-    os.chmod(t2, 0o775)
-    with pytest.raises((InvalidInput, CopyFailed)) as err:
-        w.copy()
-    assert "btrfs_send target %s is refused: it is writable by its group (mode 0775)" % t2 in err.value.msg
-    assert os.listdir(t2) == []
-    state = w.state()
-    assert state.journal is None and [r.version for r in state.replication_records] == [1]
-    os.chmod(t2, 0o755)
-    assert w.copy()["version"]["number"] == 2
+    btrfs_scenarios.a_target_another_user_can_write_is_refused(w)
     w.runner.assert_done()
 
 
@@ -689,7 +665,6 @@ class Pool(World):
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_records_name_each_copy_by_its_identity(tmp_path, monkeypatch, technology):
-    import re
     p = Pool(tmp_path, monkeypatch, "test_records_name_each_copy_by_its_identity_%s_" % technology, technology)
     p.copy()
     pair = p.state().replication(1).pairs[0]
@@ -699,19 +674,8 @@ def test_records_name_each_copy_by_its_identity(tmp_path, monkeypatch, technolog
     else:
         assert pair.identity == "%s,received=%s" % (mark["uuid"], mark["received_uuid"]) and mark["received_uuid"]
     with open(p.store.path(p.name)) as fh:
-        text = fh.read()
-    assert ("%s %s" % (pair.target, pair.identity)) in text
-    older = re.sub(r"\n  identities: \|\n    [^\n]*", "", text)
-    older = re.sub(r"(?m)^# pitcopy-seal: .*\n\Z", "", older.replace("schema_version: 2\n", "schema_version: 1\n"))
-    with open(p.store.path(p.name), "w") as fh:
-        fh.write(older)
-    assert p.state().replication(1).pairs[0].identity is None
-    assert p.verify() == {"consistent": True, "findings": []}
-    with p.engine.session(p.name) as s:
-        plan = s.plan_verify(repair=True)
-        assert plan.changed
-        assert plan.apply() == {"consistent": True, "findings": []}
-    assert p.state().replication(1).pairs[0].identity == pair.identity
+        assert ("%s %s" % (pair.target, pair.identity)) in fh.read()
+    btrfs_scenarios.older_state_file_learns_identities(p, pair)
     p.runner.assert_done()
 
 

@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pitcopy developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Scenarios of the btrfs tests written once, for two worlds: the real one
+(tests/real/test_btrfs*.py: loop-device filesystems, the real tools) and
+the replay (tests/unit/plugins/module_utils/test_replay_btrfs.py: the
+recorded answers of the real run, each command's argv asserted).
+
+A world offers the calls of tests/utils/pool_calls.py (define, copy,
+state, verify, ...) and, where the scenario says so, ``write_all(text)``
+(new data in every source: the expected {source: data}) and
+``check_versions(expected)`` (the data of each kept version; the replay,
+which does not replay what copies contain, checks nothing there)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+import pytest
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput
+from ansible_collections.pitcopy.versions.tests.utils.trees import read, write
+
+NOBODY = 65534
+
+
+def older_state_file_learns_identities(p, pair):
+    """A state file written before identities were kept (and so without
+    the seal of schema_version 2): no identities; verified, and recorded
+    at the next verify_records repair, which finds nothing wrong. ``pair``:
+    version 1's pair of the one source, with its identity."""
+    path = p.store.path(p.name)
+    text = read(path)
+    older = re.sub(r"\n  identities: \|\n    [^\n]*", "", text)
+    assert older != text
+    older = re.sub(r"(?m)^# pitcopy-seal: .*\n\Z", "", older.replace("schema_version: 2\n", "schema_version: 1\n"))
+    assert "pitcopy-seal" not in older and "schema_version: 1\n" in older
+    write(path, older)
+    assert p.state().replication(1).pairs[0].identity is None
+    assert p.verify() == {"consistent": True, "findings": []}
+    with p.engine.session(p.name) as s:
+        plan = s.plan_verify(repair=True)
+        assert plan.changed
+        assert plan.apply() == {"consistent": True, "findings": []}
+    assert p.state().replication(1).pairs[0].identity == pair.identity
+
+
+def a_target_another_user_can_write_is_refused(w):
+    """A btrfs_send target (or its parent) that another user can write or
+    owns is refused at the definition, and at the copy when it was opened
+    up after; nothing changes, and once mended the next copy is made."""
+    w.add_source("a")
+    w.make_target_pools(count=2, per_pool=1)
+    t1 = w.target_pools[0].volumes[0]
+    os.chmod(t1, 0o777)
+    with pytest.raises(InvalidInput) as err:
+        w.define()
+    assert "btrfs_send target %s is refused: it is writable by group and others (mode 0777)" % t1 in err.value.msg
+    os.chmod(t1, 0o1777)  # sticky does not help the directory itself: others still plant entries in it
+    with pytest.raises(InvalidInput, match="is writable by group and others"):
+        w.define()
+    os.chmod(t1, 0o755)
+    os.chown(t1, NOBODY, NOBODY)
+    with pytest.raises(InvalidInput, match="it is owned by uid %d, another user than root" % NOBODY):
+        w.define()
+    # a parent another user can change is as bad
+    os.chown(t1, 0, 0)
+    parent = os.path.dirname(t1)
+    os.chown(parent, NOBODY, NOBODY)
+    with pytest.raises(InvalidInput, match="its parent directory %s is owned by uid %d" % (parent, NOBODY)):
+        w.define()
+    os.chown(parent, 0, 0)
+    assert w.store.load(w.name) is None
+    w.define()
+    expected = {1: w.write_all("v1\n")}
+    w.copy()
+    # opened up after the definition: refused at the copy, nothing changed
+    t2 = w.target_pools[1].volumes[0]
+    os.chmod(t2, 0o775)
+    w.write_all("v2\n")
+    with pytest.raises((InvalidInput, CopyFailed)) as err:
+        w.copy()
+    assert "btrfs_send target %s is refused: it is writable by its group (mode 0775)" % t2 in err.value.msg
+    assert os.listdir(t2) == []
+    state = w.state()
+    assert state.journal is None and [r.version for r in state.replication_records] == [1]
+    w.check_versions(expected)
+    os.chmod(t2, 0o755)
+    assert w.copy()["version"]["number"] == 2
