@@ -18,7 +18,6 @@ import pytest
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
     BtrfsSendBackend,
     BtrfsSnapshotBackend,
-    mark_path,
     read_mark,
     subvol_info,
 )
@@ -27,11 +26,11 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CopyFailed,
     InvalidInput,
-    NoEligibleTarget,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import Hook, PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
+from ansible_collections.pitcopy.versions.tests.utils import btrfs_scenarios
 from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
 from ansible_collections.pitcopy.versions.tests.utils.trees import read, write
 
@@ -302,24 +301,7 @@ def test_foreign_target_is_never_used_or_overwritten(fs_pair, runner, tmp_path):
     src, dst = fs_pair
     w = World(tmp_path, runner, src, dst, "btrfs_send")
     w.three_sources_at_version_1()
-    # someone puts their own data into a target of the next target pool
-    victim = w.target_pools[1].volumes[2]
-    write(os.path.join(victim, "precious"), "theirs\n")
-    with pytest.raises(NoEligibleTarget) as err:
-        w.copy()
-    assert "holds data that is not a copy of pool" in str(err.value.details["unpaired"])
-    assert read(os.path.join(victim, "precious")) == "theirs\n"
-    assert sorted(os.listdir(victim)) == ["precious"]
-    assert w.pitcopy_leftovers() == []
-    state = w.state()
-    assert [r.version for r in state.replication_records] == [1] and state.journal is None
-    check_versions(w, {1: dict((s_, "v1\n") for s_ in w.sources)})
-    # the backend refuses it on its own too (a stale plan must not overwrite it)
-    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair
-    with pytest.raises(CopyFailed, match="never overwritten") as err:
-        w.backend.create_copies(w.definition(), 9, [CopyPair(w.sources[0], victim)], None)
-    assert "nothing was changed" in err.value.msg
-    assert sorted(os.listdir(victim)) == ["precious"]
+    btrfs_scenarios.foreign_target_is_never_used_or_overwritten(w)
 
 
 def test_target_filesystem_too_full(loopfs_factory, runner, tmp_path):
@@ -545,37 +527,8 @@ def test_restore_refuses_busy_and_mountpoint_sources(fs_pair, runner, tmp_path):
 
 
 def test_interrupted_copy_is_repaired(fs_pair, runner, tmp_path):
-    """A run killed after staging: verify_records repair rolls it back or
-    finishes it, and nothing of ours is left unowned."""
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.define()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "v1\n")
-    w.copy()
-    # stage version 2 by hand through the backend, as a killed run would leave it
-    from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
-    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Journal
-    d = w.definition()
-    pairs = [CopyPair(s_, w.backend.implied_target(w.name, "02", s_)) for s_ in w.sources]
-    outcome = w.backend.create_copies(d, 2, pairs, CopyWindow(d, runner))
-    staged = [c for c in w.backend.list_copies(w.name) if c.staged]
-    assert sorted(c.target for c in staged) == sorted(p.target for p in outcome.staged)
-    assert all(c.valid for c in staged)
-    state = w.state()
-    from dataclasses import replace
-    w.store.save(replace(state, journal=Journal(operation="copy", version=2, target_pool="02", pairs=tuple(pairs),
-                                                phase="copied", started="2026-11-25T00:00:00Z",
-                                                staged=tuple(outcome.staged))))
-    result = w.verify(repair=True)
-    assert [f["problem"] for f in result["findings"]] == ["interrupted_copy"]
-    state = w.state()
-    assert [r.version for r in state.replication_records] == [1, 2] and state.journal is None
-    assert all(os.path.exists(mark_path(p.target)) for p in pairs)
-    assert w.pitcopy_leftovers() == []
-    assert w.verify()["consistent"] is True
+    btrfs_scenarios.interrupted_copy_is_repaired(World(tmp_path, runner, src, dst, "btrfs_snapshot"))
 
 
 @pytest.mark.parametrize("snapshot_with", ["ioctl", "command"])

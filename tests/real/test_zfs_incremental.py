@@ -24,7 +24,6 @@ import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.tests.real.test_zfs import (
-    SBIN,
     MiB,
     all_names,
     check_kept,

@@ -10,7 +10,9 @@ A world offers the calls of tests/utils/pool_calls.py (define, copy,
 state, verify, ...) and, where the scenario says so, ``write_all(text)``
 (new data in every source: the expected {source: data}) and
 ``check_versions(expected)`` (the data of each kept version; the replay,
-which does not replay what copies contain, checks nothing there)."""
+which does not replay what copies contain, checks the marks of each kept
+version instead), and ``pitcopy_leftovers()`` (staging, aside and
+temporary entries of ours still lying about)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -18,10 +20,14 @@ __metaclass__ = type
 
 import os
 import re
+from dataclasses import replace
 
 import pytest
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput
+from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import mark_path
+from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput, NoEligibleTarget
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Journal
+from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.tests.utils.trees import read, write
 
 NOBODY = 65534
@@ -90,3 +96,54 @@ def a_target_another_user_can_write_is_refused(w):
     w.check_versions(expected)
     os.chmod(t2, 0o755)
     assert w.copy()["version"]["number"] == 2
+
+
+def foreign_target_is_never_used_or_overwritten(w):
+    """``w``: btrfs_send, three sources at version 1 in two target pools of
+    three. Somebody's data in a target of the next target pool: that
+    target is never paired nor written, by the engine or the backend."""
+    victim = w.target_pools[1].volumes[2]
+    write(os.path.join(victim, "precious"), "theirs\n")
+    with pytest.raises(NoEligibleTarget) as err:
+        w.copy()
+    assert "holds data that is not a copy of pool" in str(err.value.details["unpaired"])
+    assert read(os.path.join(victim, "precious")) == "theirs\n"
+    assert sorted(os.listdir(victim)) == ["precious"]
+    assert w.pitcopy_leftovers() == []
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1] and state.journal is None
+    w.check_versions({1: dict((s_, "v1\n") for s_ in w.sources)})
+    # the backend refuses it on its own too (a stale plan must not overwrite it)
+    with pytest.raises(CopyFailed, match="never overwritten") as err:
+        w.backend.create_copies(w.definition(), 9, [CopyPair(w.sources[0], victim)], None)
+    assert "nothing was changed" in err.value.msg
+    assert sorted(os.listdir(victim)) == ["precious"]
+
+
+def interrupted_copy_is_repaired(w):
+    """``w``: btrfs_snapshot. Version 2 staged through the backend and
+    journaled as a killed run would leave it: the staged copies are listed
+    (staged, valid), verify_records repair finishes the version, and
+    nothing of ours is left unowned."""
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.define()
+    w.write_all("v1\n")
+    w.copy()
+    d = w.definition()
+    pairs = [CopyPair(s_, w.backend.implied_target(w.name, "02", s_)) for s_ in w.sources]
+    outcome = w.backend.create_copies(d, 2, pairs, CopyWindow(d, w.runner))
+    staged = [c for c in w.backend.list_copies(w.name) if c.staged]
+    assert sorted(c.target for c in staged) == sorted(p.target for p in outcome.staged)
+    assert all(c.valid for c in staged)
+    state = w.state()
+    w.store.save(replace(state, journal=Journal(operation="copy", version=2, target_pool="02", pairs=tuple(pairs),
+                                                phase="copied", started="2026-11-25T00:00:00Z",
+                                                staged=tuple(outcome.staged))))
+    result = w.verify(repair=True)
+    assert [f["problem"] for f in result["findings"]] == ["interrupted_copy"]
+    state = w.state()
+    assert [r.version for r in state.replication_records] == [1, 2] and state.journal is None
+    assert all(os.path.exists(mark_path(p.target)) for p in pairs)
+    assert w.pitcopy_leftovers() == []
+    assert w.verify()["consistent"] is True
