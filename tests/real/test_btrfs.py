@@ -89,6 +89,18 @@ class World(PoolOnBtrfs, PoolCalls):
     def check_versions(self, expected):
         check_versions(self, expected)
 
+    def check_restored(self, source, text):
+        assert read(os.path.join(source, "data")) == text and not subvol_info(source)["readonly"]
+
+    def make_subvolume(self, path):
+        btrfs("subvolume", "create", path)
+
+    def snapshot(self, of, at):
+        btrfs("subvolume", "snapshot", of, at)
+
+    def delete_subvolume(self, path):
+        btrfs("subvolume", "delete", path)
+
     def three_sources_at_version_1(self):
         """Sources a, b and c holding "v1\n", two target pools of three
         targets, version 1 copied: the sources."""
@@ -812,54 +824,8 @@ def test_restore_changed_comes_from_a_comparison(fs_pair, runner, tmp_path, tech
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot"])
 def test_interrupted_restore_is_finished_by_repair(fs_pair, runner, tmp_path, technology):
-    """A restore killed at three points, one per source, left as the
-    backend leaves it (its order: move the source aside, snapshot the copy
-    at the source's path, delete the aside) and journaled: ``a`` moved
-    aside only, ``b`` moved aside and already made from its copy, ``c`` not
-    moved yet. verify_records reports each, repair finishes each from the
-    copy and deletes the asides; an aside that no journal names then
-    refuses the next restore, changing nothing."""
-    from dataclasses import replace
-
-    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Journal
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, technology)
-    a, b_, c = w.three_sources_at_version_1()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "later\n")
-    d = w.definition()
-    rec = w.state().replication(1)
-    asides = dict((s_, w.backend.restore_aside(d, s_)) for s_ in w.sources)
-    work = os.path.dirname(asides[a])
-    os.makedirs(work, mode=0o700, exist_ok=True)
-    os.rename(a, asides[a])
-    os.rename(b_, asides[b_])
-    copy_b = [w.copy_path(p) for p in rec.pairs if p.source == b_][0]
-    btrfs("subvolume", "snapshot", copy_b, b_)
-    w.store.save(replace(w.state(), journal=Journal(
-        operation="restore", version=1, target_pool=rec.target_pool, pairs=rec.pairs, phase="restoring",
-        started="2026-11-25T00:00:00Z", asides=tuple(CopyPair(s_, asides[s_]) for s_ in w.sources))))
-    found = w.verify()
-    assert sorted((f["source"], f["problem"]) for f in found["findings"]) == sorted(
-        (s_, "interrupted_restore") for s_ in w.sources)
-    where = dict((f["source"], f["action"]) for f in found["findings"])
-    assert "is missing" in where[a] and "already holds the copy" in where[b_] and "not moved aside yet" in where[c]
-    w.verify(repair=True)
-    assert w.state().journal is None
-    for s_ in w.sources:
-        assert read(os.path.join(s_, "data")) == "v1\n" and not subvol_info(s_)["readonly"]
-        assert not os.path.exists(asides[s_])
-    assert w.pitcopy_leftovers() == []
-    assert w.verify()["consistent"] is True
-    # an aside no journal names: the next restore is refused, nothing changes
-    btrfs("subvolume", "create", asides[c])
-    write(os.path.join(c, "data"), "later\n")
-    with pytest.raises(InvalidInput, match="left from an interrupted restore"):
-        w.restore(1)
-    assert read(os.path.join(c, "data")) == "later\n"
-    btrfs("subvolume", "delete", asides[c])
-    w.restore(1)
-    assert read(os.path.join(c, "data")) == "v1\n"
+    btrfs_scenarios.interrupted_restore_is_finished_by_repair(World(tmp_path, runner, src, dst, technology))
 
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])

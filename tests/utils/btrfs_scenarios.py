@@ -11,8 +11,12 @@ state, verify, ...) and, where the scenario says so, ``write_all(text)``
 (new data in every source: the expected {source: data}) and
 ``check_versions(expected)`` (the data of each kept version; the replay,
 which does not replay what copies contain, checks the marks of each kept
-version instead), and ``pitcopy_leftovers()`` (staging, aside and
-temporary entries of ours still lying about)."""
+version instead), ``pitcopy_leftovers()`` (staging, aside and
+temporary entries of ours still lying about), the subvolume calls the
+real test makes with ``btrfs`` (``make_subvolume``, ``snapshot``,
+``delete_subvolume``: directories in the replay) and
+``check_restored(source, text)`` (the source holds ``text`` and is
+writable; in the replay: it is there)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -147,3 +151,47 @@ def interrupted_copy_is_repaired(w):
     assert all(os.path.exists(mark_path(p.target)) for p in pairs)
     assert w.pitcopy_leftovers() == []
     assert w.verify()["consistent"] is True
+
+
+def interrupted_restore_is_finished_by_repair(w):
+    """A restore killed at three points, one per source, left as the
+    backend leaves it (its order: move the source aside, snapshot the copy
+    at the source's path, delete the aside) and journaled: ``a`` moved
+    aside only, ``b`` moved aside and already made from its copy, ``c`` not
+    moved yet. verify_records reports each, repair finishes each from the
+    copy and deletes the asides; an aside that no journal names then
+    refuses the next restore, changing nothing."""
+    a, b_, c = w.three_sources_at_version_1()
+    w.write_all("later\n")
+    d = w.definition()
+    rec = w.state().replication(1)
+    asides = dict((s_, w.backend.restore_aside(d, s_)) for s_ in w.sources)
+    work = os.path.dirname(asides[a])
+    os.makedirs(work, mode=0o700, exist_ok=True)
+    os.rename(a, asides[a])
+    os.rename(b_, asides[b_])
+    w.snapshot([w.copy_path(p) for p in rec.pairs if p.source == b_][0], b_)
+    w.store.save(replace(w.state(), journal=Journal(
+        operation="restore", version=1, target_pool=rec.target_pool, pairs=rec.pairs, phase="restoring",
+        started="2026-11-25T00:00:00Z", asides=tuple(CopyPair(s_, asides[s_]) for s_ in w.sources))))
+    found = w.verify()
+    assert sorted((f["source"], f["problem"]) for f in found["findings"]) == sorted(
+        (s_, "interrupted_restore") for s_ in w.sources)
+    where = dict((f["source"], f["action"]) for f in found["findings"])
+    assert "is missing" in where[a] and "already holds the copy" in where[b_] and "not moved aside yet" in where[c]
+    w.verify(repair=True)
+    assert w.state().journal is None
+    for s_ in w.sources:
+        w.check_restored(s_, "v1\n")
+        assert not os.path.exists(asides[s_])
+    assert w.pitcopy_leftovers() == []
+    assert w.verify()["consistent"] is True
+    # an aside no journal names: the next restore is refused, nothing changes
+    w.make_subvolume(asides[c])
+    write(os.path.join(c, "data"), "later\n")
+    with pytest.raises(InvalidInput, match="left from an interrupted restore"):
+        w.restore(1)
+    assert read(os.path.join(c, "data")) == "later\n"
+    w.delete_subvolume(asides[c])
+    w.restore(1)
+    w.check_restored(c, "v1\n")

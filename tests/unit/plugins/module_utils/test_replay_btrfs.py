@@ -155,6 +155,28 @@ class World(PoolCalls):
         kept = self.check_marks()
         assert kept == sorted(expected)[-len(kept):]
 
+    def three_sources_at_version_1(self):
+        """tests/real/test_btrfs.py's World.three_sources_at_version_1 (its
+        data not written: not replayed)."""
+        for n in ("a", "b", "c"):
+            self.add_source(n)
+        self.make_target_pools(count=2, per_pool=3)
+        self.define()
+        self.copy()
+        return list(self.sources)
+
+    def check_restored(self, source, text):
+        assert os.path.isdir(source)  # what it holds is not replayed
+
+    def make_subvolume(self, path):
+        _mkdir(path)
+
+    def snapshot(self, of, at):
+        _mkdir(at)
+
+    def delete_subvolume(self, path):
+        shutil.rmtree(path)
+
     def pitcopy_leftovers(self):
         return self.leftovers()
 
@@ -264,11 +286,7 @@ def test_discovery_facts(tmp_path, monkeypatch):
 def _send_world_with_version_1(tmp_path, monkeypatch, case):
     """btrfs_send sources a, b, c; two target pools of three; version 1 taken."""
     w = World(tmp_path, monkeypatch, case, "btrfs_send")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    w.copy()
+    w.three_sources_at_version_1()
     return w
 
 
@@ -750,44 +768,9 @@ def test_a_subvolume_that_is_not_ours_is_never_deleted(tmp_path, monkeypatch, te
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot"])
 def test_interrupted_restore_is_finished_by_repair(tmp_path, monkeypatch, technology):
-    """test_btrfs.py::test_interrupted_restore_is_finished_by_repair: a
-    restore journaled and left at three points (``a`` moved aside, ``b``
-    moved aside and made again from its copy, ``c`` not moved) is reported
-    and finished by repair; an aside no journal names refuses a restore."""
-    from dataclasses import replace
-
-    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Journal
+    """test_btrfs.py::test_interrupted_restore_is_finished_by_repair."""
     w = World(tmp_path, monkeypatch, "test_interrupted_restore_is_finished_by_repair_%s_" % technology, technology)
-    a, b_, c = [w.add_source(n) for n in ("a", "b", "c")]
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    w.copy()
-    d = w.definition()
-    rec = w.state().replication(1)
-    asides = dict((s_, w.backend.restore_aside(d, s_)) for s_ in w.sources)
-    work = os.path.dirname(asides[a])
-    os.makedirs(work, mode=0o700, exist_ok=True)
-    os.rename(a, asides[a])
-    os.rename(b_, asides[b_])
-    _mkdir(b_)  # a snapshot of the copy, made by the real test
-    w.store.save(replace(w.state(), journal=Journal(
-        operation="restore", version=1, target_pool=rec.target_pool, pairs=rec.pairs, phase="restoring",
-        started="2026-11-25T00:00:00Z", asides=tuple(CopyPair(s_, asides[s_]) for s_ in w.sources))))
-    found = w.verify()
-    assert sorted((f["source"], f["problem"]) for f in found["findings"]) == sorted(
-        (s_, "interrupted_restore") for s_ in w.sources)
-    where = dict((f["source"], f["action"]) for f in found["findings"])
-    assert "is missing" in where[a] and "already holds the copy" in where[b_] and "not moved aside yet" in where[c]
-    w.verify(repair=True)
-    assert w.state().journal is None
-    assert all(os.path.isdir(s_) and not os.path.exists(asides[s_]) for s_ in w.sources)
-    assert w.leftovers() == []
-    assert w.verify()["consistent"] is True
-    _mkdir(asides[c])  # ``btrfs subvolume create`` in the real test
-    with pytest.raises(InvalidInput, match="left from an interrupted restore"):
-        w.restore(1)
-    shutil.rmtree(asides[c])
-    w.restore(1)
+    btrfs_scenarios.interrupted_restore_is_finished_by_repair(w)
     w.runner.assert_done()
 
 
