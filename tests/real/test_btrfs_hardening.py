@@ -9,7 +9,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import stat
 import subprocess
@@ -180,37 +179,8 @@ def test_nested_subvolumes_are_refused_at_definition_and_at_copy(fs_pair, runner
 
 def test_orphan_temp_marks_of_the_pool_are_swept_and_no_others(fs_pair, runner, tmp_path):
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, "btrfs_send")
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    w.define()
-    expected = {1: w.write_all("v1\n")}
-    w.copy()
-    t1 = w.target_pools[0].volumes[0]
-    send_dir = os.path.join(os.path.dirname(a), ".pitcopy", w.name, "send")
-    ours = mark_path(os.path.join(t1, "a")) + ".tmp.999999"
-    write(ours, json.dumps(dict(read_mark(os.path.join(t1, "a")), state="promoting")))
-    cut = mark_path(os.path.join(send_dir, ".pitcopy-staging.a")) + ".tmp.999998.0a1b"
-    write(cut, '{"pitcopy": 1, "po')
-    theirs = mark_path(os.path.join(t1, "zz")) + ".tmp.999997"
-    write(theirs, json.dumps({"pitcopy": 1, "pool": "other"}))
-    link = mark_path(os.path.join(t1, "a")) + ".tmp.999996"
-    os.symlink(str(tmp_path / "nowhere"), link)
-    found = w.verify()
-    assert not found["consistent"]
-    assert sorted(f["target"] for f in found["findings"] if f["problem"] == "leftover_file") == sorted([ours, cut])
-    assert os.path.exists(ours) and os.path.exists(cut)
-    w.verify(repair=True)
-    assert not os.path.exists(ours) and not os.path.exists(cut)
-    assert os.path.exists(theirs) and os.path.islink(link)
-    assert w.verify()["consistent"]
-    # the next copy sweeps them too
-    write(ours, "")
-    expected[2] = w.write_all("v2\n")
-    w.copy()
-    assert not os.path.exists(ours)
-    assert os.path.exists(theirs) and os.path.islink(link)
-    check_versions(w, expected)
+    btrfs_scenarios.orphan_temp_marks_of_the_pool_are_swept_and_no_others(
+        World(tmp_path, runner, src, dst, "btrfs_send"), tmp_path)
 
 
 def test_a_failed_receive_reports_the_receive_error(loopfs_factory, runner, tmp_path):

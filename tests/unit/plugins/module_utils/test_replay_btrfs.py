@@ -425,39 +425,8 @@ def test_nested_subvolumes_are_refused_at_definition_and_at_copy(tmp_path, monke
 
 
 def test_orphan_temp_marks_of_the_pool_are_swept_and_no_others(tmp_path, monkeypatch):
-    """Temporary marks left by a killed process: the pool's (complete or
-    cut short) are reported and swept, another pool's and a symlink never."""
     w = World(tmp_path, monkeypatch, "test_orphan_temp_marks_of_the_pool_are_swept_and_no_others", "btrfs_send")
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    w.define()
-    w.copy()
-    t1 = w.target_pools[0].volumes[0]
-    send_dir = os.path.join(os.path.dirname(a), ".pitcopy", w.name, "send")
-
-    def write(path, text):
-        with open(path, "w") as fh:
-            fh.write(text)
-
-    ours = mark_path(os.path.join(t1, "a")) + ".tmp.999999"
-    write(ours, json.dumps(dict(read_mark(os.path.join(t1, "a")), state="promoting")))
-    cut = mark_path(os.path.join(send_dir, ".pitcopy-staging.a")) + ".tmp.999998.0a1b"
-    write(cut, '{"pitcopy": 1, "po')
-    theirs = mark_path(os.path.join(t1, "zz")) + ".tmp.999997"
-    write(theirs, json.dumps({"pitcopy": 1, "pool": "other"}))
-    link = mark_path(os.path.join(t1, "a")) + ".tmp.999996"
-    os.symlink(str(tmp_path / "nowhere"), link)
-    found = w.verify()
-    assert not found["consistent"]
-    assert sorted(f["target"] for f in found["findings"] if f["problem"] == "leftover_file") == sorted([ours, cut])
-    w.verify(repair=True)
-    assert not os.path.exists(ours) and not os.path.exists(cut)
-    assert os.path.exists(theirs) and os.path.islink(link)
-    assert w.verify()["consistent"]
-    write(ours, "")
-    w.copy()
-    assert not os.path.exists(ours)
-    assert os.path.exists(theirs) and os.path.islink(link)
+    btrfs_scenarios.orphan_temp_marks_of_the_pool_are_swept_and_no_others(w, tmp_path)
     w.runner.assert_done()
 
 
