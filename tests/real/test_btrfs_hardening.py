@@ -121,16 +121,7 @@ def test_a_mountpoint_source_is_refused_at_definition(fs_pair, runner, tmp_path)
 
 def test_a_send_target_inside_a_source_is_refused(fs_pair, runner, tmp_path):
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, "btrfs_send")
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    inside = os.path.join(a, "backup")
-    os.mkdir(inside, 0o700)
-    w.target_pools = (TargetPool("tp1", (inside,)), w.target_pools[1])
-    with pytest.raises(InvalidInput) as err:
-        w.define()
-    assert "btrfs_send target %s of target pool tp1 is inside source %s" % (inside, a) in err.value.msg
-    assert w.store.load(w.name) is None
+    btrfs_scenarios.a_send_target_inside_a_source_is_refused(World(tmp_path, runner, src, dst, "btrfs_send"))
 
 
 def test_two_pools_cannot_share_send_targets(fs_pair, runner, tmp_path):

@@ -31,7 +31,7 @@ import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import mark_path, read_mark
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import CopyFailed, InvalidInput, NoEligibleTarget
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Journal
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Journal, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.tests.utils.trees import read, write
 
@@ -232,3 +232,17 @@ def orphan_temp_marks_of_the_pool_are_swept_and_no_others(w, tmp_path):
     assert not os.path.exists(ours)
     assert os.path.exists(theirs) and os.path.islink(link)
     w.check_versions(expected)
+
+
+def a_send_target_inside_a_source_is_refused(w):
+    """A btrfs_send target inside a source (its copies would be copied
+    again with it): refused at the definition, nothing saved."""
+    a = w.add_source("a")
+    w.make_target_pools(count=2, per_pool=1)
+    inside = os.path.join(a, "backup")
+    os.mkdir(inside, 0o700)
+    w.target_pools = (TargetPool("tp1", (inside,)), w.target_pools[1])
+    with pytest.raises(InvalidInput) as err:
+        w.define()
+    assert "btrfs_send target %s of target pool tp1 is inside source %s" % (inside, a) in err.value.msg
+    assert w.store.load(w.name) is None

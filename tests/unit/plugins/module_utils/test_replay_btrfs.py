@@ -542,15 +542,7 @@ def test_refuses_freeze_consistency(tmp_path, monkeypatch):
 
 def test_a_send_target_inside_a_source_is_refused(tmp_path, monkeypatch):
     w = World(tmp_path, monkeypatch, "test_a_send_target_inside_a_source_is_refused", "btrfs_send")
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    inside = os.path.join(a, "backup")
-    os.mkdir(inside, 0o700)
-    w.target_pools = (TargetPool("tp1", (inside,)), w.target_pools[1])
-    with pytest.raises(InvalidInput) as err:
-        w.define()
-    assert "btrfs_send target %s of target pool tp1 is inside source %s" % (inside, a) in err.value.msg
-    assert w.store.load(w.name) is None
+    btrfs_scenarios.a_send_target_inside_a_source_is_refused(w)
     w.runner.assert_done()
 
 
