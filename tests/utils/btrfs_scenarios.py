@@ -25,6 +25,7 @@ __metaclass__ = type
 import json
 import os
 import re
+import stat
 from dataclasses import replace
 
 import pytest
@@ -246,3 +247,31 @@ def a_send_target_inside_a_source_is_refused(w):
         w.define()
     assert "btrfs_send target %s of target pool tp1 is inside source %s" % (inside, a) in err.value.msg
     assert w.store.load(w.name) is None
+
+
+def namespace_directories_are_0700_under_umask_000(w):
+    """The directories the backend makes for its namespace (``.pitcopy``
+    and below) are 0700 whatever the umask; one left open by an older
+    version is closed at the next copy."""
+    a = w.add_source("a")
+    w.make_target_pools(count=2, per_pool=1)
+    old = os.umask(0)
+    try:
+        w.define()
+        w.write_all("v1\n")
+        w.copy()
+        w.restore(1)
+    finally:
+        os.umask(old)
+    ns = os.path.join(os.path.dirname(a), ".pitcopy")
+    made = [ns, os.path.join(ns, w.name)] + [os.path.join(ns, w.name, e) for e in os.listdir(os.path.join(ns, w.name))]
+    assert len(made) >= 3
+    assert dict((p, oct(_mode_of(p))) for p in made) == dict((p, oct(0o700)) for p in made)
+    # one left open by an older version is closed at the next copy
+    os.chmod(ns, 0o777)
+    w.copy()
+    assert _mode_of(ns) == 0o700
+
+
+def _mode_of(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)

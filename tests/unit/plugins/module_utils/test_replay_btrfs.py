@@ -190,6 +190,15 @@ class World(PoolCalls):
         return found
 
 
+def replayed(scenario, tmp_path, monkeypatch, technology, case=None, *args):
+    """``scenario`` (tests/utils/btrfs_scenarios.py) over the recording of
+    its real test (``case``: by default the scenario's name as a test's),
+    every recorded call made."""
+    w = World(tmp_path, monkeypatch, case or "test_" + scenario.__name__, technology)
+    scenario(w, *args)
+    w.runner.assert_done()
+
+
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_versions_rotate_with_sources_added_and_removed(tmp_path, monkeypatch, technology):
     """test_btrfs.py::test_versions_rotate_with_sources_added_and_removed:
@@ -394,9 +403,7 @@ def test_a_failed_receive_reports_the_receive_error(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the real test's chown of a target to another user needs root")
 def test_a_target_another_user_can_write_is_refused(tmp_path, monkeypatch):
-    w = World(tmp_path, monkeypatch, "test_a_target_another_user_can_write_is_refused", "btrfs_send")
-    btrfs_scenarios.a_target_another_user_can_write_is_refused(w)
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.a_target_another_user_can_write_is_refused, tmp_path, monkeypatch, "btrfs_send")
 
 
 def test_nested_subvolumes_are_refused_at_definition_and_at_copy(tmp_path, monkeypatch):
@@ -425,9 +432,8 @@ def test_nested_subvolumes_are_refused_at_definition_and_at_copy(tmp_path, monke
 
 
 def test_orphan_temp_marks_of_the_pool_are_swept_and_no_others(tmp_path, monkeypatch):
-    w = World(tmp_path, monkeypatch, "test_orphan_temp_marks_of_the_pool_are_swept_and_no_others", "btrfs_send")
-    btrfs_scenarios.orphan_temp_marks_of_the_pool_are_swept_and_no_others(w, tmp_path)
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.orphan_temp_marks_of_the_pool_are_swept_and_no_others, tmp_path, monkeypatch,
+             "btrfs_send", None, tmp_path)
 
 
 def test_restore_refuses_busy_and_mountpoint_sources(tmp_path, monkeypatch):
@@ -482,9 +488,7 @@ def test_restore_changed_comes_from_a_comparison(tmp_path, monkeypatch, technolo
 
 
 def test_interrupted_copy_is_repaired(tmp_path, monkeypatch):
-    w = World(tmp_path, monkeypatch, "test_interrupted_copy_is_repaired", "btrfs_snapshot")
-    btrfs_scenarios.interrupted_copy_is_repaired(w)
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.interrupted_copy_is_repaired, tmp_path, monkeypatch, "btrfs_snapshot")
 
 
 def test_mountpoint_source_is_refused_before_the_copy(tmp_path, monkeypatch):
@@ -541,9 +545,7 @@ def test_refuses_freeze_consistency(tmp_path, monkeypatch):
 
 
 def test_a_send_target_inside_a_source_is_refused(tmp_path, monkeypatch):
-    w = World(tmp_path, monkeypatch, "test_a_send_target_inside_a_source_is_refused", "btrfs_send")
-    btrfs_scenarios.a_send_target_inside_a_source_is_refused(w)
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.a_send_target_inside_a_source_is_refused, tmp_path, monkeypatch, "btrfs_send")
 
 
 def test_two_pools_cannot_share_send_targets(tmp_path, monkeypatch):
@@ -567,25 +569,8 @@ def test_two_pools_cannot_share_send_targets(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_namespace_directories_are_0700_under_umask_000(tmp_path, monkeypatch, technology):
-    w = World(tmp_path, monkeypatch, "test_namespace_directories_are_0700_under_umask_000_%s_" % technology,
-              technology)
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    old = os.umask(0)
-    try:
-        w.define()
-        w.copy()
-        w.restore(1)
-    finally:
-        os.umask(old)
-    ns = os.path.join(os.path.dirname(a), ".pitcopy")
-    made = [ns, os.path.join(ns, w.name)] + [os.path.join(ns, w.name, e) for e in os.listdir(os.path.join(ns, w.name))]
-    assert len(made) >= 3
-    assert dict((p, oct(os.lstat(p).st_mode & 0o7777)) for p in made) == dict((p, oct(0o700)) for p in made)
-    os.chmod(ns, 0o777)
-    w.copy()
-    assert os.lstat(ns).st_mode & 0o7777 == 0o700
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.namespace_directories_are_0700_under_umask_000, tmp_path, monkeypatch, technology,
+             "test_namespace_directories_are_0700_under_umask_000_%s_" % technology)
 
 
 # --- tests/real/test_btrfs_identity.py ------------------------------------------
@@ -730,9 +715,8 @@ def test_a_subvolume_that_is_not_ours_is_never_deleted(tmp_path, monkeypatch, te
 @pytest.mark.parametrize("technology", ["btrfs_snapshot"])
 def test_interrupted_restore_is_finished_by_repair(tmp_path, monkeypatch, technology):
     """test_btrfs.py::test_interrupted_restore_is_finished_by_repair."""
-    w = World(tmp_path, monkeypatch, "test_interrupted_restore_is_finished_by_repair_%s_" % technology, technology)
-    btrfs_scenarios.interrupted_restore_is_finished_by_repair(w)
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.interrupted_restore_is_finished_by_repair, tmp_path, monkeypatch, technology,
+             "test_interrupted_restore_is_finished_by_repair_%s_" % technology)
 
 
 def _listed(backend, name, scope=None):
