@@ -290,23 +290,13 @@ def test_source_names_are_validated(runner):
 
 def test_discovery_facts(fs_pair, runner):
     src, dst = fs_pair
-    os.makedirs(src.path("vol"))
-    btrfs("subvolume", "create", src.path("vol", "a"))
-    os.makedirs(dst.path("empty"))
-    os.makedirs(dst.path("foreign"))
-    write(dst.path("foreign", "somebody.txt"), "not ours\n")
-    b = BtrfsSendBackend(runner=runner)
-    vols = b.discover([src.path("vol", "a"), src.path("vol"), dst.path("empty"), dst.path("foreign"),
-                       dst.path("missing")])
-    a = vols[src.path("vol", "a")]
-    uuid_line = [ln for ln in btrfs("filesystem", "show", src.mountpoint).splitlines() if "uuid:" in ln][0]
-    assert a.kind == "subvolume" and a.container == uuid_line.split("uuid:")[1].strip()
-    assert a.block_size == 4096 and a.free > 100 * 1024 * 1024 and a.size > 0
-    assert vols[src.path("vol")].kind == "directory"
-    assert vols[dst.path("empty")].kind == "directory" and not vols[dst.path("empty")].foreign_data
-    assert vols[dst.path("empty")].owner is None
-    assert vols[dst.path("foreign")].foreign_data is True
-    assert dst.path("missing") not in vols
+
+    def fsid():
+        return [ln for ln in btrfs("filesystem", "show", src.mountpoint).splitlines() if "uuid:" in ln][0].split(
+            "uuid:")[1].strip()
+
+    btrfs_scenarios.discovery_facts(BtrfsSendBackend(runner=runner), src, dst,
+                                    lambda path: btrfs("subvolume", "create", path), fsid)
 
 
 def test_foreign_target_is_never_used_or_overwritten(fs_pair, runner, tmp_path):

@@ -275,3 +275,25 @@ def namespace_directories_are_0700_under_umask_000(w):
 
 def _mode_of(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def discovery_facts(backend, src, dst, make_subvolume, fsid):
+    """What discovery says of a subvolume, a plain directory on btrfs, an
+    empty and a foreign target directory, a missing path. ``src``/``dst``:
+    the two filesystems (``path(*parts)``); ``fsid()``: the source
+    filesystem's uuid, as btrfs tells it."""
+    os.makedirs(src.path("vol"), exist_ok=True)
+    make_subvolume(src.path("vol", "a"))
+    os.makedirs(dst.path("empty"))
+    os.makedirs(dst.path("foreign"))
+    write(dst.path("foreign", "somebody.txt"), "not ours\n")
+    vols = backend.discover([src.path("vol", "a"), src.path("vol"), dst.path("empty"), dst.path("foreign"),
+                             dst.path("missing")])
+    a = vols[src.path("vol", "a")]
+    assert a.kind == "subvolume" and a.container == fsid()
+    assert a.block_size == 4096 and a.free > 100 * 1024 * 1024 and a.size > 0
+    assert vols[src.path("vol")].kind == "directory"
+    assert vols[dst.path("empty")].kind == "directory" and not vols[dst.path("empty")].foreign_data
+    assert vols[dst.path("empty")].owner is None
+    assert vols[dst.path("foreign")].foreign_data is True
+    assert dst.path("missing") not in vols
