@@ -204,25 +204,20 @@ else
   echo "demo-copy: lvm_clone, keep 2, target pools T1 = clone_a..c, T2 = clone_d..f"
 fi
 
-for s in db logs; do write "$s" "$s at run 1"; done
-say "Run 1: playbooks/rotate.yml (installs tools, defines the pools, takes version 1, pre-pairs version 2)"
-run_rotation 1 db logs
+# run N WHY SOURCE...: new data in each source of the source pool, then rotation run N over them
+demo_run() {
+  local n=$1 why=$2 s; shift 2
+  for s in "$@"; do write "$s" "$s at run $n"; done
+  say "Run $n: $why"
+  run_rotation "$n" "$@"
+}
 
-for s in db logs; do write "$s" "$s at run 2"; done
-say "Run 2: version 2 from the pre-pairing record made after run 1"
-run_rotation 2 db logs
-
-for s in db logs media; do write "$s" "$s at run 3"; done
-say "Run 3: source 'media' joins the source pool; demo-copy's version 3 replaces version 1 in target pool T1"
-run_rotation 3 db logs media
-
-for s in db media; do write "$s" "$s at run 4"; done
-say "Run 4: source 'logs' leaves the source pool; its copy pairs are broken, its targets freed"
-run_rotation 4 db media
-
-for s in db media; do write "$s" "$s at run 5"; done
-say "Run 5: the rotation goes on with the new source pool"
-run_rotation 5 db media
+demo_run 1 "playbooks/rotate.yml (installs tools, defines the pools, takes version 1, pre-pairs version 2)" db logs
+demo_run 2 "version 2 from the pre-pairing record made after run 1" db logs
+demo_run 3 "source 'media' joins the source pool; demo-copy's version 3 replaces version 1 in target pool T1" \
+  db logs media
+demo_run 4 "source 'logs' leaves the source pool; its copy pairs are broken, its targets freed" db media
+demo_run 5 "the rotation goes on with the new source pool" db media
 
 say "The version chronology: playbooks/report.yml (RR = replication record, PPR = pre-pairing record)"
 ansible-playbook -i "$inventory" "$repo/playbooks/report.yml" -e rotation_state_dir="$state_dir" >"$work/report.log" 2>&1 \

@@ -107,13 +107,8 @@ class JournalRepairSteps(CopySteps):
                 what = "cleared the journal of the restore of version %d (every source had been restored)" % j.version
                 findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_restore", say(what)))
 
-            def finish_restore():
-                for p in todo:
-                    backend.resume_restore(definition, j.version, p, j.aside_of(p.source))
-                new = replace(state, journal=None)
-                self._save(new)
-                return new
-
+            finish_restore = self._finish_each(
+                state, todo, lambda p: backend.resume_restore(definition, j.version, p, j.aside_of(p.source)))
             return finish_restore, "finished the restore of version %d" % j.version, findings
 
         if j.operation == JOURNAL_RESTORE_ELSEWHERE:
@@ -123,13 +118,8 @@ class JournalRepairSteps(CopySteps):
                 j.version, ", ".join(j.aside_of(p.source) for p in todo) or "nothing",
                 ", ".join(j.aside_of(s) for s in j.done) or "none")
 
-            def finish_elsewhere():
-                for p in todo:
-                    backend.restore_elsewhere(definition, j.version, p, j.aside_of(p.source))
-                new = replace(state, journal=None)
-                self._save(new)
-                return new
-
+            finish_elsewhere = self._finish_each(
+                state, todo, lambda p: backend.restore_elsewhere(definition, j.version, p, j.aside_of(p.source)))
             return finish_elsewhere, what, [Finding(RECORD_REPLICATION, j.version, None, None,
                                                     "interrupted_restore_elsewhere", say(what))]
 
@@ -139,6 +129,19 @@ class JournalRepairSteps(CopySteps):
 
         return unknown, "left for a human", [Finding(RECORD_REPLICATION, j.version, None, None, "unknown_journal",
                                                      "left for a human: operation %r is unknown" % j.operation)]
+
+    def _finish_each(self, state, todo, finish_pair):
+        """The repair of a journal whose sources left to do are finished one
+        by one (a restore, a restore elsewhere): ``finish_pair`` each, then
+        the journal cleared."""
+        def finish():
+            for p in todo:
+                finish_pair(p)
+            new = replace(state, journal=None)
+            self._save(new)
+            return new
+
+        return finish
 
     def _journal_repair_plan(self, state, j, staged_here, by_target):
         """(action callable -> new state, description, extra findings) for an

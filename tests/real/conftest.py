@@ -429,6 +429,16 @@ def runner():
     return SubprocessRunner(env={"PATH": SBIN_PATH})
 
 
+@pytest.fixture
+def zpools():
+    """Zpools on image files of the test's own (test_zfs.zpools_workdir),
+    destroyed at the end: for every ZFS test file."""
+    from ansible_collections.pitcopy.versions.tests.real.test_zfs import zpools_workdir
+
+    with zpools_workdir() as zp:
+        yield zp
+
+
 def _write_sequence(paths, stop, pause, paused, counter, fsync=False):
     """Writes round n (n = 1, 2, ...) to the file at every path in order, as
     an application writing related files would, until ``stop`` is set;

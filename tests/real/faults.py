@@ -47,17 +47,10 @@ T0 = time.monotonic()
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+from ansible_collections.pitcopy.versions.tests.utils.kill_points import Steps
 
 state_dir, pool, op, arg, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-count = [0]
-
-
-def step(what):
-    count[0] += 1
-    sys.stdout.write("%d %s\n" % (count[0], what))
-    sys.stdout.flush()
-    if count[0] == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
+step = Steps(kill_at)
 
 
 for name in ("rename", "replace", "unlink"):
@@ -113,7 +106,7 @@ with engine.session(pool) as s:
         import json
         from ansible_collections.pitcopy.versions.plugins.module_utils._store import _load_definition
         s.plan_define(_load_definition(json.loads(arg))).apply()
-print("DONE %d" % count[0])
+print("DONE %d" % step.count)
 """
 
 

@@ -18,7 +18,6 @@ import pytest
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
     BtrfsSendBackend,
     BtrfsSnapshotBackend,
-    mark_path,
     read_mark,
     subvol_info,
     write_mark,
@@ -28,12 +27,13 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CopyFailed,
     InvalidInput,
-    NoEligibleTarget,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import Hook, PoolDefinition, TargetPool
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
+from ansible_collections.pitcopy.versions.tests.utils import btrfs_scenarios
 from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
+from ansible_collections.pitcopy.versions.tests.utils.trees import read, write
 
 pytestmark = pytest.mark.btrfs
 
@@ -47,30 +47,28 @@ def btrfs(*args):
     return proc.stdout
 
 
-def write(path, text):
-    with open(path, "w") as fh:
-        fh.write(text)
+class PoolOnBtrfs(object):
+    """A copy pool of ``technology`` on real btrfs, its sources below
+    ``<src>/vol``: the store under tmp_path, the engine and the backend over
+    ``runner``; its name carries the run's token (conftest.unique_pool_name)."""
 
-
-def read(path):
-    with open(path) as fh:
-        return fh.read()
-
-
-class World(PoolCalls):
-    """A copy pool on real btrfs: sources on fs ``src``, send targets on ``dst``;
-    its name carries the run's token (conftest.unique_pool_name)."""
-
-    def __init__(self, tmp_path, runner, src, dst, technology, name="pool1"):
-        self.runner = runner
-        self.src = src
-        self.dst = dst
+    def __init__(self, tmp_path, runner, src, technology, name):
         self.technology = technology
         self.name = unique_pool_name(name)
         self.store = StateStore(str(tmp_path / "state"))
         self.engine = RecordEngine(self.store, lambda tech: BACKENDS[tech](runner=runner))
         self.backend = BACKENDS[technology](runner=runner)
         os.makedirs(src.path("vol"), exist_ok=True)
+
+
+class World(PoolOnBtrfs, PoolCalls):
+    """A copy pool on real btrfs: sources on fs ``src``, send targets on ``dst``."""
+
+    def __init__(self, tmp_path, runner, src, dst, technology, name="pool1"):
+        PoolOnBtrfs.__init__(self, tmp_path, runner, src, technology, name)
+        self.runner = runner
+        self.src = src
+        self.dst = dst
         self.sources = []
         self.target_pools = ()
         self.hooks = ((), ())
@@ -82,6 +80,39 @@ class World(PoolCalls):
         btrfs("subvolume", "create", path)
         self.sources.append(path)
         return path
+
+    def write_all(self, text):
+        """New data in every source: {source: text}, as check_versions takes it."""
+        for s_ in self.sources:
+            write(os.path.join(s_, "data"), text)
+        return dict((s_, text) for s_ in self.sources)
+
+    def check_versions(self, expected):
+        check_versions(self, expected)
+
+    def check_restored(self, source, text):
+        assert read(os.path.join(source, "data")) == text and not subvol_info(source)["readonly"]
+
+    def make_subvolume(self, path):
+        btrfs("subvolume", "create", path)
+
+    def snapshot(self, of, at):
+        btrfs("subvolume", "snapshot", of, at)
+
+    def delete_subvolume(self, path):
+        btrfs("subvolume", "delete", path)
+
+    def three_sources_at_version_1(self):
+        """Sources a, b and c holding "v1\n", two target pools of three
+        targets, version 1 copied: the sources."""
+        for n in ("a", "b", "c"):
+            self.add_source(n)
+        self.make_target_pools(count=2, per_pool=3)
+        self.define()
+        for s_ in self.sources:
+            write(os.path.join(s_, "data"), "v1\n")
+        self.copy()
+        return list(self.sources)
 
     def make_target_pools(self, count=2, per_pool=4):
         tps = []
@@ -260,66 +291,27 @@ def test_source_names_are_validated(runner):
 
 def test_discovery_facts(fs_pair, runner):
     src, dst = fs_pair
-    os.makedirs(src.path("vol"))
-    btrfs("subvolume", "create", src.path("vol", "a"))
-    os.makedirs(dst.path("empty"))
-    os.makedirs(dst.path("foreign"))
-    write(dst.path("foreign", "somebody.txt"), "not ours\n")
-    b = BtrfsSendBackend(runner=runner)
-    vols = b.discover([src.path("vol", "a"), src.path("vol"), dst.path("empty"), dst.path("foreign"),
-                       dst.path("missing")])
-    a = vols[src.path("vol", "a")]
-    uuid_line = [ln for ln in btrfs("filesystem", "show", src.mountpoint).splitlines() if "uuid:" in ln][0]
-    assert a.kind == "subvolume" and a.container == uuid_line.split("uuid:")[1].strip()
-    assert a.block_size == 4096 and a.free > 100 * 1024 * 1024 and a.size > 0
-    assert vols[src.path("vol")].kind == "directory"
-    assert vols[dst.path("empty")].kind == "directory" and not vols[dst.path("empty")].foreign_data
-    assert vols[dst.path("empty")].owner is None
-    assert vols[dst.path("foreign")].foreign_data is True
-    assert dst.path("missing") not in vols
+
+    def fsid():
+        return [ln for ln in btrfs("filesystem", "show", src.mountpoint).splitlines() if "uuid:" in ln][0].split(
+            "uuid:")[1].strip()
+
+    btrfs_scenarios.discovery_facts(BtrfsSendBackend(runner=runner), src, dst,
+                                    lambda path: btrfs("subvolume", "create", path), fsid)
 
 
 def test_foreign_target_is_never_used_or_overwritten(fs_pair, runner, tmp_path):
     src, dst = fs_pair
     w = World(tmp_path, runner, src, dst, "btrfs_send")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "v1\n")
-    w.copy()
-    # someone puts their own data into a target of the next target pool
-    victim = w.target_pools[1].volumes[2]
-    write(os.path.join(victim, "precious"), "theirs\n")
-    with pytest.raises(NoEligibleTarget) as err:
-        w.copy()
-    assert "holds data that is not a copy of pool" in str(err.value.details["unpaired"])
-    assert read(os.path.join(victim, "precious")) == "theirs\n"
-    assert sorted(os.listdir(victim)) == ["precious"]
-    assert w.pitcopy_leftovers() == []
-    state = w.state()
-    assert [r.version for r in state.replication_records] == [1] and state.journal is None
-    check_versions(w, {1: dict((s_, "v1\n") for s_ in w.sources)})
-    # the backend refuses it on its own too (a stale plan must not overwrite it)
-    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair
-    with pytest.raises(CopyFailed, match="never overwritten") as err:
-        w.backend.create_copies(w.definition(), 9, [CopyPair(w.sources[0], victim)], None)
-    assert "nothing was changed" in err.value.msg
-    assert sorted(os.listdir(victim)) == ["precious"]
+    w.three_sources_at_version_1()
+    btrfs_scenarios.foreign_target_is_never_used_or_overwritten(w)
 
 
 def test_target_filesystem_too_full(loopfs_factory, runner, tmp_path):
     src = loopfs_factory("btrfs", size=512 * 1024 * 1024, name="src")
     dst = loopfs_factory("btrfs", size=256 * 1024 * 1024, name="dst")
     w = World(tmp_path, runner, src, dst, "btrfs_send")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "v1\n")
-    w.copy()
+    w.three_sources_at_version_1()
     # 240 MiB of real data in one source: more than the 256 MiB target fs has free
     with open(os.path.join(w.sources[0], "big"), "wb") as fh:
         for dummy in range(240):
@@ -605,37 +597,8 @@ def test_holds_on_the_storage_and_restore_refusals_change_nothing(fs_pair, runne
 
 
 def test_interrupted_copy_is_repaired(fs_pair, runner, tmp_path):
-    """A run killed after staging: verify_records repair rolls it back or
-    finishes it, and nothing of ours is left unowned."""
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.define()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "v1\n")
-    w.copy()
-    # stage version 2 by hand through the backend, as a killed run would leave it
-    from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
-    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Journal
-    d = w.definition()
-    pairs = [CopyPair(s_, w.backend.implied_target(w.name, "02", s_)) for s_ in w.sources]
-    outcome = w.backend.create_copies(d, 2, pairs, CopyWindow(d, runner))
-    staged = [c for c in w.backend.list_copies(w.name) if c.staged]
-    assert sorted(c.target for c in staged) == sorted(p.target for p in outcome.staged)
-    assert all(c.valid for c in staged)
-    state = w.state()
-    from dataclasses import replace
-    w.store.save(replace(state, journal=Journal(operation="copy", version=2, target_pool="02", pairs=tuple(pairs),
-                                                phase="copied", started="2026-11-25T00:00:00Z",
-                                                staged=tuple(outcome.staged))))
-    result = w.verify(repair=True)
-    assert [f["problem"] for f in result["findings"]] == ["interrupted_copy"]
-    state = w.state()
-    assert [r.version for r in state.replication_records] == [1, 2] and state.journal is None
-    assert all(os.path.exists(mark_path(p.target)) for p in pairs)
-    assert w.pitcopy_leftovers() == []
-    assert w.verify()["consistent"] is True
+    btrfs_scenarios.interrupted_copy_is_repaired(World(tmp_path, runner, src, dst, "btrfs_snapshot"))
 
 
 @pytest.mark.parametrize("snapshot_with", ["ioctl", "command"])
@@ -919,59 +882,8 @@ def test_restore_changed_comes_from_a_comparison(fs_pair, runner, tmp_path, tech
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot"])
 def test_interrupted_restore_is_finished_by_repair(fs_pair, runner, tmp_path, technology):
-    """A restore killed at three points, one per source, left as the
-    backend leaves it (its order: move the source aside, snapshot the copy
-    at the source's path, delete the aside) and journaled: ``a`` moved
-    aside only, ``b`` moved aside and already made from its copy, ``c`` not
-    moved yet. verify_records reports each, repair finishes each from the
-    copy and deletes the asides; an aside that no journal names then
-    refuses the next restore, changing nothing."""
-    from dataclasses import replace
-
-    from ansible_collections.pitcopy.versions.plugins.module_utils._model import CopyPair, Journal
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, technology)
-    a, b_, c = [w.add_source(n) for n in ("a", "b", "c")]
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "v1\n")
-    w.copy()
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "later\n")
-    d = w.definition()
-    rec = w.state().replication(1)
-    asides = dict((s_, w.backend.restore_aside(d, s_)) for s_ in w.sources)
-    work = os.path.dirname(asides[a])
-    os.makedirs(work, mode=0o700, exist_ok=True)
-    os.rename(a, asides[a])
-    os.rename(b_, asides[b_])
-    copy_b = [w.copy_path(p) for p in rec.pairs if p.source == b_][0]
-    btrfs("subvolume", "snapshot", copy_b, b_)
-    w.store.save(replace(w.state(), journal=Journal(
-        operation="restore", version=1, target_pool=rec.target_pool, pairs=rec.pairs, phase="restoring",
-        started="2026-11-25T00:00:00Z", asides=tuple(CopyPair(s_, asides[s_]) for s_ in w.sources))))
-    found = w.verify()
-    assert sorted((f["source"], f["problem"]) for f in found["findings"]) == sorted(
-        (s_, "interrupted_restore") for s_ in w.sources)
-    where = dict((f["source"], f["action"]) for f in found["findings"])
-    assert "is missing" in where[a] and "already holds the copy" in where[b_] and "not moved aside yet" in where[c]
-    w.verify(repair=True)
-    assert w.state().journal is None
-    for s_ in w.sources:
-        assert read(os.path.join(s_, "data")) == "v1\n" and not subvol_info(s_)["readonly"]
-        assert not os.path.exists(asides[s_])
-    assert w.pitcopy_leftovers() == []
-    assert w.verify()["consistent"] is True
-    # an aside no journal names: the next restore is refused, nothing changes
-    btrfs("subvolume", "create", asides[c])
-    write(os.path.join(c, "data"), "later\n")
-    with pytest.raises(InvalidInput, match="left from an interrupted restore"):
-        w.restore(1)
-    assert read(os.path.join(c, "data")) == "later\n"
-    btrfs("subvolume", "delete", asides[c])
-    w.restore(1)
-    assert read(os.path.join(c, "data")) == "v1\n"
+    btrfs_scenarios.interrupted_restore_is_finished_by_repair(World(tmp_path, runner, src, dst, technology))
 
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])

@@ -9,9 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
-import stat
 import subprocess
 
 import pytest
@@ -31,21 +29,9 @@ from ansible_collections.pitcopy.versions.tests.real.test_btrfs import (
     read,
     write,
 )
+from ansible_collections.pitcopy.versions.tests.utils import btrfs_scenarios
 
 pytestmark = pytest.mark.btrfs
-
-
-NOBODY = 65534
-
-
-def mode_of(path):
-    return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-def data_v(w, text):
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), text)
-    return dict((s_, text) for s_ in w.sources)
 
 
 # --- item 7: untrusted target directories --------------------------------------
@@ -64,7 +50,7 @@ def test_a_symlink_planted_at_the_temp_mark_name_is_never_written_through(fs_pai
     staged_mark = mark_path(os.path.join(target, ".pitcopy-staging.a"))
     plant = "%s.tmp.%d" % (staged_mark, os.getpid())
     os.symlink(victim, plant)
-    expected = {1: data_v(w, "v1\n")}
+    expected = {1: w.write_all("v1\n")}
     w.copy()
     assert read(victim) == "precious\n"
     assert os.path.islink(plant) and os.readlink(plant) == victim  # not ours: left alone
@@ -83,68 +69,12 @@ def test_a_symlink_planted_at_the_temp_mark_name_is_never_written_through(fs_pai
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_namespace_directories_are_0700_under_umask_000(fs_pair, runner, tmp_path, technology):
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, technology)
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    old = os.umask(0)
-    try:
-        w.define()
-        data_v(w, "v1\n")
-        w.copy()
-        w.restore(1)
-    finally:
-        os.umask(old)
-    ns = os.path.join(os.path.dirname(a), ".pitcopy")
-    made = [ns, os.path.join(ns, w.name)] + [os.path.join(ns, w.name, e) for e in os.listdir(os.path.join(ns, w.name))]
-    assert len(made) >= 3
-    assert dict((p, oct(mode_of(p))) for p in made) == dict((p, oct(0o700)) for p in made)
-    # one left open by an older version is closed at the next copy
-    os.chmod(ns, 0o777)
-    w.copy()
-    assert mode_of(ns) == 0o700
+    btrfs_scenarios.namespace_directories_are_0700_under_umask_000(World(tmp_path, runner, src, dst, technology))
 
 
 def test_a_target_another_user_can_write_is_refused(fs_pair, runner, tmp_path):
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, "btrfs_send")
-    w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    t1 = w.target_pools[0].volumes[0]
-    os.chmod(t1, 0o777)
-    with pytest.raises(InvalidInput) as err:
-        w.define()
-    assert "btrfs_send target %s is refused: it is writable by group and others (mode 0777)" % t1 in err.value.msg
-    os.chmod(t1, 0o1777)  # sticky does not help the directory itself: others still plant entries in it
-    with pytest.raises(InvalidInput, match="is writable by group and others"):
-        w.define()
-    os.chmod(t1, 0o755)
-    os.chown(t1, NOBODY, NOBODY)
-    with pytest.raises(InvalidInput, match="it is owned by uid %d, another user than root" % NOBODY):
-        w.define()
-    # a parent another user can change is as bad
-    os.chown(t1, 0, 0)
-    parent = os.path.dirname(t1)
-    os.chown(parent, NOBODY, NOBODY)
-    with pytest.raises(InvalidInput, match="its parent directory %s is owned by uid %d" % (parent, NOBODY)):
-        w.define()
-    os.chown(parent, 0, 0)
-    assert w.store.load(w.name) is None
-    w.define()
-    expected = {1: data_v(w, "v1\n")}
-    w.copy()
-    # opened up after the definition: refused at the copy, nothing changed
-    t2 = w.target_pools[1].volumes[0]
-    os.chmod(t2, 0o775)
-    data_v(w, "v2\n")
-    with pytest.raises((InvalidInput, CopyFailed)) as err:
-        w.copy()
-    assert "btrfs_send target %s is refused: it is writable by its group (mode 0775)" % t2 in err.value.msg
-    assert os.listdir(t2) == []
-    state = w.state()
-    assert state.journal is None and [r.version for r in state.replication_records] == [1]
-    check_versions(w, expected)
-    os.chmod(t2, 0o755)
-    assert w.copy()["version"]["number"] == 2
+    btrfs_scenarios.a_target_another_user_can_write_is_refused(World(tmp_path, runner, src, dst, "btrfs_send"))
 
 
 # --- item 11: definitions that can never work ------------------------------------
@@ -168,16 +98,7 @@ def test_a_mountpoint_source_is_refused_at_definition(fs_pair, runner, tmp_path)
 
 def test_a_send_target_inside_a_source_is_refused(fs_pair, runner, tmp_path):
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, "btrfs_send")
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    inside = os.path.join(a, "backup")
-    os.mkdir(inside, 0o700)
-    w.target_pools = (TargetPool("tp1", (inside,)), w.target_pools[1])
-    with pytest.raises(InvalidInput) as err:
-        w.define()
-    assert "btrfs_send target %s of target pool tp1 is inside source %s" % (inside, a) in err.value.msg
-    assert w.store.load(w.name) is None
+    btrfs_scenarios.a_send_target_inside_a_source_is_refused(World(tmp_path, runner, src, dst, "btrfs_send"))
 
 
 def test_two_pools_cannot_share_send_targets(fs_pair, runner, tmp_path):
@@ -210,7 +131,7 @@ def test_nested_subvolumes_are_refused_at_definition_and_at_copy(fs_pair, runner
         in err.value.msg
     btrfs("subvolume", "delete", nested)
     w.define()
-    expected = {1: data_v(w, "v1\n")}
+    expected = {1: w.write_all("v1\n")}
     w.copy()
     btrfs("subvolume", "create", nested)
     with pytest.raises((InvalidInput, CopyFailed), match="holds nested subvolumes"):
@@ -226,37 +147,8 @@ def test_nested_subvolumes_are_refused_at_definition_and_at_copy(fs_pair, runner
 
 def test_orphan_temp_marks_of_the_pool_are_swept_and_no_others(fs_pair, runner, tmp_path):
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, "btrfs_send")
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    w.define()
-    expected = {1: data_v(w, "v1\n")}
-    w.copy()
-    t1 = w.target_pools[0].volumes[0]
-    send_dir = os.path.join(os.path.dirname(a), ".pitcopy", w.name, "send")
-    ours = mark_path(os.path.join(t1, "a")) + ".tmp.999999"
-    write(ours, json.dumps(dict(read_mark(os.path.join(t1, "a")), state="promoting")))
-    cut = mark_path(os.path.join(send_dir, ".pitcopy-staging.a")) + ".tmp.999998.0a1b"
-    write(cut, '{"pitcopy": 1, "po')
-    theirs = mark_path(os.path.join(t1, "zz")) + ".tmp.999997"
-    write(theirs, json.dumps({"pitcopy": 1, "pool": "other"}))
-    link = mark_path(os.path.join(t1, "a")) + ".tmp.999996"
-    os.symlink(str(tmp_path / "nowhere"), link)
-    found = w.verify()
-    assert not found["consistent"]
-    assert sorted(f["target"] for f in found["findings"] if f["problem"] == "leftover_file") == sorted([ours, cut])
-    assert os.path.exists(ours) and os.path.exists(cut)
-    w.verify(repair=True)
-    assert not os.path.exists(ours) and not os.path.exists(cut)
-    assert os.path.exists(theirs) and os.path.islink(link)
-    assert w.verify()["consistent"]
-    # the next copy sweeps them too
-    write(ours, "")
-    expected[2] = data_v(w, "v2\n")
-    w.copy()
-    assert not os.path.exists(ours)
-    assert os.path.exists(theirs) and os.path.islink(link)
-    check_versions(w, expected)
+    btrfs_scenarios.orphan_temp_marks_of_the_pool_are_swept_and_no_others(
+        World(tmp_path, runner, src, dst, "btrfs_send"), tmp_path)
 
 
 def test_a_failed_receive_reports_the_receive_error(loopfs_factory, runner, tmp_path):

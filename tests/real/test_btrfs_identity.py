@@ -16,33 +16,25 @@ __metaclass__ = type
 
 import json
 import os
-import re
 
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import mark_path, read_mark, subvol_info
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
-from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
-from ansible_collections.pitcopy.versions.tests.real.test_btrfs import BACKENDS, btrfs, read, write
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import PoolOnBtrfs, btrfs, read, write
+from ansible_collections.pitcopy.versions.tests.utils import btrfs_scenarios
 
 pytestmark = pytest.mark.btrfs
 
 
-class Pool:
+class Pool(PoolOnBtrfs):
     """Copy pool ``name`` of one source ``<src>/vol/src`` (versions 2). Its
     copy writes the data first, and its definition is an attribute: not the
     world calls of tests/utils/pool_calls.py, whose signatures differ."""
 
     def __init__(self, tmp_path, runner, src, dst, technology, name="rb"):
-        self.technology = technology
-        self.name = unique_pool_name(name)
-        self.store = StateStore(str(tmp_path / "state"))
-        self.engine = RecordEngine(self.store, lambda tech: BACKENDS[tech](runner=runner))
-        self.backend = BACKENDS[technology](runner=runner)
-        os.makedirs(src.path("vol"), exist_ok=True)
+        PoolOnBtrfs.__init__(self, tmp_path, runner, src, technology, name)
         self.source = src.path("vol", "src")
         btrfs("subvolume", "create", self.source)
         tps = ()
@@ -105,22 +97,7 @@ def test_records_name_each_copy_by_its_identity(fs_pair, runner, tmp_path, techn
         assert pair.identity == "%s,received=%s" % (info["uuid"], info["received_uuid"])
         assert info["received_uuid"]
     assert ("%s %s" % (pair.target, pair.identity)) in read(p.store.path(p.name))
-    # a file written before identities were kept: no identities, verified and
-    # recorded at the next verify_records repair, which finds nothing wrong
-    text = read(p.store.path(p.name))
-    older = re.sub(r"\n  identities: \|\n    [^\n]*", "", text)
-    assert older != text
-    # ... and so without the seal of schema_version 2 either
-    older = re.sub(r"(?m)^# pitcopy-seal: .*\n\Z", "", older.replace("schema_version: 2\n", "schema_version: 1\n"))
-    assert "pitcopy-seal" not in older and "schema_version: 1\n" in older
-    write(p.store.path(p.name), older)
-    assert p.state().replication(1).pairs[0].identity is None
-    assert p.verify() == {"consistent": True, "findings": []}
-    with p.engine.session(p.name) as s:
-        plan = s.plan_verify(repair=True)
-        assert plan.changed
-        assert plan.apply() == {"consistent": True, "findings": []}
-    assert p.state().replication(1).pairs[0].identity == pair.identity
+    btrfs_scenarios.older_state_file_learns_identities(p, pair)
 
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])

@@ -26,16 +26,13 @@ import time
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
-    BtrfsSendBackend,
     base_path,
     read_mark,
     subvol_info,
     write_mark,
 )
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import TargetPool
-from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
-from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import PoolOnBtrfs, btrfs
 from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
 
 pytestmark = pytest.mark.btrfs
@@ -44,13 +41,6 @@ MIB = 1024 * 1024
 WRITTEN = 64 * MIB   # real random data in the 1 GiB sparse file
 APPARENT = 1024 * MIB
 CHUNK = 64 * 1024
-
-
-def btrfs(*args):
-    proc = subprocess.run(["btrfs"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
-                          universal_newlines=True)
-    assert proc.returncode == 0, "btrfs %s: %s" % (" ".join(args), proc.stderr)
-    return proc.stdout
 
 
 def sha(path):
@@ -78,17 +68,13 @@ def change_one_percent(path, version):
             fh.write(os.urandom(CHUNK))
 
 
-class World(PoolCalls):
+class World(PoolOnBtrfs, PoolCalls):
     """One source, target pools of one directory each on another btrfs."""
 
     def __init__(self, tmp_path, runner, src, dst, pools=1, versions=1, name="incr"):
+        PoolOnBtrfs.__init__(self, tmp_path, runner, src, "btrfs_send", name)
         self.runner = runner
         self.src, self.dst = src, dst
-        self.technology = "btrfs_send"
-        self.name = unique_pool_name(name)
-        self.store = StateStore(str(tmp_path / "state"))
-        self.engine = RecordEngine(self.store, lambda tech: BtrfsSendBackend(runner=runner))
-        os.makedirs(src.path("vol"), exist_ok=True)
         self.source = src.path("vol", "db")
         btrfs("subvolume", "create", self.source)
         self.sources = [self.source]

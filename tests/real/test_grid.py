@@ -181,7 +181,6 @@ def _make_world(request, tmp_path, technology):
 
 
 vgs = test_lvm.vgs
-zpools = test_zfs.zpools
 
 
 # (technology, marker, run by default with the EVENTS schedule; btrfs_snapshot

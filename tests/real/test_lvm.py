@@ -45,7 +45,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
-from ansible_collections.pitcopy.versions.tests.utils import engine_calls
+from ansible_collections.pitcopy.versions.tests.utils import engine_calls, lvm_scenarios
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, MiB, run_tool, tool_env
 
@@ -471,41 +471,10 @@ def test_snapshot_failure_full_vg_leaves_nothing(vgs, lvm_runner, tmp_path):
 
 def test_clone_failure_and_foreign_target(vgs, lvm_runner, tmp_path):
     vg = vgs.create("cf", 128 * MiB)
-    sources = [lv(vg, n, 8) for n in ("a", "b", "c")]
-    for s_ in sources:
-        write_data(s_, "v1 %s" % s_)
-    good = [lv(vg, "ta", 8), lv(vg, "tb", 12)]
-    small = lv(vg, "tsmall", 4)
-    foreign = lv(vg, "tforeign", 8)
-    write_data(foreign, "the user's own data")
-    b = LvmCloneBackend(lvm_runner)
-    vols = b.discover(good + [small, foreign])
-    assert vols[foreign].foreign_data is True and vols[good[0]].foreign_data is False
-    d = PoolDefinition(name="cl", technology="lvm_clone", sources=tuple(sources), versions=1,
-                       target_pools=(TargetPool(name="01", volumes=tuple(good + [small, foreign])),))
-    lvs_before = sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_attr,lv_tags", vg).split("\n"))
-    # too small: refused before any copy, with the numbers
-    pairs = [CopyPair(sources[0], good[0]), CopyPair(sources[1], good[1]), CopyPair(sources[2], small)]
-    with pytest.raises(CapacityError) as exc:
-        b.check_capacity(d, pairs, [], vols)
-    assert small in exc.value.msg and str(4 * MiB) in exc.value.msg and str(8 * MiB) in exc.value.msg
-    with pytest.raises(CopyFailed) as exc:
-        b.create_copies(d, 1, pairs, CopyWindow(d, lvm_runner))
-    assert exc.value.details.get("target") == small
-    # a target holding data we do not own: never written
-    pairs[2] = CopyPair(sources[2], foreign)
-    with pytest.raises(CopyFailed) as exc:
-        b.create_copies(d, 1, pairs, CopyWindow(d, lvm_runner))
-    assert "does not own" in exc.value.msg and exc.value.details.get("target") == foreign
-    assert read_data(foreign) == "the user's own data"
-    assert sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_attr,lv_tags", vg).split("\n")) == lvs_before
-    # through the engine the foreign target is never selected (or is reported)
-    eng = make_engine(tmp_path / "state", lvm_runner)
-    with eng.session("cl") as s:
-        with pytest.raises(InvalidInput) as exc:
-            s.plan_define(d).apply()
-    assert foreign in exc.value.msg
-    assert read_data(foreign) == "the user's own data"
+    lvm_scenarios.clone_failure_and_foreign_target(
+        lvm_runner, lambda name, mib: lv(vg, name, mib), write_data, read_data,
+        make_engine(tmp_path / "state", lvm_runner),
+        lvs=lambda: sorted(sh("lvs", "--noheadings", "-o", "lv_name,lv_attr,lv_tags", vg).split("\n")))
 
 
 def test_clone_failure_mid_copy_loses_only_the_replaced_copies_written(vgs, lvm_runner, tmp_path, monkeypatch):

@@ -106,12 +106,6 @@ class Zpools:
         return errors
 
 
-@pytest.fixture
-def zpools():
-    with zpools_workdir() as zp:
-        yield zp
-
-
 @contextlib.contextmanager
 def zpools_workdir():
     """Zpools on image files in a work directory of their own; every zpool
@@ -126,11 +120,6 @@ def zpools_workdir():
         errors = zp.destroy_all()
         shutil.rmtree(workdir, ignore_errors=True)
         assert not errors, errors
-
-
-@pytest.fixture
-def runner():
-    return SubprocessRunner(env={"PATH": SBIN})
 
 
 # --- data helpers --------------------------------------------------------------

@@ -23,9 +23,7 @@ import os
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
-from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.tests.real.test_zfs import (
-    SBIN,
     MiB,
     all_names,
     check_kept,
@@ -34,22 +32,10 @@ from ansible_collections.pitcopy.versions.tests.real.test_zfs import (
     read_fs_or_vol,
     sh,
     write_data,
-    zpools_workdir,
 )
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 
 pytestmark = pytest.mark.zfs
-
-
-@pytest.fixture
-def zpools():
-    with zpools_workdir() as zp:
-        yield zp
-
-
-@pytest.fixture
-def runner():
-    return SubprocessRunner(env={"PATH": SBIN})
 
 
 BIG = 16 * MiB

@@ -35,18 +35,11 @@ from ansible_collections.pitcopy.versions.tests.real.test_zfs import (
     mountpoint,
     ours,
     sh,
-    zpools_workdir,
 )
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings
 from ansible_collections.pitcopy.versions.tests.utils.trees import tree
 
 pytestmark = pytest.mark.zfs
-
-
-@pytest.fixture
-def zpools():
-    with zpools_workdir() as zp:
-        yield zp
 
 
 def _write(root, text):

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What a directory tree holds, to compare a restore with its version:
 every entry's type, content checksum (or link target), mode, owner and
-xattrs (ACLs included: they are xattrs)."""
+xattrs (ACLs included: they are xattrs); and a text file written or read
+in one call."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -31,3 +32,13 @@ def tree(root):
                           for x in os.listxattr(p, follow_symlinks=False))
             out[os.path.relpath(p, root)] = what + (st.st_mode, st.st_uid, st.st_gid, xattrs)
     return out
+
+
+def write(path, text):
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def read(path):
+    with open(path) as fh:
+        return fh.read()

@@ -28,16 +28,9 @@ import os, signal, sys
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.unit.memory_backend import FileBackend, SimpleWindow, FakeClock
+from ansible_collections.pitcopy.versions.tests.utils.kill_points import Steps
 
-KILL_AT = int(os.environ["KILL_AT"])
-count = [0]
-
-def step(name):
-    count[0] += 1
-    sys.stdout.write("%d %s\n" % (count[0], name))
-    sys.stdout.flush()
-    if count[0] == KILL_AT:
-        os.kill(os.getpid(), signal.SIGKILL)
+step = Steps(int(os.environ["KILL_AT"]))
 
 class Store(StateStore):
     def save(self, state):

@@ -51,6 +51,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayKernel, ReplayRunner, load_case
+from ansible_collections.pitcopy.versions.tests.utils import btrfs_scenarios
 from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
 
 BACKENDS = {"btrfs_snapshot": BtrfsSnapshotBackend, "btrfs_send": BtrfsSendBackend}
@@ -142,6 +143,43 @@ class World(PoolCalls):
                 assert mark["state"] == "complete" and mark["uuid"] and p.identity.startswith(mark["uuid"])
         return sorted(r.version for r in self.state().replication_records)
 
+    def write_all(self, text):
+        """What the real test writes into every source ({source: text});
+        what copies contain is not replayed, so nothing is written."""
+        return dict((s_, text) for s_ in self.sources)
+
+    def check_versions(self, expected):
+        """The real test's data check, as far as it is replayed: the kept
+        versions are the newest expected ones and their copies' marks name
+        them (what copies contain is not replayed)."""
+        kept = self.check_marks()
+        assert kept == sorted(expected)[-len(kept):]
+
+    def three_sources_at_version_1(self):
+        """tests/real/test_btrfs.py's World.three_sources_at_version_1 (its
+        data not written: not replayed)."""
+        for n in ("a", "b", "c"):
+            self.add_source(n)
+        self.make_target_pools(count=2, per_pool=3)
+        self.define()
+        self.copy()
+        return list(self.sources)
+
+    def check_restored(self, source, text):
+        assert os.path.isdir(source)  # what it holds is not replayed
+
+    def make_subvolume(self, path):
+        _mkdir(path)
+
+    def snapshot(self, of, at):
+        _mkdir(at)
+
+    def delete_subvolume(self, path):
+        shutil.rmtree(path)
+
+    def pitcopy_leftovers(self):
+        return self.leftovers()
+
     def leftovers(self):
         found = []
         for root, dirs, files in os.walk(self.root):
@@ -150,6 +188,15 @@ class World(PoolCalls):
                         n.startswith(".pitcopy-mark.") and (".pitcopy-staging." in n or ".tmp." in n)):
                     found.append(os.path.join(root, n))
         return found
+
+
+def replayed(scenario, tmp_path, monkeypatch, technology, case=None, *args):
+    """``scenario`` (tests/utils/btrfs_scenarios.py) over the recording of
+    its real test (``case``: by default the scenario's name as a test's),
+    every recorded call made."""
+    w = World(tmp_path, monkeypatch, case or "test_" + scenario.__name__, technology)
+    scenario(w, *args)
+    w.runner.assert_done()
 
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
@@ -222,57 +269,25 @@ def test_versions_rotate_with_sources_added_and_removed(tmp_path, monkeypatch, t
 
 
 def test_discovery_facts(tmp_path, monkeypatch):
-    """test_btrfs.py::test_discovery_facts: a subvolume, a plain directory
-    on btrfs, an empty and a foreign target directory, a missing path."""
+    """test_btrfs.py::test_discovery_facts, the source filesystem's uuid the
+    recorded one."""
     w = World(tmp_path, monkeypatch, "test_discovery_facts", "btrfs_send")
-    src, dst = w.src, w.dst
-    _mkdir(src.path("vol", "a"))
-    _mkdir(dst.path("empty"))
-    _mkdir(dst.path("foreign"))
-    with open(dst.path("foreign", "somebody.txt"), "w") as fh:
-        fh.write("not ours\n")
-    vols = w.backend.discover([src.path("vol", "a"), src.path("vol"), dst.path("empty"), dst.path("foreign"),
-                               dst.path("missing")])
-    a = vols[src.path("vol", "a")]
-    fsid = [c for c in w.case["calls"] if c.get("kernel") == "filesystem_info"][0]["result"]["fsid"]
-    assert a.kind == "subvolume" and a.container == fsid
-    assert a.block_size == 4096 and a.free > 100 * 1024 * 1024 and a.size > 0
-    assert vols[src.path("vol")].kind == "directory"
-    assert vols[dst.path("empty")].kind == "directory" and not vols[dst.path("empty")].foreign_data
-    assert vols[dst.path("empty")].owner is None
-    assert vols[dst.path("foreign")].foreign_data is True
-    assert dst.path("missing") not in vols
+    btrfs_scenarios.discovery_facts(
+        w.backend, w.src, w.dst, _mkdir,
+        lambda: [c for c in w.case["calls"] if c.get("kernel") == "filesystem_info"][0]["result"]["fsid"])
     w.runner.assert_done()
 
 
 def _send_world_with_version_1(tmp_path, monkeypatch, case):
     """btrfs_send sources a, b, c; two target pools of three; version 1 taken."""
     w = World(tmp_path, monkeypatch, case, "btrfs_send")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    w.copy()
+    w.three_sources_at_version_1()
     return w
 
 
 def test_foreign_target_is_never_used_or_overwritten(tmp_path, monkeypatch):
     w = _send_world_with_version_1(tmp_path, monkeypatch, "test_foreign_target_is_never_used_or_overwritten")
-    victim = w.target_pools[1].volumes[2]
-    with open(os.path.join(victim, "precious"), "w") as fh:
-        fh.write("theirs\n")
-    with pytest.raises(NoEligibleTarget) as err:
-        w.copy()
-    assert "holds data that is not a copy of pool" in str(err.value.details["unpaired"])
-    assert sorted(os.listdir(victim)) == ["precious"]
-    assert w.leftovers() == []
-    state = w.state()
-    assert [r.version for r in state.replication_records] == [1] and state.journal is None
-    assert w.check_marks() == [1]
-    with pytest.raises(CopyFailed, match="never overwritten") as err:
-        w.backend.create_copies(w.definition(), 9, [CopyPair(w.sources[0], victim)], None)
-    assert "nothing was changed" in err.value.msg
-    assert sorted(os.listdir(victim)) == ["precious"]
+    btrfs_scenarios.foreign_target_is_never_used_or_overwritten(w)
     w.runner.assert_done()
 
 
@@ -374,42 +389,7 @@ def test_a_failed_receive_reports_the_receive_error(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the real test's chown of a target to another user needs root")
 def test_a_target_another_user_can_write_is_refused(tmp_path, monkeypatch):
-    nobody = 65534
-    w = World(tmp_path, monkeypatch, "test_a_target_another_user_can_write_is_refused", "btrfs_send")
-    w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    t1 = w.target_pools[0].volumes[0]
-    os.chmod(t1, 0o777)
-    with pytest.raises(InvalidInput) as err:
-        w.define()
-    assert "btrfs_send target %s is refused: it is writable by group and others (mode 0777)" % t1 in err.value.msg
-    os.chmod(t1, 0o1777)
-    with pytest.raises(InvalidInput, match="is writable by group and others"):
-        w.define()
-    os.chmod(t1, 0o755)
-    os.chown(t1, nobody, nobody)
-    with pytest.raises(InvalidInput, match="it is owned by uid %d, another user than root" % nobody):
-        w.define()
-    os.chown(t1, 0, 0)
-    parent = os.path.dirname(t1)
-    os.chown(parent, nobody, nobody)
-    with pytest.raises(InvalidInput, match="its parent directory %s is owned by uid %d" % (parent, nobody)):
-        w.define()
-    os.chown(parent, 0, 0)
-    assert w.store.load(w.name) is None
-    w.define()
-    w.copy()
-    t2 = w.target_pools[1].volumes[0]
-    os.chmod(t2, 0o775)
-    with pytest.raises((InvalidInput, CopyFailed)) as err:
-        w.copy()
-    assert "btrfs_send target %s is refused: it is writable by its group (mode 0775)" % t2 in err.value.msg
-    assert os.listdir(t2) == []
-    state = w.state()
-    assert state.journal is None and [r.version for r in state.replication_records] == [1]
-    os.chmod(t2, 0o755)
-    assert w.copy()["version"]["number"] == 2
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.a_target_another_user_can_write_is_refused, tmp_path, monkeypatch, "btrfs_send")
 
 
 def test_nested_subvolumes_are_refused_at_definition_and_at_copy(tmp_path, monkeypatch):
@@ -438,40 +418,8 @@ def test_nested_subvolumes_are_refused_at_definition_and_at_copy(tmp_path, monke
 
 
 def test_orphan_temp_marks_of_the_pool_are_swept_and_no_others(tmp_path, monkeypatch):
-    """Temporary marks left by a killed process: the pool's (complete or
-    cut short) are reported and swept, another pool's and a symlink never."""
-    w = World(tmp_path, monkeypatch, "test_orphan_temp_marks_of_the_pool_are_swept_and_no_others", "btrfs_send")
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    w.define()
-    w.copy()
-    t1 = w.target_pools[0].volumes[0]
-    send_dir = os.path.join(os.path.dirname(a), ".pitcopy", w.name, "send")
-
-    def write(path, text):
-        with open(path, "w") as fh:
-            fh.write(text)
-
-    ours = mark_path(os.path.join(t1, "a")) + ".tmp.999999"
-    write(ours, json.dumps(dict(read_mark(os.path.join(t1, "a")), state="promoting")))
-    cut = mark_path(os.path.join(send_dir, ".pitcopy-staging.a")) + ".tmp.999998.0a1b"
-    write(cut, '{"pitcopy": 1, "po')
-    theirs = mark_path(os.path.join(t1, "zz")) + ".tmp.999997"
-    write(theirs, json.dumps({"pitcopy": 1, "pool": "other"}))
-    link = mark_path(os.path.join(t1, "a")) + ".tmp.999996"
-    os.symlink(str(tmp_path / "nowhere"), link)
-    found = w.verify()
-    assert not found["consistent"]
-    assert sorted(f["target"] for f in found["findings"] if f["problem"] == "leftover_file") == sorted([ours, cut])
-    w.verify(repair=True)
-    assert not os.path.exists(ours) and not os.path.exists(cut)
-    assert os.path.exists(theirs) and os.path.islink(link)
-    assert w.verify()["consistent"]
-    write(ours, "")
-    w.copy()
-    assert not os.path.exists(ours)
-    assert os.path.exists(theirs) and os.path.islink(link)
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.orphan_temp_marks_of_the_pool_are_swept_and_no_others, tmp_path, monkeypatch,
+             "btrfs_send", None, tmp_path)
 
 
 def test_restore_refuses_busy_and_mountpoint_sources(tmp_path, monkeypatch):
@@ -526,35 +474,7 @@ def test_restore_changed_comes_from_a_comparison(tmp_path, monkeypatch, technolo
 
 
 def test_interrupted_copy_is_repaired(tmp_path, monkeypatch):
-    """A version staged through the backend and journaled as a killed run
-    would leave it: the staged copies are listed (staged, valid) and
-    verify_records repair finishes the version."""
-    from dataclasses import replace
-
-    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Journal
-    w = World(tmp_path, monkeypatch, "test_interrupted_copy_is_repaired", "btrfs_snapshot")
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.define()
-    w.copy()
-    d = w.definition()
-    pairs = [CopyPair(s_, w.backend.implied_target(w.name, "02", s_)) for s_ in w.sources]
-    outcome = w.backend.create_copies(d, 2, pairs, CopyWindow(d, w.runner))
-    staged = [c for c in w.backend.list_copies(w.name) if c.staged]
-    assert sorted(c.target for c in staged) == sorted(p.target for p in outcome.staged)
-    assert all(c.valid for c in staged)
-    state = w.state()
-    w.store.save(replace(state, journal=Journal(operation="copy", version=2, target_pool="02", pairs=tuple(pairs),
-                                                phase="copied", started="2026-11-25T00:00:00Z",
-                                                staged=tuple(outcome.staged))))
-    result = w.verify(repair=True)
-    assert [f["problem"] for f in result["findings"]] == ["interrupted_copy"]
-    state = w.state()
-    assert [r.version for r in state.replication_records] == [1, 2] and state.journal is None
-    assert all(os.path.exists(mark_path(p.target)) for p in pairs)
-    assert w.leftovers() == []
-    assert w.verify()["consistent"] is True
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.interrupted_copy_is_repaired, tmp_path, monkeypatch, "btrfs_snapshot")
 
 
 def test_mountpoint_source_is_refused_before_the_copy(tmp_path, monkeypatch):
@@ -611,17 +531,7 @@ def test_refuses_freeze_consistency(tmp_path, monkeypatch):
 
 
 def test_a_send_target_inside_a_source_is_refused(tmp_path, monkeypatch):
-    w = World(tmp_path, monkeypatch, "test_a_send_target_inside_a_source_is_refused", "btrfs_send")
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    inside = os.path.join(a, "backup")
-    os.mkdir(inside, 0o700)
-    w.target_pools = (TargetPool("tp1", (inside,)), w.target_pools[1])
-    with pytest.raises(InvalidInput) as err:
-        w.define()
-    assert "btrfs_send target %s of target pool tp1 is inside source %s" % (inside, a) in err.value.msg
-    assert w.store.load(w.name) is None
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.a_send_target_inside_a_source_is_refused, tmp_path, monkeypatch, "btrfs_send")
 
 
 def test_two_pools_cannot_share_send_targets(tmp_path, monkeypatch):
@@ -645,25 +555,8 @@ def test_two_pools_cannot_share_send_targets(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_namespace_directories_are_0700_under_umask_000(tmp_path, monkeypatch, technology):
-    w = World(tmp_path, monkeypatch, "test_namespace_directories_are_0700_under_umask_000_%s_" % technology,
-              technology)
-    a = w.add_source("a")
-    w.make_target_pools(count=2, per_pool=1)
-    old = os.umask(0)
-    try:
-        w.define()
-        w.copy()
-        w.restore(1)
-    finally:
-        os.umask(old)
-    ns = os.path.join(os.path.dirname(a), ".pitcopy")
-    made = [ns, os.path.join(ns, w.name)] + [os.path.join(ns, w.name, e) for e in os.listdir(os.path.join(ns, w.name))]
-    assert len(made) >= 3
-    assert dict((p, oct(os.lstat(p).st_mode & 0o7777)) for p in made) == dict((p, oct(0o700)) for p in made)
-    os.chmod(ns, 0o777)
-    w.copy()
-    assert os.lstat(ns).st_mode & 0o7777 == 0o700
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.namespace_directories_are_0700_under_umask_000, tmp_path, monkeypatch, technology,
+             "test_namespace_directories_are_0700_under_umask_000_%s_" % technology)
 
 
 # --- tests/real/test_btrfs_identity.py ------------------------------------------
@@ -689,7 +582,6 @@ class Pool(World):
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_records_name_each_copy_by_its_identity(tmp_path, monkeypatch, technology):
-    import re
     p = Pool(tmp_path, monkeypatch, "test_records_name_each_copy_by_its_identity_%s_" % technology, technology)
     p.copy()
     pair = p.state().replication(1).pairs[0]
@@ -699,19 +591,8 @@ def test_records_name_each_copy_by_its_identity(tmp_path, monkeypatch, technolog
     else:
         assert pair.identity == "%s,received=%s" % (mark["uuid"], mark["received_uuid"]) and mark["received_uuid"]
     with open(p.store.path(p.name)) as fh:
-        text = fh.read()
-    assert ("%s %s" % (pair.target, pair.identity)) in text
-    older = re.sub(r"\n  identities: \|\n    [^\n]*", "", text)
-    older = re.sub(r"(?m)^# pitcopy-seal: .*\n\Z", "", older.replace("schema_version: 2\n", "schema_version: 1\n"))
-    with open(p.store.path(p.name), "w") as fh:
-        fh.write(older)
-    assert p.state().replication(1).pairs[0].identity is None
-    assert p.verify() == {"consistent": True, "findings": []}
-    with p.engine.session(p.name) as s:
-        plan = s.plan_verify(repair=True)
-        assert plan.changed
-        assert plan.apply() == {"consistent": True, "findings": []}
-    assert p.state().replication(1).pairs[0].identity == pair.identity
+        assert ("%s %s" % (pair.target, pair.identity)) in fh.read()
+    btrfs_scenarios.older_state_file_learns_identities(p, pair)
     p.runner.assert_done()
 
 
@@ -819,45 +700,9 @@ def test_a_subvolume_that_is_not_ours_is_never_deleted(tmp_path, monkeypatch, te
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot"])
 def test_interrupted_restore_is_finished_by_repair(tmp_path, monkeypatch, technology):
-    """test_btrfs.py::test_interrupted_restore_is_finished_by_repair: a
-    restore journaled and left at three points (``a`` moved aside, ``b``
-    moved aside and made again from its copy, ``c`` not moved) is reported
-    and finished by repair; an aside no journal names refuses a restore."""
-    from dataclasses import replace
-
-    from ansible_collections.pitcopy.versions.plugins.module_utils._model import Journal
-    w = World(tmp_path, monkeypatch, "test_interrupted_restore_is_finished_by_repair_%s_" % technology, technology)
-    a, b_, c = [w.add_source(n) for n in ("a", "b", "c")]
-    w.make_target_pools(count=2, per_pool=3)
-    w.define()
-    w.copy()
-    d = w.definition()
-    rec = w.state().replication(1)
-    asides = dict((s_, w.backend.restore_aside(d, s_)) for s_ in w.sources)
-    work = os.path.dirname(asides[a])
-    os.makedirs(work, mode=0o700, exist_ok=True)
-    os.rename(a, asides[a])
-    os.rename(b_, asides[b_])
-    _mkdir(b_)  # a snapshot of the copy, made by the real test
-    w.store.save(replace(w.state(), journal=Journal(
-        operation="restore", version=1, target_pool=rec.target_pool, pairs=rec.pairs, phase="restoring",
-        started="2026-11-25T00:00:00Z", asides=tuple(CopyPair(s_, asides[s_]) for s_ in w.sources))))
-    found = w.verify()
-    assert sorted((f["source"], f["problem"]) for f in found["findings"]) == sorted(
-        (s_, "interrupted_restore") for s_ in w.sources)
-    where = dict((f["source"], f["action"]) for f in found["findings"])
-    assert "is missing" in where[a] and "already holds the copy" in where[b_] and "not moved aside yet" in where[c]
-    w.verify(repair=True)
-    assert w.state().journal is None
-    assert all(os.path.isdir(s_) and not os.path.exists(asides[s_]) for s_ in w.sources)
-    assert w.leftovers() == []
-    assert w.verify()["consistent"] is True
-    _mkdir(asides[c])  # ``btrfs subvolume create`` in the real test
-    with pytest.raises(InvalidInput, match="left from an interrupted restore"):
-        w.restore(1)
-    shutil.rmtree(asides[c])
-    w.restore(1)
-    w.runner.assert_done()
+    """test_btrfs.py::test_interrupted_restore_is_finished_by_repair."""
+    replayed(btrfs_scenarios.interrupted_restore_is_finished_by_repair, tmp_path, monkeypatch, technology,
+             "test_interrupted_restore_is_finished_by_repair_%s_" % technology)
 
 
 def _listed(backend, name, scope=None):

@@ -31,6 +31,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import Cop
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
+from ansible_collections.pitcopy.versions.tests.utils import lvm_scenarios
 
 MiB = 1024 * 1024
 BACKENDS = {"lvm_snapshot": LvmSnapshotBackend, "lvm_thin": LvmThinBackend, "lvm_clone": LvmCloneBackend}
@@ -346,36 +347,9 @@ def test_clone_failure_and_foreign_target(tmp_path, monkeypatch):
     numbers, a target holding somebody's data is never written, and the
     engine refuses a definition naming it."""
     devices, runner, vg = _clone_replay(tmp_path, monkeypatch, "test_clone_failure_and_foreign_target", "lvm_clone failures")
-    sources = [devices.create("%s/%s" % (vg, n)) for n in "abc"]
-    for s_ in sources:
-        devices.write(s_, "v1 %s" % s_)
-    good = [devices.create("%s/ta" % vg), devices.create("%s/tb" % vg, 12 * MiB)]
-    small = devices.create("%s/tsmall" % vg, 4 * MiB)
-    foreign = devices.create("%s/tforeign" % vg)
-    devices.write(foreign, "the user's own data")
-    b = LvmCloneBackend(runner)
-    vols = b.discover(good + [small, foreign])
-    assert vols[foreign].foreign_data is True and vols[good[0]].foreign_data is False
-    d = PoolDefinition(name="cl", technology="lvm_clone", sources=tuple(sources), versions=1,
-                       target_pools=(TargetPool(name="01", volumes=tuple(good + [small, foreign])),))
-    pairs = [CopyPair(sources[0], good[0]), CopyPair(sources[1], good[1]), CopyPair(sources[2], small)]
-    with pytest.raises(CapacityError) as exc:
-        b.check_capacity(d, pairs, [], vols)
-    assert small in exc.value.msg and str(4 * MiB) in exc.value.msg and str(8 * MiB) in exc.value.msg
-    with pytest.raises(CopyFailed) as exc:
-        b.create_copies(d, 1, pairs, CopyWindow(d, runner))
-    assert exc.value.details.get("target") == small
-    pairs[2] = CopyPair(sources[2], foreign)
-    with pytest.raises(CopyFailed) as exc:
-        b.create_copies(d, 1, pairs, CopyWindow(d, runner))
-    assert "does not own" in exc.value.msg and exc.value.details.get("target") == foreign
-    assert devices.read(foreign) == "the user's own data"
-    eng = RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: LvmCloneBackend(runner=runner))
-    with eng.session("cl") as s:
-        with pytest.raises(InvalidInput) as exc:
-            s.plan_define(d).apply()
-    assert foreign in exc.value.msg
-    assert devices.read(foreign) == "the user's own data"
+    lvm_scenarios.clone_failure_and_foreign_target(
+        runner, lambda name, mib: devices.create("%s/%s" % (vg, name), mib * MiB), devices.write, devices.read,
+        RecordEngine(StateStore(str(tmp_path / "state")), lambda tech: LvmCloneBackend(runner=runner)))
     runner.assert_done()
 
 

@@ -31,6 +31,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import dump_state, load_state
 from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, make_engine
+from ansible_collections.pitcopy.versions.tests.utils.trees import read as _read, write as _write
 
 GIB = 1024 ** 3
 
@@ -53,16 +54,6 @@ class FilesBackend(MemoryBackend):
 
     def source_directory(self, definition, source):
         return os.path.join(self.root, "live")
-
-
-def _write(path, text):
-    with open(path, "w") as fh:
-        fh.write(text)
-
-
-def _read(path):
-    with open(path) as fh:
-        return fh.read()
 
 
 @pytest.fixture

@@ -124,6 +124,13 @@ def _records(engine):
         return dict((r["version"], r) for r in s.info()["replication_records"])
 
 
+def _copy_at(engine, clock, when):
+    """copy_version at ``when``: its result."""
+    clock.now = when
+    with engine.session("P") as s:
+        return s.plan_copy().apply()
+
+
 def test_the_engine_refuses_a_grid_without_room_and_changes_nothing(tmp_path):
     engine, be, clock = _env(tmp_path, "2h", 3, datetime(2026, 3, 1, tzinfo=UTC))
     before = engine.store.read_raw("P")
@@ -165,9 +172,7 @@ def test_days_begin_at_the_hosts_midnight_not_utcs(tmp_path):
     assert t1.date() == t2.date()
     engine, be, clock = _env(tmp_path, "2d", 3, t1)
     for t in (t1, t2, t3):
-        clock.now = t
-        with engine.session("P") as s:
-            result = s.plan_copy().apply()
+        result = _copy_at(engine, clock, t)
     # Berlin: v1 first of 10 June, v2 first of 11 June, v3 the newest -> all kept
     assert result["deleted_versions"] == [] and sorted(_records(engine)) == [1, 2, 3]
     # in UTC all three share a day: only v1 would represent it
@@ -181,9 +186,7 @@ def test_hourly_buckets_rotate_through_the_target_pools(tmp_path):
     t0 = datetime(2026, 2, 2, 5, 0, tzinfo=UTC)
     engine, be, clock = _env(tmp_path, "3h", 4, t0, tz=UTC)
     for i in range(10):
-        clock.now = t0 + timedelta(hours=i)
-        with engine.session("P") as s:
-            result = s.plan_copy().apply()
+        result = _copy_at(engine, clock, t0 + timedelta(hours=i))
         kept = sorted(_records(engine))
         assert kept == list(range(max(1, i - 1), i + 2)), (i, kept)  # the last 3 hours' copies
     # steady state: 3 kept in 4 target pools, so an empty one is always
@@ -201,9 +204,7 @@ def test_only_copy_version_deletes_what_the_grid_drops_when_it_makes_room(tmp_pa
     t0 = datetime(2026, 2, 2, 5, 0, tzinfo=UTC)
     engine, be, clock = _env(tmp_path, "4h", 5, t0, tz=UTC)
     for i in range(4):
-        clock.now = t0 + timedelta(hours=i)
-        with engine.session("P") as s:
-            s.plan_copy().apply()
+        _copy_at(engine, clock, t0 + timedelta(hours=i))
     assert sorted(_records(engine)) == [1, 2, 3, 4]
     # a tighter grid needs only v3 and v4 now: defining it deletes nothing
     with engine.session("P") as s:
@@ -281,9 +282,7 @@ def test_hours_are_counted_as_instants_across_the_summer_time_change(tmp_path, n
     engine, be, clock = _env(tmp_path, "6h 1d", 8, start)
     taken = []
     for hour in range(12):
-        clock.now = start + timedelta(hours=hour)
-        with engine.session("P") as s:
-            result = s.plan_copy().apply()
+        result = _copy_at(engine, clock, start + timedelta(hours=hour))
         taken.append((result["version"]["number"], clock.now))
         assert set(_records(engine)) == expected_kept(parse_grid("6h 1d"), taken, clock.now, BERLIN), hour
         # the last six hours' copies are always there, whatever the clocks did
@@ -297,9 +296,7 @@ def test_an_interrupted_grid_copy_is_finished_at_the_time_of_its_journal(tmp_pat
     t0 = datetime(2026, 5, 4, 10, 5, tzinfo=UTC)
     engine, be, clock = _env(tmp_path, "1h", 3, t0, tz=UTC)
     for minutes in (0, 15, 35):
-        clock.now = t0 + timedelta(minutes=minutes)
-        with engine.session("P") as s:
-            s.plan_copy().apply()
+        _copy_at(engine, clock, t0 + timedelta(minutes=minutes))
     assert sorted(_records(engine)) == [1, 3]  # v2 went with v3
     clock.now = t0 + timedelta(minutes=45)
     with engine.session("P") as s:
@@ -327,9 +324,7 @@ def test_held_versions_are_never_picked_even_when_the_grid_has_no_room_left(tmp_
     t0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
     engine, be, clock = _env(tmp_path, "2h", 3, t0, tz=UTC)
     for hour in range(3):
-        clock.now = t0 + timedelta(hours=hour)
-        with engine.session("P") as s:
-            s.plan_copy().apply()
+        _copy_at(engine, clock, t0 + timedelta(hours=hour))
         if hour == 1:
             for version in (1, 2):
                 with engine.session("P") as s:
@@ -337,9 +332,7 @@ def test_held_versions_are_never_picked_even_when_the_grid_has_no_room_left(tmp_
     assert sorted(_records(engine)) == [1, 2, 3]  # v1 left the grid at 12:00 but is held
     # 13:00: v1 and v2 held (outside the grid, kept beside it), v3 needed;
     # no target pool is free, so the oldest unheld version (v3) is replaced
-    clock.now = t0 + timedelta(hours=3)
-    with engine.session("P") as s:
-        result = s.plan_copy().apply()
+    result = _copy_at(engine, clock, t0 + timedelta(hours=3))
     assert (result["replaced_version"], result["deleted_versions"]) == (3, [])
     assert sorted(_records(engine)) == [1, 2, 4]
     with engine.session("P") as s:
@@ -357,9 +350,7 @@ def test_the_next_version_is_pre_paired_where_the_grid_sends_it(tmp_path):
     t0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
     engine, be, clock = _env(tmp_path, "2h", 3, t0, tz=UTC)
     for hour in range(3):
-        clock.now = t0 + timedelta(hours=hour)
-        with engine.session("P") as s:
-            s.plan_copy().apply()
+        _copy_at(engine, clock, t0 + timedelta(hours=hour))
     # 13:00: v2 (11:00) left the grid, v3 and the new one stay; v1 went at 12:00
     clock.now = t0 + timedelta(hours=3)
     with engine.session("P") as s:

@@ -91,12 +91,20 @@ def test_two_copies_are_promoted_one_command_each():
     promoted(host, sources)
 
 
-def test_a_snapshot_of_the_staged_name_that_is_not_ours_makes_it_one_by_one():
+def _promote_beside_theirs(snapshot):
+    """Version 2 of four sources promoted while a snapshot ``snapshot`` of
+    somebody else's filesystem tank/other exists; the calls of the promote
+    only."""
     host, d, sources, pairs, st = world(4)
     host.add_filesystem("tank/other", data="theirs")
-    host.run(["zfs", "snapshot", "tank/other@pitcopy-db-01.staging-v2"])
+    host.run(["zfs", "snapshot", snapshot])
     host.calls[:] = []
     ZfsSnapshotBackend(host).promote(d, 2, pairs, st, pairs)
+    return host, sources
+
+
+def test_a_snapshot_of_the_staged_name_that_is_not_ours_makes_it_one_by_one():
+    host, sources = _promote_beside_theirs("tank/other@pitcopy-db-01.staging-v2")
     assert host.calls[1] == LISTING + ["tank"]
     assert [c[1] for c in host.calls[2:]] == ["destroy"] * 4 + ["rename"] * 4
     assert "-r" not in [a for c in host.calls[2:] for a in c]
@@ -106,11 +114,7 @@ def test_a_snapshot_of_the_staged_name_that_is_not_ours_makes_it_one_by_one():
 
 
 def test_a_snapshot_of_the_final_name_that_is_not_ours_is_never_destroyed():
-    host, d, sources, pairs, st = world(4)
-    host.add_filesystem("tank/other", data="theirs")
-    host.run(["zfs", "snapshot", "tank/other@pitcopy-db-01"])
-    host.calls[:] = []
-    ZfsSnapshotBackend(host).promote(d, 2, pairs, st, pairs)
+    host, sources = _promote_beside_theirs("tank/other@pitcopy-db-01")
     assert [c[1] for c in host.calls[2:]] == ["destroy"] * 4 + ["rename"] * 4
     assert "tank/other@pitcopy-db-01" in host.ds
     for s in sources:

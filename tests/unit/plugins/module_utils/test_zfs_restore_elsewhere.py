@@ -23,8 +23,9 @@ from ansible_collections.pitcopy.versions.tests.unit.plugins.module_utils.test_z
     PAIR,
     POOL,
     SOURCE,
-    Killed,
     ZfsModel,
+    killed_at,
+    steps_of,
 )
 
 RESTORE_TO = "tank/restored"
@@ -90,19 +91,13 @@ def test_a_whole_source_becomes_a_new_dataset_beside_production():
     assert z.log == []
 
 
-def _steps():
-    z = model()
+def _restore_elsewhere(z):
     ZfsSendBackend(runner=z).restore_elsewhere(DEF, 1, PAIR, NEW)
-    return z.log
 
 
-@pytest.mark.parametrize("kill_at", range(1, len(_steps()) + 1))
+@pytest.mark.parametrize("kill_at", range(1, len(steps_of(model, _restore_elsewhere)) + 1))
 def test_a_run_killed_before_each_command_is_finished_in_one_try(kill_at):
-    z = model()
-    z.kill_at = kill_at
-    with pytest.raises(Killed):
-        ZfsSendBackend(runner=z).restore_elsewhere(DEF, 1, PAIR, NEW)
-    z.kill_at = None
+    z = killed_at(model, _restore_elsewhere, kill_at)
     b = ZfsSendBackend(runner=z)
     # what plan_restore_elsewhere asks: made again, never "somebody's"
     assert b.restored_elsewhere(DEF, 1, PAIR, NEW) is None

@@ -205,19 +205,31 @@ def test_a_whole_restore():
     assert not [s for s in z.snaps if s.startswith(SOURCE + "@")]
 
 
-def _steps():
-    z = model()
-    ZfsSendBackend(runner=z).restore(DEF, 1, [PAIR])
+def steps_of(make, run):
+    """The commands ``run`` gives a fresh ``make()`` model: one kill point each."""
+    z = make()
+    run(z)
     return z.log
 
 
-@pytest.mark.parametrize("kill_at", range(1, len(_steps()) + 1))
-def test_a_restore_killed_before_each_command_is_finished(kill_at):
-    z = model()
+def killed_at(make, run, kill_at):
+    """A fresh ``make()`` model after ``run`` was killed before its
+    ``kill_at``-th command; it runs on unkilled."""
+    z = make()
     z.kill_at = kill_at
     with pytest.raises(Killed):
-        ZfsSendBackend(runner=z).restore(DEF, 1, [PAIR])
+        run(z)
     z.kill_at = None
+    return z
+
+
+def _restore(z):
+    ZfsSendBackend(runner=z).restore(DEF, 1, [PAIR])
+
+
+@pytest.mark.parametrize("kill_at", range(1, len(steps_of(model, _restore)) + 1))
+def test_a_restore_killed_before_each_command_is_finished(kill_at):
+    z = killed_at(model, _restore, kill_at)
     b = ZfsSendBackend(runner=z)
     aside = SOURCE + ".pitcopy-replaced"
     where = b.restore_progress(DEF, PAIR, aside)  # what verify_records reports
