@@ -25,7 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import Cop
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
-from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
+from ansible_collections.pitcopy.versions.tests.unit.replay import RecordedBeforeEncryption, ReplayRunner, load_case
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 
 MiB = 1024 * 1024
@@ -191,10 +191,11 @@ def test_zfs_send_versions_rotation_restore_verify(tmp_path, monkeypatch):
     an older version (renames and a send back), a tampered and a destroyed
     copy, and a foreign dataset never used."""
     case = load_case("zfs", "test_zfs_send_versions_rotation_restore_verify")
-    runner = ReplayRunner(case["calls"], "zfs_send rotation")
+    # recorded before encryption: its columns and probe answered as unencrypted
+    runner = RecordedBeforeEncryption(ReplayRunner(case["calls"], "zfs_send rotation"))
     tpool = case["calls"][0]["argv"][-1]
     spool = [c["pipe"][0][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
-    _zvol_devices(monkeypatch, case, runner)
+    _zvol_devices(monkeypatch, case, runner.runner)
     names = ["fs1", "vol1", "fs2", "fs3"]
     tps = tuple(TargetPool(tp, tuple("%s/%s/%s" % (tpool, tp, n) for n in names)) for tp in ("A", "B"))
     src = ["%s/%s" % (spool, n) for n in names]
@@ -265,7 +266,8 @@ def test_zfs_send_failure_target_too_full():
     receive failing for lack of space (OpenZFS's words), nothing of the
     version left on either zpool."""
     case = load_case("zfs", "test_zfs_send_failure_target_too_full")
-    runner = ReplayRunner(case["calls"], "zfs_send target full")
+    # recorded before encryption: its columns and probe answered as unencrypted
+    runner = RecordedBeforeEncryption(ReplayRunner(case["calls"], "zfs_send target full"))
     spool = [c["pipe"][0][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
     tpool = [c["pipe"][1][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
     src = ["%s/small" % spool, "%s/big" % spool]
@@ -295,7 +297,8 @@ def test_zfs_send_incremental_rotation(tmp_path):
     measured; a bookmark gone (base_missing, then a full send of that
     source only) and an unneeded one (reported, released by repair)."""
     case = load_case("zfs", "test_zfs_send_incremental_rotation")
-    runner = ReplayRunner(case["calls"], "zfs_send incremental")
+    # recorded before encryption: its columns and probe answered as unencrypted
+    runner = RecordedBeforeEncryption(ReplayRunner(case["calls"], "zfs_send incremental"))
     pipes = [c["pipe"] for c in case["calls"] if "pipe" in c]
     spool = pipes[0][0][-1].split("/")[0]
     tpool = pipes[0][1][-1].split("/")[0]
