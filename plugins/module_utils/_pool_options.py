@@ -141,6 +141,7 @@ def _transfer(value):
     """The ``transfer`` option; omitted (or all defaults), the defaults."""
     if not value:
         return TransferSettings()
+
     def given(key, default):
         return default if value.get(key) is None else value[key]
 

@@ -110,10 +110,10 @@ def test_defaults_change_nothing_and_round_trip_through_the_options():
                   target_pools=[{"name": "A", "volumes": ["t/a"]}], snapshot_size=None, consistency="auto",
                   pre_copy_hooks=[], post_copy_hooks=[], max_age=None)
     assert definition(params).transfer == TransferSettings()
-    assert definition(dict(params, transfer={"raw": "auto", "compressed": False, "large_block": False,
-                                            "filter": []})).transfer.is_default()
-    shaped = definition(dict(params, transfer={"raw": "true", "compressed": True, "large_block": True,
-                                              "filter": ["pv", "-q", "-L", "10m"]}))
+    defaults = {"raw": "auto", "compressed": False, "large_block": False, "filter": []}
+    assert definition(dict(params, transfer=defaults)).transfer.is_default()
+    given = {"raw": "true", "compressed": True, "large_block": True, "filter": ["pv", "-q", "-L", "10m"]}
+    shaped = definition(dict(params, transfer=given))
     assert shaped.transfer == TransferSettings("true", True, True, ("pv", "-q", "-L", "10m"))
     # copy_pool_info's pool dict gives the options back (the rotation role compares them)
     again = stored_options(shaped.as_dict())
