@@ -158,7 +158,7 @@ options:
           - V(true) sends every source raw (for an unencrypted dataset, C(-w) means C(-Lec)).
           - V(false) never; an encrypted source is then refused before anything is made, because its data would
             arrive decrypted (re-encryption under a key of the target is not supported).
-          - A copy received before raw sends (not encrypted) cannot be the base of a raw incremental stream: the
+          - A copy received before raw sends (not encrypted) cannot be the base of a raw incremental stream; the
             next copy of that source is sent in full, and says why.
         type: str
         choices: ["auto", "true", "false"]
@@ -166,7 +166,7 @@ options:
       compressed:
         description:
           - Send blocks compressed as they are stored instead of decompressing them (syncoid's C(--compress) is a
-            different thing: it compresses the pipe).
+            different thing, it compresses the pipe).
           - V(zfs_send) adds C(zfs send -c) (zrepl's C(send.compressed)).
           - V(btrfs_send) adds C(btrfs send --compressed-data), which needs btrfs-progs 6.0 or later and a kernel
             that writes send stream version 2 (Linux 6.0 or later); where either is missing the copy is refused
