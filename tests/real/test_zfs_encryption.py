@@ -11,7 +11,8 @@ An encrypted source (keyformat=raw, its key in a file the test writes) is
 sent raw by default, version 2 incrementally: the copy is encrypted on the
 target with its key not loaded there; loading the source's key makes it
 readable; a restore in place gives back an encrypted source with the same
-key, loaded and mounted. The pool also asks for ``compressed``,
+key, loaded and mounted; restored elsewhere, a new dataset, encrypted,
+unmounted, readable after ``zfs load-key``. The pool also asks for ``compressed``,
 ``large_block`` and a ``filter`` (cat): both sources get ``-c -L`` with the
 filter in the pipe, and a plain source beside the encrypted one is sent
 as before (not raw), its copy unencrypted and holding the data. (``raw:
@@ -121,3 +122,14 @@ def test_zfs_send_encrypted_raw_and_transfer_options(tmp_path):
         assert got == {"encryption": "aes-256-gcm", "keystatus": "available", "encryptionroot": enc,
                        "keylocation": "file://%s" % key, "mounted": "yes"}, got
         assert read_fs_or_vol(enc, "filesystem") == "secret v2"
+
+        # restored elsewhere: a new dataset, encrypted, waiting for its key
+        sh("zfs", "create", "%s/cmp" % spool)
+        with eng.session("crypt") as s:
+            s.plan_restore_elsewhere(2, "%s/cmp" % spool, volumes=[enc]).apply()
+        new = "%s/cmp/enc" % spool
+        got = props(new, "encryption", "keystatus", "mounted")
+        assert got == {"encryption": "aes-256-gcm", "keystatus": "unavailable", "mounted": "no"}, got
+        sh("zfs", "load-key", "-L", "file://%s" % key, new)
+        sh("zfs", "mount", new)
+        assert read_fs_or_vol(new, "filesystem") == "secret v2"
