@@ -559,3 +559,23 @@ def restore_to_refusal(definition, restore_to, accepted):
 
 def _path_inside(path, root):
     return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def resolve_filter(definition, runner):
+    """The copy pool's ``transfer.filter`` argv with its program as an
+    absolute path (looked up once, in PATH and the sbin directories), or
+    ``[]`` without a filter. InvalidInput names the program when it is not
+    installed (or not executable): refused before anything is made."""
+    transfer = getattr(definition, "transfer", None)
+    argv = list(getattr(transfer, "filter", None) or ())
+    if not argv:
+        return []
+    program = argv[0]
+    found = runner.resolve(program) if "/" not in program else program
+    if not found or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        raise InvalidInput(
+            "copy pool %s: transfer.filter %r cannot run: the program %r was not found%s on this host; install it "
+            "or give the absolute path of an executable (the filter runs between send and receive, on the host "
+            "that runs the send)" % (definition.name, argv, program,
+                                     "" if "/" not in program else " (or is not an executable file)"))
+    return [found] + argv[1:]

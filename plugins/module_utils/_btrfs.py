@@ -123,7 +123,12 @@ import struct
 import uuid
 from dataclasses import replace
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan, restore_to_refusal
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import (
+    Backend,
+    CopyPlan,
+    resolve_filter,
+    restore_to_refusal,
+)
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CommandError,
@@ -2065,8 +2070,47 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
                 "running pitcopy) can write, in directories that only they can change (sticky ones like /tmp "
                 "excepted)" % (target, self._on(target), problem))
 
+    #: where the kernel says which send stream versions it writes (2:
+    #: the one that carries compressed extents, Linux 6.0 and later)
+    SEND_STREAM_VERSION = "/sys/fs/btrfs/features/send_stream_version"
+    # the transfer.filter check_capacity resolved (transfer uses it), and
+    # whether this host's btrfs send was found to write compressed extents
+    _filter = None
+    _compressed_ok = False
+
+    def _check_transfer(self, definition):
+        """Before anything is made: the filter resolves to a program here,
+        and ``compressed`` needs a btrfs send that writes compressed extents
+        (``--compressed-data``: btrfs-progs 6.0, send stream version 2 of
+        Linux 6.0); refused with what this host has otherwise."""
+        self._filter = resolve_filter(definition, self.runner)
+        transfer = getattr(definition, "transfer", None)
+        if transfer is None or not transfer.compressed or self._compressed_ok:
+            return
+        _rc, out, err = self.runner.run(["btrfs", "send", "--help"], check=False)
+        progs = "--compressed-data" in out + err
+        try:
+            with open(self.SEND_STREAM_VERSION) as fh:
+                kernel = int(fh.read().strip() or 0)
+        except (IOError, OSError, ValueError):
+            kernel = 1  # the file came with version 2 (Linux 5.x has it; older kernels write version 1)
+        if not progs or kernel < 2:
+            _rc, version, _err = self.runner.run(["btrfs", "--version"], check=False)
+            raise InvalidInput(
+                "copy pool %s: transfer.compressed true needs btrfs send --compressed-data, which needs btrfs-progs "
+                "6.0 or later and a kernel that writes send stream version 2 (Linux 6.0 or later); this host has %s "
+                "and send stream version %d (%s); upgrade them or set transfer.compressed false; nothing was changed"
+                % (definition.name, (version or "").strip() or "an unknown btrfs-progs", kernel,
+                   self.SEND_STREAM_VERSION))
+        self._compressed_ok = True
+
+    def _send_options(self, definition):
+        transfer = getattr(definition, "transfer", None)
+        return ["--compressed-data"] if transfer is not None and transfer.compressed else []
+
     def check_capacity(self, definition, pairs, replaced_pairs, volumes):
         self._check_definition(definition)
+        self._check_transfer(definition)
         mounts = self._mounts()
         for p in pairs:
             if self._exists(p.source) and self._exists(p.target):
@@ -2253,21 +2297,30 @@ class BtrfsSendBackend(BtrfsSnapshotBackend):
         passes through this process."""
         definition, version, todo = plan.definition, plan.version, plan.facts["todo"]
         chosen = self._choose_bases(plan)
+        filt = self._filter
+        if filt is None:
+            filt = resolve_filter(definition, self.runner)
+        options = self._send_options(definition)
         sent = {}
         for p, st, snap in todo:
             base_version, base = chosen[p.source]
-            send = ["btrfs", "send", "-q"] + (["-p", base] if base_version is not None else []) + ["--", snap]
+            send = ["btrfs", "send", "-q"] + options + (["-p", base] if base_version is not None else []) + \
+                ["--", snap]
             receive = ["btrfs", "receive", "--", p.target]
             site = self._site_of(p.target)
             meter = {}
             try:
                 if site is None:
-                    self.runner.pipe([send, receive], meter=meter)
+                    # the filter (transfer.filter) between them; the meter
+                    # counts the stream as send wrote it
+                    self.runner.pipe([send] + ([filt] if filt else []) + [receive], meter=meter)
                 else:
-                    # send here | ssh host receive: every process runs here,
-                    # the receive's argv quoted for the remote shell
+                    # send here [| filter here] | ssh host receive: every
+                    # process runs here, the receive's argv quoted for the
+                    # remote shell
                     try:
-                        pipe_across([(site.local, send), (site.ssh, receive)], meter=meter)
+                        pipe_across([(site.local, send)] + ([(site.local, filt)] if filt else []) +
+                                    [(site.ssh, receive)], meter=meter)
                     finally:
                         site.invalidate()  # the receive changed the host
             except CommandError as exc:

@@ -32,10 +32,12 @@ import re
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import InvalidInput
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CONSISTENCY_MODES,
+    TRANSFER_RAW_MODES,
     Dataset,
     DatasetPlace,
     Hook,
     TargetPool,
+    TransferSettings,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._remote import check_destination, check_ssh_options
 from ansible_collections.pitcopy.versions.plugins.module_utils._retention import grid_capacity, grid_text, parse_grid
@@ -111,6 +113,56 @@ def check_dataset(dataset, where):
                     w, key, getattr(place, key)))
 
 
+_TRANSFER_ACCEPTED = "transfer is {raw: auto, true or false; compressed: true or false; large_block: true or false; " \
+    "filter: a list of strings, the argv of a program run between send and receive (such as [mbuffer, -q, -m, 128M] " \
+    "or [pv, -q, -L, 10m]), never a shell string}"
+
+#: the send technologies, the only ones with a stream to shape
+TRANSFER_TECHNOLOGIES = ("zfs_send", "btrfs_send")
+
+
+def check_transfer(transfer):
+    """The ``transfer`` option on its own: known raw mode, booleans, and a
+    filter that is an argv (a non-empty program name, strings without NUL)."""
+    if not isinstance(transfer, TransferSettings):
+        raise InvalidInput("transfer %r is not accepted: %s" % (transfer, _TRANSFER_ACCEPTED))
+    if transfer.raw not in TRANSFER_RAW_MODES:
+        raise InvalidInput("transfer.raw %r is not accepted; use one of: %s" % (
+            transfer.raw, ", ".join(TRANSFER_RAW_MODES)))
+    for key in ("compressed", "large_block"):
+        if not isinstance(getattr(transfer, key), bool):
+            raise InvalidInput("transfer.%s %r is not accepted: expected true or false" % (key, getattr(transfer, key)))
+    argv = transfer.filter
+    if not isinstance(argv, tuple) or not all(isinstance(a, str) and "\x00" not in a for a in argv):
+        raise InvalidInput("transfer.filter %r is not accepted: expected a list of strings (an argv such as "
+                           "[pv, -q, -L, 10m]), never a shell string" % (_shown(argv),))
+    if argv and not argv[0].strip():
+        raise InvalidInput("transfer.filter %r is not accepted: its first item must name the program (a name "
+                           "found in PATH or an absolute path)" % (_shown(argv),))
+    if argv and "/" in argv[0] and not argv[0].startswith("/"):
+        raise InvalidInput("transfer.filter %r is not accepted: the program %r is a relative path; give a name "
+                           "found in PATH or an absolute path" % (_shown(argv), argv[0]))
+
+
+def check_transfer_fits(definition):
+    """The ``transfer`` settings the pool's technology can use: a stream
+    only for the send technologies; raw and large blocks only for ZFS."""
+    d = definition
+    t = d.transfer
+    if t.is_default():
+        return
+    if d.technology not in TRANSFER_TECHNOLOGIES:
+        raise InvalidInput("transfer %r only applies to technology %s (the streams of a send), not %s; leave "
+                           "transfer out" % (t.as_dict(), spoken(list(TRANSFER_TECHNOLOGIES)), d.technology))
+    if d.technology != "zfs_send":
+        if t.raw != "auto":
+            raise InvalidInput("transfer.raw %r only applies to technology zfs_send (zfs send -w of encrypted "
+                               "datasets); btrfs_send has no raw stream: leave transfer.raw out (auto)" % t.raw)
+        if t.large_block:
+            raise InvalidInput("transfer.large_block true only applies to technology zfs_send (zfs send -L); "
+                               "btrfs_send has no such option: leave it out or set it false")
+
+
 def check_values(definition):
     """Raise InvalidInput unless every value of ``definition`` is one that
     pitcopy can act on, each on its own: the store's rule on write and read."""
@@ -139,6 +191,7 @@ def check_values(definition):
             raise InvalidInput("ssh: %s" % exc.msg)
     for index, dataset in enumerate(d.datasets):
         check_dataset(dataset, "datasets[%d]" % index)
+    check_transfer(d.transfer)
     for where, hook in _hook_options(d):
         if not isinstance(hook, Hook):
             raise InvalidInput("%s %r is not a hook: expected {argv, timeout, abort_on_failure}" % (where, hook))
@@ -177,6 +230,7 @@ def check_definition(definition, backend=None):
     d = definition
     check_values(d)
     check_grid_room(d)
+    check_transfer_fits(d)
     if not d.sources:
         raise InvalidInput("copy pool %s needs at least one source volume in sources" % d.name)
     seen = set()

@@ -33,6 +33,11 @@ LISTED_TARGET_TECHNOLOGIES = _technologies.LISTED_TARGET_TECHNOLOGIES
 
 CONSISTENCY_MODES = ("auto", "freeze", "none")
 
+#: copy_pool ``transfer.raw``: ``auto`` sends encrypted ZFS sources raw
+#: (``zfs send -w``) and the others as before; ``true`` every source raw;
+#: ``false`` never (an encrypted source is then refused)
+TRANSFER_RAW_MODES = ("auto", "true", "false")
+
 RECORD_REPLICATION = "replication"
 RECORD_PREPAIRING = "prepairing"
 
@@ -144,6 +149,26 @@ class SshSettings:
 
 
 @dataclass(frozen=True)
+class TransferSettings:
+    """How a send technology's stream travels (copy_pool ``transfer``). The
+    defaults are what every pool did before the option existed: plain
+    streams, raw only for encrypted ZFS sources, no filter. ``filter`` is an
+    argv (never a shell string) run between send and receive."""
+
+    raw: str = "auto"
+    compressed: bool = False
+    large_block: bool = False
+    filter: Tuple[str, ...] = ()
+
+    def is_default(self):
+        return self == TransferSettings()
+
+    def as_dict(self):
+        return {"raw": self.raw, "compressed": self.compressed, "large_block": self.large_block,
+                "filter": list(self.filter)}
+
+
+@dataclass(frozen=True)
 class Hook:
     """A command run before or after the point in time of a copy.
 
@@ -220,6 +245,8 @@ class PoolDefinition:
     # the pool's datasets with the source volumes each lies on (the source
     # dataset inventory), resolved by the engine when the pool is defined
     datasets: Tuple[Dataset, ...] = ()
+    # how a send's stream travels (raw, compressed, large blocks, a filter)
+    transfer: TransferSettings = TransferSettings()
 
     def dataset(self, name):
         return next((d for d in self.datasets if d.name == name), None)
@@ -256,6 +283,7 @@ class PoolDefinition:
             "ssh": self.ssh.as_dict() if self.ssh is not None else None,
             "retention": self.retention,
             "datasets": [d.as_dict() for d in self.datasets],
+            "transfer": self.transfer.as_dict() if isinstance(self.transfer, TransferSettings) else self.transfer,
         }
 
 

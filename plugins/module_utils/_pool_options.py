@@ -23,11 +23,13 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CONSISTENCY_MODES,
     SNAPSHOT_TECHNOLOGIES,
     TECHNOLOGIES,
+    TRANSFER_RAW_MODES,
     Dataset,
     Hook,
     PoolDefinition,
     SshSettings,
     TargetPool,
+    TransferSettings,
 )
 
 HOOK_SPEC = dict(
@@ -74,6 +76,15 @@ ARGUMENT_SPEC = dict(
         ),
     ),
     remove_copies=dict(type="bool", default=False),
+    transfer=dict(
+        type="dict",
+        options=dict(
+            raw=dict(type="str", choices=list(TRANSFER_RAW_MODES), default="auto"),
+            compressed=dict(type="bool", default=False),
+            large_block=dict(type="bool", default=False),
+            filter=dict(type="list", elements="str", default=[]),
+        ),
+    ),
 )
 
 REQUIRED_IF = [("state", "present", ("technology", "sources", "versions"))]
@@ -81,7 +92,7 @@ REQUIRED_IF = [("state", "present", ("technology", "sources", "versions"))]
 # The options of a stored pool that copy_pool_info returns (its pool dict).
 _DEFINITION_OPTIONS = ("name", "technology", "sources", "versions", "target_pools", "snapshot_size", "consistency",
                        "pre_copy_hooks", "post_copy_hooks", "max_age", "ssh", "retention",
-                       "datasets")
+                       "datasets", "transfer")
 
 
 def _hooks(items):
@@ -106,6 +117,7 @@ def definition(params):
         ssh=_ssh(params.get("ssh")),
         retention=params.get("retention"),
         datasets=tuple(Dataset(name=d["name"], path=_normpath(d["path"])) for d in params.get("datasets") or ()),
+        transfer=_transfer(params.get("transfer")),
     )
 
 
@@ -123,6 +135,19 @@ def _ssh(value):
         return None
     return SshSettings(port=value.get("port"), identity_file=value.get("identity_file"),
                        options=tuple(value.get("options") or ()))
+
+
+def _transfer(value):
+    """The ``transfer`` option; omitted (or all defaults), the defaults."""
+    if not value:
+        return TransferSettings()
+
+    def given(key, default):
+        return default if value.get(key) is None else value[key]
+
+    # values as given: a wrong one is refused by the definition check, named
+    return TransferSettings(raw=given("raw", "auto"), compressed=given("compressed", False),
+                            large_block=given("large_block", False), filter=tuple(value.get("filter") or ()))
 
 
 def stored_options(pool):

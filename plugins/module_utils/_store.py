@@ -98,6 +98,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     PoolState,
     Record,
     SshSettings,
+    TransferSettings,
     TargetPool,
 )
 
@@ -336,6 +337,14 @@ def _dump_definition(d, where="definition"):
         out["ssh"] = {"port": _int(d.ssh.port, where + ".ssh.port") if d.ssh.port is not None else None,
                       "identity_file": _str(d.ssh.identity_file, where + ".ssh.identity_file", nullable=True),
                       "options": [_str(o, where + ".ssh.options") for o in d.ssh.options]}
+    # likewise: only when not the defaults (an older collection refuses a
+    # pool whose streams are shaped rather than send them plain)
+    if isinstance(d.transfer, TransferSettings) and not d.transfer.is_default():
+        t = d.transfer
+        out["transfer"] = {"raw": _str(t.raw, where + ".transfer.raw"),
+                           "compressed": _bool(t.compressed, where + ".transfer.compressed"),
+                           "large_block": _bool(t.large_block, where + ".transfer.large_block"),
+                           "filter": _Flow(_str(a, "%s.transfer.filter[%d]" % (where, i)) for i, a in enumerate(t.filter))}
     _checked(d, where)
     return out
 
@@ -617,10 +626,22 @@ def _load_ssh(value, where):
                                      for i, o in enumerate(_list(value.get("options", []), where + ".options"))))
 
 
+def _load_transfer(value, where):
+    if value is None:
+        return TransferSettings()
+    _mapping(value, where, (), ("raw", "compressed", "large_block", "filter"))
+    return TransferSettings(
+        raw=_str(value.get("raw", "auto"), where + ".raw"),
+        compressed=_bool(value.get("compressed", False), where + ".compressed"),
+        large_block=_bool(value.get("large_block", False), where + ".large_block"),
+        filter=tuple(_str(a, "%s.filter[%d]" % (where, i))
+                     for i, a in enumerate(_list(value.get("filter", []), where + ".filter"))))
+
+
 def _load_definition(value, where="definition"):
     _mapping(value, where, ("name", "technology", "versions", "sources"),
              ("target_pools", "snapshot_size", "consistency", "pre_copy_hooks", "post_copy_hooks", "max_age",
-              "ssh", "retention", "datasets"))
+              "ssh", "retention", "datasets", "transfer"))
     tps = []
     for i, tp in enumerate(_list(value.get("target_pools", []), where + ".target_pools")):
         w = "%s.target_pools[%d]" % (where, i)
@@ -644,6 +665,7 @@ def _load_definition(value, where="definition"):
         ssh=_load_ssh(value.get("ssh"), where + ".ssh"),
         retention=_str(value.get("retention"), where + ".retention", nullable=True),
         datasets=_load_datasets(value["datasets"], where + ".datasets") if "datasets" in value else (),
+        transfer=_load_transfer(value.get("transfer"), where + ".transfer"),
     ), where)
 
 

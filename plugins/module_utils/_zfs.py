@@ -119,6 +119,32 @@ Incremental (zfs_send)
     is only known usable once the storage was read at transfer time, and a
     full send is the fallback.
 
+Encryption and transfer options (zfs_send, copy_pool ``transfer``)
+    An encrypted source is sent raw (``zfs send -w``) under ``raw: auto``
+    (the default): the stream carries the encrypted blocks and the wrapped
+    key, never the key itself, so nothing is decrypted and the key never
+    leaves the source host; the copy is an encryption root of its own,
+    encrypted like the source, with ``keystatus unavailable`` until the
+    operator runs ``zfs load-key`` with the source's key. ``raw: true``
+    sends every source raw (for an unencrypted one ``-w`` means ``-Lec``);
+    ``raw: false`` never, and an encrypted source is then refused before
+    anything is made (its data would arrive decrypted; re-encryption under
+    a target key is not supported). A copy received before raw sends (not
+    encrypted) cannot take a raw incremental stream: the next copy of that
+    source is full, and says why. ``compressed`` adds ``-c``,
+    ``large_block`` ``-L``; ``filter`` is an argv run between send and
+    receive (resolved to a path before anything is made); the stream is
+    counted before it.
+    Restore: an encrypted copy is sent back raw. In place, the restored
+    source has the source's encryption and key, as its own encryption root;
+    when the source was an encryption root with a ``file://`` keylocation,
+    the restored one gets it and its key is loaded, so it mounts as before.
+    Otherwise (a ``prompt`` key, or a source that inherited its key from
+    its parent) it stays unmounted: ``zfs load-key`` (with the key of the
+    source's old encryption root), then ``zfs mount``; ``zfs change-key -i``
+    makes it inherit its parent's key again. Restored elsewhere, the new
+    dataset likewise waits for ``zfs load-key``.
+
 Restore
     zfs_snapshot: ``zfs rollback`` (never ``-r``) to the copy, which must be
     the newest snapshot (and bookmark) of its dataset; otherwise refused with
@@ -138,7 +164,12 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._backend import Backend, CopyPlan, restore_to_refusal
+from ansible_collections.pitcopy.versions.plugins.module_utils._backend import (
+    Backend,
+    CopyPlan,
+    resolve_filter,
+    restore_to_refusal,
+)
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CapacityError,
     CommandError,
@@ -689,20 +720,41 @@ class _ZfsBase(Backend):
         self._run("destroy", name)
         return True
 
-    def _send_receive(self, send, recv, meter=None):
-        """``zfs send | zfs receive`` through the runner's pipe (no shell).
-        On failure the error carries both commands' stderr: when receive
-        fails, send usually dies of the broken pipe and says nothing useful."""
+    def _send_receive(self, send, recv, meter=None, filt=None):
+        """``zfs send [| filter] | zfs receive`` through the runner's pipe
+        (no shell; ``filt``: the copy pool's transfer.filter, resolved). On
+        failure the error carries every command's stderr: when receive
+        fails, send usually dies of the broken pipe and says nothing useful.
+        The meter counts the stream as send wrote it (before the filter)."""
+        argvs = [send] + ([list(filt)] if filt else []) + [recv]
         if meter is not None:
-            rc, out, err = self.runner.pipe([send, recv], check=False, meter=meter)
+            rc, out, err = self.runner.pipe(argvs, check=False, meter=meter)
         else:
-            rc, out, err = self.runner.pipe([send, recv], check=False)
+            rc, out, err = self.runner.pipe(argvs, check=False)
         if rc != 0:
             lines = [ln for ln in err.strip().splitlines() if ln.strip()]
             useful = [ln for ln in lines if "Broken pipe" not in ln and "signal" not in ln] or lines
-            raise CommandError("zfs send | zfs receive failed with exit status %s: %s"
-                               % (rc, "; ".join(useful) or "no output"),
-                               argv=send + ["|"] + recv, rc=rc, stdout=out, stderr=err)
+            raise CommandError("zfs send | %szfs receive failed with exit status %s: %s"
+                               % ("%s | " % os.path.basename(filt[0]) if filt else "", rc,
+                                  "; ".join(useful) or "no output"),
+                               argv=send + ["|"] + (list(filt) + ["|"] if filt else []) + recv, rc=rc, stdout=out,
+                               stderr=err)
+
+    # --- encryption (see "Encryption" in the module docstring) -------------
+
+    _CRYPT_PROPS = ("encryption", "keystatus", "keylocation", "encryptionroot")
+
+    def _crypt_rows(self, names):
+        """``{name: row}`` of the encryption properties of ``names`` (those
+        that exist): one ``zfs get``."""
+        names = sorted(set(n for n in names if n))
+        return self._get(self._CRYPT_PROPS, names, types="filesystem,volume,snapshot") if names else {}
+
+    @staticmethod
+    def _encrypted(row):
+        """Whether a ``zfs get`` row says the dataset is encrypted (a row
+        without the property, as OpenZFS before 0.8 gives, is not)."""
+        return row.get("encryption", ("off", "-"))[0] not in ("off", "-", "")
 
     # --- whole sources restored elsewhere (issue 17, item 4) ----------------------
     #
@@ -726,7 +778,8 @@ class _ZfsBase(Backend):
         ``version`` (the copy itself, or the snapshot it was received as)."""
         raise NotImplementedError
 
-    _ELSEWHERE_PROPS = ("type", "guid", PROP_POOL, PROP_VERSION, PROP_RESTORED_FROM, PROP_RESTORING)
+    # encryption: an encrypted copy is sent back raw (see "Encryption")
+    _ELSEWHERE_PROPS = ("type", "guid", PROP_POOL, PROP_VERSION, PROP_RESTORED_FROM, PROP_RESTORING, "encryption")
 
     def _copy_unusable(self, definition, version, pair, snap, rows):
         """Why ``pair``'s copy of ``version`` cannot be sent (None: it can),
@@ -851,12 +904,16 @@ class _ZfsBase(Backend):
             self._remove_unfinished(volume, received, guid)
         recv = [ZFS, "receive", "-u", "-o", "%s=%s" % (PROP_RESTORED_FROM, guid),
                 "-o", "%s=%s" % (PROP_RESTORING, guid), volume]
+        # an encrypted copy goes back raw: its key never needs loading here,
+        # and the new dataset stays encrypted (unmounted until the operator
+        # loads the source's key: zfs load-key, then zfs mount)
+        raw = self._encrypted(rows[snap])
         try:
-            self._send_receive([ZFS, "send", snap], recv)
+            self._send_receive([ZFS, "send"] + (["-w"] if raw else []) + [snap], recv)
             self._run("destroy", received)
             row = self._get(("type", "canmount", "mountpoint", "mounted"), [volume],
                             types="filesystem,volume").get(volume, {})
-            if row.get("type", ("-",))[0] == KIND_FILESYSTEM and row.get("canmount", ("off",))[0] == "on" \
+            if not raw and row.get("type", ("-",))[0] == KIND_FILESYSTEM and row.get("canmount", ("off",))[0] == "on" \
                     and row.get("mountpoint", ("none",))[0] not in ("none", "legacy") \
                     and row.get("mounted", ("no",))[0] != "yes":
                 self._run("mount", volume)
@@ -1263,6 +1320,18 @@ class ZfsSendBackend(_ZfsBase):
 
     technology = "zfs_send"
 
+    # encryption: whether a source is sent raw, and whether the copy a
+    # target holds can be the base of a raw stream (one column more in the
+    # same zfs get)
+    _FACT_PROPS = _ZfsBase._FACT_PROPS + ("encryption",)
+
+    def __init__(self, *args, **kwargs):
+        super(ZfsSendBackend, self).__init__(*args, **kwargs)
+        # {dataset: encryption} of the last check_capacity, and the
+        # transfer.filter it resolved: transfer uses them (the same run)
+        self._encryption = {}
+        self._filter = None
+
     def size_must_fit(self):
         # The received copy is a new dataset: what must fit is the zpool's
         # free space (check_capacity), not a pre-existing target's size.
@@ -1318,6 +1387,8 @@ class ZfsSendBackend(_ZfsBase):
             return
         names = sorted(set([p.source for p in pairs] + [p.target for p in pairs]))
         facts = self._facts(names)
+        self._encryption = dict((n, row.get("encryption", ("off", "-"))[0]) for n, row in facts.items())
+        self._check_transfer(definition, pairs)
         need = {}
         who = {}
         for p in pairs:
@@ -1344,6 +1415,39 @@ class ZfsSendBackend(_ZfsBase):
                 "only after the new version is complete, so they do not count as free space."
                 % (_pool_name(definition), msg),
                 capacity=[{"zpool": z, "needed": n, "available": free} for z, n, free in short])
+
+    def _check_transfer(self, definition, pairs):
+        """Before anything is made: the filter resolves to a program here,
+        and ``raw: false`` names no encrypted source (its decrypted data
+        would land unencrypted at the target, or need a key there that
+        pitcopy does not manage: refused, see "Encryption")."""
+        self._filter = resolve_filter(definition, self.runner)
+        transfer = getattr(definition, "transfer", None)
+        if transfer is None or transfer.raw != "false":
+            return
+        encrypted = [p.source for p in pairs if self._encryption.get(p.source, "off") not in ("off", "-", "")]
+        if encrypted:
+            raise InvalidInput(
+                "copy pool %s: transfer.raw false would send %s decrypted (encryption %s), and pitcopy does not "
+                "re-encrypt copies at the target; use transfer.raw auto (the default) or true, which sends encrypted "
+                "datasets raw (zfs send -w): the copy stays encrypted with the source's key, which never leaves the "
+                "source host; nothing was changed" % (
+                    _pool_name(definition), ", ".join(encrypted), self._encryption[encrypted[0]]))
+
+    def _send_options(self, definition, source):
+        """The ``zfs send`` flags of ``source`` from the pool's transfer
+        settings: ``-w`` (raw) for an encrypted source under ``auto``, for
+        every source under ``true``; ``-c`` and ``-L`` when asked."""
+        transfer = getattr(definition, "transfer", None)
+        if transfer is None:
+            return []
+        if source not in self._encryption:
+            rows = self._get(("encryption",), [source], types="filesystem,volume")
+            self._encryption[source] = rows.get(source, {}).get("encryption", ("off", "-"))[0]
+        encrypted = self._encryption[source] not in ("off", "-", "")
+        raw = transfer.raw == "true" or (transfer.raw == "auto" and encrypted)
+        return (["-w"] if raw else []) + (["-c"] if transfer.compressed else []) + \
+            (["-L"] if transfer.large_block else [])
 
     def plan_copies(self, definition, version, pairs):
         self._check_definition(definition)
@@ -1455,9 +1559,17 @@ class ZfsSendBackend(_ZfsBase):
         chosen = self._choose_bases(plan)
         sent = {}
         plan.facts.setdefault("bookmarks", [])
+        filt = self._filter if self._filter is not None else resolve_filter(plan.definition, self.runner)
         for p, snap, st in zip(plan.pairs, plan.facts["snaps"], plan.staging):
             base_version, base = chosen[p.source]
-            send = [ZFS, "send"] + (["-i", base] if base_version is not None else []) + [snap]
+            options = self._send_options(plan.definition, p.source)
+            if base_version is not None and "-w" in options and self._encrypted_source(p.source) \
+                    and self._encryption.get(p.target, "off") in ("off", "-", ""):
+                # a copy received before raw sends (decrypted) cannot take a
+                # raw incremental stream: this one goes in full, raw
+                base_version, base = None, "the copy %s holds was not sent raw (it is not encrypted); an encrypted " \
+                    "source's raw stream needs an encrypted base" % p.target
+            send = [ZFS, "send"] + options + (["-i", base] if base_version is not None else []) + [snap]
             recv = [ZFS, "receive", "-o", "%s=%s" % (PROP_POOL, pool), "-o", "%s=%d" % (PROP_VERSION, version),
                     "-o", "%s=%s" % (PROP_SOURCE, p.source), "-o", "readonly=on"]
             if base_version is not None:
@@ -1466,7 +1578,7 @@ class ZfsSendBackend(_ZfsBase):
             plan.made.append(st)  # a failed receive leaves nothing, but be sure
             meter = {}
             try:
-                self._send_receive(send, recv, meter=meter)
+                self._send_receive(send, recv, meter=meter, filt=filt)
                 plan.facts["bookmarks"].append(self._bookmark(plan.definition, snap, p.source, version))
             except CommandError as exc:
                 raise CopyFailed(
@@ -1479,6 +1591,9 @@ class ZfsSendBackend(_ZfsBase):
         plan.staged = [CopyPair(s.source, s.target, base_version=sent[s.source][0], bytes_sent=sent[s.source][1])
                        for s in plan.staging]
         plan.facts["full_sends"] = dict((src, why) for src, (_b, _n, why) in sent.items() if why)
+
+    def _encrypted_source(self, source):
+        return self._encryption.get(source, "off") not in ("off", "-", "")
 
     def release_bases(self, definition, records, dry_run=False, sources=()):
         """Destroy this pool's base bookmarks (``<source>#pitcopy-<pool>-v<n>``)
@@ -1837,7 +1952,18 @@ class ZfsSendBackend(_ZfsBase):
                                  % leftover, source=p.source, target=p.target)
         recv = [ZFS, "receive", "-u", "-o", "%s=%s" % (PROP_POOL, pool), "-o", "%s=%d" % (PROP_VERSION, version),
                 "-o", "%s=%s" % (PROP_RESTORE, p.target)] + keep + [tmp if exists else p.source]
-        self._send_receive([ZFS, "send", snap], recv)
+        # An encrypted copy is sent back raw (its key is not loaded here):
+        # the restored dataset has the source's encryption and key (the
+        # stream carries them), as its own encryption root. When the source
+        # was an encryption root whose key is a file, the restored one gets
+        # that keylocation and its key is loaded, so it mounts as the source
+        # did; otherwise it stays unmounted until the operator loads the key
+        # (see "Encryption" above).
+        crypt = self._crypt_rows([snap, p.source])
+        raw = self._encrypted(crypt.get(snap, {}))
+        self._send_receive([ZFS, "send"] + (["-w"] if raw else []) + [snap], recv)
+        if raw:
+            self._load_restored_key(crypt.get(p.source, {}), p.source, tmp if exists else p.source)
         if exists:
             srow = {}
             try:
@@ -1856,6 +1982,19 @@ class ZfsSendBackend(_ZfsBase):
             self._refresh_zvol_links(devs)
         self._finish_restore(definition, version, p, old if exists else None)
 
+    def _load_restored_key(self, srow, source, name):
+        """After a raw receive of an encrypted copy into ``name``: give it
+        the keylocation of ``source`` (``srow``, the source as it was) when
+        the source was its own encryption root with a key file, and load
+        the key; a key that must be typed (prompt) or lives elsewhere is
+        left to the operator (the dataset stays unmounted)."""
+        location = srow.get("keylocation", ("none",))[0]
+        if srow.get("encryptionroot", ("-",))[0] != source or not location.startswith("file://"):
+            return
+        self._run("set", "keylocation=%s" % location, name)
+        # failing (the key file gone), it stays unmounted: the operator loads the key
+        self._run("load-key", name, check=False)
+
     def _finish_restore(self, definition, version, p, old):
         """The restored dataset is in the source's place: mount it, destroy
         the data it replaced (``old``, which the user asked to replace: it
@@ -1866,10 +2005,13 @@ class ZfsSendBackend(_ZfsBase):
         pool = _pool_name(definition)
         new = p.source
         snap = "%s@pitcopy-%s-v%d" % (new, pool, version)
-        rows = self._get(("type", "canmount", "mountpoint", "mounted", PROP_POOL, PROP_RESTORE), [new, snap],
-                         types="filesystem,volume,snapshot")
+        # keystatus: an encrypted restore whose key is not loaded is not
+        # mounted (zfs mount would fail); the operator loads the key
+        rows = self._get(("type", "canmount", "mountpoint", "mounted", PROP_POOL, PROP_RESTORE, "keystatus"),
+                         [new, snap], types="filesystem,volume,snapshot")
         row = rows.get(new, {})
-        if row.get("type", ("-",))[0] == KIND_FILESYSTEM and row.get("canmount", ("off",))[0] == "on" \
+        if row.get("keystatus", ("-",))[0] != "unavailable" and row.get("type", ("-",))[0] == KIND_FILESYSTEM \
+                and row.get("canmount", ("off",))[0] == "on" \
                 and row.get("mountpoint", ("none",))[0] not in ("none", "legacy") \
                 and row.get("mounted", ("no",))[0] != "yes":
             self._run("mount", new)

@@ -140,6 +140,55 @@ options:
         type: list
         elements: str
         default: []
+  transfer:
+    description:
+      - How the stream of a send technology (V(zfs_send), V(btrfs_send)) travels from send to receive; the other
+        technologies refuse it. Omitted, the defaults, which send as before the option existed.
+      - Changing it redefines the pool (reported as changed, with the before/after diff); it takes effect at the next
+        copy version. See the collection's C(docs/offsite.md) and C(docs/technologies.md).
+    type: dict
+    suboptions:
+      raw:
+        description:
+          - V(zfs_send) only (zrepl's C(send.encrypted)/C(send.raw), syncoid's C(--sendoptions=w)).
+          - V(auto) sends encrypted source datasets raw (C(zfs send -w)) and the others as before. The stream holds
+            the encrypted blocks and the wrapped key, never the key, so nothing is decrypted and the key never
+            leaves the source host; the copy stays encrypted (an encryption root of its own, C(keystatus)
+            V(unavailable) on the target until C(zfs load-key) with the source's key).
+          - V(true) sends every source raw (for an unencrypted dataset, C(-w) means C(-Lec)).
+          - V(false) never; an encrypted source is then refused before anything is made, because its data would
+            arrive decrypted (re-encryption under a key of the target is not supported).
+          - A copy received before raw sends (not encrypted) cannot be the base of a raw incremental stream; the
+            next copy of that source is sent in full, and says why.
+        type: str
+        choices: ["auto", "true", "false"]
+        default: auto
+      compressed:
+        description:
+          - Send blocks compressed as they are stored instead of decompressing them (syncoid's C(--compress) is a
+            different thing, it compresses the pipe).
+          - V(zfs_send) adds C(zfs send -c) (zrepl's C(send.compressed)).
+          - V(btrfs_send) adds C(btrfs send --compressed-data), which needs btrfs-progs 6.0 or later and a kernel
+            that writes send stream version 2 (Linux 6.0 or later); where either is missing the copy is refused
+            before anything is made, naming what the host has.
+        type: bool
+        default: false
+      large_block:
+        description:
+          - V(zfs_send) only. Adds C(zfs send -L) (zrepl's C(send.large_blocks)), keeping blocks larger than 128 KiB
+            (C(recordsize=1M)) as they are. Once a source's copies were sent with it, keep it on.
+        type: bool
+        default: false
+      filter:
+        description:
+          - A command run between send and receive on the host that runs the send, as an argv list (never a shell
+            string), for example V([mbuffer, -q, -m, 128M]) or V([pv, -q, -L, 10m]) (a rate limit). It must copy
+            its standard input to its standard output unchanged.
+          - The program is looked up once (in C(PATH) and the sbin directories) before anything is made; one that
+            is not installed is refused, naming it. The stream is counted (C(bytes_sent)) before the filter.
+        type: list
+        elements: str
+        default: []
   snapshot_size:
     description:
       - Size of each classic snapshot LV, as C(lvcreate --size) or C(--extents) accepts it (for example V(1G) or
@@ -442,6 +491,11 @@ pool:
       description: The O(ssh) settings (C(port), C(identity_file), C(options)), or null.
       type: dict
       sample: null
+    transfer:
+      description: The O(transfer) settings (C(raw), C(compressed), C(large_block), C(filter)), the defaults when not
+        given.
+      type: dict
+      sample: {"raw": "auto", "compressed": false, "large_block": false, "filter": []}
     datasets:
       description:
         - The source dataset inventory, each dataset with C(name), C(path), C(sources) (the source volumes it lies
@@ -522,7 +576,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._pool_options imp
 
 def validate(params):
     # the rule every pitcopy module applies to the strings that become names
-    check_no_control_chars(params, ("name", "sources", "target_pools", "snapshot_size", "ssh", "datasets"))
+    check_no_control_chars(params, ("name", "sources", "target_pools", "snapshot_size", "ssh", "datasets",
+                                    "transfer"))
 
 
 def main():

@@ -133,6 +133,11 @@ pools:
       description: The pool's O(pitcopy.versions.copy_pool#module:ssh) settings, or null.
       type: dict
       sample: null
+    transfer:
+      description: The pool's O(pitcopy.versions.copy_pool#module:transfer) settings (C(raw), C(compressed),
+        C(large_block), C(filter)), the defaults when not given.
+      type: dict
+      sample: {"raw": "auto", "compressed": false, "large_block": false, "filter": []}
     datasets:
       description:
         - The source dataset inventory (Table 3.1 of the method), in the order of

@@ -25,7 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import Cop
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
-from ansible_collections.pitcopy.versions.tests.unit.replay import ReplayRunner, load_case
+from ansible_collections.pitcopy.versions.tests.unit.replay import RecordedBeforeEncryption, ReplayRunner, load_case
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 
 MiB = 1024 * 1024
@@ -191,10 +191,11 @@ def test_zfs_send_versions_rotation_restore_verify(tmp_path, monkeypatch):
     an older version (renames and a send back), a tampered and a destroyed
     copy, and a foreign dataset never used."""
     case = load_case("zfs", "test_zfs_send_versions_rotation_restore_verify")
-    runner = ReplayRunner(case["calls"], "zfs_send rotation")
+    # recorded before encryption: its columns and probe answered as unencrypted
+    runner = RecordedBeforeEncryption(ReplayRunner(case["calls"], "zfs_send rotation"))
     tpool = case["calls"][0]["argv"][-1]
     spool = [c["pipe"][0][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
-    _zvol_devices(monkeypatch, case, runner)
+    _zvol_devices(monkeypatch, case, runner.runner)
     names = ["fs1", "vol1", "fs2", "fs3"]
     tps = tuple(TargetPool(tp, tuple("%s/%s/%s" % (tpool, tp, n) for n in names)) for tp in ("A", "B"))
     src = ["%s/%s" % (spool, n) for n in names]
@@ -265,7 +266,8 @@ def test_zfs_send_failure_target_too_full():
     receive failing for lack of space (OpenZFS's words), nothing of the
     version left on either zpool."""
     case = load_case("zfs", "test_zfs_send_failure_target_too_full")
-    runner = ReplayRunner(case["calls"], "zfs_send target full")
+    # recorded before encryption: its columns and probe answered as unencrypted
+    runner = RecordedBeforeEncryption(ReplayRunner(case["calls"], "zfs_send target full"))
     spool = [c["pipe"][0][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
     tpool = [c["pipe"][1][-1] for c in case["calls"] if "pipe" in c][0].split("/")[0]
     src = ["%s/small" % spool, "%s/big" % spool]
@@ -313,16 +315,16 @@ class CheckModeReplay(ReplayRunner):
         return super(CheckModeReplay, self).pipe(argvs, check=check, timeout=timeout, meter=meter)
 
 
-def _checked_copy(eng, runner, name):
+def _checked_copy(eng, replay, name):
     """copy_version's check mode (the plan's result, read as check mode
     reads it) and then the real copy, in one session: (predicted, result)."""
     with eng.session(name) as s:
         plan = s.plan_copy()
-        runner.peeking, runner.peeked = True, []
+        replay.peeking, replay.peeked = True, []
         try:
             predicted = plan.result
         finally:
-            runner.peeking = False
+            replay.peeking = False
         return predicted, plan.apply()
 
 
@@ -340,7 +342,10 @@ def test_zfs_send_incremental_rotation(tmp_path):
     Before each copy, check mode predicts each pair's base_version (the
     same choice, from the same reads) and the copy then sends from it."""
     case = load_case("zfs", "test_zfs_send_incremental_rotation")
-    runner = CheckModeReplay(case["calls"], "zfs_send incremental")
+    # recorded before encryption: its columns and probe answered as
+    # unencrypted; check mode's peeking is switched on the inner replay
+    replay = CheckModeReplay(case["calls"], "zfs_send incremental")
+    runner = RecordedBeforeEncryption(replay)
     pipes = [c["pipe"] for c in case["calls"] if "pipe" in c]
     spool = pipes[0][0][-1].split("/")[0]
     tpool = pipes[0][1][-1].split("/")[0]
@@ -351,7 +356,7 @@ def test_zfs_send_incremental_rotation(tmp_path):
     held = {}
     sent = {}
     for n in range(1, 5):
-        predicted, res = _checked_copy(eng, runner, "inc")
+        predicted, res = _checked_copy(eng, replay, "inc")
         assert res["version"]["number"] == n
         # check mode: the base the copy then used, the bytes not known yet
         assert _bases(predicted) == _bases(res), (n, predicted, res)
@@ -378,7 +383,7 @@ def test_zfs_send_incremental_rotation(tmp_path):
     found = findings(eng, "inc")
     assert found["consistent"] is True
     assert [(f["problem"], f["version"], f["source"]) for f in found["findings"]] == [("base_missing", 3, src[0])]
-    predicted, res = _checked_copy(eng, runner, "inc")
+    predicted, res = _checked_copy(eng, replay, "inc")
     # the bookmark gone: check mode already says that source goes in full
     assert _bases(predicted) == _bases(res) == {src[0]: None, src[1]: 3}, (predicted, res)
     info(eng, "inc")
