@@ -117,12 +117,12 @@ def test_dump_writes_each_stream_atomically_with_its_checksum_and_inventory(tmp_
 def test_dump_again_is_no_change_and_check_mode_writes_nothing(tmp_path):
     engine, be, sources, medium = _env(tmp_path)
     _copy(engine, be, sources, "v1")
-    plan, _ = _dump(engine, 1, medium, apply=False)
+    plan, dummy = _dump(engine, 1, medium, apply=False)
     assert plan.changed and [w["source"] for w in plan.result["written"]] == sources
     assert not os.listdir(medium)  # check mode: a plan not applied writes nothing
     _dump(engine, 1, medium)
     calls = len(be.calls)
-    plan, _ = _dump(engine, 1, medium, apply=False)
+    plan, dummy = _dump(engine, 1, medium, apply=False)
     assert not plan.changed and plan.result["written"] == [] and plan.before == plan.after
     assert len(be.calls) == calls
 
@@ -130,7 +130,7 @@ def test_dump_again_is_no_change_and_check_mode_writes_nothing(tmp_path):
 def test_a_damaged_stream_is_written_again(tmp_path):
     engine, be, sources, medium = _env(tmp_path)
     _copy(engine, be, sources, "v1")
-    _, result = _dump(engine, 1, medium)
+    dummy, result = _dump(engine, 1, medium)
     first = os.path.join(medium, result["dump"]["streams"][0]["stream"])
     with open(first, "r+b") as f:
         f.write(b"X")
@@ -180,7 +180,7 @@ def test_restore_from_media_after_the_copies_are_gone(tmp_path):
 def test_a_corrupted_stream_is_found_and_refused_nothing_made(tmp_path):
     engine, be, sources, medium = _env(tmp_path)
     _copy(engine, be, sources, "v1")
-    _, result = _dump(engine, 1, medium)
+    dummy, result = _dump(engine, 1, medium)
     path = os.path.join(medium, result["dump"]["streams"][1]["stream"])
     with open(path, "r+b") as f:
         f.write(b"Z")  # same size, another checksum
