@@ -274,7 +274,7 @@ pools:
         medium:
           description: The medium directory the version was dumped to.
           type: str
-          sample: /mnt/tape1/pitcopy
+          sample: /srv/backup/media
         version:
           description: The copy version dumped.
           type: int

@@ -339,20 +339,32 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ beside.restored_to }}"
 
-- name: Dump version 2 to the removable drive mounted at /mnt/tape1 (one btrfs send stream per source)
+- name: A directory for dumps on the backup disk, writable by root only
+  ansible.builtin.file:
+    path: /srv/backup/media
+    state: directory
+    mode: "0700"
+
+- name: Dump version 2 there (one btrfs send stream per source, with its sha256)
   pitcopy.versions.copy_version:
     pool: web
     state: dumped
     version: 2
-    media: /mnt/tape1/pitcopy
+    media: /srv/backup/media
 
-- name: Later, restore version 2 from that drive as new subvolumes, even if its copies are gone
+- name: A directory on the data filesystem to restore into
+  ansible.builtin.file:
+    path: /srv/data/from-media
+    state: directory
+    mode: "0755"
+
+- name: Restore version 2 from the medium as new writable subvolumes, even if its copies are gone
   pitcopy.versions.copy_version:
     pool: web
     state: restored
     version: 2
-    from_media: /mnt/tape1/pitcopy
-    restore_to: /srv/data/from-tape
+    from_media: /srv/backup/media
+    restore_to: /srv/data/from-media
 
 - name: Delete copy version 1
   pitcopy.versions.copy_version:
@@ -560,7 +572,7 @@ medium:
   description: With O(state=dumped), O(media) normalized.
   returned: when O(state=dumped)
   type: str
-  sample: /mnt/tape1/pitcopy
+  sample: /srv/backup/media
 written:
   description:
     - With O(state=dumped), the streams written (would be, in check mode); empty when the medium holds them all
@@ -599,7 +611,7 @@ dump:
     dumped:
       description: When the dump was written (ISO 8601 UTC).
       type: str
-  sample: {"medium": "/mnt/tape1/pitcopy", "version": 2, "version_time": "2026-11-25T23:00:00Z",
+  sample: {"medium": "/srv/backup/media", "version": 2, "version_time": "2026-11-25T23:00:00Z",
            "streams": [{"source": "/srv/data/db", "stream": "web/v2/db-4f9c0a1b2c3d.btrfs-stream",
                         "size": 1048576, "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}],
            "dumped": "2026-11-26T02:00:00Z"}
@@ -607,7 +619,7 @@ from_media:
   description: With O(from_media), the medium restored from (normalized).
   returned: when O(state=restored) with O(from_media)
   type: str
-  sample: /mnt/tape1/pitcopy
+  sample: /srv/backup/media
 copy_window_ms:
   description:
     - Milliseconds from the first freeze, hook or copy command to the last thaw, for O(state=present).
