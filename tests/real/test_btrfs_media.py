@@ -118,3 +118,100 @@ def test_a_version_dumped_to_media_restored_after_its_copies_are_gone(fs_pair, l
     # repair never deletes or rewrites a medium
     _verify(w, verify_media=True, repair=True)
     assert os.path.getsize(path) == bad["size"]
+
+
+# a child that dumps (or restores from media) and SIGKILLs itself part way:
+# after the first chunk of the stream is written (dump), or once the stream is
+# received into the work directory and before its writable snapshot (restore)
+_KILLED_CHILD = r"""
+import os, signal, sys
+from ansible_collections.pitcopy.versions.plugins.module_utils import _btrfs, _media
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine import RecordEngine
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
+from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
+
+state_dir, pool, op, medium, restore_to = sys.argv[1:6]
+runner = SubprocessRunner(env={"PATH": os.environ["PATH"] + ":/usr/local/sbin:/usr/sbin:/sbin"})
+backends = {"btrfs_snapshot": _btrfs.BtrfsSnapshotBackend, "btrfs_send": _btrfs.BtrfsSendBackend}
+engine = RecordEngine(StateStore(state_dir), lambda tech: backends[tech](runner=runner))
+
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if op == "dump":
+    write = _media.StreamWriter.write
+
+    def write_then_die(self, chunk):
+        write(self, chunk)
+        os.fsync(self.fd)
+        die()
+
+    _media.StreamWriter.write = write_then_die
+    with engine.session(pool) as s:
+        s.plan_dump(1, medium).apply()
+else:
+    run = _btrfs._BtrfsBase._run
+
+    def run_or_die(self, argv, **kw):
+        if argv[:3] == ["btrfs", "subvolume", "snapshot"]:
+            die()
+        return run(self, argv, **kw)
+
+    _btrfs._BtrfsBase._run = run_or_die
+    with engine.session(pool) as s:
+        s.plan_restore_from_media(1, medium, restore_to).apply()
+"""
+
+
+def _killed(w, op, medium, restore_to=""):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", _KILLED_CHILD, w.store.state_dir, w.name, op, medium, restore_to],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120, env=dict(os.environ))
+    assert proc.returncode == -9, proc.stderr.decode()
+
+
+def test_killed_dump_and_killed_restore_from_media_are_repaired(fs_pair, loopfs_factory, runner, tmp_path):
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
+    w.add_source("db")
+    w.versions = 2
+    w.define()
+    db = w.sources[0]
+    with open(os.path.join(db, "big"), "wb") as fh:
+        fh.write(os.urandom(4 << 20))
+    expected = tree(db)
+    w.copy()
+    medium_fs = loopfs_factory(fstype="ext4", size=64 * 1024 * 1024, name="medium")
+    medium = medium_fs.path("tape")
+    os.mkdir(medium, 0o700)
+    os.makedirs(os.path.join(medium, w.name, "v1"))
+    foreign = os.path.join(medium, w.name, "v1", "notes.txt")
+    write(foreign, "someone's notes\n")
+
+    _killed(w, "dump", medium)
+    vdir = os.path.join(medium, w.name, "v1")
+    temps = [n for n in os.listdir(vdir) if n.startswith(".pitcopy-dump.")]
+    assert len(temps) == 1 and sorted(os.listdir(vdir)) == sorted(temps + ["notes.txt"])
+    found = _verify(w)
+    problems = sorted(f["problem"] for f in found["findings"])
+    assert problems == ["interrupted_dump", "media_leftover"], found
+    assert [f["target"] for f in found["findings"] if f["problem"] == "media_leftover"] == [os.path.join(vdir, temps[0])]
+    _verify(w, repair=True)
+    assert os.listdir(vdir) == ["notes.txt"] and w.state().journal is None  # ours gone, nothing else
+    dump = plan(w, "plan_dump", 1, medium).apply()["dump"]
+    assert _verify(w, verify_media=True)["consistent"]
+
+    restore_to = src.path("from-tape")
+    os.makedirs(restore_to)
+    _killed(w, "restore", medium, restore_to)
+    assert [n for n in os.listdir(restore_to) if n.startswith(".pitcopy-media.")]
+    found = _verify(w)
+    assert sorted(f["problem"] for f in found["findings"]) == ["interrupted_restore_elsewhere", "media_leftover"]
+    _verify(w, repair=True)
+    assert os.listdir(restore_to) == ["db"] and w.state().journal is None
+    assert tree(os.path.join(restore_to, "db")) == expected
+    assert not subvol_info(os.path.join(restore_to, "db"))["readonly"]
+    assert os.path.getsize(os.path.join(medium, dump["streams"][0]["stream"])) == dump["streams"][0]["size"]
