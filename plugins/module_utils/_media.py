@@ -51,8 +51,8 @@ def relative_stream(pool, version, name):
 
 
 def _inside(path, root):
-    root = root.rstrip("/") or "/"
-    return path == root or path.startswith(root + "/") or root == "/"
+    root = os.path.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def medium_problem(medium, definition, places):
@@ -80,9 +80,9 @@ def medium_problem(medium, definition, places):
     if os.path.realpath(where) != where:
         raise bad("passes through a symbolic link (its real path is %s)" % os.path.realpath(where))
     for place in places:
-        if isinstance(place, str) and os.path.isabs(place) and (_inside(where, place) or _inside(place, where)):
-            raise bad("is inside %s or holds it, a source or target directory of the pool (a medium must be "
-                      "another place than the copies it keeps)" % place)
+        if isinstance(place, str) and os.path.isabs(place) and _inside(where, place):
+            raise bad("is inside %s, a source or target directory of the pool (a medium must be another place "
+                      "than the data and the copies it keeps)" % place)
     # every directory from the medium up: writable by no one but root and us
     d = where
     while True:

@@ -276,7 +276,7 @@ def test_a_kill_mid_restore_from_media_is_finished_by_repair(tmp_path):
 @pytest.mark.parametrize("case, match", [
     ("relative", "is not an absolute path"),
     ("missing", "does not exist"),
-    ("inside_source", "is inside .*a source or target directory"),
+    ("inside_source", "is inside .*, a source or target directory"),
     ("group_writable", "writable by group or others"),
     ("symlink", "is not a directory \\(symbolic links are not followed\\)"),
     ("unknown_version", "has no version 9 to dump; it keeps versions: 1"),
