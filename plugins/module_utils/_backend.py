@@ -545,6 +545,50 @@ class Backend(abc.ABC):
         only an unfinished one of ours)."""
         raise InvalidInput("technology %s cannot restore whole sources elsewhere" % self.technology)
 
+    # --- media: a version dumped as streams, restored from them (issue 17, item 6) ------------
+
+    #: the extension of this technology's streams on a medium (the file
+    #: ``<name>.<extension>``); None: the technology cannot dump yet
+    stream_extension = None
+
+    def media_refusal(self, definition, what):
+        """The refusal of ``what`` (a dump, a restore from media) by a
+        technology that cannot do it: InvalidInput naming the technology and
+        what is supported."""
+        return InvalidInput("copy pool %s: %s is not supported for technology %s; supported: %s (ZFS and LVM "
+                            "streams are not implemented yet); nothing was changed" % (
+                                definition.name, what, self.technology, ", ".join(MEDIA_TECHNOLOGIES)))
+
+    def dump_stream(self, definition, version, pair, write):
+        """Write the full stream of the copy of ``pair`` (version
+        ``version``) to ``write(chunk)``: a stream that restores alone (no
+        parent). CopyFailed when the tool fails (the caller discards what it
+        got)."""
+        raise self.media_refusal(definition, "dumping a version to media")
+
+    def media_volumes(self, definition, sources, restore_to):
+        """``[(source, volume)]``: the NEW volume each source's stream
+        becomes under ``restore_to`` (the technology's restore_to rules for
+        whole sources, without the copies: they may be gone). Reads only."""
+        raise self.media_refusal(definition, "restoring from media")
+
+    def receive_stream(self, definition, source, fd, volume):
+        """Make ``volume``, writable and carrying none of the pool's marks,
+        from the stream read from the open file ``fd``; nothing is left of
+        it when the tool fails (CopyFailed)."""
+        raise self.media_refusal(definition, "restoring from media")
+
+    def media_leftovers(self, volumes):
+        """What a killed restore from media left beside ``volumes`` (work
+        directories of ours); default: nothing."""
+        return []
+
+    def sweep_media_leftovers(self, volumes):
+        return None
+
+
+MEDIA_TECHNOLOGIES = ("btrfs_snapshot", "btrfs_send")
+
 
 def restore_to_refusal(definition, restore_to, accepted):
     """The refusal of a ``restore_to`` (whole sources restored elsewhere)

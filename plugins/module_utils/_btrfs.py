@@ -422,6 +422,14 @@ def staged_path(copy_path):
     return os.path.join(d, STAGING_PREFIX + b)
 
 
+MEDIA_WORK_RE = re.compile(r"^\.pitcopy-media\.[0-9]{1,10}\Z")
+
+
+def media_work_dir(volume):
+    """Where a stream from media is received before it becomes ``volume``."""
+    return os.path.join(os.path.dirname(volume), ".pitcopy-media.%d" % os.getpid())
+
+
 def pool_dir(source, pool):
     return os.path.join(os.path.dirname(source), NAMESPACE, pool)
 
@@ -1557,24 +1565,7 @@ class _BtrfsBase(Backend):
                     "<restore_to>/<source's last component>" % definition.name)
 
         bad = restore_to_refusal(definition, restore_to, accepted)
-
-        if not isinstance(restore_to, str) or not os.path.isabs(restore_to):
-            raise bad("is not an absolute path")
-        where = os.path.normpath(restore_to)
-        if not os.path.isdir(where) or os.path.islink(where):
-            raise bad("is not an existing directory (symbolic links are not followed)")
-        if os.path.realpath(where) != where:
-            raise bad("passes through a symbolic link (its real path is %s)" % os.path.realpath(where))
-        if NAMESPACE in where.split("/"):
-            raise bad("is inside a %s directory, where pitcopy keeps its copies" % NAMESPACE)
-        sources = sorted(set(list(definition.sources) + [p.source for p in pairs]))
-        for s in sources:
-            if where == s or where.startswith(s.rstrip("/") + "/"):
-                raise bad("is inside source %s (a snapshot there would nest in the source)" % s)
-        mounts = self._mounts()
-        m = mount_of(where, mounts)
-        if m is None or m["fstype"] != BTRFS:
-            raise bad("is not on btrfs (it is on %s)" % (m["fstype"] if m else "no mounted filesystem"))
+        where, mounts = self._restore_to_dir(definition, restore_to, [p.source for p in pairs], bad)
         fsid = KERNEL.filesystem_info(where)["fsid"]
         names = [p.source for p in pairs]
         out = []
@@ -1588,6 +1579,29 @@ class _BtrfsBase(Backend):
                               copy, p.source, cm["mountpoint"] if cm else "?"))
             out.append((p, os.path.join(where, mount_name(p.source, names))))
         return out
+
+    def _restore_to_dir(self, definition, restore_to, sources, bad):
+        """The normalized ``restore_to`` of whole sources: an existing
+        directory on btrfs, no symbolic link on the way, outside the sources
+        and outside ``.pitcopy`` directories (``bad(why)`` otherwise), and
+        the mounts read on the way."""
+        if not isinstance(restore_to, str) or not os.path.isabs(restore_to):
+            raise bad("is not an absolute path")
+        where = os.path.normpath(restore_to)
+        if not os.path.isdir(where) or os.path.islink(where):
+            raise bad("is not an existing directory (symbolic links are not followed)")
+        if os.path.realpath(where) != where:
+            raise bad("passes through a symbolic link (its real path is %s)" % os.path.realpath(where))
+        if NAMESPACE in where.split("/"):
+            raise bad("is inside a %s directory, where pitcopy keeps its copies" % NAMESPACE)
+        for s in sorted(set(list(definition.sources) + list(sources))):
+            if where == s or where.startswith(s.rstrip("/") + "/"):
+                raise bad("is inside source %s (a snapshot there would nest in the source)" % s)
+        mounts = self._mounts()
+        m = mount_of(where, mounts)
+        if m is None or m["fstype"] != BTRFS:
+            raise bad("is not on btrfs (it is on %s)" % (m["fstype"] if m else "no mounted filesystem"))
+        return where, mounts
 
     def restored_elsewhere(self, definition, version, pair, volume):
         if not os.path.lexists(volume):
@@ -1613,6 +1627,91 @@ class _BtrfsBase(Backend):
         except CommandError as exc:
             raise CopyFailed("restore of %s from %s to %s failed: %s" % (
                 pair.source, copy, volume, command_reason(exc)), cause=exc, source=pair.source, target=volume)
+
+    # --- media (issue 17, item 6) -------------------------------------------------
+
+    stream_extension = "btrfs-stream"
+
+    def dump_stream(self, definition, version, pair, write):
+        """``btrfs send`` of the copy, full (no ``-p``): each medium restores
+        alone, whatever else was dumped or kept."""
+        copy = self.copy_view(definition, version, pair).directory
+        try:
+            self.runner.stream_out(["btrfs", "send", "-q", "--", copy], write)
+        except CommandError as exc:
+            raise CopyFailed("dump of %s (version %d) from its copy %s failed: btrfs send: %s" % (
+                pair.source, version, copy, command_reason(exc)), cause=exc, source=pair.source, target=copy)
+
+    def media_volumes(self, definition, sources, restore_to):
+        """``restore_to`` as for whole sources restored elsewhere, on any
+        btrfs filesystem (a stream is received, not snapshotted, so it need
+        not hold the copies, which may be gone)."""
+        from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mount_name
+
+        accepted = ("an existing directory on a btrfs filesystem, outside the sources of copy pool %s and outside "
+                    ".pitcopy directories; each source's stream becomes the writable subvolume "
+                    "<restore_to>/<source's last component>" % definition.name)
+        where, _mounts = self._restore_to_dir(definition, restore_to, sources,
+                                              restore_to_refusal(definition, restore_to, accepted))
+        return [(s, os.path.join(where, mount_name(s, list(sources)))) for s in sources]
+
+    def receive_stream(self, definition, source, fd, volume):
+        """``btrfs receive`` into a work directory beside ``volume``
+        (``.pitcopy-media.<pid>``: a received subvolume is read-only and
+        named after the copy), then a writable snapshot of it at
+        ``volume`` (no mark of ours: the user's), then the received one
+        deleted. A failure leaves nothing at ``volume`` nor in the work
+        directory."""
+        work = media_work_dir(volume)
+        if os.path.lexists(volume):
+            raise InvalidInput("cannot restore %s from media to %s: it exists; a restore never overwrites: "
+                               "choose another restore_to, or move that away; nothing was changed" % (source, volume))
+        self._clear_media_work(work)
+        os.mkdir(work, 0o700)
+        try:
+            try:
+                self.runner.run_from(["btrfs", "receive", "--", work], fd)
+            except CommandError as exc:
+                raise CopyFailed("restore of %s from media to %s failed: btrfs receive: %s; nothing was made" % (
+                    source, volume, command_reason(exc)), cause=exc, source=source, target=volume)
+            received = [os.path.join(work, n) for n in sorted(os.listdir(work))]
+            if len(received) != 1 or not self._is_subvol(received[0]):
+                raise CopyFailed("restore of %s from media to %s: btrfs receive made %s, not one subvolume; nothing "
+                                 "was made" % (source, volume, ", ".join(received) or "nothing"),
+                                 source=source, target=volume)
+            try:
+                # writable (no -r): the user's volume, compared with production
+                self._run(["btrfs", "subvolume", "snapshot", "--", received[0], volume])
+            except CommandError as exc:
+                raise CopyFailed("restore of %s from media to %s failed: %s; nothing was made" % (
+                    source, volume, command_reason(exc)), cause=exc, source=source, target=volume)
+        finally:
+            self._clear_media_work(work)
+
+    def _clear_media_work(self, work):
+        """The work directory of a receive from media, with what is in it
+        (received subvolumes, a partial one), gone; nothing else."""
+        if not os.path.isdir(work) or os.path.islink(work):
+            return
+        inside = [os.path.join(work, n) for n in sorted(os.listdir(work))]
+        self._delete_subvolumes([p for p in inside if self._is_subvol(p)])
+        os.rmdir(work)
+
+    def media_leftovers(self, volumes):
+        """The work directories of receives from media beside ``volumes``
+        that a killed run left (``.pitcopy-media.<pid>``)."""
+        out = []
+        for d in sorted(set(os.path.dirname(v) for v in volumes)):
+            try:
+                names = sorted(os.listdir(d))
+            except OSError:
+                continue
+            out.extend(os.path.join(d, n) for n in names if MEDIA_WORK_RE.match(n))
+        return out
+
+    def sweep_media_leftovers(self, volumes):
+        for work in self.media_leftovers(volumes):
+            self._clear_media_work(work)
 
 
 class BtrfsSnapshotBackend(_BtrfsBase):

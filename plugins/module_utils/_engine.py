@@ -29,7 +29,9 @@ API (what modules and roles rely on; implementers keep these names):
         plan = s.plan_restore_paths(version, paths, restore_to=None, volumes=None)  # ... restored with paths
         plan = s.plan_mount(version, path)      # copy_version mounted
         plan = s.plan_unmount(version, path=None)   # copy_version unmounted
-        plan = s.plan_verify(repair=False)      # verify_records
+        plan = s.plan_dump(version, media)      # copy_version dumped
+        plan = s.plan_restore_from_media(version, medium, restore_to, volumes=None)  # ... restored with from_media
+        plan = s.plan_verify(repair=False, verify_media=False)  # verify_records
         info = s.info()                         # copy_pool_info (one pool's dict)
 
     A Plan is decided from the state file and read-only discovery; it changes
@@ -67,6 +69,8 @@ Where each figure lives (this module composes them; import from here):
     _engine_hold.py         copy_version state=held / released
     _engine_restore.py      copy_version state=restored
     _engine_browse.py       copy_version state=mounted / unmounted, restored with paths
+    _engine_media.py        copy_version state=dumped, restored with from_media; the
+                            storage media inventory and its checks in verify_records
     _engine_verify.py       verify_records: each record checked against the
                             host (Fig. 8 for every record), one method a check
     _engine_repair.py       the repair of an interrupted operation's journal
@@ -104,6 +108,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_define im
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_delete import DeleteSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_hold import HoldSteps
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_media import MediaSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_restore import RestoreSteps, restore_pairs
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_verify import VerifySteps
 
@@ -169,7 +174,8 @@ class RecordEngine:
             yield PoolSession(self, pool_name, self.store.load(pool_name))
 
 
-class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, HoldSteps, RestoreSteps, BrowseSteps):
+class PoolSession(VerifySteps, CopySteps, DefineSteps, DeleteSteps, HoldSteps, RestoreSteps, BrowseSteps,
+                  MediaSteps):
     """One copy pool under its lock: each module's plan, one mixin a figure
     (see the module docstring for which file holds which)."""
 

@@ -135,6 +135,8 @@ def pool_dict(state):
     out["prepairing_records"] = [r.as_dict() for r in sorted(state.prepairing_records, key=lambda r: r.version)]
     out["last_version"] = state.last_version
     out["interrupted_copy"] = state.journal.as_dict() if state.journal is not None else None
+    # the storage media inventory (copy_version state=dumped)
+    out["media"] = [d.as_dict() for d in sorted(state.media, key=lambda d: (d.version, d.medium))]
     return out
 
 

@@ -31,10 +31,12 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common im
     pool_dict,
     release_bases,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_media import MediaSteps, remove_media_temps
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_repair import JournalRepairSteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     JOURNAL_COPY,
     JOURNAL_DELETE,
+    JOURNAL_DUMP,
     JOURNAL_REMOVE,
     JOURNAL_RESTORE_ELSEWHERE,
     JOURNAL_RESTORE_PATHS,
@@ -107,14 +109,18 @@ class _VerifyScan:
         self.in_pool = set(self.definition.sources)
         # (version, pairs) of held versions whose hold the storage does not enforce
         self.unheld = []
+        # temporary files of killed dumps found on the media
+        self.media_temps = []
 
 
-class VerifySteps(JournalRepairSteps):
+class VerifySteps(JournalRepairSteps, MediaSteps):
     """verify_records: the checks, and the plan of repair=true."""
 
-    def plan_verify(self, repair=False):
+    def plan_verify(self, repair=False, verify_media=False):
         """verify_records: each check adds its findings, in this order;
-        nothing changes unless ``repair`` and the plan is applied."""
+        nothing changes unless ``repair`` and the plan is applied.
+        ``verify_media``: every stream of the storage media inventory read
+        and checked against its sha256 (else only that it exists, its size)."""
         state = self._require()
         backend = self._backend()
         scan = self._verify_scan(state, backend, repair)
@@ -136,6 +142,7 @@ class VerifySteps(JournalRepairSteps):
         unneeded = self._verify_bases(scan, list(state.replication_records))
         self._verify_freshness(scan)
         verify_mounts(scan)
+        scan.media_temps = self._verify_media(scan, verify_media)
 
         new = replace(state, replication_records=tuple(new_rrs))
         if behind:
@@ -178,6 +185,11 @@ class VerifySteps(JournalRepairSteps):
             scan.findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_copy",
                                          journal_plan[1] if scan.repair
                                          else "none (repair: true would %s)" % journal_plan[1]))
+            scan.findings.extend(journal_plan[2])
+            return journal_plan
+        if j.operation == JOURNAL_DUMP or j.medium is not None:
+            # a dump or a restore from media: streams on a medium, no copy touched
+            journal_plan = self._media_journal_plan(state, j, scan.repair)
             scan.findings.extend(journal_plan[2])
             return journal_plan
         if j.operation == JOURNAL_RESTORE_PATHS:
@@ -428,11 +440,14 @@ class VerifySteps(JournalRepairSteps):
         pre_problem = any(f.record == RECORD_PREPAIRING and f.problem != "source_missing" for f in findings)
         # identities learned change the file, not the records' meaning
         # (CopyPair equality ignores them)
-        changed = bool(j is not None or new != state or pre_problem or learned or leftovers or scan.unheld)
+        changed = bool(j is not None or new != state or pre_problem or learned or leftovers or scan.unheld or
+                       scan.media_temps)
 
         def act():
             if leftovers:
                 backend.sweep_leftovers(definition)
+            # only the temporary names of killed dumps: never a stream
+            remove_media_temps(scan.media_temps)
             for version, pairs in scan.unheld:
                 backend.hold_copies(definition, version, pairs, True)
             current = state

@@ -374,8 +374,9 @@ JOURNAL_RESTORE = "restore"
 JOURNAL_REMOVE = "remove"
 JOURNAL_RESTORE_ELSEWHERE = "restore_elsewhere"
 JOURNAL_RESTORE_PATHS = "restore_paths"
+JOURNAL_DUMP = "dump"
 JOURNAL_OPERATIONS = (JOURNAL_COPY, JOURNAL_DELETE, JOURNAL_RESTORE, JOURNAL_REMOVE, JOURNAL_RESTORE_ELSEWHERE,
-                      JOURNAL_RESTORE_PATHS)
+                      JOURNAL_RESTORE_PATHS, JOURNAL_DUMP)
 
 
 @dataclass(frozen=True)
@@ -407,7 +408,17 @@ class Journal:
       temporary names (``.pitcopy-restore.*.<pid>``) are beside them, so
       that verify_records finds what a killed restore left; repair removes
       the partial copies and puts back what was moved aside. No volume is
-      touched: these are not the storage's names."""
+      touched: these are not the storage's names.
+    * ``dump`` (copy_version state=dumped): ``dumping``; ``medium`` is the
+      directory the version's streams are written to and ``pid`` the
+      process whose temporary names (``.pitcopy-dump.<pid>.*``) a killed
+      run leaves under ``<medium>/<pool>/v<version>/``; repair removes them
+      and nothing else of the medium.
+
+    ``medium`` on a ``restore_elsewhere`` journal: the volumes are received
+    from the streams of that medium (the storage media inventory), not
+    snapshotted from the copies; its ``pairs`` are then (source, stream
+    path), files, not volumes."""
 
     operation: str
     version: int
@@ -421,6 +432,7 @@ class Journal:
     staged: Tuple[CopyPair, ...] = ()
     asides: Tuple[CopyPair, ...] = ()
     done: Tuple[str, ...] = ()
+    medium: Optional[str] = None
 
     def aside_of(self, source):
         return _target_of(self.asides, source)
@@ -446,7 +458,43 @@ class Journal:
             out["done"] = list(self.done)
         if self.operation == JOURNAL_RESTORE_PATHS:
             out["destinations"] = [{"source": p.source, "destination": p.target} for p in self.asides]
+        if self.medium is not None:
+            out["medium"] = self.medium
         return out
+
+
+@dataclass(frozen=True)
+class MediaStream:
+    """One source's stream of a dump: ``stream`` is its path relative to
+    the medium (``<pool>/v<version>/<name>``), ``size`` its bytes and
+    ``sha256`` the hex digest computed while it was written."""
+
+    source: str
+    stream: str
+    size: int
+    sha256: str
+
+    def as_dict(self):
+        return {"source": self.source, "stream": self.stream, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class MediaDump:
+    """One entry of the storage media inventory (Table 3.2, [0063]-[0065]):
+    version ``version`` (taken at ``version_time``) dumped at ``dumped`` to
+    the directory ``medium``, one stream per source. Not part of the
+    replication record: it outlives the version's copies, and deleting a
+    version never deletes its dumps."""
+
+    medium: str
+    version: int
+    version_time: str
+    streams: Tuple[MediaStream, ...]
+    dumped: str
+
+    def as_dict(self):
+        return {"medium": self.medium, "version": self.version, "version_time": self.version_time,
+                "streams": [s.as_dict() for s in self.streams], "dumped": self.dumped}
 
 
 @dataclass(frozen=True)
@@ -458,6 +506,11 @@ class PoolState:
     prepairing_records: Tuple[Record, ...] = ()
     last_version: int = 0
     journal: Optional[Journal] = None
+    # the storage media inventory: the versions dumped to media
+    media: Tuple[MediaDump, ...] = ()
+
+    def dump(self, medium, version):
+        return next((d for d in self.media if d.medium == medium and d.version == version), None)
 
     def grid_choice(self, when, tz=None):
         """(target pool, records to drop) of the next version taken at
@@ -506,7 +559,8 @@ class PoolState:
         targets = [v for tp in d.target_pools for v in tp.volumes]
         staged = []
         records = list(self.replication_records) + list(self.prepairing_records)
-        if self.journal is not None:
+        if self.journal is not None and self.journal.medium is None:
+            # (a media journal names streams, files, not volumes)
             records.append(self.journal)
             staged.extend(p.target for p in self.journal.staged)
             if self.journal.operation != JOURNAL_RESTORE_PATHS:

@@ -342,9 +342,11 @@ class PitcopyModule(object):
             self.module.warn(text)
         self.module.exit_json(**result)
 
-    def _verify(self, pool, repair, reseal):
+    def _verify(self, pool, repair, reseal, verify_media=False):
         if not reseal:
-            return self._plan_and_apply(pool, lambda session: session.plan_verify(repair=repair), read_only=not repair)
+            return self._plan_and_apply(pool, lambda session: session.plan_verify(repair=repair,
+                                                                                  verify_media=verify_media),
+                                        read_only=not repair)
         engine = self.engine(read_only=not repair)  # a reseal writes the state file, never the storage
         store = engine.store
         with store.locked(pool, shared=self.check_mode):
@@ -360,7 +362,7 @@ class PitcopyModule(object):
                 # the hand edit is sealed as is; the generation before it stays
                 # the previous one (the edit itself is no generation worth keeping)
                 store.save(edited, keep_previous=False)
-            plan = session.plan_verify(repair=repair)
+            plan = session.plan_verify(repair=repair, verify_media=verify_media)
             if plan.changed and not self.check_mode:
                 result = dict(plan.apply() or {})
             else:
@@ -378,9 +380,9 @@ class PitcopyModule(object):
                 "before": plan.before, "after": plan.after}
         return result
 
-    def run_verify(self, pool, repair=False, reseal=False):
+    def run_verify(self, pool, repair=False, reseal=False, verify_media=False):
         """verify_records: a reader unless it repairs or reseals."""
-        result = self._guard(self._verify, pool, repair, reseal)
+        result = self._guard(self._verify, pool, repair, reseal, verify_media)
         self._exit(result)
 
     def _info(self, pool, dataset=None):

@@ -263,6 +263,66 @@ class SubprocessRunner:
             raise command_error(argv, rc, "", e)
         return rc, _as_text(out), "".join(errs)
 
+    def stream_out(self, argv, write, timeout=None):
+        """Run ``argv`` and hand its stdout to ``write(chunk)`` as it comes
+        (a send stream written to a medium, hashed on the way, never held
+        whole in memory). Raises the CommandError of a failure; the caller
+        discards what ``write`` got then."""
+        argv = self._check(argv)
+        self._count(argv)
+        try:
+            proc = subprocess.Popen(self._exe(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=self.env)
+        except OSError as exc:
+            raise CommandError("cannot run %s: %s" % (argv[0], exc), argv=argv, rc=None, stderr=str(exc))
+        errs = []
+        reader = threading.Thread(target=lambda: errs.append(proc.stderr.read()))
+        reader.daemon = True
+        reader.start()
+        try:
+            fd = proc.stdout.fileno()
+            while True:
+                chunk = os.read(fd, _Relay.CHUNK)
+                if not chunk:
+                    break
+                write(chunk)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        try:
+            proc.wait(timeout=timeout or self.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise CommandError("%s did not finish within %s s" % (argv[0], timeout or self.timeout), argv=argv,
+                               rc=None)
+        reader.join()
+        err = _as_text(errs[0] if errs else b"")
+        if proc.returncode != 0:
+            raise command_error(argv, proc.returncode, "", err)
+        return 0, "", err
+
+    def run_from(self, argv, stdin_fd, check=True, timeout=None):
+        """Run ``argv`` with its stdin read from the open file descriptor
+        ``stdin_fd`` (a stream on a medium, received)."""
+        argv = self._check(argv)
+        self._count(argv)
+        try:
+            proc = subprocess.run(self._exe(argv), stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=self.env, timeout=timeout or self.timeout, check=False)
+        except OSError as exc:
+            raise CommandError("cannot run %s: %s" % (argv[0], exc), argv=argv, rc=None, stderr=str(exc))
+        except subprocess.TimeoutExpired as exc:
+            raise CommandError("%s did not finish within %s s" % (argv[0], exc.timeout), argv=argv, rc=None,
+                               stdout=_as_text(exc.stdout), stderr=_as_text(exc.stderr))
+        out, err = _as_text(proc.stdout), _as_text(proc.stderr)
+        if check and proc.returncode != 0:
+            raise command_error(argv, proc.returncode, out, err)
+        return proc.returncode, out, err
+
     def run_hook(self, argv, timeout):
         """Run a user's hook command: its own session (so a timeout kills the
         whole process group, grandchildren too), no stdin, output kept.
@@ -402,6 +462,14 @@ class ReadOnlyRunner:
         if meter is not None:
             return self.inner.pipe(argvs, check=check, timeout=timeout, meter=meter)
         return self.inner.pipe(argvs, check=check, timeout=timeout)
+
+    def stream_out(self, argv, write, timeout=None):
+        # a stream goes to a medium: the writing is the caller's, so this
+        # is never a read-only run's business
+        self._refuse(" ".join(str(a) for a in argv))
+
+    def run_from(self, argv, stdin_fd, check=True, timeout=None):
+        self._refuse(" ".join(str(a) for a in argv))
 
     def run_hook(self, argv, timeout):
         # a hook is the user's command: whatever it does, it is not a read

@@ -94,6 +94,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     DatasetPlace,
     Hook,
     Journal,
+    MediaDump,
+    MediaStream,
     PoolDefinition,
     PoolState,
     Record,
@@ -467,11 +469,88 @@ def _dump_journal(j, where="journal"):
     if j.asides or j.done:
         out["asides"] = _dump_pairs(j.asides)
         out["done"] = [_str(s, "%s.done[%d]" % (where, i)) for i, s in enumerate(j.done)]
+    # dump and restore from media only
+    if j.medium is not None:
+        out["medium"] = _str(j.medium, where + ".medium")
     return out
 
 
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
+
+
+def _media_problem(d, where):
+    """Raise _Shape unless the dump ``d`` (a MediaDump) is one the engine
+    could have written: an absolute, normalized medium; streams under
+    ``<pool>/v<version>/`` of it (never ``..``, never absolute); a size
+    and a sha256 each; one stream per source."""
+    medium = _str(d.medium, where + ".medium")
+    if not medium.startswith("/") or os.path.normpath(medium) != medium or medium == "/":
+        raise _Shape(where + ".medium", "%r is not an absolute, normalized directory other than /" % medium)
+    _int(d.version, where + ".version", minimum=1)
+    _str(d.version_time, where + ".version_time")
+    _str(d.dumped, where + ".dumped")
+    if not d.streams:
+        raise _Shape(where + ".streams", "a dump holds at least one stream; found none")
+    seen = set()
+    for i, st in enumerate(d.streams):
+        w = "%s.streams[%d]" % (where, i)
+        source = _str(st.source, w + ".source")
+        if source in seen:
+            raise _Shape(w + ".source", "%r has two streams in one dump" % source)
+        seen.add(source)
+        rel = _str(st.stream, w + ".stream")
+        parts = rel.split("/")
+        if rel.startswith("/") or os.path.normpath(rel) != rel or ".." in parts or len(parts) != 3 or \
+                parts[1] != "v%d" % d.version:
+            raise _Shape(w + ".stream", "%r is not a stream path <pool>/v%d/<name> relative to the medium"
+                         % (rel, d.version))
+        _int(st.size, w + ".size", minimum=0)
+        if not _SHA256_RE.match(_str(st.sha256, w + ".sha256")):
+            raise _Shape(w + ".sha256", "%r is not a sha256 hex digest (64 lower-case hex digits)" % st.sha256)
+
+
+def _dump_media(media):
+    out = []
+    seen = set()
+    for i, d in enumerate(media):
+        where = "media[%d]" % i
+        _media_problem(d, where)
+        if (d.medium, d.version) in seen:
+            raise _Shape(where, "version %d is dumped to %s twice" % (d.version, d.medium))
+        seen.add((d.medium, d.version))
+        out.append({"medium": d.medium, "version": d.version, "version_time": d.version_time,
+                    "streams": [{"source": st.source, "stream": st.stream, "size": st.size, "sha256": st.sha256}
+                                for st in d.streams],
+                    "dumped": d.dumped})
+    return out
+
+
+def _load_media(value):
+    out = []
+    seen = set()
+    items = _list(value, "media")
+    if not items:
+        raise _Shape("media", "is written only when versions were dumped; found an empty list")
+    for i, item in enumerate(items):
+        where = "media[%d]" % i
+        _mapping(item, where, ("medium", "version", "version_time", "streams", "dumped"))
+        streams = []
+        for j, st in enumerate(_list(item["streams"], where + ".streams")):
+            w = "%s.streams[%d]" % (where, j)
+            _mapping(st, w, ("source", "stream", "size", "sha256"))
+            streams.append(MediaStream(st["source"], st["stream"], st["size"], st["sha256"]))
+        d = MediaDump(item["medium"], item["version"], item["version_time"], tuple(streams), item["dumped"])
+        _media_problem(d, where)
+        d = replace(d, version_time=_str(d.version_time, where), dumped=_str(d.dumped, where))
+        if (d.medium, d.version) in seen:
+            raise _Shape(where, "version %d is dumped to %s twice" % (d.version, d.medium))
+        seen.add((d.medium, d.version))
+        out.append(d)
+    return tuple(out)
+
+
 def _dump_state(state):
-    return {
+    out = {
         "schema_version": SCHEMA_VERSION,
         "definition": _dump_definition(state.definition),
         "last_version": _int(state.last_version, "last_version", minimum=0),
@@ -481,6 +560,12 @@ def _dump_state(state):
         "prepairing_records": [_dump_record(r, RECORD_PREPAIRING, "prepairing_records[%d]" % i)
                                for i, r in enumerate(state.prepairing_records)],
     }
+    # the storage media inventory: only when a version was dumped, so a file
+    # without dumps reads as before, and an older collection refuses one (an
+    # unknown key) rather than drop the inventory on its next write
+    if state.media:
+        out["media"] = _dump_media(state.media)
+    return out
 
 
 def dump_state(state):
@@ -763,7 +848,7 @@ def _load_journal(value, where="journal", cache=None):
     # ``operation`` was always written (``copy`` by every release before the
     # delete/restore/remove journals); ``asides`` and ``done`` are restore's
     _mapping(value, where, ("operation", "version", "target_pool", "phase", "started", "pairs"),
-             ("replaced_version", "label", "pid", "staged", "asides", "done"))
+             ("replaced_version", "label", "pid", "staged", "asides", "done", "medium"))
     return Journal(
         operation=_str(value["operation"], where + ".operation"),
         version=_int(value["version"], where + ".version"),
@@ -778,13 +863,14 @@ def _load_journal(value, where="journal", cache=None):
         asides=_load_pairs(value.get("asides", []), where + ".asides", cache),
         done=tuple(_str(s, "%s.done[%d]" % (where, i)) for i, s in enumerate(_list(value.get("done", []),
                                                                                    where + ".done"))),
+        medium=_str(value["medium"], where + ".medium") if "medium" in value else None,
     )
 
 
 def _load_state(data):
     """Like load_state(), raising _Shape with the location of the problem."""
     _mapping(data, "the document", ("schema_version", "definition"),
-             ("last_version", "journal", "replication_records", "prepairing_records"))
+             ("last_version", "journal", "replication_records", "prepairing_records", "media"))
     version = _int(data["schema_version"], "schema_version", minimum=1)
     if version > SCHEMA_VERSION:
         raise _Shape("schema_version", "is %d, newer than %d" % (version, SCHEMA_VERSION))
@@ -799,6 +885,7 @@ def _load_state(data):
             for i, r in enumerate(_list(data.get("prepairing_records", []), "prepairing_records"))),
         last_version=_int(data.get("last_version", 0), "last_version", minimum=0),
         journal=_load_journal(data.get("journal"), cache=cache),
+        media=_load_media(data["media"]) if "media" in data else (),
     )
 
 

@@ -267,6 +267,39 @@ pools:
           type: list
           elements: dict
           sample: [{"source": "/srv/data/db", "target": "/srv/backup/c"}]
+    media:
+      description:
+        - The storage media inventory - the versions dumped with M(pitcopy.versions.copy_version)
+          O(pitcopy.versions.copy_version#module:state=dumped), oldest version first. Kept when the version's copies
+          are rotated away or deleted (a restore from media needs only this entry and the medium).
+      returned: success
+      type: list
+      elements: dict
+      contains:
+        medium:
+          description: The medium directory the version was dumped to.
+          type: str
+          sample: /srv/backup/media
+        version:
+          description: The copy version dumped.
+          type: int
+          sample: 2
+        version_time:
+          description: The version's time stamp (when its copies were taken, ISO 8601 UTC).
+          type: str
+          sample: "2026-11-25T23:00:00Z"
+        streams:
+          description:
+            - One per source - C(source), C(stream) (its path relative to the medium), C(size) (bytes) and C(sha256)
+              (computed while it was written).
+          type: list
+          elements: dict
+          sample: [{"source": "/srv/data/db", "stream": "web/v2/db-4f9c0a1b2c3d.btrfs-stream", "size": 1048576,
+                    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}]
+        dumped:
+          description: When the dump was written (ISO 8601 UTC).
+          type: str
+          sample: "2026-11-26T02:00:00Z"
     next_version:
       description:
         - What the next M(pitcopy.versions.copy_version) O(pitcopy.versions.copy_version#module:state=present) would do

@@ -53,6 +53,18 @@ description:
     before the first is copied.
   - M(pitcopy.versions.verify_records) reports a held version whose hold the storage no longer enforces
     (C(hold_not_enforced)); with C(repair=true) it holds it again.
+  - With O(state=dumped) each copy of O(version) is written as a full stream (C(btrfs send) of the copy, no parent,
+    so each medium restores alone) to C(<media>/<pool>/v<version>/<source's last component>-<digest>.btrfs-stream),
+    under a temporary name C(.pitcopy-dump.<pid>.<name>) that is fsynced and renamed when complete, its sha256
+    computed while it is written. The dump is recorded in the storage media inventory of the state file (medium,
+    version, the version's time stamp, each stream's source, path, size and sha256, when it was dumped), which
+    M(pitcopy.versions.copy_pool_info) returns as C(media). The inventory is not part of the replication record;
+    rotation and O(state=absent) delete a version's copies and record, never its dumps nor their inventory entries.
+    Only C(btrfs_snapshot) and C(btrfs_send) can dump yet; the other technologies are refused, nothing changed.
+  - With O(state=restored) and O(from_media), whole sources of O(version) are received from the streams that the
+    inventory lists on that medium as NEW writable volumes under O(restore_to) (required; never in place), even
+    when the version's copies are gone. Every stream's size and sha256 are checked before anything is made; a
+    corrupted or missing stream is refused and nothing is made.
 author:
   - pitcopy developers (@pitcopy)
 extends_documentation_fragment:
@@ -70,6 +82,8 @@ attributes:
         C(changes) null unless the version is mounted.
       - With O(state=restored), O(restore_to) and no O(paths), check mode lists in RV(restored_to) the volumes that
         would be made; diff mode shows them as C(restored_to) before (those that exist from this version) and after.
+      - With O(state=dumped), check mode lists in RV(written) the streams that would be written (reading the ones on
+        the medium to compare their checksums), and writes nothing.
   diff_mode:
     support: full
   idempotent:
@@ -84,6 +98,9 @@ attributes:
         report no change. O(state=restored) with O(paths) compares the files first and copies only paths that differ.
       - O(state=restored) with O(restore_to) and no O(paths) reports no change when every volume exists already,
         made from this version's copy.
+      - O(state=dumped) of a version whose streams are on the medium already with the size and sha256 the inventory
+        records is no change (a stream that differs is written again). O(state=restored) with O(from_media) refuses
+        a volume that exists (it cannot tell what made it), so a second run fails without changing anything.
       - O(state=absent) is idempotent. O(state=restored) compares each source with its copy first, reading only,
         and restores only the sources that differ; with none, it reports no change. C(zfs_snapshot) compares by the
         bytes written since the snapshot; the other technologies cannot tell without copying and restore on every
@@ -96,16 +113,17 @@ options:
     required: true
   state:
     description:
+      - V(dumped) writes copy version O(version) to O(media) (see the description).
       - V(present) takes a new copy version, V(absent) deletes copy version O(version), V(restored) restores it
         (or only O(paths) of it), V(held) holds it, V(released) releases its hold, V(mounted) mounts its copies
         read-only under O(path), V(unmounted) unmounts them.
     type: str
-    choices: [present, absent, restored, held, released, mounted, unmounted]
+    choices: [present, absent, restored, held, released, mounted, unmounted, dumped]
     default: present
   version:
     description:
-      - The copy version number to delete, restore, hold, release, mount or unmount. Required with O(state=absent),
-        O(state=restored), O(state=mounted) and O(state=unmounted); with O(state=held) and O(state=released)
+      - The copy version number to delete, restore, hold, release, mount, unmount or dump. Required with
+        O(state=dumped), O(state=absent), O(state=restored), O(state=mounted) and O(state=unmounted); with O(state=held) and O(state=released)
         O(version) or O(label) names the version;
         not accepted with O(state=present), where the next number is assigned.
     type: int
@@ -192,6 +210,31 @@ options:
         volume; a run killed midway is finished by M(pitcopy.versions.verify_records) with
         O(pitcopy.versions.verify_records#module:repair=true), which makes the missing volumes and never deletes one.
       - Whole sources restored elsewhere are not supported for C(lvm_clone) yet (refused, nothing changed).
+    type: path
+  media:
+    description:
+      - With O(state=dumped), the medium, an existing absolute directory, on a filesystem you name (another disk, a
+        removable drive, a network filesystem), owned by root or the user running the module and writable by no one
+        else (its parents neither, except sticky ones like C(/tmp)), with no symbolic link on the way, and not inside
+        a source or a target directory of the pool. A missing, relative or unsafe O(media) is refused, nothing
+        written.
+      - The streams go to C(<media>/<pool>/v<version>/); nothing else of the medium is ever touched or deleted.
+        A run killed while writing leaves only a C(.pitcopy-dump.<pid>.*) file there, which
+        M(pitcopy.versions.verify_records) reports (V(media_leftover)) and removes with
+        O(pitcopy.versions.verify_records#module:repair=true).
+    type: path
+  from_media:
+    description:
+      - With O(state=restored), restore whole sources of O(version) from the dump of O(version) on this medium
+        (the O(media) it was dumped to, as the inventory records it) instead of from the copies, as NEW volumes
+        under O(restore_to), which is required. For C(btrfs_snapshot) and C(btrfs_send), O(restore_to) is an
+        existing directory on any btrfs filesystem, outside the pool's sources and C(.pitcopy) directories; each
+        source becomes the writable subvolume C(<restore_to>/<source's last component>) (received with C(btrfs
+        receive) into C(<restore_to>/.pitcopy-media.<pid>), snapshotted writable to its name, the received one
+        deleted), carrying none of the pool's marks.
+      - With O(volumes), only those sources. Not with O(paths).
+      - Runs under the journal of a restore elsewhere naming the medium; a run killed midway is finished by
+        M(pitcopy.versions.verify_records) with O(pitcopy.versions.verify_records#module:repair=true).
     type: path
   dataset:
     description:
@@ -302,6 +345,33 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ beside.restored_to }}"
 
+- name: A directory for dumps on the backup disk, writable by root only
+  ansible.builtin.file:
+    path: /srv/backup/media
+    state: directory
+    mode: "0700"
+
+- name: Dump version 2 there (one btrfs send stream per source, with its sha256)
+  pitcopy.versions.copy_version:
+    pool: web
+    state: dumped
+    version: 2
+    media: /srv/backup/media
+
+- name: A directory on the data filesystem to restore into
+  ansible.builtin.file:
+    path: /srv/data/from-media
+    state: directory
+    mode: "0755"
+
+- name: Restore version 2 from the medium as new writable subvolumes, even if its copies are gone
+  pitcopy.versions.copy_version:
+    pool: web
+    state: restored
+    version: 2
+    from_media: /srv/backup/media
+    restore_to: /srv/data/from-media
+
 - name: Delete copy version 1
   pitcopy.versions.copy_version:
     pool: web
@@ -316,6 +386,7 @@ version:
     - With O(state=present) and an existing O(label), the version that carries the label.
     - Null with O(state=absent) when the version did not exist (nothing to do).
     - With O(state=held) and O(state=released), the version as it is afterwards.
+    - With O(from_media), null when the pool no longer keeps the version (its copies are gone).
   returned: success
   type: dict
   contains:
@@ -506,6 +577,58 @@ restore_to:
   returned: when O(state=restored) with O(paths) or O(restore_to)
   type: str
   sample: /srv/data/compare
+medium:
+  description: With O(state=dumped), O(media) normalized.
+  returned: when O(state=dumped)
+  type: str
+  sample: /srv/backup/media
+written:
+  description:
+    - With O(state=dumped), the streams written (would be, in check mode); empty when the medium holds them all
+      already with matching sizes and checksums.
+  returned: when O(state=dumped)
+  type: list
+  elements: dict
+  contains:
+    source:
+      description: The source volume.
+      type: str
+    stream:
+      description: The stream's path relative to O(media).
+      type: str
+  sample: [{"source": "/srv/data/db", "stream": "web/v2/db-4f9c0a1b2c3d.btrfs-stream"}]
+dump:
+  description:
+    - With O(state=dumped), the inventory entry of the dump (null in check mode when something would be written);
+      with O(from_media), the entry restored from.
+  returned: when O(state=dumped) or O(from_media)
+  type: dict
+  contains:
+    medium:
+      description: The medium directory.
+      type: str
+    version:
+      description: The version dumped.
+      type: int
+    version_time:
+      description: The version's time stamp (when its copies were taken, ISO 8601 UTC).
+      type: str
+    streams:
+      description: One per source, C(source), C(stream) (relative to the medium), C(size) (bytes), C(sha256).
+      type: list
+      elements: dict
+    dumped:
+      description: When the dump was written (ISO 8601 UTC).
+      type: str
+  sample: {"medium": "/srv/backup/media", "version": 2, "version_time": "2026-11-25T23:00:00Z",
+           "streams": [{"source": "/srv/data/db", "stream": "web/v2/db-4f9c0a1b2c3d.btrfs-stream",
+                        "size": 1048576, "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}],
+           "dumped": "2026-11-26T02:00:00Z"}
+from_media:
+  description: With O(from_media), the medium restored from (normalized).
+  returned: when O(state=restored) with O(from_media)
+  type: str
+  sample: /srv/backup/media
 copy_window_ms:
   description:
     - Milliseconds from the first freeze, hook or copy command to the last thaw, for O(state=present).
@@ -548,7 +671,19 @@ def validate(params):
             params["reason"], params["state"]))
     if params["force"] and params["state"] != "absent":
         raise InvalidInput("force is only accepted with state=absent, not state=%s" % params["state"])
-    check_no_control_chars(params, ("path", "paths", "restore_to", "dataset"))
+    check_no_control_chars(params, ("path", "paths", "restore_to", "dataset", "media", "from_media"))
+    if params["media"] is not None and params["state"] != "dumped":
+        raise InvalidInput("media %r is only accepted with state=dumped, not state=%s (a restore from media takes "
+                           "from_media)" % (params["media"], params["state"]))
+    if params["from_media"] is not None:
+        if params["state"] != "restored":
+            raise InvalidInput("from_media %r is only accepted with state=restored, not state=%s" % (
+                params["from_media"], params["state"]))
+        if params["paths"] is not None or params["dataset"] is not None:
+            raise InvalidInput("from_media restores whole sources: paths and dataset are not accepted with it")
+        if params["restore_to"] is None:
+            raise InvalidInput("from_media %r needs restore_to: a restore from media makes NEW volumes beside "
+                               "production, never in place" % (params["from_media"],))
     if params["path"] is not None and params["state"] not in ("mounted", "unmounted"):
         raise InvalidInput("path %r is only accepted with state=mounted or state=unmounted, not state=%s (restore "
                            "takes paths and restore_to)" % (params["path"], params["state"]))
@@ -568,7 +703,8 @@ def main():
         argument_spec=dict(
             pool=dict(type="str", required=True),
             state=dict(type="str", default="present",
-                       choices=["present", "absent", "restored", "held", "released", "mounted", "unmounted"]),
+                       choices=["present", "absent", "restored", "held", "released", "mounted", "unmounted",
+                                "dumped"]),
             version=dict(type="int"),
             label=dict(type="str"),
             volumes=dict(type="list", elements="str"),
@@ -578,12 +714,15 @@ def main():
             paths=dict(type="list", elements="str"),
             restore_to=dict(type="path"),
             dataset=dict(type="str"),
+            media=dict(type="path"),
+            from_media=dict(type="path"),
         ),
         required_if=[
             ("state", "absent", ("version",)),
             ("state", "restored", ("version",)),
             ("state", "mounted", ("version", "path")),
             ("state", "unmounted", ("version",)),
+            ("state", "dumped", ("version", "media")),
             ("state", "held", ("version", "label"), True),
             ("state", "released", ("version", "label"), True),
         ],
@@ -603,6 +742,11 @@ def main():
             return session.plan_mount(params["version"], params["path"])
         if params["state"] == "unmounted":
             return session.plan_unmount(params["version"], path=params["path"])
+        if params["state"] == "dumped":
+            return session.plan_dump(params["version"], params["media"])
+        if params["from_media"] is not None:
+            return session.plan_restore_from_media(params["version"], params["from_media"], params["restore_to"],
+                                                   volumes=params["volumes"])
         if params["paths"] is not None:
             return session.plan_restore_paths(params["version"], params["paths"], restore_to=params["restore_to"],
                                               volumes=params["volumes"], dataset=params["dataset"])

@@ -23,6 +23,13 @@ description:
     O(pitcopy.versions.copy_version#module:state=unmounted), which clears the record), and a file restore
     (O(pitcopy.versions.copy_version#module:paths)) that was killed (V(interrupted_restore_paths)) with what it left
     beside each destination (V(restore_leftover)).
+  - The storage media inventory (versions dumped with O(pitcopy.versions.copy_version#module:state=dumped)) is
+    checked too. Without O(verify_media) only that each stream exists with the size the inventory records (cheap);
+    with O(verify_media=true) every stream is read and its sha256 compared (V(media_missing), V(media_corrupt), each
+    naming the medium and the stream). A temporary file a killed dump left in C(<medium>/<pool>/v<version>/)
+    (C(.pitcopy-dump.<pid>.*)) is V(media_leftover) and a killed dump's journal V(interrupted_dump). A repair
+    removes those temporary files and the journal, and never deletes, rewrites or moves a stream; a damaged one is
+    left for a human (dump a kept version again, or drop the medium).
   - Changes nothing unless O(repair=true) or O(reseal=true), and not in check mode. Without them it only reads,
     under a shared lock, so it runs beside other readers and on a read-only O(state_dir).
   - With O(repair=true) what can be fixed safely is fixed. An interrupted copy is finished or rolled back (one
@@ -55,6 +62,13 @@ options:
   repair:
     description:
       - Fix what can be fixed safely. Without it the module only reports.
+    type: bool
+    default: false
+  verify_media:
+    description:
+      - Read every stream of the storage media inventory and compare its sha256 with the inventory (V(media_corrupt)
+        when it differs). Without it only each stream's existence and size are checked. Reading takes as long as
+        reading the media.
     type: bool
     default: false
   reseal:
@@ -118,7 +132,7 @@ findings:
   elements: dict
   contains:
     record:
-      description: V(replication) or V(prepairing); the kind of record concerned.
+      description: V(replication), V(prepairing) or V(media) (the storage media inventory); the kind of record concerned.
       type: str
       sample: replication
     version:
@@ -145,6 +159,9 @@ findings:
           C(.pitcopy-restore.<name>.<pid>) (a partial copy) or C(.pitcopy-restore.old.<name>.<pid>) (what the
           destination held, moved aside) beside a destination, its path in RV(findings[].target); see
           docs/troubleshooting.md.
+        - Media - V(media_missing) and V(media_corrupt) (RV(findings[].target) is the stream's path, the action names
+          the medium), V(media_leftover) (a dump's temporary file, or the work directory of a killed restore from
+          media), V(interrupted_dump).
       type: str
       sample: missing copy
     action:
@@ -180,11 +197,13 @@ def main():
             pool=dict(type="str", required=True),
             repair=dict(type="bool", default=False),
             reseal=dict(type="bool", default=False),
+            verify_media=dict(type="bool", default=False),
         ),
         validate=validate,
     )
     params = module.params
-    module.run_verify(params["pool"], repair=params["repair"], reseal=params["reseal"])
+    module.run_verify(params["pool"], repair=params["repair"], reseal=params["reseal"],
+                      verify_media=params["verify_media"])
 
 
 if __name__ == "__main__":

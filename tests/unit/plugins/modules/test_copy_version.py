@@ -152,6 +152,21 @@ def test_copy_failure_reports_command_and_keeps_versions(clone_host):
         ({"pool": "tab", "state": "mounted", "version": 1, "path": "/mnt/x", "dataset": "db"}, ["dataset db", "paths"]),
         # the memory host's technology has no files to browse
         ({"pool": "tab", "state": "mounted", "version": 1, "path": "/mnt/x"}, ["cannot mount"]),
+        # media (issue 17 item 6): the arguments, then a technology that cannot dump, naming what can
+        ({"pool": "tab", "state": "dumped", "version": 1}, ["media"]),
+        ({"pool": "tab", "state": "dumped", "media": "/srv/m"}, ["version"]),
+        ({"pool": "tab", "version": 1, "state": "absent", "media": "/srv/m"}, ["media", "state=dumped"]),
+        ({"pool": "tab", "state": "dumped", "version": 1, "media": "/srv/m", "from_media": "/srv/m"},
+         ["from_media", "state=restored"]),
+        ({"pool": "tab", "state": "restored", "version": 1, "from_media": "/srv/m"}, ["needs restore_to"]),
+        ({"pool": "tab", "state": "restored", "version": 1, "from_media": "/srv/m", "restore_to": "/srv/x",
+          "paths": ["a"]}, ["whole sources", "paths"]),
+        ({"pool": "tab", "state": "dumped", "version": 1, "media": "/srv/m\nx"}, ["media", "control character"]),
+        ({"pool": "tab", "state": "dumped", "version": 1, "media": "/srv/m"},
+         ["dumping a version to media is not supported for technology lvm_clone", "btrfs_snapshot, btrfs_send",
+          "nothing was changed"]),
+        ({"pool": "tab", "state": "restored", "version": 1, "from_media": "/srv/m", "restore_to": "/srv/x"},
+         ["restoring from media is not supported for technology lvm_clone", "btrfs_snapshot, btrfs_send"]),
     ],
 )
 def test_bad_arguments(clone_host, args, words):
