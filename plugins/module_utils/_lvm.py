@@ -116,6 +116,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CopyFailed,
     InvalidInput,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils._media import sha256_of
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyInfo,
     CopyPair,
@@ -1168,22 +1169,6 @@ def _pwrite_all(fd, data, offset):
         offset += n
 
 
-def _sha256_of(path, length):
-    h = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        pos = 0
-        while pos < length:
-            data = os.read(fd, min(CHUNK, length - pos))
-            if not data:
-                break
-            h.update(data)
-            pos += len(data)
-    finally:
-        os.close(fd)
-    return h.hexdigest(), pos
-
-
 class LvmSnapshotBackend(_SnapshotBase):
     """Classic copy-on-write snapshots in the origin's VG."""
 
@@ -1384,7 +1369,7 @@ class LvmCloneBackend(_LvmBackend):
         if not self._active(row):
             quietly(lambda: self._lv("lvchange", "-ay", info.target))
         try:
-            got, n = _sha256_of(dm_path(info.target), size)
+            n, got = sha256_of(dm_path(info.target), size)
         except OSError:
             return False
         return n == size and got == want

@@ -163,15 +163,17 @@ class StreamWriter(object):
             pass
 
 
-def read_stream(path):
-    """(size, sha256) of the file at ``path``, read whole; OSError if it
-    cannot be read."""
+def sha256_of(path, length=None, flags=0):
+    """(bytes read, sha256) of the file or device at ``path``: its first
+    ``length`` bytes, or all of it without ``length`` (a shorter file gives
+    fewer bytes read); ``flags`` are added to O_RDONLY. OSError if it cannot
+    be read."""
     h = hashlib.sha256()
     size = 0
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     try:
-        while True:
-            chunk = os.read(fd, CHUNK)
+        while length is None or size < length:
+            chunk = os.read(fd, CHUNK if length is None else min(CHUNK, length - size))
             if not chunk:
                 break
             h.update(chunk)
@@ -179,6 +181,12 @@ def read_stream(path):
     finally:
         os.close(fd)
     return size, h.hexdigest()
+
+
+def read_stream(path):
+    """(size, sha256) of the stream file at ``path`` (never through a
+    symlink), read whole; OSError if it cannot be read."""
+    return sha256_of(path, flags=os.O_NOFOLLOW)
 
 
 def stream_problem(path, size, sha256, full):

@@ -188,14 +188,19 @@ class SubprocessRunner:
         return [str(a) for a in argv]
 
     def run(self, argv, data=None, check=True, timeout=None):
+        return self._complete(argv, check, timeout, input=data,
+                              stdin=None if data is not None else subprocess.DEVNULL)
+
+    def _complete(self, argv, check, timeout, **stdin):
+        """Run ``argv`` to its end, its stdin as ``stdin`` says (``input=``
+        bytes, or ``stdin=`` a descriptor); (rc, stdout, stderr), a
+        CommandError when it cannot run, times out or (with ``check``)
+        fails."""
         argv = self._check(argv)
         self._count(argv)
         try:
-            proc = subprocess.run(
-                self._exe(argv), input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=self.env, timeout=timeout or self.timeout, check=False,
-                stdin=None if data is not None else subprocess.DEVNULL,
-            )
+            proc = subprocess.run(self._exe(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=self.env, timeout=timeout or self.timeout, check=False, **stdin)
         except OSError as exc:
             raise CommandError("cannot run %s: %s" % (argv[0], exc), argv=argv, rc=None, stderr=str(exc))
         except subprocess.TimeoutExpired as exc:
@@ -308,20 +313,7 @@ class SubprocessRunner:
     def run_from(self, argv, stdin_fd, check=True, timeout=None):
         """Run ``argv`` with its stdin read from the open file descriptor
         ``stdin_fd`` (a stream on a medium, received)."""
-        argv = self._check(argv)
-        self._count(argv)
-        try:
-            proc = subprocess.run(self._exe(argv), stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=self.env, timeout=timeout or self.timeout, check=False)
-        except OSError as exc:
-            raise CommandError("cannot run %s: %s" % (argv[0], exc), argv=argv, rc=None, stderr=str(exc))
-        except subprocess.TimeoutExpired as exc:
-            raise CommandError("%s did not finish within %s s" % (argv[0], exc.timeout), argv=argv, rc=None,
-                               stdout=_as_text(exc.stdout), stderr=_as_text(exc.stderr))
-        out, err = _as_text(proc.stdout), _as_text(proc.stderr)
-        if check and proc.returncode != 0:
-            raise command_error(argv, proc.returncode, out, err)
-        return proc.returncode, out, err
+        return self._complete(argv, check, timeout, stdin=stdin_fd)
 
     def run_hook(self, argv, timeout):
         """Run a user's hook command: its own session (so a timeout kills the
