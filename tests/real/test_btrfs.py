@@ -114,6 +114,25 @@ class World(PoolOnBtrfs, PoolCalls):
         self.copy()
         return list(self.sources)
 
+    def a_and_b_at_version_1(self):
+        """Sources a and b defined, each holding "v1", copied as version 1."""
+        a, b = self.add_source("a"), self.add_source("b")
+        self.define()
+        for s in (a, b):
+            write(os.path.join(s, "data"), "v1\n")
+        self.copy()
+        return a, b
+
+    def write_owned_files(self):
+        """In each source, d/data holding "v1 of <source>" with an owner,
+        a mode and an extended attribute that a restore must keep."""
+        for s in self.sources:
+            os.makedirs(os.path.join(s, "d"))
+            write(os.path.join(s, "d", "data"), "v1 of %s\n" % s)
+            os.chown(os.path.join(s, "d", "data"), 1234, 4321)
+            os.chmod(os.path.join(s, "d", "data"), 0o640)
+            os.setxattr(os.path.join(s, "d", "data"), "user.origin", b"v1")
+
     def make_target_pools(self, count=2, per_pool=4):
         tps = []
         for i in range(count):
@@ -140,6 +159,20 @@ class World(PoolOnBtrfs, PoolCalls):
                 dirs[:] = [d for d in dirs if not d.startswith(".pitcopy-staging.") and not
                            (d.startswith("v") and d[1:].isdigit())]
         return found
+
+
+def db_www_world(tmp_path, runner, fs_pair, technology):
+    """A defined copy pool of sources db and www keeping two versions (for
+    btrfs_send in two target pools of two volumes)."""
+    src, dst = fs_pair
+    w = World(tmp_path, runner, src, dst, technology)
+    w.add_source("db")
+    w.add_source("www")
+    w.versions = 2
+    if technology == "btrfs_send":
+        w.make_target_pools(count=2, per_pool=2)
+    w.define()
+    return w
 
 
 def copy_tagged_versions(world, live):
@@ -491,12 +524,7 @@ def test_refuses_freeze_consistency(fs_pair, runner, tmp_path):
 def test_restore_refuses_busy_and_mountpoint_sources(fs_pair, runner, tmp_path):
     src, dst = fs_pair
     w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
-    a = w.add_source("a")
-    b_ = w.add_source("b")
-    w.define()
-    write(os.path.join(a, "data"), "v1\n")
-    write(os.path.join(b_, "data"), "v1\n")
-    w.copy()
+    a, b_ = w.a_and_b_at_version_1()
     write(os.path.join(a, "data"), "later\n")
     holder = subprocess.Popen(["sleep", "60"], cwd=a)
     try:
@@ -543,12 +571,7 @@ def test_holds_on_the_storage_and_restore_refusals_change_nothing(fs_pair, runne
     holds it again; a release takes the hold off."""
     src, dst = fs_pair
     w = World(tmp_path, runner, src, dst, "btrfs_snapshot", name="holds")
-    a = w.add_source("a")
-    b_ = w.add_source("b")
-    w.define()
-    write(os.path.join(a, "data"), "v1\n")
-    write(os.path.join(b_, "data"), "v1\n")
-    w.copy()
+    a, b_ = w.a_and_b_at_version_1()
     pair_a, pair_b = w.state().replication(1).pairs
     copy_a, copy_b = w.copy_path(pair_a), w.copy_path(pair_b)
     records = w.state()

@@ -17,7 +17,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import TargetPool
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs import PoolOnBtrfs, btrfs
 from ansible_collections.pitcopy.versions.tests.utils.pool_calls import PoolCalls
+from ansible_collections.pitcopy.versions.tests.utils.tools_env import sha
 
 pytestmark = pytest.mark.btrfs
 
@@ -41,14 +41,6 @@ MIB = 1024 * 1024
 WRITTEN = 64 * MIB   # real random data in the 1 GiB sparse file
 APPARENT = 1024 * MIB
 CHUNK = 64 * 1024
-
-
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(4 * MIB), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fill(path):

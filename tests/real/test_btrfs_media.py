@@ -16,7 +16,7 @@ import os
 import pytest
 
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import subvol_info
-from ansible_collections.pitcopy.versions.tests.real.test_btrfs import World, write
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import World, db_www_world, write
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs_browse import plan, refused, state_bytes
 from ansible_collections.pitcopy.versions.tests.utils.trees import tree
 
@@ -32,20 +32,10 @@ def _verify(w, verify_media=False, repair=False):
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_a_version_dumped_to_media_restored_after_its_copies_are_gone(fs_pair, loopfs_factory, runner, tmp_path,
                                                                       technology):
-    src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, technology)
-    w.add_source("db")
-    w.add_source("www")
-    w.versions = 2
-    if technology == "btrfs_send":
-        w.make_target_pools(count=2, per_pool=2)
-    w.define()
+    src = fs_pair[0]
+    w = db_www_world(tmp_path, runner, fs_pair, technology)
+    w.write_owned_files()
     for s in w.sources:
-        os.makedirs(os.path.join(s, "d"))
-        write(os.path.join(s, "d", "data"), "v1 of %s\n" % s)
-        os.chown(os.path.join(s, "d", "data"), 1234, 4321)
-        os.chmod(os.path.join(s, "d", "data"), 0o640)
-        os.setxattr(os.path.join(s, "d", "data"), "user.origin", b"v1")
         with open(os.path.join(s, "big"), "wb") as fh:
             fh.write(os.urandom(3 << 20))
     expected = dict((s, tree(s)) for s in w.sources)

@@ -20,36 +20,19 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyPair,
     Journal,
 )
-from ansible_collections.pitcopy.versions.tests.real.test_btrfs import World, btrfs, read, write
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import btrfs, db_www_world, read, write
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs_browse import plan, refused, state_bytes
 from ansible_collections.pitcopy.versions.tests.utils.trees import tree
 
 pytestmark = pytest.mark.btrfs
 
 
-def _world(tmp_path, runner, fs_pair, technology):
-    src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, technology)
-    w.add_source("db")
-    w.add_source("www")
-    w.versions = 2
-    if technology == "btrfs_send":
-        w.make_target_pools(count=2, per_pool=2)
-    w.define()
-    return w
-
-
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_whole_sources_restored_elsewhere(fs_pair, runner, tmp_path, technology):
     src, dst = fs_pair
-    w = _world(tmp_path, runner, fs_pair, technology)
+    w = db_www_world(tmp_path, runner, fs_pair, technology)
     db, www = w.sources
-    for s in w.sources:
-        os.makedirs(os.path.join(s, "d"))
-        write(os.path.join(s, "d", "data"), "v1 of %s\n" % s)
-        os.chown(os.path.join(s, "d", "data"), 1234, 4321)
-        os.chmod(os.path.join(s, "d", "data"), 0o640)
-        os.setxattr(os.path.join(s, "d", "data"), "user.origin", b"v1")
+    w.write_owned_files()
     expected = dict((s, tree(s)) for s in w.sources)
     w.copy()
     for s in w.sources:
@@ -130,7 +113,7 @@ def test_whole_sources_restored_elsewhere(fs_pair, runner, tmp_path, technology)
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_restore_elsewhere_killed_midway_is_finished_by_repair(fs_pair, runner, tmp_path, technology):
     src, dst = fs_pair
-    w = _world(tmp_path, runner, fs_pair, technology)
+    w = db_www_world(tmp_path, runner, fs_pair, technology)
     for s in w.sources:
         write(os.path.join(s, "data"), "v1 of %s\n" % s)
     w.copy()

@@ -11,7 +11,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -26,38 +25,14 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     TargetPool,
     TransferSettings,
 )
-from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.tests.real.conftest import unique_pool_name
-from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH
+from ansible_collections.pitcopy.versions.tests.real.test_btrfs import btrfs
+from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, PipeRecorder, sha
 
 pytestmark = pytest.mark.btrfs
 
 MIB = 1024 * 1024
-
-
-class PipeRecorder(SubprocessRunner):
-    """The real runner, remembering the argv of every pipe it runs."""
-
-    def __init__(self, **kw):
-        super(PipeRecorder, self).__init__(**kw)
-        self.pipes = []
-
-    def pipe(self, argvs, *args, **kw):
-        self.pipes.append([list(a) for a in argvs])
-        return super(PipeRecorder, self).pipe(argvs, *args, **kw)
-
-
-def btrfs(*args):
-    proc = subprocess.run(["btrfs"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
-                          universal_newlines=True)
-    assert proc.returncode == 0, "btrfs %s: %s" % (" ".join(args), proc.stderr)
-    return proc.stdout
-
-
-def sha(path):
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def compressed_data_supported():

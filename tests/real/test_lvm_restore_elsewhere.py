@@ -68,6 +68,42 @@ def _refused(eng, name, *args, **kw):
     return exc.value.msg
 
 
+def _version_1_restored_beside(eng, name, vg, copies):
+    """With version 1 taken and its ``copies`` ({source: copy}), the
+    sources get new data, version 2 is taken, and version 1 is restored
+    beside production (prefix r1_): check mode first (nothing made), then
+    applied. Each new LV holds version 1's blocks and production is
+    unchanged. The new LVs, {source: LV}."""
+    sources = sorted(copies)
+    expected = dict((s, _sha(copies[s])) for s in sources)
+    for s in sources:
+        write_data(s, "live %s" % s)
+    live = dict((s, _sha(s)) for s in sources)
+    copy(eng, name)
+    new = dict((s, "%s/r1_%s" % (vg, s.rsplit("/", 1)[1])) for s in sources)
+
+    # check mode (a plan not applied): what would be made, nothing made
+    p = _plan(eng, name, 1, "r1_")
+    assert p.changed is True
+    assert p.result["restored_to"] == [{"source": s, "volume": new[s]} for s in sources]
+    assert p.before["restored_to"] == [] and p.after["restored_to"] == p.result["restored_to"]
+    assert not [s for s in sources if exists(new[s])]
+
+    out = _plan(eng, name, 1, "r1_").apply()
+    assert out["restored_to"] == p.result["restored_to"]
+    for s in sources:
+        assert _sha(new[s]) == expected[s], s          # byte-identical to version 1's copy
+        assert read_data(new[s]) == "v1 of %s" % s
+        assert _sha(s) == live[s], s                   # production unchanged
+    return new
+
+
+def _writable(lvs):
+    for s, name in lvs.items():
+        write_data(name, "scratch %s" % s)
+        assert read_data(name) == "scratch %s" % s
+
+
 @pytest.mark.parametrize("technology", ["lvm_snapshot", "lvm_thin"])
 def test_whole_sources_restored_elsewhere(vgs, lvm_runner, tmp_path, technology):  # pylint: disable=redefined-outer-name
     vg, all_sources = _setup_sources(vgs, technology)
@@ -81,29 +117,10 @@ def test_whole_sources_restored_elsewhere(vgs, lvm_runner, tmp_path, technology)
     copy(eng, name)
     copies = dict((p["source"], p["target"]) for p in info(eng, name)["replication_records"][0]["pairs"])
     activate(*copies.values())
-    expected = dict((s, _sha(copies[s])) for s in (a, b))
+    new = _version_1_restored_beside(eng, name, vg, copies)
     for s in (a, b):
-        write_data(s, "live %s" % s)
-    live = dict((s, _sha(s)) for s in (a, b))
-    copy(eng, name)
-    new = {a: "%s/r1_a" % vg, b: "%s/r1_b" % vg}
-
-    # check mode (a plan not applied): what would be made, nothing made
-    p = _plan(eng, name, 1, "r1_")
-    assert p.changed is True
-    assert p.result["restored_to"] == [{"source": s, "volume": new[s]} for s in (a, b)]
-    assert p.before["restored_to"] == [] and p.after["restored_to"] == p.result["restored_to"]
-    assert not exists(new[a]) and not exists(new[b])
-
-    out = _plan(eng, name, 1, "r1_").apply()
-    assert out["restored_to"] == p.result["restored_to"]
-    for s in (a, b):
-        assert _sha(new[s]) == expected[s], s          # byte-identical to version 1's copy
-        assert read_data(new[s]) == "v1 of %s" % s
-        assert _sha(s) == live[s], s                   # production unchanged
         assert not [t for t in lv_tags(new[s]) if t.startswith("pitcopy_pool=")]  # not a copy of ours
-        write_data(new[s], "scratch %s" % s)           # writable
-        assert read_data(new[s]) == "scratch %s" % s
+    _writable(new)
     assert info(eng, name)["interrupted_copy"] is None
 
     # a second run: no change
@@ -178,31 +195,13 @@ def test_lvm_clone_whole_sources_restored_beside_production(vgs, lvm_runner, tmp
     copy(eng, name)
     copies = _copies(eng, name, 1)
     assert all(c.startswith(bk + "/") for c in copies.values())
-    expected = dict((s, _sha(copies[s])) for s in (a, b))
+    # the new LVs beside production, in the sources' VG
+    new = _version_1_restored_beside(eng, name, vg, copies)
     for s in (a, b):
-        write_data(s, "live %s" % s)
-    live = dict((s, _sha(s)) for s in (a, b))
-    copy(eng, name)
-    new = {a: "%s/r1_a" % vg, b: "%s/r1_b" % vg}
-
-    # check mode: the new LVs beside production, in the sources' VG; nothing made
-    p = _plan(eng, name, 1, "r1_")
-    assert p.changed is True
-    assert p.result["restored_to"] == [{"source": s, "volume": new[s]} for s in (a, b)]
-    assert p.before["restored_to"] == [] and p.after["restored_to"] == p.result["restored_to"]
-    assert not exists(new[a]) and not exists(new[b])
-
-    out = _plan(eng, name, 1, "r1_").apply()
-    assert out["restored_to"] == p.result["restored_to"]
-    for s in (a, b):
-        assert _sha(new[s]) == expected[s], s          # byte-identical to version 1's copy
-        assert read_data(new[s]) == "v1 of %s" % s
-        assert _sha(s) == live[s], s                   # production unchanged
         # only the mark naming the copy (its LV UUID and checksum): none of the pool's
         assert lv_tags(new[s]) == ["pitcopy_restored_from=%s:%s" % (
             _uuid(copies[s]), _tag_value(copies[s], "pitcopy_sha256="))], lv_tags(new[s])
-        write_data(new[s], "scratch %s" % s)           # writable
-        assert read_data(new[s]) == "scratch %s" % s
+    _writable(new)
     assert info(eng, name)["interrupted_copy"] is None
 
     # a second run: no change

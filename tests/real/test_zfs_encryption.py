@@ -33,7 +33,6 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     TargetPool,
     TransferSettings,
 )
-from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.tests.real.test_zfs import (
     SBIN,
     MiB,
@@ -44,20 +43,9 @@ from ansible_collections.pitcopy.versions.tests.real.test_zfs import (
     zpools_workdir,
 )
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define
+from ansible_collections.pitcopy.versions.tests.utils.tools_env import PipeRecorder
 
 pytestmark = pytest.mark.zfs
-
-
-class PipeRecorder(SubprocessRunner):
-    """The real runner, remembering the argv of every pipe it runs."""
-
-    def __init__(self, **kw):
-        super(PipeRecorder, self).__init__(**kw)
-        self.pipes = []
-
-    def pipe(self, argvs, *args, **kw):
-        self.pipes.append([list(a) for a in argvs])
-        return super(PipeRecorder, self).pipe(argvs, *args, **kw)
 
 
 def props(name, *names):

@@ -10,8 +10,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import os
 import subprocess
+
+from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 
 MiB = 1024 * 1024
 SBIN_PATH = os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"))
@@ -33,3 +36,24 @@ def run_tool(env, *argv, **kw):
     if check and proc.returncode != 0:
         raise AssertionError("%s failed (%s): %s" % (" ".join(map(str, argv)), proc.returncode, err.strip()))
     return out
+
+
+def sha(path):
+    """sha256 of the file at ``path`` (read in blocks: sources of a GiB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(MiB), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class PipeRecorder(SubprocessRunner):
+    """The real runner, remembering the argv of every pipe it runs."""
+
+    def __init__(self, **kw):
+        super(PipeRecorder, self).__init__(**kw)
+        self.pipes = []
+
+    def pipe(self, argvs, *args, **kw):
+        self.pipes.append([list(a) for a in argvs])
+        return super(PipeRecorder, self).pipe(argvs, *args, **kw)
