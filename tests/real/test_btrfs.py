@@ -83,9 +83,25 @@ class World(PoolOnBtrfs, PoolCalls):
 
     def write_all(self, text):
         """New data in every source: {source: text}, as check_versions takes it."""
-        for s_ in self.sources:
+        return self.write_each(dict((s_, text) for s_ in self.sources))
+
+    def write_each(self, content):
+        """``content`` ({source: text}) written as each source's data."""
+        for s_, text in content.items():
             write(os.path.join(s_, "data"), text)
-        return dict((s_, text) for s_ in self.sources)
+        return content
+
+    def scribble(self, source):
+        write(os.path.join(source, "data"), "scribbled\n")
+        write(os.path.join(source, "extra"), "new file\n")
+
+    def make_writable(self, path):
+        btrfs("property", "set", "-f", path, "ro", "false")
+
+    def tamper(self, path):
+        write(os.path.join(path, "data"), "tampered\n")
+        btrfs("property", "set", "-f", path, "ro", "true")
+        btrfs("filesystem", "sync", path)
 
     def check_versions(self, expected):
         check_versions(self, expected)
@@ -211,100 +227,8 @@ def check_versions(world, expected):
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_versions_rotate_with_sources_added_and_removed(fs_pair, runner, tmp_path, technology):
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, technology)
-    for n in ("a", "b", "c"):
-        w.add_source(n)
-    w.make_target_pools()
-    w.define()
-    with w.engine.session(w.name) as s:
-        pre = s.plan_prepair(versions=1).apply()
-    assert [len(r["pairs"]) for r in pre["records"]] == [3]
-
-    expected = {}
-    windows = []
-    for v in range(1, 7):
-        if v == 3:
-            w.add_source("d")
-            w.define()
-        if v == 4:
-            w.sources.remove(src.path("vol", "b"))
-            w.define()
-        content = {}
-        for s_ in w.sources:
-            content[s_] = "version %d of %s\n" % (v, os.path.basename(s_))
-            write(os.path.join(s_, "data"), content[s_])
-        result = w.copy(label="L%d" % v)
-        assert result["version"]["number"] == v
-        assert result["version"]["status"] == "valid"
-        windows.append(result["copy_window_ms"])
-        expected[v] = content
-        kept = check_versions(w, expected)
-        assert len(kept) == min(v, 2)
-        if v == 1:
-            assert result["version"]["pre_copy_record"] == "prepairing"
-        if v >= 3:
-            assert result["replaced_version"] == v - 2
-        if v == 4:
-            assert [p["source"] for p in result["broken_pairs"]] == [src.path("vol", "b")]
-        assert w.pitcopy_leftovers() == []
-    print("%s copy windows (ms): %s" % (technology, ", ".join("%.1f" % x for x in windows)))
-
-    # rotation: version 5 reuses the targets of version 3 (same target pool)
-    state = w.state()
-    assert [r.target_pool for r in state.replication_records] == (
-        ["01", "02"] if technology == "btrfs_snapshot" else ["tp1", "tp2"])
-    # the dropped source's copies left with its versions; its subvolume is untouched
-    assert read(os.path.join(src.path("vol", "b"), "data")) == "version 3 of b\n"
-    ours = w.backend.list_copies(w.name)
-    assert sorted((c.version, c.source) for c in ours) == sorted(
-        (v, s_) for v in (5, 6) for s_ in expected[v])
-    assert all(c.valid and not c.staged for c in ours)
-    assert w.verify()["consistent"] is True
-
-    # same label: no change
-    with w.engine.session(w.name) as s:
-        assert s.plan_copy(label="L6").changed is False
-
-    # restore version 5 of the whole pool, then version 6 of source a only
-    for s_ in w.sources:
-        write(os.path.join(s_, "data"), "scribbled\n")
-        write(os.path.join(s_, "extra"), "new file\n")
-    w.restore(5)
-    for s_ in w.sources:
-        assert read(os.path.join(s_, "data")) == expected[5][s_]
-        assert not os.path.exists(os.path.join(s_, "extra"))
-        assert not subvol_info(s_)["readonly"]
-        write(os.path.join(s_, "data"), "after restore\n")  # writable again
-    w.restore(6, volumes=[src.path("vol", "a")])
-    assert read(src.path("vol", "a", "data")) == expected[6][src.path("vol", "a")]
-    assert read(src.path("vol", "c", "data")) == "after restore\n"
-    check_versions(w, expected)  # restoring destroyed no kept version
-    assert w.pitcopy_leftovers() == []
-
-    # a copy deleted and a copy made writable behind the tool's back
-    state = w.state()
-    v6 = state.replication(6)
-    gone, changed = v6.pairs[0], v6.pairs[1]
-    btrfs("subvolume", "delete", w.copy_path(gone))
-    btrfs("property", "set", "-f", w.copy_path(changed), "ro", "false")
-    result = w.verify()
-    assert result["consistent"] is False
-    problems = sorted((f["version"], f["source"], f["problem"]) for f in result["findings"])
-    assert problems == sorted([(6, gone.source, "copy_missing"), (6, changed.source, "copy_invalid")])
-    info = [c for c in w.backend.list_copies(w.name) if c.source == changed.source and c.version == 6][0]
-    assert "no longer read-only" in info.detail
-    # a writable copy changed and set read-only again is still caught (ctransid)
-    write(os.path.join(w.copy_path(changed), "data"), "tampered\n")
-    btrfs("property", "set", "-f", w.copy_path(changed), "ro", "true")
-    btrfs("filesystem", "sync", w.copy_path(changed))
-    info = [c for c in w.backend.list_copies(w.name) if c.source == changed.source and c.version == 6][0]
-    assert not info.valid and "changed after the copy was made" in info.detail
-    repaired = w.verify(repair=True)
-    assert repaired["consistent"] is False
-    state = w.state()
-    assert state.replication(6).status == "invalid"
-    assert gone.source not in [p.source for p in state.replication(6).pairs]
-    assert state.replication(5).status == "valid"
+    btrfs_scenarios.versions_rotate_with_sources_added_and_removed(World(tmp_path, runner, src, dst, technology),
+                                                                   technology)
 
 
 def test_source_names_are_validated(runner):

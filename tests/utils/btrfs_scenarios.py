@@ -277,6 +277,101 @@ def _mode_of(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
+def versions_rotate_with_sources_added_and_removed(w, technology):
+    """Six versions through two target pools with a source added (at 3)
+    and one dropped (at 4): rotation, listing, verify, a restore of the
+    pool and of one source, a copy deleted and one made writable (then
+    changed and read-only again) behind the tool's back, and the repair.
+    The world offers, beside the calls above, ``write_each({source:
+    text})``, ``scribble(source)`` (new data and an extra file, to be
+    undone by a restore), ``make_writable(copy)`` and ``tamper(copy)``
+    (changed, read-only again)."""
+    src = w.src
+    for n in ("a", "b", "c"):
+        w.add_source(n)
+    w.make_target_pools()
+    w.define()
+    with w.engine.session(w.name) as s:
+        pre = s.plan_prepair(versions=1).apply()
+    assert [len(r["pairs"]) for r in pre["records"]] == [3]
+
+    expected = {}
+    windows = []
+    for v in range(1, 7):
+        if v == 3:
+            w.add_source("d")
+            w.define()
+        if v == 4:
+            w.sources.remove(src.path("vol", "b"))
+            w.define()
+        expected[v] = w.write_each(dict((s_, "version %d of %s\n" % (v, os.path.basename(s_))) for s_ in w.sources))
+        result = w.copy(label="L%d" % v)
+        assert result["version"]["number"] == v and result["version"]["status"] == "valid"
+        windows.append(result["copy_window_ms"])
+        w.check_versions(expected)
+        assert len(w.state().replication_records) == min(v, 2)
+        if v == 1:
+            assert result["version"]["pre_copy_record"] == "prepairing"
+        if v >= 3:
+            assert result["replaced_version"] == v - 2
+        if v == 4:
+            assert [p["source"] for p in result["broken_pairs"]] == [src.path("vol", "b")]
+        assert w.pitcopy_leftovers() == []
+    print("%s copy windows (ms): %s" % (technology, ", ".join("%.1f" % x for x in windows)))
+
+    # rotation: version 5 reuses the targets of version 3 (same target pool)
+    state = w.state()
+    assert [r.target_pool for r in state.replication_records] == (
+        ["01", "02"] if technology == "btrfs_snapshot" else ["tp1", "tp2"])
+    # the dropped source's copies left with its versions; its subvolume is untouched
+    w.check_restored(src.path("vol", "b"), "version 3 of b\n")
+    ours = w.backend.list_copies(w.name)
+    assert sorted((c.version, c.source) for c in ours) == sorted(
+        (v, s_) for v in (5, 6) for s_ in expected[v])
+    assert all(c.valid and not c.staged and c.identity for c in ours)
+    assert w.verify()["consistent"] is True
+
+    # same label: no change
+    with w.engine.session(w.name) as s:
+        assert s.plan_copy(label="L6").changed is False
+
+    # restore version 5 of the whole pool, then version 6 of source a only
+    for s_ in w.sources:
+        w.scribble(s_)
+    assert sorted(w.restore(5)["restored"]) == sorted(w.sources)
+    for s_ in w.sources:
+        w.check_restored(s_, expected[5][s_])
+        assert not os.path.exists(os.path.join(s_, "extra"))
+    w.write_each(dict((s_, "after restore\n") for s_ in w.sources))  # writable again
+    assert w.restore(6, volumes=[src.path("vol", "a")])["restored"] == [src.path("vol", "a")]
+    w.check_restored(src.path("vol", "a"), expected[6][src.path("vol", "a")])
+    w.check_restored(src.path("vol", "c"), "after restore\n")
+    w.check_versions(expected)  # restoring destroyed no kept version
+    assert w.pitcopy_leftovers() == []
+
+    # a copy deleted and a copy made writable behind the tool's back
+    v6 = w.state().replication(6)
+    gone, changed = v6.pairs[0], v6.pairs[1]
+    w.delete_subvolume(w.copy_path(gone))
+    w.make_writable(w.copy_path(changed))
+    result = w.verify()
+    assert result["consistent"] is False
+    problems = sorted((f["version"], f["source"], f["problem"]) for f in result["findings"])
+    assert problems == sorted([(6, gone.source, "copy_missing"), (6, changed.source, "copy_invalid")])
+    info = [c for c in w.backend.list_copies(w.name) if c.source == changed.source and c.version == 6][0]
+    assert "no longer read-only" in info.detail
+    # a writable copy changed and set read-only again is still caught (ctransid)
+    w.tamper(w.copy_path(changed))
+    info = [c for c in w.backend.list_copies(w.name) if c.source == changed.source and c.version == 6][0]
+    assert not info.valid and "changed after the copy was made" in info.detail
+    repaired = w.verify(repair=True)
+    assert repaired["consistent"] is False
+    state = w.state()
+    assert state.replication(6).status == "invalid"
+    assert gone.source not in [p.source for p in state.replication(6).pairs]
+    assert state.replication(5).status == "valid"
+
+
 def discovery_facts(backend, src, dst, make_subvolume, fsid):
     """What discovery says of a subvolume, a plain directory on btrfs, an
     empty and a foreign target directory, a missing path. ``src``/``dst``:
