@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -97,6 +98,14 @@ class World(PoolOnBtrfs, PoolCalls):
 
     def make_writable(self, path):
         btrfs("property", "set", "-f", path, "ro", "false")
+
+    @contextlib.contextmanager
+    def bind_mounted(self, path):
+        subprocess.check_call(["mount", "--bind", path, path])
+        try:
+            yield
+        finally:
+            subprocess.check_call(["umount", path])
 
     def tamper(self, path):
         write(os.path.join(path, "data"), "tampered\n")
@@ -447,38 +456,7 @@ def test_refuses_freeze_consistency(fs_pair, runner, tmp_path):
 
 def test_restore_refuses_busy_and_mountpoint_sources(fs_pair, runner, tmp_path):
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, "btrfs_snapshot")
-    a, b_ = w.a_and_b_at_version_1()
-    write(os.path.join(a, "data"), "later\n")
-    holder = subprocess.Popen(["sleep", "60"], cwd=a)
-    try:
-        with pytest.raises(InvalidInput) as err:
-            w.restore(1)
-        assert "in use by process(es) %d" % holder.pid in err.value.msg and a in err.value.msg
-    finally:
-        holder.kill()
-        holder.wait()
-    # refused as a whole: b was not restored either
-    assert read(os.path.join(a, "data")) == "later\n"
-    # a nested subvolume would be lost: refused
-    btrfs("subvolume", "create", os.path.join(b_, "nested"))
-    with pytest.raises(InvalidInput, match="nested subvolumes"):
-        w.restore(1, volumes=[b_])
-    btrfs("subvolume", "delete", os.path.join(b_, "nested"))
-    # a mounted source cannot be swapped: refused
-    subprocess.check_call(["mount", "--bind", a, a])
-    try:
-        with pytest.raises(InvalidInput, match="is a mountpoint; unmount it first"):
-            w.restore(1)
-    finally:
-        subprocess.check_call(["umount", a])
-    w.restore(1)
-    assert read(os.path.join(a, "data")) == "v1\n"
-    # a source that was deleted comes back from its copy
-    btrfs("subvolume", "delete", b_)
-    w.restore(1, volumes=[b_])
-    assert read(os.path.join(b_, "data")) == "v1\n" and not subvol_info(b_)["readonly"]
-    assert w.pitcopy_leftovers() == []
+    btrfs_scenarios.restore_refuses_busy_and_mountpoint_sources(World(tmp_path, runner, src, dst, "btrfs_snapshot"))
 
 
 def _hold(w, version, held=True):

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 from dataclasses import replace
 
 import pytest
@@ -370,6 +371,41 @@ def versions_rotate_with_sources_added_and_removed(w, technology):
     assert state.replication(6).status == "invalid"
     assert gone.source not in [p.source for p in state.replication(6).pairs]
     assert state.replication(5).status == "valid"
+
+
+def restore_refuses_busy_and_mountpoint_sources(w):
+    """A source in use by a process, holding a nested subvolume, or
+    bind-mounted: each refuses the whole restore, changing nothing; then
+    the restore, and one of a source that was deleted. The world offers
+    ``a_and_b_at_version_1()`` and ``bind_mounted(path)`` (a context)."""
+    a, b_ = w.a_and_b_at_version_1()
+    w.write_each({a: "later\n"})
+    holder = subprocess.Popen(["sleep", "60"], cwd=a)
+    try:
+        with pytest.raises(InvalidInput) as err:
+            w.restore(1)
+        assert "in use by process(es) %d" % holder.pid in err.value.msg and a in err.value.msg
+    finally:
+        holder.kill()
+        holder.wait()
+    # refused as a whole: b was not restored either
+    w.check_restored(a, "later\n")
+    # a nested subvolume would be lost: refused
+    w.make_subvolume(os.path.join(b_, "nested"))
+    with pytest.raises(InvalidInput, match="nested subvolumes"):
+        w.restore(1, volumes=[b_])
+    w.delete_subvolume(os.path.join(b_, "nested"))
+    # a mounted source cannot be swapped: refused
+    with w.bind_mounted(a):
+        with pytest.raises(InvalidInput, match="is a mountpoint; unmount it first"):
+            w.restore(1)
+    assert sorted(w.restore(1)["restored"]) == [a, b_]
+    w.check_restored(a, "v1\n")
+    # a source that was deleted comes back from its copy
+    w.delete_subvolume(b_)
+    assert w.restore(1, volumes=[b_])["restored"] == [b_]
+    w.check_restored(b_, "v1\n")
+    assert w.pitcopy_leftovers() == []
 
 
 def discovery_facts(backend, src, dst, make_subvolume, fsid):

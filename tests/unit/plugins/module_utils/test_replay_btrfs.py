@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import json
 import os
 import shutil
@@ -153,6 +154,18 @@ class World(PoolCalls):
 
     def scribble(self, source):
         pass  # data: not replayed
+
+    @contextlib.contextmanager
+    def bind_mounted(self, path):
+        yield  # the recorded mount table has it
+
+    def a_and_b_at_version_1(self):
+        """tests/real/test_btrfs.py's World.a_and_b_at_version_1 (its data
+        not written: not replayed)."""
+        a, b = self.add_source("a"), self.add_source("b")
+        self.define()
+        self.copy()
+        return a, b
 
     def make_writable(self, path):
         pass  # ``btrfs property set ro false`` in the real test: the recorded ioctls tell it
@@ -378,32 +391,7 @@ def test_restore_refuses_busy_and_mountpoint_sources(tmp_path, monkeypatch):
     recorded ``btrfs subvolume list -o``), a bind-mounted source (the
     recorded mount table): each refuses the whole restore; then a restore,
     and one of a source that was deleted."""
-    import subprocess
-    w = World(tmp_path, monkeypatch, "test_restore_refuses_busy_and_mountpoint_sources", "btrfs_snapshot")
-    a = w.add_source("a")
-    b_ = w.add_source("b")
-    w.define()
-    w.copy()
-    holder = subprocess.Popen(["sleep", "60"], cwd=a)
-    try:
-        with pytest.raises(InvalidInput) as err:
-            w.restore(1)
-        assert "in use by process(es) %d" % holder.pid in err.value.msg and a in err.value.msg
-    finally:
-        holder.kill()
-        holder.wait()
-    _mkdir(os.path.join(b_, "nested"))
-    with pytest.raises(InvalidInput, match="nested subvolumes"):
-        w.restore(1, volumes=[b_])
-    shutil.rmtree(os.path.join(b_, "nested"))
-    with pytest.raises(InvalidInput, match="is a mountpoint; unmount it first"):
-        w.restore(1)
-    assert sorted(w.restore(1)["restored"]) == [a, b_]
-    shutil.rmtree(b_)  # ``btrfs subvolume delete`` in the real test
-    assert w.restore(1, volumes=[b_])["restored"] == [b_]
-    assert os.path.isdir(b_)
-    assert w.leftovers() == []
-    w.runner.assert_done()
+    replayed(btrfs_scenarios.restore_refuses_busy_and_mountpoint_sources, tmp_path, monkeypatch, "btrfs_snapshot")
 
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
