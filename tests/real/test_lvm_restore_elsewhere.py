@@ -98,6 +98,25 @@ def _version_1_restored_beside(eng, name, vg, copies):
     return new
 
 
+def _bad_restore_to_refused(eng, name, version, vg, a, other_vg, accepted):
+    """Something else at a new LV's name, then bad restore_to values:
+    each refused, naming the value and what is ``accepted``, nothing made
+    or changed. ``other_vg``: (a vg/lv name in another VG, with source
+    ``a`` alone, and the reason it is refused)."""
+    lv(vg, "r2_b", 8)
+    msg = _refused(eng, name, version, "r2_")
+    assert "LV %s/r2_b exists and was not made from the copy" % vg in msg, msg
+    assert not exists("%s/r2_a" % vg)
+    for bad, why, kw in [
+        ("bad prefix", "is not a usable LV name prefix", {}),
+        ("-x", "is not a usable LV name prefix", {}),
+        ("%s/two" % vg, "names one LV but 2 sources are restored", {}),
+        (other_vg[0], other_vg[1], {"volumes": [a]}),
+    ]:
+        msg = _refused(eng, name, version, bad, **kw)
+        assert repr(bad) in msg and why in msg and "accepted: an LV name prefix" in msg and accepted in msg, msg
+
+
 def _writable(lvs):
     for s, name in lvs.items():
         write_data(name, "scratch %s" % s)
@@ -143,20 +162,8 @@ def test_whole_sources_restored_elsewhere(vgs, lvm_runner, tmp_path, technology)
     assert out["restored_to"] == [{"source": a, "volume": one}] and read_data(one) == "live %s" % a
 
     # something else at a new LV's name, bad restore_to: refused, nothing made or changed
-    lv(vg, "r2_b", 8)
-    msg = _refused(eng, name, kept[-1], "r2_")
-    assert "LV %s/r2_b exists and was not made from the copy" % vg in msg, msg
-    assert not exists("%s/r2_a" % vg)
-    accepted = "accepted: an LV name prefix"
-    for bad, why in [
-        ("bad prefix", "is not a usable LV name prefix"),
-        ("-x", "is not a usable LV name prefix"),
-        ("%s/two" % vg, "names one LV but 2 sources are restored"),
-        ("othervg/x", "is in VG othervg, not in VG %s" % vg),
-    ]:
-        kw = {"volumes": [a]} if bad.startswith("othervg") else {}
-        msg = _refused(eng, name, kept[-1], bad, **kw)
-        assert repr(bad) in msg and why in msg and accepted in msg, msg
+    _bad_restore_to_refused(eng, name, kept[-1], vg, a, ("othervg/x", "is in VG othervg, not in VG %s" % vg),
+                            "accepted: an LV name prefix")
 
 
 # --- lvm_clone: full copies in another VG --------------------------------------
@@ -234,20 +241,9 @@ def test_lvm_clone_whole_sources_restored_beside_production(vgs, lvm_runner, tmp
     assert _plan(eng, name, 3, one, volumes=[a]).changed is False
 
     # something else at a new LV's name, bad restore_to: refused, nothing made or changed
-    lv(vg, "r2_b", 8)
-    msg = _refused(eng, name, 3, "r2_")
-    assert "LV %s/r2_b exists and was not made from the copy" % vg in msg, msg
-    assert not exists("%s/r2_a" % vg)
-    accepted = "accepted: an LV name prefix"
-    for bad, why in [
-        ("bad prefix", "is not a usable LV name prefix"),
-        ("-x", "is not a usable LV name prefix"),
-        ("%s/two" % vg, "names one LV but 2 sources are restored"),
-        ("pcnovg/x", "puts the new LV pcnovg/x in VG pcnovg, which does not exist"),
-    ]:
-        kw = {"volumes": [a]} if bad.startswith("pcnovg") else {}
-        msg = _refused(eng, name, 3, bad, **kw)
-        assert repr(bad) in msg and why in msg and accepted in msg and "in any existing VG" in msg, msg
+    _bad_restore_to_refused(eng, name, 3, vg, a,
+                            ("pcnovg/x", "puts the new LV pcnovg/x in VG pcnovg, which does not exist"),
+                            "in any existing VG")
 
     # no room in the VG named: refused with the numbers, nothing made
     small = vgs.create("cz", 16 * MiB)
