@@ -5,7 +5,9 @@
 the btrfs stage: its cheap methods at N=3, one round, on a real loop-backed
 btrfs. It fails only when a method errors or gives no figure, never on
 timing (figures on a shared CI machine say nothing about speed); the full
-runs are on demand (docs/performance.md)."""
+runs are on demand (docs/performance.md). The same for the replication
+benchmark (tests/benchmarks/bench_btrfs_replication.py: pitcopy's push
+against btrbk and the bare send | ssh receive) at 8 MiB, two versions."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -56,3 +58,25 @@ def test_harness_engine_alone_on_the_memory_backend(tmp_path):
     rows = _harness(tmp_path, "memory", "--n", "10", "100", "--rounds", "1")
     assert [(r["method"], r["n"]) for r in rows] == [("engine-mem", 10), ("engine-mem", 100)]
     assert all(r["wall"] > 0 and r["define"] > 0 for r in rows), rows
+
+
+REPLICATION = os.path.join(os.path.dirname(HERE), "benchmarks", "bench_btrfs_replication.py")
+
+
+def test_replication_benchmark_runs_every_method(tmp_path):
+    """tests/benchmarks/bench_btrfs_replication.py at 8 MiB and two versions
+    (one full, one incremental) between two test hosts: every method runs
+    and gives figures; nothing about timing or ratios."""
+    out = str(tmp_path / "repl.json")
+    proc = subprocess.run([sys.executable, REPLICATION, "--size-mib", "8", "--versions", "2", "--json", out],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300,
+                          check=False)
+    print(proc.stdout)
+    assert proc.returncode == 0, "replication benchmark failed (rc %d):\n%s" % (proc.returncode, proc.stdout[-3000:])
+    with open(out) as fh:
+        rows = json.load(fh)["rows"]
+    assert sorted((r["method"], r["version"]) for r in rows) == \
+        sorted((m, v) for m in ("pitcopy", "btrbk", "bare") for v in (1, 2)), rows
+    for r in rows:
+        assert "error" not in r and r["wall"] > 0 and r["rx"] > 0, r
+    assert all(r["stream"] > 0 for r in rows if r["method"] == "pitcopy"), rows
