@@ -420,6 +420,21 @@ EXAMPLES = r"""
     sources: [tank/db, tank/home]
     versions: 7
 
+- name: Send ZFS copies raw (an encrypted dataset stays encrypted, its key stays here) through a 64 MiB mbuffer
+  pitcopy.versions.copy_pool:
+    name: tank_db_send
+    technology: zfs_send
+    sources: [tank/db]
+    versions: 2
+    target_pools:
+      - name: "01"
+        volumes: [tank/db_copy1]  # created by the first copy, below an existing filesystem
+      - name: "02"
+        volumes: [tank/db_copy2]
+    transfer:
+      raw: "true"  # every source raw (zfs send -w); the default auto sends only encrypted ones raw
+      filter: [mbuffer, -q, -m, 64M]  # looked up before each copy; it must be installed
+
 - name: Remove a pool that is no longer needed, deleting its copies
   pitcopy.versions.copy_pool:
     name: app
