@@ -20,14 +20,14 @@ import yaml
 from ansible_collections.pitcopy.versions.plugins.module_utils._pool_options import ARGUMENT_SPEC
 from ansible_collections.pitcopy.versions.plugins.modules import copy_pool
 from ansible_collections.pitcopy.versions.plugins.plugin_utils import _rotation as rotation
+from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, SimpleWindow
+from ansible_collections.pitcopy.versions.tests.unit.plugins.modules.utils import ModuleHarness
 from ansible_collections.pitcopy.versions.tests.unit.plugins.plugin_utils.test_rotation import (
     GIB,
     define_args,
     pools_of,
     stored,
 )
-from ansible_collections.pitcopy.versions.tests.unit.memory_backend import MemoryBackend, SimpleWindow
-from ansible_collections.pitcopy.versions.tests.unit.plugins.modules.utils import ModuleHarness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -101,8 +101,8 @@ def test_a_tier_takes_ssh_only_when_one_of_its_target_pools_names_a_host():
 
 @pytest.mark.parametrize("entry, tail", [
     (send(target_pools=[NEAR], versions=1, ssh={"port": 22}), "none of its target pools names host"),
-    (dict(send(target_pools=[NEAR], ssh={"port": 22}, policy="tiered",
-               tiers=[{"name": "daily", "keep": 1}])), "none of its target pools (nor those of its tiers) names host"),
+    (send(target_pools=[NEAR], ssh={"port": 22}, policy="tiered", tiers=[{"name": "daily", "keep": 1}]),
+     "none of its target pools (nor those of its tiers) names host"),
 ])
 def test_ssh_without_any_target_pool_on_another_host_is_a_problem(entry, tail):
     run = rotation.expand([entry])
