@@ -104,7 +104,8 @@ options:
         description:
           - The ssh destination V([user@]host) where this target pool's volumes live (a push to another host); omitted,
             the managed host itself. Local and remote target pools may be mixed in one copy pool.
-          - Only with O(technology=btrfs_send) so far; V(zfs_send) and V(lvm_clone) refuse it.
+          - Only with O(technology=btrfs_send) so far; the other technologies refuse it when the pool is defined,
+            naming the copy pool, the target pool and the host, and nothing is changed.
           - The managed host runs C(btrfs send) and pipes the stream into C(btrfs receive) on that host over ssh;
             discovery, eligibility (directory on btrfs, free space, ownership marks, who can write to it), the
             marks, promotion, deletion and M(pitcopy.versions.verify_records) checks run on that host over the same
