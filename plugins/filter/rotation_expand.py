@@ -78,7 +78,8 @@ _value:
           name), C(tier) (empty for a C(keep) pool), C(versions), C(every) (V(run), V(day), V(week), V(month),
           V(year)), C(state), C(remove_copies) and the options passed to M(pitcopy.versions.copy_pool)
           (C(technology), C(sources), C(target_pools), C(snapshot_size), C(consistency), C(pre_copy_hooks),
-          C(post_copy_hooks)).
+          C(post_copy_hooks), C(max_age), C(retention), C(datasets), C(ssh), C(transfer)). C(ssh) is null for a
+          copy pool none of whose target pools names a C(host) (a tier with only local target pools).
       type: list
       elements: dict
     problems:

@@ -120,6 +120,20 @@ _TRANSFER_ACCEPTED = "transfer is {raw: auto, true or false; compressed: true or
 #: the send technologies, the only ones with a stream to shape
 TRANSFER_TECHNOLOGIES = ("zfs_send", "btrfs_send")
 
+#: the technologies whose target pools may name ``host`` (a push to another
+#: host): those whose backend has ``remote_targets`` (a unit test compares)
+PUSH_TECHNOLOGIES = ("btrfs_send",)
+
+
+def _remote_target_pools(definition):
+    """The target pools of ``definition`` that name a host."""
+    return [tp for tp in definition.target_pools if isinstance(tp, TargetPool) and tp.host is not None]
+
+
+def _target_pool_names(definition):
+    """The names of the target pools given (not the implied ones)."""
+    return [tp.name if isinstance(tp, TargetPool) else repr(tp) for tp in definition.target_pools]
+
 
 def check_transfer(transfer):
     """The ``transfer`` option on its own: known raw mode, booleans, and a
@@ -256,10 +270,18 @@ def check_definition(definition, backend=None):
         raise InvalidInput("snapshot_size %r only applies to technology %s, not %s; leave it out" % (
             d.snapshot_size, spoken(sorted(SNAPSHOT_SIZE_TECHNOLOGIES)), d.technology))
     if d.technology in SNAPSHOT_TECHNOLOGIES:
+        remote = _remote_target_pools(d)
+        if remote:
+            raise InvalidInput("copy pool %s: target pool %s names host %s, but technology %s keeps its copies on "
+                               "the managed host and names its target pools itself, so it takes neither "
+                               "target_pools nor host; to copy to another host use %s (only %s accepts host for "
+                               "now), else leave target_pools out" % (
+                                   d.name, remote[0].name, remote[0].host, d.technology, spoken(PUSH_TECHNOLOGIES),
+                                   spoken(PUSH_TECHNOLOGIES)))
         if d.target_pools:
-            raise InvalidInput("technology %s names its targets itself (target pools %s); leave target_pools out "
-                               "or use %s" % (d.technology, ", ".join(d.target_pool_names()),
-                                              spoken(technology_names(lambda t: not t.snapshot))))
+            raise InvalidInput("technology %s names its targets itself (target pools %s given); leave target_pools "
+                               "out or use %s" % (d.technology, ", ".join(_target_pool_names(d)),
+                                                  spoken(technology_names(lambda t: not t.snapshot))))
         return
     if not d.target_pools:
         raise InvalidInput("technology %s needs target_pools: a list of {name, volumes}, at least %d of them "
@@ -286,11 +308,13 @@ def check_definition(definition, backend=None):
                 raise InvalidInput("target %s is in target pools %s and %s; a target belongs to one target pool"
                                    % (vol, owner[vol], tp.name))
             owner[vol] = tp.name
-    remote = [tp for tp in d.target_pools if tp.host is not None]
-    if remote and backend is not None and not getattr(backend, "remote_targets", False):
-        raise InvalidInput("target pool %s names host %s, but copies to another host are not supported for "
-                           "technology %s yet (only btrfs_send); leave host out to keep the copies on the "
-                           "managed host" % (remote[0].name, remote[0].host, d.technology))
+    remote = _remote_target_pools(d)
+    if remote and (d.technology not in PUSH_TECHNOLOGIES
+                   or (backend is not None and not getattr(backend, "remote_targets", False))):
+        raise InvalidInput("copy pool %s: target pool %s names host %s, but copies to another host are not "
+                           "supported for technology %s yet (only %s accepts host for now); leave host out to keep "
+                           "the copies on the managed host" % (d.name, remote[0].name, remote[0].host,
+                                                               d.technology, spoken(PUSH_TECHNOLOGIES)))
     if d.ssh is not None and not remote:
         raise InvalidInput("ssh %r applies to target pools on another host, and no target pool of copy pool %s "
                            "names host; leave ssh out or give a target pool a host" % (d.ssh.as_dict(), d.name))

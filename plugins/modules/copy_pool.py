@@ -104,7 +104,8 @@ options:
         description:
           - The ssh destination V([user@]host) where this target pool's volumes live (a push to another host); omitted,
             the managed host itself. Local and remote target pools may be mixed in one copy pool.
-          - Only with O(technology=btrfs_send) so far; V(zfs_send) and V(lvm_clone) refuse it.
+          - Only with O(technology=btrfs_send) so far; the other technologies refuse it when the pool is defined,
+            naming the copy pool, the target pool and the host, and nothing is changed.
           - The managed host runs C(btrfs send) and pipes the stream into C(btrfs receive) on that host over ssh;
             discovery, eligibility (directory on btrfs, free space, ownership marks, who can write to it), the
             marks, promotion, deletion and M(pitcopy.versions.verify_records) checks run on that host over the same
@@ -419,6 +420,21 @@ EXAMPLES = r"""
     technology: zfs_snapshot
     sources: [tank/db, tank/home]
     versions: 7
+
+- name: Send ZFS copies raw (an encrypted dataset stays encrypted, its key stays here) through a 64 MiB mbuffer
+  pitcopy.versions.copy_pool:
+    name: tank_db_send
+    technology: zfs_send
+    sources: [tank/db]
+    versions: 2
+    target_pools:
+      - name: "01"
+        volumes: [tank/db_copy1]  # created by the first copy, below an existing filesystem
+      - name: "02"
+        volumes: [tank/db_copy2]
+    transfer:
+      raw: "true"  # every source raw (zfs send -w); the default auto sends only encrypted ones raw
+      filter: [mbuffer, -q, -m, 64M]  # looked up before each copy; it must be installed
 
 - name: Remove a pool that is no longer needed, deleting its copies
   pitcopy.versions.copy_pool:

@@ -23,6 +23,7 @@ __metaclass__ = type
 import datetime
 import json
 import re
+from collections.abc import Mapping
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -110,19 +111,33 @@ def _copy_pools(entry):
         "max_age": entry.get("max_age"),
         "retention": None,
         "datasets": entry.get("datasets"),
+        "transfer": entry.get("transfer"),
     }
     if entry.get("policy") == "grid":
-        return [dict(common, name=entry.get("name"), tier="", versions=_grid_versions(entry),
-                     every=entry.get("every", "run"), target_pools=entry.get("target_pools", []),
-                     retention=entry.get("retention"))]
-    if entry.get("policy", "keep") != "tiered":
-        return [dict(common, name=entry.get("name"), tier="", versions=entry.get("versions", 0),
-                     every=entry.get("every", "run"), target_pools=entry.get("target_pools", []))]
-    return [dict(common, name="%s-%s" % (entry.get("name"), tier.get("name")), tier=tier.get("name"),
-                 versions=tier.get("keep"), every=tier.get("every", TIER_PERIODS.get(tier.get("name"), "")),
-                 target_pools=tier.get("target_pools", entry.get("target_pools", [])),
-                 max_age=tier.get("max_age", entry.get("max_age")))
-            for tier in entry.get("tiers") or ()]
+        pools = [dict(common, name=entry.get("name"), tier="", versions=_grid_versions(entry),
+                      every=entry.get("every", "run"), target_pools=entry.get("target_pools", []),
+                      retention=entry.get("retention"))]
+    elif entry.get("policy", "keep") != "tiered":
+        pools = [dict(common, name=entry.get("name"), tier="", versions=entry.get("versions", 0),
+                      every=entry.get("every", "run"), target_pools=entry.get("target_pools", []))]
+    else:
+        pools = [dict(common, name="%s-%s" % (entry.get("name"), tier.get("name")), tier=tier.get("name"),
+                      versions=tier.get("keep"), every=tier.get("every", TIER_PERIODS.get(tier.get("name"), "")),
+                      target_pools=tier.get("target_pools", entry.get("target_pools", [])),
+                      max_age=tier.get("max_age", entry.get("max_age")))
+                 for tier in entry.get("tiers") or ()]
+    # ssh reaches the target pools on another host: a copy pool (a tier)
+    # whose target pools are all on the managed host does not take it
+    # (copy_pool refuses ssh there); an entry whose copy pools have none at
+    # all is a problem of expand
+    for pool in pools:
+        pool["ssh"] = entry.get("ssh") if _remote_target_pools(pool) else None
+    return pools
+
+
+def _remote_target_pools(pool):
+    """The names of ``pool``'s target pools that name a ``host``."""
+    return [tp.get("name") for tp in pool.get("target_pools") or () if isinstance(tp, Mapping) and tp.get("host")]
 
 
 def expand(rotation_pools, only_pools=None, rotation_date="", today=None):
@@ -170,6 +185,12 @@ def expand(rotation_pools, only_pools=None, rotation_date="", today=None):
             found.append("pool %s has retention %s but policy %s; retention is the grid of policy grid" % (
                 json.dumps(entry.get("name")), json.dumps(entry.get("retention")),
                 json.dumps(entry.get("policy", "keep"))))
+        if entry.get("ssh") and entry.get("state", "present") == "present" and not any(
+                _remote_target_pools(p) for p in _copy_pools(entry)):
+            found.append("pool %s has ssh %s, which reaches target pools on another host, but none of its target "
+                         "pools%s names host; leave ssh out or give a target pool a host" % (
+                             json.dumps(entry.get("name")), json.dumps(entry.get("ssh"), sort_keys=True, default=str),
+                             " (nor those of its tiers)" if entry.get("policy") == "tiered" else ""))
     unknown = [n for n in only_pools if n not in [e.get("name") for e in rotation_pools]]
     if unknown:
         found.append("rotation_only_pools names %s, which rotation_pools does not define (it defines: %s)" % (
@@ -198,6 +219,8 @@ def _copy_pool_options(pool):
         "max_age": pool["max_age"],
         "retention": pool.get("retention"),
         "datasets": pool.get("datasets") or None,
+        "ssh": pool.get("ssh") or None,
+        "transfer": pool.get("transfer") or None,
     }
 
 

@@ -174,10 +174,10 @@ class LvmHost:
             if digest is not None:
                 digest.update(("%s" % host.data[d]).encode("utf-8"))
 
-        def sha256_of(path, length):
-            return hashlib.sha256(("%s" % host.data.get(host._name_of(path))).encode("utf-8")).hexdigest(), length
+        def sha256_of(path, length=None, flags=0):
+            return length, hashlib.sha256(("%s" % host.data.get(host._name_of(path))).encode("utf-8")).hexdigest()
 
         monkeypatch.setattr(_lvm, "_device_size", device_size)
         monkeypatch.setattr(_lvm, "_is_zero_region", is_zero_region)
         monkeypatch.setattr(_lvm, "_copy_blocks", copy_blocks)
-        monkeypatch.setattr(_lvm, "_sha256_of", sha256_of)
+        monkeypatch.setattr(_lvm, "sha256_of", sha256_of)

@@ -88,7 +88,8 @@ def test_block_copy_and_compare_on_files(tmp_path):
     digest = hashlib.sha256()
     copied, written = _lvm._copy_blocks(src, dst, None, digest=digest)
     assert (copied, written) == (size, size) and _lvm._diff_bytes(src, dst) == 0
-    assert _lvm._sha256_of(dst, size) == (digest.hexdigest(), size)
+    assert _lvm.sha256_of(dst, size) == (size, digest.hexdigest())
+    assert _lvm.sha256_of(dst, 4096)[0] == 4096 and _lvm.sha256_of(dst)[0] == size  # a prefix; the whole
     # two changed sub-blocks: only they are written back
     with open(dst, "r+b") as fh:
         fh.seek(10)

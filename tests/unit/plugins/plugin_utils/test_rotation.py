@@ -65,7 +65,7 @@ def test_keep_pool_is_one_copy_pool_with_the_options_copy_pool_takes():
     assert pool == {"name": "www", "base": "www", "tier": "", "technology": "btrfs_snapshot", "sources": ["/srv/a"],
                     "state": "present", "remove_copies": False, "versions": 14, "every": "day", "target_pools": [],
                     "snapshot_size": None, "consistency": "none", "pre_copy_hooks": hooks, "post_copy_hooks": None,
-                    "max_age": "26h", "retention": None, "datasets": None}
+                    "max_age": "26h", "retention": None, "datasets": None, "ssh": None, "transfer": None}
 
 
 def test_tiers_inherit_the_pools_max_age_unless_they_set_their_own():
