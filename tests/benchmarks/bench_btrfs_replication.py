@@ -141,7 +141,9 @@ class Site:
         size = args.size_mib * 1024 * 1024
         self.pair = hosts.HostPair.create(os.path.join(workdir, "hosts"), subnet=args.subnet)
         self.src = self._fs("src", int(size * 1.5) + 1024 * 1024 * 1024)
-        self.dst = self._fs("dst", int(size * 1.2 * len(args.methods)) + 1024 * 1024 * 1024)
+        # room for every method's full copy and pitcopy's capacity rule (a new
+        # version needs its full size free; replaced copies do not count)
+        self.dst = self._fs("dst", int(size * 2 * len(args.methods)) + 2 * 1024 * 1024 * 1024)
         self.seed = os.path.join(self.src.mountpoint, "seed")
         sh(["btrfs", "subvolume", "create", self.seed])
         # a deterministic layout: files of 16 MiB (the last one shorter)
@@ -307,6 +309,11 @@ class Btrbk(Method):
             "snapshot_preserve no",
             "target_preserve_min latest",
             "target_preserve no",
+            # parents only from btrbk's own snapshot and target directories:
+            # with the default (mountpoint) btrbk also takes the other
+            # methods' copies of the shared seed as parents, and its first
+            # version is then incremental
+            "incremental_resolve directory",
             "volume %s" % site.src.mountpoint,
             "  snapshot_dir %s" % os.path.relpath(snapdir, site.src.mountpoint),
             "  subvolume %s" % os.path.relpath(self.source, site.src.mountpoint),
