@@ -651,9 +651,13 @@ def test_consistency_sequence_numbers(zpools, runner, tmp_path, sequence_writer,
         nums = [int(read_snapshot(p.target, "filesystem", "seq").strip() or 0) for p in pairs]
         assert len(set(nums)) == 1 and nums[0] > 0, nums
         assert [h["phase"] for h in win.hooks] == ["pre", "post"] and all(h["ok"] for h in win.hooks)
+        # resumed: the writer counts on. Polled, not one fixed sleep: in the
+        # emulated guest under load its thread may take seconds to run again
         c0 = counter[0]
-        time.sleep(0.3)
-        assert counter[0] > c0, "the writer was not resumed by the post-copy hook"
+        deadline = time.monotonic() + 20
+        while counter[0] <= c0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert counter[0] > c0, "the writer was not resumed by the post-copy hook (no write in 20 s)"
         print("atomic (no hook) numbers:", results, "with quiesce hook:", nums, "window ms: %.1f" % out.window_ms)
     finally:
         stop.set()
