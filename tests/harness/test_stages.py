@@ -12,6 +12,7 @@ __metaclass__ = type
 import importlib.util
 import io
 import os
+import re
 import time
 
 import pytest
@@ -247,3 +248,44 @@ def test_unit_leaves_tests_unit_to_ansible_test_units_when_both_run(tmp_path, se
     assert stages.unit(Ctx()) == 0
     argv = ran[0]
     assert argv[argv.index(str(tmp_path)) + 1:] == suites
+
+
+def test_summary_reports_each_stages_cpu_seconds_and_the_total(tmp_path):
+    # a stage that burns about 0.3 s of CPU in a child of its command: the
+    # rusage of waited-for grandchildren counts too
+    burn = sh("python3 -c 'import time; t = time.process_time()\nwhile time.process_time() - t < 0.3: pass'")
+    rc, text, runner = run(tmp_path, [], stage_list=[Stage("burn", "burns CPU", burn),
+                                                     Stage("idle", "sleeps", sh("sleep 0.3"))])
+    assert rc == 0
+    assert runner.cpu["burn"] >= 0.25
+    assert runner.cpu["idle"] < 0.2
+    header = text.split("==================== summary ====================")[1].splitlines()[1]
+    assert header.split() == ["stage", "result", "seconds", "cpu", "detail"]
+    burn_row = [line for line in text.splitlines() if line.startswith("burn ")][-1].split()
+    assert burn_row[1] == "PASS" and float(burn_row[3]) >= 0.25 and float(burn_row[3]) <= float(burn_row[2]) + 0.5
+    total = [line for line in text.splitlines() if line.startswith("total: ")][0]
+    assert re.match(r"total: [0-9.]+s, [0-9.]+ CPU seconds; logs in ", total)
+    assert float(total.split(", ")[1].split()[0]) >= 0.25
+
+
+def test_a_stage_runs_its_commands_at_its_declared_niceness(tmp_path):
+    # nice(1) without arguments prints the niceness it runs at
+    base = os.nice(0)
+    rc, text, dummy = run(tmp_path, [], stage_list=[Stage("low", "lower priority", sh("nice"), nice=3),
+                                                    Stage("plain", "as started", sh("nice"))])
+    assert rc == 0
+    assert (tmp_path / "logs" / "low.log").read_text().splitlines()[1:] == [str(base + 3)]
+    assert (tmp_path / "logs" / "plain.log").read_text().splitlines()[1:] == [str(base)]
+
+
+def test_declared_guest_priorities():
+    # qemu guests yield to the foreground; User-mode Linux guests, whose every
+    # system call is a ptrace round trip, take precedence (see STAGES)
+    for s in stages.STAGES:
+        script_args = " ".join(s.describe.split()[:1])
+        if script_args.startswith("tests/uml/"):
+            assert s.nice == stages.UML_NICE < 0, s.name
+        elif script_args.startswith("tests/vm/"):
+            assert s.nice == stages.QEMU_NICE > 0, s.name
+        else:
+            assert s.nice == 0, s.name
