@@ -282,10 +282,10 @@ def test_declared_guest_priorities():
     # qemu guests yield to the foreground; User-mode Linux guests, whose every
     # system call is a ptrace round trip, take precedence (see STAGES)
     for s in stages.STAGES:
-        script_args = " ".join(s.describe.split()[:1])
-        if script_args.startswith("tests/uml/"):
+        script_path = s.describe.split()[0]
+        if script_path.startswith("tests/uml/"):
             assert s.nice == stages.UML_NICE < 0, s.name
-        elif script_args.startswith("tests/vm/"):
+        elif script_path.startswith("tests/vm/"):
             assert s.nice == stages.QEMU_NICE > 0, s.name
         else:
             assert s.nice == 0, s.name
