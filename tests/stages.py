@@ -489,6 +489,21 @@ class Runner:
             # Plain logs: no colour escapes from ansible, pytest or ansible-lint.
             "NO_COLOR": "1", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0",
         })
+        self.bytecode_caches(os.environ)
+
+    def bytecode_caches(self, env):
+        """Bytecode kept between Python starts, outside the tree: the stages
+        start Python thousands of times (fault-injection children, module
+        tasks), and without a cache each compiles its imports again, CPU the
+        guests beside them need. Module tasks import from AnsiballZ zips,
+        which Python never caches; tests/bytecode-cache does (only for the
+        processes of this run)."""
+        cache = os.path.join(self.repo, ".cache")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(cache, "pycache")
+        env["PITCOPY_ZIPIMPORT_CACHE"] = os.path.join(cache, "zipimport")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [
+            os.path.join(self.repo, "tests", "bytecode-cache"), env.get("PYTHONPATH")]))
 
     def main(self, args, environment=True):
         if any(a in ("-h", "--help", "--list") for a in args):

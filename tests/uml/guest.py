@@ -145,12 +145,17 @@ class UmlGuest:
         venv = os.path.join(REPO, ".venv")
         lines = [
             "# written by tests/uml/guest.py",
-            "export LC_ALL=C.UTF-8 HOME=/tmp/home PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+            "export LC_ALL=C.UTF-8 HOME=/tmp/home PYTHONUNBUFFERED=1",
+            # bytecode kept for this boot under /tmp, none beside the host's
+            # sources; module zips' code cached too (tests/bytecode-cache)
+            "unset PYTHONDONTWRITEBYTECODE",
+            "export PYTHONPYCACHEPREFIX=/tmp/pitcopy-pycache PITCOPY_ZIPIMPORT_CACHE=/tmp/pitcopy-zipimport-cache",
             "export LVM_SUPPRESS_FD_WARNINGS=1 PITCOPY_VM=1 PITCOPY_UML=1",
             "export PITCOPY_VM_RESULTS=%s" % shlex.quote(self.results),
             "mkdir -p /tmp/home /tmp/coll/ansible_collections/pitcopy",
             "ln -sfn %s /tmp/coll/ansible_collections/pitcopy/versions" % shlex.quote(REPO),
-            "export PYTHONPATH=/tmp/coll ANSIBLE_COLLECTIONS_PATH=/tmp/coll",
+            "export PYTHONPATH=/tmp/coll:%s ANSIBLE_COLLECTIONS_PATH=/tmp/coll" % shlex.quote(
+                os.path.join(REPO, "tests", "bytecode-cache")),
             "export ANSIBLE_LOCAL_TEMP=/tmp/home/.ansible/tmp ANSIBLE_REMOTE_TMP=/tmp/home/.ansible/tmp",
         ]
         if os.path.isdir(os.path.join(venv, "bin")):

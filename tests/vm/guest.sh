@@ -12,7 +12,14 @@ finish() {
     exit "$1"
 }
 export LVM_SUPPRESS_FD_WARNINGS=1 PITCOPY_VM=1 PITCOPY_VM_RESULTS="$RESULTS" LC_ALL=C.UTF-8
-export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp/home
+# Bytecode: Python writes none beside the sources (the host's tree), but
+# keeps it for this boot under /tmp; code from Ansible's module zips is cached
+# by tests/bytecode-cache/sitecustomize.py (without either, every Python start
+# here compiles its imports again: seconds per module task under emulation).
+export PYTHONPYCACHEPREFIX=/tmp/pitcopy-pycache PITCOPY_ZIPIMPORT_CACHE=/tmp/pitcopy-zipimport-cache
+unset PYTHONDONTWRITEBYTECODE
+GUEST_PYTHONPATH="$REPO/tests/bytecode-cache"
+export PYTHONUNBUFFERED=1 HOME=/tmp/home
 mkdir -p /tmp/home
 if ! modprobe -a dm_mod dm_snapshot dm_thin_pool loop 2>"$RESULTS/modprobe.err"; then
     echo "[guest] cannot load device-mapper modules: $(cat "$RESULTS/modprobe.err")" >&2
@@ -60,13 +67,15 @@ if [ -n "${SSH_PORT:-}" ]; then
     # The zfs commands on the PATH that sshd gives a session, as a package
     # would put them; their libraries through the session's environment
     # (ldconfig would scan the 9p root: slow).
-    session_env=
+    # Module tasks (Ansible over ssh, not through env.sh) get the bytecode
+    # caches too.
+    session_env="SetEnv PYTHONPATH=$GUEST_PYTHONPATH PYTHONPYCACHEPREFIX=$PYTHONPYCACHEPREFIX PITCOPY_ZIPIMPORT_CACHE=$PITCOPY_ZIPIMPORT_CACHE"
     if [ "$ZFS" = 1 ]; then
         mkdir -p /usr/local/sbin
         for tool in "$ZFS_PREFIX"/sbin/* "$ZFS_PREFIX"/usr/sbin/* "$ZFS_PREFIX"/usr/bin/*; do
             [ -x "$tool" ] && ln -sf "$tool" "/usr/local/sbin/${tool##*/}"
         done
-        session_env="SetEnv LD_LIBRARY_PATH=$ZFS_PREFIX/lib/x86_64-linux-gnu:$ZFS_PREFIX/usr/lib/x86_64-linux-gnu"
+        session_env="$session_env LD_LIBRARY_PATH=$ZFS_PREFIX/lib/x86_64-linux-gnu:$ZFS_PREFIX/usr/lib/x86_64-linux-gnu"
     fi
     mkdir -p /run/pitcopy-ssh /run/sshd
     chmod 0755 /run/pitcopy-ssh /run/sshd
@@ -110,7 +119,7 @@ fi
 # The collection importable as ansible_collections.pitcopy.versions.
 mkdir -p /tmp/coll/ansible_collections/pitcopy
 ln -sfn "$REPO" /tmp/coll/ansible_collections/pitcopy/versions
-export PYTHONPATH="/tmp/coll${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="/tmp/coll:$GUEST_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}"
 export ANSIBLE_COLLECTIONS_PATH=/tmp/coll ANSIBLE_LOCAL_TEMP=/tmp/home/.ansible/tmp
 [ -d "$REPO/.venv/bin" ] && export PATH="$REPO/.venv/bin:$PATH" VIRTUAL_ENV="$REPO/.venv"
 export PATH="$PATH:/usr/sbin:/sbin"
