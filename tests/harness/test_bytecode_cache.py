@@ -9,7 +9,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -89,19 +88,6 @@ def test_an_unwritable_cache_only_costs_the_compile(tmp_path):
     # zipimport compiles a module twice per import (get_filename, then
     # get_code); with a cache the second is a hit, without one both compile
     assert got["answer"] == 7 and got["compiled"] == ["payload.py", "payload.py"]
-
-
-def test_the_runner_gives_its_stages_the_caches_outside_the_tree(tmp_path):
-    spec = importlib.util.spec_from_file_location("pitcopy_stages_bc", os.path.join(HERE, "..", "stages.py"))
-    stages = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stages)
-    runner = stages.Runner(stages=[], repo=str(tmp_path), logs=str(tmp_path), environ={})
-    env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": "/elsewhere"}
-    runner.bytecode_caches(env)
-    assert "PYTHONDONTWRITEBYTECODE" not in env
-    assert env["PYTHONPYCACHEPREFIX"] == os.path.join(str(tmp_path), ".cache", "pycache")
-    assert env["PITCOPY_ZIPIMPORT_CACHE"] == os.path.join(str(tmp_path), ".cache", "zipimport")
-    assert env["PYTHONPATH"].split(os.pathsep) == [os.path.join(str(tmp_path), "tests", "bytecode-cache"), "/elsewhere"]
 
 
 def test_nothing_is_hooked_without_a_cache_directory_named(tmp_path):

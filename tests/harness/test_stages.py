@@ -289,3 +289,14 @@ def test_declared_guest_priorities():
             assert s.nice == stages.QEMU_NICE > 0, s.name
         else:
             assert s.nice == 0, s.name
+
+
+def test_the_runner_gives_its_stages_the_bytecode_caches_outside_the_tree(tmp_path):
+    # the hook itself: tests/harness/test_bytecode_cache.py
+    runner = stages.Runner(stages=[], repo=str(tmp_path), logs=str(tmp_path), environ={})
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": "/elsewhere"}
+    runner.bytecode_caches(env)
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPYCACHEPREFIX"] == os.path.join(str(tmp_path), ".cache", "pycache")
+    assert env["PITCOPY_ZIPIMPORT_CACHE"] == os.path.join(str(tmp_path), ".cache", "zipimport")
+    assert env["PYTHONPATH"].split(os.pathsep) == [os.path.join(str(tmp_path), "tests", "bytecode-cache"), "/elsewhere"]
