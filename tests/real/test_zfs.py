@@ -39,6 +39,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner
 from ansible_collections.pitcopy.versions.tests.utils import engine_calls
+from ansible_collections.pitcopy.versions.tests.utils.backend_driver import Driver
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, MiB, run_tool, tool_env
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import (
@@ -227,52 +228,6 @@ def ours(name):
     marks = sorted(tuple(ln.split("\t")) for ln in props.splitlines() if "\tpitcopy:" in ln)
     snaps = sh("zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", name).split()
     return marks, snaps
-
-
-# --- a minimal driver of the two-phase copy (what the engine does) -------------
-
-class Driver:
-    """Takes versions through a backend the way the record engine does:
-    capacity check, create_copies in a CopyWindow, promote replacing the
-    version that used the same target pool."""
-
-    def __init__(self, backend, definition, runner):
-        self.b = backend
-        self.d = definition
-        self.runner = runner
-        self.records = {}  # version -> (target_pool, [CopyPair])
-        self.last = 0
-        self.windows = []
-
-    def targets_for(self, version, sources):
-        tp = self.d.target_pool_for(version)
-        if self.b.implied_targets:
-            return tp, [CopyPair(s, self.b.implied_target(self.d.name, tp, s)) for s in sources]
-        vols = dict((t.name, t.volumes) for t in self.d.target_pools)[tp]
-        return tp, [CopyPair(s, vols[i]) for i, s in enumerate(sources)]
-
-    def take(self, sources):
-        version = self.last + 1
-        tp, pairs = self.targets_for(version, sources)
-        replaced_v = [v for v, rec in self.records.items() if rec[0] == tp]
-        replaced = [p for v in replaced_v for p in self.records[v][1]]
-        vols = self.b.discover(sorted(set([p.source for p in pairs] + [p.target for p in pairs])))
-        for p in pairs:
-            assert p.source in vols, "source %s not discovered" % p.source
-            if not self.b.implied_targets:
-                t = vols.get(p.target)
-                assert t is not None, "target %s (parent must exist) not discovered" % p.target
-                assert not t.foreign_data, "target %s is foreign" % p.target
-        self.b.check_capacity(self.d, pairs, replaced, vols)
-        window = CopyWindow(self.d, self.runner)
-        outcome = self.b.create_copies(self.d, version, pairs, window)
-        self.windows.append(outcome.window_ms)
-        self.b.promote(self.d, version, pairs, outcome.staged, replaced)
-        for v in replaced_v:
-            del self.records[v]
-        self.records[version] = (tp, pairs)
-        self.last = version
-        return version, pairs
 
 
 # --- tests ------------------------------------------------------------------------

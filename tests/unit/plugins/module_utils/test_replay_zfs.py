@@ -25,6 +25,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import Cop
 from ansible_collections.pitcopy.versions.plugins.module_utils._quiesce import CopyWindow
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import ZfsSendBackend, ZfsSnapshotBackend
+from ansible_collections.pitcopy.versions.tests.utils.backend_driver import Driver
 from ansible_collections.pitcopy.versions.tests.unit.replay import RecordedBeforeEncryption, ReplayRunner, load_case
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 
@@ -114,36 +115,6 @@ def test_zfs_snapshot_versions_rotation_restore_verify(tmp_path, monkeypatch):
     with eng.session("snaps") as s:
         s.plan_delete(5).apply()
     runner.assert_done()
-
-
-class Driver(object):
-    """tests/real/test_zfs.py's Driver: a version through the backend the way
-    the engine takes it (discover, capacity, create in a window, promote)."""
-
-    def __init__(self, backend, definition, runner):
-        self.b, self.d, self.runner = backend, definition, runner
-        self.records, self.last = {}, 0
-
-    def take(self, sources):
-        version = self.last + 1
-        tp = self.d.target_pool_for(version)
-        if self.b.implied_targets:
-            pairs = [CopyPair(s, self.b.implied_target(self.d.name, tp, s)) for s in sources]
-        else:
-            vols = dict((t.name, t.volumes) for t in self.d.target_pools)[tp]
-            pairs = [CopyPair(s, vols[i]) for i, s in enumerate(sources)]
-        replaced_v = [v for v, rec in self.records.items() if rec[0] == tp]
-        replaced = [p for v in replaced_v for p in self.records[v][1]]
-        vols = self.b.discover(sorted(set([p.source for p in pairs] + [p.target for p in pairs])))
-        assert all(p.source in vols for p in pairs)
-        self.b.check_capacity(self.d, pairs, replaced, vols)
-        outcome = self.b.create_copies(self.d, version, pairs, CopyWindow(self.d, self.runner))
-        self.b.promote(self.d, version, pairs, outcome.staged, replaced)
-        for v in replaced_v:
-            del self.records[v]
-        self.records[version] = (tp, pairs)
-        self.last = version
-        return version, pairs
 
 
 def test_zfs_snapshot_failure_leaves_nothing():
