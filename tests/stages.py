@@ -264,6 +264,18 @@ def command(*argv):
 QEMU_NICE = 5
 UML_NICE = 0
 
+
+def guest_stage(name, guest, tech, parts, *pytest_args, what, opt_in=False):
+    """A stage that boots one guest (``guest``: "uml", tests/uml, or "vm",
+    the qemu guest of tests/vm) and runs ``run-suite.sh <tech>`` in it: the
+    ``parts`` given (None: the script's default) and ``pytest_args`` after
+    ``--``. It starts in the background at its guest's priority; its
+    description is the command itself, then ``what``."""
+    argv = [tech] + (["--parts", parts] if parts else []) + (["--"] + list(pytest_args) if pytest_args else [])
+    rel = "tests/%s/run-suite.sh" % guest
+    return Stage(name, "%s %s (%s)" % (rel, " ".join(argv), what), script(rel, *argv), opt_in=opt_in,
+                 background=True, groups=["vm"], nice=UML_NICE if guest == "uml" else QEMU_NICE)
+
 STAGES = [
     Stage("unit", "pytest tests/unit tests/roles tests/harness (collection tree on PYTHONPATH; tests/unit left to"
           " the units stage when it runs too)", unit),
@@ -274,41 +286,25 @@ STAGES = [
     Stage("integration", "tests/integration/run.sh btrfs (playbooks, native btrfs)",
           script("tests/integration/run.sh", "btrfs")),
     Stage("molecule", "tests/molecule.sh btrfs (molecule scenarios, native btrfs)", script("tests/molecule.sh", "btrfs")),
-    Stage("vm-lvm", "tests/uml/run-suite.sh lvm --parts real,integration (one User-mode Linux boot: pytest -m"
-          " lvm, the fault suite at its sampled kill points included; module playbooks)",
-          script("tests/uml/run-suite.sh", "lvm", "--parts", "real,integration"),
-          background=True, groups=["vm"], nice=UML_NICE),
-    Stage("vm-lvm-faults", "tests/uml/run-suite.sh lvm --parts real -- -m lvm_faults --pitcopy-faults=all (one"
-          " User-mode Linux boot: the LVM fault-injection suite at every kill point)",
-          script("tests/uml/run-suite.sh", "lvm", "--parts", "real", "--", "-m", "lvm_faults",
-                 "--pitcopy-faults=all"),
-          opt_in=True, background=True, groups=["vm"], nice=UML_NICE),
-    Stage("vm-lvm-grid", "tests/uml/run-suite.sh lvm --parts real -- -k test_grid --pitcopy-grid=full (one"
-          " User-mode Linux boot: grid retention through 72 hourly copies on lvm_thin and lvm_snapshot)",
-          script("tests/uml/run-suite.sh", "lvm", "--parts", "real", "--", "-k", "test_grid", "--pitcopy-grid=full"),
-          opt_in=True, background=True, groups=["vm"], nice=UML_NICE),
-    Stage("vm-lvm-molecule", "tests/uml/run-suite.sh lvm --parts molecule (one User-mode Linux boot: the LVM molecule"
-          " scenarios)", script("tests/uml/run-suite.sh", "lvm", "--parts", "molecule"),
-          opt_in=True, background=True, groups=["vm"], nice=UML_NICE),
-    Stage("vm-zfs", "tests/vm/run-suite.sh zfs --parts real (one VM boot: pytest -m zfs)",
-          script("tests/vm/run-suite.sh", "zfs", "--parts", "real"), background=True, groups=["vm"], nice=QEMU_NICE),
-    Stage("vm-zfs-faults", "tests/vm/run-suite.sh zfs --parts real -- -m zfs_faults --pitcopy-faults=all (one VM"
-          " boot: the ZFS fault-injection suite at every kill point)",
-          script("tests/vm/run-suite.sh", "zfs", "--parts", "real", "--", "-m", "zfs_faults",
-                 "--pitcopy-faults=all"),
-          opt_in=True, background=True, groups=["vm"], nice=QEMU_NICE),
-    Stage("vm-zfs-playbooks", "tests/vm/run-suite.sh zfs --parts integration (a second VM boot beside vm-zfs: the"
-          " module playbooks with the guest as managed host)",
-          script("tests/vm/run-suite.sh", "zfs", "--parts", "integration"), background=True, groups=["vm"], nice=QEMU_NICE),
-    Stage("vm-zfs-grid", "tests/vm/run-suite.sh zfs --parts real -- -k test_grid --pitcopy-grid=full (one VM boot:"
-          " grid retention through 72 hourly copies on zfs_snapshot and zfs_send)",
-          script("tests/vm/run-suite.sh", "zfs", "--parts", "real", "--", "-k", "test_grid", "--pitcopy-grid=full"),
-          opt_in=True, background=True, groups=["vm"], nice=QEMU_NICE),
-    Stage("vm-molecule", "tests/vm/run-suite.sh zfs --parts molecule (one VM boot: the ZFS molecule scenarios)",
-          script("tests/vm/run-suite.sh", "zfs", "--parts", "molecule"),
-          opt_in=True, background=True, groups=["vm"], nice=QEMU_NICE),
-    Stage("vm-btrfs", "tests/vm/run-suite.sh btrfs (one VM boot: pytest -m btrfs on the guest's kernel)",
-          script("tests/vm/run-suite.sh", "btrfs"), opt_in=True, background=True, groups=["vm"], nice=QEMU_NICE),
+    guest_stage("vm-lvm", "uml", "lvm", "real,integration", what="one User-mode Linux boot: pytest -m lvm, the"
+                " fault suite at its sampled kill points included; module playbooks"),
+    guest_stage("vm-lvm-faults", "uml", "lvm", "real", "-m", "lvm_faults", "--pitcopy-faults=all", opt_in=True,
+                what="one User-mode Linux boot: the LVM fault-injection suite at every kill point"),
+    guest_stage("vm-lvm-grid", "uml", "lvm", "real", "-k", "test_grid", "--pitcopy-grid=full", opt_in=True,
+                what="one User-mode Linux boot: grid retention through 72 hourly copies on lvm_thin and lvm_snapshot"),
+    guest_stage("vm-lvm-molecule", "uml", "lvm", "molecule", opt_in=True,
+                what="one User-mode Linux boot: the LVM molecule scenarios"),
+    guest_stage("vm-zfs", "vm", "zfs", "real", what="one VM boot: pytest -m zfs"),
+    guest_stage("vm-zfs-faults", "vm", "zfs", "real", "-m", "zfs_faults", "--pitcopy-faults=all", opt_in=True,
+                what="one VM boot: the ZFS fault-injection suite at every kill point"),
+    guest_stage("vm-zfs-playbooks", "vm", "zfs", "integration",
+                what="a second VM boot beside vm-zfs: the module playbooks with the guest as managed host"),
+    guest_stage("vm-zfs-grid", "vm", "zfs", "real", "-k", "test_grid", "--pitcopy-grid=full", opt_in=True,
+                what="one VM boot: grid retention through 72 hourly copies on zfs_snapshot and zfs_send"),
+    guest_stage("vm-molecule", "vm", "zfs", "molecule", opt_in=True,
+                what="one VM boot: the ZFS molecule scenarios"),
+    guest_stage("vm-btrfs", "vm", "btrfs", None, opt_in=True,
+                what="one VM boot: pytest -m btrfs on the guest's kernel"),
     Stage("build", "ansible-galaxy collection build", build, groups=["package"]),
     Stage("lint", "ansible-lint --profile production roles playbooks", lint, groups=["package"]),
     Stage("changelog", "antsibull-changelog lint", command("antsibull-changelog", "lint"), groups=["package"]),
