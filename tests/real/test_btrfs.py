@@ -158,17 +158,6 @@ class World(PoolOnBtrfs, PoolCalls):
             os.chmod(os.path.join(s, "d", "data"), 0o640)
             os.setxattr(os.path.join(s, "d", "data"), "user.origin", b"v1")
 
-    def make_target_pools(self, count=2, per_pool=4):
-        tps = []
-        for i in range(count):
-            vols = []
-            for j in range(per_pool):
-                d = self.dst.path("tp%d" % (i + 1), "t%d" % (j + 1))
-                os.makedirs(d, exist_ok=True)
-                vols.append(d)
-            tps.append(TargetPool("tp%d" % (i + 1), tuple(vols)))
-        self.target_pools = tuple(tps)
-
     def pitcopy_leftovers(self):
         """Staged copies, temporary snapshots and pending marks anywhere."""
         found = []

@@ -14,10 +14,25 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition
+from ansible_collections.pitcopy.versions.plugins.module_utils._model import PoolDefinition, TargetPool
 
 
 class PoolCalls:
+    def make_target_pools(self, count=2, per_pool=4):
+        """``count`` target pools tp1, tp2, ... of ``per_pool`` directories
+        t1, t2, ... each on the world's target filesystem (``dst``), 0755
+        whatever the umask (a target another user can write is refused)."""
+        tps = []
+        for i in range(count):
+            vols = []
+            for j in range(per_pool):
+                d = self.dst.path("tp%d" % (i + 1), "t%d" % (j + 1))
+                os.makedirs(d, exist_ok=True)
+                os.chmod(d, 0o755)
+                vols.append(d)
+            tps.append(TargetPool("tp%d" % (i + 1), tuple(vols)))
+        self.target_pools = tuple(tps)
+
     def definition(self):
         return PoolDefinition(
             name=self.name, technology=self.technology, sources=tuple(self.sources), versions=self.versions,

@@ -122,18 +122,6 @@ class World(PoolCalls):
         self.sources.append(path)
         return path
 
-    def make_target_pools(self, count=2, per_pool=4):
-        tps = []
-        for i in range(count):
-            vols = []
-            for j in range(per_pool):
-                d = self.dst.path("tp%d" % (i + 1), "t%d" % (j + 1))
-                _mkdir(d)
-                os.chmod(d, 0o755)
-                vols.append(d)
-            tps.append(TargetPool("tp%d" % (i + 1), tuple(vols)))
-        self.target_pools = tuple(tps)
-
     def check_marks(self):
         """Every kept version's copies carry a complete mark naming it."""
         for rec in self.state().replication_records:
