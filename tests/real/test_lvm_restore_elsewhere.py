@@ -169,16 +169,21 @@ def test_whole_sources_restored_elsewhere(vgs, lvm_runner, tmp_path, technology)
 # --- lvm_clone: full copies in another VG --------------------------------------
 
 
-def _clone_pool(vgs, lvm_runner, tmp_path, name):  # pylint: disable=redefined-outer-name
+def _clone_pool_at_version_1(vgs, lvm_runner, tmp_path, name):  # pylint: disable=redefined-outer-name
     """Sources a, b in one VG; two target pools of two LVs each in a second
-    VG (the copies' disks), two versions kept."""
+    VG (the copies' disks), two versions kept; version 1 copied with "v1 of
+    <source>" in each source. Returns the engine, both VGs, the sources and
+    version 1's {source: copy}."""
     vg = vgs.create("cs", 256 * MiB)
     bk = vgs.create("cb", 256 * MiB)
     a, b = lv(vg, "a", 8), lv(vg, "b", 8)
     tps = tuple(TargetPool(name=t, volumes=(lv(bk, "t%sa" % t, 8), lv(bk, "t%sb" % t, 8))) for t in ("01", "02"))
     eng = make_engine(tmp_path / "state", lvm_runner)
     define(eng, PoolDefinition(name=name, technology="lvm_clone", sources=(a, b), versions=2, target_pools=tps))
-    return eng, vg, bk, a, b
+    for s in (a, b):
+        write_data(s, "v1 of %s" % s)
+    copy(eng, name)
+    return eng, vg, bk, a, b, _copies(eng, name, 1)
 
 
 def _copies(eng, name, version):
@@ -196,11 +201,7 @@ def _tag_value(name, prefix):
 
 def test_lvm_clone_whole_sources_restored_beside_production(vgs, lvm_runner, tmp_path):  # pylint: disable=redefined-outer-name
     name = "reclone"
-    eng, vg, bk, a, b = _clone_pool(vgs, lvm_runner, tmp_path, name)
-    for s in (a, b):
-        write_data(s, "v1 of %s" % s)
-    copy(eng, name)
-    copies = _copies(eng, name, 1)
+    eng, vg, bk, a, b, copies = _clone_pool_at_version_1(vgs, lvm_runner, tmp_path, name)
     assert all(c.startswith(bk + "/") for c in copies.values())
     # the new LVs beside production, in the sources' VG
     new = _version_1_restored_beside(eng, name, vg, copies)
@@ -260,11 +261,7 @@ def test_lvm_clone_whole_sources_restored_beside_production(vgs, lvm_runner, tmp
 
 def test_lvm_clone_restore_elsewhere_killed_midway_is_finished_by_repair(vgs, lvm_runner, tmp_path):  # pylint: disable=redefined-outer-name
     name = "kiclone"
-    eng, vg, bk, a, b = _clone_pool(vgs, lvm_runner, tmp_path, name)
-    for s in (a, b):
-        write_data(s, "v1 of %s" % s)
-    copy(eng, name)
-    copies = _copies(eng, name, 1)
+    eng, vg, bk, a, b, copies = _clone_pool_at_version_1(vgs, lvm_runner, tmp_path, name)
     planned = _plan(eng, name, 1, "k_").result["restored_to"]
     assert planned == [{"source": a, "volume": "%s/k_a" % vg}, {"source": b, "volume": "%s/k_b" % vg}]
     # what a run killed while writing the second LV leaves: the first made,
