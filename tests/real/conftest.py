@@ -562,6 +562,17 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [i for i in items if i.get_closest_marker("faults_all") is None]
 
 
+@pytest.fixture
+def sweep(request):
+    """The LVM and ZFS fault suites' kill points (tests/real/faults.py
+    ``sweeper``): every one with ``--pitcopy-faults=all`` (stages
+    vm-lvm-faults, vm-zfs-faults), the sampled ones by default (vm-lvm,
+    vm-zfs). What counts as left over after a repair is the test module's
+    own ``leftovers(world, k)``."""
+    from ansible_collections.pitcopy.versions.tests.real import faults
+    return faults.sweeper(request, request.module.leftovers)
+
+
 @pytest.fixture(autouse=True)
 def _pitcopy_record(request):
     out_dir = request.config.getoption("--pitcopy-record")

@@ -367,13 +367,6 @@ def lvm_worlds(_saved_worlds):
     return make
 
 
-@pytest.fixture
-def sweep(request):
-    """faults.sweeper: every kill point with ``--pitcopy-faults=all`` (stage
-    vm-lvm-faults), the sampled ones by default (stage vm-lvm)."""
-    return faults.sweeper(request, leftovers)
-
-
 def _runs(steps, *words):
     """Step numbers of the commands (``run ...``) whose label holds all ``words``."""
     return [n for n, what in steps if what.startswith("run ") and all(x in what for x in words)]

@@ -211,13 +211,6 @@ def zfs_worlds(tmp_path):
         yield make
 
 
-@pytest.fixture
-def sweep(request):
-    """faults.sweeper: every kill point with ``--pitcopy-faults=all`` (stage
-    vm-zfs-faults), the sampled ones by default (stage vm-zfs)."""
-    return faults.sweeper(request, leftovers)
-
-
 def _numbered(points):
     """Kill points ("<step number> <what>") as steps [(number, what)]."""
     return [(int(p.split(" ", 1)[0]), p.split(" ", 1)[1]) for p in points]
