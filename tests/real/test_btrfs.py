@@ -777,25 +777,8 @@ def test_sizes_come_from_qgroups_when_quotas_are_on(fs_pair, runner):
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
 def test_restore_changed_comes_from_a_comparison(fs_pair, runner, tmp_path, technology):
-    """copy_version state=restored on btrfs: the backend cannot tell a source
-    that holds its copy's data (a comparison by the restored snapshot's tree
-    generation failed here: a second restore's snapshot had moved on), so
-    every restore is a change and restores every source, as before."""
     src, dst = fs_pair
-    w = World(tmp_path, runner, src, dst, technology)
-    a = w.add_source("a")
-    b_ = w.add_source("b")
-    w.make_target_pools()
-    w.define()
-    write(os.path.join(a, "data"), "v1\n")
-    write(os.path.join(b_, "data"), "v1\n")
-    w.copy()
-    for dummy in range(2):
-        with w.engine.session(w.name) as s:
-            plan = s.plan_restore(1)
-            assert plan.changed is True and sorted(plan.result["restored"]) == sorted([a, b_])
-            plan.apply()
-        assert read(os.path.join(a, "data")) == "v1\n" and read(os.path.join(b_, "data")) == "v1\n"
+    btrfs_scenarios.restore_changed_comes_from_a_comparison(World(tmp_path, runner, src, dst, technology))
 
 
 @pytest.mark.parametrize("technology", ["btrfs_snapshot"])

@@ -428,3 +428,24 @@ def discovery_facts(backend, src, dst, make_subvolume, fsid):
     assert vols[dst.path("empty")].owner is None
     assert vols[dst.path("foreign")].foreign_data is True
     assert dst.path("missing") not in vols
+
+
+def restore_changed_comes_from_a_comparison(w):
+    """copy_version state=restored on btrfs: the backend cannot tell a source
+    that holds its copy's data (a comparison by the restored snapshot's tree
+    generation failed here: a second restore's snapshot had moved on), so
+    every restore is a change and restores every source, as before."""
+    a = w.add_source("a")
+    b_ = w.add_source("b")
+    w.make_target_pools()
+    w.define()
+    w.write_all("v1\n")
+    w.copy()
+    for dummy in range(2):
+        with w.engine.session(w.name) as s:
+            plan = s.plan_restore(1)
+            assert plan.changed is True and sorted(plan.result["restored"]) == sorted([a, b_])
+            plan.apply()
+        w.check_restored(a, "v1\n")
+        w.check_restored(b_, "v1\n")
+    assert w.pitcopy_leftovers() == []
