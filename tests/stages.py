@@ -276,6 +276,7 @@ def guest_stage(name, guest, tech, parts, *pytest_args, what, opt_in=False):
     return Stage(name, "%s %s (%s)" % (rel, " ".join(argv), what), script(rel, *argv), opt_in=opt_in,
                  background=True, groups=["vm"], nice=UML_NICE if guest == "uml" else QEMU_NICE)
 
+
 STAGES = [
     Stage("unit", "pytest tests/unit tests/roles tests/harness (collection tree on PYTHONPATH; tests/unit left to"
           " the units stage when it runs too)", unit),
