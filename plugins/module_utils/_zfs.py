@@ -876,6 +876,41 @@ class _ZfsBase(Backend):
             volume, pair.target, version, PROP_RESTORED_FROM, snap,
             ", which is missing" if guid is None else ", %s" % guid)
 
+    # --- browsing and file restores (issue 17): the same for both technologies --
+
+    def _snapshot_view(self, definition, version, pair, snap, dataset, why):
+        """The _browse.CopyView of the copy of ``pair``: snapshot ``snap`` of
+        filesystem ``dataset`` (the source for zfs_snapshot, the received
+        copy for zfs_send), read through ``<mountpoint>/.zfs/snapshot/<snap>``
+        when ``dataset`` is mounted, else mounted read-only with ``mount -t
+        zfs``. ``why``: why the copy is not the recorded, valid one, or None.
+        A zvol's copy holds no filesystem ZFS mounts, and an encrypted copy
+        whose key is not loaded cannot be read: both refused, reading only."""
+        from ansible_collections.pitcopy.versions.plugins.module_utils._browse import VIEW_ZFS, CopyView
+
+        row = self._get(("type", "mounted", "mountpoint", "keystatus", "encryptionroot"), [dataset],
+                        types="filesystem,volume").get(dataset, {})
+        if not why and row.get("type", ("",))[0] != KIND_FILESYSTEM:
+            why = "%s is not a ZFS filesystem (a zvol's copy holds no filesystem ZFS mounts)" % dataset
+        if not why and row.get("keystatus", ("-",))[0] == "unavailable":
+            why = "%s is encrypted and its key is not loaded on this host (zfs load-key %s, then try again)" % (
+                dataset, row.get("encryptionroot", (dataset,))[0])
+        if why:
+            raise InvalidInput("copy pool %s: cannot read version %d of %s from %s: %s; nothing was changed. Run "
+                               "pitcopy.versions.verify_records to see the findings" % (
+                                   definition.name, version, pair.source, snap, why))
+        directory = None
+        if row.get("mounted", ("",))[0] == "yes":
+            d = os.path.join(row["mountpoint"][0], ".zfs", "snapshot", snap.split("@", 1)[1])
+            directory = d if os.path.isdir(d) else None
+        return CopyView(VIEW_ZFS, snap, directory)
+
+    def source_directory(self, definition, source):
+        src = self._get(("mounted", "mountpoint"), [source], types="filesystem").get(source, {})
+        if src.get("mounted", ("",))[0] != "yes":
+            return None
+        return src["mountpoint"][0]
+
     def _remove_unfinished(self, volume, received, guid):
         """Destroy ``volume`` when it is our unfinished one (both marks, for
         ``guid``) holding nothing but the snapshot the receive made."""
@@ -1274,8 +1309,6 @@ class ZfsSnapshotBackend(_ZfsBase):
         """The snapshot, read through the source's ``.zfs/snapshot/<snap>``
         when the source is mounted (no mount needed), else mounted with
         ``mount -t zfs``. zvols hold no filesystem ZFS can mount: refused."""
-        from ansible_collections.pitcopy.versions.plugins.module_utils._browse import VIEW_ZFS, CopyView
-
         row = self._owned(definition, [pair.target]).get(pair.target)
         why = None
         if row is None or not self._is_ours(definition, row):
@@ -1285,25 +1318,7 @@ class ZfsSnapshotBackend(_ZfsBase):
             why = "it holds version %s" % self._mark(row, PROP_VERSION)
         elif not self._is_recorded(row, pair.identity):
             why = "it is not the copy recorded (guid %s, recorded %s)" % (self._guid(row), pair.identity)
-        src = self._get(("type", "mounted", "mountpoint"), [pair.source], types="filesystem,volume").get(
-            pair.source, {})
-        if not why and src.get("type", ("",))[0] != KIND_FILESYSTEM:
-            why = "%s is not a mounted ZFS filesystem (a zvol's copy holds no filesystem ZFS mounts)" % pair.source
-        if why:
-            raise InvalidInput("copy pool %s: cannot read version %d of %s from %s: %s; nothing was changed. Run "
-                               "pitcopy.versions.verify_records to see the findings" % (
-                                   definition.name, version, pair.source, pair.target, why))
-        directory = None
-        if src.get("mounted", ("",))[0] == "yes":
-            d = os.path.join(src["mountpoint"][0], ".zfs", "snapshot", pair.target.split("@", 1)[1])
-            directory = d if os.path.isdir(d) else None
-        return CopyView(VIEW_ZFS, pair.target, directory)
-
-    def source_directory(self, definition, source):
-        src = self._get(("mounted", "mountpoint"), [source], types="filesystem").get(source, {})
-        if src.get("mounted", ("",))[0] != "yes":
-            return None
-        return src["mountpoint"][0]
+        return self._snapshot_view(definition, version, pair, pair.target, pair.source, why)
 
     def _sent_snapshot(self, definition, version, pair):
         return pair.target  # the copy is the snapshot
@@ -1640,6 +1655,15 @@ class ZfsSendBackend(_ZfsBase):
 
     def _sent_snapshot(self, definition, version, pair):
         return self.received_snapshot(definition, pair.target, version)
+
+    def copy_view(self, definition, version, pair):
+        """The copy's received snapshot, read through the copy's
+        ``.zfs/snapshot/<snap>`` (the copy is received mounted, read-only)
+        or mounted with ``mount -t zfs``; a copy that is not the recorded,
+        unwritten one with its received snapshot is refused."""
+        snap = self.received_snapshot(definition, pair.target, version)
+        why = self._copy_problem(definition, version, pair, self._owned(definition, [pair.target, snap]))
+        return self._snapshot_view(definition, version, pair, snap, pair.target, why)
 
     def release(self, plan):
         # the source snapshots were only the point in time; they would pin

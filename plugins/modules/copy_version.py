@@ -39,10 +39,11 @@ description:
     named after the source's last component (its whole name with C(/) as C(_) where two sources share one); see
     RV(mounts). btrfs bind-mounts the read-only snapshot subvolume, LVM mounts the snapshot or clone LV read-only
     without replaying its journal (ext3/ext4 C(ro,noload), XFS C(ro,norecovery,nouuid)), C(zfs_snapshot) mounts the
-    snapshot with C(mount -t zfs). The mount is recorded in the version's replication record (C(mounted)); rotation,
+    snapshot with C(mount -t zfs), C(zfs_send) the copy's received snapshot (an encrypted copy needs its key loaded
+    on the host). The mount is recorded in the version's replication record (C(mounted)); rotation,
     retention, O(state=absent) and pool removal refuse a mounted version until it is unmounted (refusing is safer
     than unmounting under a reader), and M(pitcopy.versions.verify_records) reports a recorded mount that is gone
-    (C(stale_mount)). A version is mounted at one path at a time. C(zfs_send) copies cannot be mounted yet.
+    (C(stale_mount)). A version is mounted at one path at a time.
   - With O(state=unmounted) the copies are unmounted, the directories made for them removed and the record cleared.
   - With O(state=restored) and O(paths), only those files or directories are restored, from each source's copy
     that holds them (a path no copy holds is refused), in place (the source's live, mounted directory) or under

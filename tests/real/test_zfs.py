@@ -853,3 +853,68 @@ def test_zfs_snapshot_browse_and_file_restore(zpools, tmp_path):
         with eng.session("ids") as s:
             s.plan_unmount(1).apply()
     assert mount_at(mp) is None and os.listdir(where) == []
+
+
+def test_zfs_send_browse_and_file_restore(zpools, tmp_path):
+    """The same for a zfs_send copy (issue 17), compact for the emulated VM:
+    a deleted file restored in place from the copy's received snapshot,
+    read through the copy's .zfs/snapshot (check mode lists it), while its
+    changed neighbour stays; the version mounted read-only with mount -t zfs
+    (a write fails) and unmounted clean; a copy written to behind our back
+    refused, naming it, with the state file unchanged."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mount_at
+
+    spool, tpool = zpools.create("s"), zpools.create("t")
+    make_sources(spool, ["db"])
+    source, target = "%s/db" % spool, "%s/A/db" % tpool
+    sh("zfs", "create", "%s/A" % tpool)
+    eng = make_engine(tmp_path / "state", runner=SubprocessRunner(env={"PATH": SBIN}))
+    define(eng, PoolDefinition(name="sb", technology="zfs_send", sources=(source,), versions=1,
+                               target_pools=(TargetPool("A", (target,)),)))
+    live = mountpoint(source)
+    for name, text in (("keep", "v1\n"), ("lost", "v1 lost\n")):
+        with open(os.path.join(live, name), "w") as fh:
+            fh.write(text)
+    os.chmod(os.path.join(live, "lost"), 0o604)
+    copy(eng, "sb")
+    os.unlink(os.path.join(live, "lost"))
+    with open(os.path.join(live, "keep"), "w") as fh:
+        fh.write("changed since\n")
+    with eng.session("sb") as s:
+        p = s.plan_restore_paths(1, ["lost"])
+        assert p.result["restored_paths"][0]["changes"] == ["lost: missing"]
+        p.apply()
+    assert os.stat(os.path.join(live, "lost")).st_mode & 0o777 == 0o604
+    with open(os.path.join(live, "lost")) as fh:
+        assert fh.read() == "v1 lost\n"
+    with open(os.path.join(live, "keep")) as fh:
+        assert fh.read() == "changed since\n"
+    where = str(tmp_path / "browse")
+    with eng.session("sb") as s:
+        mounted = s.plan_mount(1, where).apply()
+    mp = mounted["mounts"][0]["path"]
+    try:
+        assert mp == os.path.join(where, "db") and "ro" in mount_at(mp)["options"]
+        assert mount_at(mp)["source"] == "%s@pitcopy-sb-v1" % target, mount_at(mp)
+        with open(os.path.join(mp, "keep")) as fh:
+            assert fh.read() == "v1\n"
+        with pytest.raises(OSError):
+            with open(os.path.join(mp, "keep"), "w") as fh:
+                fh.write("x")
+    finally:
+        with eng.session("sb") as s:
+            s.plan_unmount(1).apply()
+    assert mount_at(mp) is None and os.listdir(where) == []
+    # the copy written to behind our back is no longer the version: refused
+    sh("zfs", "set", "readonly=off", target)
+    with open(os.path.join(mountpoint(target), "keep"), "w") as fh:
+        fh.write("tampered\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    sh("zpool", "sync", tpool)  # 'written' counts what the txgs wrote out
+    before = open(eng.store.path("sb"), "rb").read()
+    with eng.session("sb") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_mount(1, where)
+    assert target in exc.value.msg and "written to" in exc.value.msg and "nothing was changed" in exc.value.msg
+    assert open(eng.store.path("sb"), "rb").read() == before and os.listdir(where) == []
