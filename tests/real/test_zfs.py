@@ -788,6 +788,62 @@ def test_a_held_snapshot_refuses_zfs_destroy_until_released(zpools, tmp_path, te
 # --- browsing a version and restoring files (issue 17) --------------------------------
 
 
+def _files_at_v1(live):
+    """The files of the browse tests before version 1: keep, and lost (0604)."""
+    for name, text in (("keep", "v1\n"), ("lost", "v1 lost\n")):
+        with open(os.path.join(live, name), "w") as fh:
+            fh.write(text)
+    os.chmod(os.path.join(live, "lost"), 0o604)
+
+
+def _lost_and_changed(live):
+    """After version 1: lost deleted, keep changed."""
+    os.unlink(os.path.join(live, "lost"))
+    with open(os.path.join(live, "keep"), "w") as fh:
+        fh.write("changed since\n")
+
+
+def _restore_lost(session):
+    """lost restored in place from version 1 (check mode lists it first)."""
+    p = session.plan_restore_paths(1, ["lost"])
+    assert p.result["restored_paths"][0]["changes"] == ["lost: missing"]
+    p.apply()
+
+
+def _lost_is_back(live):
+    """lost as it was at version 1, mode included; keep, changed since, as it is."""
+    assert os.stat(os.path.join(live, "lost")).st_mode & 0o777 == 0o604
+    with open(os.path.join(live, "lost")) as fh:
+        assert fh.read() == "v1 lost\n"
+    with open(os.path.join(live, "keep")) as fh:
+        assert fh.read() == "changed since\n"
+
+
+@contextlib.contextmanager
+def _version_1_mounted(eng, name, where):
+    """Version 1 of pool ``name`` mounted under ``where``: its one source's
+    copy at <where>/db, read-only (keep reads as at version 1, a write
+    fails); yields (the module's result, the mount point), then unmounts
+    and checks nothing is left."""
+    from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mount_at
+
+    with eng.session(name) as s:
+        mounted = s.plan_mount(1, where).apply()
+    mp = mounted["mounts"][0]["path"]
+    try:
+        assert mp == os.path.join(where, "db") and "ro" in mount_at(mp)["options"]
+        with open(os.path.join(mp, "keep")) as fh:
+            assert fh.read() == "v1\n"
+        with pytest.raises(OSError):
+            with open(os.path.join(mp, "keep"), "w") as fh:
+                fh.write("x")
+        yield mounted, mp
+    finally:
+        with eng.session(name) as s:
+            s.plan_unmount(1).apply()
+    assert mount_at(mp) is None and os.listdir(where) == []
+
+
 def test_zfs_snapshot_browse_and_file_restore(zpools, tmp_path):
     """One compact pass (every zfs process is seconds in the emulated VM;
     measured 18.8 s there, so it runs in stage vm-zfs): a
@@ -797,7 +853,6 @@ def test_zfs_snapshot_browse_and_file_restore(zpools, tmp_path):
     (issue 17 item 1), a directory of the source dataset, is found through
     the dataset's mountpoint, held by the version, read in the mounted
     copy and restored by its path in the dataset."""
-    from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mount_at
     from ansible_collections.pitcopy.versions.plugins.module_utils._model import Dataset
 
     eng, source, kinds = _snapshot_pool(zpools, tmp_path)
@@ -808,51 +863,25 @@ def test_zfs_snapshot_browse_and_file_restore(zpools, tmp_path):
     out = define(eng, PoolDefinition(name="ids", technology="zfs_snapshot", sources=(source,), versions=2,
                                      datasets=(Dataset("pg", os.path.join(live, "pg")),)))
     assert out["pool"]["datasets"][0]["places"] == [{"source": source, "path": "pg", "at": ""}]
-    with open(os.path.join(live, "keep"), "w") as fh:
-        fh.write("v1\n")
-    with open(os.path.join(live, "lost"), "w") as fh:
-        fh.write("v1 lost\n")
-    os.chmod(os.path.join(live, "lost"), 0o604)
+    _files_at_v1(live)
     v1 = copy(eng, "ids")
     assert v1["version"]["datasets"][0]["sources"] == [source]
-    os.unlink(os.path.join(live, "lost"))
-    with open(os.path.join(live, "keep"), "w") as fh:
-        fh.write("changed since\n")
+    _lost_and_changed(live)
     with open(os.path.join(live, "pg", "row"), "w") as fh:
         fh.write("row changed\n")
     with eng.session("ids") as s:
         held = s.info(dataset="pg")["dataset"]
     assert [v["version"] for v in held["versions"]] == [1] and held["since"] == v1["version"]["created"]
     with eng.session("ids") as s:
-        p = s.plan_restore_paths(1, ["lost"])
-        assert p.result["restored_paths"][0]["changes"] == ["lost: missing"]
-        p.apply()
+        _restore_lost(s)
         s.plan_restore_paths(1, ["row"], dataset="pg").apply()
     with open(os.path.join(live, "pg", "row")) as fh:
         assert fh.read() == "row v1\n"
-    assert os.stat(os.path.join(live, "lost")).st_mode & 0o777 == 0o604
-    with open(os.path.join(live, "lost")) as fh:
-        assert fh.read() == "v1 lost\n"
-    with open(os.path.join(live, "keep")) as fh:
-        assert fh.read() == "changed since\n"
-    where = str(tmp_path / "browse")
-    with eng.session("ids") as s:
-        mounted = s.plan_mount(1, where).apply()
-    mp = mounted["mounts"][0]["path"]
-    try:
-        assert mp == os.path.join(where, "db") and "ro" in mount_at(mp)["options"]
+    _lost_is_back(live)
+    with _version_1_mounted(eng, "ids", str(tmp_path / "browse")) as (mounted, mp):
         assert [(d["name"], d["path"]) for d in mounted["datasets"]] == [("pg", os.path.join(mp, "pg"))]
         with open(os.path.join(mp, "pg", "row")) as fh:
             assert fh.read() == "row v1\n"
-        with open(os.path.join(mp, "keep")) as fh:
-            assert fh.read() == "v1\n"
-        with pytest.raises(OSError):
-            with open(os.path.join(mp, "keep"), "w") as fh:
-                fh.write("x")
-    finally:
-        with eng.session("ids") as s:
-            s.plan_unmount(1).apply()
-    assert mount_at(mp) is None and os.listdir(where) == []
 
 
 def test_zfs_send_browse_and_file_restore(zpools, tmp_path):
@@ -872,39 +901,15 @@ def test_zfs_send_browse_and_file_restore(zpools, tmp_path):
     define(eng, PoolDefinition(name="sb", technology="zfs_send", sources=(source,), versions=1,
                                target_pools=(TargetPool("A", (target,)),)))
     live = mountpoint(source)
-    for name, text in (("keep", "v1\n"), ("lost", "v1 lost\n")):
-        with open(os.path.join(live, name), "w") as fh:
-            fh.write(text)
-    os.chmod(os.path.join(live, "lost"), 0o604)
+    _files_at_v1(live)
     copy(eng, "sb")
-    os.unlink(os.path.join(live, "lost"))
-    with open(os.path.join(live, "keep"), "w") as fh:
-        fh.write("changed since\n")
+    _lost_and_changed(live)
     with eng.session("sb") as s:
-        p = s.plan_restore_paths(1, ["lost"])
-        assert p.result["restored_paths"][0]["changes"] == ["lost: missing"]
-        p.apply()
-    assert os.stat(os.path.join(live, "lost")).st_mode & 0o777 == 0o604
-    with open(os.path.join(live, "lost")) as fh:
-        assert fh.read() == "v1 lost\n"
-    with open(os.path.join(live, "keep")) as fh:
-        assert fh.read() == "changed since\n"
+        _restore_lost(s)
+    _lost_is_back(live)
     where = str(tmp_path / "browse")
-    with eng.session("sb") as s:
-        mounted = s.plan_mount(1, where).apply()
-    mp = mounted["mounts"][0]["path"]
-    try:
-        assert mp == os.path.join(where, "db") and "ro" in mount_at(mp)["options"]
+    with _version_1_mounted(eng, "sb", where) as (dummy, mp):
         assert mount_at(mp)["source"] == "%s@pitcopy-sb-v1" % target, mount_at(mp)
-        with open(os.path.join(mp, "keep")) as fh:
-            assert fh.read() == "v1\n"
-        with pytest.raises(OSError):
-            with open(os.path.join(mp, "keep"), "w") as fh:
-                fh.write("x")
-    finally:
-        with eng.session("sb") as s:
-            s.plan_unmount(1).apply()
-    assert mount_at(mp) is None and os.listdir(where) == []
     # the copy written to behind our back is no longer the version: refused
     sh("zfs", "set", "readonly=off", target)
     with open(os.path.join(mountpoint(target), "keep"), "w") as fh:
