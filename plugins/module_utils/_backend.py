@@ -555,8 +555,8 @@ class Backend(abc.ABC):
         """The refusal of ``what`` (a dump, a restore from media) by a
         technology that cannot do it: InvalidInput naming the technology and
         what is supported."""
-        return InvalidInput("copy pool %s: %s is not supported for technology %s; supported: %s (ZFS and LVM "
-                            "streams are not implemented yet); nothing was changed" % (
+        return InvalidInput("copy pool %s: %s is not supported for technology %s; supported: %s (LVM streams "
+                            "are not implemented yet); nothing was changed" % (
                                 definition.name, what, self.technology, ", ".join(MEDIA_TECHNOLOGIES)))
 
     def dump_stream(self, definition, version, pair, write):
@@ -578,6 +578,11 @@ class Backend(abc.ABC):
         it when the tool fails (CopyFailed)."""
         raise self.media_refusal(definition, "restoring from media")
 
+    def volume_exists(self, volume):
+        """Whether ``volume`` (a name the restore_to rules made: a path, or a
+        technology's own volume name) exists on this host. Default: a path."""
+        return os.path.lexists(volume)
+
     def media_leftovers(self, volumes):
         """What a killed restore from media left beside ``volumes`` (work
         directories of ours); default: nothing."""
@@ -587,7 +592,7 @@ class Backend(abc.ABC):
         return None
 
 
-MEDIA_TECHNOLOGIES = ("btrfs_snapshot", "btrfs_send")
+MEDIA_TECHNOLOGIES = ("btrfs_snapshot", "btrfs_send", "zfs_snapshot", "zfs_send")
 
 
 def restore_to_refusal(definition, restore_to, accepted):

@@ -62,11 +62,14 @@ class MediaSteps(SessionBase):
             raise backend.media_refusal(state.definition, what)
         return backend
 
-    def _medium_places(self, state):
+    def _medium_places(self, state, backend):
         """The directories a medium may not lie in: the sources and target
-        directories of the definition and of every record."""
+        directories of the definition and of every record, and where each
+        source is mounted (a ZFS source is a dataset name, its files are at
+        its mountpoint)."""
         d = state.definition
         places = list(d.sources) + [v for tp in d.target_pools for v in tp.volumes]
+        places.extend(filter(None, (backend.source_directory(d, s) for s in d.sources)))
         for r in state.replication_records + state.prepairing_records:
             places.extend(p.source for p in r.pairs)
             places.extend(p.target for p in r.pairs)
@@ -88,7 +91,7 @@ class MediaSteps(SessionBase):
             raise InvalidInput("version %d of copy pool %s is %s and cannot be dumped; dump another version (run "
                                "pitcopy.versions.verify_records to see why)" % (version, self.name, rec.status))
         self._no_journal("dumping")
-        medium = _media.medium_problem(media, state.definition, self._medium_places(state))
+        medium = _media.medium_problem(media, state.definition, self._medium_places(state, backend))
         pairs = list(rec.pairs)
         self._check_identities(backend, [rec], self._list_copies(backend, state, pairs), "to dump version %d" % version)
         ext = backend.stream_extension
@@ -183,7 +186,7 @@ class MediaSteps(SessionBase):
         volume_of = dict(planned)
         self._check_streams(where, version, streams)
         taken = ["%s (for %s)" % (volume_of[st.source], st.source) for st in streams
-                 if os.path.lexists(volume_of[st.source])]
+                 if backend.volume_exists(volume_of[st.source])]
         if taken:
             raise InvalidInput("cannot restore version %d of copy pool %s from %s to restore_to %r, nothing was "
                                "changed: %s exists; a restore never overwrites: choose another restore_to, or move "
@@ -289,7 +292,7 @@ class MediaSteps(SessionBase):
             backend.sweep_media_leftovers([a.target for a in j.asides])
             for p in todo:
                 volume = j.aside_of(p.source)
-                if os.path.lexists(volume):
+                if backend.volume_exists(volume):
                     continue  # made before the kill (or someone's): never overwritten
                 st = next((s for s in (dump.streams if dump else ()) if s.source == p.source), None)
                 if st is None:

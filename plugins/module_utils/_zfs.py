@@ -201,6 +201,8 @@ MARK_PROPS = (PROP_POOL, PROP_VERSION, PROP_SOURCE)
 PROP_RESTORED_FROM = "pitcopy:restored_from"
 #: beside it until the dataset is finished (see "Restored elsewhere" below)
 PROP_RESTORING = "pitcopy:restoring"
+#: PROP_RESTORING's value on a dataset being received from media
+MEDIA_RESTORING = "media"
 # Where a property value counts as set on the dataset itself.
 OWN_SOURCES = ("local", "received")
 #: the user hold (``zfs hold``) of a held copy version's snapshot
@@ -803,11 +805,29 @@ class _ZfsBase(Backend):
         source ``<zpool>/.../<name>`` becomes ``<restore_to>/<name>`` (the
         whole name with ``/`` as ``_`` where two sources share one, as for
         mounts)."""
+        snaps = [self._sent_snapshot(definition, version, p) for p in pairs]
+        news, rows = self._new_datasets(definition, [p.source for p in pairs], [p.target for p in pairs],
+                                        restore_to, "received from its copy", [p.target for p in pairs] + snaps)
+        for p, snap in zip(pairs, snaps):
+            why = self._copy_unusable(definition, version, p, snap, rows)
+            if why:
+                raise InvalidInput("copy pool %s: cannot restore version %d of %s: %s; nothing was changed. Run "
+                                   "pitcopy.versions.verify_records to see the findings" % (
+                                       definition.name, version, p.source, why))
+        return [(p, new) for p, (dummy, new) in zip(pairs, news)]
+
+    def _new_datasets(self, definition, sources, copies, restore_to, made_from, read=()):
+        """The restore_to rules of whole sources restored as new datasets
+        (elsewhere from their copies, or from media): ``[(source, new
+        dataset)]`` and the rows of one ``zfs get`` of ``restore_to`` and
+        ``read``; InvalidInput naming the value otherwise. ``copies``: the
+        pool's copies besides its definition's targets (restore_to may not
+        be one of them either)."""
         from ansible_collections.pitcopy.versions.plugins.module_utils._browse import mount_name
 
         accepted = ("the name of an existing ZFS filesystem dataset (not a path, not a zvol), in any zpool of this "
                     "host, outside the sources and targets of copy pool %s; each source <zpool>/.../<name> becomes "
-                    "the new dataset <restore_to>/<name>, received from its copy" % definition.name)
+                    "the new dataset <restore_to>/<name>, %s" % (definition.name, made_from))
 
         bad = restore_to_refusal(definition, restore_to, accepted)
 
@@ -821,10 +841,10 @@ class _ZfsBase(Backend):
             raise bad("is not a dataset name (%s)" % exc.msg)
         # the datasets of the pool: sources, copies, and what a copy or a
         # restore in place makes beside them (<name>.pitcopy-...)
-        taken = set(list(definition.sources) + [p.source for p in pairs])
+        taken = set(list(definition.sources) + list(sources))
         targets = set(t.partition("@")[0] for tp in definition.target_pools for t in tp.volumes
                       if isinstance(t, str))
-        targets.update(p.target.partition("@")[0] for p in pairs)
+        targets.update(c.partition("@")[0] for c in copies)
         for name, what in sorted([(s, "source") for s in taken] + [(t, "target") for t in targets - taken]):
             if restore_to == name:
                 raise bad("is %s %s of the pool itself" % (what, name))
@@ -832,32 +852,25 @@ class _ZfsBase(Backend):
                 raise bad("is inside %s %s of the pool" % (what, name))
             if restore_to.startswith(name + ".pitcopy-"):
                 raise bad("is inside a dataset pitcopy makes beside %s %s while copying or restoring" % (what, name))
-        names = [p.source for p in pairs]
+        names = list(sources)
         out = []
-        for p in pairs:
-            new = "%s/%s" % (restore_to, mount_name(p.source, names))
+        for source in names:
+            new = "%s/%s" % (restore_to, mount_name(source, names))
             try:
                 validate_dataset_name(new, "the new dataset")
             except InvalidInput as exc:
-                raise bad("makes a dataset name ZFS does not accept for %s (%s)" % (p.source, exc.msg))
+                raise bad("makes a dataset name ZFS does not accept for %s (%s)" % (source, exc.msg))
             if new in taken or new in targets:
                 raise bad("makes %s for %s, which is a %s of the pool" % (
-                    new, p.source, "source" if new in taken else "target"))
-            out.append((p, new))
-        snaps = [self._sent_snapshot(definition, version, p) for p in pairs]
-        rows = self._get(self._ELSEWHERE_PROPS, sorted(set([restore_to] + [p.target for p in pairs] + snaps)))
+                    new, source, "source" if new in taken else "target"))
+            out.append((source, new))
+        rows = self._get(self._ELSEWHERE_PROPS, sorted(set([restore_to] + list(read))))
         kind = rows.get(restore_to, {}).get("type", ("-",))[0]
         if restore_to not in rows:
             raise bad("does not exist (create it with zfs create: it is the parent of the new datasets)")
         if kind != KIND_FILESYSTEM:
             raise bad("is a %s, not a filesystem" % ("zvol" if kind == KIND_VOLUME else kind))
-        for p, snap in zip(pairs, snaps):
-            why = self._copy_unusable(definition, version, p, snap, rows)
-            if why:
-                raise InvalidInput("copy pool %s: cannot restore version %d of %s: %s; nothing was changed. Run "
-                                   "pitcopy.versions.verify_records to see the findings" % (
-                                       definition.name, version, p.source, why))
-        return out
+        return out, rows
 
     def _elsewhere_rows(self, definition, version, pair, volume):
         snap = self._sent_snapshot(definition, version, pair)
@@ -957,6 +970,85 @@ class _ZfsBase(Backend):
             quietly(lambda: self._remove_unfinished(volume, received, guid))  # nothing of ours left behind
             raise CopyFailed("restore of %s from %s to the new dataset %s failed: %s" % (
                 pair.source, snap, volume, command_reason(exc)), cause=exc, source=pair.source, target=volume)
+
+    # --- media (issue 17, item 6) -------------------------------------------------
+
+    stream_extension = "zfs-stream"
+
+    def dump_stream(self, definition, version, pair, write):
+        """``zfs send`` of the copy's snapshot (zfs_snapshot: the copy;
+        zfs_send: its received snapshot), full (no ``-i``: each medium
+        restores alone, whatever else was dumped or kept), raw (``-w``) when
+        the copy is encrypted, so its key never enters the stream."""
+        snap = self._sent_snapshot(definition, version, pair)
+        rows = self._get(self._ELSEWHERE_PROPS, sorted(set([pair.target, snap])))
+        why = self._copy_unusable(definition, version, pair, snap, rows)
+        if why:
+            raise InvalidInput("copy pool %s: cannot dump version %d of %s: %s; nothing was changed. Run "
+                               "pitcopy.versions.verify_records to see the findings" % (
+                                   definition.name, version, pair.source, why))
+        argv = [ZFS, "send"] + (["-w"] if self._encrypted(rows[snap]) else []) + [snap]
+        try:
+            self.runner.stream_out(argv, write)
+        except CommandError as exc:
+            raise CopyFailed("dump of %s (version %d) from its copy %s failed: zfs send: %s" % (
+                pair.source, version, snap, command_reason(exc)), cause=exc, source=pair.source, target=snap)
+
+    def media_volumes(self, definition, sources, restore_to):
+        """``restore_to`` as for whole sources restored elsewhere (the copies
+        are not read: they may be gone)."""
+        return self._new_datasets(definition, sources, (), restore_to, "received from its stream on the medium")[0]
+
+    def volume_exists(self, volume):
+        return volume in self._get(("type",), [volume], types="filesystem,volume")
+
+    def receive_stream(self, definition, source, fd, volume):
+        """``zfs receive -u`` of the stream as ``volume``, marked
+        ``pitcopy:restoring=media`` while it is made; then the snapshot the
+        receive made destroyed, the dataset mounted where it inherits (an
+        encrypted one, received raw, stays unmounted until its key is
+        loaded) and the mark removed: the user's dataset, with none of the
+        pool's marks. A failure leaves nothing at ``volume``."""
+        if self.volume_exists(volume):
+            raise InvalidInput("cannot restore %s from media to %s: it exists; a restore never overwrites: choose "
+                               "another restore_to, or move that away; nothing was changed" % (source, volume))
+        try:
+            self.runner.run_from([ZFS, "receive", "-u", "-o", "%s=%s" % (PROP_RESTORING, MEDIA_RESTORING), volume], fd)
+            rows = self._get(("type", "canmount", "mountpoint", "mounted", "keystatus"), [volume], recursive=True,
+                             types="filesystem,volume,snapshot")
+            for name in sorted(n for n in rows if n.startswith(volume + "@")):
+                self._run("destroy", name)
+            row = rows.get(volume, {})
+            if row.get("type", ("-",))[0] == KIND_FILESYSTEM and row.get("canmount", ("off",))[0] == "on" \
+                    and row.get("mountpoint", ("none",))[0] not in ("none", "legacy") \
+                    and row.get("keystatus", ("-",))[0] != "unavailable" and row.get("mounted", ("no",))[0] != "yes":
+                self._run("mount", volume)
+            self._run("inherit", PROP_RESTORING, volume)
+        except CommandError as exc:
+            quietly(lambda: self._remove_media_unfinished(volume))  # nothing of ours left behind
+            raise CopyFailed("restore of %s from media to %s failed: %s; nothing was made" % (
+                source, volume, command_reason(exc)), cause=exc, source=source, target=volume)
+
+    def _remove_media_unfinished(self, volume):
+        """Destroy ``volume`` when it is an unfinished receive from media of
+        ours (the mark) holding nothing but its own snapshots."""
+        rows = self._get((PROP_RESTORING,), [volume], recursive=True)
+        if volume not in rows or self._mark(rows[volume], PROP_RESTORING) != MEDIA_RESTORING:
+            return
+        if any(not n.startswith(volume + "@") for n in rows if n != volume):
+            raise InvalidInput("%s, an unfinished restore from media, holds datasets the restore did not make; it "
+                               "was left as it is (move or destroy them, then retry)" % volume)
+        self._run("destroy", "-r", volume)
+
+    def media_leftovers(self, volumes):
+        """The datasets among ``volumes`` that a killed restore from media
+        left half made (still marked ``pitcopy:restoring=media``)."""
+        rows = self._get((PROP_RESTORING,), sorted(set(volumes)), types="filesystem,volume") if volumes else {}
+        return sorted(v for v, row in rows.items() if self._mark(row, PROP_RESTORING) == MEDIA_RESTORING)
+
+    def sweep_media_leftovers(self, volumes):
+        for volume in self.media_leftovers(volumes):
+            self._remove_media_unfinished(volume)
 
 
 class ZfsSnapshotBackend(_ZfsBase):

@@ -54,14 +54,16 @@ description:
     before the first is copied.
   - M(pitcopy.versions.verify_records) reports a held version whose hold the storage no longer enforces
     (C(hold_not_enforced)); with C(repair=true) it holds it again.
-  - With O(state=dumped) each copy of O(version) is written as a full stream (C(btrfs send) of the copy, no parent,
-    so each medium restores alone) to C(<media>/<pool>/v<version>/<source's last component>-<digest>.btrfs-stream),
+  - With O(state=dumped) each copy of O(version) is written as a full stream (C(btrfs send) of the copy, or C(zfs
+    send) of the copy's snapshot, raw with C(-w) when it is encrypted; no parent, so each medium restores alone) to
+    C(<media>/<pool>/v<version>/<source's last component>-<digest>.btrfs-stream) (C(.zfs-stream) for ZFS),
     under a temporary name C(.pitcopy-dump.<pid>.<name>) that is fsynced and renamed when complete, its sha256
     computed while it is written. The dump is recorded in the storage media inventory of the state file (medium,
     version, the version's time stamp, each stream's source, path, size and sha256, when it was dumped), which
     M(pitcopy.versions.copy_pool_info) returns as C(media). The inventory is not part of the replication record;
     rotation and O(state=absent) delete a version's copies and record, never its dumps nor their inventory entries.
-    Only C(btrfs_snapshot) and C(btrfs_send) can dump yet; the other technologies are refused, nothing changed.
+    C(btrfs_snapshot), C(btrfs_send), C(zfs_snapshot) and C(zfs_send) can dump; the LVM technologies are refused
+    yet, nothing changed.
   - With O(state=restored) and O(from_media), whole sources of O(version) are received from the streams that the
     inventory lists on that medium as NEW writable volumes under O(restore_to) (required; never in place), even
     when the version's copies are gone. Every stream's size and sha256 are checked before anything is made; a
@@ -232,7 +234,11 @@ options:
         existing directory on any btrfs filesystem, outside the pool's sources and C(.pitcopy) directories; each
         source becomes the writable subvolume C(<restore_to>/<source's last component>) (received with C(btrfs
         receive) into C(<restore_to>/.pitcopy-media.<pid>), snapshotted writable to its name, the received one
-        deleted), carrying none of the pool's marks.
+        deleted), carrying none of the pool's marks. For C(zfs_snapshot) and C(zfs_send), O(restore_to) is the name
+        of an existing filesystem dataset, as for whole sources restored elsewhere; each source becomes the new
+        dataset C(<restore_to>/<name>), received with C(zfs receive -u) (marked C(pitcopy:restoring=media) until it
+        is finished), its received snapshot destroyed, mounted where it inherits (an encrypted one stays unmounted
+        until its key is loaded), carrying none of the pool's marks.
       - With O(volumes), only those sources. Not with O(paths).
       - Runs under the journal of a restore elsewhere naming the medium; a run killed midway is finished by
         M(pitcopy.versions.verify_records) with O(pitcopy.versions.verify_records#module:repair=true).

@@ -923,3 +923,80 @@ def test_zfs_send_browse_and_file_restore(zpools, tmp_path):
             s.plan_mount(1, where)
     assert target in exc.value.msg and "written to" in exc.value.msg and "nothing was changed" in exc.value.msg
     assert open(eng.store.path("sb"), "rb").read() == before and os.listdir(where) == []
+
+
+# --- a version dumped to media and restored from it (issue 17, item 6) -----------------
+
+
+@pytest.mark.parametrize("technology", ["zfs_snapshot", "zfs_send"])
+def test_zfs_media_dump_and_restore(zpools, tmp_path, technology):
+    """Version 1 dumped to a medium (a directory outside the zpools), the
+    second dump no change; the copies deleted; restored from the medium as
+    a new dataset beside production with its files, mode and owner as at
+    version 1, none of our marks and no snapshot; restoring again refused
+    (it exists). One byte of the stream changed: media_corrupt under
+    verify_media, and a restore from it refused with nothing made."""
+    spool = zpools.create("s")
+    make_sources(spool, ["db"])
+    source = "%s/db" % spool
+    pools, targets = [spool], ()
+    if technology == "zfs_send":
+        pools.append(zpools.create("t"))
+        sh("zfs", "create", "%s/A" % pools[1])
+        targets = (TargetPool("A", ("%s/A/db" % pools[1],)),)
+    eng = make_engine(tmp_path / "state", runner=SubprocessRunner(env={"PATH": SBIN}))
+    define(eng, PoolDefinition(name="md", technology=technology, sources=(source,), versions=1,
+                               target_pools=targets))
+    write_data(source, "filesystem", "v1 data")
+    live = mountpoint(source)
+    with open(os.path.join(live, "owned"), "w") as fh:
+        fh.write("owned v1\n")
+    os.chown(os.path.join(live, "owned"), 1234, 4321)
+    os.chmod(os.path.join(live, "owned"), 0o640)
+    copy(eng, "md")
+    write_data(source, "filesystem", "after v1")
+
+    medium = str(tmp_path / "tape1")
+    os.mkdir(medium, 0o700)
+    with eng.session("md") as s:
+        dump = s.plan_dump(1, medium).apply()["dump"]
+    [stream] = dump["streams"]
+    assert stream["source"] == source and stream["stream"].endswith(".zfs-stream") and stream["size"] > 0
+    with eng.session("md") as s:
+        assert s.plan_dump(1, medium).changed is False
+    with eng.session("md") as s:
+        s.plan_delete(1).apply()
+    assert not [n for pool in pools for n in all_names(pool) if "pitcopy" in n]
+
+    sh("zfs", "create", "%s/back" % spool)
+    new = "%s/back/db" % spool
+    with eng.session("md") as s:
+        res = s.plan_restore_from_media(1, medium, "%s/back" % spool).apply()
+    assert res["restored_to"] == [{"source": source, "volume": new}]
+    assert read_fs_or_vol(new, "filesystem") == "v1 data"
+    owned = os.path.join(mountpoint(new), "owned")
+    st = os.stat(owned)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1234, 4321, 0o640)
+    assert ours(new) == ([], [])
+    state_before = open(eng.store.path("md"), "rb").read()
+    with eng.session("md") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_restore_from_media(1, medium, "%s/back" % spool).apply()
+    assert new in exc.value.msg and "never overwrites" in exc.value.msg
+    assert open(eng.store.path("md"), "rb").read() == state_before
+
+    path = os.path.join(medium, stream["stream"])
+    with open(path, "r+b") as fh:
+        fh.seek(stream["size"] // 2)
+        byte = fh.read(1)
+        fh.seek(stream["size"] // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with eng.session("md") as s:
+        found = s.plan_verify(verify_media=True).result
+    assert [f["target"] for f in found["findings"] if f["problem"] == "media_corrupt"] == [path], found
+    sh("zfs", "create", "%s/back2" % spool)
+    with eng.session("md") as s:
+        with pytest.raises(InvalidInput) as exc:
+            s.plan_restore_from_media(1, medium, "%s/back2" % spool).apply()
+    assert "cannot be restored" in exc.value.msg and stream["stream"] in exc.value.msg, exc.value.msg
+    assert not exists("%s/back2/db" % spool)
