@@ -355,16 +355,18 @@ def bases_for(backend, replaced):
     return dict((p.source, (replaced.version, p)) for p in replaced.pairs)
 
 
-def release_bases(backend, definition, state, before=None):
+def release_bases(backend, definition, state, before=None, sources=()):
     """Delete the bases no kept version needs (after the records are
     saved: a crash before it leaves one more base, which the next copy or
     verify_records releases). ``before``: the state the records left
-    (its sources are looked beside too: a source that left the pool). A
-    failure here does not undo a committed version: verify_records reports
-    the base as unneeded."""
+    (its sources are looked beside too: a source that left the pool);
+    ``sources``: more sources to look beside (a journal's). A failure here
+    does not undo a committed version: verify_records reports the base as
+    unneeded."""
     if state is None or not getattr(backend, "incremental", False):
         return []
     gone = [p.source for r in (before.replication_records if before is not None else ()) for p in r.pairs]
+    gone += list(sources)
     try:
         return backend.release_bases(definition, list(state.replication_records), sources=gone)
     except (PitcopyError, OSError):

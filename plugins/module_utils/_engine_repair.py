@@ -18,7 +18,7 @@ __metaclass__ = type
 
 from dataclasses import replace
 
-from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import parse_iso
+from ansible_collections.pitcopy.versions.plugins.module_utils._engine_common import parse_iso, release_bases
 from ansible_collections.pitcopy.versions.plugins.module_utils._engine_copy import CopySteps
 from ansible_collections.pitcopy.versions.plugins.module_utils._errors import PitcopyError
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
@@ -85,6 +85,11 @@ class JournalRepairSteps(CopySteps):
 
             def finish_remove():
                 backend.delete_copies(definition, self._recorded_copies(backend, pairs))
+                # the bases of incremental sends go with the copies, as in an
+                # uninterrupted removal; before the state file, which is the
+                # only record of whose they are
+                release_bases(backend, definition, replace(state, replication_records=()), before=state,
+                              sources=[p.source for p in pairs])
                 self.store.remove(self.name)
                 self.state = None
                 return None

@@ -165,7 +165,8 @@ def _one_kill(script, make_world, op, arg, kill_at, check, leftovers):
     if child.returncode == 0:
         assert "DONE" in child.stdout, child.stdout
         check(w, expected, None, None, done=True)
-        assert leftovers(w, kill_at) == []
+        left = leftovers(w, kill_at)
+        assert left == [], "left over: %s" % left
         _timing(kill_at, "done", t0, t1, t2, t2)
         return None
     assert child.returncode == -signal.SIGKILL, child.stderr
@@ -174,7 +175,8 @@ def _one_kill(script, make_world, op, arg, kill_at, check, leftovers):
     t3 = time.monotonic()
     try:
         check(w, expected, journal, found, done=False)
-        assert leftovers(w, kill_at) == []
+        left = leftovers(w, kill_at)
+        assert left == [], "left over: %s" % left
     except AssertionError as exc:
         raise AssertionError("killed at step %s (journal %s): %s" % (last, journal, exc))
     _timing(kill_at, last, t0, t1, t2, t3)

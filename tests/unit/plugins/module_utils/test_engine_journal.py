@@ -166,6 +166,32 @@ def test_pool_removal_is_journaled_and_finished_by_repair(tmp_path):
     assert be.copies == {}
 
 
+def test_a_pool_removal_finished_by_repair_releases_the_bases_of_incremental_sends(tmp_path):
+    """Found by the full ZFS kill-point sweep: a zfs_send pool removal killed
+    after its journal was saved was finished by the repair without its
+    base bookmarks destroyed, and nothing owned them any more."""
+    be, engine = env(tmp_path)
+    released = []
+
+    def release_bases(definition, records, dry_run=False, sources=()):
+        released.append((list(records), sorted(set(sources)), dry_run, engine.store.load("P") is not None))
+        return []
+
+    be.incremental = True
+    be.release_bases = release_bases
+    be.step = lambda name: (_ for _ in ()).throw(KeyboardInterrupt) if name == "delete_copies" else None
+    with engine.session("P") as s:
+        with pytest.raises(KeyboardInterrupt):
+            s.plan_remove(remove_copies=True).apply()
+    be.step = None
+    del released[:]
+    with engine.session("P") as s:
+        s.plan_verify(repair=True).apply()
+    assert engine.store.load("P") is None and be.copies == {}
+    # every base of the pool's sources, none kept, while the state file still said whose they were
+    assert [r for r in released if not r[2]] == [([], ["A", "B"], False, True)]
+
+
 def test_journal_round_trip_and_old_copy_journals(tmp_path):
     be, engine = env(tmp_path)
     state = engine.store.load("P")
