@@ -179,7 +179,12 @@ def test_a_pool_removal_finished_by_repair_releases_the_bases_of_incremental_sen
 
     be.incremental = True
     be.release_bases = release_bases
-    be.step = lambda name: (_ for _ in ()).throw(KeyboardInterrupt) if name == "delete_copies" else None
+
+    def step(name):
+        if name == "delete_copies":
+            raise KeyboardInterrupt  # the journal saved, no copy deleted yet
+
+    be.step = step
     with engine.session("P") as s:
         with pytest.raises(KeyboardInterrupt):
             s.plan_remove(remove_copies=True).apply()
