@@ -21,6 +21,7 @@ import shutil
 
 import pytest
 
+from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import BASE_PREFIX, pool_dir
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import TargetPool
 from ansible_collections.pitcopy.versions.tests.real import faults
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs import (
@@ -91,6 +92,16 @@ def _leftovers(w, k):
                 if n.startswith(".pitcopy-staging.") or n.startswith(".pitcopy-aside."):
                     found.append(os.path.join(root, n))
             dirs[:] = [d for d in dirs if not d.startswith(".pitcopy-staging.")]
+    # btrfs_send keeps the base of each kept version on the source (the
+    # parent of the next incremental send): one no record keeps is left over
+    state = w.state()
+    kept = set((p.source, r.version) for r in (state.replication_records if state else ()) for p in r.pairs)
+    for s_ in w.sources:
+        send = os.path.join(pool_dir(s_, w.name), "send")
+        for n in (sorted(os.listdir(send)) if os.path.isdir(send) else ()):
+            if n.startswith(BASE_PREFIX) and os.path.isdir(os.path.join(send, n)) and \
+                    (s_, int(n[len(BASE_PREFIX):].split(".", 1)[0])) not in kept:
+                found.append(os.path.join(send, n))
     # what a btrfs_send restore receives back lies in the restore work dir
     for s_ in w.sources:
         work = os.path.join(os.path.dirname(s_), ".pitcopy", w.name, "restore")
@@ -138,8 +149,11 @@ def test_sigkill_at_every_step_of_a_delete(fs_pair, runner, tmp_path, technology
     assert len(points) >= 3, points
 
 
-def test_sigkill_at_every_step_of_a_pool_removal(fs_pair, runner, tmp_path):
-    points = _kill_everywhere(tmp_path, fs_pair, runner, "btrfs_snapshot", "remove",
+@pytest.mark.parametrize("technology", ["btrfs_snapshot", "btrfs_send"])
+def test_sigkill_at_every_step_of_a_pool_removal(fs_pair, runner, tmp_path, technology):
+    """btrfs_send too: its repair used to leave the bases of incremental
+    sends on the sources, with no state file to own them."""
+    points = _kill_everywhere(tmp_path, fs_pair, runner, technology, "remove",
                               faults.removal_check(check_versions))
     assert len(points) >= 3, points
 
