@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.pitcopy.versions.plugins.module_utils._btrfs import subvol_info
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs import World, db_www_world, write
 from ansible_collections.pitcopy.versions.tests.real.test_btrfs_browse import plan, refused, state_bytes
-from ansible_collections.pitcopy.versions.tests.utils.trees import tree
+from ansible_collections.pitcopy.versions.tests.utils.trees import flip_middle_byte, tree
 
 pytestmark = pytest.mark.btrfs
 
@@ -89,11 +89,7 @@ def test_a_version_dumped_to_media_restored_after_its_copies_are_gone(fs_pair, l
     # one byte of a stream corrupted: verify_media finds it, the restore is refused, nothing made
     bad = dump["streams"][1]
     path = os.path.join(medium, bad["stream"])
-    with open(path, "r+b") as fh:
-        fh.seek(bad["size"] // 2)
-        byte = fh.read(1)
-        fh.seek(bad["size"] // 2)
-        fh.write(bytes([byte[0] ^ 0xFF]))
+    flip_middle_byte(path)
     assert not [f for f in _verify(w)["findings"] if f["problem"].startswith("media")]  # cheap: size only
     found = _verify(w, verify_media=True)
     corrupt = [f for f in found["findings"] if f["problem"] == "media_corrupt"]

@@ -42,6 +42,7 @@ from ansible_collections.pitcopy.versions.tests.utils import engine_calls
 from ansible_collections.pitcopy.versions.tests.utils.backend_driver import Driver
 from ansible_collections.pitcopy.versions.tests.utils.engine_calls import copy, define, findings, info
 from ansible_collections.pitcopy.versions.tests.utils.tools_env import SBIN_PATH, MiB, run_tool, tool_env
+from ansible_collections.pitcopy.versions.tests.utils.trees import flip_middle_byte
 from ansible_collections.pitcopy.versions.plugins.module_utils._zfs import (
     ZfsSendBackend,
     ZfsSnapshotBackend,
@@ -986,11 +987,7 @@ def test_zfs_media_dump_and_restore(zpools, tmp_path, technology):
     assert open(eng.store.path("md"), "rb").read() == state_before
 
     path = os.path.join(medium, stream["stream"])
-    with open(path, "r+b") as fh:
-        fh.seek(stream["size"] // 2)
-        byte = fh.read(1)
-        fh.seek(stream["size"] // 2)
-        fh.write(bytes([byte[0] ^ 0xFF]))
+    flip_middle_byte(path)
     with eng.session("md") as s:
         found = s.plan_verify(verify_media=True).result
     assert [f["target"] for f in found["findings"] if f["problem"] == "media_corrupt"] == [path], found

@@ -42,3 +42,14 @@ def write(path, text):
 def read(path):
     with open(path) as fh:
         return fh.read()
+
+
+def flip_middle_byte(path):
+    """Corrupt a file the way a failing medium does: the byte in its
+    middle inverted, the size unchanged."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as fh:
+        fh.seek(size // 2)
+        byte = fh.read(1)
+        fh.seek(size // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
