@@ -924,6 +924,17 @@ class _ZfsBase(Backend):
             return None
         return src["mountpoint"][0]
 
+    @staticmethod
+    def _wants_mount(row):
+        """Whether a dataset a restore just made (its ``zfs get`` row:
+        type, canmount, mountpoint, mounted, keystatus) is mounted now: a
+        filesystem that mounts where it inherits, not mounted yet, and not
+        encrypted with its key unloaded (zfs mount would fail; the operator
+        loads the key)."""
+        return row.get("type", ("-",))[0] == KIND_FILESYSTEM and row.get("canmount", ("off",))[0] == "on" \
+            and row.get("mountpoint", ("none",))[0] not in ("none", "legacy") \
+            and row.get("mounted", ("no",))[0] != "yes" and row.get("keystatus", ("-",))[0] != "unavailable"
+
     def _remove_unfinished(self, volume, received, guid):
         """Destroy ``volume`` when it is our unfinished one (both marks, for
         ``guid``) holding nothing but the snapshot the receive made."""
@@ -961,9 +972,7 @@ class _ZfsBase(Backend):
             self._run("destroy", received)
             row = self._get(("type", "canmount", "mountpoint", "mounted"), [volume],
                             types="filesystem,volume").get(volume, {})
-            if not raw and row.get("type", ("-",))[0] == KIND_FILESYSTEM and row.get("canmount", ("off",))[0] == "on" \
-                    and row.get("mountpoint", ("none",))[0] not in ("none", "legacy") \
-                    and row.get("mounted", ("no",))[0] != "yes":
+            if not raw and self._wants_mount(row):
                 self._run("mount", volume)
             self._run("inherit", PROP_RESTORING, volume)
         except CommandError as exc:
@@ -1019,9 +1028,7 @@ class _ZfsBase(Backend):
             for name in sorted(n for n in rows if n.startswith(volume + "@")):
                 self._run("destroy", name)
             row = rows.get(volume, {})
-            if row.get("type", ("-",))[0] == KIND_FILESYSTEM and row.get("canmount", ("off",))[0] == "on" \
-                    and row.get("mountpoint", ("none",))[0] not in ("none", "legacy") \
-                    and row.get("keystatus", ("-",))[0] != "unavailable" and row.get("mounted", ("no",))[0] != "yes":
+            if self._wants_mount(row):
                 self._run("mount", volume)
             self._run("inherit", PROP_RESTORING, volume)
         except CommandError as exc:
@@ -2126,10 +2133,7 @@ class ZfsSendBackend(_ZfsBase):
         rows = self._get(("type", "canmount", "mountpoint", "mounted", PROP_POOL, PROP_RESTORE, "keystatus"),
                          [new, snap], types="filesystem,volume,snapshot")
         row = rows.get(new, {})
-        if row.get("keystatus", ("-",))[0] != "unavailable" and row.get("type", ("-",))[0] == KIND_FILESYSTEM \
-                and row.get("canmount", ("off",))[0] == "on" \
-                and row.get("mountpoint", ("none",))[0] not in ("none", "legacy") \
-                and row.get("mounted", ("no",))[0] != "yes":
+        if self._wants_mount(row):
             self._run("mount", new)
         if old is not None:
             self._run("destroy", old)
