@@ -555,8 +555,8 @@ class Backend(abc.ABC):
         """The refusal of ``what`` (a dump, a restore from media) by a
         technology that cannot do it: InvalidInput naming the technology and
         what is supported."""
-        return InvalidInput("copy pool %s: %s is not supported for technology %s; supported: %s (LVM streams "
-                            "are not implemented yet); nothing was changed" % (
+        return InvalidInput("copy pool %s: %s is not supported for technology %s; supported: %s; nothing was "
+                            "changed" % (
                                 definition.name, what, self.technology, ", ".join(MEDIA_TECHNOLOGIES)))
 
     def dump_stream(self, definition, version, pair, write):
@@ -592,7 +592,8 @@ class Backend(abc.ABC):
         return None
 
 
-MEDIA_TECHNOLOGIES = ("btrfs_snapshot", "btrfs_send", "zfs_snapshot", "zfs_send")
+MEDIA_TECHNOLOGIES = ("btrfs_snapshot", "btrfs_send", "zfs_snapshot", "zfs_send", "lvm_snapshot", "lvm_thin",
+                      "lvm_clone")
 
 
 def restore_to_refusal(definition, restore_to, accepted):

@@ -116,6 +116,8 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     CopyFailed,
     InvalidInput,
 )
+from ansible_collections.pitcopy.versions.plugins.module_utils import _lv_image
+from ansible_collections.pitcopy.versions.plugins.module_utils._lv_image import pwrite_all
 from ansible_collections.pitcopy.versions.plugins.module_utils._media import sha256_of
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyInfo,
@@ -140,6 +142,9 @@ TAG_HOLD = "pitcopy_hold"
 # lvm_clone)
 TAG_RESTORED_FROM = "pitcopy_restored_from="
 TAG_RESTORING = "pitcopy_restoring"
+# an LV being received from a medium (with TAG_RESTORING until it is whole;
+# both removed then: the user's LV, none of our marks)
+TAG_FROM_MEDIA = TAG_RESTORED_FROM + "media"
 
 KIND_LV = "lv"
 KIND_THIN = "thin_lv"
@@ -743,31 +748,9 @@ class _LvmBackend(Backend):
         if not self.restores_elsewhere:
             return Backend.restore_elsewhere_volumes(self, definition, version, pairs, restore_to)
         bad = restore_to_refusal(definition, restore_to, self.elsewhere_accepted)
-
-        if not isinstance(restore_to, str) or not restore_to:
-            raise bad("is empty")
+        names = _new_lv_names(bad, [p.source for p in pairs], restore_to)
         if "/" in restore_to:
-            if len(pairs) != 1:
-                raise bad("names one LV but %d sources are restored (%s); give a name prefix, or one source in "
-                          "volumes" % (len(pairs), ", ".join(p.source for p in pairs)))
-            try:
-                validate_lv_name(restore_to, "restore_to")
-            except InvalidInput as exc:
-                raise bad("is not a usable LV name (%s)" % exc.msg)
             self._check_elsewhere_vg(bad, restore_to, pairs[0])
-            names = [restore_to]
-        else:
-            if restore_to.startswith("-") or not _NAME_RE.match(restore_to):
-                raise bad("is not a usable LV name prefix")
-            names = []
-            for p in pairs:
-                vg, lv = split_name(p.source)
-                name = "%s/%s%s" % (vg, restore_to, lv)
-                try:
-                    validate_lv_name(name, "the new LV")
-                except InvalidInput as exc:
-                    raise bad("makes an LV name LVM refuses for %s (%s)" % (p.source, exc.msg))
-                names.append(name)
         out = []
         for p, name in zip(pairs, names):
             if name in (p.source, p.target):
@@ -829,6 +812,153 @@ class _LvmBackend(Backend):
 
     def _make_elsewhere(self, definition, pair, copy, volume, tag, row):
         raise NotImplementedError
+
+    def _vgs_report(self, vgs):
+        """``{vg: row}`` (vg_free, vg_extent_size) of those of ``vgs`` that exist."""
+        argv = ["vgs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "vg_name,vg_free,vg_extent_size"]
+        argv += sorted(set(vgs))
+        rc, out, err = self.runner.run(argv, check=False)
+        bad = [ln for ln in err.splitlines() if ln.strip() and "not found" not in ln and "WARNING" not in ln
+               and "Cannot process volume group" not in ln]
+        if rc != 0 and bad:  # a VG that does not exist is simply absent
+            raise CommandError("vgs failed with exit status %s: %s" % (rc, bad[-1]), argv=argv, rc=rc, stdout=out,
+                               stderr=err)
+        try:
+            doc = json.loads(out) if out.strip() else {"report": []}
+        except ValueError:
+            raise CommandError("vgs printed a report that is not JSON", argv=argv, rc=rc, stdout=out, stderr=err)
+        return dict((row["vg_name"], row) for rep in doc.get("report", []) for row in rep.get("vg", []))
+
+    # --- media (issue 17, item 6): a copy's blocks as a gzip image ----------------
+
+    stream_extension = "lvgz-stream"
+    media_accepted = ("an LV name prefix (letters, digits and _ . + -, not starting with '-'): each source vg/lv "
+                      "becomes the new LV vg/<restore_to><lv>; or, with one source restored, the new LV's 'vg/lv' "
+                      "name in any existing VG")
+
+    def _image_size(self, row):
+        """How many bytes of the copy (its ``lvs`` row, active) are the
+        source's: the whole device (a snapshot is its origin's size)."""
+        return _device_size(dm_path("%s/%s" % (row["vg_name"], row["lv_name"])))
+
+    def _image_digest(self, row):
+        """(hashlib object, the sha256 the copy's blocks must have) when the
+        copy carries its checksum (lvm_clone); (None, None) otherwise."""
+        return None, None
+
+    def dump_stream(self, definition, version, pair, write):
+        """The copy's blocks as one gzip image (``_lv_image``): activated for
+        the read when it is not active (a thin snapshot skips activation),
+        deactivated again after; an lvm_thin copy's image names its thin
+        pool, so that a restore makes a thin LV there again."""
+        self.copy_view(definition, version, pair)  # the pool's, of this version, valid: refused otherwise
+        row = self._report([split_name(pair.target)[0]])[pair.target]
+        was_active = self._active(row)
+        try:
+            if not was_active:
+                self._lv("lvchange", "-q", "-ay", "-K", "-y", pair.target)
+            digest, want = self._image_digest(row)
+            thin_pool = row.get("pool_lv") if self._kind(row) == KIND_THIN else None
+            _lv_image.dump(dm_path(pair.target), self._image_size(row), write, thin_pool or None, digest)
+            if digest is not None and digest.hexdigest() != want:
+                raise OSError("the copy %s no longer matches its %s tag: it changed behind our back (run "
+                              "pitcopy.versions.verify_records)" % (pair.target, TAG_SUM))
+        except (CommandError, OSError, _lv_image.ImageError) as exc:
+            raise CopyFailed("dump of %s (version %d) from its copy %s failed: %s" % (
+                pair.source, version, pair.target, command_reason(exc) if isinstance(exc, CommandError) else exc),
+                cause=exc, source=pair.source, target=pair.target)
+        finally:
+            if not was_active:
+                quietly(lambda: self._lv("lvchange", "-q", "-an", pair.target))
+
+    def media_volumes(self, definition, sources, restore_to):
+        """The restore_to rules of whole sources restored elsewhere, without
+        the copies (they may be gone): a new LV may be in any VG that
+        exists, as a block copy's may."""
+        bad = restore_to_refusal(definition, restore_to, self.media_accepted)
+        names = _new_lv_names(bad, sources, restore_to)
+        vgs = self._vgs_report(split_name(n)[0] for n in names)
+        for source, name in zip(sources, names):
+            if name == source:
+                raise bad("names %s itself" % name)
+            if split_name(name)[0] not in vgs:
+                raise bad("puts the new LV %s in VG %s, which does not exist" % (name, split_name(name)[0]))
+        return list(zip(sources, names))
+
+    def volume_exists(self, volume):
+        return volume in self._report([split_name(volume)[0]])
+
+    def receive_stream(self, definition, source, fd, volume):
+        """A new LV ``volume`` from the image read from ``fd``: a thin LV in
+        the thin pool the image names when ``volume``'s VG has it (all-zero
+        blocks not written when the pool zeroes new blocks), a plain LV of
+        the image's size otherwise (every block written: a new plain LV
+        holds what its extents held before). Tagged restoring and from
+        media while it is written, untagged when whole; removed when
+        anything fails."""
+        vg, lv = split_name(volume)
+        rows = self._report([vg])
+        if volume in rows:
+            raise InvalidInput("cannot restore %s from media to %s: it exists; a restore never overwrites: choose "
+                               "another restore_to, or move that away; nothing was changed" % (source, volume))
+        try:
+            meta = _lv_image.read_meta(_lv_image.Reader(fd))
+            os.lseek(fd, 0, os.SEEK_SET)
+            pool = rows.get("%s/%s" % (vg, meta["thin_pool"])) if meta["thin_pool"] else None
+            tags = ["--addtag", TAG_FROM_MEDIA, "--addtag", TAG_RESTORING]
+            if pool is not None and self._kind(pool) == KIND_THIN_POOL:
+                sparse = (pool.get("lv_attr") or "----------")[7:8] == "z"
+                self._lv(*(["lvcreate", "-q", "-V", "%db" % meta["size"], "-T", "%s/%s" % (vg, meta["thin_pool"]),
+                            "-n", lv] + tags))
+            else:
+                sparse = False
+                self._lv(*(["lvcreate", "-q", "-y", "-Wn", "-Zn", "-L", "%db" % meta["size"], "-n", lv] + tags + [vg]))
+            _lv_image.restore(fd, dm_path(volume), sparse=sparse)
+            self._lv("lvchange", "-q", "--deltag", TAG_RESTORING, "--deltag", TAG_FROM_MEDIA, volume)
+        except (CommandError, OSError, _lv_image.ImageError) as exc:
+            quietly(lambda: self.sweep_media_leftovers([volume]))  # nothing of ours left behind
+            raise CopyFailed("restore of %s from media to the new LV %s failed: %s; nothing was made" % (
+                source, volume, command_reason(exc) if isinstance(exc, CommandError) else exc), cause=exc,
+                source=source, target=volume)
+
+    def media_leftovers(self, volumes):
+        """The LVs among ``volumes`` that a killed receive from media left
+        half written (still tagged restoring and from media)."""
+        rows = self._report(split_name(v)[0] for v in volumes) if volumes else {}
+        return sorted(v for v in set(volumes) if v in rows and TAG_RESTORING in _tags(rows[v])
+                      and TAG_FROM_MEDIA in _tags(rows[v]))
+
+    def sweep_media_leftovers(self, volumes):
+        for volume in self.media_leftovers(volumes):
+            self._lv("lvremove", "-q", "-y", volume)
+
+
+def _new_lv_names(bad, sources, restore_to):
+    """The new LV of each of ``sources`` under ``restore_to`` (an LV name
+    prefix, or with one source the ``vg/lv`` name); ``bad(why)`` refuses."""
+    if not isinstance(restore_to, str) or not restore_to:
+        raise bad("is empty")
+    if "/" in restore_to:
+        if len(sources) != 1:
+            raise bad("names one LV but %d sources are restored (%s); give a name prefix, or one source in "
+                      "volumes" % (len(sources), ", ".join(sources)))
+        try:
+            validate_lv_name(restore_to, "restore_to")
+        except InvalidInput as exc:
+            raise bad("is not a usable LV name (%s)" % exc.msg)
+        return [restore_to]
+    if restore_to.startswith("-") or not _NAME_RE.match(restore_to):
+        raise bad("is not a usable LV name prefix")
+    names = []
+    for source in sources:
+        vg, lv = split_name(source)
+        name = "%s/%s%s" % (vg, restore_to, lv)
+        try:
+            validate_lv_name(name, "the new LV")
+        except InvalidInput as exc:
+            raise bad("makes an LV name LVM refuses for %s (%s)" % (source, exc.msg))
+        names.append(name)
+    return names
 
 
 def _copy_tags(pool, version, source, stage_tag):
@@ -1117,7 +1247,7 @@ def _copy_blocks(src, dst, length, only_changed=False, digest=None, progress=Non
                     for off in range(0, len(data), SUB_BLOCK):
                         piece = data[off:off + SUB_BLOCK]
                         if piece != old[off:off + SUB_BLOCK]:
-                            _pwrite_all(dfd, piece, copied + off)
+                            pwrite_all(dfd, piece, copied + off)
                             written += len(piece)
             else:
                 _write_all(dfd, data)
@@ -1159,14 +1289,6 @@ def _write_all(fd, data):
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-def _pwrite_all(fd, data, offset):
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view = view[n:]
-        offset += n
 
 
 class LvmSnapshotBackend(_SnapshotBase):
@@ -1595,21 +1717,12 @@ class LvmCloneBackend(_LvmBackend):
         # pool too: its checksum says which data the new LV was made from.
         return "%s%s:%s" % (TAG_RESTORED_FROM, copy.get("lv_uuid") or "?", _tag_value(_tags(copy), TAG_SUM) or "?")
 
-    def _vgs_report(self, vgs):
-        """``{vg: row}`` (vg_free, vg_extent_size) of those of ``vgs`` that exist."""
-        argv = ["vgs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o", "vg_name,vg_free,vg_extent_size"]
-        argv += sorted(set(vgs))
-        rc, out, err = self.runner.run(argv, check=False)
-        bad = [ln for ln in err.splitlines() if ln.strip() and "not found" not in ln and "WARNING" not in ln
-               and "Cannot process volume group" not in ln]
-        if rc != 0 and bad:  # a VG that does not exist is simply absent
-            raise CommandError("vgs failed with exit status %s: %s" % (rc, bad[-1]), argv=argv, rc=rc, stdout=out,
-                               stderr=err)
-        try:
-            doc = json.loads(out) if out.strip() else {"report": []}
-        except ValueError:
-            raise CommandError("vgs printed a report that is not JSON", argv=argv, rc=rc, stdout=out, stderr=err)
-        return dict((row["vg_name"], row) for rep in doc.get("report", []) for row in rep.get("vg", []))
+    def _image_size(self, row):
+        return _int(_tag_value(_tags(row), TAG_SIZE))  # the target LV may be larger than its source
+
+    def _image_digest(self, row):
+        # a clone carries its checksum: what is dumped is checked as it is read
+        return hashlib.sha256(), _tag_value(_tags(row), TAG_SUM)
 
     def _check_elsewhere_room(self, bad, planned):
         """Each new LV's VG exists and has room for the new LVs that do not

@@ -55,15 +55,17 @@ description:
   - M(pitcopy.versions.verify_records) reports a held version whose hold the storage no longer enforces
     (C(hold_not_enforced)); with C(repair=true) it holds it again.
   - With O(state=dumped) each copy of O(version) is written as a full stream (C(btrfs send) of the copy, or C(zfs
-    send) of the copy's snapshot, raw with C(-w) when it is encrypted; no parent, so each medium restores alone) to
-    C(<media>/<pool>/v<version>/<source's last component>-<digest>.btrfs-stream) (C(.zfs-stream) for ZFS),
+    send) of the copy's snapshot, raw with C(-w) when it is encrypted; for LVM the copy's blocks as one gzip
+    member, a plain C(.gz) that C(zcat) reads, its size and an lvm_thin copy's thin pool in the gzip header; no
+    parent, so each medium restores alone) to
+    C(<media>/<pool>/v<version>/<source's last component>-<digest>.btrfs-stream) (C(.zfs-stream) for ZFS,
+    C(.lvgz-stream) for LVM),
     under a temporary name C(.pitcopy-dump.<pid>.<name>) that is fsynced and renamed when complete, its sha256
     computed while it is written. The dump is recorded in the storage media inventory of the state file (medium,
     version, the version's time stamp, each stream's source, path, size and sha256, when it was dumped), which
     M(pitcopy.versions.copy_pool_info) returns as C(media). The inventory is not part of the replication record;
     rotation and O(state=absent) delete a version's copies and record, never its dumps nor their inventory entries.
-    C(btrfs_snapshot), C(btrfs_send), C(zfs_snapshot) and C(zfs_send) can dump; the LVM technologies are refused
-    yet, nothing changed.
+    Every technology can dump.
   - With O(state=restored) and O(from_media), whole sources of O(version) are received from the streams that the
     inventory lists on that medium as NEW writable volumes under O(restore_to) (required; never in place), even
     when the version's copies are gone. Every stream's size and sha256 are checked before anything is made; a
@@ -238,7 +240,13 @@ options:
         of an existing filesystem dataset, as for whole sources restored elsewhere; each source becomes the new
         dataset C(<restore_to>/<name>), received with C(zfs receive -u) (marked C(pitcopy:restoring=media) until it
         is finished), its received snapshot destroyed, mounted where it inherits (an encrypted one stays unmounted
-        until its key is loaded), carrying none of the pool's marks.
+        until its key is loaded), carrying none of the pool's marks. For C(lvm_snapshot), C(lvm_thin) and
+        C(lvm_clone), O(restore_to) is an LV name prefix (each source C(vg/lv) becomes C(vg/<restore_to><lv>)) or,
+        with one source, the new LV's C(vg/lv) name in any existing VG; the new LV is a thin LV in the thin pool the
+        stream names when that VG has it (an lvm_thin copy; all-zero MiBs are not written when the pool zeroes new
+        blocks), else a plain LV of the stream's size, every block written. It is tagged
+        C(pitcopy_restoring) and C(pitcopy_restored_from=media) while it is written (removed when anything fails)
+        and untagged when it is whole.
       - With O(volumes), only those sources. Not with O(paths).
       - Runs under the journal of a restore elsewhere naming the medium; a run killed midway is finished by
         M(pitcopy.versions.verify_records) with O(pitcopy.versions.verify_records#module:repair=true).
