@@ -117,7 +117,7 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._errors import (
     InvalidInput,
 )
 from ansible_collections.pitcopy.versions.plugins.module_utils import _lv_image
-from ansible_collections.pitcopy.versions.plugins.module_utils._lv_image import pwrite_all
+from ansible_collections.pitcopy.versions.plugins.module_utils._lv_image import pwrite_all as _pwrite_all
 from ansible_collections.pitcopy.versions.plugins.module_utils._media import sha256_of
 from ansible_collections.pitcopy.versions.plugins.module_utils._model import (
     CopyInfo,
@@ -1247,7 +1247,7 @@ def _copy_blocks(src, dst, length, only_changed=False, digest=None, progress=Non
                     for off in range(0, len(data), SUB_BLOCK):
                         piece = data[off:off + SUB_BLOCK]
                         if piece != old[off:off + SUB_BLOCK]:
-                            pwrite_all(dfd, piece, copied + off)
+                            _pwrite_all(dfd, piece, copied + off)
                             written += len(piece)
             else:
                 _write_all(dfd, data)

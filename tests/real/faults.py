@@ -82,6 +82,12 @@ class KillingRunner(SubprocessRunner):
         step("pipe " + " | ".join(" ".join(str(y) for y in x[:2]) for x in argvs))
         return super(KillingRunner, self).pipe(argvs, *a, **kw)
 
+    def run_from(self, argv, *a, **kw):  # a stream received from a medium
+        argv = [str(x) for x in argv]
+        if counts(argv, None):
+            step("run " + label(argv, None))
+        return super(KillingRunner, self).run_from(argv, *a, **kw)
+
 
 sys.stderr.write("[child] imports %.2f s\n" % (time.monotonic() - T0))
 runner = KillingRunner(env={"PATH": os.pathsep.join((os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin",
@@ -100,6 +106,10 @@ with engine.session(pool) as s:
         import json
         a = json.loads(arg)
         s.plan_restore_paths(a["version"], a["paths"], restore_to=a.get("restore_to")).apply()
+    elif op == "restore_from_media":  # arg: {"version": V, "medium": M, "restore_to": R}
+        import json
+        a = json.loads(arg)
+        s.plan_restore_from_media(a["version"], a["medium"], a["restore_to"]).apply()
     elif op == "repair":
         s.plan_verify(repair=True).apply()
     elif op == "define":  # a redefinition: arg is the new definition, as the state file holds it

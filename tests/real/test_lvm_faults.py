@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fault injection on real LVM (issue 12), inside the VM harness (the UML
 guest of ``tests/uml/run-suite.sh lvm``): a copy, a delete, a restore, a
-redefinition, a pool removal and a repair run in a child process that is
+restore from media, a redefinition, a pool removal and a repair run in a child process that is
 SIGKILLed before one of its mutating steps (the shared machinery is
 tests/real/faults.py, as for btrfs).
 
@@ -29,7 +29,8 @@ where the storage is mid-sequence (see each test; a redefinition, which
 writes the state file only, is swept in full): 12 kill points (restore 2,
 delete 1, pool removal 1, copy 2 batched and 3 unbatched, repair 1,
 redefinition 2), 339 s for the module in the UML guest (7 passed, on a host
-whose two cores other runs shared). ``all``, the opt-in stage
+whose two cores other runs shared); a restore from media, added later, 1
+more. ``all``, the opt-in stage
 ``vm-lvm-faults``: K = 1, 2, ... until one run finishes, every kill point.
 The number of kill points per operation is printed.
 
@@ -52,6 +53,7 @@ __metaclass__ = type
 import copy
 import errno
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -116,6 +118,7 @@ def write_all(fd, data):
 
 
 _lvm._pwrite_all, _lvm._write_all = pwrite_all, write_all
+_lvm._lv_image.pwrite_all = pwrite_all  # a receive from media writes its blocks through it
 _lvm._LvmBackend.batch = BATCH
 backends = {"lvm_snapshot": _lvm.LvmSnapshotBackend, "lvm_thin": _lvm.LvmThinBackend}
 """.replace("BATCH", repr(bool(batch)))
@@ -306,7 +309,8 @@ def _data_extents(fd, size):
     return extents
 
 
-WORLD_NUMBER = {"lvm_snapshot": 1, "lvm_thin": 2}
+# "+media": the same world with version 1 dumped to a medium (w.medium)
+WORLD_NUMBER = {"lvm_snapshot": 1, "lvm_thin": 2, "lvm_thin+media": 3}
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +326,8 @@ def _saved_worlds(tmp_path_factory):
     lvm_runner = SubprocessRunner(env={"PATH": SBIN})
     made = {}
 
-    def build(technology):
+    def build(key):
+        technology, _sep, extra = key.partition("+")
         vg = vgs.create("f" + technology[4:6], 1024 * MiB)
         loop, img = vgs.loops[-1]
         thin = None
@@ -332,19 +337,23 @@ def _saved_worlds(tmp_path_factory):
         t0 = time.monotonic()
         # a pool name per technology: a listing of pool pK's copies (verify,
         # leftovers) finds them by tag in every VG of the host
-        k = WORLD_NUMBER[technology]
+        k = WORLD_NUMBER[key]
         w, expected = tagged_world(tmp_path_factory.mktemp("lvm-faults"), lvm_runner, vg, technology, k, thin,
                                    spares=1)
+        if extra == "media":
+            w.medium = str(tmp_path_factory.mktemp("lvm-medium"))
+            with w.engine.session(w.name) as s:
+                s.plan_dump(1, w.medium).apply()
         t1 = time.monotonic()
         saved = SavedVg(vg, loop, img, w.store.state_dir)
         sys.stderr.write("%s world built in %.1f s, saved in %.1f s (%d KiB in %d chunks)\n" % (
             technology, t1 - t0, time.monotonic() - t1, sum(len(c) for _o, c in saved.chunks) // 1024,
             len(saved.chunks)))
-        made[technology] = (w, expected, saved, [False])
-        return made[technology]
+        made[key] = (w, expected, saved, [False])
+        return made[key]
 
     try:
-        yield lambda technology: made.get(technology) or build(technology)
+        yield lambda key: made.get(key) or build(key)
     finally:
         errors = vgs.destroy_all()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -422,6 +431,46 @@ def test_sigkill_at_every_step_of_a_pool_removal(lvm_worlds, sweep):
     points = sweep(CHILD, lvm_worlds("lvm_thin"), "remove", faults.removal_check(check_versions), "lvm_thin",
                    lambda steps: _runs(steps, "lvremove")[-1:])
     assert len(points) >= (3 if sweep.full else 1), points
+
+
+def test_sigkill_at_every_step_of_a_restore_from_media(lvm_worlds, sweep):
+    """Version 1 received from its dump as the new thin LVs ``r_<source>``
+    (two lvcreate, the blocks that are not zeros, two lvchange untagging).
+    Killed anywhere, the new LVs are all there, whole, holding version 1
+    and carrying none of our tags (the repair finished the restore: it
+    removes a half-written one first), or none is (killed before the
+    journal); the versions and the medium are untouched. Sampled: the
+    untagging of the first LV (it whole, the second not made: the repair
+    receives the second). Every kill point with ``--pitcopy-faults=all``: 14,
+    192 s in the UML guest."""
+    make_world = lvm_worlds("lvm_thin+media")
+    w, _expected = make_world(0)
+    new = ["%s/r_%s" % (w.vg, s_.split("/")[1]) for s_ in w.sources]
+
+    def check(w, expected, journal, found, done):
+        _consistent(w)
+        check_versions(w, expected)
+        made = [n for n in new if n in vg_tags(w.vg)]
+        if done or journal is not None:
+            assert made == new, (made, journal)
+            if journal is not None:
+                assert journal.operation == "restore_elsewhere" and journal.medium == w.medium, journal
+                assert [f for f in found["findings"] if f["problem"] == "interrupted_restore_elsewhere"], found
+        assert made in ([], new), made
+        tags = vg_tags(w.vg)
+        for n in made:
+            assert not [t for t in tags[n] if t.startswith("pitcopy_")], (n, tags[n])
+            assert read_data(n) == "v1", n
+
+    def select(steps):
+        return _runs(steps, "lvchange")[:1]
+
+    arg = json.dumps({"version": 1, "medium": w.medium, "restore_to": "r_"})
+    points = sweep(CHILD, make_world, "restore_from_media", check, "lvm_thin", select, arg=arg)
+    if sweep.full:
+        assert len([p for p in points if " write " in " %s " % p]) >= 2 and len(points) >= 8, points
+    else:
+        assert len(points) == 1, points
 
 
 # version 3 replaces version 1, or is rolled back
