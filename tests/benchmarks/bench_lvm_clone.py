@@ -38,7 +38,6 @@ __metaclass__ = type
 import argparse
 import hashlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -58,14 +57,9 @@ from ansible_collections.pitcopy.versions.plugins.module_utils._model import Poo
 from ansible_collections.pitcopy.versions.plugins.module_utils._runner import SubprocessRunner  # noqa: E402
 from ansible_collections.pitcopy.versions.plugins.module_utils._store import StateStore  # noqa: E402
 
-ENV = dict(os.environ, LC_ALL="C", LVM_SUPPRESS_FD_WARNINGS="1",
-           PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+from bench_vm_lvm import ENV, remove_vg, sh  # noqa: E402  (this directory: the script's own)
+
 MiB = 1024 * 1024
-
-
-def sh(*argv, **kw):
-    return subprocess.run([str(a) for a in argv], check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=ENV, **kw).stdout.decode()
 
 
 def drop_caches(*devices):
@@ -224,11 +218,7 @@ def main():
                 print("  rep %d %-36s %7.2f s" % (r + 1, name, t))
                 sys.stdout.flush()
     finally:
-        subprocess.call(["vgremove", "-ff", "-y", vg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-        subprocess.call(["pvremove", "-ff", "-y", loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                        env=ENV)
-        subprocess.call(["losetup", "-d", loop], env=ENV)
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_vg(vg, loop, workdir)
     ref = statistics.median(results["dd bs=4M oflag=direct"])
     ref_dump = statistics.median(results["dump: dd | gzip -1 > file"])
     print("\n%-38s %9s %9s %12s %14s" % ("method (%d MiB)" % args.mib, "time s", "MiB/s", "throughput",

@@ -67,6 +67,14 @@ def remove_lvs(names):
                        check=False)
 
 
+def remove_vg(vg, loop, workdir):
+    """The benchmark's VG, its PV, its loop device and its work directory."""
+    subprocess.call(["vgremove", "-ff", "-y", vg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    subprocess.call(["pvremove", "-ff", "-y", loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    subprocess.call(["losetup", "-d", loop], env=ENV)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def bare_loop(vg, lvs, tag):
     names = []
     t0 = time.monotonic()
@@ -168,11 +176,7 @@ def main():
             if args.lvol:
                 results.setdefault("community.general.lvol loop", []).append(lvol_once(vg, lvs, workdir))
     finally:
-        subprocess.call(["vgremove", "-ff", "-y", vg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-        subprocess.call(["pvremove", "-ff", "-y", loop], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                        env=ENV)
-        subprocess.call(["losetup", "-d", loop], env=ENV)
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_vg(vg, loop, workdir)
     base = statistics.median(tw[0] for tw in results["bare loop of lvcreate -s"])
     base_w = statistics.median(tw[1] for tw in results["bare loop of lvcreate -s"])
     print("\n%-42s %10s %14s %12s %12s"
