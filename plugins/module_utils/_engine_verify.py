@@ -184,7 +184,7 @@ class VerifySteps(JournalRepairSteps, MediaSteps):
             journal_plan = self._journal_repair_plan(state, j, staged_here, scan.by_target)
             scan.findings.append(Finding(RECORD_REPLICATION, j.version, None, None, "interrupted_copy",
                                          journal_plan[1] if scan.repair
-                                         else "none (repair: true would %s)" % journal_plan[1]))
+                                         else "none (repair: true would have %s)" % journal_plan[1]))
             scan.findings.extend(journal_plan[2])
             return journal_plan
         if j.operation == JOURNAL_DUMP or j.medium is not None:

@@ -279,6 +279,23 @@ def _tag_value(tags, prefix):
     return None
 
 
+def _lines(err):
+    """The lines of an lvm shell's stderr that say something: no warnings,
+    and not the "Exiting." the shell prints when it reads ``exit``."""
+    return [ln.strip() for ln in (err or "").splitlines()
+            if ln.strip() and "WARNING" not in ln and ln.strip() != "Exiting."]
+
+
+def _said(err):
+    """The last words of an lvm shell's stderr, for a failure message (a
+    line said twice, by two commands on one LV, once)."""
+    lines = []
+    for ln in _lines(err):
+        if ln not in lines:
+            lines.append(ln)
+    return "; ".join(lines[-3:])
+
+
 def _int(value, default=0):
     try:
         return int(float(value))
@@ -1044,9 +1061,8 @@ class _SnapshotBase(_LvmBackend):
         if missing:
             p, st = missing[0]
             err = plan.facts["err"]
-            lines = [ln.strip() for ln in err.splitlines() if ln.strip() and "WARNING" not in ln]
-            mine = [ln for ln in lines if split_name(p.source)[1] in ln or split_name(st)[1] in ln]
-            reason = "; ".join(mine or lines[-3:]) or "lvcreate reported nothing"
+            mine = [ln for ln in _lines(err) if split_name(p.source)[1] in ln or split_name(st)[1] in ln]
+            reason = "; ".join(mine) or _said(err) or "lvcreate reported nothing"
             raise CopyFailed(
                 "%s copy version %d of %s failed at %s -> %s: %s; the snapshots made for this version were removed "
                 "and the previous versions are untouched" % (self.technology, plan.version, _pool_name(plan.definition),
@@ -1496,15 +1512,6 @@ class LvmCloneBackend(_LvmBackend):
             return False
         return n == size and got == want
 
-    def _set_tags(self, name, add=(), delete=()):
-        argv = ["lvchange", "-q"]
-        for t in delete:
-            argv += ["--deltag", t]
-        for t in add:
-            argv += ["--addtag", t]
-        if len(argv) > 2:
-            self._lv(*(argv + [name]))
-
     def _copy_tags(self, row, keep_pool=True):
         """Our tags on ``row`` except, with keep_pool, the pool tag."""
         return [t for t in _tags(row) if t.startswith("pitcopy_") and not (keep_pool and t.startswith(TAG_POOL))]
@@ -1572,48 +1579,155 @@ class LvmCloneBackend(_LvmBackend):
         plan.facts["err"] = self._batch(plan.commands)
 
     def transfer(self, plan):
-        """The block copies, outside the window: each target is marked ours
-        and staged before its first block is written (``plan.made``), so a
-        failure or a kill leaves it marked as an incomplete copy, never as
-        the version it held."""
-        pool, version, rows = _pool_name(plan.definition), plan.version, plan.facts["rows"]
-        after = self._report(plan.facts["vgs"])
+        """The block copies, outside the window, with three lvm processes and
+        three reports whatever the number of pairs (issue 15: each lvm
+        process costs more than a small copy). Every target is marked ours
+        and staged (and made writable and active) before the first block of
+        any is written: a kill leaves them marked as incomplete copies,
+        never as the version they held. A failure puts the marks back on the
+        targets no block was written to (all of them when the marking itself
+        failed): they keep the version they hold; the written ones lose it
+        (docs/technologies.md, "lvm_clone: a failed copy")."""
+        pool, version, rows, vgs = _pool_name(plan.definition), plan.version, plan.facts["rows"], plan.facts["vgs"]
+        after = self._report(vgs)
         missing = [(p, tmp) for p, tmp in zip(plan.pairs, plan.temporaries) if tmp not in after]
         if missing:
+            # no target was touched: the version they hold stays valid
             p, tmp = missing[0]
             err = plan.facts["err"]
-            lines = [ln.strip() for ln in err.splitlines() if ln.strip() and "WARNING" not in ln]
-            self._clone_failed(plan, p, "temporary snapshot %s: %s" % (tmp, "; ".join(lines[-3:]) or "not created"),
+            self._clone_failed(plan, p, "temporary snapshot %s: %s" % (tmp, _said(err) or "not created"),
                                CommandError("lvcreate failed", argv=["lvm", "lvcreate"], stderr=err))
-        for p, tmp in zip(plan.pairs, plan.temporaries):
-            plan.made.append(p)
+        pairs = list(zip(plan.pairs, plan.temporaries))
+        plan.made = list(plan.pairs)  # the one lvm process may mark any of them before it fails
+        wants = dict((p.target, self._copy_marks(pool, version, p)) for p in plan.pairs)
+        err = self._batch([c for p, tmp in pairs
+                           for c in self._mark_commands(p, tmp, rows[p.target], after[tmp], wants[p.target])])
+        marked = self._report(vgs)
+        for p, tmp in pairs:
+            problem = self._not_ready(marked.get(p.target), wants[p.target]) or self._not_ready(marked.get(tmp))
+            if problem:
+                # no block was written yet: the targets get their marks back
+                # and keep the version they hold; those that cannot are
+                # released by undo()
+                kept = self._unmark(plan.pairs, rows, marked, vgs)
+                plan.made = [q for q in plan.pairs if q.target not in kept]
+                self._clone_failed(plan, p, "%s; lvm said: %s" % (problem, _said(err) or "nothing"),
+                                   CommandError("lvchange failed", argv=["lvm", "lvchange"], stderr=err))
+        seals = {}
+        for i, (p, tmp) in enumerate(pairs):
             try:
-                self._clone_one(pool, version, p, tmp, rows[p.source], rows[p.target], after.get(tmp))
-            except (CommandError, OSError, IOError) as exc:
+                length = _device_size(dm_path(tmp))
+                digest = hashlib.sha256()
+                _copy_blocks(dm_path(tmp), dm_path(p.target), length, digest=digest)
+            except (OSError, IOError) as exc:
+                # the targets not reached yet get their marks back and keep
+                # the version they hold; the written ones are released
+                try:
+                    kept = self._unmark([q for q, _t in pairs[i + 1:]], rows, marked, vgs)
+                except CommandError:
+                    kept = set()
+                plan.made = [q for q in plan.pairs if q.target not in kept]
                 self._clone_failed(plan, p, command_reason(exc), exc)
+            seals[p.target] = [TAG_SIZE + str(length), TAG_SUM + digest.hexdigest()]
+        # sealed (size and checksum tags, read-only) and the temporary
+        # snapshots, checked ours in the report above, removed: one process
+        tmps = [tmp for p, tmp in pairs if self._ours(marked.get(tmp), pool) and TAG_TMP in _tags(marked[tmp])]
+        err = self._batch([c for p in plan.pairs for c in (
+            ["lvchange", "-q"] + [w for t in seals[p.target] for w in ("--addtag", t)] + [p.target],
+            ["lvchange", "-q", "-p", "r", p.target])] + [["lvremove", "-y", "-q", t] for t in tmps])
+        sealed = self._report(vgs)
+        plan.temporaries = [t for t in plan.temporaries if t in sealed]  # release() removes what is left
+        for p in plan.pairs:
+            row = sealed.get(p.target)
+            tags = _tags(row) if row is not None else []
+            if row is None or not all(t in tags for t in seals[p.target]) or (row.get("lv_attr") or "--")[1] != "r":
+                self._clone_failed(plan, p, "its checksum tags or read-only permission were not set; lvm said: %s"
+                                   % (_said(err) or "nothing"),
+                                   CommandError("lvchange failed", argv=["lvm", "lvchange"], stderr=err))
         plan.staged = list(plan.staging)
 
+    @staticmethod
+    def _copy_marks(pool, version, p):
+        return [TAG_POOL + pool, TAG_VERSION + str(version), TAG_SOURCE + p.source, TAG_STAGED]
+
+    def _mark_commands(self, p, tmp, trow, tmprow, want):
+        """The lvm commands that make ``p.target`` ready to be written (our
+        marks, writable, active) and its temporary snapshot readable."""
+        have = _tags(trow)
+        stale = [t for t in have if t.startswith("pitcopy_") and t not in want]
+        tags = ["lvchange", "-q"] + [w for t in stale for w in ("--deltag", t)]
+        tags += [w for t in want if t not in have for w in ("--addtag", t)]
+        commands = [tags + [p.target]] if len(tags) > 2 else []
+        if (trow.get("lv_attr") or "--")[1] == "r":
+            commands.append(["lvchange", "-q", "-p", "rw", p.target])
+        if not self._active(trow):
+            commands.append(["lvchange", "-q", "-ay", p.target])
+        if not self._active(tmprow):
+            commands.append(["lvchange", "-q", "-ay", "-K", tmp])
+        return commands
+
+    def _unmark(self, pairs, before, now, vgs):
+        """Put back the copy marks and permission the targets of ``pairs``
+        had in the report ``before`` (one lvm process); returns the targets
+        that have them again, read from one report."""
+        def marks(row):
+            return set(t for t in _tags(row) if t.startswith("pitcopy_"))
+
+        def perm(row):
+            return (row.get("lv_attr") or "--")[1]
+
+        if not pairs:
+            return set()
+        commands = []
+        for p in pairs:
+            old, cur = before[p.target], now.get(p.target)
+            if cur is None:
+                continue
+            change = ["lvchange", "-q"] + [w for t in sorted(marks(cur) - marks(old)) for w in ("--deltag", t)]
+            change += [w for t in _tags(old) if t in marks(old) - marks(cur) for w in ("--addtag", t)]
+            if len(change) > 2:
+                commands.append(change + [p.target])
+            if perm(old) == "r" and perm(cur) != "r":
+                commands.append(["lvchange", "-q", "-p", "r", p.target])
+        self._batch(commands)
+        after = self._report(vgs)
+        return set(p.target for p in pairs if p.target in after and marks(after[p.target]) == marks(
+            before[p.target]) and perm(after[p.target]) == perm(before[p.target]))
+
+    def _not_ready(self, row, want=None):
+        """Why the LV of ``row`` cannot take part in the block copy (with
+        ``want``: as its target, carrying those marks), or None."""
+        if row is None:
+            return "it is missing"
+        name = "%s/%s" % (row.get("vg_name"), row.get("lv_name"))
+        if want is not None:
+            tags = _tags(row)
+            if not all(t in tags for t in want):
+                return "%s was not marked as this version's staged copy" % name
+            if (row.get("lv_attr") or "--")[1] != "w":
+                return "%s is not writable" % name
+        if not self._active(row):
+            return "%s is not active" % name
+        return None
+
     def _clone_failed(self, plan, p, reason, exc):
+        if plan.made:
+            outcome = ("the targets written for this version released (%s): the copies they held of the "
+                       "version they replace are lost" % ", ".join(q.target for q in plan.made))
+        else:
+            outcome = "no target was written: they keep the version they hold"
         raise CopyFailed(
             "lvm_clone copy version %d of %s failed at %s -> %s: %s; the temporary snapshots were removed and "
-            "the targets written for this version released (%s): the copies they held of the version they "
-            "replace are lost; the versions of the other target pools are untouched" % (
-                plan.version, _pool_name(plan.definition), p.source, p.target, reason,
-                ", ".join(q.target for q in plan.made) or "none"),
+            "%s; the versions of the other target pools are untouched" % (
+                plan.version, _pool_name(plan.definition), p.source, p.target, reason, outcome),
             cause=exc if isinstance(exc, CommandError) else None, source=p.source, target=p.target)
 
     def undo(self, plan):
         """Release every target written for this version (our copy tags go,
         it is writable again): none keeps a mark saying it holds a copy."""
-        pool = _pool_name(plan.definition)
-        failed = []
-        for q in plan.made:
-            try:
-                self._release(pool, q.target)
-            except (CommandError, CopyFailed, OSError) as exc:
-                failed.append("%s: %s" % (q.target, command_reason(exc)))
-        if failed:
-            raise CopyFailed("could not release %s" % "; ".join(failed), target=plan.made[0].target)
+        targets = [q.target for q in plan.made]
+        if targets:
+            self._release_all(_pool_name(plan.definition), targets)
 
     def release(self, plan):
         if plan.temporaries:
@@ -1623,49 +1737,56 @@ class LvmCloneBackend(_LvmBackend):
         rows = self._report(set(split_name(t)[0] for t in tmps))
         self._remove([t for t in tmps if self._ours(rows.get(t), pool) and TAG_TMP in _tags(rows[t])])
 
-    def _clone_one(self, pool, version, p, tmp, srow, trow, tmprow):
-        # Mark the target as ours and staged BEFORE writing: an interrupted
-        # copy is then found (and refused as a valid copy) by list_copies.
-        have = _tags(trow)
-        want = [TAG_POOL + pool, TAG_VERSION + str(version), TAG_SOURCE + p.source, TAG_STAGED]
-        stale = [t for t in have if t.startswith("pitcopy_") and t not in want]
-        self._set_tags(p.target, add=[t for t in want if t not in have], delete=stale)
-        attr = trow.get("lv_attr") or "----------"
-        if attr[1] == "r":
-            self._lv("lvchange", "-q", "-p", "rw", p.target)
-        if not self._active(trow):
-            self._lv("lvchange", "-q", "-ay", p.target)
-        if tmprow is not None and not self._active(tmprow):
-            self._lv("lvchange", "-q", "-ay", "-K", tmp)
-        length = _device_size(dm_path(tmp))
-        digest = hashlib.sha256()
-        _copy_blocks(dm_path(tmp), dm_path(p.target), length, digest=digest)
-        self._set_tags(p.target, add=[TAG_SIZE + str(length), TAG_SUM + digest.hexdigest()])
-        self._lv("lvchange", "-q", "-p", "r", p.target)
+    def _release_commands(self, pool, rows, targets):
+        """The lvm commands that release ``targets`` (those ``rows`` shows
+        ours): our copy tags (not the pool tag) go and each is writable
+        again; the LV is the user's and stays this pool's target."""
+        commands = []
+        for t in targets:
+            row = rows.get(t)
+            if not self._ours(row, pool):
+                continue
+            tags = self._copy_tags(row, keep_pool=True)
+            if tags:
+                commands.append(["lvchange", "-q"] + [w for x in tags for w in ("--deltag", x)] + [t])
+            if (row.get("lv_attr") or "--")[1] == "r":
+                commands.append(["lvchange", "-q", "-p", "rw", t])
+        return commands
 
-    def _release(self, pool, target):
-        """Remove our copy tags (not the pool tag) and make it writable again:
-        the LV is the user's; it stays this pool's target."""
-        rows = self._report([split_name(target)[0]])
-        row = rows.get(target)
-        if row is None or not self._ours(row, pool):
-            return False
-        self._set_tags(target, delete=self._copy_tags(row, keep_pool=True))
-        if (row.get("lv_attr") or "--")[1] == "r":
-            self._lv("lvchange", "-q", "-p", "rw", target)
-        return True
+    def _not_released(self, rows, targets):
+        """Those of ``targets`` that a report taken after their release
+        still shows with a copy tag or read-only."""
+        return [t for t in targets if t in rows and (
+            self._copy_tags(rows[t], keep_pool=True) or (rows[t].get("lv_attr") or "--")[1] == "r")]
+
+    def _release_all(self, pool, targets, rows=None, also=()):
+        """Release ``targets`` in one lvm process (with the commands
+        ``also``); the lvm shell carries on past a failing command, so when
+        it complained one report says which are not released, and those
+        fail the call. Returns the report taken before."""
+        vgs = set(split_name(t)[0] for t in targets)
+        if rows is None:
+            rows = self._report(vgs)
+        err = self._batch(self._release_commands(pool, rows, targets) + list(also))
+        if _lines(err):
+            left = self._not_released(self._report(vgs), [t for t in targets if self._ours(rows.get(t), pool)])
+            if left:
+                raise CopyFailed("could not release %s: %s" % (", ".join(left), _said(err)), target=left[0])
+        return rows
 
     def promote(self, definition, version, pairs, staged, replaced_pairs):
         pool = _pool_name(definition)
         names = set(p.target for p in pairs) | set(p.target for p in replaced_pairs or ())
         rows = self._report(set(split_name(n)[0] for n in names))
         new_targets = set(p.target for p in pairs)
+        release = []
         for p in replaced_pairs or ():
             if p.target in new_targets:
                 continue  # overwritten by this version
             row = rows.get(p.target)
             if self._ours(row, pool, p.identity) and _tag_value(_tags(row), TAG_VERSION) != str(version):
-                self._release(pool, p.target)
+                release.append(p.target)
+        unstage = []
         for s in staged:
             row = rows.get(s.target)
             if row is None or not self._ours(row, pool):
@@ -1676,21 +1797,34 @@ class LvmCloneBackend(_LvmBackend):
                 raise CopyFailed("clone target %s holds version %s, not %d" % (
                     s.target, _tag_value(tags, TAG_VERSION), version), source=s.source, target=s.target)
             if TAG_STAGED in tags:
-                self._set_tags(s.target, delete=[TAG_STAGED])
+                unstage.append(s.target)
+        # one lvm process: the replaced copies released, the new ones unstaged
+        commands = self._release_commands(pool, rows, release)
+        commands += [["lvchange", "-q", "--deltag", TAG_STAGED, t] for t in unstage]
+        err = self._batch(commands)
+        if commands and _lines(err):  # the shell carries on: a report says whether it did them all
+            after = self._report(set(split_name(t)[0] for t in release + unstage))
+            left = [t for t in unstage if t not in after or TAG_STAGED in _tags(after[t])]
+            left += self._not_released(after, release)
+            if left:
+                raise CopyFailed("could not clear the staged mark or release %s: %s" % (", ".join(left), _said(err)),
+                                 target=left[0])
 
     def discard(self, definition, staged):
+        """Release the staged targets and remove the temporary snapshots of
+        an interrupted copy (any VG): one report, one lvm process."""
         pool = _pool_name(definition)
-        for s in staged:
-            self._release(pool, s.target)
-        # temporary snapshots of an interrupted copy
         rows = self._report(None)
-        self._remove([n for n, r in rows.items() if self._ours(r, pool) and TAG_TMP in _tags(r)])
+        tmps = [n for n, r in rows.items() if self._ours(r, pool) and TAG_TMP in _tags(r)]
+        self._release_all(pool, [s.target for s in staged], rows, also=[["lvremove", "-y", "-q", t] for t in tmps])
 
     def delete_copies(self, definition, pairs):
+        """Release the copies of ``pairs`` (one report, one lvm process);
+        a held copy refuses the deletion before any is released."""
         pool = _pool_name(definition)
-        skipped = []
+        skipped, mine = [], []
+        rows = self._report(set(split_name(p.target)[0] for p in pairs)) if pairs else {}
         for p in pairs:
-            rows = self._report([split_name(p.target)[0]])
             row = rows.get(p.target)
             if row is None:
                 continue
@@ -1698,7 +1832,9 @@ class LvmCloneBackend(_LvmBackend):
                 skipped.append(p.target)
                 continue
             self._refuse_held(row, p.target)
-            self._release(pool, p.target)
+            mine.append(p.target)
+        if mine:
+            self._release_all(pool, mine, rows)
         return skipped
 
     # --- whole sources restored elsewhere ----------------------------------------

@@ -22,13 +22,20 @@ times (median), with the page cache dropped before each run:
   bare tools) against ``_lv_image.dump`` to a file (in-process zlib level 1),
   with the stream sizes.
 
+With ``--pairs N`` (and ``--pair-mib``, default 8), a second part: the
+engine's lvm_clone copy of a pool of N small sources onto N targets, the
+backend batching its LVM commands (one ``lvm`` shell for all marks, one for
+all seals and removals) against the same backend with ``batch = False``
+(one process per command, as the targets were handled one by one before),
+with the processes each ran: what the number of pairs costs.
+
 The source holds incompressible data in its first half and zeros after
 (``--random-percent``): a real LV is neither all random nor all zeros.
 Prints MiB/s and ratios to dd direct (copies) or to dd | gzip (dumps);
 asserts nothing. Figures taken while other guests run are inflated: say so.
 
 Run: python3 tests/uml/guest.py run -- env PYTHONPATH=$PWD/.cache/coll-link \\
-        .venv/bin/python tests/benchmarks/bench_lvm_clone.py [--mib 1024] [--reps 3]
+        .venv/bin/python tests/benchmarks/bench_lvm_clone.py [--mib 1024] [--reps 3] [--pairs 16]
 """
 
 from __future__ import absolute_import, division, print_function
@@ -91,6 +98,10 @@ def fill(dev, size, random_percent):
         os.close(fd)
 
 
+class _Unbatched(_lvm.LvmCloneBackend):
+    batch = False
+
+
 class TimingRunner(SubprocessRunner):
     """The runner with the time its commands take (where the engine's time
     goes besides the block copy)."""
@@ -118,14 +129,83 @@ def timed(fn):
     return time.monotonic() - t0, extra
 
 
+def pairs_scaling(n, pair_mib, reps):
+    """The engine's lvm_clone copy of ``n`` pairs of ``pair_mib`` MiB LVs,
+    batched against one process per LVM command; prints time and processes."""
+    size = pair_mib * MiB
+    workdir = tempfile.mkdtemp(prefix="pitcopy-bench-pairs-")
+    vg = "pcpairs%s" % uuid.uuid4().hex[:6]
+    img = os.path.join(workdir, "pv.img")
+    with open(img, "wb") as fh:
+        fh.truncate(n * (3 * size + 8 * MiB) + 64 * MiB)  # sources, targets, temporary snapshots
+    loop = sh("losetup", "--find", "--show", img).strip()
+    results = {}
+    try:
+        sh("pvcreate", "-q", loop)
+        sh("vgcreate", "-q", "-s", "4M", vg, loop)
+        sources = tuple("%s/s%03d" % (vg, i) for i in range(n))
+        targets = tuple("%s/t%03d" % (vg, i) for i in range(n))
+        for name in sources + targets:
+            sh("lvcreate", "-q", "-y", "-Wn", "-Zn", "-L", "%db" % size, "-n", name.split("/")[1], vg)
+        for name in sources:
+            fill(_lvm.dm_path(name), size, 50)
+        print("\nVG %s: %d sources and %d targets of %d MiB; %d rep(s) each" % (vg, n, n, pair_mib, reps))
+        pool, state = "pairs", StateStore(os.path.join(workdir, "state"))
+        for label, cls in (("batched (this backend)", _lvm.LvmCloneBackend),
+                           ("one process per command", _Unbatched)):
+            # the same pool and records: only the backend's batching differs
+            runner = TimingRunner()
+            eng = RecordEngine(state, lambda tech, cls=cls, runner=runner: cls(runner=runner))
+            if cls is _lvm.LvmCloneBackend:
+                with eng.session(pool) as s:
+                    s.plan_define(PoolDefinition(name=pool, technology="lvm_clone", sources=sources, versions=1,
+                                                 consistency="none",
+                                                 target_pools=(TargetPool("01", targets),))).apply()
+            for r in range(reps):
+                for name in targets:  # never overwrite data it did not write: see blank_target
+                    fd = os.open(_lvm.dm_path(name), os.O_WRONLY)
+                    try:
+                        os.pwrite(fd, bytes(MiB), 0)
+                        os.pwrite(fd, bytes(MiB), size - MiB)
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                before = (runner.processes(), runner.seconds)
+                t0 = time.monotonic()
+                with eng.session(pool) as s:
+                    res = s.plan_copy().apply()
+                t = time.monotonic() - t0
+                results.setdefault(label, []).append((t, runner.processes() - before[0], runner.seconds - before[1]))
+                print("  rep %d %-30s %7.2f s, %d processes" % (r + 1, label, t, results[label][-1][1]))
+                sys.stdout.flush()
+                with eng.session(pool) as s:
+                    s.plan_delete(res["version"]["number"]).apply()
+    finally:
+        remove_vg(vg, loop, workdir)
+    ref = statistics.median(t for t, _n, _s in results["one process per command"])
+    title = "engine copy, %d pairs of %d MiB" % (n, pair_mib)
+    print("\n%-38s %9s %10s %12s %8s" % (title, "time s", "processes", "in them s", "ratio"))
+    for label, vals in results.items():
+        t = statistics.median(v[0] for v in vals)
+        print("%-38s %9.2f %10d %12.2f %7.2fx" % (label, t, vals[-1][1], statistics.median(v[2] for v in vals),
+                                                  ref / t))
+    print("ratio: time of one process per command / time (higher is faster)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--reps", type=int, default=int(os.environ.get("PITCOPY_BENCH_N", "3")))
     ap.add_argument("--random-percent", type=int, default=50)
+    ap.add_argument("--pairs", type=int, default=0, help="also the N-pair part (see the docstring); 0: not run")
+    ap.add_argument("--pair-mib", type=int, default=8)
+    ap.add_argument("--only-pairs", action="store_true", help="the N-pair part alone")
     args = ap.parse_args()
     if not os.path.exists("/dev/mapper/control"):
         sys.exit("no device-mapper here: run inside the UML guest or the VM (see the docstring)")
+    if args.only_pairs:
+        pairs_scaling(args.pairs or 16, args.pair_mib, args.reps)
+        return
     size = args.mib * MiB
     workdir = tempfile.mkdtemp(prefix="pitcopy-bench-clone-")
     vg = "pcclone%s" % uuid.uuid4().hex[:6]
@@ -232,6 +312,8 @@ def main():
     for t, n, tools in engine_tools:
         print("engine copy alone (without the release): %.2f s, of which %d LVM/tool processes took %.2f s" % (
             t, n, tools))
+    if args.pairs:
+        pairs_scaling(args.pairs, args.pair_mib, args.reps)
 
 
 if __name__ == "__main__":

@@ -192,9 +192,11 @@ BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_the_block_copy_benchmark_runs_every_method(vgs):  # pylint: disable=redefined-outer-name
     """tests/benchmarks/bench_lvm_clone.py at 16 MiB, one rep: every method
-    (dd, sha256sum, the copy path, the engine, both dumps) runs and gives a
-    row; nothing about timing or ratios (issue 15)."""
-    proc = subprocess.run([sys.executable, BENCH, "--mib", "16", "--reps", "1"], stdout=subprocess.PIPE,
+    (dd, sha256sum, the copy path, the engine, both dumps, the 3-pair copy
+    batched and not) runs and gives a row; nothing about timing or ratios
+    (issue 15)."""
+    proc = subprocess.run([sys.executable, BENCH, "--mib", "16", "--reps", "1", "--pairs", "3", "--pair-mib", "4"],
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=600, check=False)
     print(proc.stdout)
     assert proc.returncode == 0, "benchmark failed (rc %d):\n%s" % (proc.returncode, proc.stdout[-3000:])
@@ -205,3 +207,9 @@ def test_the_block_copy_benchmark_runs_every_method(vgs):  # pylint: disable=red
         "dump: dd | gzip -1 > file", "dump: _lv_image.dump (zlib 1)"], proc.stdout
     dumps = [float(line.split()[-1]) for line in table[-2:]]
     assert all(0 < d < 16 for d in dumps), table  # half the LV is zeros: both streams are smaller than it
+    # the N-pair part: the same copy with the batched backend and with one
+    # process per command; the batched one runs fewer processes (a count)
+    pairs = proc.stdout.split("engine copy, 3 pairs of 4 MiB", 1)[1].splitlines()[1:3]
+    assert [line[:38].strip() for line in pairs] == ["batched (this backend)", "one process per command"], pairs
+    batched, each = [int(line[38:].split()[1]) for line in pairs]
+    assert 0 < batched < each, pairs

@@ -16,6 +16,7 @@ real tools.
     backend = LvmCloneBackend(host)      # host is the runner
     host.patch(monkeypatch)              # device reads/writes go to host.data
     host.fail_copy_to = {"vg/b"}         # the block copy onto vg/b fails (EIO)
+    host.fail_change = {"vg/b"}          # lvchange of vg/b fails
 """
 
 from __future__ import absolute_import, division, print_function
@@ -40,6 +41,7 @@ class LvmHost:
         self.vg_size = vg_size
         self.calls = []
         self.fail_copy_to = set()
+        self.fail_change = set()  # lvchange of these LVs fails, as on a full or damaged VG
 
     # --- the host ------------------------------------------------------------
 
@@ -63,7 +65,10 @@ class LvmHost:
             errs = []
             for line in (data or b"").decode("utf-8").splitlines():
                 words = line.split()
-                if not words or words == ["exit"]:
+                if words == ["exit"]:
+                    errs.append("  Exiting.\n")  # as the real shell says on stderr
+                    break
+                if not words:
                     continue
                 rc, _out, err = self._one(words)
                 errs.append(err)
@@ -131,6 +136,8 @@ class LvmHost:
         v = self.lvs.get(name)
         if v is None:
             return 5, "", "  Failed to find logical volume \"%s\"\n" % name
+        if name in self.fail_change:
+            return 5, "", "  Failed to update logical volume %s.\n" % name
         i = 1
         while i < len(argv) - 1:
             a = argv[i]

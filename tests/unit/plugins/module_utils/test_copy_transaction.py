@@ -382,3 +382,109 @@ def _lvm_version(host, name):
         if t.startswith(TAG_VERSION):
             return t[len(TAG_VERSION):]
     return None
+
+
+def _clone_pool(tmp_path, monkeypatch, n):
+    """An lvm_clone pool of ``n`` sources over two target pools, copied
+    twice: its next copy replaces version 1 on marked, read-only targets."""
+    host = LvmHost(vg_size=4096 * 1024 * 1024)
+    sources = tuple("vg/S%02d" % i for i in range(n))
+    for s in sources:
+        host.add(s, data="%s@1" % s)
+    tps = tuple(TargetPool(t, tuple("vg/%s_%02d" % (t, i) for i in range(n))) for t in ("t1", "t2"))
+    for tp in tps:
+        for v in tp.volumes:
+            host.add(v)
+    host.patch(monkeypatch)
+    engine = make_engine(tmp_path / ("state%d" % n), LvmCloneBackend(host))
+    with engine.session("P") as s:
+        s.plan_define(PoolDefinition(name="P", technology="lvm_clone", sources=sources, versions=2,
+                                     target_pools=tps)).apply()
+        s.plan_copy().apply()
+        s.plan_copy().apply()
+    return host, engine, sources
+
+
+def test_clone_copy_runs_as_many_lvm_processes_for_any_number_of_pairs(tmp_path, monkeypatch):
+    """Issue 15: an lvm process costs more than a small block copy, so the
+    marks, the seals and the removal of the temporary snapshots are one
+    ``lvm`` shell each, whatever the number of pairs; what they did is read
+    back from one report each."""
+    seen = {}
+    for n in (1, 2, 8, 32):
+        host, engine, sources = _clone_pool(tmp_path, monkeypatch, n)
+        for s in sources:
+            host.data[s] = "%s@3" % s
+        del host.calls[:]
+        with engine.session("P") as s:
+            assert s.plan_copy().apply()["version"]["number"] == 3
+        seen[n] = [c[0] for c in host.calls]
+        for i, s in enumerate(sources):
+            t = "vg/t1_%02d" % i
+            assert host.data[t] == "%s@3" % s and _lvm_version(host, t) == "3" and not host.writable(t)
+            assert TAG_STAGED not in host.tags(t)
+        assert not [x for x in host.lvs if TAG_TMP in host.tags(x)]
+    # the window's lvcreates, the marks, the seals with the removals, the promotion
+    assert seen[1].count("lvm") == 4 and set(seen[1]) == {"lvm", "lvs"}, seen[1]
+    assert seen[2] == seen[1] and seen[8] == seen[1] and seen[32] == seen[1]
+
+
+def test_clone_failure_when_a_target_cannot_be_marked_keeps_the_replaced_version(tmp_path, monkeypatch):
+    """The one lvm shell that marks every target carries on past a failing
+    lvchange: the report after it finds the target that is not marked
+    before any block is written, so the targets get their marks back and
+    keep the version they hold (one more lvm process); the copy fails
+    naming that target and what lvm said, and the records stay consistent."""
+    host, engine, sources = _clone_pool(tmp_path, monkeypatch, 3)
+    before = dict((t, (sorted(host.tags(t)), host.data[t], host.writable(t))) for t in host.lvs)
+    for s in sources:
+        host.data[s] = "%s@3" % s
+    host.fail_change = {"vg/t1_01"}
+    with engine.session("P") as s:
+        with pytest.raises(CopyFailed) as exc:
+            s.plan_copy().apply()
+        msg = exc.value.msg
+        assert "failed at vg/S01 -> vg/t1_01: vg/t1_01 was not marked as this version's staged copy" in msg
+        assert msg.count("Failed to update logical volume vg/t1_01") == 1, msg
+        assert "no target was written: they keep the version they hold" in msg
+        assert s.state.journal is None and [r.version for r in s.state.replication_records] == [1, 2]
+        assert s.plan_verify().result == {"consistent": True, "findings": []}
+    after = dict((t, (sorted(host.tags(t)), host.data[t], host.writable(t))) for t in host.lvs
+                 if not t.startswith("vg/S"))
+    assert after == dict((t, v) for t, v in before.items() if not t.startswith("vg/S"))
+    # version 1 is still there to restore, from every target
+    host.fail_change = set()
+    with engine.session("P") as s:
+        assert sorted(s.plan_restore(1).apply()["restored"]) == list(sources)
+    assert [host.data[x] for x in sources] == ["vg/S00@1", "vg/S01@1", "vg/S02@1"]
+
+
+def test_clone_failure_keeps_the_replaced_version_on_the_targets_not_reached(tmp_path, monkeypatch):
+    """All targets are marked before the first block is written; when the
+    block copy onto the second of three fails, the first two are released
+    (their copies of the replaced version are lost) and the third, never
+    written, gets its marks back: version 1 keeps that copy, as it did when
+    the targets were marked one by one."""
+    host, engine, sources = _clone_pool(tmp_path, monkeypatch, 3)
+    third = (sorted(host.tags("vg/t1_02")), host.data["vg/t1_02"], host.writable("vg/t1_02"))
+    for s in sources:
+        host.data[s] = "%s@3" % s
+    host.fail_copy_to = {"vg/t1_01"}
+    with engine.session("P") as s:
+        with pytest.raises(CopyFailed) as exc:
+            s.plan_copy().apply()
+        assert "failed at vg/S01 -> vg/t1_01" in exc.value.msg
+        assert "released (vg/t1_00, vg/t1_01)" in exc.value.msg
+        assert s.state.journal is None and [r.version for r in s.state.replication_records] == [1, 2]
+    assert (sorted(host.tags("vg/t1_02")), host.data["vg/t1_02"], host.writable("vg/t1_02")) == third
+    for t in ("vg/t1_00", "vg/t1_01"):
+        assert _lvm_version(host, t) is None and TAG_STAGED not in host.tags(t) and host.writable(t)
+    with engine.session("P") as s:
+        assert sorted((f["version"], f["target"], f["problem"]) for f in s.plan_verify().result["findings"]) == [
+            (1, "vg/t1_00", "copy_missing"), (1, "vg/t1_01", "copy_missing")]
+        s.plan_verify(repair=True).apply()
+        kept = dict((r.version, r) for r in s.state.replication_records)
+        # the record keeps the copy that still exists (an incomplete
+        # version, which a restore refuses as a whole)
+        assert [p.target for p in kept[1].pairs] == ["vg/t1_02"]
+        assert s.plan_verify().result == {"consistent": True, "findings": []}

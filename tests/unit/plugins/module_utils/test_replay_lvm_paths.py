@@ -248,8 +248,21 @@ def test_plan_copies_refuses_a_source_the_report_lacks(technology, index):
 
 # --- lvm_clone ---------------------------------------------------------------------
 
+def _clone_report(calls, which):
+    """The index of a full report of the recorded lvm_clone rotation:
+    "last" (t01a holds version 3, t02a made writable by the real test), or
+    "staged" (in the middle of the first copy: t01a marked, still staged)."""
+    reports = [i for i, c in enumerate(calls) if c["argv"][0] == "lvs" and "-o+lv_kernel_major" not in c["argv"]]
+    if which == "last":
+        return reports[-1]
+    vg = _vg(calls)
+    return next(i for i in reports if "pitcopy_staged" in (_rows(calls[i]).get("%s/t01a" % vg) or {}).get(
+        "lv_tags", ""))
+
+
 def _clone(indexes, what, strip_vg=()):
     calls = _case("clone")
+    indexes = [_clone_report(calls, i) if isinstance(i, str) else i for i in indexes]
     return LvmCloneBackend(_runner(calls, indexes, what, strip_vg)), _vg(calls)
 
 
@@ -258,13 +271,13 @@ def _clone_defn(vg):
 
 
 @pytest.mark.parametrize("index,pair,version,match", [
-    # the last report: t01a was released (no version), t02a made writable
-    # by the real test, b is a source, not a copy
-    (156, ("a", "b"), 4, "holds no copy of this pool"),
-    (156, ("a", "t01a"), 3, "holds version None, not version 3"),
-    (156, ("a", "t02a"), 4, "the copy is not valid \\(it was made writable after the copy"),
+    # the last report: t01a holds version 3 (before the test deletes it),
+    # t02a was made writable by the real test, b is a source, not a copy
+    ("last", ("a", "b"), 4, "holds no copy of this pool"),
+    ("last", ("a", "t01a"), 1, "holds version 3, not version 1"),
+    ("last", ("a", "t02a"), 4, "the copy is not valid \\(it was made writable after the copy"),
     # in the middle of the first copy: t01a is tagged but still staged
-    (19, ("a", "t01a"), 1, "the copy is not valid \\(the copy onto it did not complete\\)"),
+    ("staged", ("a", "t01a"), 1, "the copy is not valid \\(the copy onto it did not complete\\)"),
 ])
 def test_clone_restore_refusals(index, pair, version, match):
     b, vg = _clone([index], "clone restore refusal")
@@ -274,7 +287,7 @@ def test_clone_restore_refusals(index, pair, version, match):
 
 
 def test_clone_promote_refusals_and_a_missing_target_to_delete():
-    b, vg = _clone([156, 156, 156], "clone promote")
+    b, vg = _clone(["last"] * 3, "clone promote")
     d = _clone_defn(vg)
     a = "%s/a" % vg
     with pytest.raises(CopyFailed, match="clone target %s/t02d lost this copy pool's tag" % vg):
@@ -306,11 +319,16 @@ def test_clone_plan_copies_refusals(pair, match, monkeypatch, tmp_path):
 
 def test_clone_discard_removes_the_temporary_snapshots_of_an_interrupted_copy():
     """discard with nothing staged: one report of every VG (recorded while
-    the first copy's temporary snapshots existed), then the recorded lvremove
-    batch of exactly those (tag pitcopy_tmp and the pool's tag)."""
-    b, vg = _clone([19, 20], "clone discard", strip_vg=(19,))
-    assert b.runner.calls[1]["data"].count("lvremove") == 3 and "pctmp-v1" in b.runner.calls[1]["data"]
-    b.discard(_clone_defn(vg), [])
+    the temporary snapshots of a failed copy existed, in
+    tests/real/test_lvm.py::test_clone_failure_mid_copy_loses_only_the_replaced_copies_written),
+    then the recorded lvremove batch of exactly those (tag pitcopy_tmp and the
+    pool's tag)."""
+    calls = load_case("lvm", "test_clone_failure_mid_copy_loses_only_the_replaced_copies_written")["calls"]
+    # the release of that test's failed copy: its report, then its lvremove batch
+    i = next(i for i, c in enumerate(calls) if c["argv"] == ["lvm"] and c["data"].startswith("lvremove"))
+    b = LvmCloneBackend(_runner(calls, [i - 1, i], "clone discard", strip_vg=(i - 1,)))
+    assert b.runner.calls[1]["data"].count("lvremove") == 3 and "pctmp-v3" in b.runner.calls[1]["data"]
+    b.discard(_defn("lvm_clone", _vg(calls), "cm", sources="abc"), [])
     b.runner.assert_done()
 
 
@@ -338,7 +356,7 @@ def _clone_device(tmp_path, monkeypatch, vg, target, text):
 def test_clone_restore_reads_the_copy_against_its_recorded_checksum(tmp_path, monkeypatch, source, text, match):
     """Restoring version 4 of c from t02c (the last report of the clone
     rotation; the copy is read once to check the sha256 in its tag)."""
-    b, vg = _clone([156, 156], "clone restore, checksum")
+    b, vg = _clone(["last"] * 2, "clone restore, checksum")
     _clone_device(tmp_path, monkeypatch, vg, "%s/t02c" % vg, text.format(vg=vg))
     monkeypatch.setattr(_lvm, "_copy_blocks", lambda *a, **kw: pytest.fail("a block was written"))
     with pytest.raises(InvalidInput, match=match.format(vg=vg)):
@@ -349,7 +367,7 @@ def test_clone_restore_reads_the_copy_against_its_recorded_checksum(tmp_path, mo
 def test_clone_restore_with_a_failing_block_copy(tmp_path, monkeypatch):
     """The copy checks out, c is neither open nor too small (recorded), the
     write back fails with EIO: the error names the pair, nothing restored."""
-    b, vg = _clone([156, 156], "clone restore, block copy fails")
+    b, vg = _clone(["last"] * 2, "clone restore, block copy fails")
     _clone_device(tmp_path, monkeypatch, vg, "%s/t02c" % vg, "v4 %s/c" % vg)
     monkeypatch.setattr(_lvm, "_copy_blocks", _eio)
     with pytest.raises(CopyFailed) as exc:
