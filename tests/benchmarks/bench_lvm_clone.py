@@ -98,6 +98,18 @@ def fill(dev, size, random_percent):
         os.close(fd)
 
 
+def blank(dev, size):
+    """lvm_clone never overwrites a target holding data it did not write:
+    the first and last MiB of ``dev`` zeroed (between timed runs)."""
+    fd = os.open(dev, os.O_WRONLY)
+    try:
+        os.pwrite(fd, bytes(MiB), 0)
+        os.pwrite(fd, bytes(MiB), size - MiB)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class _Unbatched(_lvm.LvmCloneBackend):
     batch = False
 
@@ -162,14 +174,8 @@ def pairs_scaling(n, pair_mib, reps):
                                                  consistency="none",
                                                  target_pools=(TargetPool("01", targets),))).apply()
             for r in range(reps):
-                for name in targets:  # never overwrite data it did not write: see blank_target
-                    fd = os.open(_lvm.dm_path(name), os.O_WRONLY)
-                    try:
-                        os.pwrite(fd, bytes(MiB), 0)
-                        os.pwrite(fd, bytes(MiB), size - MiB)
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                for name in targets:
+                    blank(_lvm.dm_path(name), size)
                 before = (runner.processes(), runner.seconds)
                 t0 = time.monotonic()
                 with eng.session(pool) as s:
@@ -236,17 +242,6 @@ def main():
             vg, src, dst, args.mib, args.random_percent, args.reps))
         sys.stdout.flush()
 
-        def blank_target():
-            # lvm_clone never overwrites a target holding data it did not
-            # write: its first and last MiB zeroed after the dd rows (not timed)
-            fd = os.open(ddev, os.O_WRONLY)
-            try:
-                os.pwrite(fd, bytes(MiB), 0)
-                os.pwrite(fd, bytes(MiB), size - MiB)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
         def engine_copy():
             before = (runner.processes(), runner.seconds)
             t0 = time.monotonic()
@@ -289,7 +284,7 @@ def main():
         for r in range(args.reps):
             for name, fn in methods:
                 if fn is engine_copy:
-                    blank_target()
+                    blank(ddev, size)  # after the dd rows wrote it (not timed)
                 drop_caches(loop, sdev, ddev)
                 t, extra = timed(fn)
                 results.setdefault(name, []).append(t)

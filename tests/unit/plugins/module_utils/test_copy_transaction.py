@@ -386,7 +386,8 @@ def _lvm_version(host, name):
 
 def _clone_pool(tmp_path, monkeypatch, n):
     """An lvm_clone pool of ``n`` sources over two target pools, copied
-    twice: its next copy replaces version 1 on marked, read-only targets."""
+    twice: its next copy replaces version 1 on marked, read-only targets;
+    the sources hold "<source>@3" for it."""
     host = LvmHost(vg_size=4096 * 1024 * 1024)
     sources = tuple("vg/S%02d" % i for i in range(n))
     for s in sources:
@@ -402,6 +403,8 @@ def _clone_pool(tmp_path, monkeypatch, n):
                                      target_pools=tps)).apply()
         s.plan_copy().apply()
         s.plan_copy().apply()
+    for s in sources:
+        host.data[s] = "%s@3" % s
     return host, engine, sources
 
 
@@ -413,8 +416,6 @@ def test_clone_copy_runs_as_many_lvm_processes_for_any_number_of_pairs(tmp_path,
     seen = {}
     for n in (1, 2, 8, 32):
         host, engine, sources = _clone_pool(tmp_path, monkeypatch, n)
-        for s in sources:
-            host.data[s] = "%s@3" % s
         del host.calls[:]
         with engine.session("P") as s:
             assert s.plan_copy().apply()["version"]["number"] == 3
@@ -437,8 +438,6 @@ def test_clone_failure_when_a_target_cannot_be_marked_keeps_the_replaced_version
     naming that target and what lvm said, and the records stay consistent."""
     host, engine, sources = _clone_pool(tmp_path, monkeypatch, 3)
     before = dict((t, (sorted(host.tags(t)), host.data[t], host.writable(t))) for t in host.lvs)
-    for s in sources:
-        host.data[s] = "%s@3" % s
     host.fail_change = {"vg/t1_01"}
     with engine.session("P") as s:
         with pytest.raises(CopyFailed) as exc:
@@ -467,8 +466,6 @@ def test_clone_failure_keeps_the_replaced_version_on_the_targets_not_reached(tmp
     the targets were marked one by one."""
     host, engine, sources = _clone_pool(tmp_path, monkeypatch, 3)
     third = (sorted(host.tags("vg/t1_02")), host.data["vg/t1_02"], host.writable("vg/t1_02"))
-    for s in sources:
-        host.data[s] = "%s@3" % s
     host.fail_copy_to = {"vg/t1_01"}
     with engine.session("P") as s:
         with pytest.raises(CopyFailed) as exc:
