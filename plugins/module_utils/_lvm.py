@@ -436,6 +436,12 @@ class _LvmBackend(Backend):
         return attr[4] == "a"
 
     @staticmethod
+    def _perm(row):
+        """The LV's permission in ``row``: "w", "r" (read-only), or another
+        lvs attr letter ("R": read-only activation of a writable LV)."""
+        return (row.get("lv_attr") or "--")[1]
+
+    @staticmethod
     def _open(row):
         attr = row.get("lv_attr") or "----------"
         return attr[5] == "o"
@@ -638,7 +644,7 @@ class _LvmBackend(Backend):
         read-only (``lvchange --permission r``), so it cannot change either."""
         for p, row in self._held_rows(definition, version, pairs):
             tags = _tags(row)
-            writable = (row.get("lv_attr") or "--")[1] != "r"
+            writable = self._perm(row) != "r"
             if held:
                 if TAG_HOLD not in tags:
                     self._lv("lvchange", "-q", "--addtag", TAG_HOLD, p.target)
@@ -656,7 +662,7 @@ class _LvmBackend(Backend):
             why = []
             if TAG_HOLD not in _tags(row):
                 why.append("%s lacks the %s tag" % (p.target, TAG_HOLD))
-            if (row.get("lv_attr") or "--")[1] != "r":
+            if self._perm(row) != "r":
                 why.append("%s is writable (lv_attr %s)" % (p.target, row.get("lv_attr")))
             if why:
                 out.append((p, "; ".join(why)))
@@ -1640,7 +1646,7 @@ class LvmCloneBackend(_LvmBackend):
         for p in plan.pairs:
             row = sealed.get(p.target)
             tags = _tags(row) if row is not None else []
-            if row is None or not all(t in tags for t in seals[p.target]) or (row.get("lv_attr") or "--")[1] != "r":
+            if row is None or not all(t in tags for t in seals[p.target]) or self._perm(row) != "r":
                 self._clone_failed(plan, p, "its checksum tags or read-only permission were not set; lvm said: %s"
                                    % (_said(err) or "nothing"),
                                    CommandError("lvchange failed", argv=["lvm", "lvchange"], stderr=err))
@@ -1658,7 +1664,7 @@ class LvmCloneBackend(_LvmBackend):
         tags = ["lvchange", "-q"] + [w for t in stale for w in ("--deltag", t)]
         tags += [w for t in want if t not in have for w in ("--addtag", t)]
         commands = [tags + [p.target]] if len(tags) > 2 else []
-        if (trow.get("lv_attr") or "--")[1] == "r":
+        if self._perm(trow) == "r":
             commands.append(["lvchange", "-q", "-p", "rw", p.target])
         if not self._active(trow):
             commands.append(["lvchange", "-q", "-ay", p.target])
@@ -1673,9 +1679,6 @@ class LvmCloneBackend(_LvmBackend):
         def marks(row):
             return set(t for t in _tags(row) if t.startswith("pitcopy_"))
 
-        def perm(row):
-            return (row.get("lv_attr") or "--")[1]
-
         if not pairs:
             return set()
         commands = []
@@ -1687,12 +1690,12 @@ class LvmCloneBackend(_LvmBackend):
             change += [w for t in _tags(old) if t in marks(old) - marks(cur) for w in ("--addtag", t)]
             if len(change) > 2:
                 commands.append(change + [p.target])
-            if perm(old) == "r" and perm(cur) != "r":
+            if self._perm(old) == "r" and self._perm(cur) != "r":
                 commands.append(["lvchange", "-q", "-p", "r", p.target])
         self._batch(commands)
         after = self._report(vgs)
         return set(p.target for p in pairs if p.target in after and marks(after[p.target]) == marks(
-            before[p.target]) and perm(after[p.target]) == perm(before[p.target]))
+            before[p.target]) and self._perm(after[p.target]) == self._perm(before[p.target]))
 
     def _not_ready(self, row, want=None):
         """Why the LV of ``row`` cannot take part in the block copy (with
@@ -1704,7 +1707,7 @@ class LvmCloneBackend(_LvmBackend):
             tags = _tags(row)
             if not all(t in tags for t in want):
                 return "%s was not marked as this version's staged copy" % name
-            if (row.get("lv_attr") or "--")[1] != "w":
+            if self._perm(row) != "w":
                 return "%s is not writable" % name
         if not self._active(row):
             return "%s is not active" % name
@@ -1749,7 +1752,7 @@ class LvmCloneBackend(_LvmBackend):
             tags = self._copy_tags(row, keep_pool=True)
             if tags:
                 commands.append(["lvchange", "-q"] + [w for x in tags for w in ("--deltag", x)] + [t])
-            if (row.get("lv_attr") or "--")[1] == "r":
+            if self._perm(row) == "r":
                 commands.append(["lvchange", "-q", "-p", "rw", t])
         return commands
 
@@ -1757,7 +1760,7 @@ class LvmCloneBackend(_LvmBackend):
         """Those of ``targets`` that a report taken after their release
         still shows with a copy tag or read-only."""
         return [t for t in targets if t in rows and (
-            self._copy_tags(rows[t], keep_pool=True) or (rows[t].get("lv_attr") or "--")[1] == "r")]
+            self._copy_tags(rows[t], keep_pool=True) or self._perm(rows[t]) == "r")]
 
     def _release_all(self, pool, targets, rows=None, also=()):
         """Release ``targets`` in one lvm process (with the commands
