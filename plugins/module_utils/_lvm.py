@@ -1677,7 +1677,7 @@ class LvmCloneBackend(_LvmBackend):
         had in the report ``before`` (one lvm process); returns the targets
         that have them again, read from one report."""
         def marks(row):
-            return set(t for t in _tags(row) if t.startswith("pitcopy_"))
+            return set(self._copy_tags(row, keep_pool=False))
 
         if not pairs:
             return set()
