@@ -1660,7 +1660,7 @@ class LvmCloneBackend(_LvmBackend):
         """The lvm commands that make ``p.target`` ready to be written (our
         marks, writable, active) and its temporary snapshot readable."""
         have = _tags(trow)
-        stale = [t for t in have if t.startswith("pitcopy_") and t not in want]
+        stale = [t for t in self._copy_tags(trow, keep_pool=False) if t not in want]
         tags = ["lvchange", "-q"] + [w for t in stale for w in ("--deltag", t)]
         tags += [w for t in want if t not in have for w in ("--addtag", t)]
         commands = [tags + [p.target]] if len(tags) > 2 else []
