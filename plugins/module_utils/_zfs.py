@@ -54,6 +54,21 @@ Batches
     came with 2.2), and the recursive commands need neither a version check
     nor Lua.
 
+Views
+    A read is reused until the next command that is not one of our reads:
+    the snapshot rows ``list_copies`` read answer the stale-staging check
+    of the copy that follows it, and the one read after the point in time
+    (the staged snapshots' guids, for zfs_snapshot together with every
+    snapshot below the sources' common ancestor) answers the promotion's
+    checks and its batches' listing. Whether anything else ran is the
+    runner's count of processes (``processes()``): any other command, ours
+    or a hook's, ends the view; a runner that does not count keeps none.
+    Between a view and its use only reads of ours and writes of the state
+    file happen, under the pool's lock; what another program does on the
+    zpool in those milliseconds it could do between a fresh read and the
+    command too, and the atomic commands (a name taken, a hold) still fail
+    whole. Measured: 3 processes fewer per zfs_snapshot version (12 -> 9).
+
 Identity
     A copy's identity (CopyPair.identity, kept in the records) is its
     ``guid``: a snapshot or dataset destroyed and made again under the same
@@ -194,6 +209,9 @@ PROP_RESTORE = "pitcopy:restore"
 #: pool's name, on a snapshot that is no copy (it has no pitcopy:pool)
 PROP_ANCHOR = "pitcopy:anchor"
 MARK_PROPS = (PROP_POOL, PROP_VERSION, PROP_SOURCE)
+#: what ``_owned`` reads: the marks, type, bytes written since, and the guid
+#: (the copy's identity)
+OWNED_PROPS = (PROP_POOL, PROP_VERSION, PROP_SOURCE, "type", "written", "guid")
 #: a dataset restored elsewhere (copy_version state=restored, restore_to
 #: without paths): the guid of the snapshot it was received from. The
 #: user's dataset, no copy; the mark only lets a run that is repeated, or
@@ -283,6 +301,40 @@ def snapshot_groups(names):
     return [(key, groups[key]) for key in order]
 
 
+class _SnapshotView(object):
+    """What one ``zfs get`` showed of snapshots (see "Views"): ``rows`` with
+    ``props``, and which snapshots it covers (a covered name absent from
+    ``rows`` does not exist): those of ``datasets`` (depth 1), every one at
+    or below ``roots``, the exact ``names``, or all (``everything``).
+    ``processes``: the runner's count after the read, kept current by
+    further reads; any other command makes it stale."""
+
+    def __init__(self, rows, props, processes, datasets=(), roots=(), names=(), everything=False):
+        self.rows = rows
+        self.props = frozenset(props)
+        self.processes = processes
+        self.datasets = frozenset(datasets)
+        self.roots = tuple(roots)
+        self.names = frozenset(names)
+        self.everything = everything
+
+    def _below_root(self, dataset):
+        return self.everything or any(dataset == r or dataset.startswith(r + "/") for r in self.roots)
+
+    def covers(self, name):
+        if "@" not in name:
+            return False  # the views hold snapshots only
+        return name in self.names or name.split("@", 1)[0] in self.datasets or \
+            self._below_root(name.split("@", 1)[0])
+
+    def covers_tree(self, ancestor):
+        return self._below_root(ancestor)
+
+    def tree(self, ancestor):
+        return dict((n, row) for n, row in self.rows.items()
+                    if n.split("@", 1)[0] == ancestor or n.startswith(ancestor + "/"))
+
+
 def parent_of(name):
     return name.rsplit("/", 1)[0] if "/" in name else None
 
@@ -352,6 +404,38 @@ class _ZfsBase(Backend):
     def _run(self, *args, **kw):
         return self.runner.run([ZFS] + list(args), **kw)
 
+    # --- views (see "Views") ---------------------------------------------
+
+    #: the last read kept for reuse, or None
+    _view = None
+
+    def _processes(self):
+        count = getattr(self.runner, "processes", None)
+        return count() if count is not None else None
+
+    def _keep_view(self, rows, props, **cover):
+        """Keep ``rows`` (just read) as the view: see _SnapshotView."""
+        count = self._processes()
+        self._view = _SnapshotView(rows, props, count, **cover) if count is not None else None
+
+    def _viewed(self, props, names=(), tree=None):
+        """The view's rows of the snapshots ``names`` (or of every snapshot
+        at or below dataset ``tree``), when it holds ``props`` for all of
+        them and nothing but our reads ran since it was read; else None."""
+        view = self._view
+        if view is None:
+            return None
+        if view.processes != self._processes():
+            self._view = None
+            return None
+        if not set(props) <= view.props:
+            return None
+        if tree is not None:
+            return view.tree(tree) if view.covers_tree(tree) else None
+        if not all(view.covers(n) for n in names):
+            return None
+        return dict((n, view.rows[n]) for n in names if n in view.rows)
+
     def _get(self, props, names=None, recursive=False, types="filesystem,volume,snapshot", sources=None,
              depth=None):
         """One ``zfs get -Hp`` call: ``{name: {prop: (value, source)}}``.
@@ -367,7 +451,14 @@ class _ZfsBase(Backend):
             argv += ["-s", sources]
         argv.append(",".join(props))
         argv += list(names or [])
-        rc, out, err = self.runner.run(argv, check=False)
+        before = self._processes()
+        try:
+            rc, out, err = self.runner.run(argv, check=False)
+        finally:
+            # a read keeps a view current (see "Views")
+            view = self._view
+            if view is not None and before is not None and view.processes == before:
+                view.processes = self._processes()
         if rc != 0:
             # a missing bookmark is "no such pool or dataset" (OpenZFS 2.1)
             gone = ("does not exist", "no such pool or dataset") if "bookmark" in types else ("does not exist",)
@@ -472,13 +563,17 @@ class _ZfsBase(Backend):
 
     # --- marks and safe destroy ------------------------------------------
 
-    def _owned(self, definition, names, recursive=False):
-        """``{name: row}`` for those of ``names`` that exist; rows from one call."""
+    def _owned(self, definition, names, recursive=False, need=OWNED_PROPS):
+        """``{name: row}`` for those of ``names`` that exist; rows from one
+        call, or from the view when it holds the ``need``ed properties of
+        all of them (see "Views")."""
         if not names:
             return {}
+        rows = None if recursive else self._viewed(need, names)
+        if rows is not None:
+            return rows
         # guid: the copy's identity (CopyPair.identity), in the same call
-        return self._get((PROP_POOL, PROP_VERSION, PROP_SOURCE, "type", "written", "guid"), names,
-                         recursive=recursive, types="filesystem,volume,snapshot")
+        return self._get(OWNED_PROPS, names, recursive=recursive, types="filesystem,volume,snapshot")
 
     @staticmethod
     def _our_snapshot_name(definition, name):
@@ -540,7 +635,7 @@ class _ZfsBase(Backend):
         """Those of the ``staging`` names (one per pair) that an interrupted
         run of ours left, to remove; a staging name somebody else uses stops
         the copy before it starts (CopyFailed). One listing for all."""
-        rows = self._owned(definition, [s.target for s in staging])
+        rows = self._owned(definition, [s.target for s in staging], need=(PROP_POOL,))
         stale = []
         for p, s in zip(pairs, staging):
             row = rows.get(s.target)
@@ -620,7 +715,10 @@ class _ZfsBase(Backend):
 
     def _snapshot_tree(self, ancestor):
         """Every snapshot at or below ``ancestor`` with its anchor mark: one
-        ``zfs get -r``, {name: row}."""
+        ``zfs get -r`` (or the view), {name: row}."""
+        rows = self._viewed((PROP_ANCHOR,), tree=ancestor)
+        if rows is not None:
+            return rows
         return self._get((PROP_ANCHOR,), [ancestor], recursive=True, types="snapshot")
 
     @staticmethod
@@ -1135,10 +1233,29 @@ class ZfsSnapshotBackend(_ZfsBase):
         # by the rename of promotion), one call for all of them. Unread (the
         # call failed), the engine asks list_copies later.
         try:
-            rows = self._get(("guid",), [s.target for s in plan.staging], types="snapshot")
+            rows = self._promotion_view(plan)
         except CommandError:
             rows = {}
         plan.staged = [CopyPair(s.source, s.target, self._guid(rows.get(s.target, {}))) for s in plan.staging]
+
+    def _promotion_view(self, plan):
+        """One read after the point in time that the promotion reuses (see
+        "Views"): where every zpool has a batch's worth of staged snapshots,
+        every snapshot below their common ancestor in each zpool (the
+        listing a batch needs), else the staged and final names only; the
+        marks, guids and anchor marks of all."""
+        staged = [s.target for s in plan.staging]
+        groups = snapshot_groups(staged)
+        props = OWNED_PROPS + (PROP_ANCHOR,)
+        if groups and all(len(group) >= BATCH_MIN for _key, group in groups):
+            roots = sorted(set(common_dataset(group) for _key, group in groups))
+            rows = self._get(props, roots, recursive=True, types="snapshot")
+            self._keep_view(rows, props, roots=roots)
+        else:
+            names = staged + [p.target for p in plan.pairs]
+            rows = self._get(props, names, types="snapshot")
+            self._keep_view(rows, props, names=names)
+        return rows
 
     def undo(self, plan):
         self._destroy_snapshots(plan.definition, [s.target for s in plan.made])
@@ -1310,12 +1427,16 @@ class ZfsSnapshotBackend(_ZfsBase):
         # kept below); the marks still count only where set on the snapshot
         # itself (local, received). One zfs process, as without identities,
         # over the snapshots of the datasets the scope names only.
+        props = (PROP_POOL, PROP_VERSION, "guid")
         if scope is None:
-            rows = self._get((PROP_POOL, PROP_VERSION, "guid"), types="snapshot", sources="local,received,none")
+            rows = self._get(props, types="snapshot", sources="local,received,none")
+            self._keep_view(rows, props, everything=True)
         else:
             names = scope_datasets(scope)
-            rows = self._get((PROP_POOL, PROP_VERSION, "guid"), names, recursive=True, depth=1, types="snapshot",
+            rows = self._get(props, names, recursive=True, depth=1, types="snapshot",
                              sources="local,received,none") if names else {}
+            if names:
+                self._keep_view(rows, props, datasets=names)
         out = []
         for name, row in sorted(rows.items()):
             if self._mark(row, PROP_POOL) != pool_name:

@@ -69,6 +69,10 @@ class ReplayRunner(object):
     def resolve(self, name):
         return "/usr/sbin/" + name
 
+    def processes(self):
+        """Recorded calls answered so far (SubprocessRunner.processes)."""
+        return self.pos
+
     def _next(self, kind, argv, data=None):
         self.seen.append(argv)
         if self.pos >= len(self.calls):

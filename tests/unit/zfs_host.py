@@ -57,6 +57,10 @@ class ZfsHost(object):
     def resolve(self, name):
         return "/usr/sbin/" + name
 
+    def processes(self):
+        """Commands run so far (SubprocessRunner.processes)."""
+        return len(self.calls)
+
     def run(self, argv, data=None, check=True, timeout=None):
         argv = [str(a) for a in argv]
         self.calls.append(argv)
@@ -91,6 +95,8 @@ class ZfsHost(object):
             return name, "-"
         if prop == "createtxg":
             return str(d["createtxg"]), "-"
+        if prop == "guid":  # unique per object made, kept by a rename, as ZFS's
+            return str(7000000 + d["createtxg"]), "-"
         if prop == "available":
             return str(self.available), "-"
         if prop == "mounted":

@@ -187,8 +187,10 @@ def test_create_copies_reports_each_staged_snapshots_guid():
         ("tank/db@pitcopy-P-01.staging-v1", z.guid("tank/db@pitcopy-P-01.staging-v1")),
         ("tank/logs@pitcopy-P-01.staging-v1", z.guid("tank/logs@pitcopy-P-01.staging-v1"))]
     # one zfs get for all the staged guids, after the one snapshot command
+    # (with the final names: the promotion reuses it, _zfs "Views")
     after = z.calls[[c[1] for c in z.calls].index("snapshot") + 1:]
-    assert [c[1] for c in after] == ["get"] and after[0][-2:] == [s.target for s in outcome.staged]
+    assert [c[1] for c in after] == ["get"]
+    assert after[0][-4:] == [s.target for s in outcome.staged] + [p.target for p in pairs]
 
 
 @pytest.mark.parametrize("recorded,removed", [("same", True), ("9999", False), (None, True)])
