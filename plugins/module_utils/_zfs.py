@@ -318,21 +318,21 @@ class _SnapshotView(object):
         self.names = frozenset(names)
         self.everything = everything
 
-    def _below_root(self, dataset):
-        return self.everything or any(dataset == r or dataset.startswith(r + "/") for r in self.roots)
+    @staticmethod
+    def _at_or_below(dataset, ancestor):
+        return dataset == ancestor or dataset.startswith(ancestor + "/")
+
+    def covers_tree(self, ancestor):
+        return self.everything or any(self._at_or_below(ancestor, r) for r in self.roots)
 
     def covers(self, name):
         if "@" not in name:
             return False  # the views hold snapshots only
-        return name in self.names or name.split("@", 1)[0] in self.datasets or \
-            self._below_root(name.split("@", 1)[0])
-
-    def covers_tree(self, ancestor):
-        return self._below_root(ancestor)
+        dataset = name.split("@", 1)[0]
+        return name in self.names or dataset in self.datasets or self.covers_tree(dataset)
 
     def tree(self, ancestor):
-        return dict((n, row) for n, row in self.rows.items()
-                    if n.split("@", 1)[0] == ancestor or n.startswith(ancestor + "/"))
+        return dict((n, row) for n, row in self.rows.items() if self._at_or_below(n.split("@", 1)[0], ancestor))
 
 
 def parent_of(name):
